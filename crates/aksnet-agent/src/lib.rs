@@ -1,0 +1,1 @@
+//! aksnet-agent (skeleton; see docs/architecture.md)

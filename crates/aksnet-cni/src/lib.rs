@@ -1,0 +1,1 @@
+//! aksnet-cni library: the plugin commands (skeleton).

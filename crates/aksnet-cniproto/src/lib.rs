@@ -1,0 +1,1 @@
+//! aksnet-cniproto (skeleton; see docs/architecture.md)

@@ -1,0 +1,1 @@
+//! Azure subnet arithmetic: reserved addresses and per-node up-front reservation.

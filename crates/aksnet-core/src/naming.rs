@@ -1,0 +1,60 @@
+//! Interface names derived from pod identity.
+
+/// Prefix of every host-side veth in `nodesubnet` mode (Azure transparent mode).
+pub const AZURE_VETH_PREFIX: &str = "azv";
+
+/// Host veth name in Azure's transparent mode: `azv` + the first 11 hex digits of
+/// SHA-1("<k8s namespace>.<pod name>"), 14 characters (research/azure-cni.md §1.3,
+/// `network/transparent_endpointclient_linux.go`; AKS FAQ example `azv79d05038592`).
+pub fn azure_host_veth_name(pod_namespace: &str, pod_name: &str) -> String {
+    host_veth_name_from_key(&format!("{pod_namespace}.{pod_name}"))
+}
+
+/// `azv` + 11 hex digits of SHA-1(key); used with the container ID when the runtime
+/// gives no pod name (podman without Kubernetes, `ctr run --cni`).
+pub fn host_veth_name_from_key(key: &str) -> String {
+    let digest = sha1_smol::Sha1::from(key.as_bytes()).digest().to_string();
+    format!("{AZURE_VETH_PREFIX}{}", &digest[..11])
+}
+
+/// Host veth name in `kubenet` mode: `veth` + 8 hex digits of SHA-1 of the
+/// attachment key (containerID + ifname), so DEL can find it without state and
+/// two attachments never collide in practice (15-byte IFNAMSIZ limit).
+pub fn kubenet_host_veth_name(container_id: &str, ifname: &str) -> String {
+    let digest = sha1_smol::Sha1::from(format!("{container_id}/{ifname}").as_bytes())
+        .digest()
+        .to_string();
+    format!("veth{}", &digest[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_name_is_14_chars_with_prefix() {
+        let n = azure_host_veth_name("default", "nginx-7c5b4f");
+        assert_eq!(n.len(), 14);
+        assert!(n.starts_with("azv"));
+        assert!(n[3..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn name_is_first_11_hex_digits_of_sha1() {
+        // FIPS 180-1 test vector: SHA-1("abc") = a9993e364706816aba3e25717850c26c9cd0d89d.
+        assert_eq!(host_veth_name_from_key("abc"), "azva9993e36470");
+        assert_eq!(
+            azure_host_veth_name("a", "b"),
+            host_veth_name_from_key("a.b")
+        );
+    }
+
+    #[test]
+    fn kubenet_name_fits_ifnamsiz() {
+        assert!(kubenet_host_veth_name("c".repeat(64).as_str(), "eth0").len() <= 15);
+        assert_ne!(
+            kubenet_host_veth_name("a", "eth0"),
+            kubenet_host_veth_name("b", "eth0")
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! aksnet-ipam (skeleton; see docs/architecture.md)

@@ -1,0 +1,1 @@
+//! aksnet-netlink (skeleton; see docs/architecture.md)

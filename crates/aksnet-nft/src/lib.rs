@@ -1,0 +1,1 @@
+//! aksnet-nft (skeleton; see docs/architecture.md)

@@ -1,0 +1,1 @@
+//! aksnet-plan (skeleton; see docs/architecture.md)

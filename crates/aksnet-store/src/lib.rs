@@ -1,0 +1,1 @@
+//! aksnet-store (skeleton; see docs/architecture.md)

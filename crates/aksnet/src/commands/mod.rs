@@ -1,0 +1,6 @@
+//! One module per subcommand, each with its clap types and a `run` that returns the exit code.
+
+pub mod agent;
+pub mod lab;
+pub mod node;
+pub mod plan;
