@@ -1,1 +1,21 @@
-//! aksnet-agent (skeleton; see docs/architecture.md)
+//! aksnet-agent: the node daemon's SNAT, compatible with ip-masq-agent(-v2), on nftables.
+//!
+//! - [`masq_config`]: the ip-masq-agent config files (pure parsing and merging, plus a thin
+//!   directory reader), research/azure-cni.md §3.1.
+//! - [`settings`]: the agent's own settings (mode, VNet prefixes, pod CIDRs…) and the per-mode
+//!   defaults, research/azure-cni.md §3.2.
+//! - [`ruleset`]: settings + merged config → the desired nftables table (pure, golden-tested).
+//! - [`reconcile`]: read our table, compare, replace atomically only when it differs; the
+//!   daemon loop and the status file. A bad config never removes working rules (issue 4).
+
+pub mod masq_config;
+pub mod reconcile;
+pub mod ruleset;
+pub mod settings;
+
+pub use masq_config::{ConfigError, MasqConfig, MasqFragment};
+pub use reconcile::{
+    reconcile_once, run_daemon, uninstall, AgentError, Outcome, ReconcileReport, Status,
+};
+pub use ruleset::desired_table;
+pub use settings::{AgentSettings, Mode, SettingsError};

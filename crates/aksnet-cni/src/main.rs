@@ -1,1 +1,38 @@
-fn main() {}
+//! The `aksnet-cni` binary: environment and stdin in, result or error JSON out
+//! (SPEC.md section 2). Everything else is in the library.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // stdout is the protocol channel: logs go to stderr only, and only when
+    // asked for (libcni copies stderr through).
+    if let Ok(filter) = std::env::var("AKSNET_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let mut stdin = Vec::new();
+    let read = std::io::stdin().read_to_end(&mut stdin);
+    let outcome = match read {
+        Ok(_) => aksnet_cni::run(|k| std::env::var(k).ok(), &stdin),
+        Err(e) => Err(aksnet_cni::error::PluginError::Stdin(e)),
+    };
+    let mut out = std::io::stdout().lock();
+    match outcome {
+        Ok(Some(v)) => {
+            let _ = writeln!(out, "{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = e.to_cni_error();
+            if let Some(v) = aksnet_cni::config::peek_version(&stdin) {
+                err = err.with_version(&v);
+            }
+            let _ = writeln!(out, "{}", err.to_json());
+            ExitCode::FAILURE
+        }
+    }
+}

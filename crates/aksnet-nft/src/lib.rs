@@ -1,1 +1,25 @@
-//! aksnet-nft (skeleton; see docs/architecture.md)
+//! aksnet-nft: a typed model of the nftables objects aksnet owns, rendered to nft text and
+//! applied with `nft -f -` as ONE atomic transaction that replaces only our own table.
+//!
+//! Design (research/rust-anchors.md §1.7 and §4 "nftables", option B, knftables' design):
+//! - [`model`]: tables, sets, chains and rules as Rust types; names and comments are validated,
+//!   never free user text, so the rendered script cannot be injected into.
+//! - [`render`]: pure text renderer, golden-tested; the output reads like `nft list table`.
+//! - [`listing`]: tolerant decoder of `nft -j list table …` for OUR table only (netavark#942:
+//!   never parse the whole ruleset); anything it does not model decodes as
+//!   [`model::Expr::Unknown`], which simply makes the table compare unequal and get rewritten.
+//! - [`backend`]: the [`backend::NftBackend`] trait, the real [`backend::NftCommand`] driving the
+//!   `nft` binary, and a recording [`backend::FakeNft`] for unit tests of callers.
+
+pub mod backend;
+pub mod error;
+pub mod listing;
+pub mod model;
+pub mod render;
+
+pub use backend::{FakeNft, ListedTable, NftBackend, NftCommand};
+pub use error::NftError;
+pub use model::{
+    AddrField, AddrValue, BaseChain, Chain, ChainType, Expr, Family, Hook, Op, Policy, Rule, Set,
+    SetType, Table,
+};

@@ -1,1 +1,27 @@
-//! aksnet-store (skeleton; see docs/architecture.md)
+//! aksnet-store: the cluster store (issue 3). Cluster-wide state (subnets and node
+//! reservations now; kubenet pod CIDRs and routes later, as more key prefixes)
+//! kept as keys with revisions, where every change is one compare-and-swap
+//! transaction ([`Store::txn`]), so an etcd backend implements each change with one
+//! etcd `Txn`.
+//!
+//! - [`kv`]: the trait and its data model.
+//! - [`embedded`]: the default backend, a state directory on one machine.
+//! - [`mem`]: an in-memory fake with the same semantics, for unit tests.
+//! - [`reservation`]: node join/leave/list on any backend (key layout documented there
+//!   and in docs/node.md).
+//! - [`local_pool`]: the node's `node-pool.json`, which the plugin reads.
+
+pub mod embedded;
+pub mod fsutil;
+pub mod kv;
+pub mod local_pool;
+pub mod mem;
+pub mod reservation;
+
+pub use embedded::EmbeddedStore;
+pub use kv::{Compare, KeyValue, Op, Revision, Store, StoreError};
+pub use mem::MemStore;
+pub use reservation::{
+    join, leave, list_nodes, list_subnets, JoinOutcome, JoinRequest, NodeReservation,
+    ReservationError,
+};

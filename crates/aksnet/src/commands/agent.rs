@@ -1,11 +1,132 @@
-//! `aksnet agent` (skeleton).
+//! `aksnet agent`: ip-masq-agent compatible SNAT on nftables (issue 4, docs/agent.md).
+//! Thin: flags → [`aksnet_agent::AgentSettings`], then reconcile once, uninstall, or run.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-#[derive(clap::Args)]
-pub struct AgentArgs {}
+use aksnet_agent::reconcile::report;
+use aksnet_agent::{reconcile_once, run_daemon, uninstall, AgentSettings, Mode};
+use aksnet_nft::NftCommand;
+use ipnet::IpNet;
 
-pub fn run(_args: AgentArgs) -> ExitCode {
-    eprintln!("aksnet agent: not implemented yet");
-    ExitCode::from(2)
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// Network model: nodesubnet or kubenet (selects the non-masquerade default).
+    #[arg(long, value_parser = parse_mode, required_unless_present = "uninstall")]
+    pub mode: Option<Mode>,
+    /// A VNet address prefix (repeatable); the nodesubnet non-masquerade default.
+    #[arg(long = "vnet-cidr", value_name = "CIDR")]
+    pub vnet_cidrs: Vec<IpNet>,
+    /// The cluster pod CIDR (repeatable for dual stack); the kubenet non-masquerade default.
+    #[arg(long = "cluster-pod-cidr", value_name = "CIDR")]
+    pub cluster_pod_cidrs: Vec<IpNet>,
+    /// Pod source range to masquerade (repeatable); default: the mode's non-masquerade default
+    /// (nodesubnet: the VNet prefixes; kubenet: the cluster pod CIDR).
+    #[arg(long = "pod-cidr", value_name = "CIDR")]
+    pub pod_cidrs: Vec<IpNet>,
+    /// Directory holding the ip-masq-agent config files (every file named ip-masq*).
+    #[arg(long, default_value = aksnet_agent::settings::DEFAULT_CONFIG_DIR)]
+    pub config_dir: PathBuf,
+    /// Masquerade with fully-random source ports.
+    #[arg(long)]
+    pub random_fully: bool,
+    /// Accept IPv6 CIDRs and program the IPv6 chain.
+    #[arg(long)]
+    pub enable_ipv6: bool,
+    /// masqLinkLocal of the built-in defaults (AKS: true, so IMDS sees the node address).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub masq_link_local: bool,
+    /// Name of the nftables table the agent owns (`table inet <name>`).
+    #[arg(long, default_value = aksnet_agent::settings::DEFAULT_TABLE)]
+    pub table: String,
+    /// Seconds between resyncs (a config file's resyncInterval overrides it).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub resync_interval: u64,
+    /// Write the outcome of every reconcile here as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
+    /// The nft binary to run.
+    #[arg(long, default_value = "nft")]
+    pub nft: PathBuf,
+    /// Reconcile once and exit (0 ok, 1 bad settings/config, 3 nftables failure).
+    #[arg(long, conflicts_with = "uninstall")]
+    pub once: bool,
+    /// Remove the agent's table and exit.
+    #[arg(long)]
+    pub uninstall: bool,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+impl AgentArgs {
+    fn settings(&self) -> AgentSettings {
+        AgentSettings {
+            // Only --uninstall may omit --mode (clap enforces it), and it ignores the mode.
+            mode: self.mode.unwrap_or(Mode::NodeSubnet),
+            vnet_cidrs: self.vnet_cidrs.clone(),
+            cluster_pod_cidrs: self.cluster_pod_cidrs.clone(),
+            pod_cidrs: self.pod_cidrs.clone(),
+            config_dir: self.config_dir.clone(),
+            random_fully: self.random_fully,
+            enable_ipv6: self.enable_ipv6,
+            masq_link_local: self.masq_link_local,
+            table_name: self.table.clone(),
+            resync_interval: Duration::from_secs(self.resync_interval),
+            status_file: self.status_file.clone(),
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // stderr only; try_init so a second initialisation is not an error.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+pub fn run(args: AgentArgs) -> ExitCode {
+    init_logging();
+    let settings = args.settings();
+    let backend = NftCommand::new(&args.nft);
+    if args.uninstall {
+        return match uninstall(&backend, &settings) {
+            Ok(existed) => {
+                tracing::info!(table = %settings.table_name, existed, "table removed");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "uninstall failed");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
+    if let Err(e) = settings.validate() {
+        tracing::error!(error = %e, "invalid agent settings");
+        return ExitCode::from(1);
+    }
+    if args.once {
+        let result = reconcile_once(&backend, &settings);
+        report(&settings, &result);
+        return match result {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => ExitCode::from(e.exit_code()),
+        };
+    }
+    tracing::info!(
+        mode = settings.mode.as_str(),
+        config_dir = %settings.config_dir.display(),
+        resync = ?settings.resync_interval,
+        "agent started"
+    );
+    let stop = AtomicBool::new(false);
+    run_daemon(&backend, &settings, &stop);
+    ExitCode::SUCCESS
 }

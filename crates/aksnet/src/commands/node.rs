@@ -1,14 +1,581 @@
-//! `aksnet node` (skeleton).
+//! `aksnet node join|leave|list`: a node's up-front reservation in the cluster store
+//! for Azure CNI Node Subnet (issue 3; docs/node.md).
+//!
+//! `join` does what AKS's control plane does when it creates a node: it gives the
+//! node's NIC `maxPods` secondary addresses from the node subnet plus its own
+//! (research/azure-cni.md §2.1), then writes them to the node's local pool file so
+//! the plugin's ADD never calls the cluster store.
+//!
+//! Exit codes: 0 done; 1 refused or failed (no room in the subnet, pods still on
+//! the node, the node joined with other parameters, store or file errors); 2 bad
+//! input (clap's usage errors and our flag checks, always naming the flag and value).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use aksnet_core::azure::{format_address_runs, MaxPods, NodeSubnet, DEFAULT_MAX_PODS_NODE_SUBNET};
+use aksnet_core::pool::NodePool;
+use aksnet_store::local_pool::{
+    node_pool_path, read_node_pool, remove_node_pool, write_node_pool, LocalPoolError,
+};
+use aksnet_store::reservation::{
+    get_node, release, validate_node_name, validate_subnet_name, ReservationError,
+};
+use aksnet_store::{join, list_nodes, list_subnets, EmbeddedStore, JoinOutcome, JoinRequest};
+use ipnet::Ipv4Net;
+
+/// Default embedded cluster store directory.
+pub const DEFAULT_STORE_DIR: &str = "/var/lib/aksnet/cluster";
+/// Default node data directory (holds `node-pool.json` and the IPAM state).
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/aksnet";
+/// Default subnet name. AKS's managed VNet names its node subnet `aks-subnet`.
+pub const DEFAULT_SUBNET_NAME: &str = "aks-subnet";
 
 #[derive(clap::Subcommand)]
 pub enum NodeCommand {
-    /// Not implemented yet.
-    Todo,
+    /// Reserve 1 + maxPods addresses of the node subnet for a node and write them to
+    /// its local pool (<data-dir>/node-pool.json).
+    Join(JoinArgs),
+    /// Release a node's reservation and remove its local pool; refuses while pods
+    /// still hold addresses from it, unless --force.
+    Leave(LeaveArgs),
+    /// Show the joined nodes, their reservations and use, and each subnet's room.
+    List(ListArgs),
 }
 
-pub fn run(_cmd: NodeCommand) -> ExitCode {
-    eprintln!("aksnet node: not implemented yet");
-    ExitCode::from(2)
+#[derive(clap::Args)]
+pub struct JoinArgs {
+    /// Node name (a Kubernetes node name: RFC 1123 subdomain).
+    #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
+    pub node: String,
+    /// The node subnet, e.g. 10.240.0.0/24 (IPv4, /29 or larger, no host bits).
+    #[arg(long, value_name = "CIDR", value_parser = parse_subnet)]
+    pub subnet: NodeSubnet,
+    /// The subnet's name, as in Azure's InsufficientSubnetSize message.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_SUBNET_NAME, value_parser = parse_subnet_name)]
+    pub subnet_name: String,
+    /// Maximum pods on the node, 10..=250 (AKS's Node Subnet default is 30).
+    #[arg(long, value_name = "N", default_value_t = default_max_pods(), value_parser = parse_max_pods)]
+    pub max_pods: MaxPods,
+    /// Embedded cluster store directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE_DIR)]
+    pub store: PathBuf,
+    /// The node's data directory, where node-pool.json is written.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct LeaveArgs {
+    /// Node name.
+    #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
+    pub node: String,
+    /// Release even if pods still hold addresses from the node's pool.
+    #[arg(long)]
+    pub force: bool,
+    /// Embedded cluster store directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE_DIR)]
+    pub store: PathBuf,
+    /// The node's data directory (its node-pool.json and IPAM state).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Embedded cluster store directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE_DIR)]
+    pub store: PathBuf,
+    /// A node's data directory: that node's in-use count comes from its IPAM state
+    /// (other nodes show "-").
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+fn default_max_pods() -> MaxPods {
+    MaxPods::default()
+}
+
+fn parse_node_name(s: &str) -> Result<String, String> {
+    validate_node_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_subnet_name(s: &str) -> Result<String, String> {
+    validate_subnet_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_subnet(s: &str) -> Result<NodeSubnet, String> {
+    let cidr: Ipv4Net = s.parse().map_err(|_| {
+        format!("{s:?} is not an IPv4 CIDR such as 10.240.0.0/24 (Node Subnet is IPv4 only)")
+    })?;
+    NodeSubnet::new(cidr).map_err(|e| e.to_string())
+}
+
+fn parse_max_pods(s: &str) -> Result<MaxPods, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number (maxPods is {}..={}, default {DEFAULT_MAX_PODS_NODE_SUBNET})",
+            aksnet_core::azure::MAX_PODS_MIN, aksnet_core::azure::MAX_PODS_MAX))?;
+    MaxPods::new(n).map_err(|e| e.to_string())
+}
+
+/// Why a node command did not succeed, with its exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Reservation(#[from] ReservationError),
+    #[error(transparent)]
+    LocalPool(#[from] LocalPoolError),
+    #[error(
+        "--data-dir {}: it holds the pool of node {pool_node} ({}), not of node {node}; \
+         each node has its own data directory",
+        data_dir.display(), pool_path.display()
+    )]
+    DataDirOfAnotherNode {
+        data_dir: PathBuf,
+        pool_path: PathBuf,
+        pool_node: String,
+        node: String,
+    },
+    #[error(
+        "refusing to release node {node}: {count} pod address(es) of its reservation are still \
+         allocated in {} ({ips}); drain the node first, or pass --force",
+        data_dir.display()
+    )]
+    PodsPresent {
+        node: String,
+        count: usize,
+        ips: String,
+        data_dir: PathBuf,
+    },
+    #[error("read the IPAM state in {}: {source}", data_dir.display())]
+    Ipam {
+        data_dir: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("node {node}'s reservation changed while it was leaving (a concurrent join or leave); run leave again")]
+    ChangedWhileLeaving { node: String },
+}
+
+impl NodeError {
+    /// 1 refused or failed, 2 bad input.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Reservation(
+                ReservationError::InvalidNodeName { .. }
+                | ReservationError::InvalidSubnetName { .. }
+                | ReservationError::Azure(_),
+            )
+            | Self::DataDirOfAnotherNode { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub fn run(cmd: NodeCommand) -> ExitCode {
+    let (name, result) = match cmd {
+        NodeCommand::Join(a) => ("join", run_join(&a)),
+        NodeCommand::Leave(a) => ("leave", run_leave(&a)),
+        NodeCommand::List(a) => ("list", run_list(&a)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aksnet node {name}: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// The node's local pool if `data_dir` holds one for `node`; an error if it holds
+/// another node's.
+fn own_pool(data_dir: &Path, node: &str) -> Result<Option<NodePool>, NodeError> {
+    match read_node_pool(data_dir)? {
+        Some(p) if p.node != node => Err(NodeError::DataDirOfAnotherNode {
+            data_dir: data_dir.to_path_buf(),
+            pool_path: node_pool_path(data_dir),
+            pool_node: p.node,
+            node: node.to_string(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Pod addresses of `pod_ips` that the node's IPAM state in `data_dir` holds.
+fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
+    let ours: BTreeSet<Ipv4Addr> = pod_ips.iter().copied().collect();
+    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
+        data_dir: data_dir.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    Ok(held
+        .into_iter()
+        .filter_map(|h| match h.ip {
+            IpAddr::V4(ip) if ours.contains(&ip) => Some(ip),
+            _ => None,
+        })
+        .collect())
+}
+
+/// `free of usable` for one subnet, from the current node list.
+fn subnet_room(store: &EmbeddedStore, subnet: &NodeSubnet) -> Result<(u64, u64), NodeError> {
+    let reserved: BTreeSet<Ipv4Addr> = list_nodes(store)?
+        .iter()
+        .flat_map(|n| n.addresses().collect::<Vec<_>>())
+        .collect();
+    Ok((subnet.free(&reserved), subnet.usable()))
+}
+
+fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
+    // Refuse before touching the store if the data dir is another node's.
+    own_pool(&a.data_dir, &a.node)?;
+    let store = EmbeddedStore::new(&a.store);
+    let outcome = join(
+        &store,
+        &JoinRequest {
+            node: a.node.clone(),
+            subnet_name: a.subnet_name.clone(),
+            subnet: a.subnet,
+            max_pods: a.max_pods,
+        },
+    )?;
+    let r = outcome.reservation();
+    // The store is the truth: (re)write the local pool from it, also on a rejoin.
+    let path = write_node_pool(&a.data_dir, &r.to_node_pool())?;
+    let (free, usable) = subnet_room(&store, &a.subnet)?;
+    let verb = match outcome {
+        JoinOutcome::Joined(_) => "joined",
+        JoinOutcome::AlreadyJoined(_) => "was already joined to",
+    };
+    println!(
+        "node {} {verb} subnet {} ({}) at maxPods {}",
+        r.node, r.subnet_name, r.subnet, r.max_pods
+    );
+    println!("  node IP  {}", r.node_ip);
+    println!(
+        "  pod IPs  {} ({})",
+        format_address_runs(&r.pod_ips),
+        r.pod_ips.len()
+    );
+    println!("  pool     {}", path.display());
+    println!(
+        "  subnet   {free} of {usable} usable addresses free, room for {} more node(s) at maxPods {}",
+        free / a.max_pods.per_node_reservation(),
+        a.max_pods
+    );
+    Ok(())
+}
+
+fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
+    let store = EmbeddedStore::new(&a.store);
+    let local = own_pool(&a.data_dir, &a.node)?;
+    let Some((r, rev)) = get_node(&store, &a.node)? else {
+        // Not in the store: still clear a stale local pool so the plugin stops using it,
+        // under the same pod check.
+        if let Some(p) = local {
+            check_pods(a, &p.pod_ips)?;
+            remove_node_pool(&a.data_dir)?;
+            println!(
+                "node {} is not joined; removed its stale pool {}",
+                a.node,
+                node_pool_path(&a.data_dir).display()
+            );
+        } else {
+            println!("node {} is not joined; nothing to release", a.node);
+        }
+        return Ok(());
+    };
+    check_pods(a, &r.pod_ips)?;
+    if local.is_none() {
+        eprintln!(
+            "aksnet node leave: note: no pool of node {} in --data-dir {}; its pods could only \
+             be checked against the IPAM state there",
+            a.node,
+            a.data_dir.display()
+        );
+    }
+    // Local pool first, then the store: once the store releases the addresses another
+    // node may take them, so this node's plugin must already have stopped using them.
+    let removed = remove_node_pool(&a.data_dir)?;
+    if !release(&store, &a.node, rev)? {
+        return Err(NodeError::ChangedWhileLeaving {
+            node: a.node.clone(),
+        });
+    }
+    println!(
+        "node {} left subnet {} ({}): released {} addresses (node IP {}, pod IPs {})",
+        r.node,
+        r.subnet_name,
+        r.subnet,
+        r.pod_ips.len() + 1,
+        r.node_ip,
+        format_address_runs(&r.pod_ips)
+    );
+    if removed {
+        println!("  removed {}", node_pool_path(&a.data_dir).display());
+    }
+    Ok(())
+}
+
+fn check_pods(a: &LeaveArgs, pod_ips: &[Ipv4Addr]) -> Result<(), NodeError> {
+    match pods_in_use(&a.data_dir, pod_ips) {
+        Ok(used) if used.is_empty() => Ok(()),
+        Ok(used) if a.force => {
+            eprintln!(
+                "aksnet node leave: --force: releasing node {} with {} pod address(es) still allocated ({})",
+                a.node,
+                used.len(),
+                format_address_runs(&used.iter().copied().collect::<Vec<_>>())
+            );
+            Ok(())
+        }
+        Ok(used) => Err(NodeError::PodsPresent {
+            node: a.node.clone(),
+            count: used.len(),
+            ips: format_address_runs(&used.into_iter().collect::<Vec<_>>()),
+            data_dir: a.data_dir.clone(),
+        }),
+        Err(e) if a.force => {
+            eprintln!("aksnet node leave: --force: pods not checked: {e}");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One row of `node list`.
+struct Row {
+    node: String,
+    subnet_name: String,
+    subnet: Ipv4Net,
+    node_ip: Ipv4Addr,
+    max_pods: u32,
+    pod_ips: Vec<Ipv4Addr>,
+    in_use: Option<usize>,
+}
+
+fn run_list(a: &ListArgs) -> Result<(), NodeError> {
+    let store = EmbeddedStore::new(&a.store);
+    let nodes = list_nodes(&store)?;
+    let subnets = list_subnets(&store)?;
+    // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
+    let local = match read_node_pool(&a.data_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("aksnet node list: warning: {e}; in-use not shown");
+            None
+        }
+    };
+    let mut rows = Vec::with_capacity(nodes.len());
+    for n in &nodes {
+        let in_use = match &local {
+            Some(p) if p.node == n.node => match pods_in_use(&a.data_dir, &n.pod_ips) {
+                Ok(u) => Some(u.len()),
+                Err(e) => {
+                    eprintln!("aksnet node list: warning: {e}; in-use not shown");
+                    None
+                }
+            },
+            _ => None,
+        };
+        rows.push(Row {
+            node: n.node.clone(),
+            subnet_name: n.subnet_name.clone(),
+            subnet: n.subnet,
+            node_ip: n.node_ip,
+            max_pods: n.max_pods,
+            pod_ips: n.pod_ips.clone(),
+            in_use,
+        });
+    }
+    // Per subnet: reserved addresses and node count.
+    let mut per_subnet: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
+    for n in &nodes {
+        let e = per_subnet.entry(n.subnet_name.as_str()).or_default();
+        e.0 += n.pod_ips.len() as u64 + 1;
+        e.1 += 1;
+    }
+    match a.format {
+        ListFormat::Json => print_json(&rows, &subnets, &per_subnet),
+        ListFormat::Table => print_table(a, &rows, &subnets, &per_subnet),
+    }
+    Ok(())
+}
+
+fn print_json(
+    rows: &[Row],
+    subnets: &[(String, NodeSubnet)],
+    per_subnet: &BTreeMap<&str, (u64, usize)>,
+) {
+    let subnets: Vec<serde_json::Value> = subnets
+        .iter()
+        .map(|(name, s)| {
+            let (reserved, count) = per_subnet.get(name.as_str()).copied().unwrap_or_default();
+            serde_json::json!({
+                "name": name,
+                "cidr": s.cidr().to_string(),
+                "usable": s.usable(),
+                "reserved": reserved,
+                "free": s.usable().saturating_sub(reserved),
+                "nodes": count,
+            })
+        })
+        .collect();
+    let nodes: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "node": r.node,
+                "subnetName": r.subnet_name,
+                "subnet": r.subnet.to_string(),
+                "nodeIp": r.node_ip.to_string(),
+                "maxPods": r.max_pods,
+                "podIps": r.pod_ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
+                "podRanges": format_address_runs(&r.pod_ips),
+                "inUse": r.in_use,
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "subnets": subnets, "nodes": nodes }))
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    );
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c.to_string()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push('\n');
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn print_table(
+    a: &ListArgs,
+    rows: &[Row],
+    subnets: &[(String, NodeSubnet)],
+    per_subnet: &BTreeMap<&str, (u64, usize)>,
+) {
+    if rows.is_empty() && subnets.is_empty() {
+        println!("no nodes joined in {}", a.store.display());
+        return;
+    }
+    let node_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.node.clone(),
+                r.subnet_name.clone(),
+                r.node_ip.to_string(),
+                r.max_pods.to_string(),
+                format_address_runs(&r.pod_ips),
+                r.in_use
+                    .map_or_else(|| "-".to_string(), |u| format!("{u}/{}", r.pod_ips.len())),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        render_table(
+            &["NODE", "SUBNET", "NODE IP", "MAX PODS", "POD IPS", "IN USE"],
+            &node_rows
+        )
+    );
+    println!();
+    let subnet_rows: Vec<Vec<String>> = subnets
+        .iter()
+        .map(|(name, s)| {
+            let (reserved, count) = per_subnet.get(name.as_str()).copied().unwrap_or_default();
+            vec![
+                name.clone(),
+                s.cidr().to_string(),
+                count.to_string(),
+                s.usable().to_string(),
+                reserved.to_string(),
+                s.usable().saturating_sub(reserved).to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        render_table(
+            &["SUBNET", "CIDR", "NODES", "USABLE", "RESERVED", "FREE"],
+            &subnet_rows
+        )
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_parsers_name_the_value() {
+        assert!(parse_max_pods("9").unwrap_err().contains("maxPods 9 "));
+        assert!(parse_max_pods("x").unwrap_err().contains("\"x\""));
+        assert!(parse_subnet("10.0.0.1/24")
+            .unwrap_err()
+            .contains("did you mean 10.0.0.0/24"));
+        assert!(parse_subnet("fd00::/64").unwrap_err().contains("IPv4"));
+        assert!(parse_subnet("10.0.0.0/30").unwrap_err().contains("/29"));
+        assert!(parse_node_name("Bad_Name")
+            .unwrap_err()
+            .contains("Bad_Name"));
+        assert!(parse_subnet_name("-x").unwrap_err().contains("-x"));
+    }
+
+    #[test]
+    fn tables_are_aligned() {
+        let t = render_table(
+            &["A", "LONGER", "C"],
+            &[
+                vec!["wide-cell".into(), "x".into(), "1".into()],
+                vec!["y".into(), "zz".into(), "22".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "A          LONGER  C\nwide-cell  x       1\ny          zz      22"
+        );
+    }
 }

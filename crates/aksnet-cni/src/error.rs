@@ -1,0 +1,140 @@
+//! Every way the plugin fails, and the one place they become CNI error codes
+//! (SPEC.md "Error"; research/cni-clients.md §1.7).
+
+use std::path::PathBuf;
+
+use aksnet_cniproto::{CniError, EnvError, ErrorCode};
+use thiserror::Error;
+
+use crate::config::supported_list;
+
+#[derive(Debug, Error)]
+pub enum PluginError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+
+    #[error("reading the network configuration from stdin: {0}")]
+    Stdin(#[source] std::io::Error),
+
+    #[error("decoding {what}: {source}")]
+    Decode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("cniVersion {given:?} is not supported")]
+    Version { given: String },
+
+    #[error("{verb} needs cniVersion {needs} or later, the configuration says {given}")]
+    VerbNeedsVersion {
+        verb: &'static str,
+        needs: &'static str,
+        given: String,
+    },
+
+    #[error("invalid network configuration: field {field} = {value}: {why}")]
+    Config {
+        field: String,
+        value: String,
+        why: String,
+    },
+
+    #[error("invalid network configuration: ipam.{0}")]
+    Pool(aksnet_core::allocator::PoolError),
+
+    #[error("network namespace {path} cannot be opened: {source}")]
+    Netns {
+        path: PathBuf,
+        #[source]
+        source: aksnet_netlink::NetlinkError,
+    },
+
+    #[error("interface {ifname} already exists in {netns}")]
+    IfnameExists { ifname: String, netns: String },
+
+    #[error("interface {ifname} vanished from {netns} right after it was created")]
+    IfnameMissing { ifname: String, netns: String },
+
+    #[error(transparent)]
+    Netlink(#[from] aksnet_netlink::NetlinkError),
+
+    #[error(transparent)]
+    Ipam(#[from] aksnet_ipam::IpamError),
+
+    /// nodesubnet: every address the node reserved is in use (issue 3).
+    #[error(
+        "node {node} has no free pod address: {reserved} reserved (maxPods), {in_use} in use; \
+         add nodes or raise maxPods in a new node pool"
+    )]
+    NodeFull {
+        node: String,
+        reserved: usize,
+        in_use: usize,
+    },
+
+    #[error("node pool {path}: {why}")]
+    NodePool { path: PathBuf, why: String },
+
+    /// STATUS: the plugin cannot serve ADD now (code 50).
+    #[error("not ready to add pods: {0}")]
+    NotReady(String),
+
+    #[error("CHECK found the attachment differs from prevResult: {}", .0.join("; "))]
+    Check(Vec<String>),
+
+    #[error("{cause} (and undoing the partial ADD failed: {})", .cleanup.join("; "))]
+    Rollback {
+        cause: Box<PluginError>,
+        cleanup: Vec<String>,
+    },
+}
+
+impl PluginError {
+    pub fn code(&self) -> ErrorCode {
+        use aksnet_ipam::IpamError as I;
+        match self {
+            PluginError::Env(_) => ErrorCode::InvalidEnv,
+            PluginError::Stdin(_) => ErrorCode::Io,
+            PluginError::Decode { .. } => ErrorCode::Decode,
+            PluginError::Version { .. } | PluginError::VerbNeedsVersion { .. } => {
+                ErrorCode::IncompatibleVersion
+            }
+            PluginError::Config { .. } | PluginError::Pool(_) => ErrorCode::InvalidConfig,
+            PluginError::Netns { .. } => ErrorCode::UnknownContainer,
+            PluginError::IfnameExists { .. }
+            | PluginError::IfnameMissing { .. }
+            | PluginError::Netlink(_) => ErrorCode::Kernel,
+            PluginError::Ipam(e) => match e {
+                I::Exhausted { .. } | I::Unavailable { .. } => ErrorCode::NoAddressAvailable,
+                I::Alloc(_) | I::InvalidNetwork { .. } => ErrorCode::InvalidConfig,
+                I::LockTimeout { .. } => ErrorCode::TryAgainLater,
+                _ => ErrorCode::State,
+            },
+            PluginError::NodeFull { .. } => ErrorCode::NoAddressAvailable,
+            PluginError::NodePool { .. } => ErrorCode::State,
+            PluginError::Check(_) => ErrorCode::CheckFailed,
+            PluginError::NotReady(_) => ErrorCode::NotAvailable,
+            PluginError::Rollback { cause, .. } => cause.code(),
+        }
+    }
+
+    /// The CNI error object. `msg` is this error's one-line text; `details`
+    /// carries the source chain and, for version errors, what we support.
+    pub fn to_cni_error(&self) -> CniError {
+        let msg = self.to_string();
+        let mut details = Vec::new();
+        let mut src = std::error::Error::source(self);
+        while let Some(s) = src {
+            let text = s.to_string();
+            if !msg.contains(&text) {
+                details.push(text);
+            }
+            src = s.source();
+        }
+        if matches!(self, PluginError::Version { .. }) {
+            details.push(format!("supported versions: {}", supported_list()));
+        }
+        CniError::new(self.code(), msg, details.join(": "))
+    }
+}

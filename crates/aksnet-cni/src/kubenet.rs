@@ -1,0 +1,199 @@
+//! kubenet mode: a bridge (default `cbr0`) holding the pod CIDR's gateway, one
+//! veth per pod with its host end on the bridge — a drop-in for AKS's
+//! `bridge` + `host-local` chain (research/azure-cni.md §5.1). SNAT is not done
+//! here: on AKS `ipMasq` is false and ip-masq-agent masquerades (§3.3).
+
+use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
+use aksnet_core::allocator::LeaseInfo;
+use aksnet_core::naming::kubenet_host_veth_name;
+use aksnet_ipam::IpamStore;
+use aksnet_netlink::{Handle, Netns, Route as KRoute, RouteProtocol, RouteScope, RT_TABLE_MAIN};
+use ipnet::IpNet;
+
+use crate::config::{KubenetConf, PluginConfig};
+use crate::error::PluginError;
+use crate::undo::Undo;
+
+/// MTU of the bridge and veths when the config gives none.
+pub const DEFAULT_MTU: u32 = 1500;
+use crate::{create_pod_veth, key, release, reserve};
+
+pub(crate) fn add(
+    args: &CmdArgs,
+    cfg: &PluginConfig,
+    k: &KubenetConf,
+    store: &IpamStore,
+    host: &mut Handle,
+    netns: &Netns,
+) -> Result<CniResult, PluginError> {
+    let (leases, fresh) = reserve(store, &k.pool, args, cfg)?;
+    let mut undo = Undo::new();
+    if fresh {
+        let key = key(args);
+        undo.push("release addresses", move || release(store, &key));
+    }
+    let infos: Vec<LeaseInfo> = leases
+        .iter()
+        .filter_map(|l| k.pool.lease_info(l.ip))
+        .collect();
+    match setup(args, cfg, k, host, netns, &infos, &mut undo) {
+        Ok(r) => {
+            undo.commit();
+            Ok(r)
+        }
+        Err(e) => Err(undo.rollback(e)),
+    }
+}
+
+fn setup(
+    args: &CmdArgs,
+    cfg: &PluginConfig,
+    k: &KubenetConf,
+    host: &mut Handle,
+    netns: &Netns,
+    infos: &[LeaseInfo],
+    undo: &mut Undo<'_>,
+) -> Result<CniResult, PluginError> {
+    // AKS's kubenet template hard-codes 1500 (research/azure-cni.md §5.1).
+    let mtu = k.mtu.unwrap_or(DEFAULT_MTU);
+    // The bridge is shared by every pod of the network and is never undone or
+    // deleted (the reference bridge plugin keeps it too).
+    let bridge = host.ensure_bridge(&k.bridge, mtu, k.promisc_mode)?;
+    if k.is_gateway {
+        for info in infos {
+            if let Some(gw) = info.gateway {
+                let net = IpNet::new(gw, info.address.prefix_len()).map_err(|_| PluginError::Config {
+                    field: "ipam.ranges".into(),
+                    value: info.address.to_string(),
+                    why: "gateway prefix is invalid".into(),
+                })?;
+                host.ensure_addr(bridge.index, net)?;
+                if gw.is_ipv4() {
+                    aksnet_netlink::enable_ip_forward()?;
+                } else {
+                    aksnet_netlink::enable_ipv6_forward()?;
+                }
+            }
+        }
+    }
+
+    let host_name = kubenet_host_veth_name(&args.container_id, &args.ifname);
+    let host_link = create_pod_veth(host, &host_name, &args.ifname, netns, mtu, None)?;
+    let name_for_undo = host_name.clone();
+    undo.push("delete host veth", move || {
+        Handle::new()?.del_link_by_name(&name_for_undo)?;
+        Ok(())
+    });
+    host.set_master(host_link.index, bridge.index)?;
+    if k.hairpin_mode {
+        host.set_hairpin(host_link.index, true)?;
+    }
+    host.set_link_up(host_link.index)?;
+
+    let mut pod = Handle::in_netns(netns)?;
+    let (pod_link, pod_mac) = crate::prepare_pod_link(&mut pod, args, cfg, netns)?;
+    for info in infos {
+        pod.add_addr(pod_link, info.address)?;
+    }
+    pod.set_link_up(pod_link)?;
+
+    let routes: Vec<Route> = match &k.routes {
+        Some(r) => r.clone(),
+        None => infos
+            .iter()
+            .filter_map(|i| i.gateway.map(|gw| Route::new(default_dst(gw), Some(gw))))
+            .collect(),
+    };
+    for r in &routes {
+        // A route without gw goes via the gateway of its family (host-local's rule).
+        let gw = r.gw.or_else(|| {
+            infos
+                .iter()
+                .filter_map(|i| i.gateway)
+                .find(|g| g.is_ipv4() == r.dst.addr().is_ipv4())
+        });
+        pod.add_route(&KRoute {
+            dst: r.dst,
+            gateway: gw,
+            oif: Some(pod_link),
+            scope: if gw.is_some() {
+                RouteScope::Universe
+            } else {
+                RouteScope::Link
+            },
+            protocol: RouteProtocol::Boot,
+            table: RT_TABLE_MAIN,
+            metric: None,
+            src: None,
+        })?;
+    }
+
+    Ok(CniResult {
+        cni_version: String::new(),
+        interfaces: vec![
+            Interface {
+                name: bridge.name.clone(),
+                mac: Some(bridge.mac_string()),
+                mtu: Some(bridge.mtu),
+                ..Default::default()
+            },
+            Interface {
+                name: host_link.name.clone(),
+                mac: Some(host_link.mac_string()),
+                mtu: Some(host_link.mtu),
+                ..Default::default()
+            },
+            Interface {
+                name: args.ifname.clone(),
+                mac: Some(pod_mac),
+                mtu: Some(host_link.mtu),
+                sandbox: Some(netns.path().display().to_string()),
+                ..Default::default()
+            },
+        ],
+        ips: infos
+            .iter()
+            .map(|i| IpConfig {
+                version: None,
+                address: i.address,
+                gateway: i.gateway,
+                interface: Some(2),
+            })
+            .collect(),
+        routes,
+        dns: Default::default(),
+    })
+}
+
+fn default_dst(gw: std::net::IpAddr) -> IpNet {
+    match gw {
+        std::net::IpAddr::V4(_) => IpNet::V4(Default::default()),
+        std::net::IpAddr::V6(_) => IpNet::V6(Default::default()),
+    }
+}
+
+/// DEL: the host end's name derives from the attachment, so no state and no
+/// netns is needed; deleting it removes the pod end too. Gone is fine.
+pub(crate) fn del(args: &CmdArgs, host: &mut Handle) -> Result<(), PluginError> {
+    host.del_link_by_name(&kubenet_host_veth_name(&args.container_id, &args.ifname))?;
+    Ok(())
+}
+
+pub(crate) fn check_host(
+    args: &CmdArgs,
+    k: &KubenetConf,
+    host: &mut Handle,
+    problems: &mut Vec<String>,
+) -> Result<(), PluginError> {
+    let name = kubenet_host_veth_name(&args.container_id, &args.ifname);
+    let bridge = host.link_by_name(&k.bridge)?;
+    match (host.link_by_name(&name)?, bridge) {
+        (None, _) => problems.push(format!("host veth {name} is missing")),
+        (Some(_), None) => problems.push(format!("bridge {} is missing", k.bridge)),
+        (Some(l), Some(b)) if l.master != Some(b.index) => {
+            problems.push(format!("host veth {name} is not a port of bridge {}", k.bridge))
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! nodesubnet mode: Azure CNI's "transparent" datapath (brief "Datapath
+//! contracts"; research/azure-cni.md §1.3, `transparent_endpointclient_linux.go`)
+//! with addresses from the node's up-front reservation (`aksnet node join`).
+//!
+//! Pod: its address with the subnet's prefix and NO on-link subnet route,
+//! `169.254.1.1/32 scope link`, `default via 169.254.1.1`, a neighbour entry
+//! 169.254.1.1 → `aa:aa:aa:aa:aa:aa`. Host: `azv…` veth with that fixed MAC,
+//! `proxy_arp=1`, `accept_ra=0`, one `/32` route per pod, MTU of the uplink.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
+use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, Pool, ValidPool};
+use aksnet_core::naming::{azure_host_veth_name, host_veth_name_from_key};
+use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
+use aksnet_ipam::{IpamError, IpamStore};
+use aksnet_netlink::{Handle, NeighbourState, Netns, Route as KRoute};
+use ipnet::IpNet;
+
+use crate::config::{NodeSubnetConf, PluginConfig};
+use crate::error::PluginError;
+use crate::undo::Undo;
+use crate::{create_pod_veth, key, release, reserve};
+
+/// The pod's virtual gateway (Azure PR #753, research/azure-cni.md §1.3).
+pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// Fixed host-veth MAC (Azure PR #1524: a MAC that changed after creation
+/// left the pod's neighbour entry stale).
+pub const HOST_VETH_MAC: [u8; 6] = [0xaa; 6];
+
+/// Reads the node's local pool that `aksnet node join` wrote.
+pub(crate) fn load_pool(cfg: &PluginConfig) -> Result<(NodePool, ValidPool), PluginError> {
+    let path: PathBuf = cfg.data_dir.join(NODE_POOL_FILE);
+    let err = |why: String| PluginError::NodePool {
+        path: path.clone(),
+        why,
+    };
+    let text = std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            err("is missing: this node has not joined (run `aksnet node join`)".into())
+        } else {
+            err(format!("cannot be read: {e}"))
+        }
+    })?;
+    let pool: NodePool =
+        serde_json::from_slice(&text).map_err(|e| err(format!("is not a node pool: {e}")))?;
+    if pool.version != NODE_POOL_VERSION {
+        return Err(err(format!(
+            "has format version {}, this plugin reads {NODE_POOL_VERSION}",
+            pool.version
+        )));
+    }
+    let valid = Pool::Addresses {
+        prefix: IpNet::V4(pool.subnet),
+        addrs: pool.pod_ips.iter().copied().map(IpAddr::V4).collect(),
+    }
+    .validate()
+    .map_err(|e| err(format!("is invalid: {e}")))?;
+    Ok((pool, valid))
+}
+
+/// Host veth name: Azure's `azv` + SHA-1("<namespace>.<pod>")[:11] when the
+/// runtime names the pod (kubelet does); otherwise derived from the container
+/// ID, which podman and `ctr` always give (issue 3).
+fn host_veth_name(pod_namespace: Option<&str>, pod_name: Option<&str>, container_id: &str) -> String {
+    match (pod_namespace, pod_name) {
+        (Some(ns), Some(name)) => azure_host_veth_name(ns, name),
+        _ => host_veth_name_from_key(container_id),
+    }
+}
+
+fn host_veth_for_args(args: &CmdArgs) -> String {
+    host_veth_name(
+        args.args.k8s_pod_namespace.as_deref(),
+        args.args.k8s_pod_name.as_deref(),
+        &args.container_id,
+    )
+}
+
+/// The host veth of a reservation, from what ADD stored with it.
+pub(crate) fn host_veth_for(key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String {
+    host_veth_name(
+        meta.and_then(|m| m.pod_namespace.as_deref()),
+        meta.and_then(|m| m.pod_name.as_deref()),
+        &key.container_id,
+    )
+}
+
+pub(crate) fn add(
+    args: &CmdArgs,
+    cfg: &PluginConfig,
+    n: &NodeSubnetConf,
+    store: &IpamStore,
+    host: &mut Handle,
+    netns: &Netns,
+) -> Result<CniResult, PluginError> {
+    let (node, pool) = load_pool(cfg)?;
+    let (leases, fresh) = reserve(store, &pool, args, cfg).map_err(|e| match e {
+        PluginError::Ipam(IpamError::Exhausted { in_use, .. }) => PluginError::NodeFull {
+            node: node.node.clone(),
+            reserved: node.pod_ips.len(),
+            in_use: in_use as usize,
+        },
+        other => other,
+    })?;
+    let mut undo = Undo::new();
+    if fresh {
+        let key = key(args);
+        undo.push("release addresses", move || release(store, &key));
+    }
+    let address = match leases.first().and_then(|l| pool.lease_info(l.ip)) {
+        Some(info) => info.address,
+        None => {
+            return Err(undo.rollback(PluginError::NodePool {
+                path: cfg.data_dir.join(NODE_POOL_FILE),
+                why: "the reserved address is not in the pool any more".into(),
+            }))
+        }
+    };
+    match setup(args, cfg, n, host, netns, address, &mut undo) {
+        Ok(r) => {
+            undo.commit();
+            Ok(r)
+        }
+        Err(e) => Err(undo.rollback(e)),
+    }
+}
+
+fn uplink_mtu(n: &NodeSubnetConf, host: &mut Handle) -> Result<u32, PluginError> {
+    if let Some(m) = n.mtu {
+        return Ok(m);
+    }
+    match &n.uplink {
+        Some(name) => host
+            .link_by_name(name)?
+            .map(|l| l.mtu)
+            .ok_or_else(|| PluginError::Config {
+                field: "uplink".into(),
+                value: name.clone(),
+                why: "no such interface on the node".into(),
+            }),
+        // Azure copies eth0's MTU; we take the device of the default route.
+        None => Ok(host.default_route_link()?.map_or(1500, |l| l.mtu)),
+    }
+}
+
+fn setup(
+    args: &CmdArgs,
+    cfg: &PluginConfig,
+    n: &NodeSubnetConf,
+    host: &mut Handle,
+    netns: &Netns,
+    address: IpNet,
+    undo: &mut Undo<'_>,
+) -> Result<CniResult, PluginError> {
+    let mtu = uplink_mtu(n, host)?;
+    let host_name = host_veth_for_args(args);
+    let host_link = create_pod_veth(host, &host_name, &args.ifname, netns, mtu, Some(HOST_VETH_MAC))?;
+    let name_for_undo = host_name.clone();
+    undo.push("delete host veth", move || {
+        Handle::new()?.del_link_by_name(&name_for_undo)?;
+        Ok(())
+    });
+    aksnet_netlink::set_accept_ra(&host_name, 0)?;
+    aksnet_netlink::set_proxy_arp(&host_name, true)?;
+    // The node routes between pods and its uplink; AKS sets this in AgentBaker
+    // (999-sysctl-aks.conf), a plain machine may not have it.
+    aksnet_netlink::enable_ip_forward()?;
+    host.set_link_up(host_link.index)?;
+    // Goes away with the link, so it needs no undo step of its own.
+    host.add_host_route(address.addr(), host_link.index)?;
+
+    let mut pod = Handle::in_netns(netns)?;
+    let (pod_link, pod_mac) = crate::prepare_pod_link(&mut pod, args, cfg, netns)?;
+    let ifname = args.ifname.clone();
+    aksnet_netlink::run_in_netns(netns, move || aksnet_netlink::set_accept_ra(&ifname, 0))??;
+    // The subnet prefix without its connected route: nothing is on-link, all
+    // traffic goes to 169.254.1.1 (Azure PR #753).
+    pod.add_addr_noprefixroute(pod_link, address)?;
+    pod.set_link_up(pod_link)?;
+    let gw = IpAddr::V4(VIRTUAL_GATEWAY);
+    pod.add_route(&KRoute::host(gw, pod_link))?;
+    pod.add_default_route(gw, pod_link)?;
+    // Azure writes this entry in NUD_PROBE and relies on proxy ARP to confirm
+    // it; a permanent entry needs no ARP at all, which also removes the
+    // first-packet ARP delay of Azure/azure-container-networking#778.
+    pod.add_neighbour(pod_link, gw, HOST_VETH_MAC, NeighbourState::Permanent)?;
+
+    Ok(CniResult {
+        cni_version: String::new(),
+        interfaces: vec![
+            Interface {
+                name: host_name,
+                mac: Some(aksnet_netlink::format_mac(&HOST_VETH_MAC)),
+                mtu: Some(mtu),
+                ..Default::default()
+            },
+            Interface {
+                name: args.ifname.clone(),
+                mac: Some(pod_mac),
+                mtu: Some(mtu),
+                sandbox: Some(netns.path().display().to_string()),
+                ..Default::default()
+            },
+        ],
+        ips: vec![IpConfig {
+            version: None,
+            address,
+            gateway: Some(gw),
+            interface: Some(1),
+        }],
+        routes: vec![Route::new(IpNet::V4(Default::default()), Some(gw))],
+        dns: Default::default(),
+    })
+}
+
+/// DEL: delete the host veth (its /32 route goes with it). The name comes from
+/// the reservation's metadata when there is one. If another live reservation
+/// maps to the same name — a new incarnation of the same pod whose ADD
+/// replaced the veth — the link is theirs now and is left alone.
+pub(crate) fn del(args: &CmdArgs, store: &IpamStore, host: &mut Handle) -> Result<(), PluginError> {
+    let state = store.snapshot()?;
+    let key = key(args);
+    let name = match state.get(&key) {
+        Some(_) => host_veth_for(&key, state.meta(&key)),
+        None => host_veth_for_args(args),
+    };
+    let taken_by_other = state
+        .keys()
+        .filter(|k| **k != key)
+        .any(|k| host_veth_for(k, state.meta(k)) == name);
+    if !taken_by_other {
+        host.del_link_by_name(&name)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn check_host(
+    args: &CmdArgs,
+    state: &Allocator,
+    ours: &[IpNet],
+    host: &mut Handle,
+    problems: &mut Vec<String>,
+) -> Result<(), PluginError> {
+    let key = key(args);
+    let name = host_veth_for(&key, state.meta(&key));
+    let Some(link) = host.link_by_name(&name)? else {
+        problems.push(format!("host veth {name} is missing"));
+        return Ok(());
+    };
+    let routes = host.list_routes()?;
+    for net in ours {
+        let want = IpNet::from(net.addr());
+        if !routes.iter().any(|r| r.dst == want && r.oif == Some(link.index)) {
+            problems.push(format!("host route {want} dev {name} is missing"));
+        }
+    }
+    match aksnet_netlink::get_sysctl(&format!("net/ipv4/conf/{name}/proxy_arp")) {
+        Ok(v) if v.trim() == "1" => {}
+        Ok(v) => problems.push(format!("proxy_arp on {name} is {} (want 1)", v.trim())),
+        Err(e) => problems.push(format!("proxy_arp on {name} cannot be read: {e}")),
+    }
+    Ok(())
+}

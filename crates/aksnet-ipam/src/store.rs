@@ -1,0 +1,430 @@
+//! The node IPAM store: one JSON state file per network, changed only under an exclusive
+//! flock and replaced atomically (issue 2, item 3; research/rust-anchors.md §4
+//! "Persistent IPAM state").
+//!
+//! # On-disk layout (format version 1)
+//!
+//! ```text
+//! <dataDir>/                      default /var/lib/aksnet
+//!   <network>.json                the state of one network (this module)
+//!   <network>.lock                empty; flock'ed around every read-modify-write; never removed
+//!   .<network>.json.tmp           the next state while it is written; renamed over
+//!                                 <network>.json (a leftover from a crash is overwritten
+//!                                 by the next write, which holds the lock)
+//!   node-pool.json                the node's nodesubnet pool (aksnet_core::pool), not ours
+//! ```
+//!
+//! `<network>.json`:
+//!
+//! ```json
+//! {
+//!   "kind": "aksnet-ipam-state",
+//!   "version": 1,
+//!   "network": "kubenet",
+//!   "cursors": [ { "set": 0, "lastReserved": "10.244.1.7" } ],
+//!   "recentlyReleased": [ "10.244.1.5" ],
+//!   "allocations": [
+//!     { "containerId": "3f2a...", "ifname": "eth0",
+//!       "ips": [ { "ip": "10.244.1.7", "set": 0 } ],
+//!       "podNamespace": "default", "podName": "web-0", "createdUnix": 1767225600 }
+//!   ]
+//! }
+//! ```
+//!
+//! - `cursors`: per range set, the address reserved last (round-robin restarts after it).
+//!   It lives in the same file as the reservations, so both change in one rename (unlike
+//!   host-local's separate `last_reserved_ip.N`, research/rust-anchors.md §3.3).
+//! - `recentlyReleased`: free addresses that round-robin skips while anything else is
+//!   free (`aksnet_core::allocator::RECENTLY_RELEASED_MAX`).
+//! - `allocations`: one record per attachment (CNI_CONTAINERID, CNI_IFNAME), ordered by
+//!   key; loading rebuilds the ip -> attachment index and rejects an address held twice.
+//!
+//! # Crash safety
+//!
+//! A transaction is: flock the lock file, read the state file (missing = empty), run the
+//! caller's closure on the in-memory state, and, only if it succeeded and changed
+//! something, write `.<network>.json.tmp`, fsync it, rename it over `<network>.json`,
+//! fsync the directory; then unlock (closing the fd). rename(2) is atomic, so at every
+//! instant the state file is either the old or the new complete state; a crash before the
+//! rename loses only the uncommitted transaction (its caller never got an answer, and
+//! the runtime retries ADD or sends DEL). The fsyncs make the committed state survive a
+//! power loss, not only a process crash. A file that fails to parse is reported with its
+//! path and position and never rewritten.
+//!
+//! The lock is held only for this read-modify-write (about a millisecond): the plugin
+//! does its netlink work after `transact` returns (the brief: no node-wide lock across
+//! netlink work).
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aksnet_core::allocator::{AllocationRecord, Allocator, CursorRecord};
+use aksnet_core::pool::NODE_POOL_FILE;
+use serde::{Deserialize, Serialize};
+
+use crate::error::IpamError;
+
+/// Where state lives unless the config says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/aksnet";
+
+/// The `kind` field of every state file.
+pub const STATE_KIND: &str = "aksnet-ipam-state";
+
+/// Current state file format version.
+pub const STATE_VERSION: u32 = 1;
+
+/// How long `transact`/`snapshot` wait for another process's transaction. A transaction
+/// takes milliseconds; waiting this long means something is wrong, and the plugin
+/// answers CNI code 11 so the runtime retries.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+const STATE_SUFFIX: &str = ".json";
+const LOCK_SUFFIX: &str = ".lock";
+const TEMP_SUFFIX: &str = ".json.tmp";
+
+/// The file as stored. Field order is the order written.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StateFile {
+    kind: String,
+    version: u32,
+    network: String,
+    #[serde(default)]
+    cursors: Vec<CursorRecord>,
+    #[serde(default)]
+    recently_released: Vec<IpAddr>,
+    #[serde(default)]
+    allocations: Vec<AllocationRecord>,
+}
+
+/// Read when the full parse fails, so a newer format gets a version error rather than
+/// a field error.
+#[derive(Debug, Deserialize)]
+struct Header {
+    kind: Option<String>,
+    version: Option<u32>,
+}
+
+/// The IPAM state of one network in one data directory.
+#[derive(Debug, Clone)]
+pub struct IpamStore {
+    data_dir: PathBuf,
+    network: String,
+    state_path: PathBuf,
+    lock_path: PathBuf,
+    temp_path: PathBuf,
+    lock_timeout: Duration,
+}
+
+/// Checks a network name before it becomes a file name: the CNI spec's character set
+/// (alphanumerics, `-`, `_`, `.`), no leading dot (hidden/temp files, `..`), and not the
+/// node pool's file name.
+pub fn validate_network_name(name: &str) -> Result<(), IpamError> {
+    let bad = |reason| {
+        Err(IpamError::InvalidNetwork {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 200 {
+        return bad("longer than 200 bytes");
+    }
+    if name.starts_with('.') {
+        return bad("starts with '.'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return bad("only letters, digits, '-', '_' and '.' are allowed (CNI spec)");
+    }
+    if format!("{name}{STATE_SUFFIX}") == NODE_POOL_FILE {
+        return bad("reserved: its state file would be the node pool file");
+    }
+    Ok(())
+}
+
+impl IpamStore {
+    /// Opens the store of `network` in `data_dir`, creating the directory (0755) and the
+    /// lock file. Does not read the state.
+    pub fn open(data_dir: &Path, network: &str) -> Result<Self, IpamError> {
+        validate_network_name(network)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(data_dir)
+            .map_err(|e| IpamError::io("create IPAM data directory", data_dir, e))?;
+        let store = IpamStore {
+            data_dir: data_dir.to_path_buf(),
+            network: network.to_string(),
+            state_path: data_dir.join(format!("{network}{STATE_SUFFIX}")),
+            lock_path: data_dir.join(format!("{network}{LOCK_SUFFIX}")),
+            temp_path: data_dir.join(format!(".{network}{TEMP_SUFFIX}")),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        };
+        store.open_lock_file()?;
+        Ok(store)
+    }
+
+    /// Changes how long to wait for the lock.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+    pub fn state_path(&self) -> &Path {
+        &self.state_path
+    }
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// Runs one read-modify-write transaction under the exclusive lock. The closure's
+    /// changes are written (atomically) only if it returns `Ok` and changed something;
+    /// on `Err` nothing is written. Do no netlink work inside the closure.
+    pub fn transact<R, E>(&self, f: impl FnOnce(&mut Allocator) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<IpamError>,
+    {
+        // A fresh open file description per transaction: flock excludes per description,
+        // so two threads sharing one fd would not exclude each other.
+        let lock = self.open_lock_file()?;
+        self.acquire(&lock, false)?;
+        let mut state = self.read_state()?;
+        let before = state.revision();
+        let out = f(&mut state)?;
+        if state.revision() != before {
+            self.write_state(&state)?;
+        }
+        // Closing `lock` releases the flock.
+        drop(lock);
+        Ok(out)
+    }
+
+    /// The current state, read under the shared lock (consistent with writers).
+    pub fn snapshot(&self) -> Result<Allocator, IpamError> {
+        let lock = self.open_lock_file()?;
+        self.acquire(&lock, true)?;
+        self.read_state()
+    }
+
+    fn open_lock_file(&self) -> Result<File, IpamError> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&self.lock_path)
+            .map_err(|e| IpamError::io("open IPAM lock file", &self.lock_path, e))
+    }
+
+    /// flock with a deadline: try, then poll with a short backoff (std has no timed
+    /// flock; transactions are short, so the first retries usually win).
+    fn acquire(&self, lock: &File, shared: bool) -> Result<(), IpamError> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        loop {
+            let attempt = if shared {
+                lock.try_lock_shared()
+            } else {
+                lock.try_lock()
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    return Err(IpamError::io("lock", &self.lock_path, e));
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= self.lock_timeout {
+                return Err(IpamError::LockTimeout {
+                    path: self.lock_path.clone(),
+                    waited,
+                });
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    fn read_state(&self) -> Result<Allocator, IpamError> {
+        let bytes = match fs::read(&self.state_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Allocator::new()),
+            Err(e) => return Err(IpamError::io("read IPAM state file", &self.state_path, e)),
+        };
+        parse_state(&self.state_path, &bytes, Some(&self.network))
+    }
+
+    fn write_state(&self, state: &Allocator) -> Result<(), IpamError> {
+        let file = StateFile {
+            kind: STATE_KIND.to_string(),
+            version: STATE_VERSION,
+            network: self.network.clone(),
+            cursors: state.cursors(),
+            recently_released: state.recently_released(),
+            allocations: state.records(),
+        };
+        let bytes = render_state(&file).map_err(|e| {
+            IpamError::io(
+                "serialise IPAM state for",
+                &self.state_path,
+                io::Error::other(e),
+            )
+        })?;
+        let temp = &self.temp_path;
+        // Truncate: a leftover from a crashed writer is simply overwritten (we hold the
+        // lock, so no one else is writing it).
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(temp)
+            .map_err(|e| IpamError::io("create IPAM temp file", temp, e))?;
+        f.write_all(&bytes)
+            .map_err(|e| IpamError::io("write IPAM temp file", temp, e))?;
+        f.sync_all()
+            .map_err(|e| IpamError::io("fsync IPAM temp file", temp, e))?;
+        drop(f);
+        fs::rename(temp, &self.state_path)
+            .map_err(|e| IpamError::io("rename IPAM temp file over", &self.state_path, e))?;
+        let dir = File::open(&self.data_dir)
+            .map_err(|e| IpamError::io("open IPAM data directory", &self.data_dir, e))?;
+        dir.sync_all()
+            .map_err(|e| IpamError::io("fsync IPAM data directory", &self.data_dir, e))?;
+        Ok(())
+    }
+}
+
+/// Renders the state as JSON with one allocation per line: readable with `grep` and
+/// `jq`, and about half the size of pretty-printed JSON (the file is read and written
+/// by every ADD and DEL).
+fn render_state(file: &StateFile) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(128 + 160 * file.allocations.len());
+    out.extend_from_slice(b"{\"kind\":");
+    serde_json::to_writer(&mut out, &file.kind)?;
+    out.extend_from_slice(b",\"version\":");
+    serde_json::to_writer(&mut out, &file.version)?;
+    out.extend_from_slice(b",\"network\":");
+    serde_json::to_writer(&mut out, &file.network)?;
+    out.extend_from_slice(b",\n\"cursors\":");
+    serde_json::to_writer(&mut out, &file.cursors)?;
+    out.extend_from_slice(b",\n\"recentlyReleased\":");
+    serde_json::to_writer(&mut out, &file.recently_released)?;
+    out.extend_from_slice(b",\n\"allocations\":[");
+    for (i, rec) in file.allocations.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        serde_json::to_writer(&mut out, rec)?;
+    }
+    out.extend_from_slice(b"\n]}\n");
+    Ok(out)
+}
+
+/// Parses a state file; `expected_network` checks the `network` field.
+fn parse_state(
+    path: &Path,
+    bytes: &[u8],
+    expected_network: Option<&str>,
+) -> Result<Allocator, IpamError> {
+    let corrupt = |e: serde_json::Error| IpamError::Corrupt {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        source: e,
+    };
+    // One parse on the hot path; the header is parsed only to explain a failure, so a
+    // file of another kind or a newer version gets that error rather than a field error.
+    let file: Result<StateFile, serde_json::Error> = serde_json::from_slice(bytes);
+    let (kind, version) = match &file {
+        Ok(f) => (Some(f.kind.clone()), Some(f.version)),
+        Err(_) => {
+            let header: Header = serde_json::from_slice(bytes).map_err(corrupt)?;
+            (header.kind, header.version)
+        }
+    };
+    match kind.as_deref() {
+        Some(STATE_KIND) => {}
+        other => {
+            return Err(IpamError::WrongKind {
+                path: path.to_path_buf(),
+                found: other.unwrap_or("(missing)").to_string(),
+                expected: STATE_KIND,
+            })
+        }
+    }
+    let version = version.unwrap_or(0);
+    if version != STATE_VERSION {
+        return Err(IpamError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: STATE_VERSION,
+        });
+    }
+    let file = file.map_err(corrupt)?;
+    if let Some(expected) = expected_network {
+        if file.network != expected {
+            return Err(IpamError::WrongNetwork {
+                path: path.to_path_buf(),
+                found: file.network,
+                expected: expected.to_string(),
+            });
+        }
+    }
+    Allocator::from_parts(file.allocations, file.cursors, file.recently_released).map_err(|e| {
+        IpamError::Inconsistent {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        }
+    })
+}
+
+/// The network names whose state files are in `data_dir` (lock, temp and the node pool
+/// file are not state files). A missing directory has none.
+pub fn networks_in(data_dir: &Path) -> Result<Vec<String>, IpamError> {
+    let entries = match fs::read_dir(data_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(IpamError::io("list IPAM data directory", data_dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| IpamError::io("list IPAM data directory", data_dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == NODE_POOL_FILE || name.starts_with('.') {
+            continue;
+        }
+        let Some(network) = name.strip_suffix(STATE_SUFFIX) else {
+            continue;
+        };
+        if validate_network_name(network).is_err() {
+            continue;
+        }
+        let is_file = entry
+            .file_type()
+            .map_err(|e| IpamError::io("stat", entry.path(), e))?
+            .is_file();
+        if is_file {
+            out.push(network.to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,199 @@
+//! The node's local pool file, `<dataDir>/node-pool.json` ([`NodePool`],
+//! crates/aksnet-core/src/pool.rs): `aksnet node join` writes the node's
+//! reservation there so that the plugin's ADD never calls the cluster store
+//! (issue 3). Written atomically (temp, fsync, rename, directory fsync); read
+//! with every field checked, errors naming the file, field and value.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use aksnet_core::azure::{MaxPods, NodeSubnet};
+use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
+
+use crate::fsutil::{sync_dir, write_atomically, FsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalPoolError {
+    #[error("node pool: {0}")]
+    Fs(#[from] FsError),
+    #[error("node pool file {}: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("node pool file {}: field {field} = {value}: {reason}", path.display())]
+    Invalid {
+        path: PathBuf,
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// `<data_dir>/node-pool.json`.
+pub fn node_pool_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(NODE_POOL_FILE)
+}
+
+/// Writes the pool atomically, creating `data_dir` if needed.
+pub fn write_node_pool(data_dir: &Path, pool: &NodePool) -> Result<PathBuf, LocalPoolError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| FsError {
+        op: "create data directory",
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let path = node_pool_path(data_dir);
+    let mut text = serde_json::to_vec_pretty(pool).map_err(|e| LocalPoolError::Corrupt {
+        path: path.clone(),
+        detail: format!("cannot serialise: {e}"),
+    })?;
+    text.push(b'\n');
+    write_atomically(&path, &text)?;
+    Ok(path)
+}
+
+/// Reads and checks the pool; `Ok(None)` when the file does not exist.
+pub fn read_node_pool(data_dir: &Path) -> Result<Option<NodePool>, LocalPoolError> {
+    let path = node_pool_path(data_dir);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FsError {
+                op: "read",
+                path,
+                source,
+            }
+            .into())
+        }
+    };
+    let pool: NodePool = serde_json::from_slice(&bytes).map_err(|e| LocalPoolError::Corrupt {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    check_pool(&path, &pool)?;
+    Ok(Some(pool))
+}
+
+fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
+    let invalid = |field, value: String, reason: String| LocalPoolError::Invalid {
+        path: path.to_path_buf(),
+        field,
+        value,
+        reason,
+    };
+    if pool.version != NODE_POOL_VERSION {
+        return Err(invalid(
+            "version",
+            pool.version.to_string(),
+            format!("this aksnet understands version {NODE_POOL_VERSION}"),
+        ));
+    }
+    let subnet = NodeSubnet::new(pool.subnet)
+        .map_err(|e| invalid("subnet", pool.subnet.to_string(), e.to_string()))?;
+    MaxPods::new(pool.max_pods)
+        .map_err(|e| invalid("maxPods", pool.max_pods.to_string(), e.to_string()))?;
+    if pool.pod_ips.len() != pool.max_pods as usize {
+        return Err(invalid(
+            "podIps",
+            format!("{} addresses", pool.pod_ips.len()),
+            format!("maxPods is {}", pool.max_pods),
+        ));
+    }
+    if !subnet.is_usable(pool.node_ip) {
+        return Err(invalid(
+            "nodeIp",
+            pool.node_ip.to_string(),
+            format!("not a usable address of {}", pool.subnet),
+        ));
+    }
+    let mut seen = BTreeSet::from([pool.node_ip]);
+    for ip in &pool.pod_ips {
+        if !subnet.is_usable(*ip) {
+            return Err(invalid(
+                "podIps",
+                ip.to_string(),
+                format!("not a usable address of {}", pool.subnet),
+            ));
+        }
+        if !seen.insert(*ip) {
+            return Err(invalid(
+                "podIps",
+                ip.to_string(),
+                "listed twice".to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Removes the pool file (and fsyncs the directory). `Ok(false)` if it was absent.
+pub fn remove_node_pool(data_dir: &Path) -> Result<bool, LocalPoolError> {
+    let path = node_pool_path(data_dir);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            sync_dir(data_dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(FsError {
+            op: "remove",
+            path,
+            source,
+        }
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn pool() -> NodePool {
+        NodePool {
+            version: NODE_POOL_VERSION,
+            node: "n1".into(),
+            subnet_name: "aks-subnet".into(),
+            subnet: "10.240.0.0/24".parse().expect("cidr"),
+            node_ip: Ipv4Addr::new(10, 240, 0, 4),
+            max_pods: 10,
+            pod_ips: (5..15).map(|d| Ipv4Addr::new(10, 240, 0, d)).collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_remove() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        assert_eq!(read_node_pool(&data).expect("read"), None);
+        let path = write_node_pool(&data, &pool()).expect("write");
+        assert_eq!(path, data.join("node-pool.json"));
+        assert_eq!(read_node_pool(&data).expect("read"), Some(pool()));
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("\"subnetName\": \"aks-subnet\""), "{text}");
+        assert!(remove_node_pool(&data).expect("remove"));
+        assert!(!remove_node_pool(&data).expect("remove again"));
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = node_pool_path(dir.path());
+        std::fs::write(&path, "{").expect("write");
+        let e = read_node_pool(dir.path()).unwrap_err();
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        let mut p = pool();
+        p.pod_ips[3] = Ipv4Addr::new(10, 240, 0, 255);
+        std::fs::write(&path, serde_json::to_vec(&p).expect("json")).expect("write");
+        let e = read_node_pool(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("field podIps = 10.240.0.255"), "{e}");
+        let mut p = pool();
+        p.pod_ips.pop();
+        std::fs::write(&path, serde_json::to_vec(&p).expect("json")).expect("write");
+        let e = read_node_pool(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("field podIps = 9 addresses"), "{e}");
+        let mut p = pool();
+        p.version = 7;
+        std::fs::write(&path, serde_json::to_vec(&p).expect("json")).expect("write");
+        let e = read_node_pool(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("field version = 7"), "{e}");
+    }
+}
