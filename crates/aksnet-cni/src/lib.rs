@@ -110,6 +110,8 @@ fn open_netns(args: &CmdArgs) -> Result<Netns, PluginError> {
 }
 
 fn add(args: &CmdArgs, cfg: &PluginConfig) -> Result<CniResult, PluginError> {
+    // Bad input is refused before anything changes.
+    requested_mac(args, cfg)?;
     let netns = open_netns(args)?;
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let mut host = Handle::new()?;

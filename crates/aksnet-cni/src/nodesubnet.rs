@@ -15,7 +15,7 @@ use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, Pool, Val
 use aksnet_core::naming::{azure_host_veth_name, host_veth_name_from_key};
 use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
 use aksnet_ipam::{IpamError, IpamStore};
-use aksnet_netlink::{Handle, NeighbourState, Netns, Route as KRoute};
+use aksnet_netlink::{Handle, NeighbourState, Netns, Route as KRoute, RouteProtocol};
 use ipnet::IpNet;
 
 use crate::config::{NodeSubnetConf, PluginConfig};
@@ -180,7 +180,11 @@ fn setup(
     pod.add_addr_noprefixroute(pod_link, address)?;
     pod.set_link_up(pod_link)?;
     let gw = IpAddr::V4(VIRTUAL_GATEWAY);
-    pod.add_route(&KRoute::host(gw, pod_link))?;
+    // `169.254.1.1 dev eth0 scope link`, as Azure's `ip route add` makes it.
+    pod.add_route(&KRoute {
+        protocol: RouteProtocol::Boot,
+        ..KRoute::host(gw, pod_link)
+    })?;
     pod.add_default_route(gw, pod_link)?;
     // Azure writes this entry in NUD_PROBE and relies on proxy ARP to confirm
     // it; a permanent entry needs no ARP at all, which also removes the

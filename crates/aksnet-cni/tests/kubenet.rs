@@ -1,0 +1,259 @@
+//! kubenet mode through the real binary, as root, in fresh namespaces
+//! (issue 2, "Tests that must exist"). Every namespace, link and file is
+//! removed by guards even when an assertion fails.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+struct Net {
+    _bridge: LinkGuard,
+    bridge: String,
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+fn net(tag_kind: &str) -> Net {
+    require_root();
+    let t = tag(tag_kind);
+    let bridge = format!("aksntb{t}");
+    Net {
+        _bridge: LinkGuard(bridge.clone()),
+        bridge,
+        dir: tempfile::tempdir().expect("tempdir"),
+        name: format!("aksnt-{t}"),
+    }
+}
+
+fn conf(n: &Net, version: &str, subnet: &str) -> Value {
+    kubenet_conf(version, &n.name, &n.bridge, n.dir.path(), subnet)
+}
+
+#[test]
+fn every_version_add_check_del_twice() {
+    let n = net("v");
+    for (i, v) in VERSIONS.iter().enumerate() {
+        let c = conf(&n, v, "10.251.0.0/24");
+        let ns = NetnsGuard::new(&format!("aksnt-{}", tag("v")));
+        let id = format!("ver{i}");
+        let res = verb(None, "ADD", &id, &ns.path(), &c, "").expect_ok().json();
+        assert_eq!(res["cniVersion"], *v);
+        let has_version = res["ips"][0].get("version").is_some();
+        assert_eq!(has_version, v.starts_with("0."), "{v}: ips[].version in {res}");
+        assert_eq!(res["interfaces"][2]["name"], "eth0");
+        assert_eq!(res["interfaces"][2]["sandbox"], ns.path());
+        assert_eq!(res["ips"][0]["interface"], 2);
+        assert_eq!(res["ips"][0]["gateway"], "10.251.0.1");
+        assert_eq!(res["routes"][0]["dst"], "0.0.0.0/0");
+        let ip = result_ip(&res);
+        let (_, addrs) = ns.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]);
+        assert!(addrs.contains(&format!("{ip}/24")), "{v}: {addrs}");
+        let (_, routes) = ns.exec(&["ip", "route"]);
+        assert!(routes.contains("default via 10.251.0.1 dev eth0"), "{v}: {routes}");
+
+        let cp = with_prev(&c, &res);
+        if *v >= "0.4.0" {
+            verb(None, "CHECK", &id, &ns.path(), &cp, "").expect_ok();
+        } else {
+            // CHECK does not exist before 0.4.0: code 1 (SPEC.md, version history).
+            assert_eq!(verb(None, "CHECK", &id, &ns.path(), &cp, "").code(), 1);
+        }
+        if *v == "1.1.0" {
+            call(&[("CNI_COMMAND", "STATUS")], &c.to_string()).expect_ok();
+        } else {
+            assert_eq!(call(&[("CNI_COMMAND", "STATUS")], &c.to_string()).code(), 1);
+        }
+        verb(None, "DEL", &id, &ns.path(), &cp, "").expect_ok();
+        verb(None, "DEL", &id, &ns.path(), &cp, "").expect_ok();
+        assert!(allocations(n.dir.path(), &n.name).is_empty(), "{v}: address leaked");
+        let (_, links) = ns.exec(&["ip", "-o", "link"]);
+        assert!(!links.contains("eth0"), "{v}: eth0 left in the pod: {links}");
+    }
+}
+
+#[test]
+fn two_pods_on_one_bridge_reach_each_other() {
+    let n = net("p");
+    let c = conf(&n, "1.1.0", "10.251.1.0/24");
+    let a = NetnsGuard::new(&format!("aksnt-{}", tag("p")));
+    let b = NetnsGuard::new(&format!("aksnt-{}", tag("p")));
+    let ra = verb(None, "ADD", "pa", &a.path(), &c, "").expect_ok().json();
+    let rb = verb(None, "ADD", "pb", &b.path(), &c, "").expect_ok().json();
+    let (ipa, ipb) = (result_ip(&ra), result_ip(&rb));
+    assert_ne!(ipa, ipb);
+    assert!(a.ping(&ipb), "pod a cannot reach pod b at {ipb}");
+    assert!(b.ping(&ipa), "pod b cannot reach pod a at {ipa}");
+    assert!(a.ping("10.251.1.1"), "pod a cannot reach its gateway");
+    // The host end is a port of the bridge.
+    let host_veth = ra["interfaces"][1]["name"].as_str().expect("host veth");
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link", "show", host_veth])
+        .output()
+        .expect("ip link");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("master {}", n.bridge)));
+    verb(None, "DEL", "pa", &a.path(), &with_prev(&c, &ra), "").expect_ok();
+    verb(None, "DEL", "pb", &b.path(), &with_prev(&c, &rb), "").expect_ok();
+    assert!(!host_link_exists(host_veth));
+    assert!(allocations(n.dir.path(), &n.name).is_empty());
+}
+
+#[test]
+fn del_after_the_netns_is_gone_releases_the_address() {
+    let n = net("g");
+    let c = conf(&n, "1.0.0", "10.251.2.0/24");
+    let res;
+    {
+        let ns = NetnsGuard::new(&format!("aksnt-{}", tag("g")));
+        res = verb(None, "ADD", "gone", &ns.path(), &c, "").expect_ok().json();
+        assert_eq!(allocations(n.dir.path(), &n.name).len(), 1);
+    } // netns deleted here
+    let path = "/run/netns/aksnt-does-not-exist";
+    verb(None, "DEL", "gone", path, &with_prev(&c, &res), "").expect_ok();
+    // And with no CNI_NETNS at all (it is optional for DEL).
+    call(
+        &[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "gone"), ("CNI_IFNAME", "eth0")],
+        &c.to_string(),
+    )
+    .expect_ok();
+    assert!(allocations(n.dir.path(), &n.name).is_empty());
+    let host_veth = res["interfaces"][1]["name"].as_str().expect("host veth");
+    // The kernel tears the netns down asynchronously; the veth must not outlive it.
+    for _ in 0..100 {
+        if !host_link_exists(host_veth) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("host veth {host_veth} left behind");
+}
+
+#[test]
+fn check_reports_an_address_removed_by_hand() {
+    let n = net("c");
+    let c = conf(&n, "1.1.0", "10.251.3.0/24");
+    let ns = NetnsGuard::new(&format!("aksnt-{}", tag("c")));
+    let res = verb(None, "ADD", "chk", &ns.path(), &c, "").expect_ok().json();
+    let cp = with_prev(&c, &res);
+    verb(None, "CHECK", "chk", &ns.path(), &cp, "").expect_ok();
+    let addr = res["ips"][0]["address"].as_str().expect("address");
+    let (ok, out) = ns.exec(&["ip", "addr", "del", addr, "dev", "eth0"]);
+    assert!(ok, "{out}");
+    let o = verb(None, "CHECK", "chk", &ns.path(), &cp, "");
+    assert_eq!(o.code(), 103);
+    assert!(o.msg().contains(addr), "CHECK must name the missing address: {}", o.msg());
+    verb(None, "DEL", "chk", &ns.path(), &cp, "").expect_ok();
+}
+
+#[test]
+fn duplicate_add_is_refused_and_keeps_the_first() {
+    let n = net("d");
+    let c = conf(&n, "1.1.0", "10.251.4.0/24");
+    let ns = NetnsGuard::new(&format!("aksnt-{}", tag("d")));
+    let res = verb(None, "ADD", "dup", &ns.path(), &c, "").expect_ok().json();
+    let o = verb(None, "ADD", "dup", &ns.path(), &c, "");
+    assert!(o.msg().contains("already exists"), "{}", o.stdout);
+    // The first attachment is intact.
+    verb(None, "CHECK", "dup", &ns.path(), &with_prev(&c, &res), "").expect_ok();
+    assert_eq!(allocations(n.dir.path(), &n.name).len(), 1);
+    verb(None, "DEL", "dup", &ns.path(), &with_prev(&c, &res), "").expect_ok();
+}
+
+#[test]
+fn a_failing_add_leaves_nothing_behind() {
+    let n = net("f");
+    let mut c = conf(&n, "1.1.0", "10.251.5.0/24");
+    // A route whose gateway is not on-link fails after the veth, the address
+    // and the reservation exist: the undo list must remove all three.
+    c["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0", "gw": "192.0.2.1"}]);
+    let ns = NetnsGuard::new(&format!("aksnt-{}", tag("f")));
+    let o = verb(None, "ADD", "fail", &ns.path(), &c, "");
+    assert!(!o.ok);
+    assert_eq!(o.code(), 101, "{}", o.stdout);
+    assert!(allocations(n.dir.path(), &n.name).is_empty(), "reservation left");
+    let (_, links) = ns.exec(&["ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "pod veth left: {links}");
+    let host = aksnet_core::naming::kubenet_host_veth_name("fail", "eth0");
+    assert!(!host_link_exists(&host), "host veth {host} left");
+}
+
+#[test]
+fn requested_addresses_are_honoured() {
+    let n = net("r");
+    let mut c = conf(&n, "1.1.0", "10.251.6.0/24");
+    let a = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
+    let b = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
+    // podman passes --ip as CNI_ARGS IP= (research/cni-clients.md §1.9).
+    let ra = verb(None, "ADD", "ra", &a.path(), &c, "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.251.6.77")
+        .expect_ok()
+        .json();
+    assert_eq!(result_ip(&ra), "10.251.6.77");
+    c["runtimeConfig"] = json!({"ips": ["10.251.6.88/24"], "mac": "02:aa:bb:cc:dd:ee"});
+    let rb = verb(None, "ADD", "rb", &b.path(), &c, "").expect_ok().json();
+    assert_eq!(result_ip(&rb), "10.251.6.88");
+    assert_eq!(rb["interfaces"][2]["mac"], "02:aa:bb:cc:dd:ee");
+    // An address another pod holds is refused and nothing changes.
+    let x = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
+    let o = verb(None, "ADD", "rx", &x.path(), &c, "");
+    assert_eq!(o.code(), 100, "{}", o.stdout);
+    assert_eq!(allocations(n.dir.path(), &n.name).len(), 2);
+    verb(None, "DEL", "ra", &a.path(), &c, "").expect_ok();
+    verb(None, "DEL", "rb", &b.path(), &c, "").expect_ok();
+}
+
+#[test]
+fn gc_releases_what_is_not_valid_and_status_reports_exhaustion() {
+    let n = net("s");
+    let mut c = conf(&n, "1.1.0", "10.251.7.0/24");
+    // Two usable addresses.
+    c["ipam"]["ranges"] = json!([[{"subnet": "10.251.7.0/24", "rangeStart": "10.251.7.10", "rangeEnd": "10.251.7.11"}]]);
+    let a = NetnsGuard::new(&format!("aksnt-{}", tag("s")));
+    let b = NetnsGuard::new(&format!("aksnt-{}", tag("s")));
+    let status = || call(&[("CNI_COMMAND", "STATUS")], &c.to_string());
+    status().expect_ok();
+    let ra = verb(None, "ADD", "ga", &a.path(), &c, "").expect_ok().json();
+    let rb = verb(None, "ADD", "gb", &b.path(), &c, "").expect_ok().json();
+    let full = status();
+    assert_eq!(full.code(), 50, "STATUS with a full pool: {}", full.stdout);
+
+    // GC keeps "ga" (valid) and releases "gb", deleting its host veth.
+    let mut g = c.clone();
+    g["cni.dev/valid-attachments"] = json!([{"containerID": "ga", "ifname": "eth0"}]);
+    call(&[("CNI_COMMAND", "GC")], &g.to_string()).expect_ok();
+    let left = allocations(n.dir.path(), &n.name);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["containerId"], "ga");
+    assert!(!host_link_exists(rb["interfaces"][1]["name"].as_str().unwrap_or_default()));
+    assert!(host_link_exists(ra["interfaces"][1]["name"].as_str().unwrap_or_default()));
+    status().expect_ok();
+
+    // No key at all means none is valid (research/cni-clients.md §1.8).
+    call(&[("CNI_COMMAND", "GC")], &c.to_string()).expect_ok();
+    assert!(allocations(n.dir.path(), &n.name).is_empty());
+    assert!(!host_link_exists(ra["interfaces"][1]["name"].as_str().unwrap_or_default()));
+    // The 1.1.0 tag's key name works too.
+    let mut g2 = c.clone();
+    g2["cni.dev/attachments"] = json!([]);
+    call(&[("CNI_COMMAND", "GC")], &g2.to_string()).expect_ok();
+}
+
+#[test]
+fn prev_result_of_an_earlier_plugin_is_carried_through() {
+    let n = net("h");
+    let mut c = conf(&n, "1.0.0", "10.251.8.0/24");
+    c["prevResult"] = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "lo0"}],
+        "ips": [],
+        "dns": {"nameservers": ["10.0.0.10"]}
+    });
+    let ns = NetnsGuard::new(&format!("aksnt-{}", tag("h")));
+    let res = verb(None, "ADD", "chain", &ns.path(), &c, "").expect_ok().json();
+    assert_eq!(res["interfaces"][0]["name"], "lo0");
+    assert_eq!(res["interfaces"][3]["name"], "eth0");
+    assert_eq!(res["ips"][0]["interface"], 3, "index shifted past the earlier interfaces");
+    assert_eq!(res["dns"]["nameservers"][0], "10.0.0.10");
+    verb(None, "DEL", "chain", &ns.path(), &c, "").expect_ok();
+}

@@ -1,0 +1,200 @@
+//! nodesubnet mode (issue 3): a node netns with an uplink to a fabric netns,
+//! the node joined with the real `aksnet node join`, pods added by running the
+//! plugin inside the node netns exactly as a runtime on that node would.
+//! Checks the transparent-mode contract of the brief ("Datapath contracts").
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Node {
+    ns: NetnsGuard,
+    _fabric: NetnsGuard,
+    data: tempfile::TempDir,
+    _store: tempfile::TempDir,
+    pool: Value,
+    conf: Value,
+}
+
+fn aksnet_bin() -> PathBuf {
+    let p = Path::new(PLUGIN).with_file_name("aksnet");
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+/// A node on 10.240.<x>.0/24 with an uplink of MTU 1400 (so the pods' copy of
+/// it is visible), joined at `max_pods`.
+fn node(x: u8, max_pods: u32) -> Node {
+    require_root();
+    let t = tag("n");
+    let ns = NetnsGuard::new(&format!("aksnt-{t}"));
+    let fabric = NetnsGuard::new(&format!("aksnt-{t}f"));
+    let data = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let subnet = format!("10.240.{x}.0/24");
+    let out = Command::new(aksnet_bin())
+        .args(["node", "join", "--node", &format!("aksnt-node-{t}"), "--subnet", &subnet])
+        .args(["--subnet-name", "aksnt-subnet", "--max-pods", &max_pods.to_string()])
+        .arg("--store")
+        .arg(store.path())
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .expect("aksnet node join");
+    assert!(out.status.success(), "join: {}", String::from_utf8_lossy(&out.stderr));
+    let pool: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.path().join("node-pool.json")).unwrap())
+            .unwrap();
+    let node_ip = pool["nodeIp"].as_str().expect("nodeIp").to_string();
+
+    // Uplink: node eth0 <-> fabric, the fabric holding the subnet's .1.
+    let nsh = aksnet_netlink::Netns::open(ns.path()).unwrap();
+    let mut fh = aksnet_netlink::Handle::in_netns(&aksnet_netlink::Netns::open(fabric.path()).unwrap()).unwrap();
+    let f = fh.create_veth("aksntup", "eth0", &nsh, 1400, None).unwrap();
+    fh.add_addr(f.index, format!("10.240.{x}.1/24").parse().unwrap()).unwrap();
+    fh.set_link_up(f.index).unwrap();
+    let mut nh = aksnet_netlink::Handle::in_netns(&nsh).unwrap();
+    let e = nh.link_by_name("eth0").unwrap().unwrap();
+    nh.add_addr(e.index, format!("{node_ip}/24").parse().unwrap()).unwrap();
+    nh.set_link_up(e.index).unwrap();
+    nh.add_default_route(format!("10.240.{x}.1").parse().unwrap(), e.index).unwrap();
+
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
+        "mode": "nodesubnet", "dataDir": data.path()
+    });
+    Node { ns, _fabric: fabric, data, _store: store, pool, conf }
+}
+
+impl Node {
+    fn add(&self, id: &str, pod: &NetnsGuard, k8s: Option<&str>) -> Outcome {
+        let args = k8s
+            .map(|n| format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={n}"))
+            .unwrap_or_default();
+        verb(Some(&self.ns.name), "ADD", id, &pod.path(), &self.conf, &args)
+    }
+    fn del(&self, id: &str, pod: &str, k8s: Option<&str>) -> Outcome {
+        let args = k8s
+            .map(|n| format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={n}"))
+            .unwrap_or_default();
+        verb(Some(&self.ns.name), "DEL", id, pod, &self.conf, &args)
+    }
+}
+
+#[test]
+fn transparent_datapath_contract() {
+    let n = node(1, 10);
+    let a = NetnsGuard::new(&format!("aksnt-{}", tag("a")));
+    let b = NetnsGuard::new(&format!("aksnt-{}", tag("b")));
+    let ra = n.add("ca", &a, Some("web-a")).expect_ok().json();
+    let rb = n.add("cb", &b, None).expect_ok().json();
+    let (ipa, ipb) = (result_ip(&ra), result_ip(&rb));
+    let pod_ips: Vec<&str> = n.pool["podIps"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(pod_ips.contains(&ipa.as_str()) && pod_ips.contains(&ipb.as_str()), "from the reservation");
+
+    // Result: subnet prefix, gateway 169.254.1.1, default route.
+    assert_eq!(ra["ips"][0]["address"], format!("{ipa}/24"));
+    assert_eq!(ra["ips"][0]["gateway"], "169.254.1.1");
+    assert_eq!(ra["routes"], json!([{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]));
+
+    // Host veth name: azv + SHA-1("default.web-a")[:11]; container-ID fallback.
+    let host_a = aksnet_core::naming::azure_host_veth_name("default", "web-a");
+    let host_b = aksnet_core::naming::host_veth_name_from_key("cb");
+    assert_eq!(ra["interfaces"][0]["name"], host_a.as_str());
+    assert_eq!(rb["interfaces"][0]["name"], host_b.as_str());
+
+    for (pod, ip) in [(&a, &ipa), (&b, &ipb)] {
+        let (_, addr) = pod.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]);
+        assert!(addr.contains(&format!("{ip}/24")), "{addr}");
+        let (_, routes) = pod.exec(&["ip", "-4", "route"]);
+        let mut lines: Vec<&str> = routes.lines().map(str::trim).collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            vec!["169.254.1.1 dev eth0 scope link", "default via 169.254.1.1 dev eth0"],
+            "no on-link subnet route, only the virtual gateway"
+        );
+        let (_, neigh) = pod.exec(&["ip", "neigh", "show", "169.254.1.1"]);
+        assert!(neigh.contains("lladdr aa:aa:aa:aa:aa:aa"), "{neigh}");
+        let (_, link) = pod.exec(&["ip", "-o", "link", "show", "eth0"]);
+        assert!(link.contains("mtu 1400"), "MTU of the uplink: {link}");
+    }
+    for (host, ip) in [(&host_a, &ipa), (&host_b, &ipb)] {
+        let (_, r) = n.ns.exec(&["ip", "route", "show", &format!("{ip}/32")]);
+        assert!(r.contains(&format!("dev {host}")) && r.contains("proto static"), "{r}");
+        let (_, proxy) = n.ns.exec(&["cat", &format!("/proc/sys/net/ipv4/conf/{host}/proxy_arp")]);
+        assert_eq!(proxy.trim(), "1");
+        let (_, ra_) = n.ns.exec(&["cat", &format!("/proc/sys/net/ipv6/conf/{host}/accept_ra")]);
+        assert_eq!(ra_.trim(), "0");
+        let (_, l) = n.ns.exec(&["ip", "-o", "link", "show", host]);
+        assert!(l.contains("aa:aa:aa:aa:aa:aa"), "{l}");
+    }
+    // Pod to pod through the host, and pod to the node.
+    assert!(a.ping(&ipb), "a -> b");
+    assert!(b.ping(&ipa), "b -> a");
+    assert!(a.ping(n.pool["nodeIp"].as_str().unwrap()), "a -> node");
+
+    // CHECK passes, then DEL removes the host route and frees the address.
+    verb(Some(&n.ns.name), "CHECK", "ca", &a.path(), &with_prev(&n.conf, &ra),
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-a").expect_ok();
+    n.del("ca", &a.path(), Some("web-a")).expect_ok();
+    let (_, r) = n.ns.exec(&["ip", "route", "show", &format!("{ipa}/32")]);
+    assert!(r.trim().is_empty(), "host route left: {r}");
+    let held: Vec<String> = allocations(n.data.path(), "azure")
+        .iter()
+        .map(|a| a["ips"][0]["ip"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(held, vec![ipb.clone()]);
+    n.del("cb", &b.path(), None).expect_ok();
+    n.del("cb", &b.path(), None).expect_ok();
+    assert!(allocations(n.data.path(), "azure").is_empty());
+}
+
+#[test]
+fn the_pod_after_max_pods_is_refused_and_leaves_nothing() {
+    let n = node(2, 10);
+    let pods: Vec<NetnsGuard> = (0..11).map(|_| NetnsGuard::new(&format!("aksnt-{}", tag("m")))).collect();
+    for (i, p) in pods.iter().take(10).enumerate() {
+        n.add(&format!("m{i}"), p, None).expect_ok();
+    }
+    let o = n.add("m10", &pods[10], None);
+    assert_eq!(o.code(), 100, "{}", o.stdout);
+    let msg = o.msg();
+    let node = n.pool["node"].as_str().unwrap();
+    assert!(msg.contains(node) && msg.contains("10 reserved") && msg.contains("10 in use"), "{msg}");
+    assert_eq!(allocations(n.data.path(), "azure").len(), 10);
+    let (_, links) = pods[10].exec(&["ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "refused pod got a link: {links}");
+    let (_, node_links) = n.ns.exec(&["ip", "-o", "link"]);
+    let fallback = aksnet_core::naming::host_veth_name_from_key("m10");
+    assert!(!node_links.contains(&fallback), "host veth of the refused pod left");
+    // STATUS says the node cannot take another pod.
+    assert_eq!(call_in(Some(&n.ns.name), &[("CNI_COMMAND", "STATUS")], &n.conf.to_string()).code(), 50);
+    for (i, p) in pods.iter().take(10).enumerate() {
+        n.del(&format!("m{i}"), &p.path(), None).expect_ok();
+    }
+    assert!(allocations(n.data.path(), "azure").is_empty());
+    call_in(Some(&n.ns.name), &[("CNI_COMMAND", "STATUS")], &n.conf.to_string()).expect_ok();
+}
+
+#[test]
+fn a_node_that_has_not_joined_is_not_ready() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = json!({"cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
+                      "mode": "nodesubnet", "dataDir": dir.path()});
+    let o = call(&[("CNI_COMMAND", "STATUS")], &conf.to_string());
+    assert_eq!(o.code(), 102, "{}", o.stdout);
+    assert!(o.msg().contains("node-pool.json") && o.msg().contains("aksnet node join"), "{}", o.msg());
+    let p = NetnsGuard::new(&format!("aksnt-{}", tag("nj")));
+    let o = verb(None, "ADD", "x", &p.path(), &conf, "");
+    assert!(o.msg().contains("aksnet node join"), "{}", o.msg());
+}
