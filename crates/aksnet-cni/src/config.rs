@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use aksnet_cniproto::{CniResult, CniVersion, Route, SUPPORTED_VERSIONS};
-use ipnet::IpNet;
 use aksnet_core::allocator::{Pool, Range, ValidPool};
+use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 use crate::error::PluginError;
@@ -121,21 +121,37 @@ fn bad(field: impl Into<String>, value: impl Into<String>, why: impl Into<String
 fn show(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
-        format!("{}…", &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)]
+        )
     } else {
         s
     }
 }
 
-fn get_bool(obj: &Map<String, Value>, key: &str, default: bool, prefix: &str) -> Result<bool, PluginError> {
+fn get_bool(
+    obj: &Map<String, Value>,
+    key: &str,
+    default: bool,
+    prefix: &str,
+) -> Result<bool, PluginError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(v) => Err(bad(format!("{prefix}{key}"), show(v), "must be true or false")),
+        Some(v) => Err(bad(
+            format!("{prefix}{key}"),
+            show(v),
+            "must be true or false",
+        )),
     }
 }
 
-fn get_str<'a>(obj: &'a Map<String, Value>, key: &str, prefix: &str) -> Result<Option<&'a str>, PluginError> {
+fn get_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    prefix: &str,
+) -> Result<Option<&'a str>, PluginError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -150,7 +166,11 @@ fn get_mtu(obj: &Map<String, Value>) -> Result<Option<u32>, PluginError> {
             Some(0) => Ok(None),
             // 68 is IPv4's minimum MTU (RFC 791); 65535 the veth maximum.
             Some(m) if (68..=65535).contains(&m) => Ok(Some(m as u32)),
-            _ => Err(bad("mtu", show(v), "must be an integer from 68 to 65535 (0 = default)")),
+            _ => Err(bad(
+                "mtu",
+                show(v),
+                "must be an integer from 68 to 65535 (0 = default)",
+            )),
         },
     }
 }
@@ -200,7 +220,9 @@ impl PluginConfig {
             what: "network configuration on stdin",
             source: e,
         })?;
-        let obj = root.as_object().ok_or_else(|| bad("(stdin)", show(&root), "must be a JSON object"))?;
+        let obj = root
+            .as_object()
+            .ok_or_else(|| bad("(stdin)", show(&root), "must be a JSON object"))?;
 
         let version_s = match obj.get("cniVersion") {
             Some(Value::String(s)) => s.as_str(),
@@ -211,11 +233,16 @@ impl PluginConfig {
             given: version_s.to_string(),
         })?;
 
-        let name = get_str(obj, "name", "")?.ok_or_else(|| bad("name", "(missing)", "is required"))?;
+        let name =
+            get_str(obj, "name", "")?.ok_or_else(|| bad("name", "(missing)", "is required"))?;
         validate_network_name(name)?;
 
         let mode_s = get_str(obj, "mode", "")?.ok_or_else(|| {
-            bad("mode", "(missing)", "is required: \"kubenet\" or \"nodesubnet\"")
+            bad(
+                "mode",
+                "(missing)",
+                "is required: \"kubenet\" or \"nodesubnet\"",
+            )
         })?;
         let mode = match mode_s {
             "kubenet" | "bridge" => Mode::Kubenet(parse_kubenet(obj)?),
@@ -243,7 +270,11 @@ impl PluginConfig {
         };
         let data_dir = PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR));
         if !data_dir.is_absolute() {
-            return Err(bad("dataDir", data_dir.display().to_string(), "must be an absolute path"));
+            return Err(bad(
+                "dataDir",
+                data_dir.display().to_string(),
+                "must be an absolute path",
+            ));
         }
 
         let mut requested_ips = Vec::new();
@@ -261,7 +292,11 @@ impl PluginConfig {
             }
         }
         // `args.cni.ips` wins over everything (CONVENTIONS.md "args").
-        if let Some(ips) = obj.get("args").and_then(|a| a.get("cni")).and_then(|c| c.get("ips")) {
+        if let Some(ips) = obj
+            .get("args")
+            .and_then(|a| a.get("cni"))
+            .and_then(|c| c.get("ips"))
+        {
             requested_ips = parse_ip_list("args.cni.ips", ips)?;
         }
 
@@ -367,13 +402,21 @@ fn parse_attachments(v: &Value) -> Result<Vec<Attachment>, PluginError> {
 }
 
 fn parse_kubenet(obj: &Map<String, Value>) -> Result<KubenetConf, PluginError> {
-    let bridge = get_str(obj, "bridge", "")?.unwrap_or(DEFAULT_BRIDGE).to_string();
+    let bridge = get_str(obj, "bridge", "")?
+        .unwrap_or(DEFAULT_BRIDGE)
+        .to_string();
     aksnet_cniproto::args::validate_ifname(&bridge)
         .map_err(|e| bad("bridge", &bridge, e.to_string()))?;
     let ipam = match obj.get("ipam") {
         Some(Value::Object(m)) => m,
         Some(v) => return Err(bad("ipam", show(v), "must be an object")),
-        None => return Err(bad("ipam", "(missing)", "kubenet mode needs ipam.ranges (the node's pod CIDR)")),
+        None => {
+            return Err(bad(
+                "ipam",
+                "(missing)",
+                "kubenet mode needs ipam.ranges (the node's pod CIDR)",
+            ))
+        }
     };
     if let Some(t) = get_str(ipam, "type", "ipam.")? {
         // The IPAM is built in; accepting host-local's name keeps bridge+host-local
@@ -452,7 +495,11 @@ fn parse_ranges(ipam: &Map<String, Value>) -> Result<Vec<Vec<Range>>, PluginErro
                 .enumerate()
                 .map(|(i, set)| {
                     let set = set.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
-                        bad(format!("ipam.ranges[{i}]"), show(set), "must be a non-empty list of ranges")
+                        bad(
+                            format!("ipam.ranges[{i}]"),
+                            show(set),
+                            "must be a non-empty list of ranges",
+                        )
                     })?;
                     set.iter()
                         .enumerate()

@@ -76,6 +76,9 @@ pub enum PluginError {
     #[error("node pool {path}: {why}")]
     NodePool { path: PathBuf, why: String },
 
+    #[error("ipMasq: {why}")]
+    IpMasq { why: String, script: String },
+
     /// STATUS: the plugin cannot serve ADD now (code 50).
     #[error("not ready to add pods: {0}")]
     NotReady(String),
@@ -115,6 +118,7 @@ impl PluginError {
             PluginError::NodePool { .. } => ErrorCode::State,
             PluginError::Check(_) => ErrorCode::CheckFailed,
             PluginError::NotReady(_) => ErrorCode::NotAvailable,
+            PluginError::IpMasq { .. } => ErrorCode::Kernel,
             PluginError::Rollback { cause, .. } => cause.code(),
         }
     }

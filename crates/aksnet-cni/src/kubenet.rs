@@ -62,11 +62,12 @@ fn setup(
     if k.is_gateway {
         for info in infos {
             if let Some(gw) = info.gateway {
-                let net = IpNet::new(gw, info.address.prefix_len()).map_err(|_| PluginError::Config {
-                    field: "ipam.ranges".into(),
-                    value: info.address.to_string(),
-                    why: "gateway prefix is invalid".into(),
-                })?;
+                let net =
+                    IpNet::new(gw, info.address.prefix_len()).map_err(|_| PluginError::Config {
+                        field: "ipam.ranges".into(),
+                        value: info.address.to_string(),
+                        why: "gateway prefix is invalid".into(),
+                    })?;
                 host.ensure_addr(bridge.index, net)?;
                 if gw.is_ipv4() {
                     aksnet_netlink::enable_ip_forward()?;
@@ -128,7 +129,7 @@ fn setup(
         })?;
     }
 
-    Ok(CniResult {
+    let result = CniResult {
         cni_version: String::new(),
         interfaces: vec![
             Interface {
@@ -162,7 +163,9 @@ fn setup(
             .collect(),
         routes,
         dns: Default::default(),
-    })
+    };
+    crate::finish_add(cfg, &result, undo)?;
+    Ok(result)
 }
 
 fn default_dst(gw: std::net::IpAddr) -> IpNet {
@@ -190,9 +193,10 @@ pub(crate) fn check_host(
     match (host.link_by_name(&name)?, bridge) {
         (None, _) => problems.push(format!("host veth {name} is missing")),
         (Some(_), None) => problems.push(format!("bridge {} is missing", k.bridge)),
-        (Some(l), Some(b)) if l.master != Some(b.index) => {
-            problems.push(format!("host veth {name} is not a port of bridge {}", k.bridge))
-        }
+        (Some(l), Some(b)) if l.master != Some(b.index) => problems.push(format!(
+            "host veth {name} is not a port of bridge {}",
+            k.bridge
+        )),
         _ => {}
     }
     Ok(())

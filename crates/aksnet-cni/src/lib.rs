@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod error;
+pub mod ipmasq;
 mod kubenet;
 mod nodesubnet;
 pub mod undo;
@@ -29,7 +30,10 @@ use crate::error::PluginError;
 
 /// Runs one plugin invocation. `Ok(Some(v))` is printed on stdout; `Ok(None)`
 /// prints nothing (DEL, CHECK, GC, STATUS).
-pub fn run(env: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Result<Option<Value>, PluginError> {
+pub fn run(
+    env: impl Fn(&str) -> Option<String>,
+    stdin: &[u8],
+) -> Result<Option<Value>, PluginError> {
     let args = CmdArgs::from_env(env)?;
     if args.command == Command::Version {
         return Ok(Some(version_result(stdin)));
@@ -60,7 +64,8 @@ pub fn run(env: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Result<Option<
 /// VERSION answers whatever the stdin says (libcni probes with
 /// `{"cniVersion":"1.0.0"}`; research/cni-clients.md §1.2).
 fn version_result(stdin: &[u8]) -> Value {
-    let asked = config::peek_version(stdin).unwrap_or_else(|| CniVersion::LATEST.as_str().to_string());
+    let asked =
+        config::peek_version(stdin).unwrap_or_else(|| CniVersion::LATEST.as_str().to_string());
     serde_json::to_value(VersionResult {
         cni_version: &asked,
         supported_versions: &SUPPORTED_VERSIONS,
@@ -68,7 +73,11 @@ fn version_result(stdin: &[u8]) -> Value {
     .unwrap_or(Value::Null)
 }
 
-fn need_version(cfg: &PluginConfig, verb: &'static str, needs: CniVersion) -> Result<(), PluginError> {
+fn need_version(
+    cfg: &PluginConfig,
+    verb: &'static str,
+    needs: CniVersion,
+) -> Result<(), PluginError> {
     if cfg.version < needs {
         return Err(PluginError::VerbNeedsVersion {
             verb,
@@ -151,15 +160,22 @@ fn del(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
         Mode::Kubenet(_) => kubenet::del(args, &mut host)?,
         Mode::NodeSubnet(_) => nodesubnet::del(args, &store, &mut host)?,
     }
-    release(&store, &key)
+    let released = store.transact(|a| Ok::<_, PluginError>(a.release(&key)))?;
+    if cfg.ip_masq && !released.is_empty() {
+        ipmasq::apply(&ipmasq::script_del(&cfg.name, &released))?;
+    }
+    Ok(())
 }
 
 fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
-    let prev = cfg.prev_result.as_ref().ok_or_else(|| PluginError::Config {
-        field: "prevResult".into(),
-        value: "(missing)".into(),
-        why: "CHECK needs the cached ADD result (SPEC.md section 3)".into(),
-    })?;
+    let prev = cfg
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| PluginError::Config {
+            field: "prevResult".into(),
+            value: "(missing)".into(),
+            why: "CHECK needs the cached ADD result (SPEC.md section 3)".into(),
+        })?;
     let netns = open_netns(args)?;
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let mut host = Handle::new()?;
@@ -190,7 +206,11 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     }
     let mut pod = Handle::in_netns(&netns)?;
     match pod.link_by_name(&args.ifname)? {
-        None => problems.push(format!("interface {} is missing in {}", args.ifname, netns.path().display())),
+        None => problems.push(format!(
+            "interface {} is missing in {}",
+            args.ifname,
+            netns.path().display()
+        )),
         Some(link) => {
             let have = pod.list_addrs(link.index)?;
             for net in &ours {
@@ -200,9 +220,9 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
             }
             let routes = pod.list_routes()?;
             for r in &prev.routes {
-                let found = routes.iter().any(|k| {
-                    k.dst == r.dst && (r.gw.is_none() || k.gateway == r.gw)
-                });
+                let found = routes
+                    .iter()
+                    .any(|k| k.dst == r.dst && (r.gw.is_none() || k.gateway == r.gw));
                 if !found {
                     let via = r.gw.map(|g| format!(" via {g}")).unwrap_or_default();
                     problems.push(format!("route {}{via} is missing in the pod", r.dst));
@@ -212,7 +232,9 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     }
     match &cfg.mode {
         Mode::Kubenet(k) => kubenet::check_host(args, k, &mut host, &mut problems)?,
-        Mode::NodeSubnet(_) => nodesubnet::check_host(args, &state, &ours, &mut host, &mut problems)?,
+        Mode::NodeSubnet(_) => {
+            nodesubnet::check_host(args, &state, &ours, &mut host, &mut problems)?
+        }
     }
     if problems.is_empty() {
         Ok(())
@@ -236,7 +258,11 @@ fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
         .collect();
     // Links first (see del), derived from the reservations about to go.
     let snapshot = store.snapshot()?;
-    let stale: Vec<AttachmentKey> = snapshot.keys().filter(|k| !valid.contains(*k)).cloned().collect();
+    let stale: Vec<AttachmentKey> = snapshot
+        .keys()
+        .filter(|k| !valid.contains(*k))
+        .cloned()
+        .collect();
     if stale.is_empty() {
         return Ok(());
     }
@@ -244,17 +270,34 @@ fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
     let mut errors = Vec::new();
     for k in &stale {
         let name = match &cfg.mode {
-            Mode::Kubenet(_) => aksnet_core::naming::kubenet_host_veth_name(&k.container_id, &k.ifname),
+            Mode::Kubenet(_) => {
+                aksnet_core::naming::kubenet_host_veth_name(&k.container_id, &k.ifname)
+            }
             Mode::NodeSubnet(_) => nodesubnet::host_veth_for(k, snapshot.meta(k)),
         };
         if let Err(e) = host.del_link_by_name(&name) {
             errors.push(e);
         }
     }
-    store.transact(|a| Ok::<_, PluginError>(a.gc(&valid)))?;
+    let held = store.transact(|a| {
+        a.gc(&valid);
+        Ok::<_, PluginError>(
+            a.records()
+                .into_iter()
+                .flat_map(|r| r.ips)
+                .map(|l| l.ip)
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    let mut errors: Vec<PluginError> = errors.into_iter().map(PluginError::from).collect();
+    if cfg.ip_masq {
+        if let Err(e) = ipmasq::apply(&ipmasq::script_sync(&cfg.name, &held)) {
+            errors.push(e);
+        }
+    }
     // GC continues past errors and reports them (SPEC.md, GC).
     match errors.into_iter().next() {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(()),
     }
 }
@@ -300,6 +343,26 @@ pub(crate) fn reserve(
             .map_err(IpamError::from)?;
         Ok::<_, PluginError>((leases, !existed))
     })
+}
+
+/// Last step of every mode's ADD: `ipMasq` rules for the pod's addresses,
+/// with its inverse on the undo list.
+pub(crate) fn finish_add(
+    cfg: &PluginConfig,
+    result: &CniResult,
+    undo: &mut undo::Undo<'_>,
+) -> Result<(), PluginError> {
+    if !cfg.ip_masq {
+        return Ok(());
+    }
+    let ips: Vec<IpAddr> = result.ips.iter().map(|i| i.address.addr()).collect();
+    let subnets: Vec<IpNet> = result.ips.iter().map(|i| i.address.trunc()).collect();
+    ipmasq::apply(&ipmasq::script_add(&cfg.name, &subnets, &ips))?;
+    let name = cfg.name.clone();
+    undo.push("remove ipMasq elements", move || {
+        ipmasq::apply(&ipmasq::script_del(&name, &ips))
+    });
+    Ok(())
 }
 
 /// Releases the attachment's addresses (the inverse of `reserve`).
@@ -364,10 +427,12 @@ pub(crate) fn prepare_pod_link(
     cfg: &PluginConfig,
     netns: &Netns,
 ) -> Result<(u32, String), PluginError> {
-    let link = pod.link_by_name(&args.ifname)?.ok_or_else(|| PluginError::IfnameMissing {
-        ifname: args.ifname.clone(),
-        netns: netns.path().display().to_string(),
-    })?;
+    let link = pod
+        .link_by_name(&args.ifname)?
+        .ok_or_else(|| PluginError::IfnameMissing {
+            ifname: args.ifname.clone(),
+            netns: netns.path().display().to_string(),
+        })?;
     match requested_mac(args, cfg)? {
         Some(mac) => {
             pod.set_mac(link.index, mac)?;

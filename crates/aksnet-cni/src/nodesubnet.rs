@@ -63,7 +63,11 @@ pub(crate) fn load_pool(cfg: &PluginConfig) -> Result<(NodePool, ValidPool), Plu
 /// Host veth name: Azure's `azv` + SHA-1("<namespace>.<pod>")[:11] when the
 /// runtime names the pod (kubelet does); otherwise derived from the container
 /// ID, which podman and `ctr` always give (issue 3).
-fn host_veth_name(pod_namespace: Option<&str>, pod_name: Option<&str>, container_id: &str) -> String {
+fn host_veth_name(
+    pod_namespace: Option<&str>,
+    pod_name: Option<&str>,
+    container_id: &str,
+) -> String {
     match (pod_namespace, pod_name) {
         (Some(ns), Some(name)) => azure_host_veth_name(ns, name),
         _ => host_veth_name_from_key(container_id),
@@ -156,7 +160,14 @@ fn setup(
 ) -> Result<CniResult, PluginError> {
     let mtu = uplink_mtu(n, host)?;
     let host_name = host_veth_for_args(args);
-    let host_link = create_pod_veth(host, &host_name, &args.ifname, netns, mtu, Some(HOST_VETH_MAC))?;
+    let host_link = create_pod_veth(
+        host,
+        &host_name,
+        &args.ifname,
+        netns,
+        mtu,
+        Some(HOST_VETH_MAC),
+    )?;
     let name_for_undo = host_name.clone();
     undo.push("delete host veth", move || {
         Handle::new()?.del_link_by_name(&name_for_undo)?;
@@ -191,7 +202,7 @@ fn setup(
     // first-packet ARP delay of Azure/azure-container-networking#778.
     pod.add_neighbour(pod_link, gw, HOST_VETH_MAC, NeighbourState::Permanent)?;
 
-    Ok(CniResult {
+    let result = CniResult {
         cni_version: String::new(),
         interfaces: vec![
             Interface {
@@ -216,7 +227,9 @@ fn setup(
         }],
         routes: vec![Route::new(IpNet::V4(Default::default()), Some(gw))],
         dns: Default::default(),
-    })
+    };
+    crate::finish_add(cfg, &result, undo)?;
+    Ok(result)
 }
 
 /// DEL: delete the host veth (its /32 route goes with it). The name comes from
@@ -256,7 +269,10 @@ pub(crate) fn check_host(
     let routes = host.list_routes()?;
     for net in ours {
         let want = IpNet::from(net.addr());
-        if !routes.iter().any(|r| r.dst == want && r.oif == Some(link.index)) {
+        if !routes
+            .iter()
+            .any(|r| r.dst == want && r.oif == Some(link.index))
+        {
             problems.push(format!("host route {want} dev {name} is missing"));
         }
     }

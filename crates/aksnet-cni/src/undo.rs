@@ -71,7 +71,9 @@ mod tests {
     #[test]
     fn cleanup_failures_are_attached() {
         let mut u = Undo::new();
-        u.push("release address", || Err(PluginError::Check(vec!["boom".into()])));
+        u.push("release address", || {
+            Err(PluginError::Check(vec!["boom".into()]))
+        });
         let e = u.rollback(PluginError::Check(vec!["cause".into()]));
         match e {
             PluginError::Rollback { cause, cleanup } => {

@@ -2,6 +2,8 @@
 //! (issue 2, "Tests that must exist"). Every namespace, link and file is
 //! removed by guards even when an assertion fails.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;
@@ -39,10 +41,16 @@ fn every_version_add_check_del_twice() {
         let c = conf(&n, v, "10.251.0.0/24");
         let ns = NetnsGuard::new(&format!("aksnt-{}", tag("v")));
         let id = format!("ver{i}");
-        let res = verb(None, "ADD", &id, &ns.path(), &c, "").expect_ok().json();
+        let res = verb(None, "ADD", &id, &ns.path(), &c, "")
+            .expect_ok()
+            .json();
         assert_eq!(res["cniVersion"], *v);
         let has_version = res["ips"][0].get("version").is_some();
-        assert_eq!(has_version, v.starts_with("0."), "{v}: ips[].version in {res}");
+        assert_eq!(
+            has_version,
+            v.starts_with("0."),
+            "{v}: ips[].version in {res}"
+        );
         assert_eq!(res["interfaces"][2]["name"], "eth0");
         assert_eq!(res["interfaces"][2]["sandbox"], ns.path());
         assert_eq!(res["ips"][0]["interface"], 2);
@@ -52,7 +60,10 @@ fn every_version_add_check_del_twice() {
         let (_, addrs) = ns.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]);
         assert!(addrs.contains(&format!("{ip}/24")), "{v}: {addrs}");
         let (_, routes) = ns.exec(&["ip", "route"]);
-        assert!(routes.contains("default via 10.251.0.1 dev eth0"), "{v}: {routes}");
+        assert!(
+            routes.contains("default via 10.251.0.1 dev eth0"),
+            "{v}: {routes}"
+        );
 
         let cp = with_prev(&c, &res);
         if *v >= "0.4.0" {
@@ -68,9 +79,15 @@ fn every_version_add_check_del_twice() {
         }
         verb(None, "DEL", &id, &ns.path(), &cp, "").expect_ok();
         verb(None, "DEL", &id, &ns.path(), &cp, "").expect_ok();
-        assert!(allocations(n.dir.path(), &n.name).is_empty(), "{v}: address leaked");
+        assert!(
+            allocations(n.dir.path(), &n.name).is_empty(),
+            "{v}: address leaked"
+        );
         let (_, links) = ns.exec(&["ip", "-o", "link"]);
-        assert!(!links.contains("eth0"), "{v}: eth0 left in the pod: {links}");
+        assert!(
+            !links.contains("eth0"),
+            "{v}: eth0 left in the pod: {links}"
+        );
     }
 }
 
@@ -80,8 +97,12 @@ fn two_pods_on_one_bridge_reach_each_other() {
     let c = conf(&n, "1.1.0", "10.251.1.0/24");
     let a = NetnsGuard::new(&format!("aksnt-{}", tag("p")));
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("p")));
-    let ra = verb(None, "ADD", "pa", &a.path(), &c, "").expect_ok().json();
-    let rb = verb(None, "ADD", "pb", &b.path(), &c, "").expect_ok().json();
+    let ra = verb(None, "ADD", "pa", &a.path(), &c, "")
+        .expect_ok()
+        .json();
+    let rb = verb(None, "ADD", "pb", &b.path(), &c, "")
+        .expect_ok()
+        .json();
     let (ipa, ipb) = (result_ip(&ra), result_ip(&rb));
     assert_ne!(ipa, ipb);
     assert!(a.ping(&ipb), "pod a cannot reach pod b at {ipb}");
@@ -107,14 +128,20 @@ fn del_after_the_netns_is_gone_releases_the_address() {
     let res;
     {
         let ns = NetnsGuard::new(&format!("aksnt-{}", tag("g")));
-        res = verb(None, "ADD", "gone", &ns.path(), &c, "").expect_ok().json();
+        res = verb(None, "ADD", "gone", &ns.path(), &c, "")
+            .expect_ok()
+            .json();
         assert_eq!(allocations(n.dir.path(), &n.name).len(), 1);
     } // netns deleted here
     let path = "/run/netns/aksnt-does-not-exist";
     verb(None, "DEL", "gone", path, &with_prev(&c, &res), "").expect_ok();
     // And with no CNI_NETNS at all (it is optional for DEL).
     call(
-        &[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "gone"), ("CNI_IFNAME", "eth0")],
+        &[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "gone"),
+            ("CNI_IFNAME", "eth0"),
+        ],
         &c.to_string(),
     )
     .expect_ok();
@@ -135,7 +162,9 @@ fn check_reports_an_address_removed_by_hand() {
     let n = net("c");
     let c = conf(&n, "1.1.0", "10.251.3.0/24");
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("c")));
-    let res = verb(None, "ADD", "chk", &ns.path(), &c, "").expect_ok().json();
+    let res = verb(None, "ADD", "chk", &ns.path(), &c, "")
+        .expect_ok()
+        .json();
     let cp = with_prev(&c, &res);
     verb(None, "CHECK", "chk", &ns.path(), &cp, "").expect_ok();
     let addr = res["ips"][0]["address"].as_str().expect("address");
@@ -143,7 +172,11 @@ fn check_reports_an_address_removed_by_hand() {
     assert!(ok, "{out}");
     let o = verb(None, "CHECK", "chk", &ns.path(), &cp, "");
     assert_eq!(o.code(), 103);
-    assert!(o.msg().contains(addr), "CHECK must name the missing address: {}", o.msg());
+    assert!(
+        o.msg().contains(addr),
+        "CHECK must name the missing address: {}",
+        o.msg()
+    );
     verb(None, "DEL", "chk", &ns.path(), &cp, "").expect_ok();
 }
 
@@ -152,7 +185,9 @@ fn duplicate_add_is_refused_and_keeps_the_first() {
     let n = net("d");
     let c = conf(&n, "1.1.0", "10.251.4.0/24");
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("d")));
-    let res = verb(None, "ADD", "dup", &ns.path(), &c, "").expect_ok().json();
+    let res = verb(None, "ADD", "dup", &ns.path(), &c, "")
+        .expect_ok()
+        .json();
     let o = verb(None, "ADD", "dup", &ns.path(), &c, "");
     assert!(o.msg().contains("already exists"), "{}", o.stdout);
     // The first attachment is intact.
@@ -172,7 +207,10 @@ fn a_failing_add_leaves_nothing_behind() {
     let o = verb(None, "ADD", "fail", &ns.path(), &c, "");
     assert!(!o.ok);
     assert_eq!(o.code(), 101, "{}", o.stdout);
-    assert!(allocations(n.dir.path(), &n.name).is_empty(), "reservation left");
+    assert!(
+        allocations(n.dir.path(), &n.name).is_empty(),
+        "reservation left"
+    );
     let (_, links) = ns.exec(&["ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "pod veth left: {links}");
     let host = aksnet_core::naming::kubenet_host_veth_name("fail", "eth0");
@@ -186,12 +224,21 @@ fn requested_addresses_are_honoured() {
     let a = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
     // podman passes --ip as CNI_ARGS IP= (research/cni-clients.md §1.9).
-    let ra = verb(None, "ADD", "ra", &a.path(), &c, "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.251.6.77")
-        .expect_ok()
-        .json();
+    let ra = verb(
+        None,
+        "ADD",
+        "ra",
+        &a.path(),
+        &c,
+        "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.251.6.77",
+    )
+    .expect_ok()
+    .json();
     assert_eq!(result_ip(&ra), "10.251.6.77");
     c["runtimeConfig"] = json!({"ips": ["10.251.6.88/24"], "mac": "02:aa:bb:cc:dd:ee"});
-    let rb = verb(None, "ADD", "rb", &b.path(), &c, "").expect_ok().json();
+    let rb = verb(None, "ADD", "rb", &b.path(), &c, "")
+        .expect_ok()
+        .json();
     assert_eq!(result_ip(&rb), "10.251.6.88");
     assert_eq!(rb["interfaces"][2]["mac"], "02:aa:bb:cc:dd:ee");
     // An address another pod holds is refused and nothing changes.
@@ -213,8 +260,12 @@ fn gc_releases_what_is_not_valid_and_status_reports_exhaustion() {
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("s")));
     let status = || call(&[("CNI_COMMAND", "STATUS")], &c.to_string());
     status().expect_ok();
-    let ra = verb(None, "ADD", "ga", &a.path(), &c, "").expect_ok().json();
-    let rb = verb(None, "ADD", "gb", &b.path(), &c, "").expect_ok().json();
+    let ra = verb(None, "ADD", "ga", &a.path(), &c, "")
+        .expect_ok()
+        .json();
+    let rb = verb(None, "ADD", "gb", &b.path(), &c, "")
+        .expect_ok()
+        .json();
     let full = status();
     assert_eq!(full.code(), 50, "STATUS with a full pool: {}", full.stdout);
 
@@ -225,14 +276,20 @@ fn gc_releases_what_is_not_valid_and_status_reports_exhaustion() {
     let left = allocations(n.dir.path(), &n.name);
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["containerId"], "ga");
-    assert!(!host_link_exists(rb["interfaces"][1]["name"].as_str().unwrap_or_default()));
-    assert!(host_link_exists(ra["interfaces"][1]["name"].as_str().unwrap_or_default()));
+    assert!(!host_link_exists(
+        rb["interfaces"][1]["name"].as_str().unwrap_or_default()
+    ));
+    assert!(host_link_exists(
+        ra["interfaces"][1]["name"].as_str().unwrap_or_default()
+    ));
     status().expect_ok();
 
     // No key at all means none is valid (research/cni-clients.md §1.8).
     call(&[("CNI_COMMAND", "GC")], &c.to_string()).expect_ok();
     assert!(allocations(n.dir.path(), &n.name).is_empty());
-    assert!(!host_link_exists(ra["interfaces"][1]["name"].as_str().unwrap_or_default()));
+    assert!(!host_link_exists(
+        ra["interfaces"][1]["name"].as_str().unwrap_or_default()
+    ));
     // The 1.1.0 tag's key name works too.
     let mut g2 = c.clone();
     g2["cni.dev/attachments"] = json!([]);
@@ -250,10 +307,81 @@ fn prev_result_of_an_earlier_plugin_is_carried_through() {
         "dns": {"nameservers": ["10.0.0.10"]}
     });
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("h")));
-    let res = verb(None, "ADD", "chain", &ns.path(), &c, "").expect_ok().json();
+    let res = verb(None, "ADD", "chain", &ns.path(), &c, "")
+        .expect_ok()
+        .json();
     assert_eq!(res["interfaces"][0]["name"], "lo0");
     assert_eq!(res["interfaces"][3]["name"], "eth0");
-    assert_eq!(res["ips"][0]["interface"], 3, "index shifted past the earlier interfaces");
+    assert_eq!(
+        res["ips"][0]["interface"], 3,
+        "index shifted past the earlier interfaces"
+    );
     assert_eq!(res["dns"]["nameservers"][0], "10.0.0.10");
     verb(None, "DEL", "chain", &ns.path(), &c, "").expect_ok();
+}
+
+/// `ipMasq: true`: a host outside the pod subnet sees the node's address;
+/// DEL takes the pod out of the masquerade set.
+#[test]
+fn ip_masq_hides_the_pod_behind_the_node() {
+    require_root();
+    let t = tag("q");
+    let node = NetnsGuard::new(&format!("aksnt-{t}n"));
+    let outside = NetnsGuard::new(&format!("aksnt-{t}o"));
+    let pod = NetnsGuard::new(&format!("aksnt-{t}p"));
+    let dir = tempfile::tempdir().unwrap();
+    // Uplink node 10.254.0.2 <-> outside 10.254.0.3; the outside host has no
+    // route to the pod subnet, so only a masqueraded connection can succeed.
+    let nns = aksnet_netlink::Netns::open(node.path()).unwrap();
+    let mut oh =
+        aksnet_netlink::Handle::in_netns(&aksnet_netlink::Netns::open(outside.path()).unwrap())
+            .unwrap();
+    let o = oh
+        .create_veth("aksntout", "eth0", &nns, 1500, None)
+        .unwrap();
+    oh.add_addr(o.index, "10.254.0.3/24".parse().unwrap())
+        .unwrap();
+    oh.set_link_up(o.index).unwrap();
+    let mut nh = aksnet_netlink::Handle::in_netns(&nns).unwrap();
+    let e = nh.link_by_name("eth0").unwrap().unwrap();
+    nh.add_addr(e.index, "10.254.0.2/24".parse().unwrap())
+        .unwrap();
+    nh.set_link_up(e.index).unwrap();
+
+    let mut c = kubenet_conf("1.1.0", "aksnt-masq", "cbr0", dir.path(), "10.251.9.0/24");
+    c["ipMasq"] = json!(true);
+    let res = verb(Some(&node.name), "ADD", "mq", &pod.path(), &c, "")
+        .expect_ok()
+        .json();
+    let pod_ip = result_ip(&res);
+    let (_, set) = node.exec(&["nft", "list", "table", "inet", "aksnet-cni"]);
+    assert!(
+        set.contains(&pod_ip),
+        "pod address not in the masquerade set: {set}"
+    );
+
+    let listener = std::process::Command::new("ip")
+        .args(["netns", "exec", &outside.name, "timeout", "10", "python3", "-c"])
+        .arg("import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('10.254.0.3',7777))\ns.listen(1)\nprint('ready',flush=True)\nc,a=s.accept()\nprint(a[0],flush=True)")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 listener (install python3)");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ok, out) = pod.exec(&[
+        "python3",
+        "-c",
+        "import socket; socket.create_connection(('10.254.0.3', 7777), timeout=5)",
+    ]);
+    assert!(ok, "pod could not connect out: {out}");
+    let seen = String::from_utf8_lossy(&listener.wait_with_output().expect("listener").stdout)
+        .into_owned();
+    assert!(
+        seen.lines().any(|l| l.trim() == "10.254.0.2"),
+        "outside saw {seen:?}, want the node address"
+    );
+
+    verb(Some(&node.name), "DEL", "mq", &pod.path(), &c, "").expect_ok();
+    let (_, set) = node.exec(&["nft", "list", "table", "inet", "aksnet-cni"]);
+    assert!(!set.contains(&pod_ip), "pod address left in the set: {set}");
+    verb(Some(&node.name), "DEL", "mq", &pod.path(), &c, "").expect_ok();
 }

@@ -3,6 +3,8 @@
 //! plugin inside the node netns exactly as a runtime on that node would.
 //! Checks the transparent-mode contract of the brief ("Datapath contracts").
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -41,15 +43,31 @@ fn node(x: u8, max_pods: u32) -> Node {
     let store = tempfile::tempdir().unwrap();
     let subnet = format!("10.240.{x}.0/24");
     let out = Command::new(aksnet_bin())
-        .args(["node", "join", "--node", &format!("aksnt-node-{t}"), "--subnet", &subnet])
-        .args(["--subnet-name", "aksnt-subnet", "--max-pods", &max_pods.to_string()])
+        .args([
+            "node",
+            "join",
+            "--node",
+            &format!("aksnt-node-{t}"),
+            "--subnet",
+            &subnet,
+        ])
+        .args([
+            "--subnet-name",
+            "aksnt-subnet",
+            "--max-pods",
+            &max_pods.to_string(),
+        ])
         .arg("--store")
         .arg(store.path())
         .arg("--data-dir")
         .arg(data.path())
         .output()
         .expect("aksnet node join");
-    assert!(out.status.success(), "join: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "join: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pool: Value =
         serde_json::from_str(&std::fs::read_to_string(data.path().join("node-pool.json")).unwrap())
             .unwrap();
@@ -57,21 +75,33 @@ fn node(x: u8, max_pods: u32) -> Node {
 
     // Uplink: node eth0 <-> fabric, the fabric holding the subnet's .1.
     let nsh = aksnet_netlink::Netns::open(ns.path()).unwrap();
-    let mut fh = aksnet_netlink::Handle::in_netns(&aksnet_netlink::Netns::open(fabric.path()).unwrap()).unwrap();
+    let mut fh =
+        aksnet_netlink::Handle::in_netns(&aksnet_netlink::Netns::open(fabric.path()).unwrap())
+            .unwrap();
     let f = fh.create_veth("aksntup", "eth0", &nsh, 1400, None).unwrap();
-    fh.add_addr(f.index, format!("10.240.{x}.1/24").parse().unwrap()).unwrap();
+    fh.add_addr(f.index, format!("10.240.{x}.1/24").parse().unwrap())
+        .unwrap();
     fh.set_link_up(f.index).unwrap();
     let mut nh = aksnet_netlink::Handle::in_netns(&nsh).unwrap();
     let e = nh.link_by_name("eth0").unwrap().unwrap();
-    nh.add_addr(e.index, format!("{node_ip}/24").parse().unwrap()).unwrap();
+    nh.add_addr(e.index, format!("{node_ip}/24").parse().unwrap())
+        .unwrap();
     nh.set_link_up(e.index).unwrap();
-    nh.add_default_route(format!("10.240.{x}.1").parse().unwrap(), e.index).unwrap();
+    nh.add_default_route(format!("10.240.{x}.1").parse().unwrap(), e.index)
+        .unwrap();
 
     let conf = json!({
         "cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
         "mode": "nodesubnet", "dataDir": data.path()
     });
-    Node { ns, _fabric: fabric, data, _store: store, pool, conf }
+    Node {
+        ns,
+        _fabric: fabric,
+        data,
+        _store: store,
+        pool,
+        conf,
+    }
 }
 
 impl Node {
@@ -79,7 +109,14 @@ impl Node {
         let args = k8s
             .map(|n| format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={n}"))
             .unwrap_or_default();
-        verb(Some(&self.ns.name), "ADD", id, &pod.path(), &self.conf, &args)
+        verb(
+            Some(&self.ns.name),
+            "ADD",
+            id,
+            &pod.path(),
+            &self.conf,
+            &args,
+        )
     }
     fn del(&self, id: &str, pod: &str, k8s: Option<&str>) -> Outcome {
         let args = k8s
@@ -97,13 +134,24 @@ fn transparent_datapath_contract() {
     let ra = n.add("ca", &a, Some("web-a")).expect_ok().json();
     let rb = n.add("cb", &b, None).expect_ok().json();
     let (ipa, ipb) = (result_ip(&ra), result_ip(&rb));
-    let pod_ips: Vec<&str> = n.pool["podIps"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert!(pod_ips.contains(&ipa.as_str()) && pod_ips.contains(&ipb.as_str()), "from the reservation");
+    let pod_ips: Vec<&str> = n.pool["podIps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        pod_ips.contains(&ipa.as_str()) && pod_ips.contains(&ipb.as_str()),
+        "from the reservation"
+    );
 
     // Result: subnet prefix, gateway 169.254.1.1, default route.
     assert_eq!(ra["ips"][0]["address"], format!("{ipa}/24"));
     assert_eq!(ra["ips"][0]["gateway"], "169.254.1.1");
-    assert_eq!(ra["routes"], json!([{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]));
+    assert_eq!(
+        ra["routes"],
+        json!([{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}])
+    );
 
     // Host veth name: azv + SHA-1("default.web-a")[:11]; container-ID fallback.
     let host_a = aksnet_core::naming::azure_host_veth_name("default", "web-a");
@@ -119,7 +167,10 @@ fn transparent_datapath_contract() {
         lines.sort();
         assert_eq!(
             lines,
-            vec!["169.254.1.1 dev eth0 scope link", "default via 169.254.1.1 dev eth0"],
+            vec![
+                "169.254.1.1 dev eth0 scope link",
+                "default via 169.254.1.1 dev eth0"
+            ],
             "no on-link subnet route, only the virtual gateway"
         );
         let (_, neigh) = pod.exec(&["ip", "neigh", "show", "169.254.1.1"]);
@@ -129,10 +180,15 @@ fn transparent_datapath_contract() {
     }
     for (host, ip) in [(&host_a, &ipa), (&host_b, &ipb)] {
         let (_, r) = n.ns.exec(&["ip", "route", "show", &format!("{ip}/32")]);
-        assert!(r.contains(&format!("dev {host}")) && r.contains("proto static"), "{r}");
-        let (_, proxy) = n.ns.exec(&["cat", &format!("/proc/sys/net/ipv4/conf/{host}/proxy_arp")]);
+        assert!(
+            r.contains(&format!("dev {host}")) && r.contains("proto static"),
+            "{r}"
+        );
+        let (_, proxy) =
+            n.ns.exec(&["cat", &format!("/proc/sys/net/ipv4/conf/{host}/proxy_arp")]);
         assert_eq!(proxy.trim(), "1");
-        let (_, ra_) = n.ns.exec(&["cat", &format!("/proc/sys/net/ipv6/conf/{host}/accept_ra")]);
+        let (_, ra_) =
+            n.ns.exec(&["cat", &format!("/proc/sys/net/ipv6/conf/{host}/accept_ra")]);
         assert_eq!(ra_.trim(), "0");
         let (_, l) = n.ns.exec(&["ip", "-o", "link", "show", host]);
         assert!(l.contains("aa:aa:aa:aa:aa:aa"), "{l}");
@@ -143,8 +199,15 @@ fn transparent_datapath_contract() {
     assert!(a.ping(n.pool["nodeIp"].as_str().unwrap()), "a -> node");
 
     // CHECK passes, then DEL removes the host route and frees the address.
-    verb(Some(&n.ns.name), "CHECK", "ca", &a.path(), &with_prev(&n.conf, &ra),
-        "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-a").expect_ok();
+    verb(
+        Some(&n.ns.name),
+        "CHECK",
+        "ca",
+        &a.path(),
+        &with_prev(&n.conf, &ra),
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-a",
+    )
+    .expect_ok();
     n.del("ca", &a.path(), Some("web-a")).expect_ok();
     let (_, r) = n.ns.exec(&["ip", "route", "show", &format!("{ipa}/32")]);
     assert!(r.trim().is_empty(), "host route left: {r}");
@@ -161,7 +224,9 @@ fn transparent_datapath_contract() {
 #[test]
 fn the_pod_after_max_pods_is_refused_and_leaves_nothing() {
     let n = node(2, 10);
-    let pods: Vec<NetnsGuard> = (0..11).map(|_| NetnsGuard::new(&format!("aksnt-{}", tag("m")))).collect();
+    let pods: Vec<NetnsGuard> = (0..11)
+        .map(|_| NetnsGuard::new(&format!("aksnt-{}", tag("m"))))
+        .collect();
     for (i, p) in pods.iter().take(10).enumerate() {
         n.add(&format!("m{i}"), p, None).expect_ok();
     }
@@ -169,20 +234,39 @@ fn the_pod_after_max_pods_is_refused_and_leaves_nothing() {
     assert_eq!(o.code(), 100, "{}", o.stdout);
     let msg = o.msg();
     let node = n.pool["node"].as_str().unwrap();
-    assert!(msg.contains(node) && msg.contains("10 reserved") && msg.contains("10 in use"), "{msg}");
+    assert!(
+        msg.contains(node) && msg.contains("10 reserved") && msg.contains("10 in use"),
+        "{msg}"
+    );
     assert_eq!(allocations(n.data.path(), "azure").len(), 10);
     let (_, links) = pods[10].exec(&["ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "refused pod got a link: {links}");
     let (_, node_links) = n.ns.exec(&["ip", "-o", "link"]);
     let fallback = aksnet_core::naming::host_veth_name_from_key("m10");
-    assert!(!node_links.contains(&fallback), "host veth of the refused pod left");
+    assert!(
+        !node_links.contains(&fallback),
+        "host veth of the refused pod left"
+    );
     // STATUS says the node cannot take another pod.
-    assert_eq!(call_in(Some(&n.ns.name), &[("CNI_COMMAND", "STATUS")], &n.conf.to_string()).code(), 50);
+    assert_eq!(
+        call_in(
+            Some(&n.ns.name),
+            &[("CNI_COMMAND", "STATUS")],
+            &n.conf.to_string()
+        )
+        .code(),
+        50
+    );
     for (i, p) in pods.iter().take(10).enumerate() {
         n.del(&format!("m{i}"), &p.path(), None).expect_ok();
     }
     assert!(allocations(n.data.path(), "azure").is_empty());
-    call_in(Some(&n.ns.name), &[("CNI_COMMAND", "STATUS")], &n.conf.to_string()).expect_ok();
+    call_in(
+        Some(&n.ns.name),
+        &[("CNI_COMMAND", "STATUS")],
+        &n.conf.to_string(),
+    )
+    .expect_ok();
 }
 
 #[test]
@@ -193,7 +277,11 @@ fn a_node_that_has_not_joined_is_not_ready() {
                       "mode": "nodesubnet", "dataDir": dir.path()});
     let o = call(&[("CNI_COMMAND", "STATUS")], &conf.to_string());
     assert_eq!(o.code(), 102, "{}", o.stdout);
-    assert!(o.msg().contains("node-pool.json") && o.msg().contains("aksnet node join"), "{}", o.msg());
+    assert!(
+        o.msg().contains("node-pool.json") && o.msg().contains("aksnet node join"),
+        "{}",
+        o.msg()
+    );
     let p = NetnsGuard::new(&format!("aksnt-{}", tag("nj")));
     let o = verb(None, "ADD", "x", &p.path(), &conf, "");
     assert!(o.msg().contains("aksnet node join"), "{}", o.msg());

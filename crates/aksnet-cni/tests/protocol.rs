@@ -3,6 +3,8 @@
 //! None of these calls may change anything: each runs with a fresh data dir
 //! that must stay empty.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;
@@ -17,7 +19,10 @@ fn assert_untouched(dir: &tempfile::TempDir) {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "a failed call left files: {left:?}");
-    assert!(!host_link_exists("aksntbproto"), "a failed call created the bridge");
+    assert!(
+        !host_link_exists("aksntbproto"),
+        "a failed call created the bridge"
+    );
 }
 
 #[test]
@@ -71,7 +76,14 @@ fn missing_environment_is_code_4_naming_the_variables() {
 #[test]
 fn unknown_cni_args_need_ignore_unknown() {
     let dir = tempfile::tempdir().unwrap();
-    let o = verb(None, "ADD", "c", "/run/netns/x", &kubenet(dir.path()), "FOO=bar");
+    let o = verb(
+        None,
+        "ADD",
+        "c",
+        "/run/netns/x",
+        &kubenet(dir.path()),
+        "FOO=bar",
+    );
     assert_eq!(o.code(), 4);
     assert!(o.msg().contains("FOO"));
     assert_untouched(&dir);
@@ -117,9 +129,21 @@ fn invalid_config_is_code_7_naming_field_and_value() {
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
         ("mode", json!(null), "mode"),
         ("mode", json!("overlay"), "overlay"),
-        ("ipam", json!({"ranges": [[{"subnet": "10.1.2.3/24"}]]}), "10.1.2.3/24"),
-        ("ipam", json!({"ranges": [[{"subnet": "10.1.0.0/24", "rangeStart": "10.2.0.5"}]]}), "rangeStart"),
-        ("ipam", json!({"type": "dhcp", "ranges": [[{"subnet": "10.1.0.0/24"}]]}), "dhcp"),
+        (
+            "ipam",
+            json!({"ranges": [[{"subnet": "10.1.2.3/24"}]]}),
+            "10.1.2.3/24",
+        ),
+        (
+            "ipam",
+            json!({"ranges": [[{"subnet": "10.1.0.0/24", "rangeStart": "10.2.0.5"}]]}),
+            "rangeStart",
+        ),
+        (
+            "ipam",
+            json!({"type": "dhcp", "ranges": [[{"subnet": "10.1.0.0/24"}]]}),
+            "dhcp",
+        ),
         ("ipam", json!(null), "ipam"),
         ("mtu", json!(12), "mtu"),
         ("hairpinMode", json!("yes"), "hairpinMode"),
@@ -137,9 +161,16 @@ fn invalid_config_is_code_7_naming_field_and_value() {
         let ns = NetnsGuard::new(&format!("aksnt-{}", tag("cfg")));
         let o = verb(None, "ADD", "c", &ns.path(), &c, "");
         assert_eq!(o.code(), 7, "{field}: {}", o.stdout);
-        assert!(o.msg().contains(needle), "{field}: message must name {needle:?}: {}", o.msg());
+        assert!(
+            o.msg().contains(needle),
+            "{field}: message must name {needle:?}: {}",
+            o.msg()
+        );
         let (_, links) = ns.exec(&["ip", "-o", "link"]);
-        assert!(!links.contains("eth0"), "{field}: a refused ADD created a link");
+        assert!(
+            !links.contains("eth0"),
+            "{field}: a refused ADD created a link"
+        );
     }
     assert_untouched(&dir);
 }
@@ -147,7 +178,14 @@ fn invalid_config_is_code_7_naming_field_and_value() {
 #[test]
 fn add_into_a_missing_netns_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let o = verb(None, "ADD", "c", "/run/netns/aksnt-missing", &kubenet(dir.path()), "");
+    let o = verb(
+        None,
+        "ADD",
+        "c",
+        "/run/netns/aksnt-missing",
+        &kubenet(dir.path()),
+        "",
+    );
     assert_eq!(o.code(), 3, "{}", o.stdout);
     assert!(o.msg().contains("/run/netns/aksnt-missing"));
     assert_untouched(&dir);
@@ -162,7 +200,14 @@ fn corrupt_state_is_reported_and_never_reset() {
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("cor")));
     let o = verb(None, "ADD", "c", &ns.path(), &kubenet(dir.path()), "");
     assert_eq!(o.code(), 102, "{}", o.stdout);
-    assert!(o.msg().contains(&state.display().to_string()), "{}", o.msg());
-    assert_eq!(std::fs::read_to_string(&state).unwrap(), "{ this is not the state");
+    assert!(
+        o.msg().contains(&state.display().to_string()),
+        "{}",
+        o.msg()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "{ this is not the state"
+    );
     let _ = LinkGuard("aksntbproto".into());
 }

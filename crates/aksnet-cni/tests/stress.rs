@@ -3,6 +3,8 @@
 //! before any DEL, so a duplicate address cannot hide behind timing: every
 //! address must be distinct, present on its pod, and released at the end.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::HashSet;
@@ -42,27 +44,41 @@ fn sixteen_processes_512_operations_no_duplicate_no_leak() {
                         .enumerate()
                         .map(|(p, ns)| {
                             let id = format!("st-{c}-{p}");
-                            let r = verb(None, "ADD", &id, &ns.path(), conf, "").expect_ok().json();
+                            let r = verb(None, "ADD", &id, &ns.path(), conf, "")
+                                .expect_ok()
+                                .json();
                             (id, r)
                         })
                         .collect()
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("caller thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("caller thread"))
+            .collect()
     });
 
     let mut seen = HashSet::new();
     for (pods, res) in namespaces.iter().zip(&results) {
         for (ns, (id, r)) in pods.iter().zip(res) {
             let ip = result_ip(r);
-            assert!(seen.insert(ip.clone()), "{ip} handed out twice (second holder {id})");
+            assert!(
+                seen.insert(ip.clone()),
+                "{ip} handed out twice (second holder {id})"
+            );
             let (_, out) = ns.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]);
-            assert!(out.contains(&format!("{ip}/23")), "{id}: {ip} not on its pod: {out}");
+            assert!(
+                out.contains(&format!("{ip}/23")),
+                "{id}: {ip} not on its pod: {out}"
+            );
         }
     }
     assert_eq!(seen.len(), CALLERS * PODS_PER_CALLER);
-    assert_eq!(allocations(dir.path(), &name).len(), CALLERS * PODS_PER_CALLER);
+    assert_eq!(
+        allocations(dir.path(), &name).len(),
+        CALLERS * PODS_PER_CALLER
+    );
 
     // Phase 2: every caller DELs its pods concurrently.
     std::thread::scope(|s| {
@@ -75,7 +91,10 @@ fn sixteen_processes_512_operations_no_duplicate_no_leak() {
             });
         }
     });
-    assert!(allocations(dir.path(), &name).is_empty(), "reservations left after DEL");
+    assert!(
+        allocations(dir.path(), &name).is_empty(),
+        "reservations left after DEL"
+    );
     for res in &results {
         for (id, r) in res {
             let host = r["interfaces"][1]["name"].as_str().unwrap_or_default();

@@ -21,7 +21,9 @@ fn field_of(e: PluginError) -> String {
 #[test]
 fn kubenet_defaults_match_aks() {
     let c = parse(kubenet()).unwrap();
-    let Mode::Kubenet(k) = c.mode else { panic!("mode") };
+    let Mode::Kubenet(k) = c.mode else {
+        panic!("mode")
+    };
     assert_eq!(k.bridge, "cbr0");
     assert!(k.is_gateway);
     assert!(!k.hairpin_mode && !k.promisc_mode);
@@ -29,7 +31,11 @@ fn kubenet_defaults_match_aks() {
     assert!(!c.ip_masq);
     assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
     assert!(k.routes.is_none());
-    assert_eq!(k.pool.capacity(), 253, "a /24 minus network, gateway and broadcast");
+    assert_eq!(
+        k.pool.capacity(),
+        253,
+        "a /24 minus network, gateway and broadcast"
+    );
 }
 
 #[test]
@@ -39,7 +45,9 @@ fn host_local_shorthand_and_aliases() {
                        "rangeEnd": "10.244.2.19", "dataDir": "/tmp/x"});
     v["mode"] = json!("bridge");
     let c = parse(v).unwrap();
-    let Mode::Kubenet(k) = c.mode else { panic!("mode") };
+    let Mode::Kubenet(k) = c.mode else {
+        panic!("mode")
+    };
     assert_eq!(k.pool.capacity(), 10);
     assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
     let mut n = kubenet();
@@ -73,13 +81,29 @@ fn every_bad_field_is_named() {
         ("ipMasq", json!("no"), "ipMasq"),
         ("dataDir", json!("rel"), "dataDir"),
         ("dataDir", json!(5), "dataDir"),
-        ("runtimeConfig", json!({"ips": "10.0.0.1"}), "runtimeConfig.ips"),
-        ("runtimeConfig", json!({"ips": ["nope"]}), "runtimeConfig.ips[0]"),
+        (
+            "runtimeConfig",
+            json!({"ips": "10.0.0.1"}),
+            "runtimeConfig.ips",
+        ),
+        (
+            "runtimeConfig",
+            json!({"ips": ["nope"]}),
+            "runtimeConfig.ips[0]",
+        ),
         ("runtimeConfig", json!({"mac": 5}), "runtimeConfig.mac"),
         ("args", json!({"cni": {"ips": [1]}}), "args.cni.ips[0]"),
         ("dns", json!({"nameservers": "x"}), "dns"),
-        ("cni.dev/valid-attachments", json!({}), "cni.dev/valid-attachments"),
-        ("cni.dev/valid-attachments", json!([{"containerID": "a"}]), "cni.dev/valid-attachments[0]"),
+        (
+            "cni.dev/valid-attachments",
+            json!({}),
+            "cni.dev/valid-attachments",
+        ),
+        (
+            "cni.dev/valid-attachments",
+            json!([{"containerID": "a"}]),
+            "cni.dev/valid-attachments[0]",
+        ),
     ];
     for (key, value, field) in cases {
         let mut v = kubenet();
@@ -93,16 +117,31 @@ fn every_bad_field_is_named() {
 fn ipam_errors_are_named() {
     let cases = [
         (json!("x"), "ipam"),
-        (json!({"type": "dhcp", "ranges": [[{"subnet": "10.0.0.0/24"}]]}), "ipam.type"),
+        (
+            json!({"type": "dhcp", "ranges": [[{"subnet": "10.0.0.0/24"}]]}),
+            "ipam.type",
+        ),
         (json!({}), "ipam.ranges"),
         (json!({"ranges": []}), "ipam.ranges"),
         (json!({"ranges": [[]]}), "ipam.ranges[0]"),
         (json!({"ranges": [["x"]]}), "ipam.ranges[0][0]"),
         (json!({"ranges": [[{}]]}), "ipam.ranges[0][0].subnet"),
-        (json!({"ranges": [[{"subnet": "10.0.0.0/33"}]]}), "ipam.ranges[0][0].subnet"),
-        (json!({"ranges": [[{"subnet": "10.0.0.0/24", "gateway": "x"}]]}), "ipam.ranges[0][0].gateway"),
-        (json!({"ranges": [[{"subnet": "10.0.0.0/24"}]], "routes": [{"gw": "10.0.0.1"}]}), "ipam.routes[0].dst"),
-        (json!({"ranges": [[{"subnet": "10.0.0.0/24"}]], "routes": {}}), "ipam.routes"),
+        (
+            json!({"ranges": [[{"subnet": "10.0.0.0/33"}]]}),
+            "ipam.ranges[0][0].subnet",
+        ),
+        (
+            json!({"ranges": [[{"subnet": "10.0.0.0/24", "gateway": "x"}]]}),
+            "ipam.ranges[0][0].gateway",
+        ),
+        (
+            json!({"ranges": [[{"subnet": "10.0.0.0/24"}]], "routes": [{"gw": "10.0.0.1"}]}),
+            "ipam.routes[0].dst",
+        ),
+        (
+            json!({"ranges": [[{"subnet": "10.0.0.0/24"}]], "routes": {}}),
+            "ipam.routes",
+        ),
     ];
     for (ipam, field) in cases {
         let mut v = kubenet();
@@ -121,10 +160,16 @@ fn requested_addresses_args_win_over_runtime_config() {
     let mut v = kubenet();
     v["runtimeConfig"] = json!({"ips": ["10.244.1.5/24"], "mac": "02:00:00:00:00:01"});
     let c = parse(v.clone()).unwrap();
-    assert_eq!(c.requested_ips, vec!["10.244.1.5".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        c.requested_ips,
+        vec!["10.244.1.5".parse::<IpAddr>().unwrap()]
+    );
     assert_eq!(c.requested_mac.as_deref(), Some("02:00:00:00:00:01"));
     v["args"] = json!({"cni": {"ips": ["10.244.1.9"]}});
-    assert_eq!(parse(v).unwrap().requested_ips, vec!["10.244.1.9".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        parse(v).unwrap().requested_ips,
+        vec!["10.244.1.9".parse::<IpAddr>().unwrap()]
+    );
 }
 
 #[test]
@@ -132,15 +177,23 @@ fn gc_attachments_both_key_names_and_absent() {
     let mut v = kubenet();
     assert_eq!(parse(v.clone()).unwrap().valid_attachments, None);
     v["cni.dev/attachments"] = json!([{"containerID": "a", "ifname": "eth0"}]);
-    assert_eq!(parse(v.clone()).unwrap().valid_attachments.unwrap().len(), 1);
+    assert_eq!(
+        parse(v.clone()).unwrap().valid_attachments.unwrap().len(),
+        1
+    );
     v["cni.dev/valid-attachments"] = json!([]);
-    assert_eq!(parse(v).unwrap().valid_attachments, Some(vec![]), "the newer key wins");
+    assert_eq!(
+        parse(v).unwrap().valid_attachments,
+        Some(vec![]),
+        "the newer key wins"
+    );
 }
 
 #[test]
 fn prev_result_of_any_version_and_unknown_keys() {
     let mut v = kubenet();
-    v["prevResult"] = json!({"cniVersion": "0.4.0", "ips": [{"version": "4", "address": "10.244.1.5/24"}]});
+    v["prevResult"] =
+        json!({"cniVersion": "0.4.0", "ips": [{"version": "4", "address": "10.244.1.5/24"}]});
     v["someRuntimeKey"] = json!(true);
     v["capabilities"] = json!({"portMappings": true});
     let c = parse(v).unwrap();
@@ -148,11 +201,23 @@ fn prev_result_of_any_version_and_unknown_keys() {
     assert_eq!(c.ignored_keys, vec!["someRuntimeKey".to_string()]);
     let mut v = kubenet();
     v["prevResult"] = json!({"ips": "bad"});
-    assert!(matches!(parse(v).unwrap_err(), PluginError::Decode { what: "prevResult", .. }));
+    assert!(matches!(
+        parse(v).unwrap_err(),
+        PluginError::Decode {
+            what: "prevResult",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn not_json_or_not_an_object() {
-    assert!(matches!(PluginConfig::parse(b"{").unwrap_err(), PluginError::Decode { .. }));
-    assert_eq!(field_of(PluginConfig::parse(b"[1]").unwrap_err()), "(stdin)");
+    assert!(matches!(
+        PluginConfig::parse(b"{").unwrap_err(),
+        PluginError::Decode { .. }
+    ));
+    assert_eq!(
+        field_of(PluginConfig::parse(b"[1]").unwrap_err()),
+        "(stdin)"
+    );
 }

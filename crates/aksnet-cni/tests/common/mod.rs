@@ -35,7 +35,10 @@ pub struct NetnsGuard {
 
 impl NetnsGuard {
     pub fn new(name: &str) -> Self {
-        assert!(name.starts_with("aksnt"), "test names carry the aksnt prefix");
+        assert!(
+            name.starts_with("aksnt"),
+            "test names carry the aksnt prefix"
+        );
         aksnet_netlink::create_named_netns(name)
             .unwrap_or_else(|e| panic!("creating netns {name}: {e}"));
         NetnsGuard {
@@ -53,7 +56,9 @@ impl NetnsGuard {
             .args(["netns", "exec", &self.name])
             .args(argv)
             .output()
-            .unwrap_or_else(|e| panic!("ip netns exec {}: {e} (is iproute2 installed?)", self.name));
+            .unwrap_or_else(|e| {
+                panic!("ip netns exec {}: {e} (is iproute2 installed?)", self.name)
+            });
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned()
@@ -129,7 +134,10 @@ pub fn call_in(netns_exec: Option<&str>, env: &[(&str, &str)], stdin: &str) -> O
     };
     cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_PATH", Path::new(PLUGIN).parent().unwrap_or(Path::new("/")));
+        .env(
+            "CNI_PATH",
+            Path::new(PLUGIN).parent().unwrap_or(Path::new("/")),
+        );
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -181,7 +189,13 @@ pub fn verb(
 }
 
 /// A kubenet config for `version`, with the bridge and data dir of a test.
-pub fn kubenet_conf(version: &str, name: &str, bridge: &str, data_dir: &Path, subnet: &str) -> Value {
+pub fn kubenet_conf(
+    version: &str,
+    name: &str,
+    bridge: &str,
+    data_dir: &Path,
+    subnet: &str,
+) -> Value {
     json!({
         "cniVersion": version,
         "name": name,
