@@ -1,0 +1,598 @@
+//! ARM templates: resolve `[parameters('x')]`, `[variables('y')]`, `concat`, `format`,
+//! `resourceId` ... from defaults and an optional parameters file (planner.md §7), then read
+//! the resources with the Azure readers.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::azure;
+use super::value::{get_ci, Obj, UNRESOLVED};
+use super::InputError;
+use crate::model::{Cluster, Pool, Vnet};
+
+pub struct Template {
+    pub file: String,
+    pub value: Value,
+}
+
+pub struct Found {
+    pub cluster: Option<Cluster>,
+    pub pools: Vec<(Option<String>, Pool)>,
+    pub vnets: Vec<Vnet>,
+}
+
+/// A resource still to read: its path, its raw value and its parent's (type, name).
+type Pending = (String, Value, Option<(String, String)>);
+
+struct Ctx<'a> {
+    params: HashMap<String, Value>,
+    variables: Option<&'a Value>,
+    depth: u32,
+}
+
+pub fn is_template(v: &Value) -> bool {
+    let schema = get_ci(v, "$schema")
+        .and_then(|(_, s)| s.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    schema.contains("deploymenttemplate")
+        || (get_ci(v, "resources").is_some_and(|(_, r)| r.is_array())
+            && get_ci(v, "contentVersion").is_some())
+}
+
+pub fn is_parameters_file(v: &Value) -> bool {
+    let schema = get_ci(v, "$schema")
+        .and_then(|(_, s)| s.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    schema.contains("deploymentparameters")
+        || (get_ci(v, "parameters").is_some()
+            && get_ci(v, "contentVersion").is_some()
+            && get_ci(v, "resources").is_none())
+}
+
+/// `parameters.x.value` of a parameters file.
+pub fn parameter_values(v: &Value) -> HashMap<String, Value> {
+    let mut out = HashMap::new();
+    if let Some((_, Value::Object(m))) = get_ci(v, "parameters") {
+        for (k, p) in m {
+            if let Some((_, val)) = get_ci(p, "value") {
+                out.insert(k.to_ascii_lowercase(), val.clone());
+            }
+        }
+    }
+    out
+}
+
+pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, InputError> {
+    let mut params = HashMap::new();
+    if let Some((_, Value::Object(m))) = get_ci(&t.value, "parameters") {
+        for (k, p) in m {
+            if let Some((_, d)) = get_ci(p, "defaultValue") {
+                params.insert(k.to_ascii_lowercase(), d.clone());
+            }
+        }
+    }
+    for (k, v) in overrides {
+        params.insert(k.clone(), v.clone());
+    }
+    let mut ctx = Ctx {
+        params,
+        variables: get_ci(&t.value, "variables").map(|(_, v)| v),
+        depth: 0,
+    };
+    let mut found = Found {
+        cluster: None,
+        pools: Vec::new(),
+        vnets: Vec::new(),
+    };
+    let mut subnets: Vec<(String, crate::model::Subnet)> = Vec::new();
+    let mut peerings: Vec<(String, crate::model::Peering)> = Vec::new();
+    let resources = match get_ci(&t.value, "resources") {
+        Some((_, Value::Array(a))) => a.clone(),
+        _ => Vec::new(),
+    };
+    let mut stack: Vec<Pending> = resources
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (format!("resources[{i}]"), r, None))
+        .collect();
+    while let Some((path, raw, parent)) = stack.pop() {
+        let v = resolve(&raw, &mut ctx);
+        let ty = get_ci(&v, "type")
+            .and_then(|(_, s)| s.as_str())
+            .unwrap_or("")
+            .to_string();
+        let name = get_ci(&v, "name")
+            .and_then(|(_, s)| s.as_str())
+            .unwrap_or("")
+            .to_string();
+        let (full_ty, full_name) = match &parent {
+            Some((pt, pn)) if !ty.contains('/') => (format!("{pt}/{ty}"), format!("{pn}/{name}")),
+            _ => (ty.clone(), name.clone()),
+        };
+        if let Some((_, Value::Array(children))) = get_ci(&raw, "resources") {
+            for (i, c) in children.iter().enumerate() {
+                stack.push((
+                    format!("{path}.resources[{i}]"),
+                    c.clone(),
+                    Some((full_ty.clone(), full_name.clone())),
+                ));
+            }
+        }
+        let lt = full_ty.to_ascii_lowercase();
+        let segs: Vec<&str> = full_name.split('/').collect();
+        let last = segs.last().copied().unwrap_or("").to_string();
+        let named = with_name(&v, &last);
+        let o = Obj::new(&named, path.clone(), &t.file);
+        if lt == "microsoft.containerservice/managedclusters" {
+            if found.cluster.is_some() {
+                return Err(o.err(
+                    "type",
+                    "a second managed cluster in one template; plan one cluster at a time",
+                ));
+            }
+            found.cluster = Some(azure::read_cluster(&o)?);
+        } else if lt == "microsoft.containerservice/managedclusters/agentpools" {
+            found
+                .pools
+                .push((segs.first().map(|s| s.to_string()), azure::read_pool(&o)?));
+        } else if lt == "microsoft.network/virtualnetworks" {
+            found.vnets.push(azure::read_vnet(&o)?);
+        } else if lt == "microsoft.network/virtualnetworks/subnets" {
+            subnets.push((
+                segs.first().copied().unwrap_or("").to_string(),
+                azure::read_subnet(&o)?,
+            ));
+        } else if lt == "microsoft.network/virtualnetworks/virtualnetworkpeerings" {
+            peerings.push((
+                segs.first().copied().unwrap_or("").to_string(),
+                azure::read_peering(&o)?,
+            ));
+        }
+    }
+    for (vnet, s) in subnets.into_iter().rev() {
+        match found
+            .vnets
+            .iter_mut()
+            .find(|v| v.name.eq_ignore_ascii_case(&vnet))
+        {
+            Some(v) => v.subnets.push(s),
+            None => found.vnets.push(Vnet {
+                name: vnet,
+                subnets: vec![s],
+                ..Vnet::default()
+            }),
+        }
+    }
+    for (vnet, p) in peerings {
+        if let Some(v) = found
+            .vnets
+            .iter_mut()
+            .find(|v| v.name.eq_ignore_ascii_case(&vnet))
+        {
+            v.peerings.push(p);
+        }
+    }
+    Ok(found)
+}
+
+fn with_name(v: &Value, name: &str) -> Value {
+    let mut v = v.clone();
+    if let Value::Object(m) = &mut v {
+        let key = m
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("name"))
+            .cloned()
+            .unwrap_or_else(|| "name".into());
+        m.insert(key, Value::String(name.to_string()));
+    }
+    v
+}
+
+/// Resolve every expression string in `v`; failures become `UNRESOLVED` markers that turn
+/// into an error naming the key only if a reader needs that field.
+fn resolve(v: &Value, ctx: &mut Ctx) -> Value {
+    match v {
+        Value::String(s) => match eval_string(s, ctx) {
+            Ok(x) => x,
+            Err(e) => Value::String(format!("{UNRESOLVED}{s} ({e})")),
+        },
+        Value::Array(a) => Value::Array(a.iter().map(|x| resolve(x, ctx)).collect()),
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, x) in m {
+                // Child resources are resolved on their own.
+                if k.eq_ignore_ascii_case("resources") {
+                    continue;
+                }
+                out.insert(k.clone(), resolve(x, ctx));
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+fn eval_string(s: &str, ctx: &mut Ctx) -> Result<Value, String> {
+    let t = s.trim();
+    if let Some(rest) = t.strip_prefix("[[") {
+        return Ok(Value::String(format!("[{rest}")));
+    }
+    if t.starts_with('[') && t.ends_with(']') && t.len() >= 2 {
+        let toks = lex(&t[1..t.len() - 1])?;
+        let mut p = Parser { toks, pos: 0 };
+        let e = p.expr()?;
+        if p.pos != p.toks.len() {
+            return Err("unexpected text after the expression".into());
+        }
+        return eval(&e, ctx);
+    }
+    Ok(Value::String(s.to_string()))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Num(i64),
+    LParen,
+    RParen,
+    Comma,
+    Dot,
+    LBrack,
+    RBrack,
+}
+
+fn lex(s: &str) -> Result<Vec<Tok>, String> {
+    let cs: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < cs.len() {
+        let c = cs[i];
+        match c {
+            ' ' | '\t' | '\n' | '\r' => i += 1,
+            '(' => {
+                out.push(Tok::LParen);
+                i += 1
+            }
+            ')' => {
+                out.push(Tok::RParen);
+                i += 1
+            }
+            ',' => {
+                out.push(Tok::Comma);
+                i += 1
+            }
+            '.' => {
+                out.push(Tok::Dot);
+                i += 1
+            }
+            '[' => {
+                out.push(Tok::LBrack);
+                i += 1
+            }
+            ']' => {
+                out.push(Tok::RBrack);
+                i += 1
+            }
+            '\'' => {
+                let mut v = String::new();
+                i += 1;
+                loop {
+                    match cs.get(i) {
+                        None => return Err("unterminated string".into()),
+                        Some('\'') if cs.get(i + 1) == Some(&'\'') => {
+                            v.push('\'');
+                            i += 2;
+                        }
+                        Some('\'') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(ch) => {
+                            v.push(*ch);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push(Tok::Str(v));
+            }
+            c if c.is_ascii_digit() || c == '-' => {
+                let start = i;
+                i += 1;
+                while i < cs.len() && cs[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let n: String = cs[start..i].iter().collect();
+                out.push(Tok::Num(n.parse().map_err(|_| format!("bad number {n}"))?));
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let start = i;
+                while i < cs.len() && (cs[i].is_alphanumeric() || cs[i] == '_') {
+                    i += 1;
+                }
+                out.push(Tok::Ident(cs[start..i].iter().collect()));
+            }
+            other => return Err(format!("unexpected character '{other}'")),
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone)]
+enum Expr {
+    Lit(Value),
+    Call(String, Vec<Expr>),
+    Prop(Box<Expr>, String),
+    Index(Box<Expr>, Box<Expr>),
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl Parser {
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+    fn expr(&mut self) -> Result<Expr, String> {
+        let mut e = match self.next() {
+            Some(Tok::Str(s)) => Expr::Lit(Value::String(s)),
+            Some(Tok::Num(n)) => Expr::Lit(Value::from(n)),
+            Some(Tok::Ident(name)) => {
+                if self.next() != Some(Tok::LParen) {
+                    return Err(format!("expected '(' after {name}"));
+                }
+                let mut args = Vec::new();
+                if self.peek() == Some(&Tok::RParen) {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        args.push(self.expr()?);
+                        match self.next() {
+                            Some(Tok::Comma) => continue,
+                            Some(Tok::RParen) => break,
+                            _ => return Err(format!("expected ',' or ')' in {name}(...)")),
+                        }
+                    }
+                }
+                Expr::Call(name, args)
+            }
+            other => return Err(format!("unexpected {other:?}")),
+        };
+        loop {
+            match self.peek() {
+                Some(Tok::Dot) => {
+                    self.pos += 1;
+                    match self.next() {
+                        Some(Tok::Ident(p)) => e = Expr::Prop(Box::new(e), p),
+                        _ => return Err("expected a property name after '.'".into()),
+                    }
+                }
+                Some(Tok::LBrack) => {
+                    self.pos += 1;
+                    let i = self.expr()?;
+                    if self.next() != Some(Tok::RBrack) {
+                        return Err("expected ']'".into());
+                    }
+                    e = Expr::Index(Box::new(e), Box::new(i));
+                }
+                _ => return Ok(e),
+            }
+        }
+    }
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn eval(e: &Expr, ctx: &mut Ctx) -> Result<Value, String> {
+    if ctx.depth > 32 {
+        return Err(
+            "expression nests too deeply (a parameter or variable refers to itself?)".into(),
+        );
+    }
+    match e {
+        Expr::Lit(v) => Ok(v.clone()),
+        Expr::Prop(inner, p) => {
+            let v = eval(inner, ctx)?;
+            get_ci(&v, p)
+                .map(|(_, x)| x.clone())
+                .ok_or_else(|| format!("no property '{p}'"))
+        }
+        Expr::Index(inner, i) => {
+            let v = eval(inner, ctx)?;
+            let i = eval(i, ctx)?;
+            match (&v, &i) {
+                (Value::Array(a), Value::Number(n)) => n
+                    .as_u64()
+                    .and_then(|n| a.get(n as usize))
+                    .cloned()
+                    .ok_or_else(|| "index out of range".into()),
+                (Value::Object(_), Value::String(k)) => get_ci(&v, k)
+                    .map(|(_, x)| x.clone())
+                    .ok_or_else(|| format!("no property '{k}'")),
+                _ => Err("cannot index".into()),
+            }
+        }
+        Expr::Call(name, args) => {
+            let mut vals = Vec::new();
+            for a in args {
+                vals.push(eval(a, ctx)?);
+            }
+            let first = || vals.first().map(as_text).unwrap_or_default();
+            match name.to_ascii_lowercase().as_str() {
+                "parameters" => {
+                    let k = first().to_ascii_lowercase();
+                    let raw = ctx.params.get(&k).cloned().ok_or_else(|| {
+                        format!(
+                            "parameter '{}' has no defaultValue and no value in a parameters file",
+                            first()
+                        )
+                    })?;
+                    ctx.depth += 1;
+                    let v = resolve_strict(&raw, ctx);
+                    ctx.depth -= 1;
+                    v
+                }
+                "variables" => {
+                    let k = first();
+                    let raw = ctx
+                        .variables
+                        .and_then(|v| get_ci(v, &k))
+                        .map(|(_, x)| x.clone())
+                        .ok_or_else(|| format!("variable '{k}' is not defined"))?;
+                    ctx.depth += 1;
+                    let v = resolve_strict(&raw, ctx);
+                    ctx.depth -= 1;
+                    v
+                }
+                "concat" => {
+                    if vals.iter().all(|v| v.is_array()) && !vals.is_empty() {
+                        Ok(Value::Array(
+                            vals.iter()
+                                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                                .collect(),
+                        ))
+                    } else {
+                        Ok(Value::String(vals.iter().map(as_text).collect()))
+                    }
+                }
+                "format" => {
+                    let mut s = first();
+                    for (i, v) in vals.iter().enumerate().skip(1) {
+                        s = s.replace(&format!("{{{}}}", i - 1), &as_text(v));
+                    }
+                    Ok(Value::String(s))
+                }
+                "string" => Ok(Value::String(first())),
+                "int" => first()
+                    .trim()
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .map_err(|_| format!("int('{}') is not a number", first())),
+                "tolower" => Ok(Value::String(first().to_lowercase())),
+                "toupper" => Ok(Value::String(first().to_uppercase())),
+                "createarray" => Ok(Value::Array(vals.clone())),
+                "if" => {
+                    let c = vals
+                        .first()
+                        .and_then(|v| v.as_bool())
+                        .ok_or("if() needs a boolean")?;
+                    vals.get(if c { 1 } else { 2 })
+                        .cloned()
+                        .ok_or_else(|| "if() needs three arguments".into())
+                }
+                "equals" => Ok(Value::Bool(vals.first() == vals.get(1))),
+                "resourcegroup" => Ok(
+                    serde_json::json!({"name": "{resourceGroup}", "location": "{location}", "id": "/subscriptions/{subscription}/resourceGroups/{resourceGroup}"}),
+                ),
+                "subscription" => Ok(
+                    serde_json::json!({"subscriptionId": "{subscription}", "id": "/subscriptions/{subscription}"}),
+                ),
+                "resourceid" => {
+                    let texts: Vec<String> = vals.iter().map(as_text).collect();
+                    let ti = texts
+                        .iter()
+                        .position(|t| t.contains('/') && t.contains('.'))
+                        .ok_or("resourceId() needs a resource type")?;
+                    let ty = &texts[ti];
+                    let names = &texts[ti + 1..];
+                    let pre = &texts[..ti];
+                    let (sub, rg) = match pre.len() {
+                        0 => ("{subscription}".to_string(), "{resourceGroup}".to_string()),
+                        1 => ("{subscription}".to_string(), pre[0].clone()),
+                        _ => (pre[0].clone(), pre[1].clone()),
+                    };
+                    let mut segs = ty.split('/');
+                    let ns = segs.next().unwrap_or("");
+                    let types: Vec<&str> = segs.collect();
+                    let mut id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}");
+                    for (t, n) in types.iter().zip(names.iter()) {
+                        id.push_str(&format!("/{t}/{n}"));
+                    }
+                    Ok(Value::String(id))
+                }
+                other => Err(format!("function {other}() is not supported")),
+            }
+        }
+    }
+}
+
+fn resolve_strict(v: &Value, ctx: &mut Ctx) -> Result<Value, String> {
+    match v {
+        Value::String(s) => eval_string(s, ctx),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| resolve_strict(x, ctx))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, x) in m {
+                out.insert(k.clone(), resolve_strict(x, ctx)?);
+            }
+            Ok(Value::Object(out))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(s: &str, params: &[(&str, Value)], vars: Value) -> Result<Value, String> {
+        let mut ctx = Ctx {
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            variables: Some(&vars),
+            depth: 0,
+        };
+        eval_string(s, &mut ctx)
+    }
+
+    #[test]
+    fn expressions_resolve() {
+        let vars = serde_json::json!({"vnetName": "[concat(parameters('prefix'), '-vnet')]"});
+        assert_eq!(
+            ev("[parameters('n')]", &[("n", Value::from(3))], vars.clone()).unwrap(),
+            Value::from(3)
+        );
+        assert_eq!(
+            ev(
+                "[variables('vnetName')]",
+                &[("prefix", "aks".into())],
+                vars.clone()
+            )
+            .unwrap(),
+            Value::from("aks-vnet")
+        );
+        let id = ev("[resourceId('Microsoft.Network/virtualNetworks/subnets', variables('vnetName'), 'nodes')]", &[("prefix", "aks".into())], vars.clone()).unwrap();
+        assert_eq!(id, Value::from("/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.Network/virtualNetworks/aks-vnet/subnets/nodes"));
+        assert_eq!(
+            ev("[[literal]", &[], vars.clone()).unwrap(),
+            Value::from("[literal]")
+        );
+        assert!(ev("[parameters('missing')]", &[], vars.clone())
+            .unwrap_err()
+            .contains("missing"));
+        assert!(ev("[reference('x').foo]", &[], vars)
+            .unwrap_err()
+            .contains("reference"));
+    }
+}

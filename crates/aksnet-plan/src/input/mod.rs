@@ -1,0 +1,361 @@
+//! Input adapters: read the files users already have and build one [`PlanInput`]. Each file's
+//! kind is detected from its shape (planner.md §7); several files combine (a cluster plus its
+//! VNet; a template plus its parameters file; a Terraform module's .tf files).
+
+pub mod arm;
+pub mod azure;
+pub mod hcl;
+pub mod spec;
+pub mod terraform;
+pub mod value;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::model::{Cluster, Origin, PlanInput, Source};
+use value::{get_ci, has, Obj};
+
+/// Input that cannot be used: names the file and the position or key (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {key}: {message}")]
+    Field {
+        file: String,
+        key: String,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Shape { file: String, message: String },
+    #[error("{message}")]
+    Combine { message: String },
+}
+
+/// What one JSON/YAML document was detected as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Spec,
+    AksShow,
+    ArmCluster,
+    NodePool,
+    Vnet,
+    ArmTemplate,
+    ArmParameters,
+    RestExample,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Spec => "aksnet spec",
+            Kind::AksShow => "az aks show",
+            Kind::ArmCluster => "ARM managedClusters (GET)",
+            Kind::NodePool => "az aks nodepool show",
+            Kind::Vnet => "az network vnet show",
+            Kind::ArmTemplate => "ARM template",
+            Kind::ArmParameters => "ARM parameters file",
+            Kind::RestExample => "REST API example",
+        }
+    }
+}
+
+fn type_of(v: &Value) -> String {
+    get_ci(v, "type")
+        .and_then(|(_, t)| t.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Detect a document's kind from its keys.
+pub fn detect(v: &Value) -> Option<Kind> {
+    if !v.is_object() {
+        return None;
+    }
+    let api = get_ci(v, "apiVersion")
+        .and_then(|(_, s)| s.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if api.starts_with("aksnet")
+        || ((has(v, "cluster") || has(v, "vnet") || has(v, "vnets"))
+            && !has(v, "properties")
+            && !has(v, "resources"))
+    {
+        return Some(Kind::Spec);
+    }
+    if arm::is_template(v) {
+        return Some(Kind::ArmTemplate);
+    }
+    if arm::is_parameters_file(v) {
+        return Some(Kind::ArmParameters);
+    }
+    if has(v, "responses") && has(v, "parameters") {
+        return Some(Kind::RestExample);
+    }
+    let ty = type_of(v);
+    let props = get_ci(v, "properties").map(|(_, p)| p);
+    let p = props.unwrap_or(v);
+    if ty.ends_with("managedclusters/agentpools") || has(p, "typePropertiesType") {
+        return Some(Kind::NodePool);
+    }
+    if ty.ends_with("managedclusters") || has(p, "agentPoolProfiles") || has(p, "networkProfile") {
+        return Some(if props.is_some() {
+            Kind::ArmCluster
+        } else {
+            Kind::AksShow
+        });
+    }
+    if ty.ends_with("virtualnetworks") || has(p, "addressSpace") {
+        return Some(Kind::Vnet);
+    }
+    if has(v, "name") && (has(p, "maxPods") || has(p, "vmSize")) {
+        return Some(Kind::NodePool);
+    }
+    None
+}
+
+/// Parse JSON (comments allowed) or YAML, with the error position.
+pub fn parse_document(file: &str, text: &str) -> Result<Value, InputError> {
+    let json_first = Path::new(file)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('{')
+        || text.trim_start().starts_with('[');
+    match serde_json::from_str::<Value>(&value::strip_json_comments(text)) {
+        Ok(v) => Ok(v),
+        Err(je) => {
+            if json_first {
+                return Err(InputError::Syntax {
+                    file: file.into(),
+                    line: je.line(),
+                    column: je.column(),
+                    message: format!("invalid JSON: {je}"),
+                });
+            }
+            serde_yaml::from_str::<Value>(text).map_err(|ye| {
+                let (line, column) = ye
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((0, 0));
+                InputError::Syntax {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: format!("invalid YAML: {ye}"),
+                }
+            })
+        }
+    }
+}
+
+struct Loader {
+    input: PlanInput,
+    cluster_file: Option<String>,
+}
+
+impl Loader {
+    fn set_cluster(&mut self, file: &str, c: Cluster, origin: Origin) -> Result<(), InputError> {
+        if let Some(prev) = &self.cluster_file {
+            return Err(InputError::Combine {
+                message: format!(
+                    "{file}: a second cluster (the first is in {prev}); plan one cluster at a time"
+                ),
+            });
+        }
+        self.cluster_file = Some(file.to_string());
+        self.input.cluster = Some(c);
+        self.input.origin = origin;
+        Ok(())
+    }
+
+    fn document(&mut self, file: &str, v: &Value, kind: Kind) -> Result<(), InputError> {
+        let o = Obj::new(v, "", file);
+        match kind {
+            Kind::Spec => {
+                let had = self.input.cluster.is_some();
+                spec::read(&o, &mut self.input)?;
+                if !had && self.input.cluster.is_some() {
+                    let c = self.input.cluster.take().unwrap_or_default();
+                    self.set_cluster(file, c, Origin::Spec)?;
+                }
+            }
+            Kind::AksShow => self.set_cluster(file, azure::read_cluster(&o)?, Origin::AzCli)?,
+            Kind::ArmCluster => self.set_cluster(file, azure::read_cluster(&o)?, Origin::Arm)?,
+            Kind::NodePool => self.input.extra_pools.push(azure::read_pool(&o)?),
+            Kind::Vnet => self.input.vnets.push(azure::read_vnet(&o)?),
+            Kind::RestExample => {
+                let body = ["200", "201"]
+                    .iter()
+                    .find_map(|c| {
+                        get_ci(v, "responses")
+                            .and_then(|(_, r)| get_ci(r, c))
+                            .and_then(|(_, r)| get_ci(r, "body"))
+                            .map(|(_, b)| b)
+                    })
+                    .or_else(|| {
+                        get_ci(v, "parameters")
+                            .and_then(|(_, p)| get_ci(p, "parameters"))
+                            .map(|(_, b)| b)
+                    })
+                    .ok_or_else(|| InputError::Shape {
+                        file: file.into(),
+                        message: "REST example without responses.200.body or parameters.parameters"
+                            .into(),
+                    })?;
+                let k = detect(body).filter(|k| matches!(k, Kind::ArmCluster | Kind::AksShow | Kind::NodePool | Kind::Vnet)).ok_or_else(|| InputError::Shape {
+                    file: file.into(),
+                    message: "REST example body is not a managed cluster, agent pool or virtual network".into(),
+                })?;
+                let k = if k == Kind::AksShow {
+                    Kind::ArmCluster
+                } else {
+                    k
+                };
+                self.document(file, body, k)?;
+            }
+            Kind::ArmTemplate | Kind::ArmParameters => {}
+        }
+        Ok(())
+    }
+}
+
+fn read_text(p: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(p).map_err(|source| InputError::Read {
+        file: p.display().to_string(),
+        source,
+    })
+}
+
+/// Read every file and build the plan input.
+pub fn load_files(paths: &[PathBuf]) -> Result<PlanInput, InputError> {
+    let mut docs = Vec::new();
+    for p in paths {
+        docs.push((p.clone(), read_text(p)?));
+    }
+    load_texts(&docs)
+}
+
+/// Build the plan input from (name, text) pairs; the name's extension picks Terraform.
+pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
+    let paths: Vec<&PathBuf> = docs.iter().map(|(p, _)| p).collect();
+    let mut l = Loader {
+        input: PlanInput::default(),
+        cluster_file: None,
+    };
+    let mut templates = Vec::new();
+    let mut params: HashMap<String, Value> = HashMap::new();
+    let mut tf_files = Vec::new();
+    if paths.is_empty() {
+        return Err(InputError::Combine {
+            message:
+                "no input files: give a spec file, az/ARM JSON, an ARM template or Terraform files"
+                    .into(),
+        });
+    }
+    for (p, text) in docs {
+        let file = p.display().to_string();
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let text = text.clone();
+        if ext == "tf" || ext == "tfvars" {
+            tf_files.push((file.clone(), text, ext == "tfvars"));
+            l.input.sources.push(Source {
+                file,
+                kind: if ext == "tf" {
+                    "Terraform".into()
+                } else {
+                    "Terraform variables".into()
+                },
+            });
+            continue;
+        }
+        let v = parse_document(&file, &text)?;
+        let docs: Vec<&Value> = match &v {
+            Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        let mut kinds = Vec::new();
+        for (i, d) in docs.iter().enumerate() {
+            let kind = detect(d).ok_or_else(|| {
+                let keys: Vec<String> = d.as_object().map(|m| m.keys().take(8).cloned().collect()).unwrap_or_default();
+                InputError::Shape {
+                    file: file.clone(),
+                    message: format!(
+                        "{}not a recognised input (aksnet spec, az aks show, az aks nodepool show, az network vnet show, ARM GET/REST example, ARM template or parameters file); top-level keys: [{}]",
+                        if docs.len() > 1 { format!("element [{i}]: ") } else { String::new() },
+                        keys.join(", ")
+                    ),
+                }
+            })?;
+            match kind {
+                Kind::ArmTemplate => templates.push(arm::Template {
+                    file: file.clone(),
+                    value: (*d).clone(),
+                }),
+                Kind::ArmParameters => params.extend(arm::parameter_values(d)),
+                k => l.document(&file, d, k)?,
+            }
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        let kind = kinds
+            .iter()
+            .map(|k| k.label())
+            .collect::<Vec<_>>()
+            .join(", ");
+        l.input.sources.push(Source { file, kind });
+    }
+    for t in &templates {
+        let found = arm::read(t, &params)?;
+        if let Some(c) = found.cluster {
+            l.set_cluster(&t.file, c, Origin::ArmTemplate)?;
+        }
+        l.input
+            .extra_pools
+            .extend(found.pools.into_iter().map(|(_, p)| p));
+        l.input.vnets.extend(found.vnets);
+        if l.input.origin == Origin::Spec && l.cluster_file.is_none() {
+            l.input.origin = Origin::ArmTemplate;
+        }
+    }
+    if !tf_files.is_empty() {
+        let found = terraform::read(&tf_files)?;
+        if let Some((file, c)) = found.cluster {
+            l.set_cluster(&file, c, Origin::Terraform)?;
+        }
+        l.input.extra_pools.extend(found.pools);
+        l.input.vnets.extend(found.vnets);
+        if l.cluster_file.is_none() {
+            l.input.origin = Origin::Terraform;
+        }
+    }
+    if l.input.cluster.is_none() && l.input.extra_pools.is_empty() && l.input.vnets.is_empty() {
+        return Err(InputError::Combine {
+            message: format!(
+                "{}: no AKS cluster, node pool or virtual network found",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(l.input)
+}

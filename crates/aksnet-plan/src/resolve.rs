@@ -1,0 +1,741 @@
+//! Fill in the AKS defaults (planner.md §4) and join pools to subnets. Pure: the result and
+//! the list of defaults applied, so the report can show every one of them.
+
+use std::collections::HashMap;
+
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::model::{Origin, PlanInput, Plugin, Tier};
+use crate::net;
+use crate::report::DefaultApplied;
+
+/// The network model a cluster (or a what-if) runs (planner.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetModel {
+    Kubenet,
+    NodeSubnet,
+    PodSubnet,
+    Overlay,
+    Byo,
+}
+
+impl NetModel {
+    pub fn label(self) -> &'static str {
+        match self {
+            NetModel::Kubenet => "kubenet",
+            NetModel::NodeSubnet => "Azure CNI Node Subnet",
+            NetModel::PodSubnet => "Azure CNI Pod Subnet",
+            NetModel::Overlay => "Azure CNI Overlay",
+            NetModel::Byo => "BYO CNI (none)",
+        }
+    }
+    /// Models whose pods come from `podCidr`, a /24 per node.
+    pub fn uses_pod_cidr(self) -> bool {
+        matches!(self, NetModel::Kubenet | NetModel::Overlay)
+    }
+    /// Default maxPods (planner.md M3; ambiguity 1 decided as 250 for Pod Subnet).
+    pub fn default_max_pods(self) -> u64 {
+        match self {
+            NetModel::Kubenet => 110,
+            NetModel::NodeSubnet => 30,
+            NetModel::PodSubnet | NetModel::Overlay | NetModel::Byo => 250,
+        }
+    }
+}
+
+/// A CIDR or address as written, with its parse (None when it does not parse).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value<T> {
+    pub raw: String,
+    pub parsed: Option<T>,
+    pub field: String,
+}
+
+pub type CidrValue = Value<IpNet>;
+
+fn cidr(raw: &str, field: String) -> CidrValue {
+    Value {
+        raw: raw.to_string(),
+        parsed: net::parse_cidr(raw),
+        field,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surge {
+    Count(u64),
+    Percent(u64),
+    Invalid,
+}
+
+impl Surge {
+    /// "5" or "33%" (planner.md U1); anything else is Invalid.
+    pub fn parse(s: &str) -> Surge {
+        let t = s.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            match p.trim().parse::<u64>() {
+                Ok(v) if v <= 100 => Surge::Percent(v),
+                _ => Surge::Invalid,
+            }
+        } else {
+            match t.parse::<u64>() {
+                Ok(v) => Surge::Count(v),
+                Err(_) => Surge::Invalid,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RPool {
+    pub name: String,
+    pub system: bool,
+    pub windows: bool,
+    pub count: u64,
+    pub min_count: Option<u64>,
+    pub max_count: Option<u64>,
+    pub autoscale: bool,
+    pub max_pods: u64,
+    pub node_subnet: Option<usize>,
+    pub node_subnet_ref: Option<String>,
+    pub pod_subnet: Option<usize>,
+    pub pod_subnet_ref: Option<String>,
+    pub pod_ip_allocation_mode: Option<String>,
+    pub surge: Surge,
+    pub surge_raw: String,
+    pub max_unavailable: Option<String>,
+    pub spot: bool,
+    pub availability_set: bool,
+    pub field: String,
+}
+
+impl RPool {
+    pub fn static_block(&self) -> bool {
+        self.pod_ip_allocation_mode
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("staticblock"))
+    }
+    /// Nodes at the autoscaler maximum (maxCount when autoscaling, else count), planner.md N1.
+    pub fn nodes_max(&self) -> u64 {
+        if self.autoscale {
+            self.max_count.unwrap_or(self.count).max(self.count)
+        } else {
+            self.count
+        }
+    }
+    /// Surge nodes at an upgrade from the maximum: percent rounded up, capped at the pool
+    /// size; spot pools surge nothing (planner.md U1, U6).
+    pub fn surge_nodes(&self) -> u64 {
+        let m = self.nodes_max();
+        if self.spot {
+            return 0;
+        }
+        match self.surge {
+            Surge::Count(n) => n.min(m),
+            Surge::Percent(p) => net::ceil_div(p * m, 100).min(m),
+            Surge::Invalid => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RSubnet {
+    pub vnet: usize,
+    pub name: String,
+    pub id: Option<String>,
+    pub prefixes: Vec<CidrValue>,
+    pub delegations: Vec<String>,
+    pub ip_configurations: Option<u64>,
+    /// Addresses other tenants use (explicit, or ipConfigurations minus the live cluster's own).
+    pub other: u64,
+    pub route_table: Option<String>,
+    pub nsg: Option<String>,
+    pub field: String,
+}
+
+impl RSubnet {
+    pub fn v4(&self) -> Option<Ipv4Net> {
+        self.prefixes.iter().find_map(|p| match p.parsed {
+            Some(IpNet::V4(n)) => Some(n),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RVnet {
+    pub name: String,
+    pub resource_group: Option<String>,
+    pub prefixes: Vec<CidrValue>,
+    pub managed: bool,
+    pub field: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub name: String,
+    pub origin: Origin,
+    pub live: bool,
+    pub tier: Tier,
+    pub k8s: Option<(u64, u64, u64)>,
+    pub plugin: Plugin,
+    pub plugin_explicit: bool,
+    pub overlay: bool,
+    pub network_policy: Option<String>,
+    pub network_dataplane: Option<String>,
+    pub pod_cidrs: Vec<CidrValue>,
+    pub pod_cidr_explicit: bool,
+    pub service_cidrs: Vec<CidrValue>,
+    pub service_cidr_explicit: bool,
+    pub dns_service_ip: Value<std::net::IpAddr>,
+    pub dns_explicit: bool,
+    pub docker_bridge_cidr: Option<CidrValue>,
+    pub ip_families: Vec<String>,
+    pub outbound_type: Option<String>,
+    pub load_balancer_sku: Option<String>,
+    pub identity_type: Option<String>,
+    pub api_server_subnet_ref: Option<String>,
+    pub appgw_subnet_cidr: Option<CidrValue>,
+    pub pools: Vec<RPool>,
+    pub vnets: Vec<RVnet>,
+    pub subnets: Vec<RSubnet>,
+    pub peers: Vec<CidrValue>,
+    pub on_prem: Vec<CidrValue>,
+    pub managed_vnet: bool,
+}
+
+impl Resolved {
+    pub fn model(&self) -> NetModel {
+        match self.plugin {
+            Plugin::Kubenet => NetModel::Kubenet,
+            Plugin::None => NetModel::Byo,
+            Plugin::Azure if self.overlay => NetModel::Overlay,
+            Plugin::Azure if self.pools.iter().any(|p| p.pod_subnet_ref.is_some()) => {
+                NetModel::PodSubnet
+            }
+            Plugin::Azure => NetModel::NodeSubnet,
+        }
+    }
+
+    /// Node-subnet addresses one node of `pool` costs (planner.md §1 table).
+    pub fn node_cost(&self, pool: &RPool) -> u64 {
+        match self.model() {
+            NetModel::NodeSubnet => pool.max_pods + 1,
+            _ => 1,
+        }
+    }
+
+    pub fn find_subnet(&self, reference: &str) -> Option<usize> {
+        find_subnet(&self.subnets, &self.vnets, reference)
+    }
+
+    pub fn dual_stack(&self) -> bool {
+        self.ip_families
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case("ipv6"))
+    }
+
+    pub fn v4_pod_cidr(&self) -> Option<&CidrValue> {
+        self.pod_cidrs
+            .iter()
+            .find(|c| matches!(c.parsed, Some(IpNet::V4(_))))
+    }
+
+    pub fn v4_service_cidr(&self) -> Option<&CidrValue> {
+        self.service_cidrs
+            .iter()
+            .find(|c| matches!(c.parsed, Some(IpNet::V4(_))))
+    }
+}
+
+/// (resource group, vnet, subnet) of a subnet resource ID, lowercased.
+pub fn parse_subnet_id(id: &str) -> Option<(Option<String>, String, String)> {
+    let parts: Vec<String> = id.split('/').map(|p| p.to_ascii_lowercase()).collect();
+    let pos = |key: &str| parts.iter().position(|p| p == key);
+    let v = pos("virtualnetworks")?;
+    let s = pos("subnets")?;
+    let rg = pos("resourcegroups").and_then(|i| parts.get(i + 1).cloned());
+    Some((rg, parts.get(v + 1)?.clone(), parts.get(s + 1)?.clone()))
+}
+
+/// Join a pool's subnet reference to a known subnet: by full ID (case-insensitive), then by
+/// VNet and subnet name (templates and Terraform do not know the subscription), then by a bare
+/// subnet name that is unique (spec files). planner.md §7 "Join pools to subnets by
+/// case-insensitive ID".
+pub fn find_subnet(subnets: &[RSubnet], vnets: &[RVnet], reference: &str) -> Option<usize> {
+    let r = reference.trim().to_ascii_lowercase();
+    if let Some(i) = subnets.iter().position(|s| {
+        s.id.as_deref()
+            .is_some_and(|id| id.eq_ignore_ascii_case(&r))
+    }) {
+        return Some(i);
+    }
+    if let Some((_, v, s)) = parse_subnet_id(&r) {
+        return subnets.iter().position(|sn| {
+            sn.name.eq_ignore_ascii_case(&s)
+                && vnets
+                    .get(sn.vnet)
+                    .is_some_and(|vn| vn.name.eq_ignore_ascii_case(&v))
+        });
+    }
+    let named: Vec<usize> = subnets
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.name.eq_ignore_ascii_case(&r))
+        .map(|(i, _)| i)
+        .collect();
+    if named.len() == 1 {
+        named.first().copied()
+    } else {
+        None
+    }
+}
+
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let mut it = v
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse::<u64>().ok());
+    let major = it.next()??;
+    let minor = it.next().flatten().unwrap_or(0);
+    let patch = it.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+struct Defaults(Vec<DefaultApplied>);
+
+impl Defaults {
+    fn add(
+        &mut self,
+        field: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) {
+        self.0.push(DefaultApplied {
+            field: field.into(),
+            value: value.into(),
+            reason: reason.into(),
+        });
+    }
+}
+
+pub const MANAGED_VNET: &str = "10.224.0.0/12";
+pub const MANAGED_SUBNET: &str = "10.224.0.0/16";
+
+/// Apply the defaults of planner.md §4 to the input; see docs/plan.md for the decisions.
+pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
+    let mut d = Defaults(Vec::new());
+    let c = input.cluster.clone().unwrap_or_default();
+    let np = "networkProfile";
+
+    // Plugin: the CLI's current default is overlay; an API request without a networkProfile
+    // got kubenet (planner.md §1, §4).
+    let (plugin, overlay, plugin_explicit) = match c.network_plugin {
+        Some(p) => (
+            p,
+            p == Plugin::Azure
+                && c.network_plugin_mode
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case("overlay")),
+            true,
+        ),
+        None if input.origin == Origin::Spec => {
+            d.add(
+                format!("{np}.networkPlugin"),
+                "azure (networkPluginMode overlay)",
+                "absent: az aks create's current default is Azure CNI Overlay",
+            );
+            (Plugin::Azure, true, false)
+        }
+        None => {
+            d.add(
+                format!("{np}.networkPlugin"),
+                "kubenet",
+                "absent: the API's default for a request without networkPlugin",
+            );
+            (Plugin::Kubenet, false, false)
+        }
+    };
+    let tier = c.tier.unwrap_or_else(|| {
+        d.add("sku.tier", "free", "absent: the API's default tier");
+        Tier::Free
+    });
+
+    // IP families follow the CIDR lists when absent.
+    let mut ip_families = c.ip_families.clone();
+    if ip_families.is_empty() {
+        let v6 = c
+            .pod_cidrs
+            .iter()
+            .chain(c.service_cidrs.iter())
+            .any(|s| s.contains(':'));
+        ip_families = if v6 {
+            vec!["IPv4".into(), "IPv6".into()]
+        } else {
+            vec!["IPv4".into()]
+        };
+        d.add(
+            format!("{np}.ipFamilies"),
+            ip_families.join(","),
+            "absent: follows the CIDRs given",
+        );
+    }
+    let dual = ip_families.iter().any(|f| f.eq_ignore_ascii_case("ipv6"));
+
+    let model_uses_pod_cidr = plugin == Plugin::Kubenet || overlay;
+    let pod_cidr_explicit = !c.pod_cidrs.is_empty();
+    let mut pod_raw = c.pod_cidrs.clone();
+    if pod_raw.is_empty() && model_uses_pod_cidr {
+        pod_raw.push("10.244.0.0/16".into());
+        d.add(
+            format!("{np}.podCidr"),
+            "10.244.0.0/16",
+            "absent: AKS default pod CIDR (planner.md P7)",
+        );
+    }
+    if dual && model_uses_pod_cidr && pod_raw.len() == 1 && !pod_raw.iter().any(|s| s.contains(':'))
+    {
+        pod_raw.push("fd12:3456:789a::/64".into());
+        d.add(
+            format!("{np}.podCidrs[1]"),
+            "fd12:3456:789a::/64",
+            "absent: AKS dual-stack default (DOC-DS)",
+        );
+    }
+    let service_cidr_explicit = !c.service_cidrs.is_empty();
+    let mut svc_raw = c.service_cidrs.clone();
+    if svc_raw.is_empty() {
+        svc_raw.push("10.0.0.0/16".into());
+        d.add(
+            format!("{np}.serviceCidr"),
+            "10.0.0.0/16",
+            "absent: AKS default service CIDR",
+        );
+    }
+    if dual && svc_raw.len() == 1 && !svc_raw.iter().any(|s| s.contains(':')) {
+        svc_raw.push("fd12:3456:789a:1::/108".into());
+        d.add(
+            format!("{np}.serviceCidrs[1]"),
+            "fd12:3456:789a:1::/108",
+            "absent: AKS dual-stack default (DOC-DS)",
+        );
+    }
+    let dns_explicit = c.dns_service_ip.is_some();
+    let dns_raw = c.dns_service_ip.clone().unwrap_or_else(|| {
+        d.add(
+            format!("{np}.dnsServiceIP"),
+            "10.0.0.10",
+            "absent: AKS default DNS service IP",
+        );
+        "10.0.0.10".into()
+    });
+
+    let list_field = |name: &str, n: usize, i: usize| {
+        if n == 1 {
+            format!("{np}.{name}")
+        } else {
+            format!("{np}.{name}s[{i}]")
+        }
+    };
+    let pod_cidrs: Vec<CidrValue> = pod_raw
+        .iter()
+        .enumerate()
+        .map(|(i, s)| cidr(s, list_field("podCidr", pod_raw.len(), i)))
+        .collect();
+    let service_cidrs: Vec<CidrValue> = svc_raw
+        .iter()
+        .enumerate()
+        .map(|(i, s)| cidr(s, list_field("serviceCidr", svc_raw.len(), i)))
+        .collect();
+
+    // VNets and subnets, flattened.
+    let mut vnets = Vec::new();
+    let mut subnets = Vec::new();
+    let mut peers = Vec::new();
+    for (vi, v) in input.vnets.iter().enumerate() {
+        let vf = format!("vnet[{}]", v.name);
+        vnets.push(RVnet {
+            name: v.name.clone(),
+            resource_group: v.resource_group.clone(),
+            prefixes: v
+                .address_prefixes
+                .iter()
+                .map(|p| cidr(p, format!("{vf}.addressSpace.addressPrefixes")))
+                .collect(),
+            managed: false,
+            field: vf.clone(),
+        });
+        for s in &v.subnets {
+            let sf = format!("{vf}.subnets[{}]", s.name);
+            subnets.push(RSubnet {
+                vnet: vi,
+                name: s.name.clone(),
+                id: s.id.clone(),
+                prefixes: s
+                    .address_prefixes
+                    .iter()
+                    .map(|p| cidr(p, format!("{sf}.addressPrefix")))
+                    .collect(),
+                delegations: s.delegations.clone(),
+                ip_configurations: s.ip_configurations,
+                other: s.other_ips.or(s.ip_configurations).unwrap_or(0),
+                route_table: s.route_table.clone(),
+                nsg: s.nsg.clone(),
+                field: sf,
+            });
+        }
+        for p in &v.peerings {
+            for r in &p.remote_prefixes {
+                peers.push(cidr(r, format!("{vf}.virtualNetworkPeerings[{}]", p.name)));
+            }
+        }
+    }
+    for r in &input.extra_peers {
+        peers.push(cidr(r, "--peer".to_string()));
+    }
+    let on_prem: Vec<CidrValue> = input
+        .on_prem
+        .iter()
+        .map(|r| cidr(r, "--on-prem".to_string()))
+        .collect();
+
+    // Pools: the cluster's, then `az aks nodepool show` files replacing or adding by name.
+    let mut raw_pools = c.pools.clone();
+    for p in &input.extra_pools {
+        match raw_pools
+            .iter_mut()
+            .find(|q| q.name.eq_ignore_ascii_case(&p.name))
+        {
+            Some(q) => *q = p.clone(),
+            None => raw_pools.push(p.clone()),
+        }
+    }
+    let any_subnet_ref = raw_pools.iter().any(|p| p.vnet_subnet_id.is_some());
+    let managed_vnet = !any_subnet_ref && input.vnets.is_empty();
+    if managed_vnet {
+        d.add("agentPoolProfiles[*].vnetSubnetID", MANAGED_SUBNET, "absent: AKS-managed VNet 10.224.0.0/12 with node subnet 10.224.0.0/16 (CHANGELOG 2022-02-24)");
+        vnets.push(RVnet {
+            name: "aks-vnet (managed)".into(),
+            resource_group: None,
+            prefixes: vec![cidr(MANAGED_VNET, "managedVnet.addressSpace".into())],
+            managed: true,
+            field: "managedVnet".into(),
+        });
+        subnets.push(RSubnet {
+            vnet: vnets.len() - 1,
+            name: "aks-subnet".into(),
+            id: None,
+            prefixes: vec![cidr(
+                MANAGED_SUBNET,
+                "managedVnet.subnets[aks-subnet]".into(),
+            )],
+            delegations: Vec::new(),
+            ip_configurations: None,
+            other: 0,
+            route_table: None,
+            nsg: None,
+            field: "managedVnet.subnets[aks-subnet]".into(),
+        });
+    }
+    let first_ref = raw_pools.iter().find_map(|p| p.vnet_subnet_id.clone());
+
+    let pre_model = if plugin == Plugin::Kubenet {
+        NetModel::Kubenet
+    } else if plugin == Plugin::None {
+        NetModel::Byo
+    } else if overlay {
+        NetModel::Overlay
+    } else if raw_pools.iter().any(|p| p.pod_subnet_id.is_some()) {
+        NetModel::PodSubnet
+    } else {
+        NetModel::NodeSubnet
+    };
+
+    let mut pools = Vec::new();
+    let n_pools = raw_pools.len();
+    for (i, p) in raw_pools.iter().enumerate() {
+        let pf = format!("agentPoolProfiles[{}]", p.name);
+        let system = match p.mode.as_deref() {
+            Some(m) => m.eq_ignore_ascii_case("system"),
+            None => {
+                let first = i == 0;
+                d.add(
+                    format!("{pf}.mode"),
+                    if first { "System" } else { "User" },
+                    "absent: the first pool is the system pool",
+                );
+                first
+            }
+        };
+        let autoscale = p
+            .enable_auto_scaling
+            .unwrap_or(p.max_count.is_some() && p.min_count.is_some());
+        let count = match p.count {
+            Some(c) => c,
+            None if autoscale => {
+                let v = p.min_count.unwrap_or(1);
+                d.add(
+                    format!("{pf}.count"),
+                    v.to_string(),
+                    "absent: the autoscaler starts at minCount",
+                );
+                v
+            }
+            None => {
+                d.add(
+                    format!("{pf}.count"),
+                    "3",
+                    "absent: az aks create --node-count default",
+                );
+                3
+            }
+        };
+        let max_pods = p.max_pods.unwrap_or_else(|| {
+            let v = pre_model.default_max_pods();
+            d.add(
+                format!("{pf}.maxPods"),
+                v.to_string(),
+                format!("absent: default for {} (planner.md M3)", pre_model.label()),
+            );
+            v
+        });
+        let surge_raw = p.max_surge.clone().unwrap_or_else(|| {
+            d.add(
+                format!("{pf}.upgradeSettings.maxSurge"),
+                "10%",
+                "absent: the API's default since 2025-03 (planner.md U2)",
+            );
+            "10%".into()
+        });
+        let node_subnet_ref = match &p.vnet_subnet_id {
+            Some(r) => Some(r.clone()),
+            None if managed_vnet => None,
+            None => {
+                if let Some(r) = &first_ref {
+                    d.add(
+                        format!("{pf}.vnetSubnetID"),
+                        r.clone(),
+                        "absent: the cluster's subnet (the first pool's)",
+                    );
+                }
+                first_ref.clone()
+            }
+        };
+        let node_subnet = if managed_vnet {
+            subnets.len().checked_sub(1)
+        } else {
+            node_subnet_ref
+                .as_deref()
+                .and_then(|r| find_subnet(&subnets, &vnets, r))
+        };
+        let pod_subnet = p
+            .pod_subnet_id
+            .as_deref()
+            .and_then(|r| find_subnet(&subnets, &vnets, r));
+        let _ = n_pools;
+        pools.push(RPool {
+            name: p.name.clone(),
+            system,
+            windows: p
+                .os_type
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case("windows")),
+            count,
+            min_count: p.min_count,
+            max_count: p.max_count,
+            autoscale,
+            max_pods,
+            node_subnet,
+            node_subnet_ref,
+            pod_subnet,
+            pod_subnet_ref: p.pod_subnet_id.clone(),
+            pod_ip_allocation_mode: p.pod_ip_allocation_mode.clone(),
+            surge: Surge::parse(&surge_raw),
+            surge_raw,
+            max_unavailable: p.max_unavailable.clone(),
+            spot: p.spot,
+            availability_set: p.availability_set,
+            field: pf,
+        });
+    }
+
+    // A live cluster's own nodes are among the subnet's ipConfigurations: count only the rest
+    // as other tenants (docs/plan.md, decisions).
+    if c.live {
+        let mut own: HashMap<usize, u64> = HashMap::new();
+        for p in &pools {
+            if let Some(s) = p.node_subnet {
+                let cost = if pre_model == NetModel::NodeSubnet {
+                    p.max_pods + 1
+                } else {
+                    1
+                };
+                *own.entry(s).or_default() += p.count * cost;
+            }
+            if let Some(s) = p.pod_subnet {
+                *own.entry(s).or_default() += p.count * 16 * net::ceil_div(p.max_pods, 16);
+            }
+        }
+        for (i, s) in subnets.iter_mut().enumerate() {
+            if let (Some(ipc), None) = (
+                s.ip_configurations,
+                input
+                    .vnets
+                    .get(s.vnet)
+                    .and_then(|v| v.subnets.iter().find(|x| x.name == s.name))
+                    .and_then(|x| x.other_ips),
+            ) {
+                s.other = ipc.saturating_sub(own.get(&i).copied().unwrap_or(0));
+            }
+        }
+    }
+
+    let resolved = Resolved {
+        name: c.name.clone().unwrap_or_else(|| "cluster".into()),
+        origin: input.origin,
+        live: c.live,
+        tier,
+        k8s: c.kubernetes_version.as_deref().and_then(parse_version),
+        plugin,
+        plugin_explicit,
+        overlay,
+        network_policy: c
+            .network_policy
+            .clone()
+            .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("none")),
+        network_dataplane: c.network_dataplane.clone(),
+        pod_cidrs,
+        pod_cidr_explicit,
+        service_cidrs,
+        service_cidr_explicit,
+        dns_service_ip: Value {
+            parsed: net::parse_ip(&dns_raw),
+            raw: dns_raw,
+            field: format!("{np}.dnsServiceIP"),
+        },
+        dns_explicit,
+        docker_bridge_cidr: c
+            .docker_bridge_cidr
+            .as_deref()
+            .map(|s| cidr(s, format!("{np}.dockerBridgeCidr"))),
+        ip_families,
+        outbound_type: c.outbound_type.clone(),
+        load_balancer_sku: c.load_balancer_sku.clone(),
+        identity_type: c.identity_type.clone(),
+        api_server_subnet_ref: c.api_server_subnet_id.clone(),
+        appgw_subnet_cidr: c.appgw_subnet_cidr.as_deref().map(|s| {
+            cidr(
+                s,
+                "addonProfiles.ingressApplicationGateway.config.subnetCIDR".into(),
+            )
+        }),
+        pools,
+        vnets,
+        subnets,
+        peers,
+        on_prem,
+        managed_vnet,
+    };
+    (resolved, d.0)
+}

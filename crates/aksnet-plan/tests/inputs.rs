@@ -1,0 +1,191 @@
+//! Each input format, from fixtures in the shapes those tools produce, and every unusable
+//! input with the file and the position or key in its message.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+
+use aksnet_plan::model::{Origin, Plugin, Tier};
+use aksnet_plan::{input, plan, PlanOptions};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn load(names: &[&str]) -> aksnet_plan::PlanInput {
+    let paths: Vec<PathBuf> = names.iter().map(|n| fixture(n)).collect();
+    input::load_files(&paths).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(names: &[&str]) -> String {
+    let paths: Vec<PathBuf> = names.iter().map(|n| fixture(n)).collect();
+    input::load_files(&paths).unwrap_err().to_string()
+}
+
+#[test]
+fn spec_yaml() {
+    let i = load(&["nodesubnet-seed.yaml"]);
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(i.origin, Origin::Spec);
+    assert_eq!(c.network_plugin, Some(Plugin::Azure));
+    assert_eq!(c.tier, Some(Tier::Standard));
+    assert_eq!(c.pools[0].max_pods, Some(30));
+    assert_eq!(
+        i.vnets[0].subnets[0].address_prefixes,
+        vec!["172.16.1.0/24"]
+    );
+    assert_eq!(i.sources[0].kind, "aksnet spec");
+}
+
+#[test]
+fn az_aks_show_with_old_casing_and_vnet_show() {
+    let i = load(&["aks-show-kubenet.json", "vnet-show.json"]);
+    assert_eq!(i.origin, Origin::AzCli);
+    let c = i.cluster.as_ref().unwrap();
+    assert!(c.live);
+    // `dnsServiceIp` and `vnetSubnetId` (old CLI casing) are read case-insensitively.
+    assert_eq!(c.dns_service_ip.as_deref(), Some("10.0.0.10"));
+    assert!(c.pools[0]
+        .vnet_subnet_id
+        .as_deref()
+        .unwrap()
+        .ends_with("/subnets/aks-nodes"));
+    assert_eq!(c.pools[0].max_surge.as_deref(), Some("33%"));
+    let v = &i.vnets[0];
+    assert_eq!(v.resource_group.as_deref(), Some("rg-net"));
+    assert_eq!(v.subnets[0].ip_configurations, Some(4));
+    assert_eq!(v.peerings[0].remote_prefixes, vec!["172.20.0.0/16"]);
+    let r = plan(&i, &PlanOptions::default());
+    // 4 ipConfigurations, 3 of them the live cluster's nodes: 1 other tenant.
+    assert_eq!(r.capacity[0].other, 1);
+    assert!(r
+        .findings
+        .iter()
+        .any(|f| f.rule == "S2" && f.message.contains("10.0.239.0/24")));
+    assert_eq!(r.capacity[0].required_with_surge, 5 + 2);
+}
+
+#[test]
+fn arm_get_nodepool_show_and_vnet_get() {
+    let i = load(&[
+        "arm-get-nodesubnet.json",
+        "vnet-get-prod.json",
+        "nodepool-show.json",
+    ]);
+    assert_eq!(i.origin, Origin::Arm);
+    assert_eq!(i.extra_pools.len(), 1);
+    let r = plan(&i, &PlanOptions::default());
+    assert_eq!(r.capacity[0].pools, vec!["system", "apps", "batch"]);
+    // 3×31 + 6×51 + 20×31 = 1,019 at maximum against 251: InsufficientSubnetSize.
+    assert_eq!(r.capacity[0].required, 1019);
+    let n1 = r.findings.iter().find(|f| f.rule == "N1").unwrap();
+    assert!(n1.message.starts_with("Pre-allocated IPs 1019 exceeds IPs available 251 in Subnet Cidr 172.16.0.0/24, Subnet Name aks."));
+    // The peering's remote range is the service CIDR.
+    assert!(r.findings.iter().any(|f| f.rule == "S4"));
+}
+
+#[test]
+fn rest_example_takes_the_200_body() {
+    let i = load(&["rest-example-overlay.json"]);
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.network_plugin_mode.as_deref(), Some("overlay"));
+    assert_eq!(c.pools[0].max_pods, Some(250));
+    let r = plan(&i, &PlanOptions::default());
+    assert_eq!(r.model, "Azure CNI Overlay");
+    assert!(r
+        .defaults_applied
+        .iter()
+        .any(|d| d.field == "agentPoolProfiles[*].vnetSubnetID" && d.value == "10.224.0.0/16"));
+    assert!(!r.has_errors(), "{:?}", r.findings);
+}
+
+#[test]
+fn arm_template_with_comments_variables_and_parameters_file() {
+    let i = load(&["arm-template.json", "arm-template.parameters.json"]);
+    assert_eq!(i.origin, Origin::ArmTemplate);
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.name.as_deref(), Some("arm-kubenet"));
+    assert_eq!(c.service_cidrs, vec!["10.96.0.0/16"]);
+    assert_eq!(
+        c.pools[0].count,
+        Some(5),
+        "parameters file overrides the default"
+    );
+    assert_eq!(c.pools[0].max_pods, Some(110));
+    assert_eq!(i.vnets[0].name, "arm-kubenet-vnet");
+    let r = plan(&i, &PlanOptions::default());
+    assert_eq!(
+        r.capacity[0].cidr, "172.20.1.0/24",
+        "the pool joined the template's subnet by name"
+    );
+    assert!(!r.has_errors(), "{:?}", r.findings);
+    // Without the parameters file, serviceCidr has no value: unusable, naming the key.
+    let e = err(&["arm-template.json"]);
+    assert!(
+        e.contains(
+            "arm-template.json: resources[1].properties.networkProfile.serviceCidr: cannot resolve"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn terraform_resources_variables_and_references() {
+    let i = load(&["main.tf", "variables.tf"]);
+    assert_eq!(i.origin, Origin::Terraform);
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.pools[0].max_pods, Some(30));
+    assert_eq!(c.pools[0].mode.as_deref(), Some("System"));
+    assert_eq!(i.extra_pools[0].max_count, Some(5));
+    assert_eq!(i.vnets[0].subnets[0].address_prefixes, vec!["10.50.0.0/24"]);
+    let r = plan(&i, &PlanOptions::default());
+    assert_eq!(r.capacity[0].pools, vec!["system", "apps"]);
+    assert_eq!(r.capacity[0].required, (3 + 5) * 31);
+}
+
+#[test]
+fn terraform_tfvars_override_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dir.path().join("prod.tfvars");
+    std::fs::write(&vars, "max_pods = 50\n").unwrap();
+    let i = input::load_files(&[fixture("main.tf"), fixture("variables.tf"), vars]).unwrap();
+    assert_eq!(i.cluster.unwrap().pools[0].max_pods, Some(50));
+}
+
+#[test]
+fn unusable_inputs_name_file_and_position_or_key() {
+    let cases = [
+        ("bad/invalid.json", "invalid.json:3:42: invalid JSON"),
+        ("bad/invalid.yaml", "invalid.yaml:2:1: invalid YAML"),
+        (
+            "bad/unknown-key.yaml",
+            "unknown-key.yaml: cluster.pools[0].maxpod: unknown key",
+        ),
+        (
+            "bad/bad-count.yaml",
+            "bad-count.yaml: cluster.pools[0].count: expected a whole number ≥ 0, got \"many\"",
+        ),
+        (
+            "bad/bad-plugin.yaml",
+            "bad-plugin.yaml: cluster.network.plugin: unknown network plugin 'calico'",
+        ),
+        (
+            "bad/unknown-shape.json",
+            "unknown-shape.json: not a recognised input",
+        ),
+        (
+            "bad/unresolved-template.json",
+            "resources[0].properties.networkProfile.serviceCidr: cannot resolve expression",
+        ),
+        ("bad/broken.tf", "broken.tf:5:20: unterminated string"),
+        ("does-not-exist.json", "does-not-exist.json: cannot read"),
+    ];
+    for (file, want) in cases {
+        let e = err(&[file]);
+        assert!(e.contains(want), "{file}: {e}");
+    }
+    let e = err(&["aks-show-kubenet.json", "arm-get-nodesubnet.json"]);
+    assert!(e.contains("a second cluster"), "{e}");
+}
