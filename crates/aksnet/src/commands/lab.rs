@@ -1,14 +1,220 @@
-//! `aksnet lab` (skeleton).
+//! `aksnet lab`: a whole AKS-style cluster in network namespaces on this
+//! machine (issue 6; docs/lab.md). Thin: flags here, everything else in the
+//! `aksnet-lab` crate.
+//!
+//! Exit status: 0 done (check: every path as documented); 1 a check
+//! mismatch, a demo claim that failed, or an operation that failed; 2 bad
+//! input (nothing created).
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Subcommand)]
-pub enum LabCommand {
-    /// Not implemented yet.
-    Todo,
+use aksnet_lab::{Binaries, LabError, LabSpec, Model};
+use ipnet::Ipv4Net;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Prefix of every name the lab creates (namespaces, node names, nft table).
+    #[arg(long, default_value = aksnet_lab::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// The lab's state directory (journal, cluster store, node data dirs);
+    /// default /run/<prefix>lab.
+    #[arg(long, alias = "store", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
-pub fn run(_cmd: LabCommand) -> ExitCode {
-    eprintln!("aksnet lab: not implemented yet");
-    ExitCode::from(2)
+impl Common {
+    fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| aksnet_lab::default_state_dir(&self.prefix))
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// nodesubnet (Azure CNI Node Subnet) or kubenet.
+    #[arg(long, default_value = "nodesubnet")]
+    pub model: Model,
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    /// maxPods per node; default AKS's: 30 (nodesubnet), 110 (kubenet).
+    #[arg(long)]
+    pub max_pods: Option<u32>,
+    #[arg(long, default_value_t = 2)]
+    pub pods_per_node: u32,
+    #[arg(long, default_value = aksnet_lab::spec::DEFAULT_VNET)]
+    pub vnet: Ipv4Net,
+    /// The node subnet.
+    #[arg(long, default_value = aksnet_lab::spec::DEFAULT_SUBNET)]
+    pub subnet: Ipv4Net,
+    #[arg(long, default_value = aksnet_lab::spec::DEFAULT_SUBNET_NAME)]
+    pub subnet_name: String,
+    /// kubenet's cluster pod CIDR (a /24 per node).
+    #[arg(long, default_value = aksnet_lab::spec::DEFAULT_POD_CIDR)]
+    pub pod_cidr: Ipv4Net,
+    /// The peered VNet's range.
+    #[arg(long, default_value = aksnet_lab::spec::DEFAULT_PEER)]
+    pub peer: Ipv4Net,
+    /// The on-premises range.
+    #[arg(long, default_value = aksnet_lab::spec::DEFAULT_ON_PREM)]
+    pub on_prem: Ipv4Net,
+    /// Add the peered range to nonMasqueradeCIDRs (Azure/AKS#1207).
+    #[arg(long)]
+    pub non_masq_peer: bool,
+    /// Where aksnet and aksnet-cni are (default: $AKSNET_BIN_DIR, else next to this binary).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// The demo's own prefix, so it never touches a lab made with `lab up`;
+    /// leftovers of an interrupted demo under it are removed first.
+    #[arg(long, default_value = aksnet_lab::demo::DEFAULT_DEMO_PREFIX)]
+    pub prefix: String,
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum LabCommand {
+    /// Build a lab: fabric (the VNet), nodes, pods, a VM, a peered and an on-premises host.
+    Up(UpArgs),
+    /// Probe every path that matters and compare with the documented behaviour.
+    Check(CheckArgs),
+    /// Up, check and the seed's capacity example for both models, then down.
+    Demo(DemoArgs),
+    /// Remove everything the lab created (also after an interrupted up).
+    Down(Common),
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn say(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn fail(e: &LabError) -> ExitCode {
+    eprintln!("aksnet lab: {e}");
+    match e {
+        LabError::Invalid { .. } => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+pub fn run(cmd: LabCommand) -> ExitCode {
+    match cmd {
+        LabCommand::Up(a) => {
+            let spec = LabSpec {
+                prefix: a.common.prefix.clone(),
+                state_dir: a.common.state_dir(),
+                model: a.model,
+                nodes: a.nodes,
+                max_pods: a.max_pods.unwrap_or(a.model.default_max_pods()),
+                pods_per_node: a.pods_per_node,
+                vnet: a.vnet,
+                subnet: a.subnet,
+                subnet_name: a.subnet_name,
+                pod_cidr: a.pod_cidr,
+                peer: a.peer,
+                on_prem: a.on_prem,
+                non_masq_peer: a.non_masq_peer,
+            };
+            if let Err(e) = spec.topology() {
+                return fail(&e);
+            }
+            let bins = match Binaries::locate(a.bin_dir.as_deref()) {
+                Ok(b) => b,
+                Err(e) => return fail(&e),
+            };
+            match aksnet_lab::up(&spec, &bins, &mut std::io::stdout()) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let code = fail(&e);
+                    if !matches!(e, LabError::AlreadyUp { .. }) {
+                        eprintln!(
+                            "aksnet lab: the lab is partly up; remove it with `aksnet lab down --prefix {}`",
+                            spec.prefix
+                        );
+                    }
+                    code
+                }
+            }
+        }
+        LabCommand::Check(a) => {
+            let lab = match aksnet_lab::Lab::open(&a.common.prefix, &a.common.state_dir()) {
+                Ok(l) => l,
+                Err(e) => return fail(&e),
+            };
+            match aksnet_lab::check(&lab) {
+                Ok(report) => {
+                    if a.format == "json" {
+                        match serde_json::to_string_pretty(&report) {
+                            Ok(s) => say(&format!("{s}\n")),
+                            Err(e) => {
+                                eprintln!("aksnet lab: encode check report: {e}");
+                                return ExitCode::from(1);
+                            }
+                        }
+                    } else {
+                        say(&report.render(&lab));
+                        if !lab.complete {
+                            say("note: `lab up` did not finish; some paths may be missing\n");
+                        }
+                    }
+                    if report.ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        LabCommand::Demo(a) => {
+            if let Err(e) = aksnet_lab::spec::validate_prefix(&a.prefix) {
+                return fail(&e);
+            }
+            let bins = match Binaries::locate(a.bin_dir.as_deref()) {
+                Ok(b) => b,
+                Err(e) => return fail(&e),
+            };
+            let opts = aksnet_lab::DemoOptions {
+                prefix: a.prefix.clone(),
+                state_dir: a.state_dir.clone(),
+            };
+            match aksnet_lab::demo(&opts, &bins, &mut std::io::stdout()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => fail(&e),
+            }
+        }
+        LabCommand::Down(c) => match aksnet_lab::down(&c.prefix, &c.state_dir()) {
+            Ok(r) if !r.found => {
+                say(&format!("lab {}: nothing to remove\n", c.prefix));
+                ExitCode::SUCCESS
+            }
+            Ok(r) => {
+                say(&format!(
+                    "lab {} down: {} namespaces removed\n",
+                    c.prefix, r.netns_deleted
+                ));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+    }
 }

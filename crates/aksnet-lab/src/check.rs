@@ -1,0 +1,568 @@
+//! `lab check`: for each path that matters, whether it is reachable and which
+//! source address the target sees, beside what the AKS documentation says.
+//!
+//! Probes are TCP: the target runs a listener (a thread whose socket was
+//! opened inside the target's netns) that answers every connection with the
+//! peer address it sees; the source connects from a socket opened inside the
+//! source's netns. Listeners live only for the duration of the check.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use aksnet_netlink::{named_netns_path, Netns};
+use serde::Serialize;
+
+use crate::error::{LabError, Result};
+use crate::spec::{LabSpec, Model, Topology};
+use crate::state::{Entry, StateDir};
+
+/// The port every probe listener uses (one per netns, so no clash).
+pub const PROBE_PORT: u16 = 7946;
+/// How long a probe waits before calling a path unreachable.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Whose address a target sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Who {
+    /// The source pod's own IP.
+    Pod,
+    /// The IP of the source pod's node (SNAT by the agent).
+    Node,
+    /// The VM's IP.
+    Vm,
+}
+
+impl Who {
+    fn text(self) -> &'static str {
+        match self {
+            Who::Pod => "pod IP",
+            Who::Node => "node IP",
+            Who::Vm => "VM IP",
+        }
+    }
+}
+
+/// The documented outcome of one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Sees(Who),
+    Unreachable,
+}
+
+impl Expect {
+    pub fn key(self) -> &'static str {
+        match self {
+            Expect::Sees(Who::Pod) => "pod",
+            Expect::Sees(Who::Node) => "node",
+            Expect::Sees(Who::Vm) => "vm",
+            Expect::Unreachable => "unreachable",
+        }
+    }
+    fn text(self) -> &'static str {
+        match self {
+            Expect::Sees(w) => w.text(),
+            Expect::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// The paths `check` probes, in output order.
+pub const PATHS: [&str; 6] = [
+    "pod-pod-same-node",
+    "pod-pod-across-nodes",
+    "pod-vm",
+    "pod-peer",
+    "pod-onprem",
+    "vm-pod",
+];
+
+/// What the AKS documentation says for `path` in `model`, and the claim in
+/// its words. Sources: the seed ("Systems in the same virtual network ... see
+/// the pod IP ... Systems outside ... see the node IP"; kubenet "pods can't
+/// communicate directly ... UDR and IP forwarding"), research/azure-cni.md
+/// §3.2–§3.3 (nonMasqueradeCIDRs per mode) and Azure/AKS#1207 (only the VNet
+/// is non-masqueraded by default, so a peered VNet sees the node IP).
+///
+/// kubenet VM → pod: AKS's kubenet page says pods receive addresses "from a
+/// logically different address space" and "can't be reached directly"; the
+/// route table is associated with the node subnet only (research §5.2), so a
+/// VM in another subnet of the VNet has no route to a pod CIDR. Unreachable.
+pub fn expectation(model: Model, path: &str, non_masq_peer: bool) -> (Expect, &'static str) {
+    use Expect::*;
+    match (model, path) {
+        (Model::NodeSubnet, "pod-pod-same-node") => {
+            (Sees(Who::Pod), "pods talk directly with their subnet IPs")
+        }
+        (Model::NodeSubnet, "pod-pod-across-nodes") => (
+            Sees(Who::Pod),
+            "every pod gets a subnet IP and can be accessed directly",
+        ),
+        (Model::NodeSubnet, "pod-vm") => {
+            (Sees(Who::Pod), "systems in the same VNet see the pod IP")
+        }
+        (Model::NodeSubnet, "pod-peer") if non_masq_peer => (
+            Sees(Who::Pod),
+            "peered range added to nonMasqueradeCIDRs keeps the pod IP (AKS#1207)",
+        ),
+        (Model::NodeSubnet, "pod-peer") => (
+            Sees(Who::Node),
+            "outside the VNet (a peered VNet too, AKS#1207): node IP",
+        ),
+        (Model::NodeSubnet, "pod-onprem") => {
+            (Sees(Who::Node), "systems outside the VNet see the node IP")
+        }
+        (Model::NodeSubnet, "vm-pod") => {
+            (Sees(Who::Vm), "pods can be accessed directly from the VNet")
+        }
+        (Model::Kubenet, "pod-pod-same-node") => {
+            (Sees(Who::Pod), "pods on a node share the bridge cbr0")
+        }
+        (Model::Kubenet, "pod-pod-across-nodes") => (
+            Sees(Who::Pod),
+            "across nodes via the route table; pod CIDR not NATed",
+        ),
+        (Model::Kubenet, "pod-vm") => {
+            (Sees(Who::Node), "NAT: pods reach the VNet as the node's IP")
+        }
+        (Model::Kubenet, "pod-peer") if non_masq_peer => (
+            Sees(Who::Pod),
+            "peered range added to nonMasqueradeCIDRs keeps the pod IP",
+        ),
+        (Model::Kubenet, "pod-peer") => {
+            (Sees(Who::Node), "NAT: outside the pod CIDR, the node's IP")
+        }
+        (Model::Kubenet, "pod-onprem") => {
+            (Sees(Who::Node), "NAT: outside the pod CIDR, the node's IP")
+        }
+        (Model::Kubenet, "vm-pod") => {
+            (Unreachable, "pods are not directly reachable from the VNet")
+        }
+        _ => (Unreachable, "unknown path"),
+    }
+}
+
+fn path_title(path: &str) -> &'static str {
+    match path {
+        "pod-pod-same-node" => "pod → pod, same node",
+        "pod-pod-across-nodes" => "pod → pod, other node",
+        "pod-vm" => "pod → VM in the VNet",
+        "pod-peer" => "pod → peered VNet host",
+        "pod-onprem" => "pod → on-premises host",
+        "vm-pod" => "VM → pod",
+        _ => "?",
+    }
+}
+
+/// What a probe saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "result")]
+pub enum Seen {
+    /// The target answered and saw this source address.
+    Reached {
+        address: IpAddr,
+        who: Option<Who>,
+    },
+    Unreachable {
+        reason: String,
+    },
+    /// The path needs more nodes or pods than the lab has.
+    NotApplicable {
+        reason: String,
+    },
+}
+
+impl Seen {
+    pub fn key(&self) -> &'static str {
+        match self {
+            Seen::Reached {
+                who: Some(Who::Pod),
+                ..
+            } => "pod",
+            Seen::Reached {
+                who: Some(Who::Node),
+                ..
+            } => "node",
+            Seen::Reached {
+                who: Some(Who::Vm), ..
+            } => "vm",
+            Seen::Reached { who: None, .. } => "other",
+            Seen::Unreachable { .. } => "unreachable",
+            Seen::NotApplicable { .. } => "n/a",
+        }
+    }
+}
+
+/// One line of the matrix.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    pub path: &'static str,
+    pub title: &'static str,
+    pub claim: &'static str,
+    pub from: String,
+    pub from_address: Option<Ipv4Addr>,
+    pub to: String,
+    pub to_address: Option<Ipv4Addr>,
+    pub expected: &'static str,
+    pub seen: Seen,
+    pub seen_as: &'static str,
+    /// `None` when the path does not apply (too few nodes or pods).
+    pub ok: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckReport {
+    pub prefix: String,
+    pub model: Model,
+    pub ok: bool,
+    pub rows: Vec<Row>,
+}
+
+/// A lab that is up, as found on disk.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub spec: LabSpec,
+    pub topo: Topology,
+    /// Node name → node IP.
+    pub node_ips: BTreeMap<String, Ipv4Addr>,
+    /// Pod name → (node name, pod IP).
+    pub pods: BTreeMap<String, (String, Ipv4Addr)>,
+    pub complete: bool,
+}
+
+impl Lab {
+    pub fn open(prefix: &str, state_dir: &std::path::Path) -> Result<Lab> {
+        let state = StateDir::new(state_dir);
+        if !state.spec_file().exists() {
+            return Err(LabError::NotUp {
+                prefix: prefix.to_string(),
+                dir: state_dir.to_path_buf(),
+            });
+        }
+        let spec = state.read_spec()?;
+        let topo = spec.topology()?;
+        let mut node_ips = BTreeMap::new();
+        let mut pods = BTreeMap::new();
+        let mut complete = false;
+        for e in state.read_journal()? {
+            match e {
+                Entry::Node { name, ip } => {
+                    node_ips.insert(name, ip);
+                }
+                Entry::Pod { node, name, ip } => {
+                    pods.insert(name, (node, ip));
+                }
+                Entry::UpDone => complete = true,
+                Entry::Netns { .. } => {}
+            }
+        }
+        Ok(Lab {
+            spec,
+            topo,
+            node_ips,
+            pods,
+            complete,
+        })
+    }
+
+    fn pod(&self, node: usize, pod: usize) -> Option<Endpoint> {
+        let plan = self.topo.nodes.get(node)?.pods.get(pod)?;
+        let (node_name, ip) = self.pods.get(&plan.name)?;
+        Some(Endpoint {
+            name: plan.name.clone(),
+            netns: plan.netns.clone(),
+            ip: *ip,
+            node_ip: self.node_ips.get(node_name).copied(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Endpoint {
+    name: String,
+    netns: String,
+    ip: Ipv4Addr,
+    node_ip: Option<Ipv4Addr>,
+}
+
+/// A listener in a netns that tells every peer the address it sees.
+struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    fn start(netns: &str) -> Result<Self> {
+        let ns = Netns::open(named_netns_path(netns))?;
+        let bound = ns.run(|| TcpListener::bind(("0.0.0.0", PROBE_PORT)))?;
+        let listener =
+            bound.map_err(|e| LabError::io("listen for probes in", named_netns_path(netns), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| LabError::io("listen for probes in", named_netns_path(netns), e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, peer)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let _ = writeln!(conn, "{}", peer.ip());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects from `netns` to `target` and returns the address the target saw.
+fn probe(netns: &str, target: Ipv4Addr) -> Result<std::result::Result<IpAddr, String>> {
+    let ns = Netns::open(named_netns_path(netns))?;
+    let addr = SocketAddr::new(IpAddr::V4(target), PROBE_PORT);
+    let conn = ns.run(|| TcpStream::connect_timeout(&addr, PROBE_TIMEOUT))?;
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let _ = conn.set_read_timeout(Some(PROBE_TIMEOUT));
+    let mut text = String::new();
+    if let Err(e) = conn.read_to_string(&mut text) {
+        return Ok(Err(format!("connected but no answer: {e}")));
+    }
+    Ok(text
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| format!("unexpected answer {text:?}")))
+}
+
+/// Runs every probe of the lab.
+pub fn check(lab: &Lab) -> Result<CheckReport> {
+    let topo = &lab.topo;
+    let src = lab.pod(0, 0);
+    let same = lab.pod(0, 1);
+    let last = topo.nodes.len().saturating_sub(1);
+    let other = if last > 0 { lab.pod(last, 0) } else { None };
+    let vm_target = other.clone().or_else(|| src.clone());
+    let host_ep = |h: &crate::spec::HostPlan| Endpoint {
+        name: h.netns.clone(),
+        netns: h.netns.clone(),
+        ip: h.ip,
+        node_ip: None,
+    };
+    let vm = host_ep(&topo.vm);
+    // (path, source, target)
+    let plan: Vec<(&'static str, Option<Endpoint>, Option<Endpoint>)> = vec![
+        ("pod-pod-same-node", src.clone(), same),
+        ("pod-pod-across-nodes", src.clone(), other),
+        ("pod-vm", src.clone(), Some(vm.clone())),
+        ("pod-peer", src.clone(), Some(host_ep(&topo.peer))),
+        ("pod-onprem", src.clone(), Some(host_ep(&topo.on_prem))),
+        ("vm-pod", Some(vm.clone()), vm_target),
+    ];
+    let mut listeners: BTreeMap<String, Listener> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for (path, from, to) in plan {
+        let (expect, claim) = expectation(lab.spec.model, path, lab.spec.non_masq_peer);
+        let (seen, from_name, from_ip, to_name, to_ip) = match (&from, &to) {
+            (Some(f), Some(t)) => {
+                if !listeners.contains_key(&t.netns) {
+                    listeners.insert(t.netns.clone(), Listener::start(&t.netns)?);
+                }
+                let seen = match probe(&f.netns, t.ip)? {
+                    Ok(address) => {
+                        let who = if address == IpAddr::V4(f.ip) {
+                            Some(if f.netns == vm.netns {
+                                Who::Vm
+                            } else {
+                                Who::Pod
+                            })
+                        } else if f.node_ip.map(IpAddr::V4) == Some(address) {
+                            Some(Who::Node)
+                        } else {
+                            None
+                        };
+                        Seen::Reached { address, who }
+                    }
+                    Err(reason) => Seen::Unreachable { reason },
+                };
+                (seen, f.name.clone(), Some(f.ip), t.name.clone(), Some(t.ip))
+            }
+            _ => (
+                Seen::NotApplicable {
+                    reason: "needs 2 nodes and 2 pods per node".into(),
+                },
+                "-".into(),
+                None,
+                "-".into(),
+                None,
+            ),
+        };
+        let ok = match &seen {
+            Seen::NotApplicable { .. } => None,
+            s => Some(s.key() == expect.key()),
+        };
+        rows.push(Row {
+            path,
+            title: path_title(path),
+            claim,
+            from: from_name,
+            from_address: from_ip,
+            to: to_name,
+            to_address: to_ip,
+            expected: expect.key(),
+            seen_as: seen.key(),
+            seen,
+            ok,
+        });
+    }
+    drop(listeners);
+    Ok(CheckReport {
+        prefix: lab.spec.prefix.clone(),
+        model: lab.spec.model,
+        ok: rows.iter().all(|r| r.ok != Some(false)),
+        rows,
+    })
+}
+
+impl CheckReport {
+    /// The matrix as aligned text.
+    pub fn render(&self, lab: &Lab) -> String {
+        let s = &lab.spec;
+        let mut out = match s.model {
+            Model::NodeSubnet => format!(
+                "{}: VNet {}, node subnet {}, {} nodes, peered VNet {}, on-premises {}\n",
+                s.model.title(),
+                s.vnet,
+                s.subnet,
+                s.nodes,
+                s.peer,
+                s.on_prem
+            ),
+            Model::Kubenet => format!(
+                "{}: VNet {}, node subnet {}, pod CIDR {}, {} nodes, peered VNet {}, on-premises {}\n",
+                s.model.title(),
+                s.vnet,
+                s.subnet,
+                s.pod_cidr,
+                s.nodes,
+                s.peer,
+                s.on_prem
+            ),
+        };
+        let cells: Vec<[String; 6]> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let addr =
+                    |a: Option<Ipv4Addr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+                let seen = match &r.seen {
+                    Seen::Reached {
+                        address,
+                        who: Some(w),
+                    } => format!("{} {address}", w.text()),
+                    Seen::Reached { address, who: None } => format!("other {address}"),
+                    Seen::Unreachable { .. } => "unreachable".into(),
+                    Seen::NotApplicable { .. } => "n/a".into(),
+                };
+                let mark = match r.ok {
+                    Some(true) => "ok",
+                    Some(false) => "FAIL",
+                    None => "skip",
+                };
+                let expect = expectation(s.model, r.path, s.non_masq_peer).0.text();
+                [
+                    r.title.to_string(),
+                    format!("{} → {}", addr(r.from_address), addr(r.to_address)),
+                    expect.to_string(),
+                    seen,
+                    mark.to_string(),
+                    r.claim.to_string(),
+                ]
+            })
+            .collect();
+        let header = [
+            "path",
+            "from → to",
+            "expected",
+            "target saw",
+            "",
+            "documented claim",
+        ];
+        let mut w = [0usize; 6];
+        for row in cells
+            .iter()
+            .chain(std::iter::once(&header.map(String::from)))
+        {
+            for (i, c) in row.iter().enumerate() {
+                w[i] = w[i].max(c.chars().count());
+            }
+        }
+        let line = |c: &[String; 6]| {
+            format!(
+                "  {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {}\n",
+                c[0],
+                c[1],
+                c[2],
+                c[3],
+                c[4],
+                c[5],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2],
+                w3 = w[3],
+                w4 = w[4]
+            )
+        };
+        out.push_str(&line(&header.map(String::from)));
+        for c in &cells {
+            out.push_str(&line(c));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_has_a_documented_expectation() {
+        for model in [Model::NodeSubnet, Model::Kubenet] {
+            for p in PATHS {
+                for nm in [false, true] {
+                    let (_, claim) = expectation(model, p, nm);
+                    assert_ne!(claim, "unknown path", "{model:?} {p}");
+                }
+            }
+        }
+        assert_eq!(
+            expectation(Model::NodeSubnet, "pod-peer", true).0,
+            Expect::Sees(Who::Pod)
+        );
+        assert_eq!(
+            expectation(Model::Kubenet, "vm-pod", false).0,
+            Expect::Unreachable
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! `aksnet lab` end to end (issue 6), through the real binaries: `aksnet`
+//! (this crate's) and `aksnet-cni` (built next to it by `cargo build
+//! --workspace --bins`, as scripts/test.sh does). Must run as root. Each test
+//! uses its own `aksnt…-` prefix, so they run in parallel, and a guard runs
+//! `lab down` on drop, also when the test fails.
+//!
+//! The expected matrix of each model is written here, from the AKS
+//! documentation, not derived from the run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
+
+/// Node Subnet, per the seed: "Systems in the same virtual network as the AKS
+/// cluster see the pod IP as the source address for any traffic from the
+/// pod. Systems outside the AKS cluster virtual network see the node IP";
+/// "every pod gets an IP address from the subnet and can be accessed
+/// directly"; a peered VNet is outside the VNet (Azure/AKS#1207: by default
+/// nonMasqueradeCIDRs holds only the VNet).
+const NODESUBNET_EXPECTED: [(&str, &str); 6] = [
+    ("pod-pod-same-node", "pod"),
+    ("pod-pod-across-nodes", "pod"),
+    ("pod-vm", "pod"),
+    ("pod-peer", "node"),
+    ("pod-onprem", "node"),
+    ("vm-pod", "vm"),
+];
+
+/// kubenet, per AKS's kubenet page and research/azure-cni.md §3.3, §5.2: pods
+/// keep their IP only towards other pods (the pod CIDR is the only
+/// non-masquerade range) and cross nodes by the route table; everything else
+/// sees the node IP; pods "can't be reached directly": the route table is
+/// associated with the node subnet only, so a VM in another subnet has no
+/// route to a pod CIDR.
+const KUBENET_EXPECTED: [(&str, &str); 6] = [
+    ("pod-pod-same-node", "pod"),
+    ("pod-pod-across-nodes", "pod"),
+    ("pod-vm", "node"),
+    ("pod-peer", "node"),
+    ("pod-onprem", "node"),
+    ("vm-pod", "unreachable"),
+];
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn finish(out: Output) -> Run {
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(BIN)
+        .parent()
+        .expect("binary directory")
+        .to_path_buf()
+}
+
+/// Fails (never skips) when a prerequisite is missing.
+fn prerequisites() {
+    assert!(
+        nix_is_root(),
+        "the lab tests create network namespaces: run them as root (scripts/test.sh)"
+    );
+    let cni = bin_dir().join("aksnet-cni");
+    assert!(
+        cni.is_file(),
+        "{} is missing: build it first (cargo build -p aksnet-cni, or cargo build --workspace --bins)",
+        cni.display()
+    );
+    assert!(
+        Command::new("nft").arg("--version").output().is_ok(),
+        "nft (Debian package nftables) is missing: bash scripts/install-deps.sh"
+    );
+    assert!(
+        Command::new("ip").arg("-V").output().is_ok(),
+        "ip (Debian package iproute2) is missing: bash scripts/install-deps.sh"
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn aksnet(args: &[&str]) -> Run {
+    finish(
+        Command::new(BIN)
+            .args(args)
+            .env("AKSNET_BIN_DIR", bin_dir())
+            .output()
+            .expect("run the aksnet binary"),
+    )
+}
+
+fn netns_with_prefix(prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A lab under a test-unique prefix; `lab down` on drop.
+struct LabGuard {
+    prefix: String,
+}
+
+impl LabGuard {
+    fn new(prefix: &str) -> Self {
+        prerequisites();
+        let g = Self {
+            prefix: prefix.to_string(),
+        };
+        // A previous run killed before its guard ran.
+        let _ = aksnet(&["lab", "down", "--prefix", prefix]);
+        g
+    }
+    fn state_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/run/{}lab", self.prefix))
+    }
+    fn up(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["lab", "up", "--prefix", &self.prefix];
+        args.extend_from_slice(extra);
+        aksnet(&args)
+    }
+    fn check_json(&self) -> (Run, Value) {
+        let r = aksnet(&["lab", "check", "--prefix", &self.prefix, "--format", "json"]);
+        let v = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("check JSON: {e}: {}\n{}", r.stdout, r.stderr));
+        (r, v)
+    }
+    fn down(&self) -> Run {
+        aksnet(&["lab", "down", "--prefix", &self.prefix])
+    }
+    fn assert_gone(&self) {
+        assert_eq!(
+            netns_with_prefix(&self.prefix),
+            Vec::<String>::new(),
+            "namespaces left behind"
+        );
+        assert!(
+            !self.state_dir().exists(),
+            "state dir {} left behind",
+            self.state_dir().display()
+        );
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = self.down();
+    }
+}
+
+fn assert_matrix(report: &Value, expected: &[(&str, &str)]) {
+    let rows = report["rows"].as_array().expect("rows");
+    let seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap_or_default().to_string(),
+                r["seenAs"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(p, s)| (p.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(
+        seen, want,
+        "observed matrix differs from the documented one:\n{report:#}"
+    );
+}
+
+fn ip(v: &Value) -> std::net::Ipv4Addr {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an address: {v}"))
+}
+
+fn row<'a>(report: &'a Value, path: &str) -> &'a Value {
+    report["rows"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["path"] == path))
+        .unwrap_or_else(|| panic!("no row {path}"))
+}
+
+#[test]
+fn nodesubnet_up_check_down() {
+    let lab = LabGuard::new("aksntlabns-");
+    let up = lab.up(&[
+        "--model",
+        "nodesubnet",
+        "--nodes",
+        "3",
+        "--pods-per-node",
+        "2",
+    ]);
+    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
+    let (r, report) = lab.check_json();
+    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
+    assert_matrix(&report, &NODESUBNET_EXPECTED);
+    // Pod IPs come from the node subnet (AKS's default 10.224.0.0/16).
+    let subnet: ipnet::Ipv4Net = "10.224.0.0/16".parse().unwrap();
+    let across = row(&report, "pod-pod-across-nodes");
+    assert!(
+        subnet.contains(&ip(&across["fromAddress"])) && subnet.contains(&ip(&across["toAddress"]))
+    );
+    // The node IP a host outside the VNet sees is in the subnet too, and not the pod's.
+    let peer = row(&report, "pod-peer");
+    let seen = ip(&peer["seen"]["address"]);
+    assert!(subnet.contains(&seen) && seen != ip(&peer["fromAddress"]));
+    // 3 nodes + 6 pods + fabric + VM + peer + on-prem.
+    assert_eq!(netns_with_prefix(&lab.prefix).len(), 3 + 6 + 4);
+    let text = aksnet(&["lab", "check", "--prefix", &lab.prefix]);
+    assert_eq!(text.code, Some(0));
+    assert!(
+        text.stdout
+            .contains("systems in the same VNet see the pod IP"),
+        "{}",
+        text.stdout
+    );
+
+    let d = lab.down();
+    assert_eq!(d.code, Some(0), "{}{}", d.stdout, d.stderr);
+    assert!(d.stdout.contains("13 namespaces removed"), "{}", d.stdout);
+    lab.assert_gone();
+    let again = lab.down();
+    assert_eq!(again.code, Some(0));
+    assert!(
+        again.stdout.contains("nothing to remove"),
+        "{}",
+        again.stdout
+    );
+    let c = aksnet(&["lab", "check", "--prefix", &lab.prefix]);
+    assert_eq!(c.code, Some(1));
+    assert!(c.stderr.contains("no lab with prefix"), "{}", c.stderr);
+}
+
+#[test]
+fn kubenet_up_check_down() {
+    let lab = LabGuard::new("aksntlabkn-");
+    let up = lab.up(&["--model", "kubenet", "--nodes", "3", "--pods-per-node", "2"]);
+    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
+    let (r, report) = lab.check_json();
+    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
+    assert_matrix(&report, &KUBENET_EXPECTED);
+    // Pods on the pod CIDR, a /24 per node; nodes on the subnet.
+    let across = row(&report, "pod-pod-across-nodes");
+    assert!(ip(&across["fromAddress"])
+        .to_string()
+        .starts_with("10.244.0."));
+    assert!(ip(&across["toAddress"])
+        .to_string()
+        .starts_with("10.244.2."));
+    let vm = row(&report, "pod-vm");
+    assert_eq!(
+        ip(&vm["seen"]["address"]),
+        std::net::Ipv4Addr::new(10, 224, 0, 4)
+    );
+    let d = lab.down();
+    assert_eq!(d.code, Some(0), "{}{}", d.stdout, d.stderr);
+    lab.assert_gone();
+    assert!(lab.down().stdout.contains("nothing to remove"));
+}
+
+#[test]
+fn peered_range_in_non_masquerade_cidrs_keeps_the_pod_ip() {
+    let lab = LabGuard::new("aksntlabnm-");
+    let up = lab.up(&["--nodes", "2", "--pods-per-node", "1", "--non-masq-peer"]);
+    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
+    let (r, report) = lab.check_json();
+    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
+    // Azure/AKS#1207's workaround: the peered VNet now sees the pod IP, on-prem still the node IP.
+    assert_eq!(row(&report, "pod-peer")["seenAs"], "pod");
+    assert_eq!(row(&report, "pod-onprem")["seenAs"], "node");
+    // One pod per node: the same-node path does not apply, and says so.
+    assert_eq!(row(&report, "pod-pod-same-node")["seenAs"], "n/a");
+    assert!(lab.down().code == Some(0));
+    lab.assert_gone();
+}
+
+#[test]
+fn two_labs_with_different_prefixes_at_once() {
+    let a = LabGuard::new("aksntlab2a-");
+    let b = LabGuard::new("aksntlab2b-");
+    // Same (default) address ranges: each lab is its own set of namespaces.
+    assert_eq!(a.up(&["--nodes", "2"]).code, Some(0));
+    assert_eq!(b.up(&["--nodes", "2", "--model", "kubenet"]).code, Some(0));
+    // A second up under a taken prefix is refused and leaves the first intact.
+    let again = a.up(&["--nodes", "2"]);
+    assert_eq!(again.code, Some(1));
+    assert!(again.stderr.contains("already up"), "{}", again.stderr);
+    assert_eq!(a.down().code, Some(0));
+    a.assert_gone();
+    let (r, report) = b.check_json();
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert_matrix(&report, &KUBENET_EXPECTED);
+    assert_eq!(b.down().code, Some(0));
+    b.assert_gone();
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_created() {
+    prerequisites();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--prefix", "Bad_"], "--prefix"),
+        (
+            &["--prefix", "aksntlabbad-", "--subnet", "10.10.0.0/24"],
+            "--subnet",
+        ),
+        (
+            &["--prefix", "aksntlabbad-", "--peer", "10.230.0.0/16"],
+            "--peer",
+        ),
+        (
+            &["--prefix", "aksntlabbad-", "--state-dir", "/tmp"],
+            "--state-dir",
+        ),
+    ];
+    for (args, flag) in cases {
+        let mut all = vec!["lab", "up"];
+        all.extend_from_slice(args);
+        let r = aksnet(&all);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(flag), "{args:?}: {}", r.stderr);
+    }
+    assert!(netns_with_prefix("aksntlabbad-").is_empty());
+    assert!(!Path::new("/run/aksntlabbad-lab").exists());
+}
+
+#[test]
+fn down_after_an_up_killed_midway_leaves_nothing() {
+    let lab = LabGuard::new("aksntlabkill-");
+    let journal = lab.state_dir().join("journal.jsonl");
+    let mut child = Command::new(BIN)
+        .args([
+            "lab",
+            "up",
+            "--prefix",
+            &lab.prefix,
+            "--nodes",
+            "8",
+            "--subnet",
+            "10.224.0.0/24",
+        ])
+        .args(["--pods-per-node", "30"])
+        .env("AKSNET_BIN_DIR", bin_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn lab up");
+    // Kill it once it has created some namespaces (well before its 252).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = std::fs::read_to_string(&journal)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines >= 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lab up made no progress");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().expect("kill lab up");
+    let _ = child.wait();
+    // SIGKILL reaches only `lab up` itself; a plugin or join it had just
+    // started finishes on its own within milliseconds (a terminal's Ctrl-C
+    // would have stopped the whole process group).
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(
+        !text.contains("upDone"),
+        "up finished before it was killed; the test proves nothing"
+    );
+    assert!(
+        !netns_with_prefix(&lab.prefix).is_empty(),
+        "nothing to clean up?"
+    );
+    let check = aksnet(&["lab", "check", "--prefix", &lab.prefix]);
+    assert!(
+        check.stdout.contains("did not finish") || check.code == Some(1),
+        "{}",
+        check.stdout
+    );
+
+    let d = lab.down();
+    assert_eq!(d.code, Some(0), "{}{}", d.stdout, d.stderr);
+    lab.assert_gone();
+    assert!(lab.down().stdout.contains("nothing to remove"));
+}
+
+#[test]
+fn demo_proves_every_claim_and_cleans_up() {
+    let lab = LabGuard::new("aksntlabdemo-");
+    let r = aksnet(&["lab", "demo", "--prefix", &lab.prefix]);
+    assert_eq!(r.code, Some(0), "demo: {}{}", r.stdout, r.stderr);
+    for needle in [
+        "8 nodes joined 10.224.0.0/24 at maxPods 30",
+        "the 9th node is refused\n         InsufficientSubnetSize: Pre-allocated IPs 31 exceeds IPs \
+         available 3 in Subnet Cidr 10.224.0.0/24, Subnet Name aks-subnet",
+        "pod 31 is refused by aksnet-cni ADD\n         CNI error 100: node aksntlabdemo-node-0",
+        "the 401st is refused",
+        "every claim holds",
+    ] {
+        assert!(r.stdout.contains(needle), "missing {needle:?} in:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("FAIL"), "{}", r.stdout);
+    lab.assert_gone();
+}
+
+#[test]
+fn check_fails_when_the_datapath_breaks_a_documented_claim() {
+    let lab = LabGuard::new("aksntlabmm-");
+    assert_eq!(
+        lab.up(&["--nodes", "2", "--pods-per-node", "2"]).code,
+        Some(0)
+    );
+    // Remove node 0's SNAT (the agent's table): its pods now leave with their
+    // own IP, which a host outside the VNet must not see.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "aksntlabmm-node-0",
+            BIN,
+            "agent",
+            "--uninstall",
+            "--table",
+            "aksntlabmm-snat",
+        ])
+        .output()
+        .expect("run aksnet agent --uninstall in node 0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (r, report) = lab.check_json();
+    assert_eq!(r.code, Some(1), "check must fail: {}", r.stdout);
+    assert_eq!(report["ok"], false);
+    assert_eq!(row(&report, "pod-onprem")["seenAs"], "pod");
+    assert_eq!(row(&report, "pod-onprem")["ok"], false);
+    let text = aksnet(&["lab", "check", "--prefix", &lab.prefix]);
+    assert_eq!(text.code, Some(1));
+    assert!(text.stdout.contains("FAIL"), "{}", text.stdout);
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}
