@@ -2,9 +2,10 @@
 //! a fabric namespace that routes to a host inside the VNet and one outside it, each host
 //! echoing the source address it sees (issue 4 "Tests that must exist").
 //!
-//! Pods are plain veth pairs on a `cbr0` bridge in the node namespace (the kubenet datapath
-//! shape); the agent is datapath-agnostic, it only sees source and destination addresses.
-//! TODO(lead): create them through `aksnet-cni` once its kubenet ADD works.
+//! Pods are made exactly as a runtime makes them: the real `aksnet-cni` binary runs in the node
+//! namespace (the runtime's namespace) with `CNI_*` variables, kubelet-style `CNI_ARGS` and the
+//! request configuration on stdin (SPEC.md section 3): kubenet mode on `cbr0` for the kubenet
+//! test, nodesubnet mode on a pool written by `aksnet node join` for the Node Subnet test.
 //!
 //! Every kernel object lives in namespaces named `aksnt<unique>…`, removed by a Drop guard even
 //! when an assertion fails; deleting a namespace removes its links and its nftables table.
@@ -52,13 +53,22 @@ fn ip(args: &str) {
 }
 
 fn aksnet_binary() -> PathBuf {
+    built_binary("aksnet")
+}
+
+/// The CNI plugin; this crate does not depend on it, so it must be built first.
+fn cni_binary() -> PathBuf {
+    built_binary("aksnet-cni")
+}
+
+fn built_binary(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let bin = target.join("debug/aksnet");
+    let bin = target.join("debug").join(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it first with `cargo build -p aksnet`",
+        "{} is missing: build it first with `cargo build -p {name}`",
         bin.display()
     );
     bin
@@ -71,6 +81,12 @@ struct Lab {
     servers: Vec<Child>,
     daemons: Vec<Child>,
     config_dir: tempfile::TempDir,
+    /// The plugin's `dataDir` (IPAM state, node pool) and the cluster store.
+    data_dir: tempfile::TempDir,
+    /// (container ID, pod index) of every attachment ADDed, for the DEL on Drop.
+    attachments: Vec<(String, usize)>,
+    /// The request configuration sent to `aksnet-cni` on stdin.
+    cni_config: String,
 }
 
 impl Drop for Lab {
@@ -79,23 +95,40 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // As the runtime would on pod deletion; best effort (deleting the node namespace
+        // below removes the links anyway, and the state is in a temp dir).
+        for (container_id, pod) in std::mem::take(&mut self.attachments) {
+            if let Err(e) = self.try_cni("DEL", &container_id, pod) {
+                eprintln!("cleanup: CNI DEL {container_id}: {e}");
+            }
+        }
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
 }
 
+/// How pods are attached: the two `aksnet-cni` modes.
+enum Datapath {
+    /// kubenet: `cbr0` holding the `.1` of the node's pod CIDR (research/azure-cni.md §5.1).
+    Kubenet { pod_cidr: &'static str },
+    /// Azure CNI Node Subnet: the node joins `subnet` (`aksnet node join`, docs/node.md) and
+    /// pods take addresses from its reservation (brief "Datapath contracts").
+    NodeSubnet { subnet: &'static str },
+}
+
 struct Addrs {
     /// The node's address on the fabric (what masqueraded traffic carries).
     node: &'static str,
-    bridge_gw: &'static str,
-    bridge_prefix: u8,
+    datapath: Datapath,
+    /// The addresses the plugin hands out to the two pods, in ADD order (asserted).
     pods: [&'static str; 2],
     /// (host address, fabric-side gateway) for the two hosts.
     inside: (&'static str, &'static str),
     outside: (&'static str, &'static str),
-    /// The node's pod range, routed to the node by the fabric (Azure route table / SDN).
-    pod_route: &'static str,
+    /// What the fabric routes to the node for its pods: kubenet's pod CIDR (Azure route
+    /// table), or each Node Subnet pod address (the SDN delivers a NIC's secondary IPs).
+    pod_routes: &'static [&'static str],
 }
 
 impl Lab {
@@ -118,6 +151,9 @@ impl Lab {
             servers: Vec::new(),
             daemons: Vec::new(),
             config_dir: tempfile::tempdir().expect("tempdir"),
+            data_dir: tempfile::tempdir().expect("tempdir"),
+            attachments: Vec::new(),
+            cni_config: String::new(),
         };
         let node = lab.add_ns("node");
         let fab = lab.add_ns("fab");
@@ -147,10 +183,9 @@ impl Lab {
         ip(&format!("-n {node} link set eth0 up"));
         ip(&format!("-n {fab} link set tonode up"));
         ip(&format!("-n {node} route add default via {fab_node_gw}"));
-        ip(&format!(
-            "-n {fab} route add {} via {}",
-            a.pod_route, a.node
-        ));
+        for route in a.pod_routes {
+            ip(&format!("-n {fab} route add {route} via {}", a.node));
+        }
         // Hosts.
         for (ns, (addr, gw), dev) in [(&inside, a.inside, "toin"), (&outside, a.outside, "toout")] {
             ip(&format!(
@@ -162,30 +197,114 @@ impl Lab {
             ip(&format!("-n {fab} link set {dev} up"));
             ip(&format!("-n {ns} route add default via {gw}"));
         }
-        // Pods on cbr0.
-        ip(&format!("-n {node} link add cbr0 type bridge"));
-        ip(&format!(
-            "-n {node} addr add {}/{} dev cbr0",
-            a.bridge_gw, a.bridge_prefix
-        ));
-        ip(&format!("-n {node} link set cbr0 up"));
+        // Pods, through the plugin.
+        lab.cni_config = lab.network_config(&a.datapath);
         for (i, pod_addr) in a.pods.iter().enumerate() {
-            let pod = lab.add_ns(&format!("p{i}"));
-            ip(&format!(
-                "-n {node} link add vethp{i} type veth peer name eth0 netns {pod}"
-            ));
-            ip(&format!("-n {node} link set vethp{i} master cbr0 up"));
-            ip(&format!(
-                "-n {pod} addr add {pod_addr}/{} dev eth0",
-                a.bridge_prefix
-            ));
-            ip(&format!("-n {pod} link set eth0 up"));
-            ip(&format!("-n {pod} route add default via {}", a.bridge_gw));
+            lab.add_ns(&format!("p{i}"));
+            let container_id = format!("{}pod{i}", lab.table());
+            lab.attachments.push((container_id.clone(), i));
+            let result = lab.cni("ADD", &container_id, i);
+            let got = result["ips"][0]["address"].as_str().unwrap_or_default();
+            assert_eq!(
+                got.split('/').next(),
+                Some(*pod_addr),
+                "aksnet-cni ADD of pod {i} returned {result}"
+            );
         }
         for ns in [inside, outside] {
             lab.start_echo_server(&ns);
         }
         lab
+    }
+
+    /// The request configuration a runtime derives from the network's conflist (the plugin
+    /// object plus the list's `cniVersion` and `name`); for nodesubnet, joins the node first.
+    fn network_config(&self, datapath: &Datapath) -> String {
+        let data = self.data_dir.path().to_str().unwrap();
+        let name = self.table();
+        match datapath {
+            Datapath::Kubenet { pod_cidr } => serde_json::json!({
+                "cniVersion": "1.0.0", "name": name, "type": "aksnet-cni",
+                "mode": "kubenet", "bridge": "cbr0", "isGateway": true, "ipMasq": false,
+                "dataDir": data,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]]}
+            }),
+            Datapath::NodeSubnet { subnet } => {
+                let store = self.data_dir.path().join("cluster");
+                let o = Command::new(aksnet_binary())
+                    .args(["node", "join", "--node", &self.ns("node")])
+                    .args(["--subnet", subnet, "--subnet-name", "aks-subnet"])
+                    .args(["--max-pods", "30", "--store"])
+                    .arg(&store)
+                    .args(["--data-dir", data])
+                    .output()
+                    .expect("run aksnet node join");
+                assert!(o.status.success(), "aksnet node join: {}", stderr(&o));
+                serde_json::json!({
+                    "cniVersion": "1.0.0", "name": name, "type": "aksnet-cni",
+                    "mode": "nodesubnet", "dataDir": data
+                })
+            }
+        }
+        .to_string()
+    }
+
+    /// Runs `aksnet-cni` as a runtime does: in the runtime's (node's) namespace, the pod's
+    /// netns path, ifname eth0, kubelet's CNI_ARGS, the config on stdin.
+    fn try_cni(
+        &self,
+        command: &str,
+        container_id: &str,
+        pod: usize,
+    ) -> Result<serde_json::Value, String> {
+        let bin = cni_binary();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns("node")])
+            .arg(&bin)
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container_id)
+            .env(
+                "CNI_NETNS",
+                format!("/run/netns/{}", self.ns(&format!("p{pod}"))),
+            )
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", bin.parent().unwrap())
+            .env(
+                "CNI_ARGS",
+                format!(
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod{pod};\
+                     K8S_POD_INFRA_CONTAINER_ID={container_id}"
+                ),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(self.cni_config.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let o = child.wait_with_output().map_err(|e| e.to_string())?;
+        if !o.status.success() {
+            return Err(format!(
+                "{command} exited {}: {} {}",
+                o.status,
+                String::from_utf8_lossy(&o.stdout),
+                stderr(&o)
+            ));
+        }
+        if o.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&o.stdout).map_err(|e| format!("{command} result: {e}"))
+    }
+
+    fn cni(&self, command: &str, container_id: &str, pod: usize) -> serde_json::Value {
+        self.try_cni(command, container_id, pod)
+            .unwrap_or_else(|e| panic!("aksnet-cni {command} for pod {pod}: {e}"))
     }
 
     /// A TCP server that writes back the peer address it sees, then closes.
@@ -287,16 +406,18 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn nodesubnet_inside_sees_pod_outside_sees_node_and_config_flips_it() {
-    // VNet 10.224.0.0/12: node 10.224.0.4, pods 10.224.1.0/24, inside host 10.225.0.10.
-    // Outside: 198.51.100.10 (TEST-NET-2).
+    // VNet 10.224.0.0/12, node subnet 10.224.0.0/24: `aksnet node join` gives the node
+    // 10.224.0.4 (the first address Azure does not keep) and pods 10.224.0.5 onwards.
+    // Inside host 10.225.0.10; outside: 198.51.100.10 (TEST-NET-2).
     let lab = Lab::build(&Addrs {
         node: "10.224.0.4",
-        bridge_gw: "10.224.1.1",
-        bridge_prefix: 24,
-        pods: ["10.224.1.2", "10.224.1.3"],
+        datapath: Datapath::NodeSubnet {
+            subnet: "10.224.0.0/24",
+        },
+        pods: ["10.224.0.5", "10.224.0.6"],
         inside: ("10.225.0.10", "10.225.0.1"),
         outside: ("198.51.100.10", "198.51.100.1"),
-        pod_route: "10.224.1.0/24",
+        pod_routes: &["10.224.0.5/32", "10.224.0.6/32"],
     });
     let status_file = lab.config_dir.path().join("status.json");
     let status = status_file.to_str().unwrap().to_string();
@@ -307,22 +428,22 @@ fn nodesubnet_inside_sees_pod_outside_sees_node_and_config_flips_it() {
         "--vnet-cidr",
         "10.224.0.0/12",
         "--pod-cidr",
-        "10.224.1.0/24",
+        "10.224.0.0/24",
         "--status-file",
         &status,
     ];
 
     // Before the agent: no SNAT at all.
-    assert_eq!(lab.seen_by(0, "198.51.100.10"), "10.224.1.2");
+    assert_eq!(lab.seen_by(0, "198.51.100.10"), "10.224.0.5");
 
     let o = lab.agent(&base);
     assert!(o.status.success(), "first --once: {}", stderr(&o));
     assert_eq!(
         lab.seen_by(0, "10.225.0.10"),
-        "10.224.1.2",
+        "10.224.0.5",
         "inside the VNet keeps the pod IP"
     );
-    assert_eq!(lab.seen_by(1, "10.225.0.10"), "10.224.1.3");
+    assert_eq!(lab.seen_by(1, "10.225.0.10"), "10.224.0.6");
     assert_eq!(
         lab.seen_by(0, "198.51.100.10"),
         "10.224.0.4",
@@ -354,8 +475,8 @@ fn nodesubnet_inside_sees_pod_outside_sees_node_and_config_flips_it() {
     );
     let o = lab.agent(&base);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(lab.seen_by(0, "198.51.100.10"), "10.224.1.2");
-    assert_eq!(lab.seen_by(0, "10.225.0.10"), "10.224.1.2");
+    assert_eq!(lab.seen_by(0, "198.51.100.10"), "10.224.0.5");
+    assert_eq!(lab.seen_by(0, "10.225.0.10"), "10.224.0.5");
     let (h3, _) = lab.nft_table().unwrap();
     assert_ne!(h3, h2, "a changed config must be applied");
 
@@ -378,8 +499,8 @@ fn nodesubnet_inside_sees_pod_outside_sees_node_and_config_flips_it() {
         h3,
         "bad config must not touch the table"
     );
-    assert_eq!(lab.seen_by(0, "198.51.100.10"), "10.224.1.2");
-    assert_eq!(lab.seen_by(1, "198.51.100.10"), "10.224.1.3");
+    assert_eq!(lab.seen_by(0, "198.51.100.10"), "10.224.0.5");
+    assert_eq!(lab.seen_by(1, "198.51.100.10"), "10.224.0.6");
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&status_file).unwrap()).unwrap();
     assert_eq!(st["ok"], false);
@@ -402,7 +523,7 @@ fn nodesubnet_inside_sees_pod_outside_sees_node_and_config_flips_it() {
     let o = lab.agent(&["--uninstall"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(lab.nft_table().is_none(), "table left behind");
-    assert_eq!(lab.seen_by(0, "198.51.100.10"), "10.224.1.2");
+    assert_eq!(lab.seen_by(0, "198.51.100.10"), "10.224.0.5");
     let o = lab.agent(&["--uninstall"]);
     assert!(o.status.success(), "second --uninstall: {}", stderr(&o));
 }
@@ -414,12 +535,13 @@ fn kubenet_defaults_keep_pod_ip_only_for_the_cluster_pod_cidr() {
     // (10.225.0.10): kubenet NATs pod traffic to VNet addresses (research/azure-cni.md §3.3).
     let lab = Lab::build(&Addrs {
         node: "10.224.0.4",
-        bridge_gw: "10.244.1.1",
-        bridge_prefix: 24,
+        datapath: Datapath::Kubenet {
+            pod_cidr: "10.244.1.0/24",
+        },
         pods: ["10.244.1.2", "10.244.1.3"],
         inside: ("10.244.2.10", "10.244.2.1"),
         outside: ("10.225.0.10", "10.225.0.1"),
-        pod_route: "10.244.1.0/24",
+        pod_routes: &["10.244.1.0/24"],
     });
     let o = lab.agent(&[
         "--once",
@@ -449,6 +571,9 @@ fn daemon_applies_config_changes_and_survives_bad_config() {
         servers: Vec::new(),
         daemons: Vec::new(),
         config_dir: tempfile::tempdir().unwrap(),
+        data_dir: tempfile::tempdir().unwrap(),
+        attachments: Vec::new(),
+        cni_config: String::new(),
     };
     lab.add_ns("node");
     let status_file = lab.config_dir.path().join("status.json");

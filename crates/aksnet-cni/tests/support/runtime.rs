@@ -1,0 +1,318 @@
+//! Shared helpers of the real-runtime tests (`runtime_podman.rs`, `runtime_containerd.rs`):
+//! prerequisites that fail loudly, commands that fail with their stderr, a busybox image built
+//! from the host's busybox-static (no registry), the plugin's IPAM state, host links, and Drop
+//! guards that put the machine back the way it was (working rules: clean up even on failure).
+//!
+//! Included with `#[path = "support/runtime.rs"] mod runtime;` so it does not depend on any
+//! other file in `tests/support/`.
+
+#![allow(dead_code)] // each test binary uses a subset
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The plugin binary cargo built for this test run.
+pub fn plugin_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_aksnet-cni"))
+}
+
+/// The statically linked busybox of Debian's `busybox-static` (the image's only binary).
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Applets the test containers use, linked to busybox in the image.
+const APPLETS: &[&str] = &[
+    "sh", "ip", "ping", "sleep", "cat", "touch", "ls", "true", "usleep",
+];
+
+/// Fails the test, naming every missing program, when one is not on PATH.
+/// Nothing is installed at test time: `scripts/install-deps.sh` does that.
+pub fn require_tools(what: &str, tools: &[&str]) {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| find_in_path(t).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: missing on PATH: {} (install with scripts/install-deps.sh, as root)",
+        missing.join(", ")
+    );
+    let busybox = Path::new(BUSYBOX);
+    assert!(
+        busybox.exists(),
+        "{what}: {BUSYBOX} is missing (Debian package busybox-static; scripts/install-deps.sh)"
+    );
+    assert!(
+        is_root(),
+        "{what}: must run as root (real runtimes, bridges and /etc/cni/net.d)"
+    );
+}
+
+fn is_root() -> bool {
+    // /proc/self/status "Uid: real effective ..." without libc.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// `aksnt` + tag + something unique per process and call; at most 15 bytes for short tags
+/// so it is usable as a link name (IFNAMSIZ).
+pub fn unique(tag: &str) -> String {
+    let s = format!(
+        "aksnt{tag}{}{}",
+        std::process::id() % 100_000,
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    );
+    assert!(s.len() <= 15, "name {s} too long for a link");
+    s
+}
+
+/// A /24 third octet unique to this process for test `slot` (0..4), so two runs of the
+/// suite at once do not put the same prefix on two host bridges.
+pub fn subnet_octet(slot: u8) -> u8 {
+    let pid = u8::try_from(std::process::id() % 50).unwrap_or(0);
+    slot * 50 + pid + 1
+}
+
+/// Runs `cmd`, fails the test with its stderr unless it exits 0, returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Best effort, for Drop guards: never panics, reports failures on stderr.
+pub fn run_quiet(cmd: &mut Command) -> bool {
+    match cmd.output() {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!(
+                "cleanup: {cmd:?} failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("cleanup: cannot run {cmd:?}: {e}");
+            false
+        }
+    }
+}
+
+/// The address `ip -4 -o addr show eth0` prints, e.g. `("10.248.3.2", 24)`.
+pub fn parse_ip_addr_show(text: &str) -> (Ipv4Addr, u8) {
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no inet address in {text:?}"));
+    let (a, p) = cidr
+        .split_once('/')
+        .unwrap_or_else(|| panic!("no prefix in {cidr:?}"));
+    (a.parse().unwrap(), p.parse().unwrap())
+}
+
+/// A usable host of `10.248.<octet>.0/24`: not the network, the gateway (.1) or broadcast.
+pub fn assert_pod_address(ip: Ipv4Addr, octet: u8) {
+    let o = ip.octets();
+    assert_eq!(
+        (o[0], o[1], o[2]),
+        (10, 248, octet),
+        "{ip} is not in 10.248.{octet}.0/24"
+    );
+    assert!(
+        !matches!(o[3], 0 | 1 | 255),
+        "{ip}: network, gateway or broadcast handed out"
+    );
+}
+
+/// kubenet-mode conflist in the shape podman writes (0.4.0) or a current one (1.0.0).
+pub fn kubenet_conflist(
+    version: &str,
+    name: &str,
+    bridge: &str,
+    octet: u8,
+    data_dir: &Path,
+) -> String {
+    serde_json::json!({
+        "cniVersion": version,
+        "name": name,
+        "plugins": [{
+            "type": "aksnet-cni",
+            "mode": "kubenet",
+            "bridge": bridge,
+            "isGateway": true,
+            "hairpinMode": true,
+            "dataDir": data_dir,
+            // podman's own conflists declare it; podman still sends IP= in CNI_ARGS
+            // (research/cni-clients.md §1.9).
+            "capabilities": {"ips": true},
+            "ipam": {"ranges": [[{"subnet": format!("10.248.{octet}.0/24")}]]}
+        }]
+    })
+    .to_string()
+}
+
+/// The plugin's IPAM state of network `name` in `data_dir`: its `allocations` list.
+pub fn allocations(data_dir: &Path, name: &str) -> Vec<serde_json::Value> {
+    let path = data_dir.join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("IPAM state {}: {e}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("IPAM state {}: {e}: {text}", path.display()));
+    v["allocations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("IPAM state {}: no allocations list: {text}", path.display()))
+        .clone()
+}
+
+pub fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Names of the links enslaved to `bridge` in the host namespace.
+pub fn bridge_ports(bridge: &str) -> Vec<String> {
+    let out = run_ok(Command::new("ip").args(["-j", "link", "show", "master", bridge]));
+    let v: serde_json::Value =
+        serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out }).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Deletes a host link (the network's bridge, which the plugin never deletes) on Drop.
+pub struct LinkGuard(pub String);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if link_exists(&self.0) {
+            run_quiet(Command::new("ip").args(["link", "del", &self.0]));
+        }
+    }
+}
+
+/// A busybox root filesystem tarball: /bin/busybox plus applet symlinks (recipe of
+/// research/cni-clients.md §2c). Returns the tar's path inside `dir`.
+pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("bbroot");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
+    for a in APPLETS {
+        std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
+    }
+    // Mount points the runtimes expect to exist.
+    for d in ["proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let tar = dir.join("bbroot.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+    );
+    tar
+}
+
+/// Host paths a runtime creates as a side effect (libcni's cache `/var/lib/cni`, podman's
+/// blob-info cache, containerd's shim socket dir, `/opt/cni/bin`). Those absent when the guard
+/// was made are removed on Drop: whole trees when `whole` is set (our caches), otherwise only
+/// if nothing but empty directories is left, so nobody else's file is ever deleted.
+pub struct CreatedPaths {
+    absent: Vec<(PathBuf, bool)>,
+}
+
+impl CreatedPaths {
+    pub fn new(paths: &[(&str, bool)]) -> Self {
+        CreatedPaths {
+            absent: paths
+                .iter()
+                .filter(|(p, _)| !Path::new(p).exists())
+                .map(|(p, whole)| (PathBuf::from(p), *whole))
+                .collect(),
+        }
+    }
+}
+
+impl Drop for CreatedPaths {
+    fn drop(&mut self) {
+        for (p, whole) in &self.absent {
+            if !p.exists() {
+                continue;
+            }
+            if *whole {
+                if let Err(e) = std::fs::remove_dir_all(p) {
+                    eprintln!("cleanup: remove {}: {e}", p.display());
+                }
+            } else {
+                remove_empty_tree(p);
+            }
+        }
+    }
+}
+
+/// Removes `dir` and its subdirectories bottom-up while they are empty; keeps any file.
+pub fn remove_empty_tree(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut empty = true;
+    for e in entries.flatten() {
+        let p = e.path();
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if !(is_dir && remove_empty_tree(&p)) {
+            empty = false;
+        }
+    }
+    empty && std::fs::remove_dir(dir).is_ok()
+}
+
+/// Polls `pred` every 50 ms for up to `secs` seconds.
+pub fn wait_until(secs: u64, what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !pred() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
