@@ -7,7 +7,7 @@ use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
 use aksnet_core::allocator::LeaseInfo;
 use aksnet_core::naming::kubenet_host_veth_name;
 use aksnet_ipam::IpamStore;
-use aksnet_netlink::{Handle, Netns, Route as KRoute, RouteProtocol, RouteScope, RT_TABLE_MAIN};
+use aksnet_netlink::{Handle, Route as KRoute, RouteProtocol, RouteScope, RT_TABLE_MAIN};
 use ipnet::IpNet;
 
 use crate::config::{KubenetConf, PluginConfig};
@@ -16,7 +16,7 @@ use crate::undo::Undo;
 
 /// MTU of the bridge and veths when the config gives none.
 pub const DEFAULT_MTU: u32 = 1500;
-use crate::{create_pod_veth, key, release, reserve};
+use crate::{create_pod_veth, key, release, reserve, PodNs};
 
 pub(crate) fn add(
     args: &CmdArgs,
@@ -24,7 +24,7 @@ pub(crate) fn add(
     k: &KubenetConf,
     store: &IpamStore,
     host: &mut Handle,
-    netns: &Netns,
+    pod: &mut PodNs,
 ) -> Result<CniResult, PluginError> {
     let (leases, fresh) = reserve(store, &k.pool, args, cfg)?;
     let mut undo = Undo::new();
@@ -36,7 +36,7 @@ pub(crate) fn add(
         .iter()
         .filter_map(|l| k.pool.lease_info(l.ip))
         .collect();
-    match setup(args, cfg, k, host, netns, &infos, &mut undo) {
+    match setup(args, cfg, k, host, pod, &infos, &mut undo) {
         Ok(r) => {
             undo.commit();
             Ok(r)
@@ -50,7 +50,7 @@ fn setup(
     cfg: &PluginConfig,
     k: &KubenetConf,
     host: &mut Handle,
-    netns: &Netns,
+    pod: &mut PodNs,
     infos: &[LeaseInfo],
     undo: &mut Undo<'_>,
 ) -> Result<CniResult, PluginError> {
@@ -79,7 +79,7 @@ fn setup(
     }
 
     let host_name = kubenet_host_veth_name(&args.container_id, &args.ifname);
-    let host_link = create_pod_veth(host, &host_name, &args.ifname, netns, mtu, None)?;
+    let host_link = create_pod_veth(host, &host_name, &args.ifname, pod, mtu, None)?;
     let name_for_undo = host_name.clone();
     undo.push("delete host veth", move || {
         Handle::new()?.del_link_by_name(&name_for_undo)?;
@@ -91,8 +91,9 @@ fn setup(
     }
     host.set_link_up(host_link.index)?;
 
-    let mut pod = Handle::in_netns(netns)?;
-    let (pod_link, pod_mac) = crate::prepare_pod_link(&mut pod, args, cfg, netns)?;
+    let netns = &pod.netns;
+    let (pod_link, pod_mac) = crate::prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
+    let pod = &mut pod.handle;
     for info in infos {
         pod.add_addr(pod_link, info.address)?;
     }

@@ -118,15 +118,33 @@ fn open_netns(args: &CmdArgs) -> Result<Netns, PluginError> {
     Netns::open(&path).map_err(|source| PluginError::Netns { path, source })
 }
 
+/// The pod's netns and a netlink handle inside it. Opening the handle enters
+/// the namespace (setns with CLONE_NEWNET), so a `CNI_NETNS` that is not a
+/// network namespace — a plain file, another namespace type — is refused here,
+/// before anything changes.
+pub(crate) struct PodNs {
+    pub netns: Netns,
+    pub handle: Handle,
+}
+
+fn open_pod(args: &CmdArgs) -> Result<PodNs, PluginError> {
+    let netns = open_netns(args)?;
+    let handle = Handle::in_netns(&netns).map_err(|source| PluginError::Netns {
+        path: netns.path().to_path_buf(),
+        source,
+    })?;
+    Ok(PodNs { netns, handle })
+}
+
 fn add(args: &CmdArgs, cfg: &PluginConfig) -> Result<CniResult, PluginError> {
     // Bad input is refused before anything changes.
     requested_mac(args, cfg)?;
-    let netns = open_netns(args)?;
+    let mut pod = open_pod(args)?;
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let mut host = Handle::new()?;
     let mut result = match &cfg.mode {
-        Mode::Kubenet(k) => kubenet::add(args, cfg, k, &store, &mut host, &netns)?,
-        Mode::NodeSubnet(n) => nodesubnet::add(args, cfg, n, &store, &mut host, &netns)?,
+        Mode::Kubenet(k) => kubenet::add(args, cfg, k, &store, &mut host, &mut pod)?,
+        Mode::NodeSubnet(n) => nodesubnet::add(args, cfg, n, &store, &mut host, &mut pod)?,
     };
     if !cfg.dns.is_empty() {
         result.dns = cfg.dns.clone();
@@ -176,7 +194,10 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
             value: "(missing)".into(),
             why: "CHECK needs the cached ADD result (SPEC.md section 3)".into(),
         })?;
-    let netns = open_netns(args)?;
+    let PodNs {
+        netns,
+        handle: mut pod,
+    } = open_pod(args)?;
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let mut host = Handle::new()?;
     let mut problems = Vec::new();
@@ -204,7 +225,6 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
             }
         }
     }
-    let mut pod = Handle::in_netns(&netns)?;
     match pod.link_by_name(&args.ifname)? {
         None => problems.push(format!(
             "interface {} is missing in {}",
@@ -381,23 +401,22 @@ pub(crate) fn create_pod_veth(
     host: &mut Handle,
     host_name: &str,
     ifname: &str,
-    netns: &Netns,
+    pod: &mut PodNs,
     mtu: u32,
     host_mac: Option<[u8; 6]>,
 ) -> Result<aksnet_netlink::Link, PluginError> {
-    match host.create_veth(host_name, ifname, netns, mtu, host_mac) {
+    match host.create_veth(host_name, ifname, &pod.netns, mtu, host_mac) {
         Ok(l) => Ok(l),
         Err(e) if e.is_exists() => {
-            let mut pod = Handle::in_netns(netns)?;
-            if pod.link_by_name(ifname)?.is_some() {
+            if pod.handle.link_by_name(ifname)?.is_some() {
                 return Err(PluginError::IfnameExists {
                     ifname: ifname.to_string(),
-                    netns: netns.path().display().to_string(),
+                    netns: pod.netns.path().display().to_string(),
                 });
             }
             tracing::info!(link = host_name, "deleting a stale host veth");
             host.del_link_by_name(host_name)?;
-            Ok(host.create_veth(host_name, ifname, netns, mtu, host_mac)?)
+            Ok(host.create_veth(host_name, ifname, &pod.netns, mtu, host_mac)?)
         }
         Err(e) => Err(e.into()),
     }

@@ -15,13 +15,13 @@ use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, Pool, Val
 use aksnet_core::naming::{azure_host_veth_name, host_veth_name_from_key};
 use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
 use aksnet_ipam::{IpamError, IpamStore};
-use aksnet_netlink::{Handle, NeighbourState, Netns, Route as KRoute, RouteProtocol};
+use aksnet_netlink::{Handle, NeighbourState, Route as KRoute, RouteProtocol};
 use ipnet::IpNet;
 
 use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
 use crate::undo::Undo;
-use crate::{create_pod_veth, key, release, reserve};
+use crate::{create_pod_veth, key, release, reserve, PodNs};
 
 /// The pod's virtual gateway (Azure PR #753, research/azure-cni.md §1.3).
 pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
@@ -97,7 +97,7 @@ pub(crate) fn add(
     n: &NodeSubnetConf,
     store: &IpamStore,
     host: &mut Handle,
-    netns: &Netns,
+    pod: &mut PodNs,
 ) -> Result<CniResult, PluginError> {
     let (node, pool) = load_pool(cfg)?;
     let (leases, fresh) = reserve(store, &pool, args, cfg).map_err(|e| match e {
@@ -122,7 +122,7 @@ pub(crate) fn add(
             }))
         }
     };
-    match setup(args, cfg, n, host, netns, address, &mut undo) {
+    match setup(args, cfg, n, host, pod, address, &mut undo) {
         Ok(r) => {
             undo.commit();
             Ok(r)
@@ -154,7 +154,7 @@ fn setup(
     cfg: &PluginConfig,
     n: &NodeSubnetConf,
     host: &mut Handle,
-    netns: &Netns,
+    pod: &mut PodNs,
     address: IpNet,
     undo: &mut Undo<'_>,
 ) -> Result<CniResult, PluginError> {
@@ -164,7 +164,7 @@ fn setup(
         host,
         &host_name,
         &args.ifname,
-        netns,
+        pod,
         mtu,
         Some(HOST_VETH_MAC),
     )?;
@@ -182,8 +182,9 @@ fn setup(
     // Goes away with the link, so it needs no undo step of its own.
     host.add_host_route(address.addr(), host_link.index)?;
 
-    let mut pod = Handle::in_netns(netns)?;
-    let (pod_link, pod_mac) = crate::prepare_pod_link(&mut pod, args, cfg, netns)?;
+    let netns = &pod.netns;
+    let (pod_link, pod_mac) = crate::prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
+    let pod = &mut pod.handle;
     let ifname = args.ifname.clone();
     aksnet_netlink::run_in_netns(netns, move || aksnet_netlink::set_accept_ra(&ifname, 0))??;
     // The subnet prefix without its connected route: nothing is on-link, all

@@ -192,6 +192,20 @@ fn add_into_a_missing_netns_changes_nothing() {
 }
 
 #[test]
+fn a_netns_path_that_is_not_a_network_namespace_changes_nothing() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("not-a-netns");
+    std::fs::write(&plain, "").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    for path in [plain.display().to_string(), "/proc/self/ns/mnt".to_string()] {
+        let o = verb(None, "ADD", "c", &path, &kubenet(data.path()), "");
+        assert_eq!(o.code(), 3, "{path}: {}", o.stdout);
+    }
+    assert_untouched(&data);
+}
+
+#[test]
 fn corrupt_state_is_reported_and_never_reset() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
