@@ -8,4 +8,6 @@ bash scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked --bins
+# Benchmarks are compiled, never run, in CI (issue 7): docs/benchmarks.md has the numbers.
+cargo build --workspace --locked --benches
 cargo test --workspace --locked -- --test-threads 4
