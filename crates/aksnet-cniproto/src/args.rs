@@ -318,8 +318,9 @@ mod tests {
 
     #[test]
     fn cni_args_podman_shape() {
-        let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=c1;MAC=02:00:00:00:00:01;IP=10.88.0.7")
-            .unwrap();
+        let a =
+            CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=c1;MAC=02:00:00:00:00:01;IP=10.88.0.7")
+                .unwrap();
         assert!(a.ignore_unknown);
         assert_eq!(a.k8s_pod_name.as_deref(), Some("c1"));
         assert_eq!(a.ips, vec!["10.88.0.7".parse::<IpAddr>().unwrap()]);

@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let e = CniError::new(ErrorCode::InvalidEnv, "missing CNI_IFNAME", "").with_version("1.1.0");
+        let e =
+            CniError::new(ErrorCode::InvalidEnv, "missing CNI_IFNAME", "").with_version("1.1.0");
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(v["code"], 4);
         assert_eq!(v["cniVersion"], "1.1.0");

@@ -10,7 +10,7 @@ pub mod error;
 pub mod result;
 pub mod version;
 
-pub use args::{CniArgs, CmdArgs, Command, EnvError};
+pub use args::{CmdArgs, CniArgs, Command, EnvError};
 pub use error::{CniError, ErrorCode};
 pub use result::{CniResult, Dns, Interface, IpConfig, Route};
 pub use version::{CniVersion, SUPPORTED_VERSIONS};

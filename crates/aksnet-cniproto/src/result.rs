@@ -147,7 +147,11 @@ impl CniResult {
             if let Some(ips) = v.get_mut("ips").and_then(Value::as_array_mut) {
                 for (ip, cfg) in ips.iter_mut().zip(&r.ips) {
                     if let Some(obj) = ip.as_object_mut() {
-                        let fam = if cfg.address.addr().is_ipv4() { "4" } else { "6" };
+                        let fam = if cfg.address.addr().is_ipv4() {
+                            "4"
+                        } else {
+                            "6"
+                        };
                         obj.insert("version".into(), Value::String(fam.into()));
                     }
                 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 mod commands;
 
 #[derive(Parser)]
-#[command(name = "aksnet", version, about = "AKS legacy networking (Node Subnet, kubenet) on any Linux machine")]
+#[command(
+    name = "aksnet",
+    version,
+    about = "AKS legacy networking (Node Subnet, kubenet) on any Linux machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
