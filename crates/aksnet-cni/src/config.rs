@@ -36,6 +36,7 @@ const KNOWN_KEYS: &[&str] = &[
     "ipMasq",
     "dataDir",
     "uplink",
+    "asyncDelete",
     "ipam",
     "dns",
     "capabilities",
@@ -97,6 +98,10 @@ pub struct PluginConfig {
     pub name: String,
     pub mode: Mode,
     pub ip_masq: bool,
+    /// DEL cuts the pod off and releases its address synchronously, and leaves
+    /// the kernel's slow device teardown to a detached helper (see
+    /// `crate::remove_host_veth`). `false` waits for it.
+    pub async_delete: bool,
     pub data_dir: PathBuf,
     /// `runtimeConfig.ips` / `args.cni.ips` (the latter wins, CONVENTIONS.md).
     pub requested_ips: Vec<IpAddr>,
@@ -334,6 +339,7 @@ impl PluginConfig {
             name: name.to_string(),
             mode,
             ip_masq: get_bool(obj, "ipMasq", false, "")?,
+            async_delete: get_bool(obj, "asyncDelete", true, "")?,
             data_dir,
             requested_ips,
             requested_mac,

@@ -177,10 +177,9 @@ fn default_dst(gw: std::net::IpAddr) -> IpNet {
 }
 
 /// DEL: the host end's name derives from the attachment, so no state and no
-/// netns is needed; deleting it removes the pod end too. Gone is fine.
-pub(crate) fn del(args: &CmdArgs, host: &mut Handle) -> Result<(), PluginError> {
-    host.del_link_by_name(&kubenet_host_veth_name(&args.container_id, &args.ifname))?;
-    Ok(())
+/// netns is needed; removing it removes the pod end too.
+pub(crate) fn host_veth_to_remove(args: &CmdArgs) -> Option<String> {
+    Some(kubenet_host_veth_name(&args.container_id, &args.ifname))
 }
 
 pub(crate) fn check_host(

@@ -174,9 +174,12 @@ fn del(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     let key = key(args);
     // The link first, then the address: an address is free only once nothing
     // routes it any more (otherwise the next ADD's host route could collide).
-    match &cfg.mode {
-        Mode::Kubenet(_) => kubenet::del(args, &mut host)?,
-        Mode::NodeSubnet(_) => nodesubnet::del(args, &store, &mut host)?,
+    let veth = match &cfg.mode {
+        Mode::Kubenet(_) => kubenet::host_veth_to_remove(args),
+        Mode::NodeSubnet(_) => nodesubnet::host_veth_to_remove(args, &store)?,
+    };
+    if let Some(name) = veth {
+        remove_host_veth(&mut host, &name, cfg.async_delete)?;
     }
     let released = store.transact(|a| Ok::<_, PluginError>(a.release(&key)))?;
     if cfg.ip_masq && !released.is_empty() {
@@ -391,6 +394,77 @@ pub(crate) fn release(store: &IpamStore, key: &AttachmentKey) -> Result<(), Plug
     Ok(())
 }
 
+/// Argument of the detached helper that finishes an asynchronous DEL:
+/// `aksnet-cni --delete-link <ifindex> <ifname>` (runtimes never pass argv).
+/// How long ADD waits for a pending asynchronous DEL of the same ifname (the
+/// kernel needs 12–28 ms; a duplicate ADD waits this long, then fails).
+const PENDING_DELETE_WAIT_MS: u64 = 300;
+
+pub const DELETE_LINK_ARG: &str = "--delete-link";
+
+/// Removes a pod's veth pair by its host end.
+///
+/// Deleting a device makes the caller wait for the kernel's RCU barrier in
+/// `netdev_run_todo`: 12–28 ms here, nine tenths of a DEL, for the reference
+/// plugins too (docs/benchmarks.md, "Why DEL …"). With `asyncDelete` (the
+/// default) DEL does the part that matters to the runtime synchronously — the
+/// host end goes down, which stops all pod traffic and flushes the routes
+/// through it (the nodesubnet /32) — and hands the deletion itself, by
+/// ifindex, to a detached `aksnet-cni --delete-link` process. Should that
+/// process never run, the pair still goes when the runtime deletes the pod's
+/// netns. Azure's transparent mode does not delete the veth at all and leaves it
+/// to the netns (research/azure-cni.md §1.5).
+pub(crate) fn remove_host_veth(
+    host: &mut Handle,
+    name: &str,
+    async_delete: bool,
+) -> Result<(), PluginError> {
+    let Some(link) = host.link_by_name(name)? else {
+        return Ok(());
+    };
+    if async_delete {
+        match host.set_link_down(link.index) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if spawn_link_deleter(link.index, name) {
+            return Ok(());
+        }
+    }
+    host.del_link(link.index)?;
+    Ok(())
+}
+
+/// Starts the detached deleter; false if it could not be started. Its stdio is
+/// /dev/null so that no runtime waits on it (libcni waits for stdout to close).
+fn spawn_link_deleter(index: u32, name: &str) -> bool {
+    let Ok(exe) = std::env::current_exe() else {
+        return false;
+    };
+    std::process::Command::new(exe)
+        .arg(DELETE_LINK_ARG)
+        .arg(index.to_string())
+        .arg(name)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+/// The deleter's work: delete link `index` if it still has the name DEL saw
+/// (an ifindex is never reused while the link exists, and the name check
+/// guards against a reused index after it is gone).
+pub fn delete_link_if_named(index: u32, name: &str) -> Result<bool, PluginError> {
+    let mut host = Handle::new()?;
+    match host.link_by_index(index)? {
+        Some(l) if l.name == name => Ok(host.del_link(index)?),
+        _ => Ok(false),
+    }
+}
+
 /// Creates the pod's veth pair: `host_name` in the host netns, the pod end
 /// created directly in `netns` as `ifname`. If a name is taken: the pod's
 /// ifname existing is the spec's duplicate-ADD error (SPEC.md section 2, ADD);
@@ -408,11 +482,18 @@ pub(crate) fn create_pod_veth(
     match host.create_veth(host_name, ifname, &pod.netns, mtu, host_mac) {
         Ok(l) => Ok(l),
         Err(e) if e.is_exists() => {
-            if pod.handle.link_by_name(ifname)?.is_some() {
-                return Err(PluginError::IfnameExists {
-                    ifname: ifname.to_string(),
-                    netns: pod.netns.path().display().to_string(),
-                });
+            // The pod's ifname may belong to a pair an asynchronous DEL is still
+            // deleting (DEL then ADD into the same netns): give it a moment.
+            let mut waited = 0;
+            while pod.handle.link_by_name(ifname)?.is_some() {
+                if waited >= PENDING_DELETE_WAIT_MS {
+                    return Err(PluginError::IfnameExists {
+                        ifname: ifname.to_string(),
+                        netns: pod.netns.path().display().to_string(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                waited += 10;
             }
             tracing::info!(link = host_name, "deleting a stale host veth");
             host.del_link_by_name(host_name)?;

@@ -13,6 +13,17 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .try_init();
     }
+    // The detached helper of an asynchronous DEL (see `remove_host_veth`).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(aksnet_cni::DELETE_LINK_ARG) {
+        return match (argv.get(2).and_then(|i| i.parse().ok()), argv.get(3)) {
+            (Some(index), Some(name)) => match aksnet_cni::delete_link_if_named(index, name) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            },
+            _ => ExitCode::from(2),
+        };
+    }
     let mut stdin = Vec::new();
     let read = std::io::stdin().read_to_end(&mut stdin);
     let outcome = match read {

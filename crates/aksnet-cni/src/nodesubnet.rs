@@ -233,11 +233,14 @@ fn setup(
     Ok(result)
 }
 
-/// DEL: delete the host veth (its /32 route goes with it). The name comes from
+/// DEL: the host veth to remove (its /32 route goes with it). The name comes from
 /// the reservation's metadata when there is one. If another live reservation
 /// maps to the same name — a new incarnation of the same pod whose ADD
 /// replaced the veth — the link is theirs now and is left alone.
-pub(crate) fn del(args: &CmdArgs, store: &IpamStore, host: &mut Handle) -> Result<(), PluginError> {
+pub(crate) fn host_veth_to_remove(
+    args: &CmdArgs,
+    store: &IpamStore,
+) -> Result<Option<String>, PluginError> {
     let state = store.snapshot()?;
     let key = key(args);
     let name = match state.get(&key) {
@@ -248,10 +251,7 @@ pub(crate) fn del(args: &CmdArgs, store: &IpamStore, host: &mut Handle) -> Resul
         .keys()
         .filter(|k| **k != key)
         .any(|k| host_veth_for(k, state.meta(k)) == name);
-    if !taken_by_other {
-        host.del_link_by_name(&name)?;
-    }
-    Ok(())
+    Ok((!taken_by_other).then_some(name))
 }
 
 pub(crate) fn check_host(

@@ -117,7 +117,7 @@ fn two_pods_on_one_bridge_reach_each_other() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("master {}", n.bridge)));
     verb(None, "DEL", "pa", &a.path(), &with_prev(&c, &ra), "").expect_ok();
     verb(None, "DEL", "pb", &b.path(), &with_prev(&c, &rb), "").expect_ok();
-    assert!(!host_link_exists(host_veth));
+    eventually("host veth deleted", || !host_link_exists(host_veth));
     assert!(allocations(n.dir.path(), &n.name).is_empty());
 }
 
@@ -276,9 +276,10 @@ fn gc_releases_what_is_not_valid_and_status_reports_exhaustion() {
     let left = allocations(n.dir.path(), &n.name);
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["containerId"], "ga");
-    assert!(!host_link_exists(
-        rb["interfaces"][1]["name"].as_str().unwrap_or_default()
-    ));
+    assert!(
+        !host_link_exists(rb["interfaces"][1]["name"].as_str().unwrap_or_default()),
+        "GC deletes synchronously"
+    );
     assert!(host_link_exists(
         ra["interfaces"][1]["name"].as_str().unwrap_or_default()
     ));
@@ -384,4 +385,52 @@ fn ip_masq_hides_the_pod_behind_the_node() {
     let (_, set) = node.exec(&["nft", "list", "table", "inet", "aksnet-cni"]);
     assert!(!set.contains(&pod_ip), "pod address left in the set: {set}");
     verb(Some(&node.name), "DEL", "mq", &pod.path(), &c, "").expect_ok();
+}
+
+/// asyncDelete (the default): when DEL returns the pod is cut off (host end
+/// down or gone) and its address free; the pair is gone shortly after. With
+/// `asyncDelete: false` it is gone when DEL returns. An ADD right after a DEL
+/// into the same netns and ifname waits for the pending deletion.
+#[test]
+fn async_and_sync_delete() {
+    let n = net("ad");
+    let c = conf(&n, "1.1.0", "10.251.10.0/24");
+    let ns = NetnsGuard::new(&format!("aksnt-{}", tag("ad")));
+
+    let r = verb(None, "ADD", "ad1", &ns.path(), &c, "")
+        .expect_ok()
+        .json();
+    let host = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+    verb(None, "DEL", "ad1", &ns.path(), &c, "").expect_ok();
+    assert!(
+        allocations(n.dir.path(), &n.name).is_empty(),
+        "address released by DEL"
+    );
+    let up = aksnet_netlink::Handle::new()
+        .unwrap()
+        .link_by_name(&host)
+        .unwrap()
+        .is_some_and(|l| l.up);
+    assert!(!up, "host end must be down or gone when DEL returns");
+    // Same netns, same ifname, right away: ADD waits for the pending deletion.
+    let r2 = verb(None, "ADD", "ad2", &ns.path(), &c, "")
+        .expect_ok()
+        .json();
+    assert_eq!(r2["interfaces"][2]["name"], "eth0");
+    eventually("first host veth deleted", || !host_link_exists(&host));
+    verb(None, "DEL", "ad2", &ns.path(), &c, "").expect_ok();
+
+    let mut sync = c.clone();
+    sync["asyncDelete"] = json!(false);
+    let r3 = verb(None, "ADD", "ad3", &ns.path(), &sync, "")
+        .expect_ok()
+        .json();
+    let host3 = r3["interfaces"][1]["name"].as_str().unwrap().to_string();
+    verb(None, "DEL", "ad3", &ns.path(), &sync, "").expect_ok();
+    assert!(
+        !host_link_exists(&host3),
+        "asyncDelete false: gone when DEL returns"
+    );
+    let (_, links) = ns.exec(&["ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "{links}");
 }

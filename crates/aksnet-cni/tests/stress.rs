@@ -98,7 +98,9 @@ fn sixteen_processes_512_operations_no_duplicate_no_leak() {
     for res in &results {
         for (id, r) in res {
             let host = r["interfaces"][1]["name"].as_str().unwrap_or_default();
-            assert!(!host_link_exists(host), "{id}: host veth {host} left");
+            eventually(&format!("{id}: host veth {host} deleted"), || {
+                !host_link_exists(host)
+            });
         }
     }
 }

@@ -242,3 +242,16 @@ pub fn result_ip(result: &Value) -> String {
         .unwrap_or_else(|| panic!("no ips in {result}"));
     addr.split('/').next().unwrap_or(addr).to_string()
 }
+
+/// Waits (bounded) until `cond` holds: DEL leaves the veth deletion to a
+/// detached helper by default (asyncDelete), which needs the kernel's 12–28 ms.
+pub fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still not true after 3 s: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -169,6 +169,18 @@ impl Node {
             .collect()
     }
 
+    /// Pod links of the node that are administratively up (still carrying traffic).
+    pub fn pod_links_up(&self) -> Vec<String> {
+        let mut h = Handle::in_netns(&self.ns.netns).expect("netlink socket in node netns");
+        let pods = self.pod_links();
+        h.list_links()
+            .expect("list links")
+            .into_iter()
+            .filter(|l| l.up && pods.contains(&l.name))
+            .map(|l| l.name)
+            .collect()
+    }
+
     /// Host routes (/32) into `subnet` in the node's main table (nodesubnet adds one per pod).
     pub fn host_routes_in(&self, subnet: Ipv4Net) -> Vec<String> {
         let mut h = Handle::in_netns(&self.ns.netns).expect("netlink socket in node netns");
