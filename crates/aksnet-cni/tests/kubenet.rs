@@ -434,3 +434,54 @@ fn async_and_sync_delete() {
     let (_, links) = ns.exec(&["ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "{links}");
 }
+
+/// Dual stack: one address from each range set (host-local's `ranges`
+/// semantics), a default route per family via that family's gateway.
+#[test]
+fn dual_stack_gets_one_address_per_range_set() {
+    let n = net("ds");
+    let mut c = conf(&n, "1.1.0", "10.251.11.0/24");
+    c["ipam"]["ranges"] = json!([[{"subnet": "10.251.11.0/24"}], [{"subnet": "fd00:a:11::/64"}]]);
+    let a = NetnsGuard::new(&format!("aksnt-{}", tag("ds")));
+    let b = NetnsGuard::new(&format!("aksnt-{}", tag("ds")));
+    let ra = verb(None, "ADD", "dsa", &a.path(), &c, "")
+        .expect_ok()
+        .json();
+    let rb = verb(None, "ADD", "dsb", &b.path(), &c, "")
+        .expect_ok()
+        .json();
+    let ips = ra["ips"].as_array().unwrap();
+    assert_eq!(ips.len(), 2, "{ra}");
+    assert!(ips[0]["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.251.11."));
+    assert!(ips[1]["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("fd00:a:11::"));
+    assert_eq!(ips[1]["gateway"], "fd00:a:11::1");
+    let dsts: Vec<&str> = ra["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["dst"].as_str())
+        .collect();
+    assert_eq!(dsts, vec!["0.0.0.0/0", "::/0"]);
+    let (_, r6) = a.exec(&["ip", "-6", "route"]);
+    assert!(r6.contains("default via fd00:a:11::1 dev eth0"), "{r6}");
+    // IPv6 between the pods (after DAD settles).
+    let b6 = rb["ips"][1]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    eventually("pod a reaches pod b over IPv6", || {
+        a.exec(&["ping", "-6", "-c", "1", "-W", "1", &b6]).0
+    });
+    verb(None, "DEL", "dsa", &a.path(), &c, "").expect_ok();
+    verb(None, "DEL", "dsb", &b.path(), &c, "").expect_ok();
+    assert!(allocations(n.dir.path(), &n.name).is_empty());
+}
