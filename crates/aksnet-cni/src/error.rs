@@ -76,6 +76,9 @@ pub enum PluginError {
     #[error("node pool {path}: {why}")]
     NodePool { path: PathBuf, why: String },
 
+    #[error(transparent)]
+    LocalPool(#[from] aksnet_store::local_pool::LocalPoolError),
+
     #[error("ipMasq: {why}")]
     IpMasq { why: String, script: String },
 
@@ -115,7 +118,7 @@ impl PluginError {
                 _ => ErrorCode::State,
             },
             PluginError::NodeFull { .. } => ErrorCode::NoAddressAvailable,
-            PluginError::NodePool { .. } => ErrorCode::State,
+            PluginError::NodePool { .. } | PluginError::LocalPool(_) => ErrorCode::State,
             PluginError::Check(_) => ErrorCode::CheckFailed,
             PluginError::NotReady(_) => ErrorCode::NotAvailable,
             PluginError::IpMasq { .. } => ErrorCode::Kernel,

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
 use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, Pool, ValidPool};
 use aksnet_core::naming::{azure_host_veth_name, host_veth_name_from_key};
-use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
+use aksnet_core::pool::{NodePool, NODE_POOL_FILE};
 use aksnet_ipam::{IpamError, IpamStore};
 use aksnet_netlink::{Handle, NeighbourState, Route as KRoute, RouteProtocol};
 use ipnet::IpNet;
@@ -29,28 +29,23 @@ pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// left the pod's neighbour entry stale).
 pub const HOST_VETH_MAC: [u8; 6] = [0xaa; 6];
 
-/// Reads the node's local pool that `aksnet node join` wrote.
+/// Reads the node's local pool that `aksnet node join` wrote (one reader
+/// for the file, `aksnet_store::local_pool`, which checks every field).
 pub(crate) fn load_pool(cfg: &PluginConfig) -> Result<(NodePool, ValidPool), PluginError> {
     let path: PathBuf = cfg.data_dir.join(NODE_POOL_FILE);
     let err = |why: String| PluginError::NodePool {
         path: path.clone(),
         why,
     };
-    let text = std::fs::read(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            err("is missing: this node has not joined (run `aksnet node join`)".into())
-        } else {
-            err(format!("cannot be read: {e}"))
+    let pool = match aksnet_store::local_pool::read_node_pool(&cfg.data_dir) {
+        Ok(Some(pool)) => pool,
+        Ok(None) => {
+            return Err(err(
+                "is missing: this node has not joined (run `aksnet node join`)".into(),
+            ))
         }
-    })?;
-    let pool: NodePool =
-        serde_json::from_slice(&text).map_err(|e| err(format!("is not a node pool: {e}")))?;
-    if pool.version != NODE_POOL_VERSION {
-        return Err(err(format!(
-            "has format version {}, this plugin reads {NODE_POOL_VERSION}",
-            pool.version
-        )));
-    }
+        Err(e) => return Err(PluginError::LocalPool(e)),
+    };
     let valid = Pool::Addresses {
         prefix: IpNet::V4(pool.subnet),
         addrs: pool.pod_ips.iter().copied().map(IpAddr::V4).collect(),
