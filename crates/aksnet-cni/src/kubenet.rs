@@ -16,7 +16,8 @@ use crate::undo::Undo;
 
 /// MTU of the bridge and veths when the config gives none.
 pub const DEFAULT_MTU: u32 = 1500;
-use crate::{create_pod_veth, key, release, reserve, PodNs};
+use crate::ipam::{key, release, reserve};
+use crate::veth::{create_pod_veth, prepare_pod_link, PodNs};
 
 pub(crate) fn add(
     args: &CmdArgs,
@@ -92,7 +93,7 @@ fn setup(
     host.set_link_up(host_link.index)?;
 
     let netns = &pod.netns;
-    let (pod_link, pod_mac) = crate::prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
+    let (pod_link, pod_mac) = prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
     let pod = &mut pod.handle;
     for info in infos {
         pod.add_addr(pod_link, info.address)?;

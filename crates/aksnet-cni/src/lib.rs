@@ -9,24 +9,28 @@
 
 pub mod config;
 pub mod error;
+mod ipam;
 pub mod ipmasq;
 mod kubenet;
 mod nodesubnet;
 pub mod undo;
+mod veth;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aksnet_cniproto::version::VersionResult;
 use aksnet_cniproto::{CmdArgs, CniResult, CniVersion, Command, SUPPORTED_VERSIONS};
-use aksnet_core::allocator::{AllocationMeta, AttachmentKey};
-use aksnet_ipam::{IpamError, IpamStore};
-use aksnet_netlink::{Handle, Netns};
+use aksnet_core::allocator::AttachmentKey;
+use aksnet_ipam::IpamStore;
+use aksnet_netlink::Handle;
 use serde_json::Value;
 
 use crate::config::{Mode, PluginConfig};
 use crate::error::PluginError;
+use crate::ipam::key;
+pub use crate::veth::{delete_link_if_named, DELETE_LINK_ARG};
+use crate::veth::{open_pod, remove_host_veth, requested_mac, PodNs};
 
 /// Runs one plugin invocation. `Ok(Some(v))` is printed on stdout; `Ok(None)`
 /// prints nothing (DEL, CHECK, GC, STATUS).
@@ -86,54 +90,6 @@ fn need_version(
         });
     }
     Ok(())
-}
-
-fn key(args: &CmdArgs) -> AttachmentKey {
-    AttachmentKey::new(args.container_id.clone(), args.ifname.clone())
-}
-
-/// Addresses the runtime asked for: `args.cni.ips` > `runtimeConfig.ips` >
-/// CNI_ARGS `IP=` (CONVENTIONS.md: `args` wins over CNI_ARGS).
-fn requested_ips(args: &CmdArgs, cfg: &PluginConfig) -> Vec<IpAddr> {
-    if cfg.requested_ips.is_empty() {
-        args.args.ips.clone()
-    } else {
-        cfg.requested_ips.clone()
-    }
-}
-
-fn meta(args: &CmdArgs) -> AllocationMeta {
-    AllocationMeta {
-        pod_namespace: args.args.k8s_pod_namespace.clone(),
-        pod_name: args.args.k8s_pod_name.clone(),
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    }
-}
-
-fn open_netns(args: &CmdArgs) -> Result<Netns, PluginError> {
-    let path = args.netns.clone().unwrap_or_default();
-    Netns::open(&path).map_err(|source| PluginError::Netns { path, source })
-}
-
-/// The pod's netns and a netlink handle inside it. Opening the handle enters
-/// the namespace (setns with CLONE_NEWNET), so a `CNI_NETNS` that is not a
-/// network namespace — a plain file, another namespace type — is refused here,
-/// before anything changes.
-pub(crate) struct PodNs {
-    pub netns: Netns,
-    pub handle: Handle,
-}
-
-fn open_pod(args: &CmdArgs) -> Result<PodNs, PluginError> {
-    let netns = open_netns(args)?;
-    let handle = Handle::in_netns(&netns).map_err(|source| PluginError::Netns {
-        path: netns.path().to_path_buf(),
-        source,
-    })?;
-    Ok(PodNs { netns, handle })
 }
 
 fn add(args: &CmdArgs, cfg: &PluginConfig) -> Result<CniResult, PluginError> {
@@ -347,27 +303,6 @@ fn status(cfg: &PluginConfig) -> Result<(), PluginError> {
 
 pub(crate) use ipnet::IpNet;
 
-/// Reserves addresses for the attachment in one short transaction. Returns the
-/// leases and whether they are new (a retried ADD gets its own back; only new
-/// ones are released on rollback).
-pub(crate) fn reserve(
-    store: &IpamStore,
-    pool: &aksnet_core::allocator::ValidPool,
-    args: &CmdArgs,
-    cfg: &PluginConfig,
-) -> Result<(Vec<aksnet_core::allocator::Lease>, bool), PluginError> {
-    let key = key(args);
-    let requested = requested_ips(args, cfg);
-    let meta = meta(args);
-    store.transact(|a| {
-        let existed = a.get(&key).is_some();
-        let leases = a
-            .allocate(pool, &key, &requested, meta)
-            .map_err(IpamError::from)?;
-        Ok::<_, PluginError>((leases, !existed))
-    })
-}
-
 /// Last step of every mode's ADD: `ipMasq` rules for the pod's addresses,
 /// with its inverse on the undo list.
 pub(crate) fn finish_add(
@@ -386,158 +321,4 @@ pub(crate) fn finish_add(
         ipmasq::apply(&ipmasq::script_del(&name, &ips))
     });
     Ok(())
-}
-
-/// Releases the attachment's addresses (the inverse of `reserve`).
-pub(crate) fn release(store: &IpamStore, key: &AttachmentKey) -> Result<(), PluginError> {
-    store.transact(|a| Ok::<_, PluginError>(a.release(key)))?;
-    Ok(())
-}
-
-/// Argument of the detached helper that finishes an asynchronous DEL:
-/// `aksnet-cni --delete-link <ifindex> <ifname>` (runtimes never pass argv).
-/// How long ADD waits for a pending asynchronous DEL of the same ifname (the
-/// kernel needs 12–28 ms; a duplicate ADD waits this long, then fails).
-const PENDING_DELETE_WAIT_MS: u64 = 300;
-
-pub const DELETE_LINK_ARG: &str = "--delete-link";
-
-/// Removes a pod's veth pair by its host end.
-///
-/// Deleting a device makes the caller wait for the kernel's RCU barrier in
-/// `netdev_run_todo`: 12–28 ms here, nine tenths of a DEL, for the reference
-/// plugins too (docs/benchmarks.md, "Why DEL …"). With `asyncDelete` (the
-/// default) DEL does the part that matters to the runtime synchronously — the
-/// host end goes down, which stops all pod traffic and flushes the routes
-/// through it (the nodesubnet /32) — and hands the deletion itself, by
-/// ifindex, to a detached `aksnet-cni --delete-link` process. Should that
-/// process never run, the pair still goes when the runtime deletes the pod's
-/// netns. Azure's transparent mode does not delete the veth at all and leaves it
-/// to the netns (research/azure-cni.md §1.5).
-pub(crate) fn remove_host_veth(
-    host: &mut Handle,
-    name: &str,
-    async_delete: bool,
-) -> Result<(), PluginError> {
-    let Some(link) = host.link_by_name(name)? else {
-        return Ok(());
-    };
-    if async_delete {
-        match host.set_link_down(link.index) {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-        if spawn_link_deleter(link.index, name) {
-            return Ok(());
-        }
-    }
-    host.del_link(link.index)?;
-    Ok(())
-}
-
-/// Starts the detached deleter; false if it could not be started. Its stdio is
-/// /dev/null so that no runtime waits on it (libcni waits for stdout to close).
-fn spawn_link_deleter(index: u32, name: &str) -> bool {
-    let Ok(exe) = std::env::current_exe() else {
-        return false;
-    };
-    std::process::Command::new(exe)
-        .arg(DELETE_LINK_ARG)
-        .arg(index.to_string())
-        .arg(name)
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
-}
-
-/// The deleter's work: delete link `index` if it still has the name DEL saw
-/// (an ifindex is never reused while the link exists, and the name check
-/// guards against a reused index after it is gone).
-pub fn delete_link_if_named(index: u32, name: &str) -> Result<bool, PluginError> {
-    let mut host = Handle::new()?;
-    match host.link_by_index(index)? {
-        Some(l) if l.name == name => Ok(host.del_link(index)?),
-        _ => Ok(false),
-    }
-}
-
-/// Creates the pod's veth pair: `host_name` in the host netns, the pod end
-/// created directly in `netns` as `ifname`. If a name is taken: the pod's
-/// ifname existing is the spec's duplicate-ADD error (SPEC.md section 2, ADD);
-/// a leftover host end of the same name (an ADD that died, or — nodesubnet — an
-/// earlier incarnation of the same pod, as Azure's `AddEndpoints` handles it)
-/// is deleted and the pair created again.
-pub(crate) fn create_pod_veth(
-    host: &mut Handle,
-    host_name: &str,
-    ifname: &str,
-    pod: &mut PodNs,
-    mtu: u32,
-    host_mac: Option<[u8; 6]>,
-) -> Result<aksnet_netlink::Link, PluginError> {
-    match host.create_veth(host_name, ifname, &pod.netns, mtu, host_mac) {
-        Ok(l) => Ok(l),
-        Err(e) if e.is_exists() => {
-            // The pod's ifname may belong to a pair an asynchronous DEL is still
-            // deleting (DEL then ADD into the same netns): give it a moment.
-            let mut waited = 0;
-            while pod.handle.link_by_name(ifname)?.is_some() {
-                if waited >= PENDING_DELETE_WAIT_MS {
-                    return Err(PluginError::IfnameExists {
-                        ifname: ifname.to_string(),
-                        netns: pod.netns.path().display().to_string(),
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                waited += 10;
-            }
-            tracing::info!(link = host_name, "deleting a stale host veth");
-            host.del_link_by_name(host_name)?;
-            Ok(host.create_veth(host_name, ifname, &pod.netns, mtu, host_mac)?)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The MAC the runtime asked for: `runtimeConfig.mac` > CNI_ARGS `MAC=`.
-fn requested_mac(args: &CmdArgs, cfg: &PluginConfig) -> Result<Option<[u8; 6]>, PluginError> {
-    let (field, text) = match (&cfg.requested_mac, &args.args.mac) {
-        (Some(m), _) => ("runtimeConfig.mac", m),
-        (None, Some(m)) => ("CNI_ARGS MAC", m),
-        (None, None) => return Ok(None),
-    };
-    aksnet_netlink::parse_mac(text)
-        .map(Some)
-        .ok_or_else(|| PluginError::Config {
-            field: field.into(),
-            value: text.clone(),
-            why: "is not a MAC address (aa:bb:cc:dd:ee:ff)".into(),
-        })
-}
-
-/// Finds the pod end in the pod netns and applies a requested MAC.
-/// Returns its index and MAC.
-pub(crate) fn prepare_pod_link(
-    pod: &mut Handle,
-    args: &CmdArgs,
-    cfg: &PluginConfig,
-    netns: &Netns,
-) -> Result<(u32, String), PluginError> {
-    let link = pod
-        .link_by_name(&args.ifname)?
-        .ok_or_else(|| PluginError::IfnameMissing {
-            ifname: args.ifname.clone(),
-            netns: netns.path().display().to_string(),
-        })?;
-    match requested_mac(args, cfg)? {
-        Some(mac) => {
-            pod.set_mac(link.index, mac)?;
-            Ok((link.index, aksnet_netlink::format_mac(&mac)))
-        }
-        None => Ok((link.index, link.mac_string())),
-    }
 }

@@ -20,8 +20,9 @@ use ipnet::IpNet;
 
 use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
+use crate::ipam::{key, release, reserve};
 use crate::undo::Undo;
-use crate::{create_pod_veth, key, release, reserve, PodNs};
+use crate::veth::{create_pod_veth, prepare_pod_link, PodNs};
 
 /// The pod's virtual gateway (Azure PR #753, research/azure-cni.md §1.3).
 pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
@@ -178,7 +179,7 @@ fn setup(
     host.add_host_route(address.addr(), host_link.index)?;
 
     let netns = &pod.netns;
-    let (pod_link, pod_mac) = crate::prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
+    let (pod_link, pod_mac) = prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
     let pod = &mut pod.handle;
     let ifname = args.ifname.clone();
     aksnet_netlink::run_in_netns(netns, move || aksnet_netlink::set_accept_ra(&ifname, 0))??;
