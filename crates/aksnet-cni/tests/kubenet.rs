@@ -11,8 +11,12 @@ use serde_json::{json, Value};
 
 const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
+/// One test's network. The plugin runs inside `node`, a netns of the test's
+/// own that plays the host, as a runtime on that node would run it: the bridge,
+/// host veths and sysctls the plugin touches all live there, so the machine's
+/// own namespace is never changed and everything goes with the netns.
 struct Net {
-    _bridge: LinkGuard,
+    node: NetnsGuard,
     bridge: String,
     dir: tempfile::TempDir,
     name: String,
@@ -21,12 +25,34 @@ struct Net {
 fn net(tag_kind: &str) -> Net {
     require_root();
     let t = tag(tag_kind);
-    let bridge = format!("aksntb{t}");
     Net {
-        _bridge: LinkGuard(bridge.clone()),
-        bridge,
+        node: NetnsGuard::new(&format!("aksnt-{t}-node")),
+        bridge: format!("aksntb{t}"),
         dir: tempfile::tempdir().expect("tempdir"),
         name: format!("aksnt-{t}"),
+    }
+}
+
+impl Net {
+    fn verb(&self, command: &str, id: &str, netns: &str, conf: &Value, args: &str) -> Outcome {
+        verb(Some(&self.node.name), command, id, netns, conf, args)
+    }
+
+    fn call(&self, env: &[(&str, &str)], stdin: &str) -> Outcome {
+        call_in(Some(&self.node.name), env, stdin)
+    }
+
+    /// A link in the node netns (where the plugin puts the host ends).
+    fn link(&self, name: &str) -> Option<aksnet_netlink::Link> {
+        let netns = aksnet_netlink::Netns::open(self.node.path()).unwrap();
+        aksnet_netlink::Handle::in_netns(&netns)
+            .unwrap()
+            .link_by_name(name)
+            .unwrap()
+    }
+
+    fn link_exists(&self, name: &str) -> bool {
+        self.link(name).is_some()
     }
 }
 
@@ -41,9 +67,7 @@ fn every_version_add_check_del_twice() {
         let c = conf(&n, v, "10.251.0.0/24");
         let ns = NetnsGuard::new(&format!("aksnt-{}", tag("v")));
         let id = format!("ver{i}");
-        let res = verb(None, "ADD", &id, &ns.path(), &c, "")
-            .expect_ok()
-            .json();
+        let res = n.verb("ADD", &id, &ns.path(), &c, "").expect_ok().json();
         assert_eq!(res["cniVersion"], *v);
         let has_version = res["ips"][0].get("version").is_some();
         assert_eq!(
@@ -67,18 +91,22 @@ fn every_version_add_check_del_twice() {
 
         let cp = with_prev(&c, &res);
         if *v >= "0.4.0" {
-            verb(None, "CHECK", &id, &ns.path(), &cp, "").expect_ok();
+            n.verb("CHECK", &id, &ns.path(), &cp, "").expect_ok();
         } else {
             // CHECK does not exist before 0.4.0: code 1 (SPEC.md, version history).
-            assert_eq!(verb(None, "CHECK", &id, &ns.path(), &cp, "").code(), 1);
+            assert_eq!(n.verb("CHECK", &id, &ns.path(), &cp, "").code(), 1);
         }
         if *v == "1.1.0" {
-            call(&[("CNI_COMMAND", "STATUS")], &c.to_string()).expect_ok();
+            n.call(&[("CNI_COMMAND", "STATUS")], &c.to_string())
+                .expect_ok();
         } else {
-            assert_eq!(call(&[("CNI_COMMAND", "STATUS")], &c.to_string()).code(), 1);
+            assert_eq!(
+                n.call(&[("CNI_COMMAND", "STATUS")], &c.to_string()).code(),
+                1
+            );
         }
-        verb(None, "DEL", &id, &ns.path(), &cp, "").expect_ok();
-        verb(None, "DEL", &id, &ns.path(), &cp, "").expect_ok();
+        n.verb("DEL", &id, &ns.path(), &cp, "").expect_ok();
+        n.verb("DEL", &id, &ns.path(), &cp, "").expect_ok();
         assert!(
             allocations(n.dir.path(), &n.name).is_empty(),
             "{v}: address leaked"
@@ -97,12 +125,8 @@ fn two_pods_on_one_bridge_reach_each_other() {
     let c = conf(&n, "1.1.0", "10.251.1.0/24");
     let a = NetnsGuard::new(&format!("aksnt-{}", tag("p")));
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("p")));
-    let ra = verb(None, "ADD", "pa", &a.path(), &c, "")
-        .expect_ok()
-        .json();
-    let rb = verb(None, "ADD", "pb", &b.path(), &c, "")
-        .expect_ok()
-        .json();
+    let ra = n.verb("ADD", "pa", &a.path(), &c, "").expect_ok().json();
+    let rb = n.verb("ADD", "pb", &b.path(), &c, "").expect_ok().json();
     let (ipa, ipb) = (result_ip(&ra), result_ip(&rb));
     assert_ne!(ipa, ipb);
     assert!(a.ping(&ipb), "pod a cannot reach pod b at {ipb}");
@@ -110,14 +134,13 @@ fn two_pods_on_one_bridge_reach_each_other() {
     assert!(a.ping("10.251.1.1"), "pod a cannot reach its gateway");
     // The host end is a port of the bridge.
     let host_veth = ra["interfaces"][1]["name"].as_str().expect("host veth");
-    let out = std::process::Command::new("ip")
-        .args(["-o", "link", "show", host_veth])
-        .output()
-        .expect("ip link");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("master {}", n.bridge)));
-    verb(None, "DEL", "pa", &a.path(), &with_prev(&c, &ra), "").expect_ok();
-    verb(None, "DEL", "pb", &b.path(), &with_prev(&c, &rb), "").expect_ok();
-    eventually("host veth deleted", || !host_link_exists(host_veth));
+    let (_, out) = n.node.exec(&["ip", "-o", "link", "show", host_veth]);
+    assert!(out.contains(&format!("master {}", n.bridge)), "{out}");
+    n.verb("DEL", "pa", &a.path(), &with_prev(&c, &ra), "")
+        .expect_ok();
+    n.verb("DEL", "pb", &b.path(), &with_prev(&c, &rb), "")
+        .expect_ok();
+    eventually("host veth deleted", || !n.link_exists(host_veth));
     assert!(allocations(n.dir.path(), &n.name).is_empty());
 }
 
@@ -128,13 +151,12 @@ fn del_after_the_netns_is_gone_releases_the_address() {
     let res;
     {
         let ns = NetnsGuard::new(&format!("aksnt-{}", tag("g")));
-        res = verb(None, "ADD", "gone", &ns.path(), &c, "")
-            .expect_ok()
-            .json();
+        res = n.verb("ADD", "gone", &ns.path(), &c, "").expect_ok().json();
         assert_eq!(allocations(n.dir.path(), &n.name).len(), 1);
     } // netns deleted here
     let path = "/run/netns/aksnt-does-not-exist";
-    verb(None, "DEL", "gone", path, &with_prev(&c, &res), "").expect_ok();
+    n.verb("DEL", "gone", path, &with_prev(&c, &res), "")
+        .expect_ok();
     // And with no CNI_NETNS at all (it is optional for DEL).
     call(
         &[
@@ -149,7 +171,7 @@ fn del_after_the_netns_is_gone_releases_the_address() {
     let host_veth = res["interfaces"][1]["name"].as_str().expect("host veth");
     // The kernel tears the netns down asynchronously; the veth must not outlive it.
     for _ in 0..100 {
-        if !host_link_exists(host_veth) {
+        if !n.link_exists(host_veth) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -162,22 +184,20 @@ fn check_reports_an_address_removed_by_hand() {
     let n = net("c");
     let c = conf(&n, "1.1.0", "10.251.3.0/24");
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("c")));
-    let res = verb(None, "ADD", "chk", &ns.path(), &c, "")
-        .expect_ok()
-        .json();
+    let res = n.verb("ADD", "chk", &ns.path(), &c, "").expect_ok().json();
     let cp = with_prev(&c, &res);
-    verb(None, "CHECK", "chk", &ns.path(), &cp, "").expect_ok();
+    n.verb("CHECK", "chk", &ns.path(), &cp, "").expect_ok();
     let addr = res["ips"][0]["address"].as_str().expect("address");
     let (ok, out) = ns.exec(&["ip", "addr", "del", addr, "dev", "eth0"]);
     assert!(ok, "{out}");
-    let o = verb(None, "CHECK", "chk", &ns.path(), &cp, "");
+    let o = n.verb("CHECK", "chk", &ns.path(), &cp, "");
     assert_eq!(o.code(), 103);
     assert!(
         o.msg().contains(addr),
         "CHECK must name the missing address: {}",
         o.msg()
     );
-    verb(None, "DEL", "chk", &ns.path(), &cp, "").expect_ok();
+    n.verb("DEL", "chk", &ns.path(), &cp, "").expect_ok();
 }
 
 #[test]
@@ -185,15 +205,15 @@ fn duplicate_add_is_refused_and_keeps_the_first() {
     let n = net("d");
     let c = conf(&n, "1.1.0", "10.251.4.0/24");
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("d")));
-    let res = verb(None, "ADD", "dup", &ns.path(), &c, "")
-        .expect_ok()
-        .json();
-    let o = verb(None, "ADD", "dup", &ns.path(), &c, "");
+    let res = n.verb("ADD", "dup", &ns.path(), &c, "").expect_ok().json();
+    let o = n.verb("ADD", "dup", &ns.path(), &c, "");
     assert!(o.msg().contains("already exists"), "{}", o.stdout);
     // The first attachment is intact.
-    verb(None, "CHECK", "dup", &ns.path(), &with_prev(&c, &res), "").expect_ok();
+    n.verb("CHECK", "dup", &ns.path(), &with_prev(&c, &res), "")
+        .expect_ok();
     assert_eq!(allocations(n.dir.path(), &n.name).len(), 1);
-    verb(None, "DEL", "dup", &ns.path(), &with_prev(&c, &res), "").expect_ok();
+    n.verb("DEL", "dup", &ns.path(), &with_prev(&c, &res), "")
+        .expect_ok();
 }
 
 #[test]
@@ -204,7 +224,7 @@ fn a_failing_add_leaves_nothing_behind() {
     // and the reservation exist: the undo list must remove all three.
     c["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0", "gw": "192.0.2.1"}]);
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("f")));
-    let o = verb(None, "ADD", "fail", &ns.path(), &c, "");
+    let o = n.verb("ADD", "fail", &ns.path(), &c, "");
     assert!(!o.ok);
     assert_eq!(o.code(), 101, "{}", o.stdout);
     assert!(
@@ -214,7 +234,7 @@ fn a_failing_add_leaves_nothing_behind() {
     let (_, links) = ns.exec(&["ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "pod veth left: {links}");
     let host = aksnet_core::naming::kubenet_host_veth_name("fail", "eth0");
-    assert!(!host_link_exists(&host), "host veth {host} left");
+    assert!(!n.link_exists(&host), "host veth {host} left");
 }
 
 #[test]
@@ -236,18 +256,16 @@ fn requested_addresses_are_honoured() {
     .json();
     assert_eq!(result_ip(&ra), "10.251.6.77");
     c["runtimeConfig"] = json!({"ips": ["10.251.6.88/24"], "mac": "02:aa:bb:cc:dd:ee"});
-    let rb = verb(None, "ADD", "rb", &b.path(), &c, "")
-        .expect_ok()
-        .json();
+    let rb = n.verb("ADD", "rb", &b.path(), &c, "").expect_ok().json();
     assert_eq!(result_ip(&rb), "10.251.6.88");
     assert_eq!(rb["interfaces"][2]["mac"], "02:aa:bb:cc:dd:ee");
     // An address another pod holds is refused and nothing changes.
     let x = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
-    let o = verb(None, "ADD", "rx", &x.path(), &c, "");
+    let o = n.verb("ADD", "rx", &x.path(), &c, "");
     assert_eq!(o.code(), 100, "{}", o.stdout);
     assert_eq!(allocations(n.dir.path(), &n.name).len(), 2);
-    verb(None, "DEL", "ra", &a.path(), &c, "").expect_ok();
-    verb(None, "DEL", "rb", &b.path(), &c, "").expect_ok();
+    n.verb("DEL", "ra", &a.path(), &c, "").expect_ok();
+    n.verb("DEL", "rb", &b.path(), &c, "").expect_ok();
 }
 
 #[test]
@@ -258,43 +276,36 @@ fn gc_releases_what_is_not_valid_and_status_reports_exhaustion() {
     c["ipam"]["ranges"] = json!([[{"subnet": "10.251.7.0/24", "rangeStart": "10.251.7.10", "rangeEnd": "10.251.7.11"}]]);
     let a = NetnsGuard::new(&format!("aksnt-{}", tag("s")));
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("s")));
-    let status = || call(&[("CNI_COMMAND", "STATUS")], &c.to_string());
+    let status = || n.call(&[("CNI_COMMAND", "STATUS")], &c.to_string());
     status().expect_ok();
-    let ra = verb(None, "ADD", "ga", &a.path(), &c, "")
-        .expect_ok()
-        .json();
-    let rb = verb(None, "ADD", "gb", &b.path(), &c, "")
-        .expect_ok()
-        .json();
+    let ra = n.verb("ADD", "ga", &a.path(), &c, "").expect_ok().json();
+    let rb = n.verb("ADD", "gb", &b.path(), &c, "").expect_ok().json();
     let full = status();
     assert_eq!(full.code(), 50, "STATUS with a full pool: {}", full.stdout);
 
     // GC keeps "ga" (valid) and releases "gb", deleting its host veth.
     let mut g = c.clone();
     g["cni.dev/valid-attachments"] = json!([{"containerID": "ga", "ifname": "eth0"}]);
-    call(&[("CNI_COMMAND", "GC")], &g.to_string()).expect_ok();
+    n.call(&[("CNI_COMMAND", "GC")], &g.to_string()).expect_ok();
     let left = allocations(n.dir.path(), &n.name);
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["containerId"], "ga");
     assert!(
-        !host_link_exists(rb["interfaces"][1]["name"].as_str().unwrap_or_default()),
+        !n.link_exists(rb["interfaces"][1]["name"].as_str().unwrap_or_default()),
         "GC deletes synchronously"
     );
-    assert!(host_link_exists(
-        ra["interfaces"][1]["name"].as_str().unwrap_or_default()
-    ));
+    assert!(n.link_exists(ra["interfaces"][1]["name"].as_str().unwrap_or_default()));
     status().expect_ok();
 
     // No key at all means none is valid (research/cni-clients.md §1.8).
-    call(&[("CNI_COMMAND", "GC")], &c.to_string()).expect_ok();
+    n.call(&[("CNI_COMMAND", "GC")], &c.to_string()).expect_ok();
     assert!(allocations(n.dir.path(), &n.name).is_empty());
-    assert!(!host_link_exists(
-        ra["interfaces"][1]["name"].as_str().unwrap_or_default()
-    ));
+    assert!(!n.link_exists(ra["interfaces"][1]["name"].as_str().unwrap_or_default()));
     // The 1.1.0 tag's key name works too.
     let mut g2 = c.clone();
     g2["cni.dev/attachments"] = json!([]);
-    call(&[("CNI_COMMAND", "GC")], &g2.to_string()).expect_ok();
+    n.call(&[("CNI_COMMAND", "GC")], &g2.to_string())
+        .expect_ok();
 }
 
 #[test]
@@ -308,7 +319,8 @@ fn prev_result_of_an_earlier_plugin_is_carried_through() {
         "dns": {"nameservers": ["10.0.0.10"]}
     });
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("h")));
-    let res = verb(None, "ADD", "chain", &ns.path(), &c, "")
+    let res = n
+        .verb("ADD", "chain", &ns.path(), &c, "")
         .expect_ok()
         .json();
     assert_eq!(res["interfaces"][0]["name"], "lo0");
@@ -318,7 +330,7 @@ fn prev_result_of_an_earlier_plugin_is_carried_through() {
         "index shifted past the earlier interfaces"
     );
     assert_eq!(res["dns"]["nameservers"][0], "10.0.0.10");
-    verb(None, "DEL", "chain", &ns.path(), &c, "").expect_ok();
+    n.verb("DEL", "chain", &ns.path(), &c, "").expect_ok();
 }
 
 /// `ipMasq: true`: a host outside the pod subnet sees the node's address;
@@ -397,38 +409,31 @@ fn async_and_sync_delete() {
     let c = conf(&n, "1.1.0", "10.251.10.0/24");
     let ns = NetnsGuard::new(&format!("aksnt-{}", tag("ad")));
 
-    let r = verb(None, "ADD", "ad1", &ns.path(), &c, "")
-        .expect_ok()
-        .json();
+    let r = n.verb("ADD", "ad1", &ns.path(), &c, "").expect_ok().json();
     let host = r["interfaces"][1]["name"].as_str().unwrap().to_string();
-    verb(None, "DEL", "ad1", &ns.path(), &c, "").expect_ok();
+    n.verb("DEL", "ad1", &ns.path(), &c, "").expect_ok();
     assert!(
         allocations(n.dir.path(), &n.name).is_empty(),
         "address released by DEL"
     );
-    let up = aksnet_netlink::Handle::new()
-        .unwrap()
-        .link_by_name(&host)
-        .unwrap()
-        .is_some_and(|l| l.up);
+    let up = n.link(&host).is_some_and(|l| l.up);
     assert!(!up, "host end must be down or gone when DEL returns");
     // Same netns, same ifname, right away: ADD waits for the pending deletion.
-    let r2 = verb(None, "ADD", "ad2", &ns.path(), &c, "")
-        .expect_ok()
-        .json();
+    let r2 = n.verb("ADD", "ad2", &ns.path(), &c, "").expect_ok().json();
     assert_eq!(r2["interfaces"][2]["name"], "eth0");
-    eventually("first host veth deleted", || !host_link_exists(&host));
-    verb(None, "DEL", "ad2", &ns.path(), &c, "").expect_ok();
+    eventually("first host veth deleted", || !n.link_exists(&host));
+    n.verb("DEL", "ad2", &ns.path(), &c, "").expect_ok();
 
     let mut sync = c.clone();
     sync["asyncDelete"] = json!(false);
-    let r3 = verb(None, "ADD", "ad3", &ns.path(), &sync, "")
+    let r3 = n
+        .verb("ADD", "ad3", &ns.path(), &sync, "")
         .expect_ok()
         .json();
     let host3 = r3["interfaces"][1]["name"].as_str().unwrap().to_string();
-    verb(None, "DEL", "ad3", &ns.path(), &sync, "").expect_ok();
+    n.verb("DEL", "ad3", &ns.path(), &sync, "").expect_ok();
     assert!(
-        !host_link_exists(&host3),
+        !n.link_exists(&host3),
         "asyncDelete false: gone when DEL returns"
     );
     let (_, links) = ns.exec(&["ip", "-o", "link"]);
@@ -444,12 +449,8 @@ fn dual_stack_gets_one_address_per_range_set() {
     c["ipam"]["ranges"] = json!([[{"subnet": "10.251.11.0/24"}], [{"subnet": "fd00:a:11::/64"}]]);
     let a = NetnsGuard::new(&format!("aksnt-{}", tag("ds")));
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("ds")));
-    let ra = verb(None, "ADD", "dsa", &a.path(), &c, "")
-        .expect_ok()
-        .json();
-    let rb = verb(None, "ADD", "dsb", &b.path(), &c, "")
-        .expect_ok()
-        .json();
+    let ra = n.verb("ADD", "dsa", &a.path(), &c, "").expect_ok().json();
+    let rb = n.verb("ADD", "dsb", &b.path(), &c, "").expect_ok().json();
     let ips = ra["ips"].as_array().unwrap();
     assert_eq!(ips.len(), 2, "{ra}");
     assert!(ips[0]["address"]
@@ -481,7 +482,7 @@ fn dual_stack_gets_one_address_per_range_set() {
     eventually("pod a reaches pod b over IPv6", || {
         a.exec(&["ping", "-6", "-c", "1", "-W", "1", &b6]).0
     });
-    verb(None, "DEL", "dsa", &a.path(), &c, "").expect_ok();
-    verb(None, "DEL", "dsb", &b.path(), &c, "").expect_ok();
+    n.verb("DEL", "dsa", &a.path(), &c, "").expect_ok();
+    n.verb("DEL", "dsb", &b.path(), &c, "").expect_ok();
     assert!(allocations(n.dir.path(), &n.name).is_empty());
 }

@@ -46,8 +46,18 @@ fn driver(dir: &Path) -> PathBuf {
     out
 }
 
-fn run(drv: &Path, plugins: &str, cache: &Path, args: &[&str]) -> (bool, String) {
-    let o = Command::new(drv)
+/// Runs the driver inside the test's node netns, so the plugins it execs (ours
+/// and the reference ones) work there, not in the machine's own namespace.
+fn run(
+    node: &NetnsGuard,
+    drv: &Path,
+    plugins: &str,
+    cache: &Path,
+    args: &[&str],
+) -> (bool, String) {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &node.name])
+        .arg(drv)
         .arg("-cni-path")
         .arg(plugins)
         .arg("-cache-dir")
@@ -68,7 +78,7 @@ fn libcni_drives_aksnet_cni_alone_and_chained_with_reference_plugins() {
     let drv = driver(tmp.path());
     let t = tag("lc");
     let bridge = format!("aksntb{t}");
-    let _bridge = LinkGuard(bridge.clone());
+    let node = NetnsGuard::new(&format!("aksnt-{t}-node"));
     let data = tmp.path().join("data");
     // Our plugin first, then the reference plugins (spec <= 1.0.0 for them).
     let plugin_dir = Path::new(PLUGIN).parent().unwrap().display().to_string();
@@ -97,11 +107,11 @@ fn libcni_drives_aksnet_cni_alone_and_chained_with_reference_plugins() {
         let f = file.display().to_string();
         let cache = tmp.path().join("cache");
 
-        let (ok, out) = run(&drv, &plugins, &cache, &["validate", &f]);
+        let (ok, out) = run(&node, &drv, &plugins, &cache, &["validate", &f]);
         assert!(ok, "{version}: validate: {out}");
         let ns = NetnsGuard::new(&format!("aksnt-{}", tag("lc")));
         let id = format!("lc{version}{chain}").replace('.', "");
-        let (ok, out) = run(&drv, &plugins, &cache, &["add", &f, &ns.path(), &id]);
+        let (ok, out) = run(&node, &drv, &plugins, &cache, &["add", &f, &ns.path(), &id]);
         assert!(ok, "{version}: add: {out}");
         let res: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
         let ip = res["ips"][0]["address"].as_str().unwrap().to_string();
@@ -110,10 +120,16 @@ fn libcni_drives_aksnet_cni_alone_and_chained_with_reference_plugins() {
             let (_, rp) = ns.exec(&["cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter"]);
             assert_eq!(rp.trim(), "2", "tuning ran after us on our result");
         }
-        let (ok, out) = run(&drv, &plugins, &cache, &["check", &f, &ns.path(), &id]);
+        let (ok, out) = run(
+            &node,
+            &drv,
+            &plugins,
+            &cache,
+            &["check", &f, &ns.path(), &id],
+        );
         assert!(ok, "{version}: check: {out}");
         for _ in 0..2 {
-            let (ok, out) = run(&drv, &plugins, &cache, &["del", &f, &ns.path(), &id]);
+            let (ok, out) = run(&node, &drv, &plugins, &cache, &["del", &f, &ns.path(), &id]);
             assert!(ok, "{version}: del: {out}");
         }
         assert!(

@@ -19,7 +19,9 @@ fn sixteen_processes_512_operations_no_duplicate_no_leak() {
     require_root();
     let t = tag("st");
     let bridge = format!("aksntb{t}");
-    let _bridge = LinkGuard(bridge.clone());
+    // The plugin runs in a node netns of the test's own (the machine's namespace
+    // is never touched); the bridge and host veths live and die with it.
+    let node = NetnsGuard::new(&format!("aksnt-{t}-node"));
     let dir = tempfile::tempdir().unwrap();
     let name = format!("aksnt-{t}");
     let conf = kubenet_conf("1.1.0", &name, &bridge, dir.path(), "10.253.0.0/23");
@@ -39,12 +41,13 @@ fn sixteen_processes_512_operations_no_duplicate_no_leak() {
             .enumerate()
             .map(|(c, pods)| {
                 let conf = &conf;
+                let node = &node;
                 s.spawn(move || {
                     pods.iter()
                         .enumerate()
                         .map(|(p, ns)| {
                             let id = format!("st-{c}-{p}");
-                            let r = verb(None, "ADD", &id, &ns.path(), conf, "")
+                            let r = verb(Some(&node.name), "ADD", &id, &ns.path(), conf, "")
                                 .expect_ok()
                                 .json();
                             (id, r)
@@ -84,9 +87,18 @@ fn sixteen_processes_512_operations_no_duplicate_no_leak() {
     std::thread::scope(|s| {
         for (pods, res) in namespaces.iter().zip(&results) {
             let conf = &conf;
+            let node = &node;
             s.spawn(move || {
                 for (ns, (id, r)) in pods.iter().zip(res) {
-                    verb(None, "DEL", id, &ns.path(), &with_prev(conf, r), "").expect_ok();
+                    verb(
+                        Some(&node.name),
+                        "DEL",
+                        id,
+                        &ns.path(),
+                        &with_prev(conf, r),
+                        "",
+                    )
+                    .expect_ok();
                 }
             });
         }
