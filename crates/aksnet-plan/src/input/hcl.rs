@@ -314,6 +314,38 @@ impl P<'_> {
             message: m,
         }
     }
+
+    /// Expressions separated by commas up to `close` (the opening token is
+    /// already consumed): list items and call arguments. Newlines inside are
+    /// insignificant (`nest`).
+    fn comma_list(&mut self, close: char, what: &str) -> Result<Vec<Expr>, InputError> {
+        self.nest += 1;
+        let mut items = Vec::new();
+        loop {
+            if self.peek() == Some(&Tok::Punct(close)) {
+                self.next();
+                break;
+            }
+            items.push(self.expr()?);
+            match self.next() {
+                Some(Spanned {
+                    tok: Tok::Punct(','),
+                    ..
+                }) => continue,
+                Some(Spanned {
+                    tok: Tok::Punct(c), ..
+                }) if c == close => break,
+                other => {
+                    return Err(self.err_at(
+                        other.as_ref(),
+                        format!("expected ',' or '{close}' in {what}"),
+                    ))
+                }
+            }
+        }
+        self.nest -= 1;
+        Ok(items)
+    }
     fn skip_newlines(&mut self) {
         while matches!(self.toks.get(self.pos).map(|t| &t.tok), Some(Tok::Newline)) {
             self.pos += 1;
@@ -429,34 +461,7 @@ impl P<'_> {
                 Some(Tok::Num(n)) => Ok(Expr::Num(-n)),
                 _ => Err(self.err_at(Some(&t), "expected a number after '-'".into())),
             },
-            Tok::Punct('[') => {
-                self.nest += 1;
-                let mut items = Vec::new();
-                loop {
-                    if self.peek() == Some(&Tok::Punct(']')) {
-                        self.next();
-                        break;
-                    }
-                    items.push(self.expr()?);
-                    match self.next() {
-                        Some(Spanned {
-                            tok: Tok::Punct(','),
-                            ..
-                        }) => continue,
-                        Some(Spanned {
-                            tok: Tok::Punct(']'),
-                            ..
-                        }) => break,
-                        other => {
-                            return Err(
-                                self.err_at(other.as_ref(), "expected ',' or ']' in a list".into())
-                            )
-                        }
-                    }
-                }
-                self.nest -= 1;
-                Ok(Expr::List(items))
-            }
+            Tok::Punct('[') => Ok(Expr::List(self.comma_list(']', "a list")?)),
             Tok::Punct('{') => {
                 self.nest += 1;
                 let mut items = Vec::new();
@@ -524,32 +529,7 @@ impl P<'_> {
                 "null" => Ok(Expr::Null),
                 _ if self.toks.get(self.pos).map(|x| &x.tok) == Some(&Tok::Punct('(')) => {
                     self.pos += 1;
-                    self.nest += 1;
-                    let mut args = Vec::new();
-                    loop {
-                        if self.peek() == Some(&Tok::Punct(')')) {
-                            self.next();
-                            break;
-                        }
-                        args.push(self.expr()?);
-                        match self.next() {
-                            Some(Spanned {
-                                tok: Tok::Punct(','),
-                                ..
-                            }) => continue,
-                            Some(Spanned {
-                                tok: Tok::Punct(')'),
-                                ..
-                            }) => break,
-                            other => {
-                                return Err(self.err_at(
-                                    other.as_ref(),
-                                    format!("expected ',' or ')' in {name}(...)"),
-                                ))
-                            }
-                        }
-                    }
-                    self.nest -= 1;
+                    let args = self.comma_list(')', &format!("{name}(...)"))?;
                     Ok(Expr::Call(name.clone(), args))
                 }
                 _ => {
