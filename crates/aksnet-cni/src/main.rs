@@ -24,6 +24,21 @@ fn main() -> ExitCode {
             _ => ExitCode::from(2),
         };
     }
+    // A person, not a runtime (runtimes pass no argv): say what this is.
+    if matches!(
+        argv.get(1).map(String::as_str),
+        Some("--version" | "--help" | "-h" | "-V")
+    ) {
+        eprintln!(
+            "aksnet-cni {} — CNI plugin for AKS's legacy network models (modes: kubenet, nodesubnet)\n\
+             CNI protocol versions supported: {}\n\
+             It is run by a container runtime with CNI_COMMAND and friends in the environment \
+             and the network configuration on stdin; see crates/aksnet-cni/README.md.",
+            env!("CARGO_PKG_VERSION"),
+            aksnet_cniproto::SUPPORTED_VERSIONS.join(", ")
+        );
+        return ExitCode::SUCCESS;
+    }
     let mut stdin = Vec::new();
     let read = std::io::stdin().read_to_end(&mut stdin);
     let outcome = match read {

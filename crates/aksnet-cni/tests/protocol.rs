@@ -225,3 +225,16 @@ fn corrupt_state_is_reported_and_never_reset() {
     );
     let _ = LinkGuard("aksntbproto".into());
 }
+
+#[test]
+fn a_person_asking_gets_an_answer_on_stderr() {
+    let o = std::process::Command::new(PLUGIN)
+        .arg("--version")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty(), "stdout is the protocol channel");
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(text.contains("0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"), "{text}");
+}
