@@ -8,6 +8,7 @@ pkgs=(
   containerd                                 # a second real runtime (ctr run --cni)
   golang-go golang-github-appc-cni-dev       # the libcni driver in shared/bench
   etcd-server etcd-client                    # the cluster store's etcd backend
+  protobuf-compiler                          # protoc: etcd-client compiles etcd's .proto files (feature etcd)
   python3
 )
 missing=()

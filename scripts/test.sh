@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "scripts/test.sh: run as root (the tests create network namespaces)" >&2; exit 1; }
 bash scripts/install-deps.sh
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo build --workspace --locked --bins
+# --all-features: the etcd backend of the cluster store (tested against a real etcd).
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo build --workspace --all-features --locked --bins
 # Benchmarks are compiled, never run, in CI (issue 7): docs/benchmarks.md has the numbers.
-cargo build --workspace --locked --benches
-cargo test --workspace --locked -- --test-threads 4
+cargo build --workspace --all-features --locked --benches
+cargo test --workspace --all-features --locked -- --test-threads 4

@@ -12,6 +12,8 @@
 //! - [`local_pool`]: the node's `node-pool.json`, which the plugin reads.
 
 pub mod embedded;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod fsutil;
 pub mod kv;
 pub mod local_pool;
@@ -19,6 +21,8 @@ pub mod mem;
 pub mod reservation;
 
 pub use embedded::EmbeddedStore;
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdConfig, EtcdError, EtcdStore};
 pub use kv::{Compare, KeyValue, Op, Revision, Store, StoreError};
 pub use mem::MemStore;
 pub use reservation::{

@@ -33,11 +33,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Node(c) => commands::node::run(c),
         Command::Agent(a) => commands::agent::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Lab(c) => commands::lab::run(c),
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`aksnet node list | head`)
+/// makes `println!` panic. A command-line tool should end quietly instead, as
+/// every Unix tool does: restore the default disposition.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: `signal` with `SIG_DFL` installs no handler (no code runs in
+    // signal context) and is called first thing in `main`, before any thread
+    // exists; its only effect is that a write to a closed pipe ends the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -23,7 +23,9 @@ use aksnet_store::local_pool::{
 use aksnet_store::reservation::{
     get_node, release, validate_node_name, validate_subnet_name, ReservationError,
 };
-use aksnet_store::{join, list_nodes, list_subnets, EmbeddedStore, JoinOutcome, JoinRequest};
+use aksnet_store::{
+    join, list_nodes, list_subnets, EmbeddedStore, JoinOutcome, JoinRequest, Store,
+};
 use ipnet::Ipv4Net;
 
 /// Default embedded cluster store directory.
@@ -59,8 +61,9 @@ pub struct JoinArgs {
     /// Maximum pods on the node, 10..=250 (AKS's Node Subnet default is 30).
     #[arg(long, value_name = "N", default_value_t = default_max_pods(), value_parser = parse_max_pods)]
     pub max_pods: MaxPods,
-    /// Embedded cluster store directory.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE_DIR)]
+    /// Cluster store: a directory (the embedded store) or
+    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
+    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
     pub store: PathBuf,
     /// The node's data directory, where node-pool.json is written.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
@@ -75,8 +78,9 @@ pub struct LeaveArgs {
     /// Release even if pods still hold addresses from the node's pool.
     #[arg(long)]
     pub force: bool,
-    /// Embedded cluster store directory.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE_DIR)]
+    /// Cluster store: a directory (the embedded store) or
+    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
+    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
     pub store: PathBuf,
     /// The node's data directory (its node-pool.json and IPAM state).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
@@ -94,8 +98,9 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-    /// Embedded cluster store directory.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE_DIR)]
+    /// Cluster store: a directory (the embedded store) or
+    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
+    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
     pub store: PathBuf,
     /// A node's data directory: that node's in-use count comes from its IPAM state
     /// (other nodes show "-").
@@ -169,6 +174,15 @@ pub enum NodeError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error(
+        "--store {value:?}: this aksnet was built without etcd support; rebuild with \
+         `cargo build -p aksnet --features etcd`, or pass a directory for the embedded store"
+    )]
+    #[cfg(not(feature = "etcd"))]
+    EtcdNotCompiled { value: String },
+    #[cfg(feature = "etcd")]
+    #[error(transparent)]
+    Etcd(#[from] aksnet_store::EtcdError),
     #[error("node {node}'s reservation changed while it was leaving (a concurrent join or leave); run leave again")]
     ChangedWhileLeaving { node: String },
 }
@@ -183,6 +197,10 @@ impl NodeError {
                 | ReservationError::Azure(_),
             )
             | Self::DataDirOfAnotherNode { .. } => 2,
+            #[cfg(not(feature = "etcd"))]
+            Self::EtcdNotCompiled { .. } => 2,
+            #[cfg(feature = "etcd")]
+            Self::Etcd(aksnet_store::EtcdError::InvalidUrl { .. }) => 2,
             _ => 1,
         }
     }
@@ -233,8 +251,24 @@ fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Add
         .collect())
 }
 
+/// The cluster store a `--store` value names: `etcd://...` is etcd (feature
+/// `etcd`), anything else the embedded store's directory (docs/node.md).
+fn open_store(store: &Path) -> Result<Box<dyn Store>, NodeError> {
+    match store.to_str() {
+        #[cfg(feature = "etcd")]
+        Some(url) if aksnet_store::etcd::is_etcd_url(url) => {
+            Ok(Box::new(aksnet_store::EtcdStore::open(url)?))
+        }
+        #[cfg(not(feature = "etcd"))]
+        Some(url) if url.starts_with("etcd://") => Err(NodeError::EtcdNotCompiled {
+            value: url.to_string(),
+        }),
+        _ => Ok(Box::new(EmbeddedStore::new(store))),
+    }
+}
+
 /// `free of usable` for one subnet, from the current node list.
-fn subnet_room(store: &EmbeddedStore, subnet: &NodeSubnet) -> Result<(u64, u64), NodeError> {
+fn subnet_room(store: &dyn Store, subnet: &NodeSubnet) -> Result<(u64, u64), NodeError> {
     let reserved: BTreeSet<Ipv4Addr> = list_nodes(store)?
         .iter()
         .flat_map(|n| n.addresses().collect::<Vec<_>>())
@@ -245,9 +279,9 @@ fn subnet_room(store: &EmbeddedStore, subnet: &NodeSubnet) -> Result<(u64, u64),
 fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     // Refuse before touching the store if the data dir is another node's.
     own_pool(&a.data_dir, &a.node)?;
-    let store = EmbeddedStore::new(&a.store);
+    let store = open_store(&a.store)?;
     let outcome = join(
-        &store,
+        &*store,
         &JoinRequest {
             node: a.node.clone(),
             subnet_name: a.subnet_name.clone(),
@@ -258,7 +292,7 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     let r = outcome.reservation();
     // The store is the truth: (re)write the local pool from it, also on a rejoin.
     let path = write_node_pool(&a.data_dir, &r.to_node_pool())?;
-    let (free, usable) = subnet_room(&store, &a.subnet)?;
+    let (free, usable) = subnet_room(&*store, &a.subnet)?;
     let verb = match outcome {
         JoinOutcome::Joined(_) => "joined",
         JoinOutcome::AlreadyJoined(_) => "was already joined to",
@@ -283,9 +317,9 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
 }
 
 fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
-    let store = EmbeddedStore::new(&a.store);
     let local = own_pool(&a.data_dir, &a.node)?;
-    let Some((r, rev)) = get_node(&store, &a.node)? else {
+    let store = open_store(&a.store)?;
+    let Some((r, rev)) = get_node(&*store, &a.node)? else {
         // Not in the store: still clear a stale local pool so the plugin stops using it,
         // under the same pod check.
         if let Some(p) = local {
@@ -313,7 +347,7 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     // Local pool first, then the store: once the store releases the addresses another
     // node may take them, so this node's plugin must already have stopped using them.
     let removed = remove_node_pool(&a.data_dir)?;
-    if !release(&store, &a.node, rev)? {
+    if !release(&*store, &a.node, rev)? {
         return Err(NodeError::ChangedWhileLeaving {
             node: a.node.clone(),
         });
@@ -371,9 +405,9 @@ struct Row {
 }
 
 fn run_list(a: &ListArgs) -> Result<(), NodeError> {
-    let store = EmbeddedStore::new(&a.store);
-    let nodes = list_nodes(&store)?;
-    let subnets = list_subnets(&store)?;
+    let store = open_store(&a.store)?;
+    let nodes = list_nodes(&*store)?;
+    let subnets = list_subnets(&*store)?;
     // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
     let local = match read_node_pool(&a.data_dir) {
         Ok(p) => p,
