@@ -140,7 +140,7 @@ impl EtcdConfig {
     }
 }
 
-/// Why an etcd request failed (the detail of a [`StoreError::Io`] from this backend).
+/// Why an etcd request failed (the detail of a [`StoreError::Remote`] from this backend).
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdFailure {
     #[error("no endpoint accepts connections ({0}); is etcd running and listening there?")]
@@ -294,9 +294,9 @@ impl EtcdStore {
             Some(unreachable) => EtcdFailure::Unreachable(unreachable),
             None => failure,
         };
-        Err(StoreError::Io {
+        Err(StoreError::Remote {
             op,
-            path: PathBuf::from(&self.url),
+            endpoint: self.url.clone(),
             source: io::Error::new(failure.kind(), failure),
         })
     }

@@ -62,6 +62,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote backend (etcd) failed; `endpoint` is the store URL and the
+    /// source's kind says refused / timed out / other.
+    #[error("cluster store: {op} {endpoint}: {source}")]
+    Remote {
+        op: &'static str,
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The state file exists but cannot be parsed. Never reset: a human decides.
     #[error("cluster store: state file {} is corrupt: {detail}", path.display())]
     Corrupt { path: PathBuf, detail: String },

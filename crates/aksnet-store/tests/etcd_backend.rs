@@ -552,7 +552,7 @@ fn etcd_down_is_a_clear_error_within_the_timeout(_: &EtcdServer) -> TestResult {
         || format!("message does not name the endpoint and the refusal: {msg}"),
     )?;
     let kind = match &e {
-        aksnet_store::ReservationError::Store(StoreError::Io { source, .. }) => source.kind(),
+        aksnet_store::ReservationError::Store(StoreError::Remote { source, .. }) => source.kind(),
         other => return Err(format!("not a store I/O error: {other:?}")),
     };
     ensure(kind == ErrorKind::ConnectionRefused, || {
@@ -580,7 +580,7 @@ fn silent_etcd_times_out(_: &EtcdServer) -> TestResult {
     let elapsed = t0.elapsed();
     let msg = e.to_string();
     let kind = match &e {
-        StoreError::Io { source, .. } => source.kind(),
+        StoreError::Remote { source, .. } => source.kind(),
         other => return Err(format!("not an I/O error: {other:?}")),
     };
     ensure(kind == ErrorKind::TimedOut, || {
