@@ -244,16 +244,16 @@ fn requested_addresses_are_honoured() {
     let a = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
     // podman passes --ip as CNI_ARGS IP= (research/cni-clients.md §1.9).
-    let ra = verb(
-        None,
-        "ADD",
-        "ra",
-        &a.path(),
-        &c,
-        "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.251.6.77",
-    )
-    .expect_ok()
-    .json();
+    let ra = n
+        .verb(
+            "ADD",
+            "ra",
+            &a.path(),
+            &c,
+            "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.251.6.77",
+        )
+        .expect_ok()
+        .json();
     assert_eq!(result_ip(&ra), "10.251.6.77");
     c["runtimeConfig"] = json!({"ips": ["10.251.6.88/24"], "mac": "02:aa:bb:cc:dd:ee"});
     let rb = n.verb("ADD", "rb", &b.path(), &c, "").expect_ok().json();
