@@ -8,6 +8,7 @@
 //!   the 9th fails with InsufficientSubnetSize and changes nothing; rejoin is
 //!   idempotent; leave then rejoin);
 //! - 16 OS processes joining one /24 at once: exactly 8 succeed, no address twice;
+//! - the same through the real `aksnet node join/list/leave --store etcd://…` CLI;
 //! - etcd down or silent: a clear error naming the endpoint, within the timeout;
 //! - join latency against etcd and against the embedded store (printed).
 //!
@@ -632,6 +633,129 @@ fn join_latency_etcd_vs_embedded(etcd: &EtcdServer) -> TestResult {
     Ok(())
 }
 
+/// The `aksnet` binary next to this test's directory (target/<profile>/aksnet),
+/// built with the `etcd` feature by scripts/test.sh before the tests run.
+fn aksnet_bin() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("aksnet"))
+        .ok_or("no target directory above the test binary")?;
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} is missing: build it with the etcd feature first \
+             (cargo build --workspace --all-features --bins; scripts/test.sh does)",
+            bin.display()
+        ))
+    }
+}
+
+/// The real CLI against the real etcd: 16 `aksnet node join --store etcd://…`
+/// processes on one /24 at maxPods 30 (8 fit), `node list --format json`, and
+/// leave then join.
+fn aksnet_cli_against_etcd(etcd: &EtcdServer) -> TestResult {
+    let bin = aksnet_bin()?;
+    let url = etcd.url("/aksnt-cli/");
+    let dirs = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|i| {
+            Command::new(&bin)
+                .args(["node", "join", "--node", &format!("cli-{i}")])
+                .args([
+                    "--subnet",
+                    "10.241.0.0/24",
+                    "--max-pods",
+                    "30",
+                    "--store",
+                    &url,
+                ])
+                .arg("--data-dir")
+                .arg(dirs.path().join(format!("cli-{i}")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("spawn aksnet: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut joined = 0;
+    let mut refused = 0;
+    for c in children {
+        let out = c.wait_with_output().map_err(|e| e.to_string())?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => joined += 1,
+            Some(1) if err.contains("InsufficientSubnetSize: Pre-allocated IPs 31") => refused += 1,
+            other => return Err(format!("aksnet node join exited {other:?}: {err}")),
+        }
+    }
+    if (joined, refused) != (8, 8) {
+        return Err(format!("{joined} joined, {refused} refused; want 8 and 8"));
+    }
+    let list = Command::new(&bin)
+        .args(["node", "list", "--store", &url, "--format", "json"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout)
+        .map_err(|e| format!("node list output is not JSON ({e})"))?;
+    let nodes = v["nodes"].as_array().ok_or("no nodes in node list")?;
+    let mut seen = std::collections::BTreeSet::new();
+    for n in nodes {
+        let own = n["nodeIp"].as_str().into_iter();
+        let pods = n["podIps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str());
+        for ip in own.chain(pods) {
+            if !seen.insert(ip.to_string()) {
+                return Err(format!("{ip} is held by two nodes"));
+            }
+        }
+    }
+    if (nodes.len(), seen.len()) != (8, 248) {
+        return Err(format!(
+            "{} nodes holding {} addresses; want 8 and 248",
+            nodes.len(),
+            seen.len()
+        ));
+    }
+    // Leave one and the room is there again for a new node.
+    let gone = nodes[0]["node"].as_str().ok_or("node name")?.to_string();
+    let leave = Command::new(&bin)
+        .args(["node", "leave", "--node", &gone, "--store", &url])
+        .arg("--data-dir")
+        .arg(dirs.path().join(&gone))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !leave.status.success() {
+        return Err(format!("leave: {}", String::from_utf8_lossy(&leave.stderr)));
+    }
+    let again = Command::new(&bin)
+        .args([
+            "node",
+            "join",
+            "--node",
+            "cli-late",
+            "--subnet",
+            "10.241.0.0/24",
+        ])
+        .args(["--max-pods", "30", "--store", &url])
+        .arg("--data-dir")
+        .arg(dirs.path().join("cli-late"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !again.status.success() {
+        return Err(format!(
+            "join after leave: {}",
+            String::from_utf8_lossy(&again.stderr)
+        ));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     if let Ok(node) = std::env::var(CHILD_NODE) {
         return child(&node);
@@ -651,6 +775,7 @@ fn main() -> ExitCode {
             eight_nodes_fit_a_slash24_and_the_ninth_changes_nothing,
         ),
         ("rejoin_is_idempotent", rejoin_is_idempotent),
+        ("aksnet_cli_against_etcd", aksnet_cli_against_etcd),
         ("leave_then_rejoin", leave_then_rejoin),
         (
             "concurrent_joins_from_16_processes",
