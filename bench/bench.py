@@ -32,7 +32,7 @@ this script; pod namespaces are `aksntb<i>`. Nothing in the root netns is
 touched. Must run as root.
 
 Usage (from the repository root):
-  cargo build --release -p aksnet-cni && cargo build -p aksnet
+  ./scripts/build-release.sh          # dist/aksnet-cni (static, as shipped) and dist/aksnet
   python3 bench/bench.py                       # 3 rounds, N=50 250, jobs 1 8
   python3 bench/bench.py --rounds 1 --n 50 --jobs 1 --json-out /tmp/b.json
   python3 bench/bench.py --markdown-out /tmp/bench.md   # tables for docs/benchmarks.md
@@ -503,8 +503,9 @@ def main():
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 8], help="parallel callers (default 1 8)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    ap.add_argument("--aksnet-cni-dir", default=os.path.join(REPO, "target", "release"),
-                    help="directory holding the aksnet-cni binary (default target/release)")
+    ap.add_argument("--aksnet-cni-dir", default=os.path.join(REPO, "dist"),
+                    help="directory holding the aksnet-cni binary (default dist/, what "
+                         "scripts/build-release.sh builds and users install)")
     ap.add_argument("--aksnet", default=None, help="the aksnet CLI (default target/release or target/debug)")
     ap.add_argument("--cni-args", default="IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=@POD@")
     ap.add_argument("--json-out")
@@ -523,20 +524,20 @@ def main():
     if os.geteuid() != 0:
         raise SystemExit("run as root (network namespaces)")
     if not os.access(os.path.join(args.aksnet_cni_dir, "aksnet-cni"), os.X_OK):
-        raise SystemExit(f"{args.aksnet_cni_dir}/aksnet-cni missing: cargo build --release -p aksnet-cni")
+        raise SystemExit(f"{args.aksnet_cni_dir}/aksnet-cni missing: run ./scripts/build-release.sh")
     if not os.access("/usr/bin/time", os.X_OK):
         raise SystemExit("/usr/bin/time missing (peak RSS): apt-get install time")
     for ref in ("bridge", "ptp", "host-local"):
         if not os.access(os.path.join(REFERENCE_PATH, ref), os.X_OK):
             raise SystemExit(f"{REFERENCE_PATH}/{ref} missing: apt-get install containernetworking-plugins")
     if args.aksnet is None:
-        for d in ("release", "debug"):
-            p = os.path.join(REPO, "target", d, "aksnet")
+        for d in ("dist", "target/release", "target/debug"):
+            p = os.path.join(REPO, d, "aksnet")
             if os.access(p, os.X_OK):
                 args.aksnet = p
                 break
         else:
-            raise SystemExit("aksnet CLI missing: cargo build -p aksnet")
+            raise SystemExit("aksnet CLI missing: run ./scripts/build-release.sh")
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),

@@ -11,4 +11,8 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo build --workspace --all-features --locked --bins
 # Benchmarks are compiled, never run, in CI (issue 7): docs/benchmarks.md has the numbers.
 cargo build --workspace --all-features --locked --benches
+# The shipped binaries (static aksnet-cni, scripts/build-release.sh) end to end:
+# the lab demo drives dist/aksnet-cni exactly as a runtime does.
+bash scripts/build-release.sh
+./dist/aksnet lab demo --prefix aksnt-rel-
 cargo test --workspace --all-features --locked -- --test-threads 4
