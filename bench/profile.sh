@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 command -v strace >/dev/null || { echo "strace missing: apt-get install strace" >&2; exit 1; }
 BIN=${AKSNET_CNI_DIR:-$PWD/dist}
-[ -x "$BIN/aksnet-cni" ] || { echo "$BIN/aksnet-cni missing: cargo build --release -p aksnet-cni" >&2; exit 1; }
+[ -x "$BIN/aksnet-cni" ] || { echo "$BIN/aksnet-cni missing: ./scripts/build-release.sh" >&2; exit 1; }
 OUT=${OUT:-/tmp/aksnt-profile}
 NODE=aksntprof-node
 POD=aksntprof-pod
