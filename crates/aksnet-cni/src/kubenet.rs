@@ -17,7 +17,7 @@ use crate::undo::Undo;
 /// MTU of the bridge and veths when the config gives none.
 pub const DEFAULT_MTU: u32 = 1500;
 use crate::ipam::{key, release, reserve};
-use crate::veth::{create_pod_veth, prepare_pod_link, PodNs};
+use crate::veth::{create_pod_veth, prepare_pod_link, HostEnd, PodNs};
 
 pub(crate) fn add(
     args: &CmdArgs,
@@ -80,17 +80,23 @@ fn setup(
     }
 
     let host_name = kubenet_host_veth_name(&args.container_id, &args.ifname);
-    let host_link = create_pod_veth(host, &host_name, &args.ifname, pod, mtu, None)?;
+    // Created up and already a port of the bridge: one request.
+    let host_link = create_pod_veth(
+        host,
+        &host_name,
+        &args.ifname,
+        pod,
+        mtu,
+        HostEnd::BridgePort(bridge.index),
+    )?;
     let name_for_undo = host_name.clone();
     undo.push("delete host veth", move || {
         Handle::new()?.del_link_by_name(&name_for_undo)?;
         Ok(())
     });
-    host.set_master(host_link.index, bridge.index)?;
     if k.hairpin_mode {
         host.set_hairpin(host_link.index, true)?;
     }
-    host.set_link_up(host_link.index)?;
 
     let netns = &pod.netns;
     let (pod_link, pod_mac) = prepare_pod_link(&mut pod.handle, args, cfg, netns)?;

@@ -22,7 +22,7 @@ use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
 use crate::ipam::{key, release, reserve};
 use crate::undo::Undo;
-use crate::veth::{create_pod_veth, prepare_pod_link, PodNs};
+use crate::veth::{create_pod_veth, prepare_pod_link, HostEnd, PodNs};
 
 /// The pod's virtual gateway (Azure PR #753, research/azure-cni.md §1.3).
 pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
@@ -162,7 +162,7 @@ fn setup(
         &args.ifname,
         pod,
         mtu,
-        Some(HOST_VETH_MAC),
+        HostEnd::Mac(HOST_VETH_MAC),
     )?;
     let name_for_undo = host_name.clone();
     undo.push("delete host veth", move || {
@@ -174,8 +174,8 @@ fn setup(
     // The node routes between pods and its uplink; AKS sets this in AgentBaker
     // (999-sysctl-aks.conf), a plain machine may not have it.
     aksnet_netlink::enable_ip_forward()?;
-    host.set_link_up(host_link.index)?;
-    // Goes away with the link, so it needs no undo step of its own.
+    // The host end was created up. The route goes away with the link, so it
+    // needs no undo step of its own.
     host.add_host_route(address.addr(), host_link.index)?;
 
     let netns = &pod.netns;

@@ -108,15 +108,40 @@ pub fn delete_link_if_named(index: u32, name: &str) -> Result<bool, PluginError>
 /// a leftover host end of the same name (an ADD that died, or — nodesubnet — an
 /// earlier incarnation of the same pod, as Azure's `AddEndpoints` handles it)
 /// is deleted and the pair created again.
+/// How the host end is created (it is always created up, in one request).
+#[derive(Clone, Copy)]
+pub(crate) enum HostEnd {
+    /// nodesubnet: a fixed MAC (Azure's `aa:aa:aa:aa:aa:aa`).
+    Mac([u8; 6]),
+    /// kubenet: already a port of this bridge.
+    BridgePort(u32),
+}
+
+fn create(
+    host: &mut Handle,
+    host_name: &str,
+    ifname: &str,
+    pod: &PodNs,
+    mtu: u32,
+    end: HostEnd,
+) -> aksnet_netlink::Result<aksnet_netlink::Link> {
+    match end {
+        HostEnd::Mac(mac) => host.create_veth(host_name, ifname, &pod.netns, mtu, Some(mac)),
+        HostEnd::BridgePort(bridge) => {
+            host.create_veth_in_bridge(host_name, ifname, &pod.netns, mtu, bridge)
+        }
+    }
+}
+
 pub(crate) fn create_pod_veth(
     host: &mut Handle,
     host_name: &str,
     ifname: &str,
     pod: &mut PodNs,
     mtu: u32,
-    host_mac: Option<[u8; 6]>,
+    end: HostEnd,
 ) -> Result<aksnet_netlink::Link, PluginError> {
-    match host.create_veth(host_name, ifname, &pod.netns, mtu, host_mac) {
+    match create(host, host_name, ifname, pod, mtu, end) {
         Ok(l) => Ok(l),
         Err(e) if e.is_exists() => {
             // The pod's ifname may belong to a pair an asynchronous DEL is still
@@ -134,7 +159,7 @@ pub(crate) fn create_pod_veth(
             }
             tracing::info!(link = host_name, "deleting a stale host veth");
             host.del_link_by_name(host_name)?;
-            Ok(host.create_veth(host_name, ifname, &pod.netns, mtu, host_mac)?)
+            Ok(create(host, host_name, ifname, pod, mtu, end)?)
         }
         Err(e) => Err(e.into()),
     }
