@@ -206,12 +206,7 @@ fn service(r: &Resolved, f: &mut Vec<Finding>) {
                 }
             }
         }
-        for (other, what) in r
-            .peers
-            .iter()
-            .map(|p| (p, "peered VNet range"))
-            .chain(r.on_prem.iter().map(|p| (p, "on-premises range")))
-        {
+        for (other, what) in r.external_ranges() {
             if let Some(o) = other.parsed {
                 if net::overlaps(&n, &o) {
                     f.push(Finding::new(
@@ -383,12 +378,7 @@ fn pod_cidr(r: &Resolved, f: &mut Vec<Finding>) {
                 }
             }
         }
-        for (other, what) in r
-            .peers
-            .iter()
-            .map(|x| (x, "peered VNet range"))
-            .chain(r.on_prem.iter().map(|x| (x, "on-premises range")))
-        {
+        for (other, what) in r.external_ranges() {
             if let Some(o) = other.parsed {
                 if net::overlaps(&n, &o) {
                     f.push(Finding::new("P4", &p.field, format!("The pod CIDR {} overlaps the {what} {o} ({}): pods could not reach it.", p.raw, other.field)));

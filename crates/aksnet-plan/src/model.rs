@@ -170,6 +170,24 @@ pub struct PlanInput {
     pub sources: Vec<Source>,
 }
 
+/// The VNet called `name` (Azure names are case-insensitive), if described.
+pub fn vnet_named<'a>(vnets: &'a mut [Vnet], name: &str) -> Option<&'a mut Vnet> {
+    vnets.iter_mut().find(|v| v.name.eq_ignore_ascii_case(name))
+}
+
+/// Adds a subnet to VNet `vnet`, creating a VNet entry of that name when the
+/// inputs describe the subnet but not its VNet (ARM templates, Terraform).
+pub fn attach_subnet(vnets: &mut Vec<Vnet>, vnet: String, subnet: Subnet) {
+    match vnet_named(vnets, &vnet) {
+        Some(v) => v.subnets.push(subnet),
+        None => vnets.push(Vnet {
+            name: vnet,
+            subnets: vec![subnet],
+            ..Vnet::default()
+        }),
+    }
+}
+
 impl Default for PlanInput {
     fn default() -> Self {
         PlanInput {

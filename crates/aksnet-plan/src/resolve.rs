@@ -205,6 +205,15 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// Networks outside the cluster's VNet that pods and services must not
+    /// overlap: peered VNets and on-premises ranges, each with its label.
+    pub fn external_ranges(&self) -> impl Iterator<Item = (&CidrValue, &'static str)> {
+        self.peers
+            .iter()
+            .map(|p| (p, "peered VNet range"))
+            .chain(self.on_prem.iter().map(|p| (p, "on-premises range")))
+    }
+
     pub fn model(&self) -> NetModel {
         match self.plugin {
             Plugin::Kubenet => NetModel::Kubenet,

@@ -153,25 +153,10 @@ pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, I
         }
     }
     for (vnet, s) in subnets.into_iter().rev() {
-        match found
-            .vnets
-            .iter_mut()
-            .find(|v| v.name.eq_ignore_ascii_case(&vnet))
-        {
-            Some(v) => v.subnets.push(s),
-            None => found.vnets.push(Vnet {
-                name: vnet,
-                subnets: vec![s],
-                ..Vnet::default()
-            }),
-        }
+        crate::model::attach_subnet(&mut found.vnets, vnet, s);
     }
     for (vnet, p) in peerings {
-        if let Some(v) = found
-            .vnets
-            .iter_mut()
-            .find(|v| v.name.eq_ignore_ascii_case(&vnet))
-        {
+        if let Some(v) = crate::model::vnet_named(&mut found.vnets, &vnet) {
             v.peerings.push(p);
         }
     }

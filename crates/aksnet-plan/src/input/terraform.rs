@@ -124,18 +124,7 @@ pub fn read(files: &[(String, String, bool)]) -> Result<Found, InputError> {
         }
     }
     for (vnet, s) in subnets {
-        match found
-            .vnets
-            .iter_mut()
-            .find(|v| v.name.eq_ignore_ascii_case(&vnet))
-        {
-            Some(v) => v.subnets.push(s),
-            None => found.vnets.push(Vnet {
-                name: vnet,
-                subnets: vec![s],
-                ..Vnet::default()
-            }),
-        }
+        crate::model::attach_subnet(&mut found.vnets, vnet, s);
     }
     // Associations and peerings refer to resources by ID; match them by name.
     for ((ty, _), r) in &m.resources {
