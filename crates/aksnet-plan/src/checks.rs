@@ -37,14 +37,16 @@ fn vnet_ranges(r: &Resolved) -> Vec<(&CidrValue, &str)> {
         .collect()
 }
 
-fn subnet_ranges(r: &Resolved) -> Vec<(IpNet, &str, usize)> {
+/// Every subnet prefix with its subnet's name and whether the subnet lies in
+/// the AKS-managed VNet (whose overlaps get the managed-VNet rule R5).
+fn subnet_ranges(r: &Resolved) -> Vec<(IpNet, &str, bool)> {
     r.subnets
         .iter()
-        .enumerate()
-        .flat_map(|(i, s)| {
+        .flat_map(|s| {
+            let managed = r.vnets.get(s.vnet).is_some_and(|v| v.managed);
             s.prefixes
                 .iter()
-                .filter_map(move |p| p.parsed.map(|n| (n, s.name.as_str(), i)))
+                .filter_map(move |p| p.parsed.map(|n| (n, s.name.as_str(), managed)))
         })
         .collect()
 }
@@ -169,14 +171,9 @@ fn service(r: &Resolved, f: &mut Vec<Finding>) {
     for s in &r.service_cidrs {
         let Some(n) = s.parsed else { continue };
         let mut in_subnet = false;
-        for (sn, name, i) in &subs {
-            if net::overlaps(&n, sn) {
+        for &(sn, name, managed) in &subs {
+            if net::overlaps(&n, &sn) {
                 in_subnet = true;
-                let managed = r
-                    .subnets
-                    .get(*i)
-                    .and_then(|x| r.vnets.get(x.vnet))
-                    .is_some_and(|v| v.managed);
                 if managed {
                     f.push(Finding::new("R5", &s.field, format!("The service CIDR {} overlaps the AKS-managed VNet's subnet {sn}; choose a range outside 10.224.0.0/12.", s.raw)));
                 } else {
@@ -350,14 +347,9 @@ fn pod_cidr(r: &Resolved, f: &mut Vec<Finding>) {
     for p in &r.pod_cidrs {
         let Some(n) = p.parsed else { continue };
         let mut hit = false;
-        for (sn, _, i) in &subs {
-            if net::overlaps(&n, sn) {
+        for &(sn, _, managed) in &subs {
+            if net::overlaps(&n, &sn) {
                 hit = true;
-                let managed = r
-                    .subnets
-                    .get(*i)
-                    .and_then(|x| r.vnets.get(x.vnet))
-                    .is_some_and(|v| v.managed);
                 let id = if managed { "R5" } else { "P3" };
                 f.push(Finding::new(
                     id,

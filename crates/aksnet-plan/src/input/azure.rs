@@ -121,17 +121,24 @@ fn id_last<'a>(id: &'a str, after: &str) -> Option<&'a str> {
     parts.get(i + 1).copied()
 }
 
+/// A resource's `name`, or the segment after `collection` in its `id`
+/// (`…/virtualNetworks/<name>`) when the document omits the name.
+fn resource_name(
+    outer: &Obj,
+    id: Option<&str>,
+    collection: &str,
+    what: &str,
+) -> Result<String, InputError> {
+    outer
+        .str(&["name"])?
+        .or_else(|| id.and_then(|i| id_last(i, collection)).map(str::to_string))
+        .ok_or_else(|| outer.err("name", format!("{what} needs a name")))
+}
+
 pub fn read_vnet(outer: &Obj) -> Result<Vnet, InputError> {
     let p = props(outer)?;
     let id = outer.str(&["id"])?;
-    let name = outer
-        .str(&["name"])?
-        .or_else(|| {
-            id.as_deref()
-                .and_then(|i| id_last(i, "virtualNetworks"))
-                .map(str::to_string)
-        })
-        .ok_or_else(|| outer.err("name", "a virtual network needs a name"))?;
+    let name = resource_name(outer, id.as_deref(), "virtualNetworks", "a virtual network")?;
     let mut v = Vnet {
         resource_group: outer.str(&["resourceGroup"])?.or_else(|| {
             id.as_deref()
@@ -157,14 +164,7 @@ pub fn read_vnet(outer: &Obj) -> Result<Vnet, InputError> {
 pub fn read_subnet(outer: &Obj) -> Result<Subnet, InputError> {
     let p = props(outer)?;
     let id = outer.str(&["id"])?;
-    let name = outer
-        .str(&["name"])?
-        .or_else(|| {
-            id.as_deref()
-                .and_then(|i| id_last(i, "subnets"))
-                .map(str::to_string)
-        })
-        .ok_or_else(|| outer.err("name", "a subnet needs a name"))?;
+    let name = resource_name(outer, id.as_deref(), "subnets", "a subnet")?;
     let mut prefixes = p.strs(&["addressPrefixes"])?;
     if prefixes.is_empty() {
         prefixes = p.strs(&["addressPrefix"])?;
