@@ -9,6 +9,7 @@ pkgs=(
   golang-go golang-github-appc-cni-dev       # the libcni driver in shared/bench
   etcd-server etcd-client                    # the cluster store's etcd backend
   protobuf-compiler                          # protoc: etcd-client compiles etcd's .proto files (feature etcd)
+  libprotobuf-dev                            # google/protobuf/*.proto, the well-known types protoc imports
   python3
 )
 missing=()
