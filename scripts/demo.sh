@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "scripts/demo.sh: run as root (the lab creates network namespaces)" >&2; exit 1; }
 bash scripts/install-deps.sh
+bash scripts/preflight.sh
 cargo build --locked -p aksnet -p aksnet-cni
 # The lab finds aksnet-cni next to aksnet (target/debug).
 exec ./target/debug/aksnet lab demo "$@"

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "scripts/test.sh: run as root (the tests create network namespaces)" >&2; exit 1; }
 bash scripts/install-deps.sh
+# Prove the install step: every file the build and the tests need, from a package
+# install-deps.sh installs (a machine that had it from before would hide the gap).
+bash scripts/preflight.sh
 cargo fmt --all -- --check
 # --all-features: the etcd backend of the cluster store (tested against a real etcd).
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings

@@ -281,6 +281,17 @@ impl PluginConfig {
                 "must be an absolute path",
             ));
         }
+        // A `..` could lead the state anywhere on the node (issue 10, item 7).
+        if data_dir
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(bad(
+                "dataDir",
+                data_dir.display().to_string(),
+                "must not contain `..`",
+            ));
+        }
 
         let mut requested_ips = Vec::new();
         let mut requested_mac = None;

@@ -53,6 +53,22 @@ pub enum PluginError {
     #[error("interface {ifname} already exists in {netns}")]
     IfnameExists { ifname: String, netns: String },
 
+    /// `CNI_NETNS` is the plugin's own network namespace (issue 10, item 7).
+    #[error("CNI_NETNS {path} is the network namespace the plugin runs in, not a pod's")]
+    NetnsIsOwn { path: PathBuf },
+
+    /// stdin is larger than any network configuration (issue 10, item 7).
+    #[error("the network configuration on stdin is larger than {limit_mib} MiB")]
+    StdinTooLarge { limit_mib: usize },
+
+    /// The host veth name this ADD needs is held by another live attachment
+    /// (issue 10, item 3): it is never deleted from under that attachment.
+    #[error(
+        "host interface {name} belongs to the live attachment {owner}; \
+         DEL that attachment first (kubelet stops an old sandbox before it starts a new one)"
+    )]
+    HostVethTaken { name: String, owner: String },
+
     #[error("interface {ifname} vanished from {netns} right after it was created")]
     IfnameMissing { ifname: String, netns: String },
 
@@ -108,6 +124,9 @@ impl PluginError {
             }
             PluginError::Config { .. } | PluginError::Pool(_) => ErrorCode::InvalidConfig,
             PluginError::Netns { .. } => ErrorCode::UnknownContainer,
+            PluginError::NetnsIsOwn { .. } => ErrorCode::InvalidEnv,
+            PluginError::StdinTooLarge { .. } => ErrorCode::InvalidConfig,
+            PluginError::HostVethTaken { .. } => ErrorCode::AttachmentConflict,
             PluginError::IfnameExists { .. }
             | PluginError::IfnameMissing { .. }
             | PluginError::Netlink(_) => ErrorCode::Kernel,

@@ -17,7 +17,7 @@ use crate::undo::Undo;
 /// MTU of the bridge and veths when the config gives none.
 pub const DEFAULT_MTU: u32 = 1500;
 use crate::ipam::{key, release, reserve};
-use crate::veth::{create_pod_veth, prepare_pod_link, HostEnd, PodNs};
+use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, Claim, HostEnd, PodNs};
 
 pub(crate) fn add(
     args: &CmdArgs,
@@ -37,7 +37,17 @@ pub(crate) fn add(
         .iter()
         .filter_map(|l| k.pool.lease_info(l.ip))
         .collect();
-    match setup(args, cfg, k, host, pod, &infos, &mut undo) {
+    let owner_of_host = |name: &str| crate::owner_of_host_veth(cfg, store, args, name);
+    let claim = Claim {
+        fresh,
+        owner_of_host: &owner_of_host,
+    };
+    let ctx = AddCtx {
+        args,
+        cfg,
+        claim: &claim,
+    };
+    match setup(&ctx, k, host, pod, &infos, &mut undo) {
         Ok(r) => {
             undo.commit();
             Ok(r)
@@ -47,14 +57,14 @@ pub(crate) fn add(
 }
 
 fn setup(
-    args: &CmdArgs,
-    cfg: &PluginConfig,
+    ctx: &AddCtx<'_>,
     k: &KubenetConf,
     host: &mut Handle,
     pod: &mut PodNs,
     infos: &[LeaseInfo],
     undo: &mut Undo<'_>,
 ) -> Result<CniResult, PluginError> {
+    let AddCtx { args, cfg, claim } = *ctx;
     // AKS's kubenet template hard-codes 1500 (research/azure-cni.md §5.1).
     let mtu = k.mtu.unwrap_or(DEFAULT_MTU);
     // The bridge is shared by every pod of the network and is never undone or
@@ -88,6 +98,7 @@ fn setup(
         pod,
         mtu,
         HostEnd::BridgePort(bridge.index),
+        claim,
     )?;
     let name_for_undo = host_name.clone();
     undo.push("delete host veth", move || {

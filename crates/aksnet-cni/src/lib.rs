@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use aksnet_cniproto::version::VersionResult;
 use aksnet_cniproto::{CmdArgs, CniResult, CniVersion, Command, SUPPORTED_VERSIONS};
 use aksnet_core::allocator::AttachmentKey;
-use aksnet_ipam::IpamStore;
+use aksnet_ipam::{AttachmentLock, IpamStore, DEFAULT_LOCK_TIMEOUT};
 use aksnet_netlink::Handle;
 use serde_json::Value;
 
@@ -31,6 +31,11 @@ use crate::error::PluginError;
 use crate::ipam::key;
 pub use crate::veth::{delete_link_if_named, DELETE_LINK_ARG};
 use crate::veth::{open_pod, remove_host_veth, requested_mac, PodNs};
+
+/// The largest network configuration read from stdin (issue 10, item 7: an
+/// unbounded read let 100 MB of input take 208 MB of memory). A GC listing
+/// 20,000 valid attachments is about 2 MB.
+pub const MAX_STDIN_BYTES: usize = 4 << 20;
 
 /// Runs one plugin invocation. `Ok(Some(v))` is printed on stdout; `Ok(None)`
 /// prints nothing (DEL, CHECK, GC, STATUS).
@@ -92,16 +97,41 @@ fn need_version(
     Ok(())
 }
 
+/// The attachment's own lock, held for the whole verb (see
+/// `aksnet_ipam::attachment_lock`: only calls on the same container and
+/// ifname wait for each other).
+fn lock_attachment(cfg: &PluginConfig, args: &CmdArgs) -> Result<AttachmentLock, PluginError> {
+    Ok(AttachmentLock::acquire(
+        &cfg.data_dir,
+        &cfg.name,
+        &key(args),
+        DEFAULT_LOCK_TIMEOUT,
+    )?)
+}
+
 fn add(args: &CmdArgs, cfg: &PluginConfig) -> Result<CniResult, PluginError> {
     // Bad input is refused before anything changes.
     requested_mac(args, cfg)?;
     let mut pod = open_pod(args)?;
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
+    let lock = lock_attachment(cfg, args)?;
     let mut host = Handle::new()?;
-    let mut result = match &cfg.mode {
-        Mode::Kubenet(k) => kubenet::add(args, cfg, k, &store, &mut host, &mut pod)?,
-        Mode::NodeSubnet(n) => nodesubnet::add(args, cfg, n, &store, &mut host, &mut pod)?,
+    let added = match &cfg.mode {
+        Mode::Kubenet(k) => kubenet::add(args, cfg, k, &store, &mut host, &mut pod),
+        Mode::NodeSubnet(n) => nodesubnet::add(args, cfg, n, &store, &mut host, &mut pod),
     };
+    let mut result = match added {
+        Ok(r) => r,
+        Err(e) => {
+            // An ADD that undid itself leaves no attachment: its lock file goes
+            // too. One that failed beside a live attachment leaves both.
+            if matches!(store.snapshot(), Ok(s) if s.get(&key(args)).is_none()) {
+                let _ = lock.remove();
+            }
+            return Err(e);
+        }
+    };
+    drop(lock);
     if !cfg.dns.is_empty() {
         result.dns = cfg.dns.clone();
     }
@@ -126,6 +156,7 @@ fn add(args: &CmdArgs, cfg: &PluginConfig) -> Result<CniResult, PluginError> {
 
 fn del(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
+    let lock = lock_attachment(cfg, args)?;
     let mut host = Handle::new()?;
     let key = key(args);
     // The link first, then the address: an address is free only once nothing
@@ -141,7 +172,52 @@ fn del(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     if cfg.ip_masq && !released.is_empty() {
         ipmasq::apply(&ipmasq::script_del(&cfg.name, &released))?;
     }
+    lock.remove()?;
     Ok(())
+}
+
+/// The host veth of an attachment, from its key and what ADD stored with it.
+fn host_veth_of(
+    mode: &Mode,
+    key: &AttachmentKey,
+    meta: Option<&aksnet_core::allocator::AllocationMeta>,
+) -> String {
+    match mode {
+        Mode::Kubenet(_) => {
+            aksnet_core::naming::kubenet_host_veth_name(&key.container_id, &key.ifname)
+        }
+        Mode::NodeSubnet(_) => nodesubnet::host_veth_for(key, meta),
+    }
+}
+
+/// Which live attachment other than `args`' own has the host veth `name`, if
+/// any (issue 10, item 3): an ADD never deletes a link that one uses.
+pub(crate) fn owner_of_host_veth(
+    cfg: &PluginConfig,
+    store: &IpamStore,
+    args: &CmdArgs,
+    name: &str,
+) -> Result<Option<String>, PluginError> {
+    let state = store.snapshot()?;
+    let ours = key(args);
+    let owner = state
+        .keys()
+        .filter(|k| **k != ours)
+        .find(|k| host_veth_of(&cfg.mode, k, state.meta(k)) == name)
+        .map(|k| {
+            let pod = state
+                .meta(k)
+                .and_then(|m| {
+                    Some(format!(
+                        " of pod {}/{}",
+                        m.pod_namespace.as_deref()?,
+                        m.pod_name.as_deref()?
+                    ))
+                })
+                .unwrap_or_default();
+            format!("{k}{pod}")
+        });
+    Ok(owner)
 }
 
 fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
@@ -226,7 +302,8 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
 /// attachment is not in `cni.dev/valid-attachments`. A missing key means none
 /// is valid: libcni has already DEL'd every cached attachment not in the list
 /// before it sends GC, and `cnitool gc` sends no key at all
-/// (research/cni-clients.md §1.8).
+/// (research/cni-clients.md §1.8). An attachment whose own lock is held (an
+/// ADD or DEL of it is running) is left for the next GC.
 fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let valid: HashSet<AttachmentKey> = cfg
@@ -247,19 +324,23 @@ fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
     }
     let mut host = Handle::new()?;
     let mut errors = Vec::new();
+    // An attachment an ADD or DEL is working on right now is left to it.
+    let mut locks = Vec::new();
     for k in &stale {
-        let name = match &cfg.mode {
-            Mode::Kubenet(_) => {
-                aksnet_core::naming::kubenet_host_veth_name(&k.container_id, &k.ifname)
-            }
-            Mode::NodeSubnet(_) => nodesubnet::host_veth_for(k, snapshot.meta(k)),
+        let Some(lock) = AttachmentLock::try_acquire(&cfg.data_dir, &cfg.name, k)? else {
+            continue;
         };
+        let name = host_veth_of(&cfg.mode, k, snapshot.meta(k));
         if let Err(e) = host.del_link_by_name(&name) {
             errors.push(e);
         }
+        locks.push((k.clone(), lock));
     }
+    let collected: HashSet<AttachmentKey> = locks.iter().map(|(k, _)| k.clone()).collect();
     let held = store.transact(|a| {
-        a.gc(&valid);
+        for k in &collected {
+            a.release(k);
+        }
         Ok::<_, PluginError>(
             a.records()
                 .into_iter()
@@ -269,6 +350,11 @@ fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
         )
     })?;
     let mut errors: Vec<PluginError> = errors.into_iter().map(PluginError::from).collect();
+    for (_, lock) in locks {
+        if let Err(e) = lock.remove() {
+            errors.push(e.into());
+        }
+    }
     if cfg.ip_masq {
         if let Err(e) = ipmasq::apply(&ipmasq::script_sync(&cfg.name, &held)) {
             errors.push(e);

@@ -40,8 +40,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut stdin = Vec::new();
-    let read = std::io::stdin().read_to_end(&mut stdin);
+    // Read one byte past the cap, so that a larger input is detected without
+    // being read whole (issue 10, item 7).
+    let cap = aksnet_cni::MAX_STDIN_BYTES;
+    let read = std::io::stdin()
+        .take(cap as u64 + 1)
+        .read_to_end(&mut stdin);
     let outcome = match read {
+        Ok(n) if n > cap => Err(aksnet_cni::error::PluginError::StdinTooLarge {
+            limit_mib: cap >> 20,
+        }),
         Ok(_) => aksnet_cni::run(|k| std::env::var(k).ok(), &stdin),
         Err(e) => Err(aksnet_cni::error::PluginError::Stdin(e)),
     };

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
 use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, Pool, ValidPool};
-use aksnet_core::naming::{azure_host_veth_name, host_veth_name_from_key};
+use aksnet_core::naming::{
+    azure_host_veth_name, container_host_veth_name, pod_interface_host_veth_name,
+};
 use aksnet_core::pool::{NodePool, NODE_POOL_FILE};
 use aksnet_ipam::{IpamError, IpamStore};
 use aksnet_netlink::{Handle, NeighbourState, Route as KRoute, RouteProtocol};
@@ -22,13 +24,16 @@ use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
 use crate::ipam::{key, release, reserve};
 use crate::undo::Undo;
-use crate::veth::{create_pod_veth, prepare_pod_link, HostEnd, PodNs};
+use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, Claim, HostEnd, PodNs};
 
 /// The pod's virtual gateway (Azure PR #753, research/azure-cni.md §1.3).
 pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// Fixed host-veth MAC (Azure PR #1524: a MAC that changed after creation
 /// left the pod's neighbour entry stale).
 pub const HOST_VETH_MAC: [u8; 6] = [0xaa; 6];
+/// Routes of a pod's interfaces other than `eth0` use this plus the
+/// interface's index as their metric (unique within the pod).
+const SECONDARY_METRIC_BASE: u32 = 100;
 
 /// Reads the node's local pool that `aksnet node join` wrote (one reader
 /// for the file, `aksnet_store::local_pool`, which checks every field).
@@ -56,17 +61,21 @@ pub(crate) fn load_pool(cfg: &PluginConfig) -> Result<(NodePool, ValidPool), Plu
     Ok((pool, valid))
 }
 
-/// Host veth name: Azure's `azv` + SHA-1("<namespace>.<pod>")[:11] when the
-/// runtime names the pod (kubelet does); otherwise derived from the container
-/// ID, which podman and `ctr` always give (issue 3).
+/// Host veth name. A Kubernetes pod's `eth0` gets Azure's name, `azv` +
+/// SHA-1("<namespace>.<pod>")[:11]; every other attachment (a second interface
+/// of a pod, or a container the runtime names by ID only, as podman and `ctr`
+/// do) gets a name from its whole identity, so two attachments never share a
+/// name by construction (issue 10, item 3).
 fn host_veth_name(
     pod_namespace: Option<&str>,
     pod_name: Option<&str>,
     container_id: &str,
+    ifname: &str,
 ) -> String {
     match (pod_namespace, pod_name) {
-        (Some(ns), Some(name)) => azure_host_veth_name(ns, name),
-        _ => host_veth_name_from_key(container_id),
+        (Some(ns), Some(name)) if ifname == "eth0" => azure_host_veth_name(ns, name),
+        (Some(ns), Some(name)) => pod_interface_host_veth_name(ns, name, ifname),
+        _ => container_host_veth_name(container_id, ifname),
     }
 }
 
@@ -75,6 +84,7 @@ fn host_veth_for_args(args: &CmdArgs) -> String {
         args.args.k8s_pod_namespace.as_deref(),
         args.args.k8s_pod_name.as_deref(),
         &args.container_id,
+        &args.ifname,
     )
 }
 
@@ -84,6 +94,7 @@ pub(crate) fn host_veth_for(key: &AttachmentKey, meta: Option<&AllocationMeta>) 
         meta.and_then(|m| m.pod_namespace.as_deref()),
         meta.and_then(|m| m.pod_name.as_deref()),
         &key.container_id,
+        &key.ifname,
     )
 }
 
@@ -118,7 +129,17 @@ pub(crate) fn add(
             }))
         }
     };
-    match setup(args, cfg, n, host, pod, address, &mut undo) {
+    let owner_of_host = |name: &str| crate::owner_of_host_veth(cfg, store, args, name);
+    let claim = Claim {
+        fresh,
+        owner_of_host: &owner_of_host,
+    };
+    let ctx = AddCtx {
+        args,
+        cfg,
+        claim: &claim,
+    };
+    match setup(&ctx, n, host, pod, address, &mut undo) {
         Ok(r) => {
             undo.commit();
             Ok(r)
@@ -146,14 +167,14 @@ fn uplink_mtu(n: &NodeSubnetConf, host: &mut Handle) -> Result<u32, PluginError>
 }
 
 fn setup(
-    args: &CmdArgs,
-    cfg: &PluginConfig,
+    ctx: &AddCtx<'_>,
     n: &NodeSubnetConf,
     host: &mut Handle,
     pod: &mut PodNs,
     address: IpNet,
     undo: &mut Undo<'_>,
 ) -> Result<CniResult, PluginError> {
+    let AddCtx { args, cfg, claim } = *ctx;
     let mtu = uplink_mtu(n, host)?;
     let host_name = host_veth_for_args(args);
     let host_link = create_pod_veth(
@@ -163,6 +184,7 @@ fn setup(
         pod,
         mtu,
         HostEnd::Mac(HOST_VETH_MAC),
+        claim,
     )?;
     let name_for_undo = host_name.clone();
     undo.push("delete host veth", move || {
@@ -188,12 +210,20 @@ fn setup(
     pod.add_addr_noprefixroute(pod_link, address)?;
     pod.set_link_up(pod_link)?;
     let gw = IpAddr::V4(VIRTUAL_GATEWAY);
+    // A second interface of the pod (eth1, ...) reaches the same virtual
+    // gateway: its routes get a metric of their own so they sit beside eth0's
+    // instead of colliding with them (EEXIST).
+    let metric = (args.ifname != "eth0").then_some(SECONDARY_METRIC_BASE + pod_link);
     // `169.254.1.1 dev eth0 scope link`, as Azure's `ip route add` makes it.
     pod.add_route(&KRoute {
         protocol: RouteProtocol::Boot,
+        metric,
         ..KRoute::host(gw, pod_link)
     })?;
-    pod.add_default_route(gw, pod_link)?;
+    pod.add_route(&KRoute {
+        metric,
+        ..KRoute::default_via(gw, pod_link)
+    })?;
     // Azure writes this entry in NUD_PROBE and relies on proxy ARP to confirm
     // it; a permanent entry needs no ARP at all, which also removes the
     // first-packet ARP delay of Azure/azure-container-networking#778.

@@ -24,6 +24,11 @@ pub(crate) struct PodNs {
 
 pub(crate) fn open_pod(args: &CmdArgs) -> Result<PodNs, PluginError> {
     let netns = open_netns(args)?;
+    if netns.is_current()? {
+        return Err(PluginError::NetnsIsOwn {
+            path: netns.path().to_path_buf(),
+        });
+    }
     let handle = Handle::in_netns(&netns).map_err(|source| PluginError::Netns {
         path: netns.path().to_path_buf(),
         source,
@@ -102,12 +107,6 @@ pub fn delete_link_if_named(index: u32, name: &str) -> Result<bool, PluginError>
     }
 }
 
-/// Creates the pod's veth pair: `host_name` in the host netns, the pod end
-/// created directly in `netns` as `ifname`. If a name is taken: the pod's
-/// ifname existing is the spec's duplicate-ADD error (SPEC.md section 2, ADD);
-/// a leftover host end of the same name (an ADD that died, or — nodesubnet — an
-/// earlier incarnation of the same pod, as Azure's `AddEndpoints` handles it)
-/// is deleted and the pair created again.
 /// How the host end is created (it is always created up, in one request).
 #[derive(Clone, Copy)]
 pub(crate) enum HostEnd {
@@ -133,6 +132,33 @@ fn create(
     }
 }
 
+/// What ADD knows about the attachment whose pair it creates, to tell what an
+/// existing name means (issue 10, items 2 and 3).
+pub(crate) struct Claim<'a> {
+    /// The reservation is this ADD's own: no earlier ADD of the attachment
+    /// holds it. If the reservation existed, an existing pod interface is that
+    /// earlier ADD's live attachment, and this is a duplicate ADD.
+    pub fresh: bool,
+    /// The live attachment (other than this one) whose host veth has this
+    /// name, if any.
+    pub owner_of_host: &'a dyn Fn(&str) -> Result<Option<String>, PluginError>,
+}
+
+/// Creates the pod's veth pair: `host_name` in the host netns, the pod end
+/// created directly in `netns` as `ifname`. If a name is taken: the pod's
+/// ifname existing is the spec's duplicate-ADD error (SPEC.md section 2, ADD);
+/// a leftover host end of the same name (an ADD that died) is deleted and the
+/// pair created again, but one that another live attachment uses is never
+/// touched (unlike Azure's `AddEndpoints`, which deletes it).
+/// What a mode's `setup` works from: the call, the configuration and the
+/// claim on the attachment.
+#[derive(Clone, Copy)]
+pub(crate) struct AddCtx<'a> {
+    pub args: &'a CmdArgs,
+    pub cfg: &'a PluginConfig,
+    pub claim: &'a Claim<'a>,
+}
+
 pub(crate) fn create_pod_veth(
     host: &mut Handle,
     host_name: &str,
@@ -140,22 +166,21 @@ pub(crate) fn create_pod_veth(
     pod: &mut PodNs,
     mtu: u32,
     end: HostEnd,
+    claim: &Claim<'_>,
 ) -> Result<aksnet_netlink::Link, PluginError> {
     match create(host, host_name, ifname, pod, mtu, end) {
         Ok(l) => Ok(l),
         Err(e) if e.is_exists() => {
-            // The pod's ifname may belong to a pair an asynchronous DEL is still
-            // deleting (DEL then ADD into the same netns): give it a moment.
-            let mut waited = 0;
-            while pod.handle.link_by_name(ifname)?.is_some() {
-                if waited >= PENDING_DELETE_WAIT_MS {
-                    return Err(PluginError::IfnameExists {
-                        ifname: ifname.to_string(),
-                        netns: pod.netns.path().display().to_string(),
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                waited += 10;
+            wait_for_pending_delete(ifname, pod, claim.fresh)?;
+            // The pod's name is free, so the host name is taken. It may be
+            // replaced only when it provably belongs to nothing live: no other
+            // reservation maps to it (every live pair has one, made before
+            // the pair and released after it).
+            if let Some(owner) = (claim.owner_of_host)(host_name)? {
+                return Err(PluginError::HostVethTaken {
+                    name: host_name.to_string(),
+                    owner,
+                });
             }
             tracing::info!(link = host_name, "deleting a stale host veth");
             host.del_link_by_name(host_name)?;
@@ -163,6 +188,29 @@ pub(crate) fn create_pod_veth(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The pod's ifname exists. A fresh attachment may be looking at a pair an
+/// asynchronous DEL of its previous incarnation is still deleting (DEL then
+/// ADD into the same netns): give it a moment. Otherwise it is the live
+/// interface of this attachment: a duplicate ADD (SPEC.md section 2, ADD).
+fn wait_for_pending_delete(ifname: &str, pod: &mut PodNs, fresh: bool) -> Result<(), PluginError> {
+    let exists = |pod: &mut PodNs| -> Result<bool, PluginError> {
+        Ok(pod.handle.link_by_name(ifname)?.is_some())
+    };
+    let limit = if fresh { PENDING_DELETE_WAIT_MS } else { 0 };
+    let mut waited = 0;
+    while exists(pod)? {
+        if waited >= limit {
+            return Err(PluginError::IfnameExists {
+                ifname: ifname.to_string(),
+                netns: pod.netns.path().display().to_string(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 10;
+    }
+    Ok(())
 }
 
 /// The MAC the runtime asked for: `runtimeConfig.mac` > CNI_ARGS `MAC=`.

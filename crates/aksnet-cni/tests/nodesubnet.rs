@@ -153,9 +153,9 @@ fn transparent_datapath_contract() {
         json!([{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}])
     );
 
-    // Host veth name: azv + SHA-1("default.web-a")[:11]; container-ID fallback.
+    // Host veth name: azv + SHA-1("default.web-a")[:11]; a container named by ID only gets a name of its own.
     let host_a = aksnet_core::naming::azure_host_veth_name("default", "web-a");
-    let host_b = aksnet_core::naming::host_veth_name_from_key("cb");
+    let host_b = aksnet_core::naming::container_host_veth_name("cb", "eth0");
     assert_eq!(ra["interfaces"][0]["name"], host_a.as_str());
     assert_eq!(rb["interfaces"][0]["name"], host_b.as_str());
 
@@ -242,7 +242,7 @@ fn the_pod_after_max_pods_is_refused_and_leaves_nothing() {
     let (_, links) = pods[10].exec(&["ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "refused pod got a link: {links}");
     let (_, node_links) = n.ns.exec(&["ip", "-o", "link"]);
-    let fallback = aksnet_core::naming::host_veth_name_from_key("m10");
+    let fallback = aksnet_core::naming::container_host_veth_name("m10", "eth0");
     assert!(
         !node_links.contains(&fallback),
         "host veth of the refused pod left"

@@ -60,6 +60,34 @@ pub enum EnvError {
     UnknownArg(String),
     #[error("CNI_ARGS {key}={value:?} is not an IP address")]
     BadArgIp { key: String, value: String },
+    #[error("{key} is {len} bytes long; at most {max} are accepted")]
+    TooLong { key: String, len: usize, max: usize },
+}
+
+/// The longest values accepted for what the plugin stores with a reservation
+/// (issue 10, item 7: unbounded values made the state file grow without limit).
+/// Kubernetes' own limits where it has one: a namespace is a DNS label (63),
+/// a pod name a DNS subdomain (253)
+/// (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/).
+/// The rest are generous bounds: a pod UID is a 36-character UUID, container
+/// IDs of containerd, CRI-O and podman are 64 hex digits.
+pub const MAX_ARG_LEN: &[(&str, usize)] = &[
+    ("K8S_POD_NAMESPACE", 63),
+    ("K8S_POD_NAME", 253),
+    ("K8S_POD_UID", 128),
+    ("K8S_POD_INFRA_CONTAINER_ID", 256),
+    ("CNI_CONTAINERID", 1024),
+];
+
+fn check_len(key: &str, value: &str) -> Result<(), EnvError> {
+    match MAX_ARG_LEN.iter().find(|(k, _)| *k == key) {
+        Some((_, max)) if value.len() > *max => Err(EnvError::TooLong {
+            key: key.to_string(),
+            len: value.len(),
+            max: *max,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Parsed `CNI_ARGS`: the keys runtimes actually send (research/cni-clients.md §1.5, §1.9).
@@ -86,6 +114,7 @@ impl CniArgs {
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| EnvError::BadArgsPair(pair.to_string()))?;
+            check_len(k, v)?;
             match k {
                 "IgnoreUnknown" => {
                     out.ignore_unknown = matches!(v.to_ascii_lowercase().as_str(), "1" | "true")
@@ -165,6 +194,7 @@ impl CmdArgs {
         let container_id = container_id.unwrap_or_default();
         let ifname = ifname.unwrap_or_default();
         if needs_attachment {
+            check_len("CNI_CONTAINERID", &container_id)?;
             validate_container_id(&container_id)?;
             validate_ifname(&ifname)?;
         }
@@ -356,5 +386,33 @@ mod tests {
             CniArgs::parse("IP=10.0.0.1/24,fd00::5").unwrap().ips.len(),
             2
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod length_tests {
+    use super::*;
+
+    #[test]
+    fn stored_values_are_bounded() {
+        let long = format!("K8S_POD_NAME={}", "p".repeat(254));
+        assert!(matches!(
+            CniArgs::parse(&long),
+            Err(EnvError::TooLong { ref key, len: 254, max: 253 }) if key == "K8S_POD_NAME"
+        ));
+        assert!(CniArgs::parse(&format!("K8S_POD_NAME={}", "p".repeat(253))).is_ok());
+        assert!(CniArgs::parse(&format!("K8S_POD_NAMESPACE={}", "n".repeat(64))).is_err());
+        let env = |k: &str| match k {
+            "CNI_COMMAND" => Some("ADD".to_string()),
+            "CNI_CONTAINERID" => Some("c".repeat(1025)),
+            "CNI_IFNAME" => Some("eth0".to_string()),
+            "CNI_NETNS" => Some("/x".to_string()),
+            _ => None,
+        };
+        assert!(matches!(
+            CmdArgs::from_env(env),
+            Err(EnvError::TooLong { .. })
+        ));
     }
 }

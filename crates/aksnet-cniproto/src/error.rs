@@ -33,6 +33,9 @@ pub enum ErrorCode {
     State,
     /// 103: aksnet: CHECK found the attachment differs from prevResult.
     CheckFailed,
+    /// 104: aksnet: the host interface ADD needs belongs to another live
+    /// attachment (e.g. a second sandbox of a pod whose first is not deleted).
+    AttachmentConflict,
 }
 
 impl ErrorCode {
@@ -52,6 +55,7 @@ impl ErrorCode {
             Self::Kernel => 101,
             Self::State => 102,
             Self::CheckFailed => 103,
+            Self::AttachmentConflict => 104,
         }
     }
 }

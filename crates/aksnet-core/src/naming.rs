@@ -17,6 +17,30 @@ pub fn host_veth_name_from_key(key: &str) -> String {
     format!("{AZURE_VETH_PREFIX}{}", &digest[..11])
 }
 
+/// Host veth name in `nodesubnet` mode for a pod's interface other than
+/// `eth0`. The hashed text holds NULs, which no environment value can
+/// contain, so it never equals the `"<namespace>.<pod>"` text of
+/// [`azure_host_veth_name`] nor the text of [`container_host_veth_name`]
+/// (issue 10, item 3).
+pub fn pod_interface_host_veth_name(pod_namespace: &str, pod_name: &str, ifname: &str) -> String {
+    host_veth_name_from_key(&format!("pod\0{pod_namespace}\0{pod_name}\0{ifname}"))
+}
+
+/// Host veth name in `nodesubnet` mode for a container the runtime names by
+/// ID only (podman, `ctr run --cni`): a container whose ID is another pod's
+/// `namespace.name` cannot take that pod's name (issue 10, item 3).
+pub fn container_host_veth_name(container_id: &str, ifname: &str) -> String {
+    host_veth_name_from_key(&format!("container\0{container_id}\0{ifname}"))
+}
+
+/// A file-name-safe digest of an attachment (CNI_CONTAINERID, CNI_IFNAME):
+/// 40 hex digits of SHA-1(container ID, NUL, ifname).
+pub fn attachment_digest(container_id: &str, ifname: &str) -> String {
+    sha1_smol::Sha1::from(format!("{container_id}\0{ifname}").as_bytes())
+        .digest()
+        .to_string()
+}
+
 /// Host veth name in `kubenet` mode: `veth` + 8 hex digits of SHA-1 of the
 /// attachment key (containerID + ifname), so DEL can find it without state and
 /// two attachments never collide in practice (15-byte IFNAMSIZ limit).
@@ -47,6 +71,26 @@ mod tests {
             azure_host_veth_name("a", "b"),
             host_veth_name_from_key("a.b")
         );
+    }
+
+    #[test]
+    fn attachment_names_never_equal_a_pods_azure_name() {
+        // A container ID "ns.pod" (legal in CNI_CONTAINERID) and the pod ns/pod.
+        assert_ne!(
+            container_host_veth_name("ns.pod", "eth0"),
+            azure_host_veth_name("ns", "pod")
+        );
+        assert_ne!(
+            container_host_veth_name("ns.pod", "eth1"),
+            pod_interface_host_veth_name("ns", "pod", "eth1")
+        );
+        assert_ne!(
+            pod_interface_host_veth_name("ns", "pod", "eth1"),
+            pod_interface_host_veth_name("ns", "pod", "eth2")
+        );
+        assert_eq!(container_host_veth_name("a", "eth0").len(), 14);
+        assert_eq!(attachment_digest("a", "eth0").len(), 40);
+        assert_ne!(attachment_digest("a.b", "c"), attachment_digest("a", "b.c"));
     }
 
     #[test]

@@ -19,12 +19,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attachment_lock;
 pub mod error;
 pub mod store;
 
 use std::net::IpAddr;
 use std::path::Path;
 
+pub use attachment_lock::AttachmentLock;
 pub use error::IpamError;
 pub use store::{
     networks_in, validate_network_name, IpamStore, DEFAULT_DATA_DIR, DEFAULT_LOCK_TIMEOUT,

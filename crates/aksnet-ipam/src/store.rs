@@ -56,13 +56,12 @@
 //! does its netlink work after `transact` returns (the brief: no node-wide lock across
 //! netlink work).
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aksnet_core::allocator::{AllocationRecord, Allocator, CursorRecord};
 use aksnet_core::pool::NODE_POOL_FILE;
@@ -245,34 +244,8 @@ impl IpamStore {
             .map_err(|e| IpamError::io("open IPAM lock file", &self.lock_path, e))
     }
 
-    /// flock with a deadline: try, then poll with a short backoff (std has no timed
-    /// flock; transactions are short, so the first retries usually win).
     fn acquire(&self, lock: &File, shared: bool) -> Result<(), IpamError> {
-        let start = Instant::now();
-        let mut pause = Duration::from_micros(50);
-        loop {
-            let attempt = if shared {
-                lock.try_lock_shared()
-            } else {
-                lock.try_lock()
-            };
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => {
-                    return Err(IpamError::io("lock", &self.lock_path, e));
-                }
-            }
-            let waited = start.elapsed();
-            if waited >= self.lock_timeout {
-                return Err(IpamError::LockTimeout {
-                    path: self.lock_path.clone(),
-                    waited,
-                });
-            }
-            thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(2));
-        }
+        crate::attachment_lock::lock_with_deadline(lock, &self.lock_path, shared, self.lock_timeout)
     }
 
     fn read_state(&self) -> Result<Allocator, IpamError> {

@@ -49,6 +49,25 @@ impl Netns {
         &self.path
     }
 
+    /// Whether this is the network namespace the calling thread is in (the
+    /// same nsfs inode). A runtime never asks a plugin to configure the
+    /// plugin's own namespace: `CNI_NETNS=/proc/self/ns/net` would put a pod's
+    /// interface and default route into the host (issue 10, item 7).
+    pub fn is_current(&self) -> Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let here = "/proc/thread-self/ns/net";
+        let mine = std::fs::metadata(here)
+            .map_err(|e| NetlinkError::io("stat netns", here.to_string(), e))?;
+        let theirs = File::from(
+            self.fd
+                .try_clone()
+                .map_err(|e| NetlinkError::io("dup netns", self.path.display().to_string(), e))?,
+        )
+        .metadata()
+        .map_err(|e| NetlinkError::io("stat netns", self.path.display().to_string(), e))?;
+        Ok(mine.dev() == theirs.dev() && mine.ino() == theirs.ino())
+    }
+
     /// Runs `f` on a scoped thread inside this namespace and returns its
     /// result. The thread exits afterwards; the caller's thread is untouched.
     /// A panic in `f` is propagated to the caller.
