@@ -226,7 +226,7 @@ impl Lab {
             Datapath::Kubenet { pod_cidr } => serde_json::json!({
                 "cniVersion": "1.0.0", "name": name, "type": "aksnet-cni",
                 "mode": "kubenet", "bridge": "cbr0", "isGateway": true, "ipMasq": false,
-                "dataDir": data,
+                "dataDir": data, "logFile": format!("{data}/aksnet-cni.log"),
                 "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]]}
             }),
             Datapath::NodeSubnet { subnet } => {
@@ -242,7 +242,8 @@ impl Lab {
                 assert!(o.status.success(), "aksnet node join: {}", stderr(&o));
                 serde_json::json!({
                     "cniVersion": "1.0.0", "name": name, "type": "aksnet-cni",
-                    "mode": "nodesubnet", "dataDir": data
+                    "mode": "nodesubnet", "dataDir": data,
+                    "logFile": format!("{data}/aksnet-cni.log")
                 })
             }
         }

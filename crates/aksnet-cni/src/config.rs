@@ -37,6 +37,8 @@ const KNOWN_KEYS: &[&str] = &[
     "dataDir",
     "uplink",
     "asyncDelete",
+    "logFile",
+    "logMaxBytes",
     "ipam",
     "dns",
     "capabilities",
@@ -65,6 +67,14 @@ impl Mode {
         match self {
             Mode::Kubenet(_) => "kubenet",
             Mode::NodeSubnet(_) => "nodesubnet",
+        }
+    }
+
+    /// The mode's datapath: the one place the mode is matched on.
+    pub(crate) fn datapath(&self) -> &dyn crate::mode::Datapath {
+        match self {
+            Mode::Kubenet(k) => k,
+            Mode::NodeSubnet(n) => n,
         }
     }
 }
@@ -120,6 +130,31 @@ fn bad(field: impl Into<String>, value: impl Into<String>, why: impl Into<String
         field: field.into(),
         value: value.into(),
         why: why.into(),
+    }
+}
+
+/// `logFile` (read again by `crate::verblog`, which must not fail a call):
+/// absolute without `..`, or `""` for no log; `logMaxBytes` at least 4 KiB.
+fn check_log_settings(obj: &Map<String, Value>) -> Result<(), PluginError> {
+    if let Some(path) = get_str(obj, "logFile", "")? {
+        let p = std::path::Path::new(path);
+        let parent = p.components().any(|c| c == std::path::Component::ParentDir);
+        if !path.is_empty() && (!p.is_absolute() || parent) {
+            return Err(bad(
+                "logFile",
+                path,
+                "must be an absolute path without `..`, or \"\" for no log",
+            ));
+        }
+    }
+    match obj.get("logMaxBytes") {
+        None => Ok(()),
+        Some(v) if v.as_u64().is_some_and(|n| n >= 4096) => Ok(()),
+        Some(v) => Err(bad(
+            "logMaxBytes",
+            show(v),
+            "must be a whole number of bytes, at least 4096",
+        )),
     }
 }
 
@@ -281,6 +316,7 @@ impl PluginConfig {
                 "must be an absolute path",
             ));
         }
+        check_log_settings(obj)?;
         // A `..` could lead the state anywhere on the node (issue 10, item 7).
         if data_dir
             .components()

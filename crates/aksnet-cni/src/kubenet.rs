@@ -4,9 +4,8 @@
 //! here: on AKS `ipMasq` is false and ip-masq-agent masquerades (§3.3).
 
 use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
-use aksnet_core::allocator::LeaseInfo;
+use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, LeaseInfo};
 use aksnet_core::naming::kubenet_host_veth_name;
-use aksnet_ipam::IpamStore;
 use aksnet_netlink::{Handle, Route as KRoute, RouteProtocol, RouteScope, RT_TABLE_MAIN};
 use ipnet::IpNet;
 
@@ -16,43 +15,42 @@ use crate::undo::Undo;
 
 /// MTU of the bridge and veths when the config gives none.
 pub const DEFAULT_MTU: u32 = 1500;
-use crate::ipam::{key, release, reserve};
-use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, Claim, HostEnd, PodNs};
+use crate::mode::{Addresses, Datapath};
+use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, HostEnd, PodNs};
 
-pub(crate) fn add(
-    args: &CmdArgs,
-    cfg: &PluginConfig,
-    k: &KubenetConf,
-    store: &IpamStore,
-    host: &mut Handle,
-    pod: &mut PodNs,
-) -> Result<CniResult, PluginError> {
-    let (leases, fresh) = reserve(store, &k.pool, args, cfg)?;
-    let mut undo = Undo::new();
-    if fresh {
-        let key = key(args);
-        undo.push("release addresses", move || release(store, &key));
+impl Datapath for KubenetConf {
+    fn addresses(&self, _cfg: &PluginConfig) -> Result<Addresses, PluginError> {
+        Ok(Addresses {
+            pool: self.pool.clone(),
+            node: None,
+        })
     }
-    let infos: Vec<LeaseInfo> = leases
-        .iter()
-        .filter_map(|l| k.pool.lease_info(l.ip))
-        .collect();
-    let owner_of_host = |name: &str| crate::owner_of_host_veth(cfg, store, args, name);
-    let claim = Claim {
-        fresh,
-        owner_of_host: &owner_of_host,
-    };
-    let ctx = AddCtx {
-        args,
-        cfg,
-        claim: &claim,
-    };
-    match setup(&ctx, k, host, pod, &infos, &mut undo) {
-        Ok(r) => {
-            undo.commit();
-            Ok(r)
-        }
-        Err(e) => Err(undo.rollback(e)),
+
+    fn setup(
+        &self,
+        ctx: &AddCtx<'_>,
+        host: &mut Handle,
+        pod: &mut PodNs,
+        addresses: &[LeaseInfo],
+        undo: &mut Undo<'_>,
+    ) -> Result<CniResult, PluginError> {
+        setup(ctx, self, host, pod, addresses, undo)
+    }
+
+    /// The host end's name derives from the attachment alone.
+    fn host_veth(&self, key: &AttachmentKey, _meta: Option<&AllocationMeta>) -> String {
+        kubenet_host_veth_name(&key.container_id, &key.ifname)
+    }
+
+    fn check_host(
+        &self,
+        args: &CmdArgs,
+        _state: &Allocator,
+        _ours: &[IpNet],
+        host: &mut Handle,
+        problems: &mut Vec<String>,
+    ) -> Result<(), PluginError> {
+        check_host(args, self, host, problems)
     }
 }
 
@@ -108,6 +106,11 @@ fn setup(
     if k.hairpin_mode {
         host.set_hairpin(host_link.index, true)?;
     }
+    // A bridge without an address of its own takes the lowest MAC of its
+    // ports, so attaching this port may have changed it (a fresh bridge has
+    // 00:00:00:00:00:00 until its first port): report it as it is now, as the
+    // reference bridge plugin does by reading the bridge again.
+    let bridge = host.link_by_index(bridge.index)?.unwrap_or(bridge);
 
     let netns = &pod.netns;
     let (pod_link, pod_mac) = prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
@@ -183,7 +186,6 @@ fn setup(
         routes,
         dns: Default::default(),
     };
-    crate::finish_add(cfg, &result, undo)?;
     Ok(result)
 }
 
@@ -194,13 +196,7 @@ fn default_dst(gw: std::net::IpAddr) -> IpNet {
     }
 }
 
-/// DEL: the host end's name derives from the attachment, so no state and no
-/// netns is needed; removing it removes the pod end too.
-pub(crate) fn host_veth_to_remove(args: &CmdArgs) -> Option<String> {
-    Some(kubenet_host_veth_name(&args.container_id, &args.ifname))
-}
-
-pub(crate) fn check_host(
+fn check_host(
     args: &CmdArgs,
     k: &KubenetConf,
     host: &mut Handle,

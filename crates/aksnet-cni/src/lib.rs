@@ -12,8 +12,10 @@ pub mod error;
 mod ipam;
 pub mod ipmasq;
 mod kubenet;
+mod mode;
 mod nodesubnet;
 pub mod undo;
+pub mod verblog;
 mod veth;
 
 use std::collections::HashSet;
@@ -26,11 +28,13 @@ use aksnet_ipam::{AttachmentLock, IpamStore, DEFAULT_LOCK_TIMEOUT};
 use aksnet_netlink::Handle;
 use serde_json::Value;
 
-use crate::config::{Mode, PluginConfig};
+use crate::config::PluginConfig;
 use crate::error::PluginError;
-use crate::ipam::key;
+use crate::ipam::{key, release, reserve};
+use crate::undo::Undo;
 pub use crate::veth::{delete_link_if_named, DELETE_LINK_ARG};
-use crate::veth::{open_pod, remove_host_veth, requested_mac, PodNs};
+use crate::veth::{open_pod, remove_host_veth, requested_mac, AddCtx, Claim, PodNs};
+use aksnet_core::allocator::LeaseInfo;
 
 /// The largest network configuration read from stdin (issue 10, item 7: an
 /// unbounded read let 100 MB of input take 208 MB of memory). A GC listing
@@ -115,12 +119,7 @@ fn add(args: &CmdArgs, cfg: &PluginConfig) -> Result<CniResult, PluginError> {
     let mut pod = open_pod(args)?;
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let lock = lock_attachment(cfg, args)?;
-    let mut host = Handle::new()?;
-    let added = match &cfg.mode {
-        Mode::Kubenet(k) => kubenet::add(args, cfg, k, &store, &mut host, &mut pod),
-        Mode::NodeSubnet(n) => nodesubnet::add(args, cfg, n, &store, &mut host, &mut pod),
-    };
-    let mut result = match added {
+    let mut result = match add_attachment(args, cfg, &store, &mut pod) {
         Ok(r) => r,
         Err(e) => {
             // An ADD that undid itself leaves no attachment: its lock file goes
@@ -154,6 +153,63 @@ fn add(args: &CmdArgs, cfg: &PluginConfig) -> Result<CniResult, PluginError> {
     Ok(result)
 }
 
+/// The ADD skeleton every mode shares: reserve (one short IPAM transaction),
+/// then the mode's datapath and ipMasq under an undo list, then commit. The
+/// reservation is released on failure only if this ADD created it: an
+/// existing one belongs to an earlier ADD of the same attachment.
+fn add_attachment(
+    args: &CmdArgs,
+    cfg: &PluginConfig,
+    store: &IpamStore,
+    pod: &mut PodNs,
+) -> Result<CniResult, PluginError> {
+    let mode = cfg.mode.datapath();
+    let addresses = mode.addresses(cfg)?;
+    let (leases, fresh) = reserve(store, &addresses.pool, args, cfg).map_err(|e| match e {
+        PluginError::Ipam(aksnet_ipam::IpamError::Exhausted { in_use, .. }) => {
+            match &addresses.node {
+                Some((node, reserved)) => PluginError::NodeFull {
+                    node: node.clone(),
+                    reserved: *reserved,
+                    in_use: in_use as usize,
+                },
+                None => e,
+            }
+        }
+        other => other,
+    })?;
+    let mut undo = Undo::new();
+    if fresh {
+        let key = key(args);
+        undo.push("release addresses", move || release(store, &key));
+    }
+    let infos: Vec<LeaseInfo> = leases
+        .iter()
+        .filter_map(|l| addresses.pool.lease_info(l.ip))
+        .collect();
+    let owner_of_host = |name: &str| owner_of_host_veth(cfg, store, args, name);
+    let claim = Claim {
+        fresh,
+        owner_of_host: &owner_of_host,
+    };
+    let ctx = AddCtx {
+        args,
+        cfg,
+        claim: &claim,
+    };
+    let mut host = Handle::new()?;
+    let built = mode
+        .setup(&ctx, &mut host, pod, &infos, &mut undo)
+        .and_then(|r| finish_add(cfg, &r, &mut undo).map(|()| r));
+    match built {
+        Ok(r) => {
+            undo.commit();
+            Ok(r)
+        }
+        Err(e) => Err(undo.rollback(e)),
+    }
+}
+
 fn del(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let lock = lock_attachment(cfg, args)?;
@@ -161,11 +217,7 @@ fn del(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     let key = key(args);
     // The link first, then the address: an address is free only once nothing
     // routes it any more (otherwise the next ADD's host route could collide).
-    let veth = match &cfg.mode {
-        Mode::Kubenet(_) => kubenet::host_veth_to_remove(args),
-        Mode::NodeSubnet(_) => nodesubnet::host_veth_to_remove(args, &store)?,
-    };
-    if let Some(name) = veth {
+    if let Some(name) = host_veth_to_remove(cfg, args, &store)? {
         remove_host_veth(&mut host, &name, cfg.async_delete)?;
     }
     let released = store.transact(|a| Ok::<_, PluginError>(a.release(&key)))?;
@@ -176,18 +228,27 @@ fn del(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// The host veth of an attachment, from its key and what ADD stored with it.
-fn host_veth_of(
-    mode: &Mode,
-    key: &AttachmentKey,
-    meta: Option<&aksnet_core::allocator::AllocationMeta>,
-) -> String {
-    match mode {
-        Mode::Kubenet(_) => {
-            aksnet_core::naming::kubenet_host_veth_name(&key.container_id, &key.ifname)
-        }
-        Mode::NodeSubnet(_) => nodesubnet::host_veth_for(key, meta),
-    }
+/// DEL: the host veth to remove (its routes go with it). The name comes from
+/// the reservation's metadata when there is one, else from the call. If
+/// another live reservation maps to the same name, the link is theirs and is
+/// left alone.
+fn host_veth_to_remove(
+    cfg: &PluginConfig,
+    args: &CmdArgs,
+    store: &IpamStore,
+) -> Result<Option<String>, PluginError> {
+    let mode = cfg.mode.datapath();
+    let state = store.snapshot()?;
+    let key = key(args);
+    let name = match state.get(&key) {
+        Some(_) => mode.host_veth(&key, state.meta(&key)),
+        None => mode.host_veth(&key, Some(&ipam::meta(args))),
+    };
+    let taken_by_other = state
+        .keys()
+        .filter(|k| **k != key)
+        .any(|k| mode.host_veth(k, state.meta(k)) == name);
+    Ok((!taken_by_other).then_some(name))
 }
 
 /// Which live attachment other than `args`' own has the host veth `name`, if
@@ -203,7 +264,7 @@ pub(crate) fn owner_of_host_veth(
     let owner = state
         .keys()
         .filter(|k| **k != ours)
-        .find(|k| host_veth_of(&cfg.mode, k, state.meta(k)) == name)
+        .find(|k| cfg.mode.datapath().host_veth(k, state.meta(k)) == name)
         .map(|k| {
             let pod = state
                 .meta(k)
@@ -285,12 +346,9 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
             }
         }
     }
-    match &cfg.mode {
-        Mode::Kubenet(k) => kubenet::check_host(args, k, &mut host, &mut problems)?,
-        Mode::NodeSubnet(_) => {
-            nodesubnet::check_host(args, &state, &ours, &mut host, &mut problems)?
-        }
-    }
+    cfg.mode
+        .datapath()
+        .check_host(args, &state, &ours, &mut host, &mut problems)?;
     if problems.is_empty() {
         Ok(())
     } else {
@@ -330,7 +388,7 @@ fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
         let Some(lock) = AttachmentLock::try_acquire(&cfg.data_dir, &cfg.name, k)? else {
             continue;
         };
-        let name = host_veth_of(&cfg.mode, k, snapshot.meta(k));
+        let name = cfg.mode.datapath().host_veth(k, snapshot.meta(k));
         if let Err(e) = host.del_link_by_name(&name) {
             errors.push(e);
         }
@@ -370,10 +428,7 @@ fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
 /// STATUS (CNI 1.1): code 50 when ADD cannot succeed: no free address, or
 /// (nodesubnet) no node pool yet.
 fn status(cfg: &PluginConfig) -> Result<(), PluginError> {
-    let pool = match &cfg.mode {
-        Mode::Kubenet(k) => k.pool.clone(),
-        Mode::NodeSubnet(_) => nodesubnet::load_pool(cfg)?.1,
-    };
+    let pool = cfg.mode.datapath().addresses(cfg)?.pool;
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let state = store.snapshot()?;
     if state.can_allocate(&pool) {
@@ -391,7 +446,7 @@ pub(crate) use ipnet::IpNet;
 
 /// Last step of every mode's ADD: `ipMasq` rules for the pod's addresses,
 /// with its inverse on the undo list.
-pub(crate) fn finish_add(
+fn finish_add(
     cfg: &PluginConfig,
     result: &CniResult,
     undo: &mut undo::Undo<'_>,

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    let started = std::time::Instant::now();
     let mut stdin = Vec::new();
     // Read one byte past the cap, so that a larger input is detected without
     // being read whole (issue 10, item 7).
@@ -53,6 +54,13 @@ fn main() -> ExitCode {
         Ok(_) => aksnet_cni::run(|k| std::env::var(k).ok(), &stdin),
         Err(e) => Err(aksnet_cni::error::PluginError::Stdin(e)),
     };
+    let env = |k: &str| std::env::var(k).ok();
+    aksnet_cni::verblog::record(&aksnet_cni::verblog::Call {
+        env: &env,
+        stdin: &stdin,
+        outcome: outcome.as_ref().map(Option::as_ref),
+        elapsed: started.elapsed(),
+    });
     let mut out = std::io::stdout().lock();
     match outcome {
         Ok(Some(v)) => {

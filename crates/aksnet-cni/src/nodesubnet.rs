@@ -11,20 +11,22 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
-use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, Pool, ValidPool};
+use aksnet_core::allocator::{
+    AllocationMeta, Allocator, AttachmentKey, LeaseInfo, Pool, ValidPool,
+};
 use aksnet_core::naming::{
     azure_host_veth_name, container_host_veth_name, pod_interface_host_veth_name,
 };
 use aksnet_core::pool::{NodePool, NODE_POOL_FILE};
-use aksnet_ipam::{IpamError, IpamStore};
 use aksnet_netlink::{Handle, NeighbourState, Route as KRoute, RouteProtocol};
 use ipnet::IpNet;
 
 use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
-use crate::ipam::{key, release, reserve};
+use crate::ipam::key;
+use crate::mode::{Addresses, Datapath};
 use crate::undo::Undo;
-use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, Claim, HostEnd, PodNs};
+use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, HostEnd, PodNs};
 
 /// The pod's virtual gateway (Azure PR #753, research/azure-cni.md §1.3).
 pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
@@ -37,7 +39,7 @@ const SECONDARY_METRIC_BASE: u32 = 100;
 
 /// Reads the node's local pool that `aksnet node join` wrote (one reader
 /// for the file, `aksnet_store::local_pool`, which checks every field).
-pub(crate) fn load_pool(cfg: &PluginConfig) -> Result<(NodePool, ValidPool), PluginError> {
+fn load_pool(cfg: &PluginConfig) -> Result<(NodePool, ValidPool), PluginError> {
     let path: PathBuf = cfg.data_dir.join(NODE_POOL_FILE);
     let err = |why: String| PluginError::NodePool {
         path: path.clone(),
@@ -89,7 +91,7 @@ fn host_veth_for_args(args: &CmdArgs) -> String {
 }
 
 /// The host veth of a reservation, from what ADD stored with it.
-pub(crate) fn host_veth_for(key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String {
+fn host_veth_for(key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String {
     host_veth_name(
         meta.and_then(|m| m.pod_namespace.as_deref()),
         meta.and_then(|m| m.pod_name.as_deref()),
@@ -98,53 +100,47 @@ pub(crate) fn host_veth_for(key: &AttachmentKey, meta: Option<&AllocationMeta>) 
     )
 }
 
-pub(crate) fn add(
-    args: &CmdArgs,
-    cfg: &PluginConfig,
-    n: &NodeSubnetConf,
-    store: &IpamStore,
-    host: &mut Handle,
-    pod: &mut PodNs,
-) -> Result<CniResult, PluginError> {
-    let (node, pool) = load_pool(cfg)?;
-    let (leases, fresh) = reserve(store, &pool, args, cfg).map_err(|e| match e {
-        PluginError::Ipam(IpamError::Exhausted { in_use, .. }) => PluginError::NodeFull {
-            node: node.node.clone(),
-            reserved: node.pod_ips.len(),
-            in_use: in_use as usize,
-        },
-        other => other,
-    })?;
-    let mut undo = Undo::new();
-    if fresh {
-        let key = key(args);
-        undo.push("release addresses", move || release(store, &key));
+impl Datapath for NodeSubnetConf {
+    fn addresses(&self, cfg: &PluginConfig) -> Result<Addresses, PluginError> {
+        let (node, pool) = load_pool(cfg)?;
+        Ok(Addresses {
+            pool,
+            node: Some((node.node, node.pod_ips.len())),
+        })
     }
-    let address = match leases.first().and_then(|l| pool.lease_info(l.ip)) {
-        Some(info) => info.address,
-        None => {
-            return Err(undo.rollback(PluginError::NodePool {
-                path: cfg.data_dir.join(NODE_POOL_FILE),
-                why: "the reserved address is not in the pool any more".into(),
-            }))
-        }
-    };
-    let owner_of_host = |name: &str| crate::owner_of_host_veth(cfg, store, args, name);
-    let claim = Claim {
-        fresh,
-        owner_of_host: &owner_of_host,
-    };
-    let ctx = AddCtx {
-        args,
-        cfg,
-        claim: &claim,
-    };
-    match setup(&ctx, n, host, pod, address, &mut undo) {
-        Ok(r) => {
-            undo.commit();
-            Ok(r)
-        }
-        Err(e) => Err(undo.rollback(e)),
+
+    fn setup(
+        &self,
+        ctx: &AddCtx<'_>,
+        host: &mut Handle,
+        pod: &mut PodNs,
+        addresses: &[LeaseInfo],
+        undo: &mut Undo<'_>,
+    ) -> Result<CniResult, PluginError> {
+        let address =
+            addresses
+                .first()
+                .map(|i| i.address)
+                .ok_or_else(|| PluginError::NodePool {
+                    path: ctx.cfg.data_dir.join(NODE_POOL_FILE),
+                    why: "the reserved address is not in the pool any more".into(),
+                })?;
+        setup(ctx, self, host, pod, address, undo)
+    }
+
+    fn host_veth(&self, key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String {
+        host_veth_for(key, meta)
+    }
+
+    fn check_host(
+        &self,
+        args: &CmdArgs,
+        state: &Allocator,
+        ours: &[IpNet],
+        host: &mut Handle,
+        problems: &mut Vec<String>,
+    ) -> Result<(), PluginError> {
+        check_host(args, state, ours, host, problems)
     }
 }
 
@@ -255,32 +251,10 @@ fn setup(
         routes: vec![Route::new(IpNet::V4(Default::default()), Some(gw))],
         dns: Default::default(),
     };
-    crate::finish_add(cfg, &result, undo)?;
     Ok(result)
 }
 
-/// DEL: the host veth to remove (its /32 route goes with it). The name comes from
-/// the reservation's metadata when there is one. If another live reservation
-/// maps to the same name — a new incarnation of the same pod whose ADD
-/// replaced the veth — the link is theirs now and is left alone.
-pub(crate) fn host_veth_to_remove(
-    args: &CmdArgs,
-    store: &IpamStore,
-) -> Result<Option<String>, PluginError> {
-    let state = store.snapshot()?;
-    let key = key(args);
-    let name = match state.get(&key) {
-        Some(_) => host_veth_for(&key, state.meta(&key)),
-        None => host_veth_for_args(args),
-    };
-    let taken_by_other = state
-        .keys()
-        .filter(|k| **k != key)
-        .any(|k| host_veth_for(k, state.meta(k)) == name);
-    Ok((!taken_by_other).then_some(name))
-}
-
-pub(crate) fn check_host(
+fn check_host(
     args: &CmdArgs,
     state: &Allocator,
     ours: &[IpNet],

@@ -486,3 +486,53 @@ fn dual_stack_gets_one_address_per_range_set() {
     n.verb("DEL", "dsb", &b.path(), &c, "").expect_ok();
     assert!(allocations(n.dir.path(), &n.name).is_empty());
 }
+
+/// Issue 14: the result reports the bridge's MAC as it is after the pod's
+/// port joined it (a fresh bridge has 00:00:00:00:00:00 until then), and every
+/// call leaves one line in the plugin's log file.
+#[test]
+fn bridge_mac_is_current_and_each_call_is_logged() {
+    let n = net("m");
+    let log = n.dir.path().join("log/aksnet-cni.log");
+    let mut c = conf(&n, "1.1.0", "10.251.2.0/24");
+    c["logFile"] = json!(log);
+    let a = NetnsGuard::new(&format!("aksnt-{}", tag("m")));
+    let r = n
+        .verb(
+            "ADD",
+            "ma",
+            &a.path(),
+            &c,
+            "K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=web",
+        )
+        .expect_ok()
+        .json();
+    let mac = r["interfaces"][0]["mac"].as_str().expect("bridge mac");
+    assert_ne!(mac, "00:00:00:00:00:00", "stale bridge MAC in {r}");
+    assert_eq!(n.link(&n.bridge).expect("bridge").mac_string(), mac);
+    n.verb("DEL", "ma", &a.path(), &with_prev(&c, &r), "")
+        .expect_ok();
+    let bad = n.verb("ADD", "mb", "/nonexistent/netns", &c, "");
+    assert!(!bad.ok);
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .expect("the plugin wrote its log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["verb"], "ADD");
+    assert_eq!(lines[0]["pod"], "ns1/web");
+    assert_eq!(lines[0]["container"], "ma");
+    assert_eq!(lines[0]["result"], "ok");
+    let want: Vec<Value> = r["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["address"].clone())
+        .collect();
+    assert_eq!(lines[0]["addresses"], Value::Array(want));
+    assert!(lines[0]["durationMs"].as_f64().unwrap() > 0.0);
+    assert_eq!(lines[1]["verb"], "DEL");
+    assert_eq!(lines[2]["result"], "error");
+    assert_eq!(lines[2]["code"], 3, "{}", lines[2]);
+}

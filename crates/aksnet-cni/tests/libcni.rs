@@ -89,6 +89,7 @@ fn libcni_drives_aksnet_cni_alone_and_chained_with_reference_plugins() {
             "name": format!("aksnt-{t}"),
             "plugins": [{
                 "type": "aksnet-cni", "mode": "kubenet", "bridge": bridge, "dataDir": data,
+                "logFile": data.join("aksnet-cni.log"),
                 "ipam": {"ranges": [[{"subnet": "10.249.0.0/24"}]]}
             }]
         });

@@ -231,6 +231,7 @@ fn a_person_asking_gets_an_answer_on_stderr() {
     let o = std::process::Command::new(PLUGIN)
         .arg("--version")
         .env_clear()
+        .env("AKSNET_CNI_LOG_FILE", "")
         .output()
         .unwrap();
     assert!(o.status.success());

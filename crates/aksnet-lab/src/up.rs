@@ -364,10 +364,12 @@ impl<'a> Builder<'a> {
             Model::NodeSubnet => serde_json::json!({
                 "cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
                 "mode": "nodesubnet", "dataDir": data_dir,
+                "logFile": data_dir.join("aksnet-cni.log"),
             }),
             Model::Kubenet => serde_json::json!({
                 "cniVersion": "1.1.0", "name": "kubenet", "type": "aksnet-cni",
                 "mode": "kubenet", "bridge": "cbr0", "dataDir": data_dir,
+                "logFile": data_dir.join("aksnet-cni.log"),
                 "ipam": {"ranges": [[{"subnet": node.plan.pod_cidr.map(|c| c.to_string()).unwrap_or_default()}]]},
             }),
         };

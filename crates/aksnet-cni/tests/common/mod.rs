@@ -133,6 +133,8 @@ pub fn call_in(netns_exec: Option<&str>, env: &[(&str, &str)], stdin: &str) -> O
         None => Command::new(PLUGIN),
     };
     cmd.env_clear()
+        // The per-call log is off unless a test's configuration names a file.
+        .env("AKSNET_CNI_LOG_FILE", "")
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env(
             "CNI_PATH",

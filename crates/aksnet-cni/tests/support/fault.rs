@@ -218,6 +218,8 @@ impl Call {
         let mut env = BTreeMap::new();
         env.insert("CNI_COMMAND".to_string(), command.to_string());
         env.insert("CNI_PATH".to_string(), "/usr/lib/cni".to_string());
+        // The per-call log is off unless a test's configuration names a file.
+        env.insert("AKSNET_CNI_LOG_FILE".to_string(), String::new());
         env.insert(
             "PATH".to_string(),
             "/usr/sbin:/usr/bin:/sbin:/bin".to_string(),

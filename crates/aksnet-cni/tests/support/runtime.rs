@@ -173,6 +173,7 @@ pub fn kubenet_conflist(
             "isGateway": true,
             "hairpinMode": true,
             "dataDir": data_dir,
+            "logFile": data_dir.join("aksnet-cni.log"),
             // podman's own conflists declare it; podman still sends IP= in CNI_ARGS
             // (research/cni-clients.md §1.9).
             "capabilities": {"ips": true},
