@@ -33,7 +33,7 @@ use crate::error::PluginError;
 use crate::ipam::{key, release, reserve};
 use crate::undo::Undo;
 pub use crate::veth::{delete_link_if_named, DELETE_LINK_ARG};
-use crate::veth::{open_pod, remove_host_veth, requested_mac, AddCtx, Claim, PodNs};
+use crate::veth::{open_pod, open_pod_with, remove_host_veth, requested_mac, AddCtx, Claim, PodNs};
 use aksnet_core::allocator::LeaseInfo;
 
 /// The largest network configuration read from stdin (issue 10, item 7: an
@@ -116,7 +116,8 @@ fn lock_attachment(cfg: &PluginConfig, args: &CmdArgs) -> Result<AttachmentLock,
 fn add(args: &CmdArgs, cfg: &PluginConfig) -> Result<CniResult, PluginError> {
     // Bad input is refused before anything changes.
     requested_mac(args, cfg)?;
-    let mut pod = open_pod(args)?;
+    let mode = cfg.mode.datapath();
+    let mut pod = open_pod_with(args, || mode.prepare_pod_netns())?;
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;
     let lock = lock_attachment(cfg, args)?;
     let mut result = match add_attachment(args, cfg, &store, &mut pod) {

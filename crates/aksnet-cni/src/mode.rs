@@ -22,7 +22,14 @@ pub(crate) struct Addresses {
     pub node: Option<(String, usize)>,
 }
 
-pub(crate) trait Datapath {
+pub(crate) trait Datapath: Sync {
+    /// Settings of the pod's network namespace that ADD makes while it is
+    /// inside it anyway (opening its netlink socket), before the pod's
+    /// interface exists. Runs on a thread inside the pod netns.
+    fn prepare_pod_netns(&self) -> aksnet_netlink::Result<()> {
+        Ok(())
+    }
+
     /// The pool ADD reserves from and STATUS reports on.
     fn addresses(&self, cfg: &PluginConfig) -> Result<Addresses, PluginError>;
 

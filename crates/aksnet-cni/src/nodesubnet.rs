@@ -33,6 +33,8 @@ pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// Fixed host-veth MAC (Azure PR #1524: a MAC that changed after creation
 /// left the pod's neighbour entry stale).
 pub const HOST_VETH_MAC: [u8; 6] = [0xaa; 6];
+/// The MTU when no device leads to the node subnet (Ethernet's).
+const DEFAULT_MTU: u32 = 1500;
 /// Routes of a pod's interfaces other than `eth0` use this plus the
 /// interface's index as their metric (unique within the pod).
 const SECONDARY_METRIC_BASE: u32 = 100;
@@ -101,6 +103,13 @@ fn host_veth_for(key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String {
 }
 
 impl Datapath for NodeSubnetConf {
+    /// The pod's interfaces take no router advertisements (`accept_ra=0`):
+    /// set as the namespace's default before its interface is created, so
+    /// the interface is born with it and ADD enters the namespace once.
+    fn prepare_pod_netns(&self) -> aksnet_netlink::Result<()> {
+        aksnet_netlink::set_default_accept_ra(0)
+    }
+
     fn addresses(&self, cfg: &PluginConfig) -> Result<Addresses, PluginError> {
         let (node, pool) = load_pool(cfg)?;
         Ok(Addresses {
@@ -144,21 +153,42 @@ impl Datapath for NodeSubnetConf {
     }
 }
 
-fn uplink_mtu(n: &NodeSubnetConf, host: &mut Handle) -> Result<u32, PluginError> {
+/// The MTU pods copy: Azure copies eth0's, the node's interface in the node
+/// subnet. Without `mtu` or `uplink` in the configuration, that is the device
+/// through which the node reaches its subnet's gateway (the subnet's first
+/// address, one of the five Azure reserves): one FIB lookup, where reading the
+/// default route meant dumping a main table that grows by one /32 per pod.
+fn uplink_mtu(n: &NodeSubnetConf, host: &mut Handle, address: IpNet) -> Result<u32, PluginError> {
     if let Some(m) = n.mtu {
         return Ok(m);
     }
-    match &n.uplink {
-        Some(name) => host
-            .link_by_name(name)?
-            .map(|l| l.mtu)
-            .ok_or_else(|| PluginError::Config {
-                field: "uplink".into(),
-                value: name.clone(),
-                why: "no such interface on the node".into(),
-            }),
-        // Azure copies eth0's MTU; we take the device of the default route.
-        None => Ok(host.default_route_link()?.map_or(1500, |l| l.mtu)),
+    let link = match &n.uplink {
+        Some(name) => Some(
+            host.link_by_name(name)?
+                .ok_or_else(|| PluginError::Config {
+                    field: "uplink".into(),
+                    value: name.clone(),
+                    why: "no such interface on the node".into(),
+                })?,
+        ),
+        None => match subnet_gateway(address) {
+            Some(gw) => match host.route_get(gw)?.and_then(|r| r.oif) {
+                Some(oif) => host.link_by_index(oif)?,
+                None => None,
+            },
+            None => None,
+        },
+    };
+    Ok(link.map_or(DEFAULT_MTU, |l| l.mtu))
+}
+
+/// The first address of the pod address's subnet (Azure's gateway).
+fn subnet_gateway(address: IpNet) -> Option<IpAddr> {
+    match address.trunc() {
+        IpNet::V4(n) => u32::from(n.network())
+            .checked_add(1)
+            .map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        IpNet::V6(_) => None,
     }
 }
 
@@ -171,7 +201,7 @@ fn setup(
     undo: &mut Undo<'_>,
 ) -> Result<CniResult, PluginError> {
     let AddCtx { args, cfg, claim } = *ctx;
-    let mtu = uplink_mtu(n, host)?;
+    let mtu = uplink_mtu(n, host, address)?;
     let host_name = host_veth_for_args(args);
     let host_link = create_pod_veth(
         host,
@@ -199,8 +229,6 @@ fn setup(
     let netns = &pod.netns;
     let (pod_link, pod_mac) = prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
     let pod = &mut pod.handle;
-    let ifname = args.ifname.clone();
-    aksnet_netlink::run_in_netns(netns, move || aksnet_netlink::set_accept_ra(&ifname, 0))??;
     // The subnet prefix without its connected route: nothing is on-link, all
     // traffic goes to 169.254.1.1 (Azure PR #753).
     pod.add_addr_noprefixroute(pod_link, address)?;

@@ -23,13 +23,22 @@ pub(crate) struct PodNs {
 }
 
 pub(crate) fn open_pod(args: &CmdArgs) -> Result<PodNs, PluginError> {
+    open_pod_with(args, || Ok(()))
+}
+
+/// As [`open_pod`], running `prepare` inside the pod netns on the thread
+/// that opens the netlink socket there (one entry into the namespace).
+pub(crate) fn open_pod_with(
+    args: &CmdArgs,
+    prepare: impl FnOnce() -> aksnet_netlink::Result<()> + Send,
+) -> Result<PodNs, PluginError> {
     let netns = open_netns(args)?;
     if netns.is_current()? {
         return Err(PluginError::NetnsIsOwn {
             path: netns.path().to_path_buf(),
         });
     }
-    let handle = Handle::in_netns(&netns).map_err(|source| PluginError::Netns {
+    let handle = Handle::in_netns_with(&netns, prepare).map_err(|source| PluginError::Netns {
         path: netns.path().to_path_buf(),
         source,
     })?;

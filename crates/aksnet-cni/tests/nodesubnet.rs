@@ -193,6 +193,11 @@ fn transparent_datapath_contract() {
         let (_, l) = n.ns.exec(&["ip", "-o", "link", "show", host]);
         assert!(l.contains("aa:aa:aa:aa:aa:aa"), "{l}");
     }
+    // The pods' interfaces take no router advertisements either.
+    for pod in [&a, &b] {
+        let (_, ra_) = pod.exec(&["cat", "/proc/sys/net/ipv6/conf/eth0/accept_ra"]);
+        assert_eq!(ra_.trim(), "0", "pod eth0 accept_ra");
+    }
     // Pod to pod through the host, and pod to the node.
     assert!(a.ping(&ipb), "a -> b");
     assert!(b.ping(&ipa), "b -> a");

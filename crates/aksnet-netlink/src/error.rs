@@ -102,6 +102,11 @@ impl NetlinkError {
     /// The object (or what it refers to) does not exist: ENODEV (no such
     /// link), ENOENT (no such file / netns path), ESRCH (no such route),
     /// EADDRNOTAVAIL (no such address).
+    /// ENETUNREACH or EHOSTUNREACH: no route leads to the destination.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self.errno(), Some(Errno::ENETUNREACH | Errno::EHOSTUNREACH))
+    }
+
     pub fn is_not_found(&self) -> bool {
         matches!(
             self.errno(),

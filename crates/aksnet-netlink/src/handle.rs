@@ -24,9 +24,21 @@ impl Handle {
     /// A handle on `netns`. The socket is created by a scoped thread that
     /// enters `netns` and exits; the calling thread never changes namespace.
     pub fn in_netns(netns: &Netns) -> Result<Self> {
-        let sock = run_in_netns(netns, Socket::open)?.map_err(|e| {
+        Self::in_netns_with(netns, || Ok(()))
+    }
+
+    /// As [`Handle::in_netns`], and runs `prepare` on the same thread while it
+    /// is inside the namespace (sysctls, say): one entry into the namespace
+    /// instead of two, each of which costs a thread and a `setns`.
+    pub fn in_netns_with(
+        netns: &Netns,
+        prepare: impl FnOnce() -> Result<()> + Send,
+    ) -> Result<Self> {
+        let (sock, prepared) = run_in_netns(netns, || (Socket::open(), prepare()))?;
+        let sock = sock.map_err(|e| {
             NetlinkError::io("open netlink socket", netns.path().display().to_string(), e)
         })?;
+        prepared?;
         Ok(Self { sock })
     }
 

@@ -39,7 +39,8 @@ pub use netns::{
 };
 pub use route::{Route, RouteProtocol, RouteScope, RT_TABLE_MAIN};
 pub use sysctl::{
-    enable_ip_forward, enable_ipv6_forward, get_sysctl, set_accept_ra, set_proxy_arp, set_sysctl,
+    enable_ip_forward, enable_ipv6_forward, get_sysctl, set_accept_ra, set_default_accept_ra,
+    set_proxy_arp, set_sysctl,
 };
 
 /// Re-exported so callers need no direct `ipnet` dependency for our signatures.

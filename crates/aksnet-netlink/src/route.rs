@@ -295,6 +295,35 @@ impl Handle {
     }
 
     /// The IPv4 and IPv6 unicast routes of the main table.
+    /// The route the kernel would use to reach `dst` (`ip route get`): one
+    /// FIB lookup, whatever the size of the tables (a dump of a node's main
+    /// table grows by one /32 per nodesubnet pod). `None` when no route
+    /// leads there (ENETUNREACH, EHOSTUNREACH).
+    pub fn route_get(&mut self, dst: IpAddr) -> Result<Option<Route>> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = match dst {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        msg.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+        msg.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(dst)));
+        let replies = match self.request(
+            "look up route",
+            || dst.to_string(),
+            RouteNetlinkMessage::GetRoute(msg),
+            0,
+        ) {
+            Ok(r) => r,
+            Err(e) if e.is_unreachable() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(replies.iter().find_map(|reply| match reply {
+            RouteNetlinkMessage::NewRoute(m) => route_from_message(m),
+            _ => None,
+        }))
+    }
+
     pub fn list_routes(&mut self) -> Result<Vec<Route>> {
         let replies = self.dump(
             "list routes",

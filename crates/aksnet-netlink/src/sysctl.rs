@@ -73,6 +73,17 @@ pub fn set_accept_ra(ifname: &str, value: u8) -> Result<()> {
     ))
 }
 
+/// `net.ipv6.conf.default.accept_ra` of the calling thread's netns: every
+/// interface created in that namespace afterwards starts with this value
+/// (the kernel copies `default` when it registers a device). No error when
+/// IPv6 is disabled.
+pub fn set_default_accept_ra(value: u8) -> Result<()> {
+    ignore_missing(set_sysctl(
+        "net/ipv6/conf/default/accept_ra",
+        &value.to_string(),
+    ))
+}
+
 /// `net.ipv4.ip_forward=1` (also sets `net.ipv4.conf.all.forwarding`).
 pub fn enable_ip_forward() -> Result<()> {
     set_sysctl("net/ipv4/ip_forward", "1")

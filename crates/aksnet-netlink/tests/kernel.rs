@@ -283,6 +283,12 @@ fn host_and_default_routes_add_list_delete() {
         h.default_route_link().unwrap().map(|l| l.name),
         Some("aksntrt".to_string())
     );
+    // One FIB lookup: the /32 route for its address, the default for others.
+    let to_pod = h.route_get(ip("10.240.0.216")).unwrap().unwrap();
+    assert_eq!(to_pod.oif, Some(v.index));
+    let elsewhere = h.route_get(ip("10.9.9.9")).unwrap().unwrap();
+    assert_eq!(elsewhere.oif, Some(v.index));
+    assert_eq!(elsewhere.gateway, Some(ip("169.254.1.1")));
 
     let dup = h.add_host_route(ip("10.240.0.216"), v.index).unwrap_err();
     assert!(dup.is_exists(), "{dup}");
@@ -294,6 +300,7 @@ fn host_and_default_routes_add_list_delete() {
     assert!(h.del_route(&host_route).unwrap());
     assert!(!h.del_route(&host_route).unwrap());
     assert_eq!(h.default_route_link().unwrap(), None);
+    assert_eq!(h.route_get(ip("10.9.9.9")).unwrap(), None, "unreachable");
     let left = h.list_routes().unwrap();
     assert_eq!(
         left.iter().filter(|r| r.dst.addr().is_ipv4()).count(),
