@@ -2,7 +2,7 @@
 # The README's main command (issue 6): on a fresh Debian 12 machine with Rust, as root,
 # installs the packages, builds aksnet and aksnet-cni, and runs `aksnet lab demo`:
 # an AKS-style cluster in network namespaces (both legacy models) that checks the
-# seed's claims live, then removes everything it created. Extra arguments go to
+# documented AKS claims (docs/azure.md) live, then removes everything it created. Extra arguments go to
 # `aksnet lab demo` (e.g. --prefix).
 set -euo pipefail
 cd "$(dirname "$0")/.."

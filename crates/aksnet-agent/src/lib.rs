@@ -1,9 +1,9 @@
 //! aksnet-agent: the node daemon's SNAT, compatible with ip-masq-agent(-v2), on nftables.
 //!
 //! - [`masq_config`]: the ip-masq-agent config files (pure parsing and merging, plus a thin
-//!   directory reader), research/azure-cni.md §3.1.
+//!   directory reader), docs/azure.md#ip-masq-agent.
 //! - [`settings`]: the agent's own settings (mode, VNet prefixes, pod CIDRs…) and the per-mode
-//!   defaults, research/azure-cni.md §3.2.
+//!   defaults, docs/azure.md#snat-defaults-per-mode.
 //! - [`ruleset`]: settings + merged config → the desired nftables table (pure, golden-tested).
 //! - [`reconcile`]: read our table, compare, replace atomically only when it differs; the
 //!   daemon loop and the status file. A bad config never removes working rules (issue 4).

@@ -1,5 +1,5 @@
 //! ip-masq-agent configuration files, read as ip-masq-agent-v2 reads them
-//! (research/azure-cni.md §3.1; Azure/ip-masq-agent-v2 `cmd/ip-masq-agent-v2/ip-masq-agent.go`):
+//! (docs/azure.md#ip-masq-agent; Azure/ip-masq-agent-v2 `cmd/ip-masq-agent-v2/ip-masq-agent.go`):
 //!
 //! - every regular file (symlinks followed, as ConfigMap volumes use them) in the config
 //!   directory whose name starts with `ip-masq`, YAML or JSON (YAML parses both);

@@ -1,6 +1,6 @@
 //! The desired ruleset: settings + merged ip-masq config → one nftables table.
 //!
-//! It is ip-masq-agent-v2's iptables programming (research/azure-cni.md §3.1) in nftables:
+//! It is ip-masq-agent-v2's iptables programming (docs/azure.md#ip-masq-agent) in nftables:
 //!
 //! ```text
 //! POSTROUTING: -m addrtype ! --dst-type LOCAL -j IP-MASQ-AGENT
@@ -15,7 +15,7 @@
 //! match the pod source ranges too (issue 4: only pod traffic is masqueraded). The CIDR lists
 //! are named interval sets, so a change is a set change, not a rule change.
 //!
-//! Room for NetworkPolicy (research/netpol.md §5): policy adds its own base chains (filter,
+//! Room for NetworkPolicy (docs/prior-art.md#networkpolicy-dispatch): policy adds base chains (filter,
 //! forward/output) and sets/verdict maps to this same table; nothing here depends on being
 //! the only chain.
 

@@ -1,5 +1,5 @@
 //! The agent's own settings (flags of `aksnet agent`, docs/agent.md) and the per-mode defaults
-//! (research/azure-cni.md §3.2):
+//! (docs/azure.md#snat-defaults-per-mode):
 //!
 //! | mode | non-masquerade default | pod sources default |
 //! |---|---|---|
@@ -68,7 +68,7 @@ pub struct AgentSettings {
     /// `--enable-ipv6`: accept IPv6 CIDRs and program the IPv6 chain.
     pub enable_ipv6: bool,
     /// `masqLinkLocal` of the built-in defaults fragment (AKS sets it true so IMDS sees the
-    /// node's address, research/azure-cni.md §3.2).
+    /// node's address, docs/azure.md#ip-masq-agent).
     pub masq_link_local: bool,
     pub table_name: String,
     pub resync_interval: Duration,

@@ -1,5 +1,5 @@
 //! ip-masq config parsing and merging against ip-masq-agent-v2's rules
-//! (research/azure-cni.md §3.1), every error path, and the directory reader.
+//! (docs/azure.md#ip-masq-agent), every error path, and the directory reader.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 

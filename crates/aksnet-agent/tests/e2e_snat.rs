@@ -110,10 +110,10 @@ impl Drop for Lab {
 
 /// How pods are attached: the two `aksnet-cni` modes.
 enum Datapath {
-    /// kubenet: `cbr0` holding the `.1` of the node's pod CIDR (research/azure-cni.md §5.1).
+    /// kubenet: `cbr0` holding the `.1` of the node's pod CIDR (docs/azure.md#kubenet).
     Kubenet { pod_cidr: &'static str },
     /// Azure CNI Node Subnet: the node joins `subnet` (`aksnet node join`, docs/node.md) and
-    /// pods take addresses from its reservation (brief "Datapath contracts").
+    /// pods take addresses from its reservation (docs/architecture.md#datapath-contracts).
     NodeSubnet { subnet: &'static str },
 }
 
@@ -533,7 +533,7 @@ fn nodesubnet_inside_sees_pod_outside_sees_node_and_config_flips_it() {
 fn kubenet_defaults_keep_pod_ip_only_for_the_cluster_pod_cidr() {
     // kubenet: node 10.224.0.4 in the VNet, node pod CIDR 10.244.1.0/24 of cluster 10.244.0.0/16.
     // "inside" here is another node's pod (10.244.2.10): not NATed. "outside" is a VNet VM
-    // (10.225.0.10): kubenet NATs pod traffic to VNet addresses (research/azure-cni.md §3.3).
+    // (10.225.0.10): kubenet NATs pod traffic to VNet addresses (docs/azure.md#kubenet-snat).
     let lab = Lab::build(&Addrs {
         node: "10.224.0.4",
         datapath: Datapath::Kubenet {

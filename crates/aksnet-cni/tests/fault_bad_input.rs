@@ -1,7 +1,7 @@
 //! Bad input (issue 7, item 4): generated environments and stdin configs.
 //! The plugin never panics, always fails with a valid CNI error object
-//! carrying the code the spec assigns (SPEC.md "Error"; research/cni-clients.md
-//! §1.7: 1 version, 4 environment, 6 undecodable, 7 invalid config, 3 unknown
+//! carrying the code the spec assigns (containernetworking/cni SPEC.md "Error";
+//! docs/cni-clients.md#errors: 1 version, 4 environment, 6 undecodable, 7 invalid config, 3 unknown
 //! container), and changes nothing: no file appears under the configured
 //! dataDir's parent, no link appears in the namespace it runs in.
 //!

@@ -12,8 +12,8 @@
 //! which some process held the IPAM lock exclusively (sampled by a monitor
 //! thread that tries a shared flock every 200 µs). Azure's plugin holds its
 //! store lock across all netlink work, so its duty cycle under load is ~100 %
-//! and callers queue (research/azure-cni.md §7); a small duty cycle shows no
-//! ADD waits on another's netlink work (brief, "Quality bars"). Also printed:
+//! and callers queue (docs/azure.md#node-wide-lock); a small duty cycle shows no
+//! ADD waits on another's netlink work (docs/architecture.md#quality-bars). Also printed:
 //! per-ADD latency serial vs under contention and the effective parallelism
 //! (sum of latencies / wall). Recorded in docs/benchmarks.md.
 

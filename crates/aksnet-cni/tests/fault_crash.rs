@@ -9,10 +9,10 @@
 //! DEL's link deletion and release). What the kill left behind is classified
 //! (reservation held? host link present?) and printed, to show the spread.
 //!
-//! Recovery, as runtimes do it (research/cni-clients.md §1.8): a failed ADD is
+//! Recovery, as runtimes do it (docs/cni-clients.md#verbs): a failed ADD is
 //! followed by DEL; a killed DEL is retried; libcni ≥ 1.2 sends GC with the
 //! valid attachments. Half the ADD trials recover with GC only (a runtime that
-//! crashed and never sent DEL, the containerd `ctr -d` leak of §1.9).
+//! crashed and never sent DEL, the containerd `ctr -d` leak, docs/cni-clients.md#containerd-ctr).
 //! After recovery: the IPAM state is empty, the state file parses, no host
 //! veth and no pod /32 route is left in the node netns, the pod netns holds
 //! only `lo`, and the next ADD works (and is deleted again).

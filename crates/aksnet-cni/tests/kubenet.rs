@@ -243,7 +243,7 @@ fn requested_addresses_are_honoured() {
     let mut c = conf(&n, "1.1.0", "10.251.6.0/24");
     let a = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("r")));
-    // podman passes --ip as CNI_ARGS IP= (research/cni-clients.md §1.9).
+    // podman passes --ip as CNI_ARGS IP= (docs/cni-clients.md#podman).
     let ra = n
         .verb(
             "ADD",
@@ -297,7 +297,7 @@ fn gc_releases_what_is_not_valid_and_status_reports_exhaustion() {
     assert!(n.link_exists(ra["interfaces"][1]["name"].as_str().unwrap_or_default()));
     status().expect_ok();
 
-    // No key at all means none is valid (research/cni-clients.md §1.8).
+    // No key at all means none is valid (docs/cni-clients.md#gc).
     n.call(&[("CNI_COMMAND", "GC")], &c.to_string()).expect_ok();
     assert!(allocations(n.dir.path(), &n.name).is_empty());
     assert!(!n.link_exists(ra["interfaces"][1]["name"].as_str().unwrap_or_default()));

@@ -2,7 +2,7 @@
 //! kubelet are built on): VERSION negotiation (`validate`), ADD with result
 //! parsing and caching, CHECK, DEL twice — and chained with the reference
 //! `tuning` plugin, which consumes our result as prevResult and configures the
-//! interface we created (research/cni-clients.md §2b, §4). The driver is ~100 lines of Go in
+//! interface we created (docs/cni-clients.md#libcni, #conformance). The driver, ~100 lines of Go in
 //! tests/libcni-driver, built here with Debian's Go.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 

@@ -1,7 +1,7 @@
 //! nodesubnet mode (issue 3): a node netns with an uplink to a fabric netns,
 //! the node joined with the real `aksnet node join`, pods added by running the
 //! plugin inside the node netns exactly as a runtime on that node would.
-//! Checks the transparent-mode contract of the brief ("Datapath contracts").
+//! Checks the transparent-mode contract (docs/architecture.md#datapath-contracts).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 

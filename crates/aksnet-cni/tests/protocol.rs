@@ -1,5 +1,5 @@
 //! The protocol surface of the real binary: VERSION, error objects and codes
-//! (SPEC.md "Error"; research/cni-clients.md §1.7, §4 "tests we should write").
+//! (containernetworking/cni SPEC.md "Error"; docs/cni-clients.md#errors, #conformance).
 //! None of these calls may change anything: each runs with a fresh data dir
 //! that must stay empty.
 
@@ -27,7 +27,7 @@ fn assert_untouched(dir: &tempfile::TempDir) {
 
 #[test]
 fn version_lists_every_supported_version() {
-    // libcni's probe (research/cni-clients.md §1.2).
+    // libcni's probe (docs/cni-clients.md#environment).
     let o = call(
         &[
             ("CNI_COMMAND", "VERSION"),

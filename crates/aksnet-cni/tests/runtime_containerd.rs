@@ -1,5 +1,5 @@
 //! A second real runtime: containerd 1.6's `ctr run --rm --cni` (go-cni on libcni 1.1),
-//! research/cni-clients.md §2d. containerd runs by hand with a private root, state, socket and
+//! docs/cni-clients.md#containerd-ctr. containerd runs by hand with its own root, state, socket and
 //! config; the test stops it by its PID.
 //!
 //! `ctr` has no flag for the CNI directories: go-cni loads only the lexically first conflist
@@ -350,7 +350,7 @@ fn ctr_run_rm_cni_gets_an_address_and_releases_it() {
     assert_pod_address(ip, octet);
     assert_eq!(len, 24);
 
-    // ctr's CNI container ID is "<namespace>-<id>" (research/cni-clients.md §1.9).
+    // ctr's CNI container ID is "<namespace>-<id>" (docs/cni-clients.md#containerd-ctr).
     let cni_id = format!("{}-{id}", ctd.namespace);
     let allocs = allocations(data.path(), &net);
     assert_eq!(allocs.len(), 1, "{allocs:?}");

@@ -1,7 +1,7 @@
 //! A real runtime (issue 2, "Tests that must exist"): podman 4.3 with its CNI backend runs
 //! containers on an `aksnet-cni` network (kubenet mode). Recipe and the three sandbox
-//! workarounds: research/cni-clients.md §2c; podman's quirks (0.4.0 conflists, `IP=` in
-//! CNI_ARGS, `K8S_POD_NAME`): §1.9.
+//! workarounds and podman's quirks (0.4.0 conflists, `IP=` in CNI_ARGS, `K8S_POD_NAME`):
+//! docs/cni-clients.md#podman.
 //!
 //! Nothing global is configured: podman reads a test-private `containers.conf`
 //! (`CONTAINERS_CONF`) and `storage.conf` (`CONTAINERS_STORAGE_CONF`) whose storage, tmp dir,
@@ -60,7 +60,7 @@ impl Podman {
         // The plugin directory podman searches first: just our binary.
         std::os::unix::fs::symlink(plugin_binary(), d.join("bin/aksnet-cni")).unwrap();
         let p = |s: &str| d.join(s).display().to_string();
-        // research/cni-clients.md §2c workarounds: 1. default_ulimits at or below the
+        // docs/cni-clients.md#podman workarounds: 1. default_ulimits at or below the
         // current limits (no CAP_SYS_RESOURCE), 2. runc instead of crun (cgroup hybrid
         // mode), 3. (NET_RAW for ping) is a run flag. lock_type "file" keeps podman's locks
         // in tmp_dir instead of /dev/shm/libpod_lock.
@@ -171,7 +171,7 @@ fn two_containers_reach_each_other(version: &str, slot: u8) {
     p.add_network(version, &net, &bridge, octet);
     p.import_busybox();
 
-    // podman lists our network with the first plugin's type as driver (§2c).
+    // podman lists our network with the first plugin's type as driver.
     let nets = p.run(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert!(
         nets.lines().any(|l| l == format!("{net} aksnet-cni")),
@@ -293,7 +293,7 @@ fn two_containers_reach_each_other(version: &str, slot: u8) {
     assert!(!Path::new(&format!("/sys/class/net/{bridge}")).exists());
 }
 
-/// `podman network create` writes 0.4.0 conflists (research/cni-clients.md §1.9): our
+/// `podman network create` writes 0.4.0 conflists (docs/cni-clients.md#podman): our
 /// result must carry `ips[].version` for podman's libcni to accept it.
 #[test]
 fn podman_0_4_0_network_two_containers() {

@@ -1,6 +1,6 @@
 //! The `CNI_*` environment (SPEC.md section 2 "Parameters") and `CNI_ARGS`
 //! (CONVENTIONS.md "CNI_ARGS"), validated the way libcni's skel does
-//! (research/cni-clients.md §1.2).
+//! (docs/cni-clients.md#environment).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -90,7 +90,7 @@ fn check_len(key: &str, value: &str) -> Result<(), EnvError> {
     }
 }
 
-/// Parsed `CNI_ARGS`: the keys runtimes actually send (research/cni-clients.md §1.5, §1.9).
+/// Parsed `CNI_ARGS`: the keys runtimes actually send (docs/cni-clients.md#cni_args).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CniArgs {
     pub ignore_unknown: bool,
@@ -171,7 +171,7 @@ impl CmdArgs {
         let command = Command::parse(&command_s).ok_or(EnvError::UnknownCommand(command_s))?;
 
         // Which variables each verb requires (SPEC.md section 2; CNI_NETNS is
-        // optional for DEL so that DEL works after the netns is gone, §1.8).
+        // optional for DEL so that DEL works after the netns is gone, docs/cni-clients.md#del).
         let needs_attachment = matches!(command, Command::Add | Command::Del | Command::Check);
         let mut missing = Vec::new();
         let container_id = get_ne("CNI_CONTAINERID");
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn libcni_version_probe_is_accepted() {
-        // libcni sends these dummies with VERSION (research/cni-clients.md §1.2).
+        // libcni sends these dummies with VERSION (docs/cni-clients.md#environment).
         let a = CmdArgs::from_env(env(&[
             ("CNI_COMMAND", "VERSION"),
             ("CNI_CONTAINERID", ""),

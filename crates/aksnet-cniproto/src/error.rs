@@ -1,4 +1,4 @@
-//! The CNI error object (SPEC.md "Error", research/cni-clients.md §1.7).
+//! The CNI error object (containernetworking/cni SPEC.md "Error", docs/cni-clients.md#errors).
 
 use serde::Serialize;
 

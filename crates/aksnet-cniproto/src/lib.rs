@@ -3,7 +3,7 @@
 //! expects back, and conversion of results between spec versions.
 //!
 //! Sources: containernetworking/cni `SPEC.md` at `spec-v1.1.0` (sections cited
-//! inline) and research/cni-clients.md §1.
+//! inline) and docs/cni-clients.md.
 
 pub mod args;
 pub mod error;

@@ -124,7 +124,7 @@ impl CniResult {
 
     /// The result as the JSON of `version`: `ips[].version` added before 1.0.0,
     /// the 1.1.0-only fields dropped before 1.1.0 (SPEC.md, version history;
-    /// research/cni-clients.md §1.3, §1.6).
+    /// docs/cni-clients.md#network-configuration, #result).
     pub fn to_version(&self, version: CniVersion) -> Value {
         let mut r = self.clone();
         r.cni_version = version.as_str().to_string();
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn prev_result_from_reference_plugin_shape() {
-        // What the Debian bridge plugin prints at 0.4.0 (research/cni-clients.md §1.6).
+        // What the Debian bridge plugin prints at 0.4.0 (docs/cni-clients.md#result).
         let v: Value = serde_json::from_str(
             r#"{"cniVersion":"0.4.0","interfaces":[{"name":"cni0","mac":"1a:2b:3c:4d:5e:6f"},
             {"name":"eth0","mac":"aa:aa:aa:aa:aa:ab","sandbox":"/var/run/netns/t1"}],

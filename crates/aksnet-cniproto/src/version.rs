@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// The versions `aksnet-cni` implements, oldest first (SPEC.md "Version").
 /// 0.1.0/0.2.0 are not offered: their result format (`ip4`/`ip6` objects) is
-/// obsolete and no runtime we target emits it (research/cni-clients.md §1.6).
+/// obsolete and no runtime we target emits it (docs/cni-clients.md#result).
 pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 /// A supported spec version, ordered.
@@ -55,7 +55,7 @@ impl CniVersion {
     }
 
     /// Results before 1.0.0 carry `ips[].version` ("4"/"6"); podman 4.3 needs it
-    /// with its 0.4.0 conflists (research/cni-clients.md §1.6).
+    /// with its 0.4.0 conflists (docs/cni-clients.md#podman).
     pub fn ips_carry_version(self) -> bool {
         self < Self::V1_0_0
     }

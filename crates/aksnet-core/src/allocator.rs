@@ -7,17 +7,17 @@
 //!
 //! Two kinds of pool:
 //! - kubenet: range sets from the config, host-local's shape (`ranges: [[{subnet,
-//!   rangeStart, rangeEnd, gateway}]]`, research/rust-anchors.md §3.2). Network,
+//!   rangeStart, rangeEnd, gateway}]]`, docs/prior-art.md#host-local). Network,
 //!   broadcast (IPv4) and the gateway are never handed out.
 //! - nodesubnet: the explicit list of addresses `aksnet node join` reserved for the node
 //!   (`aksnet_core::pool::NodePool::pod_ips`).
 //!
-//! Lessons applied from host-local's known bugs (research/rust-anchors.md §3.3):
+//! Lessons applied from host-local's known bugs (docs/prior-art.md#host-local):
 //! - the round-robin cursor lives in the same state as the reservations, so they change
 //!   atomically (host-local keeps `last_reserved_ip.N` in a second file);
 //! - reservations are keyed by (container ID, ifname) with a reverse index ip -> key, so
 //!   DEL/CHECK are lookups, not directory walks;
-//! - GC releases every attachment not in the valid set (CNI 1.1 GC, cni-clients.md §1.8).
+//! - GC releases every attachment not in the valid set (CNI 1.1 GC, docs/cni-clients.md#gc).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -295,7 +295,7 @@ pub struct LeaseInfo {
     /// The address with the prefix length of its subnet, e.g. 10.244.1.5/24.
     pub address: IpNet,
     /// The range's gateway (kubenet); `None` for an address-list pool (nodesubnet routes
-    /// via 169.254.1.1, brief "Datapath contracts").
+    /// via 169.254.1.1, docs/azure.md#transparent-mode).
     pub gateway: Option<IpAddr>,
 }
 
@@ -989,7 +989,7 @@ impl Allocator {
     }
 
     /// Releases `key`'s addresses. Idempotent: an unknown key releases nothing and
-    /// succeeds (CNI DEL, cni-clients.md §1.8).
+    /// succeeds (CNI DEL, docs/cni-clients.md#del).
     pub fn release(&mut self, key: &AttachmentKey) -> Vec<IpAddr> {
         let Some(alloc) = self.allocations.remove(key) else {
             return Vec::new();

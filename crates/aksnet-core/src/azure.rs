@@ -1,20 +1,20 @@
 //! Azure subnet arithmetic: reserved addresses and per-node up-front reservation
 //! for Azure CNI Node Subnet (issue 3).
 //!
-//! Facts this module encodes (research/planner.md §1, §3, §5; research/azure-cni.md
-//! §2.1, §6.3):
+//! Facts this module encodes (docs/azure.md#reserved-addresses, #up-front-reservation,
+//! #max-pods):
 //! - Azure keeps 5 addresses of every subnet: the network address, `.1` (gateway),
 //!   `.2` and `.3` (Azure DNS mapping) and the last one (broadcast). Usable =
 //!   `2^(32-p) - 5`, so a /24 has 251.
 //! - Each Node Subnet node reserves, up front, its own address plus `maxPods` pod
 //!   addresses: `1 + maxPods` per node, `required = (nodes + surge) × (maxPods + 1)`.
 //!   A /24 at maxPods 30 holds 8 nodes (248 addresses), a /22 holds 32.
-//! - maxPods is 10..=250 (research/azure-cni.md §6.3 "Max 250 pods per node"; the
-//!   RP's `InvalidParameter` for values outside it, planner.md §5).
+//! - maxPods is 10..=250 (docs/azure.md#max-pods; the RP's `InvalidParameter` for
+//!   values outside it, Azure/AKS#931).
 //! - Running out is refused with the RP's `InsufficientSubnetSize` message shape.
 //!
 //! IPv4 only for now: Node Subnet is IPv4-only in AKS (dual-stack is an Overlay
-//! feature, planner.md §2.9), so nothing here handles IPv6.
+//! feature, docs/azure.md#overlay), so nothing here handles IPv6.
 //!
 //! Pure: no I/O. The cluster store (crates/aksnet-store) calls [`pick_node_addresses`]
 //! inside its compare-and-swap loop.
@@ -27,11 +27,11 @@ use ipnet::Ipv4Net;
 /// Addresses Azure keeps in every subnet (network, .1, .2, .3, broadcast).
 pub const AZURE_RESERVED_PER_SUBNET: u64 = 5;
 
-/// Smallest maxPods AKS accepts (research/azure-cni.md §6.3, planner.md §2.6).
+/// Smallest maxPods AKS accepts (docs/azure.md#max-pods).
 pub const MAX_PODS_MIN: u32 = 10;
-/// Largest maxPods AKS accepts ("Max 250 pods per node", research/azure-cni.md §6.3).
+/// Largest maxPods AKS accepts (docs/azure.md#max-pods).
 pub const MAX_PODS_MAX: u32 = 250;
-/// AKS's default maxPods for Azure CNI Node Subnet from the CLI (planner.md §4).
+/// AKS's default maxPods for Azure CNI Node Subnet from the CLI (docs/azure.md#max-pods).
 pub const DEFAULT_MAX_PODS_NODE_SUBNET: u32 = 30;
 
 /// Longest prefix Azure allows for a subnet: a /29 has 8 addresses, 3 usable.
@@ -87,8 +87,8 @@ impl std::fmt::Display for MaxPods {
     }
 }
 
-/// `required = (nodes + surge) × (maxPods + 1)` (research/azure-cni.md §6.3; the
-/// docs' `(nodes + surge) + (nodes + surge) × maxPods`).
+/// `required = (nodes + surge) × (maxPods + 1)` (docs/azure.md#up-front-reservation;
+/// the docs' `(nodes + surge) + (nodes + surge) × maxPods`).
 pub fn required_addresses(nodes: u64, surge: u64, max_pods: MaxPods) -> u64 {
     nodes
         .saturating_add(surge)
@@ -124,7 +124,7 @@ impl NodeSubnet {
         1u64 << (32 - u32::from(self.cidr.prefix_len()))
     }
 
-    /// `2^(32-p) - 5` (planner.md §1; a /24 has 251).
+    /// `2^(32-p) - 5` (docs/azure.md#reserved-addresses; a /24 has 251).
     pub fn usable(&self) -> u64 {
         // prefix <= 29 so size >= 8 > 5.
         self.size() - AZURE_RESERVED_PER_SUBNET
@@ -160,7 +160,7 @@ impl NodeSubnet {
     }
 
     /// How many nodes of one maxPods fit in the empty subnet: `floor(U / (P+1))`
-    /// (planner.md §3: /24 at 30 → 8, /22 at 30 → 32, /24 at 110 → 2).
+    /// (docs/azure.md#up-front-reservation: /24 at 30 → 8, /22 at 30 → 32, /24 at 110 → 2).
     pub fn max_nodes(&self, max_pods: MaxPods) -> u64 {
         self.usable() / max_pods.per_node_reservation()
     }
@@ -181,7 +181,7 @@ impl std::fmt::Display for NodeSubnet {
 }
 
 /// The control plane's refusal when a subnet lacks room, in the RP's message shape
-/// (planner.md §5, captured in Azure/AKS #3653, #456, AKS-Construction #701):
+/// (docs/azure.md#up-front-reservation; captured in Azure/AKS#3653, #456, AKS-Construction#701):
 /// `InsufficientSubnetSize: Pre-allocated IPs <need> exceeds IPs available <free>
 /// in Subnet Cidr <cidr>, Subnet Name <name>`.
 ///
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn required_matches_the_docs_examples() {
-        // research/azure-cni.md §6.3: 50 nodes, surge 1, 30 pods → 1,581; +10 → 1,891.
+        // docs/azure.md#up-front-reservation: 50 nodes, surge 1, 30 pods → 1,581; +10 → 1,891.
         assert_eq!(required_addresses(50, 1, mp(30)), 1581);
         assert_eq!(required_addresses(60, 1, mp(30)), 1891);
         assert_eq!(required_addresses(8, 0, mp(30)), 248);

@@ -4,7 +4,7 @@
 pub const AZURE_VETH_PREFIX: &str = "azv";
 
 /// Host veth name in Azure's transparent mode: `azv` + the first 11 hex digits of
-/// SHA-1("<k8s namespace>.<pod name>"), 14 characters (research/azure-cni.md §1.3,
+/// SHA-1("<k8s namespace>.<pod name>"), 14 characters (docs/azure.md#host-veth-naming,
 /// `network/transparent_endpointclient_linux.go`; AKS FAQ example `azv79d05038592`).
 pub fn azure_host_veth_name(pod_namespace: &str, pod_name: &str) -> String {
     host_veth_name_from_key(&format!("{pod_namespace}.{pod_name}"))

@@ -18,7 +18,7 @@ pub const NODE_POOL_VERSION: u32 = 1;
 
 /// What a node holds in its subnet: its own address and `maxPods` pod addresses,
 /// reserved up front as AKS does for Azure CNI Node Subnet ("the equivalent
-/// number of IP addresses per node are then reserved up front", seed).
+/// number of IP addresses per node are then reserved up front", docs/azure.md#node-subnet).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePool {

@@ -1,6 +1,5 @@
 //! Errors of the IPAM store: every one names the file and the operation, and keeps the
-//! io::Error (and so the errno) as its source (research/rust-anchors.md §7 "Error
-//! handling").
+//! io::Error (and so the errno) as its source (docs/prior-art.md#errors).
 
 use std::io;
 use std::net::IpAddr;

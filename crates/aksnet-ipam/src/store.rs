@@ -1,6 +1,5 @@
 //! The node IPAM store: one JSON state file per network, changed only under an exclusive
-//! flock and replaced atomically (issue 2, item 3; research/rust-anchors.md §4
-//! "Persistent IPAM state").
+//! flock and replaced atomically (issue 2, item 3; docs/prior-art.md#atomic-writes).
 //!
 //! # On-disk layout (format version 1)
 //!
@@ -33,7 +32,7 @@
 //!
 //! - `cursors`: per range set, the address reserved last (round-robin restarts after it).
 //!   It lives in the same file as the reservations, so both change in one rename (unlike
-//!   host-local's separate `last_reserved_ip.N`, research/rust-anchors.md §3.3).
+//!   host-local's separate `last_reserved_ip.N`, docs/prior-art.md#host-local).
 //! - `recentlyReleased`: free addresses that round-robin skips while anything else is
 //!   free (`aksnet_core::allocator::RECENTLY_RELEASED_MAX`).
 //! - `allocations`: one record per attachment (CNI_CONTAINERID, CNI_IFNAME), ordered by
@@ -53,8 +52,8 @@
 //! path and position and never rewritten.
 //!
 //! The lock is held only for this read-modify-write (about a millisecond): the plugin
-//! does its netlink work after `transact` returns (the brief: no node-wide lock across
-//! netlink work).
+//! does its netlink work after `transact` returns (docs/architecture.md#quality-bars: no node-wide
+//! lock across netlink work).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -1,6 +1,6 @@
 //! Many OS processes on one state file (issue 2: ">= 16 plugin processes at once, >= 500
-//! operations"), and SIGKILL at random points of the transaction loop (research/
-//! rust-anchors.md §7 "What the anchors lack and we add"). The processes are the helper
+//! operations"), and SIGKILL at random points of the transaction loop (docs/prior-art.md#tests).
+//! The processes are the helper
 //! binary src/bin/aksnet-ipam-stress.rs. No root needed.
 
 use std::collections::{HashMap, HashSet};

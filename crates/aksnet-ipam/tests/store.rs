@@ -1,5 +1,5 @@
 //! The IPAM store against a real file system: persistence, atomic writes, corruption
-//! handling, locking, GC traps (research/rust-anchors.md §3.3) and the listing used by
+//! handling, locking, GC traps (docs/prior-art.md#host-local) and the listing used by
 //! `aksnet node leave`.
 
 use std::collections::HashSet;

@@ -83,15 +83,15 @@ pub const PATHS: [&str; 6] = [
 ];
 
 /// What the AKS documentation says for `path` in `model`, and the claim in
-/// its words. Sources: the seed ("Systems in the same virtual network ... see
-/// the pod IP ... Systems outside ... see the node IP"; kubenet "pods can't
-/// communicate directly ... UDR and IP forwarding"), research/azure-cni.md
-/// §3.2–§3.3 (nonMasqueradeCIDRs per mode) and Azure/AKS#1207 (only the VNet
+/// its words. Sources: the Legacy CNI article ("Systems in the same virtual network ...
+/// see the pod IP ... Systems outside ... see the node IP"; kubenet "pods can't
+/// communicate directly ... UDR and IP forwarding"), docs/azure.md#source-addresses,
+/// #snat-defaults-per-mode, #kubenet-snat and Azure/AKS#1207 (only the VNet
 /// is non-masqueraded by default, so a peered VNet sees the node IP).
 ///
 /// kubenet VM → pod: AKS's kubenet page says pods receive addresses "from a
 /// logically different address space" and "can't be reached directly"; the
-/// route table is associated with the node subnet only (research §5.2), so a
+/// route table is associated with the node subnet only (docs/azure.md#kubenet-routes), so a
 /// VM in another subnet of the VNet has no route to a pod CIDR. Unreachable.
 pub fn expectation(model: Model, path: &str, non_masq_peer: bool) -> (Expect, &'static str) {
     use Expect::*;

@@ -1,4 +1,4 @@
-//! `lab demo`: the seed's claims, live. For each model: up, check, the
+//! `lab demo`: AKS's documented claims (docs/azure.md), live. For each model: up, check, the
 //! capacity example (Node Subnet: a /24 at maxPods 30 takes 8 nodes, refuses
 //! the 9th, and a node refuses its 31st pod; kubenet: the route table refuses
 //! its 401st route), then down — also when something fails.
@@ -45,7 +45,7 @@ pub fn demo(opts: &DemoOptions, bins: &Binaries, out: &mut dyn Write) -> Result<
             spec.state_dir = d.clone();
         }
         match model {
-            // The seed's capacity example: a /24 at maxPods 30 holds 8 nodes.
+            // The Legacy CNI article's capacity example: a /24 at maxPods 30 holds 8 nodes.
             Model::NodeSubnet => {
                 spec.subnet = "10.224.0.0/24".parse().unwrap_or(spec.subnet);
                 spec.nodes = 8;
@@ -141,7 +141,7 @@ fn run_model(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<boo
     Ok(ok)
 }
 
-/// The seed: "That same basic /24 subnet range can only support a maximum of
+/// docs/azure.md#up-front-reservation: "That same basic /24 subnet range can only support a maximum of
 /// 8 nodes in the cluster. This node count can only support up to 240 pods,
 /// with a default maximum of 30 pods per node."
 fn capacity(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> Result<bool> {

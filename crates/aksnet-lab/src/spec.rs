@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{LabError, Result};
 use crate::routetable::RouteTable;
 
-/// The network model the lab builds (the seed's two legacy models).
+/// The network model the lab builds (AKS's two legacy models, docs/azure.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Model {
@@ -35,7 +35,7 @@ impl Model {
     }
 
     /// AKS's default maxPods per model (`az aks create` help: "30 for azure,
-    /// 110 for kubenet"; research/azure-cni.md §5.3).
+    /// 110 for kubenet"; docs/azure.md#max-pods).
     pub fn default_max_pods(self) -> u32 {
         match self {
             Model::NodeSubnet => 30,
@@ -62,9 +62,9 @@ pub const DEFAULT_PREFIX: &str = "aksnl-";
 
 /// AKS's defaults for a cluster it creates a VNet for: VNet `10.224.0.0/12`,
 /// node subnet `10.224.0.0/16`, kubenet pod CIDR `10.244.0.0/16`
-/// (research/planner.md; configure-kubenet.md). The peered VNet and the
+/// (docs/azure.md#kubenet; configure-kubenet.md). The peered VNet and the
 /// on-premises range are the lab's own choices, outside the VNet and outside
-/// the seed's example on-premises `10.0.0.0/8` collision (they are
+/// the Legacy CNI article's example on-premises `10.0.0.0/8` collision (they are
 /// overridable).
 pub const DEFAULT_VNET: &str = "10.224.0.0/12";
 pub const DEFAULT_SUBNET: &str = "10.224.0.0/16";
@@ -73,7 +73,7 @@ pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
 pub const DEFAULT_PEER: &str = "10.100.0.0/16";
 pub const DEFAULT_ON_PREM: &str = "192.168.0.0/16";
 
-/// Ranges the seed forbids for the VNet, pod and service ranges.
+/// Ranges AKS forbids for the VNet, pod and service ranges (docs/azure.md#reserved-ranges).
 pub const RESERVED_RANGES: [&str; 4] = [
     "169.254.0.0/16",
     "172.30.0.0/16",
@@ -185,7 +185,7 @@ impl LabSpec {
                     return Err(LabError::invalid(
                         flag,
                         n,
-                        format!("overlaps {r}, which AKS reserves (seed: prerequisites)"),
+                        format!("overlaps {r}, which AKS reserves (docs/azure.md#reserved-ranges)"),
                     ));
                 }
             }
@@ -280,7 +280,7 @@ impl LabSpec {
                     let ip = host(self.subnet, 4 + i);
                     let cidr = nth_24(self.pod_cidr, i);
                     // Model the Azure route table the cloud provider fills: one
-                    // route per node, named after it (research/azure-cni.md §5.2).
+                    // route per node, named after it (docs/azure.md#kubenet-routes).
                     route_table.add(&name, cidr, ip)?;
                     (Some(ip), Some(cidr))
                 }

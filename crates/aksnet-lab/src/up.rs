@@ -29,7 +29,7 @@ use crate::exec::{self, Binaries, CniFailure};
 use crate::spec::{HostPlan, LabSpec, Model, NodePlan, PodPlan, Topology, UDR_TABLE_ID};
 use crate::state::{Entry, Journal, StateDir};
 
-/// The MTU of every lab link (an Azure NIC's usual MTU, research/azure-cni.md §1.3).
+/// The MTU of every lab link (an Azure NIC's usual MTU, docs/azure.md#transparent-mode).
 pub const LAB_MTU: u32 = 1500;
 
 /// What `up` built.
@@ -282,7 +282,7 @@ impl<'a> Builder<'a> {
         fabric.add_host_route(IpAddr::V4(ip), link)?;
         match self.spec.model {
             // Each reserved pod address is a secondary IP of the node's NIC:
-            // the SDN delivers it to that node (research/azure-cni.md §1.3).
+            // the SDN delivers it to that node (docs/azure.md#node-subnet).
             Model::NodeSubnet => {
                 for pod_ip in &pod_ips {
                     fabric.add_route(&via_route(net(*pod_ip, 32), ip, link, RT_TABLE_MAIN))?;
@@ -290,7 +290,7 @@ impl<'a> Builder<'a> {
             }
             // The route table's entry for this node, and the table's
             // association with the node subnet: only traffic entering from a
-            // node link consults it (research/azure-cni.md §5.2).
+            // node link consults it (docs/azure.md#kubenet-routes).
             Model::Kubenet => {
                 let route = self
                     .topo

@@ -69,7 +69,7 @@ impl Handle {
     /// Adds `net` to link `index` with IFA_F_NOPREFIXROUTE: the address keeps
     /// the subnet's prefix length but the kernel creates no on-link subnet
     /// route. Nodesubnet's pod address wants exactly that; Azure deletes the
-    /// route after adding the address (research/azure-cni.md §1.3 step 5),
+    /// route after adding the address (docs/azure.md#transparent-mode step 5),
     /// this never creates it.
     pub fn add_addr_noprefixroute(&mut self, index: u32, net: IpNet) -> Result<()> {
         self.new_addr(index, net, true)

@@ -4,7 +4,7 @@
 //! applied to (`"azv79d05038592 (peer eth0)"`) and, when the kernel or a
 //! syscall refused, the errno. Callers branch on [`NetlinkError::errno`] or
 //! the helpers ([`NetlinkError::is_exists`], [`NetlinkError::is_not_found`]),
-//! never on message text (research/rust-anchors.md §7 "Error handling").
+//! never on message text (docs/prior-art.md#errors).
 
 use nix::errno::Errno;
 

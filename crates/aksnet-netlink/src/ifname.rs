@@ -8,7 +8,7 @@ pub const IFNAMSIZ: usize = 16;
 
 /// Checks an interface name the way the kernel's `dev_valid_name` does:
 /// 1..=15 **bytes** (not chars: netavark's `validate_interface_name` counts
-/// chars, research/rust-anchors.md §1.12), not `.` or `..`, no `/`, `:`,
+/// chars, docs/prior-art.md#interface-names), not `.` or `..`, no `/`, `:`,
 /// NUL or whitespace.
 pub fn validate_ifname(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {

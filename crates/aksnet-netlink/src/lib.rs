@@ -2,10 +2,10 @@
 //!
 //! Links, addresses, routes, neighbours, sysctls and network namespaces for
 //! the CNI plugin (`aksnet-cni`: kubenet = bridge + veth, nodesubnet =
-//! Azure's routed "transparent" datapath, research/azure-cni.md §1.3, §5.1)
+//! Azure's routed "transparent" datapath, docs/azure.md#transparent-mode, #kubenet)
 //! and for the lab.
 //!
-//! Shape (research/rust-anchors.md §1.3–1.6, §7):
+//! Shape (docs/prior-art.md#netlink-socket, #network-namespaces, #errors):
 //! - synchronous, no async runtime: the plugin is a one-shot process;
 //! - one rtnetlink socket per [`Handle`], reused for every request, each
 //!   request ACKed and each kernel error kept with its errno;

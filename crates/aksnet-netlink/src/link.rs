@@ -112,7 +112,7 @@ fn first_link(replies: Vec<RouteNetlinkMessage>) -> Option<Link> {
 
 /// Builds the one RTM_NEWLINK that creates a veth pair with the peer born
 /// inside `peer_netns_fd` under its final name, the host end up (netavark
-/// `bridge.rs: create_veth_pair`, research/rust-anchors.md §1.4).
+/// `bridge.rs: create_veth_pair`, docs/prior-art.md#network-namespaces).
 pub(crate) fn veth_message(
     host_ifname: &str,
     peer_ifname: &str,
@@ -226,7 +226,7 @@ impl Handle {
     /// name (no temporary name, no rename step, no race with another pod's
     /// `eth0`). Both ends get `mtu`; the host end is brought up and gets
     /// `host_mac` when given (nodesubnet pins `aa:aa:aa:aa:aa:aa`, Azure PR
-    /// #1524, research/azure-cni.md §1.3). Returns the host end.
+    /// #1524, docs/azure.md#fixed-host-mac). Returns the host end.
     ///
     /// The peer is left **down** (the kernel refuses to open a veth end
     /// before both ends exist, ENOTCONN): bring it up with a handle in the
@@ -313,7 +313,7 @@ impl Handle {
 
     /// Makes sure a bridge `name` exists and is up (and promiscuous when
     /// `promisc`), as the reference bridge plugin's `ensureBridge` does
-    /// (kubenet's `cbr0`, research/azure-cni.md §5.1). Idempotent: an
+    /// (kubenet's `cbr0`, docs/azure.md#kubenet). Idempotent: an
     /// existing bridge is reused, its MTU left as is. An existing link of
     /// another kind is an error.
     pub fn ensure_bridge(&mut self, name: &str, mtu: u32, promisc: bool) -> Result<Link> {
@@ -462,7 +462,7 @@ impl Handle {
 
     /// Sets a link's MAC address. Pinning a bridge's MAC stops the kernel
     /// from switching it to the lowest port MAC as ports come and go, which
-    /// leaves stale ARP entries (netavark `bridge.rs`, research/rust-anchors.md §1.4).
+    /// leaves stale ARP entries (netavark `bridge.rs`, docs/prior-art.md#bridge-mac).
     pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
         self.set_attr("set mac", index, LinkAttribute::Address(mac.to_vec()))
     }
@@ -491,7 +491,7 @@ impl Handle {
 
     /// The link the IPv4 default route of the main table leaves through
     /// (lowest metric wins): the uplink whose MTU pods inherit
-    /// (research/azure-cni.md §1.3 step 2). `None` without a default route.
+    /// (docs/azure.md#transparent-mode step 2). `None` without a default route.
     pub fn default_route_link(&mut self) -> Result<Option<Link>> {
         let best = self
             .list_routes()?

@@ -22,7 +22,7 @@ pub enum NeighbourState {
     Stale,
     Delay,
     /// Re-confirmed by the kernel (`nud probe`): Azure's entry for the IPv4
-    /// virtual gateway 169.254.1.1 (research/azure-cni.md §1.3 step 5).
+    /// virtual gateway 169.254.1.1 (docs/azure.md#transparent-mode step 5).
     Probe,
     Failed,
     Incomplete,

@@ -1,6 +1,6 @@
 //! Network namespaces without ever moving the calling thread.
 //!
-//! Rule (research/rust-anchors.md §1.4, §1.6): the calling thread never
+//! Rule (docs/prior-art.md#network-namespaces): the calling thread never
 //! changes netns. Work that must happen inside a namespace (opening a
 //! netlink socket there, writing its /proc/sys) runs on a short-lived scoped
 //! thread that does `setns` and then exits, so no early return and no panic

@@ -40,7 +40,7 @@ pub enum RouteProtocol {
     #[default]
     Boot,
     /// `proto static`: Azure CNI's pod host routes
-    /// (`10.240.0.216 dev azv79d05038592 proto static`, research/azure-cni.md §1.3).
+    /// (`10.240.0.216 dev azv79d05038592 proto static`, docs/azure.md#transparent-mode).
     Static,
     Other(u8),
 }

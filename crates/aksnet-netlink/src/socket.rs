@@ -3,7 +3,7 @@
 //! Why our own and not `rtnetlink`: the CNI plugin is a one-shot process that
 //! must start in about a millisecond, so no async runtime; and the
 //! `netlink-packet-*` crates break their API often, so they stay behind this
-//! module (research/rust-anchors.md §1.3, netavark commit 96993f4f).
+//! module (docs/prior-art.md#netlink-socket, netavark commit 96993f4f).
 //!
 //! What it adds over netavark's socket (same section, "Gaps to fix"):
 //! - every change request carries NLM_F_ACK and waits for the kernel's answer;

@@ -4,7 +4,7 @@
 //! change a pod's sysctls run these through [`crate::run_in_netns`].
 //! Paths use the slash form (`net/ipv4/conf/<ifname>/proxy_arp`) so interface
 //! names with dots stay unambiguous (netavark `sysctl.rs`,
-//! research/rust-anchors.md §1.5).
+//! docs/prior-art.md#sysctls).
 
 use std::path::PathBuf;
 
@@ -54,7 +54,7 @@ pub fn set_sysctl(path: &str, value: &str) -> Result<()> {
 }
 
 /// `net.ipv4.conf.<ifname>.proxy_arp`: nodesubnet's host veth answers the
-/// pod's ARP requests for any address (research/azure-cni.md §1.3 step 4).
+/// pod's ARP requests for any address (docs/azure.md#transparent-mode step 4).
 pub fn set_proxy_arp(ifname: &str, on: bool) -> Result<()> {
     check_ifname("write sysctl", ifname)?;
     set_sysctl(

@@ -409,7 +409,7 @@ fn named_netns_delete_is_tolerant_and_open_reports_missing() {
 }
 
 /// kubenet: bridge with the pod CIDR's .1, two pods on it, each with a
-/// default route via .1 (research/azure-cni.md §5.1). Pods ping each other
+/// default route via .1 (docs/azure.md#kubenet). Pods ping each other
 /// and the bridge.
 #[test]
 fn kubenet_bridge_pods_ping_each_other() {
@@ -436,7 +436,7 @@ fn kubenet_bridge_pods_ping_each_other() {
     assert!(pods[1].ping("10.244.7.1"), "pod2 -> bridge gateway");
 }
 
-/// nodesubnet (Azure transparent mode, research/azure-cni.md §1.3): pod
+/// nodesubnet (Azure transparent mode, docs/azure.md#transparent-mode): pod
 /// address with the subnet prefix but no on-link route, 169.254.1.1/32 scope
 /// link + default via it, neighbour 169.254.1.1 -> host veth MAC, /32 host
 /// route per pod, proxy_arp on the host veth. Pods reach the node and each

@@ -86,7 +86,7 @@ impl NftCommand {
     }
 
     /// Whether the table exists, from `nft -j list tables` (names only: no rules or set
-    /// elements of other tables are read, research/rust-anchors.md §1.7). This avoids telling
+    /// elements of other tables are read, docs/prior-art.md#nftables). This avoids telling
     /// "no such table" apart from other failures by nft's stderr text.
     fn table_exists(&self, family: Family, name: &str) -> Result<bool, NftError> {
         let op = "list nftables tables";

@@ -1,7 +1,7 @@
 //! aksnet-nft: a typed model of the nftables objects aksnet owns, rendered to nft text and
 //! applied with `nft -f -` as ONE atomic transaction that replaces only our own table.
 //!
-//! Design (research/rust-anchors.md §1.7 and §4 "nftables", option B, knftables' design):
+//! Design (docs/prior-art.md#nftables: our own typed model rendered to text, knftables' design):
 //! - [`model`]: tables, sets, chains and rules as Rust types; names and comments are validated,
 //!   never free user text, so the rendered script cannot be injected into.
 //! - [`render`]: pure text renderer, golden-tested; the output reads like `nft list table`.

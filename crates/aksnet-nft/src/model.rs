@@ -1,6 +1,6 @@
 //! The typed nftables model. Only what aksnet emits is modelled; new statements are added here
 //! (and to the renderer and the listing decoder) when a feature needs them, e.g. verdict maps for
-//! NetworkPolicy dispatch (research/netpol.md §5).
+//! NetworkPolicy dispatch (docs/prior-art.md#networkpolicy-dispatch).
 
 use std::collections::BTreeSet;
 
@@ -268,7 +268,7 @@ pub enum Expr {
 
 fn is_valid_name(s: &str) -> bool {
     let b = s.as_bytes();
-    // Bytes, not chars (research/rust-anchors.md §7 "Avoid": netavark validated by chars()).
+    // Bytes, not chars (docs/prior-art.md#interface-names: netavark validated by chars()).
     !b.is_empty()
         && b.len() <= MAX_NAME_LEN
         && b[0].is_ascii_alphabetic()

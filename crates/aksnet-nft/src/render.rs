@@ -37,7 +37,7 @@ pub fn render_table(table: &Table) -> String {
 /// The whole-table replacement as ONE transaction (`nft -f` applies a file atomically):
 /// `table …` creates the table if it is missing so that `delete table …` cannot fail, then the
 /// new definition is added. Nothing outside our table is named, so nothing else is touched.
-/// (nft 1.0.6 has no `destroy`; this is the portable idiom, research/rust-anchors.md §1.7.)
+/// (nft 1.0.6 has no `destroy`; this is the portable idiom, docs/prior-art.md#nftables.)
 pub fn replace_script(table: &Table) -> Result<String, NftError> {
     table.validate()?;
     let mut out = String::new();

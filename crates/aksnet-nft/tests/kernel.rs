@@ -1,5 +1,5 @@
 //! Privileged: the real backend against the kernel, each test in a fresh network namespace made
-//! with unshare(CLONE_NEWNET) on its own thread (research/rust-anchors.md §7 "Tests"); `nft`
+//! with unshare(CLONE_NEWNET) on its own thread (docs/prior-art.md#tests); `nft`
 //! children inherit the thread's namespace, and the namespace dies with the thread.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test

@@ -14,8 +14,7 @@
 //! rename, directory fsync) before releasing the lock. Reads take no lock: the
 //! rename makes every reader see one whole committed state. A missing `state.json`
 //! is the empty store at revision 0; a state file that does not parse or breaks an
-//! invariant is an error naming the file and is never reset (research/rust-anchors.md
-//! §7 "Avoid").
+//! invariant is an error naming the file and is never reset (docs/prior-art.md#atomic-writes).
 //!
 //! The whole key space is one file: a cluster's reservations are one small record
 //! per node (a few KB at maxPods 250), so rewriting it per join is cheap at the

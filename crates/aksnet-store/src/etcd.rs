@@ -1,6 +1,6 @@
 //! The etcd backend of the cluster store, for clusters that span machines
-//! (../shared/brief.md "cluster store"; research/rust-anchors.md §0 and §4 "Cluster
-//! store"). Compiled only with the cargo feature `etcd`.
+//! (docs/architecture.md#components; docs/prior-art.md#cluster-allocation, #crates). Compiled
+//! only with the cargo feature `etcd`.
 //!
 //! Mapping of the [`Store`] trait onto etcd's v3 KV API (one etcd request per call):
 //!
@@ -13,7 +13,7 @@
 //! etcd has exactly the semantics [`crate::kv`] documents (each committed write
 //! transaction bumps the store revision by one and stamps its keys with it; reads are
 //! linearizable by default), so the reservation logic of [`crate::reservation`] runs
-//! unchanged on it (research/rust-anchors.md §3.4: one transaction per change,
+//! unchanged on it (docs/prior-art.md#cluster-allocation: one transaction per change,
 //! compare-create-revision-0 for "absent", compare-on-owner to release).
 //!
 //! Every key lives under a root prefix (default [`DEFAULT_PREFIX`], `/aksnet/`), so

@@ -1,7 +1,7 @@
 //! Atomic file replacement: write a temp file in the same directory, fsync it,
 //! rename it over the target, fsync the directory. A crash leaves either the old
-//! or the new file, never a truncated one (research/rust-anchors.md §7 "Avoid:
-//! in-place truncating writes", host-local#498).
+//! or the new file, never a truncated one (docs/prior-art.md#atomic-writes,
+//! containernetworking/plugins#498).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -1,6 +1,6 @@
 //! The cluster store's data model: keys with revisions and compare-and-swap
 //! transactions, shaped after etcd's v3 KV API so that an etcd backend maps every
-//! [`Store::txn`] onto exactly one etcd `Txn` (research/rust-anchors.md §3.4: one
+//! [`Store::txn`] onto exactly one etcd `Txn` (docs/prior-art.md#cluster-allocation: one
 //! key per reservation, reserve with compare-create-revision → put, release with
 //! compare-on-owner, never split one change across two transactions).
 //!

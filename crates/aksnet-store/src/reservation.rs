@@ -1,6 +1,6 @@
 //! Node reservations for Azure CNI Node Subnet, built on any [`Store`] (issue 3).
 //! What AKS's control plane does when it gives a node's NIC `maxPods` secondary
-//! addresses (research/azure-cni.md §2.1), as compare-and-swap transactions.
+//! addresses (docs/azure.md#node-subnet-ipam), as compare-and-swap transactions.
 //!
 //! Key layout (values are JSON):
 //!
@@ -15,7 +15,7 @@
 //! transactions with more than 128 operations by default (`--max-txn-ops`), so one
 //! key per address cannot be one transaction. With the guard a join is always 2–3
 //! compares and 2–3 puts, and the reservation lives in exactly one key
-//! (research/rust-anchors.md §3.4: never split a reservation across two objects,
+//! (docs/prior-art.md#cluster-allocation: never split a reservation across two objects,
 //! whereabouts#712). The cost is that joins into one subnet serialise; joins are
 //! rare (one per node), so contention only means a retry.
 //!

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 
-/// Node Subnet, per the seed: "Systems in the same virtual network as the AKS
+/// Node Subnet, per docs/azure.md#source-addresses: "Systems in the same virtual network as the AKS
 /// cluster see the pod IP as the source address for any traffic from the
 /// pod. Systems outside the AKS cluster virtual network see the node IP";
 /// "every pod gets an IP address from the subnet and can be accessed
@@ -30,7 +30,7 @@ const NODESUBNET_EXPECTED: [(&str, &str); 6] = [
     ("vm-pod", "vm"),
 ];
 
-/// kubenet, per AKS's kubenet page and research/azure-cni.md §3.3, §5.2: pods
+/// kubenet, per AKS's kubenet page and docs/azure.md#kubenet-snat, #kubenet-routes: pods
 /// keep their IP only towards other pods (the pod CIDR is the only
 /// non-masquerade range) and cross nodes by the route table; everything else
 /// sees the node IP; pods "can't be reached directly": the route table is

@@ -128,7 +128,7 @@ fn on_prem_and_peer_flags_are_checked() {
 
 #[test]
 fn what_if_and_migration_and_growth() {
-    // What if the kubenet seed cluster were Node Subnet: 110 + 1 addresses per node, and its
+    // What if the kubenet-seed.yaml cluster were Node Subnet: 110 + 1 addresses per node, and its
     // 3 nodes need 333 of the /24's 251 (the rancher#20784 figure).
     let (code, out, _) = aksnet(
         &["--format", "json", "--plugin", "azure", "--mode", "none"],

@@ -175,7 +175,7 @@ pub fn kubenet_conflist(
             "dataDir": data_dir,
             "logFile": data_dir.join("aksnet-cni.log"),
             // podman's own conflists declare it; podman still sends IP= in CNI_ARGS
-            // (research/cni-clients.md §1.9).
+            // (docs/cni-clients.md#podman).
             "capabilities": {"ips": true},
             "ipam": {"ranges": [[{"subnet": format!("10.248.{octet}.0/24")}]]}
         }]
@@ -228,7 +228,7 @@ impl Drop for LinkGuard {
 }
 
 /// A busybox root filesystem tarball: /bin/busybox plus applet symlinks (recipe of
-/// research/cni-clients.md §2c). Returns the tar's path inside `dir`.
+/// docs/cni-clients.md#podman). Returns the tar's path inside `dir`.
 pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
     let root = dir.join("bbroot");
     let bin = root.join("bin");

@@ -96,7 +96,7 @@ pub enum LabCommand {
     Up(UpArgs),
     /// Probe every path that matters and compare with the documented behaviour.
     Check(CheckArgs),
-    /// Up, check and the seed's capacity example for both models, then down.
+    /// Up, check and AKS's documented capacity example for both models, then down.
     Demo(DemoArgs),
     /// Remove everything the lab created (also after an interrupted up).
     Down(Common),

@@ -3,7 +3,7 @@
 //!
 //! `join` does what AKS's control plane does when it creates a node: it gives the
 //! node's NIC `maxPods` secondary addresses from the node subnet plus its own
-//! (research/azure-cni.md §2.1), then writes them to the node's local pool file so
+//! (docs/azure.md#node-subnet-ipam), then writes them to the node's local pool file so
 //! the plugin's ADD never calls the cluster store.
 //!
 //! Exit codes: 0 done; 1 refused or failed (no room in the subnet, pods still on
