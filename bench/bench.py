@@ -18,9 +18,7 @@ reference. The reference plugins are Debian's containernetworking-plugins in
 The plugins are driven the way a runtime drives them (CNI spec 1.1.0 section
 2 and 3; docs/cni-clients.md#protocol): CNI_* environment and the request
 configuration on stdin, prevResult = the ADD result for CHECK and DEL, a
-second DEL for idempotence. The harness is derived from
-bench/cni_bench.py, which measured the first baseline of the reference
-plugins; the changes are: wait4 for peak RSS, a distinct
+second DEL for idempotence. It records: wait4 for peak RSS, a distinct
 K8S_POD_NAME per pod (nodesubnet names the host veth from it), peak RSS
 through /usr/bin/time on an untimed probe attachment, both networks
 inside a dedicated "node" network namespace, leak checks for aksnet's state

@@ -15,7 +15,7 @@ use crate::error::PluginError;
 
 /// Where state lives unless `dataDir` says otherwise (issue 2, item 3).
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/aksnet";
-/// kubenet's bridge on AKS (research/azure-cni.md §5.1).
+/// kubenet's bridge on AKS (docs/azure.md#kubenet).
 pub const DEFAULT_BRIDGE: &str = "cbr0";
 
 /// Keys the plugin understands at the top level. Anything else is logged and
@@ -79,7 +79,7 @@ impl Mode {
     }
 }
 
-/// kubenet: bridge + veth + host-local-style IPAM (research/azure-cni.md §5.1).
+/// kubenet: bridge + veth + host-local-style IPAM (docs/azure.md#kubenet).
 #[derive(Debug, Clone)]
 pub struct KubenetConf {
     pub bridge: String,
@@ -93,7 +93,7 @@ pub struct KubenetConf {
     pub routes: Option<Vec<Route>>,
 }
 
-/// nodesubnet: Azure transparent mode (brief "Datapath contracts").
+/// nodesubnet: Azure transparent mode (docs/architecture.md#datapath-contracts).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeSubnetConf {
     /// MTU of both veth ends; `None` = the uplink's MTU.
@@ -286,7 +286,7 @@ impl PluginConfig {
         })?;
         let mode = match mode_s {
             "kubenet" | "bridge" => Mode::Kubenet(parse_kubenet(obj)?),
-            // "transparent" is azure-vnet's name for the same datapath (azure-cni.md §1.2).
+            // "transparent" is azure-vnet's name for the same datapath (docs/azure.md#transparent-mode).
             "nodesubnet" | "transparent" => Mode::NodeSubnet(NodeSubnetConf {
                 mtu: get_mtu(obj)?,
                 uplink: get_str(obj, "uplink", "")?.map(str::to_string),

@@ -1,5 +1,5 @@
 //! Every way the plugin fails, and the one place they become CNI error codes
-//! (SPEC.md "Error"; research/cni-clients.md §1.7).
+//! (SPEC.md "Error"; docs/cni-clients.md#errors).
 
 use std::path::PathBuf;
 

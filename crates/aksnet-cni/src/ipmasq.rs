@@ -2,14 +2,14 @@
 //! reference bridge plugin's option (`pkg/ip/ipmasq_*_linux.go`): traffic from
 //! a pod to anything outside the pod subnets (and not multicast) leaves with
 //! the node's address. Off by default: on AKS SNAT belongs to ip-masq-agent,
-//! which `aksnet agent` replaces (research/azure-cni.md §3.3).
+//! which `aksnet agent` replaces (docs/azure.md#kubenet-snat).
 //!
 //! Rules live in one table, `inet aksnet-cni`, shared by every network on the
 //! node. Per network (names carry a hash of the network name, so any valid
 //! network name is safe in nft syntax): a set of pod addresses per family and
 //! a nat base chain with one masquerade rule over that set. Rules are static;
 //! ADD and DEL only change set elements (the "rules, not elements per pod"
-//! lesson of the Go plugin's nftables flavour, research/rust-anchors.md §7).
+//! lesson of the Go plugin's nftables flavour, docs/prior-art.md#nftables).
 //! Every change is one `nft -f -` transaction. Like the bridge, the table and
 //! chain outlive the last pod; `nft delete table inet aksnet-cni` removes them.
 

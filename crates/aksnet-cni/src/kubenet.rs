@@ -1,6 +1,6 @@
 //! kubenet mode: a bridge (default `cbr0`) holding the pod CIDR's gateway, one
 //! veth per pod with its host end on the bridge — a drop-in for AKS's
-//! `bridge` + `host-local` chain (research/azure-cni.md §5.1). SNAT is not done
+//! `bridge` + `host-local` chain (docs/azure.md#kubenet). SNAT is not done
 //! here: on AKS `ipMasq` is false and ip-masq-agent masquerades (§3.3).
 
 use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
@@ -63,7 +63,7 @@ fn setup(
     undo: &mut Undo<'_>,
 ) -> Result<CniResult, PluginError> {
     let AddCtx { args, cfg, claim } = *ctx;
-    // AKS's kubenet template hard-codes 1500 (research/azure-cni.md §5.1).
+    // AKS's kubenet template hard-codes 1500 (docs/azure.md#kubenet).
     let mtu = k.mtu.unwrap_or(DEFAULT_MTU);
     // The bridge is shared by every pod of the network and is never undone or
     // deleted (the reference bridge plugin keeps it too).

@@ -75,7 +75,7 @@ pub fn run(
 }
 
 /// VERSION answers whatever the stdin says (libcni probes with
-/// `{"cniVersion":"1.0.0"}`; research/cni-clients.md §1.2).
+/// `{"cniVersion":"1.0.0"}`; docs/cni-clients.md#libcni).
 fn version_result(stdin: &[u8]) -> Value {
     let asked =
         config::peek_version(stdin).unwrap_or_else(|| CniVersion::LATEST.as_str().to_string());
@@ -361,7 +361,7 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
 /// attachment is not in `cni.dev/valid-attachments`. A missing key means none
 /// is valid: libcni has already DEL'd every cached attachment not in the list
 /// before it sends GC, and `cnitool gc` sends no key at all
-/// (research/cni-clients.md §1.8). An attachment whose own lock is held (an
+/// (docs/cni-clients.md#gc). An attachment whose own lock is held (an
 /// ADD or DEL of it is running) is left for the next GC.
 fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
     let store = IpamStore::open(&cfg.data_dir, &cfg.name)?;

@@ -1,5 +1,5 @@
-//! nodesubnet mode: Azure CNI's "transparent" datapath (brief "Datapath
-//! contracts"; research/azure-cni.md §1.3, `transparent_endpointclient_linux.go`)
+//! nodesubnet mode: Azure CNI's "transparent" datapath (docs/architecture.md#datapath-contracts;
+//! docs/azure.md#transparent-mode, `transparent_endpointclient_linux.go`)
 //! with addresses from the node's up-front reservation (`aksnet node join`).
 //!
 //! Pod: its address with the subnet's prefix and NO on-link subnet route,
@@ -28,7 +28,7 @@ use crate::mode::{Addresses, Datapath};
 use crate::undo::Undo;
 use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, HostEnd, PodNs};
 
-/// The pod's virtual gateway (Azure PR #753, research/azure-cni.md §1.3).
+/// The pod's virtual gateway (Azure PR #753, docs/azure.md#transparent-mode).
 pub const VIRTUAL_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// Fixed host-veth MAC (Azure PR #1524: a MAC that changed after creation
 /// left the pod's neighbour entry stale).

@@ -1,7 +1,7 @@
 //! ADD's undo list: each step that succeeds pushes its inverse; on failure the
 //! list runs in reverse and its own failures are attached to the returned error
 //! (the Rust form of the Go bridge plugin's `success` flag with a deferred
-//! `ipam.ExecDel`, research/rust-anchors.md §7 "Error handling").
+//! `ipam.ExecDel`, docs/prior-art.md#errors).
 
 use crate::error::PluginError;
 

@@ -64,7 +64,7 @@ pub const DELETE_LINK_ARG: &str = "--delete-link";
 /// ifindex, to a detached `aksnet-cni --delete-link` process. Should that
 /// process never run, the pair still goes when the runtime deletes the pod's
 /// netns. Azure's transparent mode does not delete the veth at all and leaves it
-/// to the netns (research/azure-cni.md §1.5).
+/// to the netns (docs/azure.md#node-wide-lock).
 pub(crate) fn remove_host_veth(
     host: &mut Handle,
     name: &str,
