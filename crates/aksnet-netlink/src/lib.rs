@@ -25,6 +25,7 @@ mod ifname;
 mod link;
 mod neigh;
 mod netns;
+mod proxy;
 mod route;
 mod socket;
 mod sysctl;
@@ -37,10 +38,11 @@ pub use neigh::{Neighbour, NeighbourState};
 pub use netns::{
     create_named_netns, delete_named_netns, named_netns_path, run_in_netns, Netns, NETNS_RUN_DIR,
 };
+pub use proxy::{gratuitous_arp, send_gratuitous_arp};
 pub use route::{Route, RouteProtocol, RouteScope, RT_TABLE_MAIN};
 pub use sysctl::{
     enable_ip_forward, enable_ipv6_forward, get_sysctl, set_accept_ra, set_default_accept_ra,
-    set_proxy_arp, set_sysctl,
+    set_proxy_arp, set_proxy_delay_zero, set_sysctl,
 };
 
 /// Re-exported so callers need no direct `ipnet` dependency for our signatures.

@@ -84,6 +84,15 @@ pub fn set_default_accept_ra(value: u8) -> Result<()> {
     ))
 }
 
+/// `net.ipv4.neigh.<ifname>.proxy_delay=0`: answer ARP for proxied
+/// addresses at once. The default (80, in hundredths of a second) holds each
+/// broadcast request up to 0.8 s before the answer (`pneigh_enqueue` in
+/// net/core/neighbour.c), which a LAN host sees as a slow first packet.
+pub fn set_proxy_delay_zero(ifname: &str) -> Result<()> {
+    check_ifname("write sysctl", ifname)?;
+    set_sysctl(&format!("net/ipv4/neigh/{ifname}/proxy_delay"), "0")
+}
+
 /// `net.ipv4.ip_forward=1` (also sets `net.ipv4.conf.all.forwarding`).
 pub fn enable_ip_forward() -> Result<()> {
     set_sysctl("net/ipv4/ip_forward", "1")
