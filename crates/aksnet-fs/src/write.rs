@@ -68,8 +68,8 @@ pub fn write_atomic_deferred(
 ) -> Result<DirSync, FsError> {
     check_name(dir, name)?;
     let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let dirfd = open(dir, dir_flags, Mode::empty())
-        .map_err(|e| FsError::io("open directory", dir, e))?;
+    let dirfd =
+        open(dir, dir_flags, Mode::empty()).map_err(|e| FsError::io("open directory", dir, e))?;
     let target = dir.join(name);
     check_target(&dirfd, &target, name)?;
     let (temp_name, fd) = create_temp(&dirfd, dir, name, mode)?;
@@ -184,4 +184,24 @@ impl Drop for TempFile<'_> {
             let _ = unlinkat(self.dirfd, self.name.as_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
+}
+
+/// Removes `dir/name` (a symlink there is removed itself, never followed) and fsyncs the
+/// directory so the removal survives a crash. `Ok(false)` when it was absent.
+pub fn remove_durably(dir: &Path, name: &str) -> Result<bool, FsError> {
+    check_name(dir, name)?;
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let dirfd =
+        open(dir, dir_flags, Mode::empty()).map_err(|e| FsError::io("open directory", dir, e))?;
+    match unlinkat(&dirfd, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(FsError::io("remove", &dir.join(name), e)),
+    }
+    DirSync {
+        dir: dirfd,
+        path: dir.to_path_buf(),
+    }
+    .sync()?;
+    Ok(true)
 }

@@ -44,7 +44,10 @@ fn symlinks_planted_at_every_temp_name_are_never_followed() {
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     let st = fs::symlink_metadata(dir.join("state.json"));
     if let Ok(st) = st {
-        assert!(st.file_type().is_file(), "state.json must be a regular file");
+        assert!(
+            st.file_type().is_file(),
+            "state.json must be a regular file"
+        );
         assert_eq!(fs::read_to_string(dir.join("state.json")).unwrap(), "new");
     }
 }
@@ -59,7 +62,10 @@ fn symlinked_target_is_refused_and_left_alone() {
     let e = write_atomic(tmp.path(), "state.json", b"new", 0o600).unwrap_err();
     assert!(matches!(e, FsError::Symlink { .. }), "{e:?}");
     assert!(e.to_string().contains(&link.display().to_string()), "{e}");
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     assert_eq!(names(tmp.path()), vec!["state.json", "victim"]);
 }
@@ -130,7 +136,10 @@ fn private_dir_refuses_links_files_and_group_writable_dirs() {
     fs::create_dir(&open).unwrap();
     fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
     let e = ensure_private_dir(&open).unwrap_err();
-    assert!(matches!(e, FsError::InsecureDir { mode: 0o777, .. }), "{e:?}");
+    assert!(
+        matches!(e, FsError::InsecureDir { mode: 0o777, .. }),
+        "{e:?}"
+    );
     // An operator's 0755 directory is accepted and left as it is.
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
     ensure_private_dir(&open).unwrap();
@@ -153,7 +162,11 @@ fn fifos_directories_and_devices_are_refused_without_blocking() {
     let tmp = tempfile::tempdir().unwrap();
     let fifo = tmp.path().join("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    for p in [&fifo, &tmp.path().to_path_buf(), &Path::new("/dev/null").to_path_buf()] {
+    for p in [
+        &fifo,
+        &tmp.path().to_path_buf(),
+        &Path::new("/dev/null").to_path_buf(),
+    ] {
         let e = read_regular_capped_following(p, 1024).unwrap_err();
         assert!(matches!(e, FsError::WrongKind { .. }), "{p:?}: {e:?}");
     }
@@ -198,7 +211,10 @@ fn reads_are_capped_and_missing_files_say_so_by_errno() {
         read_regular_capped(&link, 4096).unwrap_err(),
         FsError::Symlink { .. }
     ));
-    assert_eq!(read_regular_capped_following(&link, 4096).unwrap().len(), 2048);
+    assert_eq!(
+        read_regular_capped_following(&link, 4096).unwrap().len(),
+        2048
+    );
 }
 
 #[test]

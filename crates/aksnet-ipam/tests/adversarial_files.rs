@@ -72,7 +72,10 @@ fn symlink_at_the_state_path_is_refused() {
     );
     let e = store.snapshot().unwrap_err();
     assert!(e.to_string().contains("symbolic link"), "{e}");
-    assert!(fs::symlink_metadata(&state).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(&state)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(fs::read_to_string(&victim).unwrap(), EMPTY_STATE);
 }
 
@@ -85,7 +88,10 @@ fn symlinked_lock_file_is_refused_and_nothing_is_created_through_it() {
     symlink(&victim, data.join("kubenet.lock")).unwrap();
     let e = IpamStore::open(&data, "kubenet").unwrap_err();
     assert!(e.to_string().contains("kubenet.lock"), "{e}");
-    assert!(!victim.exists(), "the lock file was created through the link");
+    assert!(
+        !victim.exists(),
+        "the lock file was created through the link"
+    );
 }
 
 #[test]
