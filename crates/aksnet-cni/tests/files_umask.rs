@@ -35,7 +35,14 @@ impl Drop for Netns {
 /// Runs the plugin in `node` with umask 0, the way a runtime calls it.
 fn plugin_umask_000(node: &Netns, command: &str, pod: &Netns, conf: &str) -> (bool, String) {
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &node.0, "sh", "-c", "umask 000; exec \"$0\""])
+        .args([
+            "netns",
+            "exec",
+            &node.0,
+            "sh",
+            "-c",
+            "umask 000; exec \"$0\"",
+        ])
         .arg(PLUGIN)
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -98,7 +105,11 @@ fn kubenet_add_under_umask_000_creates_0700_dir_and_0600_files() {
     assert_eq!(mode(&data), 0o700, "data dir");
     assert_eq!(mode(&data.join("kubenet.json")), 0o600, "IPAM state");
     assert_eq!(mode(&data.join("kubenet.lock")), 0o600, "IPAM lock");
-    assert_eq!(mode(&tmp.path().join("var")), 0o755, "parent created on the way");
+    assert_eq!(
+        mode(&tmp.path().join("var")),
+        0o755,
+        "parent created on the way"
+    );
     let (ok, out) = plugin_umask_000(&node, "DEL", &pod, &conf);
     assert!(ok, "DEL failed: {out}");
 }
