@@ -2,7 +2,10 @@
 //! (docs/azure.md#ip-masq-agent; Azure/ip-masq-agent-v2 `cmd/ip-masq-agent-v2/ip-masq-agent.go`):
 //!
 //! - every regular file (symlinks followed, as ConfigMap volumes use them) in the config
-//!   directory whose name starts with `ip-masq`, YAML or JSON (YAML parses both);
+//!   directory whose name starts with `ip-masq`, YAML or JSON (YAML parses both); a
+//!   directory, FIFO, socket or device of such a name is skipped and reported (file and
+//!   reason, in the agent's status), never opened in a way that could block; a file over
+//!   [`MAX_CONFIG_BYTES`] is an error;
 //! - keys `nonMasqueradeCIDRs`, `masqLinkLocal`, `masqLinkLocalIPv6`, and upstream
 //!   kubernetes-sigs/ip-masq-agent's `resyncInterval` and `cidrLimit`; any other key is an error;
 //! - at most 64 CIDRs per file, or the file's own `cidrLimit`;
@@ -16,11 +19,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aksnet_fs::{read_regular_capped_following, FileKind, FsError};
 use ipnet::IpNet;
+use serde::Serialize;
 use serde_yaml::Value;
 
 /// v2's per-file CIDR limit (upstream `cidrLimit` default).
 pub const DEFAULT_CIDR_LIMIT: usize = 64;
+
+/// The largest config file read: a ConfigMap holds at most 1 MiB (Kubernetes docs,
+/// "ConfigMaps": "The data stored in a ConfigMap cannot exceed 1 MiB").
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The prefix of the file names v2 reads.
 pub const FILE_PREFIX: &str = "ip-masq";
@@ -53,6 +62,23 @@ pub struct MasqConfig {
     pub resync_interval: Option<Duration>,
     /// The fragments merged, in order.
     pub sources: Vec<String>,
+    /// `ip-masq*` entries of the config directory that were not read, and why.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// An `ip-masq*` entry of the config directory that is not a regular file (after
+/// following symlinks): skipped, as ip-masq-agent-v2 skips it, but reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedFile {
+    pub file: String,
+    pub reason: String,
+}
+
+/// What [`load_dir_report`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirContents {
+    pub fragments: Vec<MasqFragment>,
+    pub skipped: Vec<SkippedFile>,
 }
 
 /// A config error always names the file, and the key and value when there is one.
@@ -64,6 +90,10 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// Open or read refused: a file over [`MAX_CONFIG_BYTES`], or one that changed kind
+    /// between the listing and the read.
+    #[error("{0}")]
+    Unreadable(#[source] FsError),
     #[error("{file}: cannot list the config directory: {source}")]
     ReadDir {
         file: PathBuf,
@@ -340,9 +370,54 @@ pub fn is_config_file_name(name: &str) -> bool {
 /// Reads every `ip-masq*` file of `dir` (sorted by name). A missing directory means no files.
 /// Returns all errors found, not just the first.
 pub fn load_dir(dir: &Path, enable_ipv6: bool) -> Result<Vec<MasqFragment>, ConfigErrors> {
+    load_dir_report(dir, enable_ipv6).map(|c| c.fragments)
+}
+
+/// [`load_dir`], plus the `ip-masq*` entries skipped because they are not regular files.
+pub fn load_dir_report(dir: &Path, enable_ipv6: bool) -> Result<DirContents, ConfigErrors> {
+    let (paths, mut errors) = list_config_paths(dir)?;
+    let mut out = DirContents::default();
+    for path in paths {
+        // metadata() follows symlinks: ConfigMap volumes link ip-masq-agent -> ..data/ip-masq-agent.
+        match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => {
+                let kind = FileKind::from_mode(std::os::unix::fs::MetadataExt::mode(&m));
+                out.skipped.push(SkippedFile {
+                    file: path.display().to_string(),
+                    reason: format!("a {kind}, not a regular file"),
+                });
+                continue;
+            }
+            Ok(_) => {}
+            Err(source) => {
+                errors.push(ConfigError::Read { file: path, source });
+                continue;
+            }
+        }
+        let text = match read_regular_capped_following(&path, MAX_CONFIG_BYTES) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => {
+                errors.push(ConfigError::Unreadable(e));
+                continue;
+            }
+        };
+        match parse_fragment(&path.display().to_string(), &text, enable_ipv6) {
+            Ok(f) => out.fragments.push(f),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// The `ip-masq*` entries of `dir`, sorted, and the listing errors.
+fn list_config_paths(dir: &Path) -> Result<(Vec<PathBuf>, Vec<ConfigError>), ConfigErrors> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         Err(source) => {
             return Err(ConfigErrors(vec![ConfigError::ReadDir {
                 file: dir.to_path_buf(),
@@ -355,8 +430,7 @@ pub fn load_dir(dir: &Path, enable_ipv6: bool) -> Result<Vec<MasqFragment>, Conf
     for entry in entries {
         match entry {
             Ok(e) => {
-                let name = e.file_name();
-                if is_config_file_name(&name.to_string_lossy()) {
+                if is_config_file_name(&e.file_name().to_string_lossy()) {
                     paths.push(e.path());
                 }
             }
@@ -367,30 +441,7 @@ pub fn load_dir(dir: &Path, enable_ipv6: bool) -> Result<Vec<MasqFragment>, Conf
         }
     }
     paths.sort();
-    let mut fragments = Vec::new();
-    for path in paths {
-        // metadata() follows symlinks: ConfigMap volumes link ip-masq-agent -> ..data/ip-masq-agent.
-        match std::fs::metadata(&path) {
-            Ok(m) if !m.is_file() => continue,
-            Ok(_) => {}
-            Err(source) => {
-                errors.push(ConfigError::Read { file: path, source });
-                continue;
-            }
-        }
-        match std::fs::read_to_string(&path) {
-            Ok(text) => match parse_fragment(&path.display().to_string(), &text, enable_ipv6) {
-                Ok(f) => fragments.push(f),
-                Err(e) => errors.push(e),
-            },
-            Err(source) => errors.push(ConfigError::Read { file: path, source }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(fragments)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    Ok((paths, errors))
 }
 
 /// What changes when a config file changes: names, sizes, modification times and inodes of the

@@ -13,7 +13,9 @@ use aksnet_nft::{NftBackend, NftError};
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::masq_config::{dir_fingerprint, load_dir, merge, ConfigErrors, MasqConfig};
+use crate::masq_config::{
+    dir_fingerprint, load_dir_report, merge, ConfigErrors, MasqConfig, SkippedFile,
+};
 use crate::ruleset::{desired_table, TABLE_FAMILY};
 use crate::settings::{AgentSettings, SettingsError};
 
@@ -67,8 +69,11 @@ fn table_label(settings: &AgentSettings) -> String {
 /// The built-in defaults merged with every `ip-masq*` file of the config directory.
 pub fn load_config(settings: &AgentSettings) -> Result<MasqConfig, ConfigErrors> {
     let mut fragments = vec![settings.defaults_fragment()];
-    fragments.extend(load_dir(&settings.config_dir, settings.enable_ipv6)?);
-    Ok(merge(&fragments))
+    let found = load_dir_report(&settings.config_dir, settings.enable_ipv6)?;
+    fragments.extend(found.fragments);
+    let mut config = merge(&fragments);
+    config.skipped = found.skipped;
+    Ok(config)
 }
 
 /// One reconcile: load config, compile, read our table, replace it only if it differs.
@@ -145,6 +150,9 @@ pub struct Status {
     pub table: String,
     pub non_masquerade_cidrs: Vec<IpNet>,
     pub config_sources: Vec<String>,
+    /// `ip-masq*` entries of the config directory that are not regular files (a
+    /// directory, FIFO or device): not read, reported here and logged.
+    pub skipped_files: Vec<SkippedFile>,
     /// Seconds since the epoch of this reconcile.
     pub time: u64,
 }
@@ -169,6 +177,7 @@ impl Status {
                 table: table_label(settings),
                 non_masquerade_cidrs: r.config.non_masquerade_cidrs.clone(),
                 config_sources: r.config.sources.clone(),
+                skipped_files: r.config.skipped.clone(),
                 time,
             },
             Err(e) => Status {
@@ -178,19 +187,48 @@ impl Status {
                 table: table_label(settings),
                 non_masquerade_cidrs: Vec::new(),
                 config_sources: Vec::new(),
+                skipped_files: Vec::new(),
                 time,
             },
         }
     }
 }
 
-/// Writes the status file atomically (temp file in the same directory, then rename).
-pub fn write_status(path: &Path, status: &Status) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(status).map_err(std::io::Error::other)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, text + "\n")?;
-    std::fs::rename(&tmp, path)
+/// Why the status file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("status file: {0}")]
+    File(#[from] aksnet_fs::FsError),
+    #[error("status file {}: cannot serialise: {source}", path.display())]
+    Serialise {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Writes the status file atomically with mode 0644 (monitoring on the node reads it; it
+/// holds no secret), never through a symlink (`aksnet_fs::write_atomic`).
+pub fn write_status(path: &Path, status: &Status) -> Result<(), StatusError> {
+    let mut text = serde_json::to_vec_pretty(status).map_err(|source| StatusError::Serialise {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.push(b'\n');
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name =
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| aksnet_fs::FsError::BadName {
+                dir: dir.to_path_buf(),
+                name: path.display().to_string(),
+                reason: "not a UTF-8 file name",
+            })?;
+    aksnet_fs::write_atomic(dir, name, &text, aksnet_fs::PUBLIC_FILE_MODE)?;
+    Ok(())
 }
 
 /// Logs one reconcile's result and writes the status file if configured.
@@ -209,6 +247,9 @@ pub fn report(settings: &AgentSettings, result: &Result<ReconcileReport, AgentEr
         Err(e) => tracing::error!(%table, error = %e, "reconcile failed"),
     }
     if let Ok(r) = result {
+        for skipped in &r.config.skipped {
+            tracing::warn!(file = %skipped.file, reason = %skipped.reason, "config entry skipped");
+        }
         if r.config.non_masquerade_cidrs.is_empty() {
             tracing::warn!(
                 %table,

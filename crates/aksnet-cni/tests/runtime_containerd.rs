@@ -185,34 +185,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         c
     }
 
-    /// A docker-archive of the busybox rootfs: containerd computes the blob digests itself,
-    /// only the config's diff_id needs the layer's sha256.
     fn import_busybox(&self) {
-        let img = self.dir.path().join("image");
-        std::fs::create_dir(&img).unwrap();
-        let layer = busybox_rootfs_tar(&img);
-        std::fs::rename(&layer, img.join("layer.tar")).unwrap();
-        let sum = run_ok(Command::new("sha256sum").arg(img.join("layer.tar")));
-        let digest = sum.split_whitespace().next().unwrap();
-        let config = serde_json::json!({
-            "architecture": "amd64", "os": "linux",
-            "config": {"Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{digest}")]}
-        });
-        std::fs::write(img.join("config.json"), config.to_string()).unwrap();
-        let manifest = serde_json::json!([
-            {"Config": "config.json", "RepoTags": [IMAGE], "Layers": ["layer.tar"]}
-        ]);
-        std::fs::write(img.join("manifest.json"), manifest.to_string()).unwrap();
-        let archive = self.dir.path().join("image.tar");
-        run_ok(
-            Command::new("tar")
-                .arg("-C")
-                .arg(&img)
-                .arg("-cf")
-                .arg(&archive)
-                .args(["manifest.json", "config.json", "layer.tar"]),
-        );
+        let archive = busybox_docker_archive(self.dir.path(), IMAGE, &["/bin/sh"]);
         run_ok(self.ctr().args(["images", "import"]).arg(&archive));
     }
 }

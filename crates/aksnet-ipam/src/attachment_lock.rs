@@ -13,8 +13,8 @@
 //! IPAM lock is still held only inside one short transaction).
 //!
 //! Layout: `<dataDir>/<network>.attachments/<sha1(containerID NUL ifname)>.lock`,
-//! directory 0700, files 0600, opened with `O_NOFOLLOW` (a symlink planted
-//! there is refused, never followed). The lock is `flock(2)`, so a killed
+//! directory 0700, files 0600, created and opened through `aksnet_fs` (a
+//! symlink planted there is refused, never followed). The lock is `flock(2)`, so a killed
 //! holder releases it with its last file descriptor.
 //!
 //! Removal: the DEL that released the attachment unlinks its lock file while
@@ -23,9 +23,9 @@
 //! still names the inode it locked, and starts again if not (the usual
 //! lock-file-removal protocol).
 
-use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -117,46 +117,12 @@ fn lock_path(data_dir: &Path, network: &str, key: &AttachmentKey) -> Result<Path
     )))
 }
 
-/// Creates the lock directory 0700 (whatever the umask) and refuses anything
-/// but a real directory there (a symlink is not followed).
 fn ensure_dir(dir: &Path) -> Result<(), IpamError> {
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => {
-            return Err(IpamError::io(
-                "use attachment lock directory",
-                dir,
-                io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "exists and is not a directory",
-                ),
-            ))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(IpamError::io("inspect attachment lock directory", dir, e)),
-    }
-    match DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| IpamError::io("set mode of attachment lock directory", dir, e)),
-        // Another caller created it first: check it again.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::symlink_metadata(dir) {
-            Ok(m) if m.is_dir() => Ok(()),
-            _ => Err(IpamError::io("create attachment lock directory", dir, e)),
-        },
-        Err(e) => Err(IpamError::io("create attachment lock directory", dir, e)),
-    }
+    Ok(aksnet_fs::ensure_private_dir(dir)?)
 }
 
 fn open_lock(path: &Path) -> Result<File, IpamError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| IpamError::io("open attachment lock", path, e))
+    Ok(aksnet_fs::open_lock_file(path)?)
 }
 
 /// After locking: does `path` still name the inode we locked? (A DEL may
@@ -209,6 +175,7 @@ pub(crate) fn lock_with_deadline(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn key(c: &str) -> AttachmentKey {
         AttachmentKey::new(c, "eth0")
@@ -266,7 +233,10 @@ mod tests {
         std::os::unix::fs::symlink(&target, &path).unwrap();
         let e = AttachmentLock::acquire(dir.path(), "n", &key("c"), Duration::from_secs(1))
             .unwrap_err();
-        assert_eq!(e.errno(), Some(40), "ELOOP: {e}");
+        assert!(
+            matches!(e, IpamError::Fs(aksnet_fs::FsError::Symlink { .. })),
+            "refused as a symlink: {e}"
+        );
         assert_eq!(fs::read(&target).unwrap(), b"keep");
     }
 

@@ -19,6 +19,11 @@ pub enum IpamError {
         source: io::Error,
     },
 
+    /// Creating, opening, reading or replacing one of the store's files failed, or a
+    /// file is a symlink, FIFO, device or too large (`aksnet_fs`).
+    #[error("IPAM store: {0}")]
+    Fs(#[from] aksnet_fs::FsError),
+
     /// The state file is not valid JSON or not our format. Never reset: the operator
     /// decides (a silent reset would hand out addresses that running pods still hold).
     #[error("IPAM state file {path} is corrupt at line {line} column {column}: {source} (left untouched; repair or remove it by hand)")]
@@ -115,6 +120,7 @@ impl IpamError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             IpamError::Io { source, .. } => source.raw_os_error(),
+            IpamError::Fs(e) => e.errno(),
             _ => None,
         }
     }

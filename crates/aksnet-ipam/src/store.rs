@@ -7,11 +7,15 @@
 //! <dataDir>/                      default /var/lib/aksnet
 //!   <network>.json                the state of one network (this module)
 //!   <network>.lock                empty; flock'ed around every read-modify-write; never removed
-//!   .<network>.json.tmp           the next state while it is written; renamed over
-//!                                 <network>.json (a leftover from a crash is overwritten
-//!                                 by the next write, which holds the lock)
+//!   .<network>.json.<pid>.<n>.tmp the next state while it is written; renamed over
+//!                                 <network>.json (aksnet_fs::write_atomic_deferred; a
+//!                                 writer killed mid-write leaves it behind, ignored)
 //!   node-pool.json                the node's nodesubnet pool (aksnet_core::pool), not ours
 //! ```
+//!
+//! The directory is created 0700 and the files 0600 whatever the umask; a symlink at the
+//! state, temp or lock path is never followed (`aksnet-fs`, docs/architecture.md "Files
+//! and modes").
 //!
 //! `<network>.json`:
 //!
@@ -42,7 +46,7 @@
 //!
 //! A transaction is: flock the lock file, read the state file (missing = empty), run the
 //! caller's closure on the in-memory state, and, only if it succeeded and changed
-//! something, write `.<network>.json.tmp`, fsync it, rename it over `<network>.json`;
+//! something, write a temp file, fdatasync it, rename it over `<network>.json`;
 //! then unlock (closing the fd) and fsync the directory before returning (after the
 //! unlock: see `transact`). rename(2) is atomic, so at every
 //! instant the state file is either the old or the new complete state; a crash before the
@@ -55,10 +59,9 @@
 //! does its netlink work after `transact` returns (docs/architecture.md#quality-bars: no node-wide
 //! lock across netlink work).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -84,7 +87,9 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STATE_SUFFIX: &str = ".json";
 const LOCK_SUFFIX: &str = ".lock";
-const TEMP_SUFFIX: &str = ".json.tmp";
+
+/// The largest state file read: a /16 of single-address allocations is about 10 MB.
+pub const MAX_STATE_BYTES: u64 = 64 << 20;
 
 /// The file as stored. Field order is the order written.
 #[derive(Debug, Serialize, Deserialize)]
@@ -116,7 +121,6 @@ pub struct IpamStore {
     network: String,
     state_path: PathBuf,
     lock_path: PathBuf,
-    temp_path: PathBuf,
     lock_timeout: Duration,
 }
 
@@ -152,21 +156,18 @@ pub fn validate_network_name(name: &str) -> Result<(), IpamError> {
 }
 
 impl IpamStore {
-    /// Opens the store of `network` in `data_dir`, creating the directory (0755) and the
-    /// lock file. Does not read the state.
+    /// Opens the store of `network` in `data_dir`, creating the directory (0700) and the
+    /// lock file (0600). Refuses a data directory or lock file that is a symlink, and a
+    /// data directory writable by others (`aksnet_fs::ensure_private_dir`). Does not read
+    /// the state.
     pub fn open(data_dir: &Path, network: &str) -> Result<Self, IpamError> {
         validate_network_name(network)?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(data_dir)
-            .map_err(|e| IpamError::io("create IPAM data directory", data_dir, e))?;
+        aksnet_fs::ensure_private_dir(data_dir)?;
         let store = IpamStore {
             data_dir: data_dir.to_path_buf(),
             network: network.to_string(),
             state_path: data_dir.join(format!("{network}{STATE_SUFFIX}")),
             lock_path: data_dir.join(format!("{network}{LOCK_SUFFIX}")),
-            temp_path: data_dir.join(format!(".{network}{TEMP_SUFFIX}")),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
         };
         store.open_lock_file()?;
@@ -206,10 +207,11 @@ impl IpamStore {
         let mut state = self.read_state()?;
         let before = state.revision();
         let out = f(&mut state)?;
-        let wrote = state.revision() != before;
-        if wrote {
-            self.write_state(&state)?;
-        }
+        let pending = if state.revision() != before {
+            Some(self.write_state(&state)?)
+        } else {
+            None
+        };
         // Closing `lock` releases the flock.
         drop(lock);
         // The directory fsync that makes the rename durable runs after the lock is
@@ -219,8 +221,8 @@ impl IpamStore {
         // supersedes an earlier one, and whatever is durable is a state some
         // transaction committed. This shortens the lock's hold by one fsync, the
         // serial part under many concurrent plugins (docs/benchmarks.md, contention).
-        if wrote {
-            self.sync_data_dir()?;
+        if let Some(pending) = pending {
+            pending.sync().map_err(IpamError::from)?;
         }
         Ok(out)
     }
@@ -233,14 +235,7 @@ impl IpamStore {
     }
 
     fn open_lock_file(&self) -> Result<File, IpamError> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&self.lock_path)
-            .map_err(|e| IpamError::io("open IPAM lock file", &self.lock_path, e))
+        Ok(aksnet_fs::open_lock_file(&self.lock_path)?)
     }
 
     fn acquire(&self, lock: &File, shared: bool) -> Result<(), IpamError> {
@@ -248,15 +243,17 @@ impl IpamStore {
     }
 
     fn read_state(&self) -> Result<Allocator, IpamError> {
-        let bytes = match fs::read(&self.state_path) {
+        let bytes = match aksnet_fs::read_regular_capped(&self.state_path, MAX_STATE_BYTES) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Allocator::new()),
-            Err(e) => return Err(IpamError::io("read IPAM state file", &self.state_path, e)),
+            Err(e) if e.is_not_found() => return Ok(Allocator::new()),
+            Err(e) => return Err(e.into()),
         };
         parse_state(&self.state_path, &bytes, Some(&self.network))
     }
 
-    fn write_state(&self, state: &Allocator) -> Result<(), IpamError> {
+    /// Writes the next state (temp file, fdatasync, rename); the returned directory fsync
+    /// is the caller's to run, after it released the lock.
+    fn write_state(&self, state: &Allocator) -> Result<aksnet_fs::DirSync, IpamError> {
         let file = StateFile {
             kind: STATE_KIND.to_string(),
             version: STATE_VERSION,
@@ -272,34 +269,13 @@ impl IpamStore {
                 io::Error::other(e),
             )
         })?;
-        let temp = &self.temp_path;
-        // Truncate: a leftover from a crashed writer is simply overwritten (we hold the
-        // lock, so no one else is writing it).
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(temp)
-            .map_err(|e| IpamError::io("create IPAM temp file", temp, e))?;
-        f.write_all(&bytes)
-            .map_err(|e| IpamError::io("write IPAM temp file", temp, e))?;
-        // fdatasync: the data and the size needed to read it back, without the
-        // timestamps fsync would also flush.
-        f.sync_data()
-            .map_err(|e| IpamError::io("fdatasync IPAM temp file", temp, e))?;
-        drop(f);
-        fs::rename(temp, &self.state_path)
-            .map_err(|e| IpamError::io("rename IPAM temp file over", &self.state_path, e))?;
-        Ok(())
-    }
-
-    /// fsync of the data directory: makes the last rename durable.
-    fn sync_data_dir(&self) -> Result<(), IpamError> {
-        let dir = File::open(&self.data_dir)
-            .map_err(|e| IpamError::io("open IPAM data directory", &self.data_dir, e))?;
-        dir.sync_all()
-            .map_err(|e| IpamError::io("fsync IPAM data directory", &self.data_dir, e))
+        let name = format!("{}{STATE_SUFFIX}", self.network);
+        Ok(aksnet_fs::write_atomic_deferred(
+            &self.data_dir,
+            &name,
+            &bytes,
+            aksnet_fs::PRIVATE_FILE_MODE,
+        )?)
     }
 }
 

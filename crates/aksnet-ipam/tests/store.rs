@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -13,6 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use aksnet_core::allocator::{AllocError, AllocationMeta, AttachmentKey, Pool, Range, ValidPool};
+use aksnet_fs::{FileKind, FsError};
 use aksnet_ipam::{allocated_addresses, HeldAddress, IpamError, IpamStore};
 
 fn pool(subnet: &str) -> ValidPool {
@@ -260,14 +260,19 @@ fn unreadable_state_is_an_io_error_with_errno() {
     fs::create_dir(store.state_path()).expect("mkdir in place of the state file");
     let e = store.snapshot().expect_err("a directory");
     match &e {
-        IpamError::Io { op, path, source } => {
-            assert_eq!(*op, "read IPAM state file");
-            assert_eq!(path, store.state_path());
-            assert_eq!(source.kind(), io::ErrorKind::IsADirectory);
-        }
+        IpamError::Fs(FsError::WrongKind {
+            path,
+            found: FileKind::Directory,
+            ..
+        }) => assert_eq!(path, store.state_path()),
         other => panic!("unexpected {other:?}"),
     }
-    assert!(e.errno().is_some());
+    // An unreadable file is an I/O error with its errno (EACCES needs a non-root user, so
+    // use a name that is too long instead: ENAMETOOLONG).
+    let long = tmp.path().join("x".repeat(300));
+    let e = IpamStore::open(&long, "n").expect_err("name too long");
+    assert_eq!(e.errno(), Some(nix::libc::ENAMETOOLONG), "{e:?}");
+    assert!(e.to_string().contains(&long.display().to_string()), "{e}");
 }
 
 #[test]
@@ -347,8 +352,13 @@ fn gc_releases_stale_and_leaves_lock_and_temp_files_alone() {
         ]
     );
     assert!(store.lock_path().exists());
-    // The next write overwrote the leftover temp file and renamed it away.
-    assert_eq!(names(tmp.path()), vec!["n.json", "n.lock"]);
+    // The leftover is neither written through nor removed: every writer uses a fresh
+    // temp name (O_EXCL), so a file at an old temp path is never reused (issue 10).
+    assert_eq!(names(tmp.path()), vec![".n.json.tmp", "n.json", "n.lock"]);
+    assert_eq!(
+        fs::read_to_string(tmp.path().join(".n.json.tmp")).expect("read"),
+        "partial"
+    );
     // Empty valid list (or a missing one, which the plugin passes as empty): all go.
     store
         .transact(|s| -> Result<_, IpamError> { Ok(s.gc(&HashSet::new())) })

@@ -6,12 +6,16 @@
 //! <dir>/state.json   {"version":1,"revision":N,"keys":{"<key>":{"createRevision":a,
 //!                     "modRevision":b,"value":"<utf-8 value>"}}}   (or "valueHex")
 //! <dir>/lock         empty; flock'd (std File::lock) only for the duration of one txn
-//! <dir>/.state.json.tmp   transient: the next state while it is being written
+//! <dir>/.state.json.<pid>.<n>.tmp   transient: the next state while it is being written
 //! ```
 //!
+//! The directory is 0700 and the files 0600 whatever the umask; a symlink at the
+//! directory, `state.json`, the lock or a temp path is never followed (`aksnet-fs`,
+//! docs/architecture.md "Files and modes").
+//!
 //! A transaction takes the lock, reads `state.json`, evaluates the compares, and
-//! when they hold writes the next state with [`write_atomically`] (temp, fsync,
-//! rename, directory fsync) before releasing the lock. Reads take no lock: the
+//! when they hold writes the next state with [`aksnet_fs::write_atomic`] (temp,
+//! fdatasync, rename, directory fsync) before releasing the lock. Reads take no lock: the
 //! rename makes every reader see one whole committed state. A missing `state.json`
 //! is the empty store at revision 0; a state file that does not parse or breaks an
 //! invariant is an error naming the file and is never reset (docs/prior-art.md#atomic-writes).
@@ -21,11 +25,11 @@
 //! scale one machine runs, and it makes every txn trivially atomic. Clusters that
 //! span machines use etcd (a later issue) behind the same [`Store`] trait.
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::os::unix::fs::DirBuilderExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::write_atomically;
+use aksnet_fs::{ensure_private_dir, open_lock_file, read_regular_capped, write_atomic};
+
 use crate::kv::{
     validate_txn, Compare, KeyValue, Op, Revision, State, Store, StoreError, STATE_VERSION,
 };
@@ -34,6 +38,8 @@ use crate::kv::{
 pub const STATE_FILE: &str = "state.json";
 /// Lock file name inside the store directory.
 pub const LOCK_FILE: &str = "lock";
+/// The largest state file read (a cluster of 5,000 nodes at maxPods 250 is a few MB).
+pub const MAX_STATE_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
@@ -62,17 +68,15 @@ impl EmbeddedStore {
 
     fn load(&self) -> Result<State, StoreError> {
         let path = self.state_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::empty()),
-            Err(source) => {
-                return Err(StoreError::Io {
-                    op: "read state file",
-                    path,
-                    source,
-                })
-            }
+        let bytes = match read_regular_capped(&path, MAX_STATE_BYTES) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(State::empty()),
+            Err(e) => return Err(e.into()),
         };
+        let text = String::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            detail: format!("not UTF-8: {e}"),
+        })?;
         // Check the version first so a newer format says so instead of "unknown field".
         let version = serde_json::from_str::<serde_json::Value>(&text)
             .map_err(|e| StoreError::Corrupt {
@@ -117,27 +121,9 @@ impl EmbeddedStore {
     /// Takes the store lock (creating the directory and lock file on first use).
     /// The lock is released when the returned file is dropped.
     fn lock(&self) -> Result<File, StoreError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|source| StoreError::Io {
-                op: "create store directory",
-                path: self.dir.clone(),
-                source,
-            })?;
+        ensure_private_dir(&self.dir)?;
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| StoreError::Io {
-                op: "open lock file",
-                path: path.clone(),
-                source,
-            })?;
+        let file = open_lock_file(&path)?;
         file.lock().map_err(|source| StoreError::Io {
             op: "lock",
             path,
@@ -172,12 +158,7 @@ impl Store for EmbeddedStore {
             self.corrupt(format!("cannot serialise the next state: {e}"))
         })?;
         text.push(b'\n');
-        let path = self.state_path();
-        write_atomically(&path, &text).map_err(|e| StoreError::Io {
-            op: e.op,
-            path: e.path,
-            source: e.source,
-        })?;
+        write_atomic(&self.dir, STATE_FILE, &text, aksnet_fs::PRIVATE_FILE_MODE)?;
         Ok(true)
     }
 }

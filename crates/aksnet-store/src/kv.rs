@@ -62,6 +62,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Creating, opening, reading or replacing one of the embedded store's files failed,
+    /// or one is a symlink, FIFO, device or too large (`aksnet_fs`).
+    #[error("cluster store: {0}")]
+    File(#[from] aksnet_fs::FsError),
     /// A remote backend (etcd) failed; `endpoint` is the store URL and the
     /// source's kind says refused / timed out / other.
     #[error("cluster store: {op} {endpoint}: {source}")]

@@ -14,7 +14,6 @@
 pub mod embedded;
 #[cfg(feature = "etcd")]
 pub mod etcd;
-pub mod fsutil;
 pub mod kv;
 pub mod local_pool;
 pub mod mem;

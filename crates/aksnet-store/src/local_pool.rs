@@ -1,8 +1,9 @@
 //! The node's local pool file, `<dataDir>/node-pool.json` ([`NodePool`],
 //! crates/aksnet-core/src/pool.rs): `aksnet node join` writes the node's
 //! reservation there so that the plugin's ADD never calls the cluster store
-//! (issue 3). Written atomically (temp, fsync, rename, directory fsync); read
-//! with every field checked, errors naming the file, field and value.
+//! (issue 3). Written atomically (temp, fdatasync, rename, directory fsync) with mode
+//! 0600 in a 0700 data directory, never through a symlink (`aksnet-fs`); read with
+//! every field checked, errors naming the file, field and value.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use aksnet_core::azure::{MaxPods, NodeSubnet};
 use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
 
-use crate::fsutil::{sync_dir, write_atomically, FsError};
+use aksnet_fs::{ensure_private_dir, read_regular_capped, remove_durably, write_atomic, FsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPoolError {
@@ -27,6 +28,9 @@ pub enum LocalPoolError {
     },
 }
 
+/// The largest pool file read (maxPods 250 is about 5 KB).
+pub const MAX_NODE_POOL_BYTES: u64 = 1 << 20;
+
 /// `<data_dir>/node-pool.json`.
 pub fn node_pool_path(data_dir: &Path) -> PathBuf {
     data_dir.join(NODE_POOL_FILE)
@@ -34,35 +38,29 @@ pub fn node_pool_path(data_dir: &Path) -> PathBuf {
 
 /// Writes the pool atomically, creating `data_dir` if needed.
 pub fn write_node_pool(data_dir: &Path, pool: &NodePool) -> Result<PathBuf, LocalPoolError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| FsError {
-        op: "create data directory",
-        path: data_dir.to_path_buf(),
-        source,
-    })?;
+    ensure_private_dir(data_dir)?;
     let path = node_pool_path(data_dir);
     let mut text = serde_json::to_vec_pretty(pool).map_err(|e| LocalPoolError::Corrupt {
         path: path.clone(),
         detail: format!("cannot serialise: {e}"),
     })?;
     text.push(b'\n');
-    write_atomically(&path, &text)?;
+    write_atomic(
+        data_dir,
+        NODE_POOL_FILE,
+        &text,
+        aksnet_fs::PRIVATE_FILE_MODE,
+    )?;
     Ok(path)
 }
 
 /// Reads and checks the pool; `Ok(None)` when the file does not exist.
 pub fn read_node_pool(data_dir: &Path) -> Result<Option<NodePool>, LocalPoolError> {
     let path = node_pool_path(data_dir);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match read_regular_capped(&path, MAX_NODE_POOL_BYTES) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(FsError {
-                op: "read",
-                path,
-                source,
-            }
-            .into())
-        }
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     let pool: NodePool = serde_json::from_slice(&bytes).map_err(|e| LocalPoolError::Corrupt {
         path: path.clone(),
@@ -126,20 +124,7 @@ fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
 
 /// Removes the pool file (and fsyncs the directory). `Ok(false)` if it was absent.
 pub fn remove_node_pool(data_dir: &Path) -> Result<bool, LocalPoolError> {
-    let path = node_pool_path(data_dir);
-    match std::fs::remove_file(&path) {
-        Ok(()) => {
-            sync_dir(data_dir)?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(FsError {
-            op: "remove",
-            path,
-            source,
-        }
-        .into()),
-    }
+    Ok(remove_durably(data_dir, NODE_POOL_FILE)?)
 }
 
 #[cfg(test)]

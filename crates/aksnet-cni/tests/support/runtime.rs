@@ -317,3 +317,36 @@ pub fn wait_until(secs: u64, what: &str, mut pred: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A docker-archive image (`ctr images import` reads it) of the busybox rootfs, tagged
+/// `name`, running `cmd`: containerd computes the blob digests itself, only the config's
+/// diff_id needs the layer's sha256. Built in `dir`; returns the archive's path. Used by
+/// the containerd tests as their container image and as the CRI sandbox ("pause") image.
+pub fn busybox_docker_archive(dir: &Path, name: &str, cmd: &[&str]) -> PathBuf {
+    let img = dir.join("image");
+    std::fs::create_dir(&img).unwrap();
+    let layer = busybox_rootfs_tar(&img);
+    std::fs::rename(&layer, img.join("layer.tar")).unwrap();
+    let sum = run_ok(Command::new("sha256sum").arg(img.join("layer.tar")));
+    let digest = sum.split_whitespace().next().unwrap();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": cmd},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{digest}")]}
+    });
+    std::fs::write(img.join("config.json"), config.to_string()).unwrap();
+    let manifest = serde_json::json!([
+        {"Config": "config.json", "RepoTags": [name], "Layers": ["layer.tar"]}
+    ]);
+    std::fs::write(img.join("manifest.json"), manifest.to_string()).unwrap();
+    let archive = dir.join("image.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&img)
+            .arg("-cf")
+            .arg(&archive)
+            .args(["manifest.json", "config.json", "layer.tar"]),
+    );
+    archive
+}
