@@ -33,6 +33,7 @@ fn request(node: &str) -> JoinRequest {
         subnet_name: "aks-subnet".to_string(),
         subnet: NodeSubnet::new(SUBNET.parse().expect("cidr")).expect("subnet"),
         max_pods: MaxPods::new(MAX_PODS).expect("maxPods"),
+        in_use: Default::default(),
     }
 }
 

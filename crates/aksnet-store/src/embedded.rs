@@ -181,6 +181,10 @@ impl Store for EmbeddedStore {
         })?;
         Ok(true)
     }
+
+    fn describe(&self) -> String {
+        self.state_path().display().to_string()
+    }
 }
 
 #[cfg(test)]

@@ -465,6 +465,10 @@ impl Store for EtcdStore {
         })?;
         Ok(resp.succeeded())
     }
+
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
 }
 
 #[cfg(test)]

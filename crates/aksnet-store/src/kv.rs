@@ -95,6 +95,14 @@ pub trait Store {
     /// Applies `ops` atomically if every compare holds. `Ok(true)` when applied,
     /// `Ok(false)` when a compare failed (nothing changed).
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<bool, StoreError>;
+    /// True when the store holds no key at all (a new store, or one that was lost:
+    /// callers that hold local state compare the two, issue 10 item 4).
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.list("")?.is_empty())
+    }
+    /// How errors and messages name this store: the embedded store's state file,
+    /// or the etcd URL.
+    fn describe(&self) -> String;
 }
 
 /// Keys are `/`-separated printable ASCII, as etcd users write them; this keeps the

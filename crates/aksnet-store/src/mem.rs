@@ -66,4 +66,8 @@ impl Store for MemStore {
         }
         Ok(true)
     }
+
+    fn describe(&self) -> String {
+        "<memory>".to_string()
+    }
 }

@@ -138,6 +138,11 @@ pub struct JoinRequest {
     pub subnet_name: String,
     pub subnet: NodeSubnet,
     pub max_pods: MaxPods,
+    /// Addresses of this subnet that the node's own IPAM state already hands to
+    /// pods (`aksnet_ipam::allocated_addresses`). The block the node receives must
+    /// hold every one of them, or the join is refused: otherwise a pod would keep an
+    /// address the store gives to another node (issue 10 item 4).
+    pub in_use: BTreeSet<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +196,28 @@ pub enum ReservationError {
     InvalidNodeName { value: String, reason: &'static str },
     #[error("invalid subnet name {value:?}: {reason}")]
     InvalidSubnetName { value: String, reason: &'static str },
+    #[error(
+        "node {node}'s IPAM state hands {ips} to pods, outside the block it would receive \
+         (node IP {node_ip}, pod IPs {block}): the cluster store no longer reserves those \
+         addresses for this node (was the store lost, or restored from an older copy?); \
+         refusing to join, nothing changed. Restore the store, or delete those pods on the \
+         node, then join again"
+    )]
+    InUseOutsideBlock {
+        node: String,
+        ips: String,
+        node_ip: Ipv4Addr,
+        block: String,
+    },
+    #[error(
+        "cluster store holds address {ip} twice: in the reservation of node {first} and of \
+         node {second}; the store is inconsistent (a human must decide which node keeps it)"
+    )]
+    AddressReservedTwice {
+        ip: Ipv4Addr,
+        first: String,
+        second: String,
+    },
     #[error("cluster store key {key} holds an invalid record: {detail}")]
     CorruptRecord { key: String, detail: String },
     #[error("{op} node {node}: gave up after {attempts} compare-and-swap attempts lost to concurrent changes")]
@@ -300,13 +327,50 @@ pub fn get_node<S: Store + ?Sized>(
     }
 }
 
-/// Every node reservation, in node-name order.
+/// Every node reservation, in node-name order. Refuses a store in which two
+/// reservations hold one address (issue 10 item 4): such a store is never
+/// double-counted or built upon.
 pub fn list_nodes<S: Store + ?Sized>(store: &S) -> Result<Vec<NodeReservation>, ReservationError> {
-    store
+    let nodes = store
         .list(NODES_PREFIX)?
         .iter()
         .map(|kv| parse_reservation(&kv.key, &kv.value))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    check_no_address_twice(&nodes)?;
+    Ok(nodes)
+}
+
+/// `Err(AddressReservedTwice)` naming the first address two reservations share.
+pub fn check_no_address_twice(nodes: &[NodeReservation]) -> Result<(), ReservationError> {
+    let mut holder: std::collections::HashMap<Ipv4Addr, &str> =
+        std::collections::HashMap::with_capacity(nodes.len() * 32);
+    for n in nodes {
+        for ip in n.addresses() {
+            if let Some(first) = holder.insert(ip, &n.node) {
+                return Err(ReservationError::AddressReservedTwice {
+                    ip,
+                    first: first.to_string(),
+                    second: n.node.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a block that leaves out addresses the node's IPAM already uses.
+fn check_in_use(req: &JoinRequest, r: &NodeReservation) -> Result<(), ReservationError> {
+    let block: BTreeSet<Ipv4Addr> = r.pod_ips.iter().copied().collect();
+    let outside: Vec<Ipv4Addr> = req.in_use.difference(&block).copied().collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    Err(ReservationError::InUseOutsideBlock {
+        node: req.node.clone(),
+        ips: aksnet_core::azure::format_address_runs(&outside),
+        node_ip: r.node_ip,
+        block: aksnet_core::azure::format_address_runs(&r.pod_ips),
+    })
 }
 
 /// Every subnet joined so far, by name.
@@ -353,6 +417,7 @@ pub fn join<S: Store + ?Sized>(
                 && existing.subnet == cidr
                 && existing.max_pods == req.max_pods.get()
             {
+                check_in_use(req, &existing)?;
                 return Ok(JoinOutcome::AlreadyJoined(existing));
             }
             return Err(ReservationError::NodeJoinedDifferently {
@@ -446,6 +511,7 @@ pub fn join<S: Store + ?Sized>(
             max_pods: req.max_pods.get(),
             pod_ips: picked.pod_ips,
         };
+        check_in_use(req, &reservation)?;
         ops.push(Op::Put {
             key: nkey.clone(),
             value: to_json(&nkey, &reservation)?,
@@ -513,6 +579,7 @@ mod tests {
             subnet_name: "aks-subnet".to_string(),
             subnet: NodeSubnet::new(cidr.parse().expect("cidr")).expect("subnet"),
             max_pods: MaxPods::new(max_pods).expect("maxPods"),
+            in_use: BTreeSet::new(),
         }
     }
 
@@ -691,6 +758,9 @@ mod tests {
                 join(self.inner, &other).expect("interfering join");
             }
             self.inner.txn(c, o)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
         }
     }
 

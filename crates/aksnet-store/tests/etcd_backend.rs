@@ -58,6 +58,9 @@ impl Store for Counting<'_> {
         }
         Ok(ok)
     }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
 }
 
 /// A single-member etcd cluster on loopback, removed on drop.
@@ -184,6 +187,7 @@ fn request(node: &str, cidr: &str, max_pods: u32) -> Result<JoinRequest, String>
         subnet: NodeSubnet::new(cidr.parse().map_err(|e| format!("{cidr}: {e}"))?)
             .map_err(|e| e.to_string())?,
         max_pods: MaxPods::new(max_pods).map_err(|e| e.to_string())?,
+        in_use: Default::default(),
     })
 }
 

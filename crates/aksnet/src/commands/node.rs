@@ -183,6 +183,18 @@ pub enum NodeError {
     #[cfg(feature = "etcd")]
     #[error(transparent)]
     Etcd(#[from] aksnet_store::EtcdError),
+    #[error(
+        "cluster store {store} is empty, but {} holds node {node}'s pool: the store was lost \
+         or replaced, and treating it as an empty cluster would hand this node's addresses \
+         to another node. Restore the store; if the cluster really was reset and no pod uses \
+         the pool, `aksnet node leave --node {node} --force` removes the pool",
+        pool_path.display()
+    )]
+    StoreLost {
+        store: String,
+        pool_path: PathBuf,
+        node: String,
+    },
     #[error("node {node}'s reservation changed while it was leaving (a concurrent join or leave); run leave again")]
     ChangedWhileLeaving { node: String },
 }
@@ -267,6 +279,39 @@ fn open_store(store: &Path) -> Result<Box<dyn Store>, NodeError> {
     }
 }
 
+/// An empty store on a node that holds a pool is a lost store, not an empty
+/// cluster (issue 10 item 4).
+fn check_store_not_lost(store: &dyn Store, data_dir: &Path) -> Result<(), NodeError> {
+    let Ok(Some(pool)) = read_node_pool(data_dir) else {
+        // No pool (or an unreadable one, reported by the command's own read).
+        return Ok(());
+    };
+    if store.is_empty().map_err(ReservationError::from)? {
+        return Err(NodeError::StoreLost {
+            store: store.describe(),
+            pool_path: node_pool_path(data_dir),
+            node: pool.node,
+        });
+    }
+    Ok(())
+}
+
+/// Addresses of `subnet` that the node's IPAM state (every network in `data_dir`)
+/// hands to pods: the block a join gives the node must hold them all.
+fn in_use_in_subnet(data_dir: &Path, subnet: Ipv4Net) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
+    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
+        data_dir: data_dir.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    Ok(held
+        .into_iter()
+        .filter_map(|h| match h.ip {
+            IpAddr::V4(ip) if subnet.contains(&ip) => Some(ip),
+            _ => None,
+        })
+        .collect())
+}
+
 /// `free of usable` for one subnet, from the current node list.
 fn subnet_room(store: &dyn Store, subnet: &NodeSubnet) -> Result<(u64, u64), NodeError> {
     let reserved: BTreeSet<Ipv4Addr> = list_nodes(store)?
@@ -279,7 +324,9 @@ fn subnet_room(store: &dyn Store, subnet: &NodeSubnet) -> Result<(u64, u64), Nod
 fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     // Refuse before touching the store if the data dir is another node's.
     own_pool(&a.data_dir, &a.node)?;
+    let in_use = in_use_in_subnet(&a.data_dir, a.subnet.cidr())?;
     let store = open_store(&a.store)?;
+    check_store_not_lost(&*store, &a.data_dir)?;
     let outcome = join(
         &*store,
         &JoinRequest {
@@ -287,6 +334,7 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
             subnet_name: a.subnet_name.clone(),
             subnet: a.subnet,
             max_pods: a.max_pods,
+            in_use,
         },
     )?;
     let r = outcome.reservation();
@@ -319,6 +367,9 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
 fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     let local = own_pool(&a.data_dir, &a.node)?;
     let store = open_store(&a.store)?;
+    if !a.force {
+        check_store_not_lost(&*store, &a.data_dir)?;
+    }
     let Some((r, rev)) = get_node(&*store, &a.node)? else {
         // Not in the store: still clear a stale local pool so the plugin stops using it,
         // under the same pod check.
@@ -406,6 +457,7 @@ struct Row {
 
 fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let store = open_store(&a.store)?;
+    check_store_not_lost(&*store, &a.data_dir)?;
     let nodes = list_nodes(&*store)?;
     let subnets = list_subnets(&*store)?;
     // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
