@@ -62,14 +62,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// A remote backend (etcd) failed; `endpoint` is the store URL and the
-    /// source's kind says refused / timed out / other.
-    #[error("cluster store: {op} {endpoint}: {source}")]
+    /// A remote backend (etcd) failed; `endpoint` is the store URL, the source's
+    /// kind says refused / timed out / other and its text which endpoint failed
+    /// how; `outcome` is set for writes.
+    #[error("cluster store: {op} {endpoint}: {source}{}", outcome.map_or("", WriteOutcome::sentence))]
     Remote {
         op: &'static str,
         endpoint: String,
         #[source]
         source: std::io::Error,
+        outcome: Option<WriteOutcome>,
     },
     /// The state file exists but cannot be parsed. Never reset: a human decides.
     #[error("cluster store: state file {} is corrupt: {detail}", path.display())]
@@ -83,6 +85,25 @@ pub enum StoreError {
     /// A key the caller built is not a valid store key.
     #[error("cluster store: invalid key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+}
+
+/// Whether a write that failed was applied (issue 17: automation must know
+/// whether to retry or to clean up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// No attempt reached the store (every connection was refused).
+    NotApplied,
+    /// An attempt may have reached the store and committed.
+    Unknown,
+}
+
+impl WriteOutcome {
+    fn sentence(self) -> &'static str {
+        match self {
+            Self::NotApplied => "; outcome: not applied (no attempt reached the store)",
+            Self::Unknown => "; outcome: not known (an attempt may have been applied)",
+        }
+    }
 }
 
 /// Cluster-wide state as keys with revisions. Every change is one

@@ -126,7 +126,8 @@ impl EtcdServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut cfg =
             EtcdConfig::from_url(&self.url("/aksnt-ready/")).map_err(|e| e.to_string())?;
-        cfg.timeout = Duration::from_millis(500);
+        cfg.attempt_timeout = Duration::from_millis(500);
+        cfg.deadline = Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("etcd exited with {status}: {}", self.log_tail()));
@@ -545,7 +546,9 @@ fn etcd_down_is_a_clear_error_within_the_timeout(_: &EtcdServer) -> TestResult {
     let port = free_port()?;
     let url = format!("etcd://127.0.0.1:{port}");
     let t0 = Instant::now();
-    let st = EtcdStore::open(&url).map_err(s)?;
+    let mut cfg = EtcdConfig::from_url(&url).map_err(s)?;
+    cfg.deadline = Duration::from_secs(2);
+    let st = EtcdStore::connect(cfg).map_err(s)?;
     let e = refused(
         join(&st, &request("a", "10.0.0.0/24", 30)?),
         "a join with etcd down",
@@ -578,7 +581,8 @@ fn silent_etcd_times_out(_: &EtcdServer) -> TestResult {
     let l = TcpListener::bind("127.0.0.1:0").map_err(s)?;
     let port = l.local_addr().map_err(s)?.port();
     let mut cfg = EtcdConfig::from_url(&format!("etcd://127.0.0.1:{port}")).map_err(s)?;
-    cfg.timeout = Duration::from_secs(1);
+    cfg.attempt_timeout = Duration::from_secs(1);
+    cfg.deadline = Duration::from_secs(1);
     let t0 = Instant::now();
     let st = EtcdStore::connect(cfg).map_err(s)?;
     let e = refused(st.get("k"), "a get from a silent etcd")?;

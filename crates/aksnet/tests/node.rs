@@ -599,3 +599,102 @@ fn a_store_holding_one_address_twice_is_refused_naming_both_nodes() {
     assert!(r.stderr.contains(&dup), "{}", r.stderr);
     assert_eq!(c.state_bytes(), before);
 }
+
+/// Issue 17 item 1: a store value that looks like a URL but is not etcd:// or
+/// etcds:// is refused (exit 2, naming the accepted forms) and creates nothing; it
+/// used to become a directory named `http:` in the current directory.
+#[test]
+fn store_urls_other_than_etcd_are_refused_and_create_nothing() {
+    let c = Cluster::new();
+    let cwd = c.dir.path().join("cwd");
+    std::fs::create_dir(&cwd).expect("mkdir");
+    for url in [
+        "http://127.0.0.1:2379",
+        "https://127.0.0.1:2379",
+        "etcd+https://127.0.0.1:2379",
+        "ftp://x:1",
+    ] {
+        for sub in ["join", "list", "leave"] {
+            let mut args = vec!["node", sub, "--store", url];
+            if sub != "list" {
+                args.extend(["--node", "n1"]);
+            }
+            if sub == "join" {
+                args.extend(["--subnet", "10.240.0.0/24"]);
+            }
+            let data = c.data("n1").display().to_string();
+            args.extend(["--data-dir", &data]);
+            let out = Command::new(BIN)
+                .args(&args)
+                .current_dir(&cwd)
+                .output()
+                .expect("run aksnet");
+            let r = finish(out);
+            assert_eq!(r.code, Some(2), "{sub} {url}: {}{}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains(url) && r.stderr.contains("etcds://"),
+                "{sub} {url}: {}",
+                r.stderr
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&cwd).expect("readdir").count(),
+        0,
+        "a refused store URL created something"
+    );
+    assert!(!c.data("n1").exists());
+}
+
+/// Issue 17 item 2: `aksnet node` ignores SIGPIPE (a closed socket must not kill it
+/// mid-write) and a closed stdout is a quiet end, not a panic: the exit status
+/// still says the command did its work.
+#[test]
+fn a_closed_stdout_ends_output_quietly_with_the_commands_status() {
+    let c = Cluster::new();
+    for i in 0..8 {
+        assert_eq!(c.join(&format!("n{i}"), &[]).code, Some(0));
+    }
+    let store = c.store().display().to_string();
+    for args in [
+        vec![
+            "node",
+            "list",
+            "--store",
+            &store,
+            "--data-dir",
+            "/nonexistent-aksh3",
+        ],
+        vec![
+            "node",
+            "leave",
+            "--node",
+            "n3",
+            "--store",
+            &store,
+            "--data-dir",
+            "/nonexistent-aksh3",
+        ],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn aksnet");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(
+        c.list_json(None)["nodes"].as_array().expect("nodes").len(),
+        7
+    );
+}

@@ -24,9 +24,43 @@ use aksnet_store::reservation::{
     get_node, release, validate_node_name, validate_subnet_name, ReservationError,
 };
 use aksnet_store::{
-    join, list_nodes, list_subnets, EmbeddedStore, JoinOutcome, JoinRequest, Store,
+    join, list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
 };
 use ipnet::Ipv4Net;
+
+mod store_args;
+pub use store_args::StoreArgs;
+
+/// Writes a line to stdout through [`emit`] (never panics on a closed pipe).
+macro_rules! out {
+    () => {
+        emit(String::new())
+    };
+    ($($t:tt)*) => {
+        emit(format!($($t)*))
+    };
+}
+
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints one line. SIGPIPE is ignored in `aksnet node` (so that no write to the
+/// etcd socket can kill the process mid-command, issue 17), which turns a closed
+/// stdout (`aksnet node list | head`) into EPIPE: output then stops quietly and the
+/// exit status still tells whether the command's change was made.
+fn emit(line: String) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("aksnet node: warning: write to stdout: {e}");
+        }
+    }
+}
 
 /// Default embedded cluster store directory.
 pub const DEFAULT_STORE_DIR: &str = "/var/lib/aksnet/cluster";
@@ -61,10 +95,8 @@ pub struct JoinArgs {
     /// Maximum pods on the node, 10..=250 (AKS's Node Subnet default is 30).
     #[arg(long, value_name = "N", default_value_t = default_max_pods(), value_parser = parse_max_pods)]
     pub max_pods: MaxPods,
-    /// Cluster store: a directory (the embedded store) or
-    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
-    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
-    pub store: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The node's data directory, where node-pool.json is written.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -78,10 +110,8 @@ pub struct LeaveArgs {
     /// Release even if pods still hold addresses from the node's pool.
     #[arg(long)]
     pub force: bool,
-    /// Cluster store: a directory (the embedded store) or
-    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
-    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
-    pub store: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The node's data directory (its node-pool.json and IPAM state).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -98,10 +128,8 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-    /// Cluster store: a directory (the embedded store) or
-    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
-    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
-    pub store: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// A node's data directory: that node's in-use count comes from its IPAM state
     /// (other nodes show "-").
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
@@ -195,6 +223,12 @@ pub enum NodeError {
         pool_path: PathBuf,
         node: String,
     },
+    #[error("--etcd-password-file {}: {source}", path.display())]
+    PasswordFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("node {node}'s reservation changed while it was leaving (a concurrent join or leave); run leave again")]
     ChangedWhileLeaving { node: String },
 }
@@ -212,7 +246,12 @@ impl NodeError {
             #[cfg(not(feature = "etcd"))]
             Self::EtcdNotCompiled { .. } => 2,
             #[cfg(feature = "etcd")]
-            Self::Etcd(aksnet_store::EtcdError::InvalidUrl { .. }) => 2,
+            Self::Etcd(
+                aksnet_store::EtcdError::InvalidUrl(_)
+                | aksnet_store::EtcdError::InvalidConfig { .. }
+                | aksnet_store::EtcdError::TlsFile { .. },
+            )
+            | Self::PasswordFile { .. } => 2,
             _ => 1,
         }
     }
@@ -227,9 +266,30 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("aksnet node {name}: {e}");
+            eprintln!("aksnet node {name}: {e}{}", rerun_hint(name, &e));
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// When a write's outcome is not known, what the operator can safely do (issue 17).
+fn rerun_hint(name: &str, e: &NodeError) -> &'static str {
+    let unknown = matches!(
+        e,
+        NodeError::Reservation(ReservationError::Store(StoreError::Remote {
+            outcome: Some(WriteOutcome::Unknown),
+            ..
+        }))
+    );
+    match name {
+        "join" if unknown => {
+            ": rerunning the same `aksnet node join` is safe (it returns this node's \
+             reservation if the write was applied)"
+        }
+        "leave" if unknown => {
+            ": rerunning `aksnet node leave` is safe (a node that is gone is reported as not joined)"
+        }
+        _ => "",
     }
 }
 
@@ -261,22 +321,6 @@ fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Add
             _ => None,
         })
         .collect())
-}
-
-/// The cluster store a `--store` value names: `etcd://...` is etcd (feature
-/// `etcd`), anything else the embedded store's directory (docs/node.md).
-fn open_store(store: &Path) -> Result<Box<dyn Store>, NodeError> {
-    match store.to_str() {
-        #[cfg(feature = "etcd")]
-        Some(url) if aksnet_store::etcd::is_etcd_url(url) => {
-            Ok(Box::new(aksnet_store::EtcdStore::open(url)?))
-        }
-        #[cfg(not(feature = "etcd"))]
-        Some(url) if url.starts_with("etcd://") => Err(NodeError::EtcdNotCompiled {
-            value: url.to_string(),
-        }),
-        _ => Ok(Box::new(EmbeddedStore::new(store))),
-    }
 }
 
 /// An empty store on a node that holds a pool is a lost store, not an empty
@@ -325,7 +369,7 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     // Refuse before touching the store if the data dir is another node's.
     own_pool(&a.data_dir, &a.node)?;
     let in_use = in_use_in_subnet(&a.data_dir, a.subnet.cidr())?;
-    let store = open_store(&a.store)?;
+    let store = a.store.open()?;
     check_store_not_lost(&*store, &a.data_dir)?;
     let outcome = join(
         &*store,
@@ -340,33 +384,45 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     let r = outcome.reservation();
     // The store is the truth: (re)write the local pool from it, also on a rejoin.
     let path = write_node_pool(&a.data_dir, &r.to_node_pool())?;
-    let (free, usable) = subnet_room(&*store, &a.subnet)?;
+    // Everything below is a summary: the join is done, so a failure here is a
+    // warning and the exit status stays 0 (issue 17: automation that saw exit 1
+    // would delete the VM and leak its addresses).
+    let room = subnet_room(&*store, &a.subnet);
     let verb = match outcome {
         JoinOutcome::Joined(_) => "joined",
         JoinOutcome::AlreadyJoined(_) => "was already joined to",
     };
-    println!(
+    out!(
         "node {} {verb} subnet {} ({}) at maxPods {}",
-        r.node, r.subnet_name, r.subnet, r.max_pods
+        r.node,
+        r.subnet_name,
+        r.subnet,
+        r.max_pods
     );
-    println!("  node IP  {}", r.node_ip);
-    println!(
+    out!("  node IP  {}", r.node_ip);
+    out!(
         "  pod IPs  {} ({})",
         format_address_runs(&r.pod_ips),
         r.pod_ips.len()
     );
-    println!("  pool     {}", path.display());
-    println!(
-        "  subnet   {free} of {usable} usable addresses free, room for {} more node(s) at maxPods {}",
-        free / a.max_pods.per_node_reservation(),
-        a.max_pods
-    );
+    out!("  pool     {}", path.display());
+    match room {
+        Ok((free, usable)) => out!(
+            "  subnet   {free} of {usable} usable addresses free, room for {} more node(s) at maxPods {}",
+            free / a.max_pods.per_node_reservation(),
+            a.max_pods
+        ),
+        Err(e) => eprintln!(
+            "aksnet node join: warning: node {} is joined, but the subnet's free room could not be read: {e}",
+            r.node
+        ),
+    }
     Ok(())
 }
 
 fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     let local = own_pool(&a.data_dir, &a.node)?;
-    let store = open_store(&a.store)?;
+    let store = a.store.open()?;
     if !a.force {
         check_store_not_lost(&*store, &a.data_dir)?;
     }
@@ -376,13 +432,13 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
         if let Some(p) = local {
             check_pods(a, &p.pod_ips)?;
             remove_node_pool(&a.data_dir)?;
-            println!(
+            out!(
                 "node {} is not joined; removed its stale pool {}",
                 a.node,
                 node_pool_path(&a.data_dir).display()
             );
         } else {
-            println!("node {} is not joined; nothing to release", a.node);
+            out!("node {} is not joined; nothing to release", a.node);
         }
         return Ok(());
     };
@@ -398,12 +454,14 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     // Local pool first, then the store: once the store releases the addresses another
     // node may take them, so this node's plugin must already have stopped using them.
     let removed = remove_node_pool(&a.data_dir)?;
-    if !release(&*store, &a.node, rev)? {
+    // A failed compare after a retried attempt may mean our own first attempt
+    // committed (its answer was lost): the node being gone is the outcome we wanted.
+    if !release(&*store, &a.node, rev)? && get_node(&*store, &a.node)?.is_some() {
         return Err(NodeError::ChangedWhileLeaving {
             node: a.node.clone(),
         });
     }
-    println!(
+    out!(
         "node {} left subnet {} ({}): released {} addresses (node IP {}, pod IPs {})",
         r.node,
         r.subnet_name,
@@ -413,7 +471,7 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
         format_address_runs(&r.pod_ips)
     );
     if removed {
-        println!("  removed {}", node_pool_path(&a.data_dir).display());
+        out!("  removed {}", node_pool_path(&a.data_dir).display());
     }
     Ok(())
 }
@@ -456,7 +514,7 @@ struct Row {
 }
 
 fn run_list(a: &ListArgs) -> Result<(), NodeError> {
-    let store = open_store(&a.store)?;
+    let store = a.store.open()?;
     check_store_not_lost(&*store, &a.data_dir)?;
     let nodes = list_nodes(&*store)?;
     let subnets = list_subnets(&*store)?;
@@ -538,7 +596,7 @@ fn print_json(
             })
         })
         .collect();
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({ "subnets": subnets, "nodes": nodes }))
             .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -583,7 +641,7 @@ fn print_table(
     per_subnet: &BTreeMap<&str, (u64, usize)>,
 ) {
     if rows.is_empty() && subnets.is_empty() {
-        println!("no nodes joined in {}", a.store.display());
+        out!("no nodes joined in {}", a.store.describe());
         return;
     }
     let node_rows: Vec<Vec<String>> = rows
@@ -600,14 +658,14 @@ fn print_table(
             ]
         })
         .collect();
-    println!(
+    out!(
         "{}",
         render_table(
             &["NODE", "SUBNET", "NODE IP", "MAX PODS", "POD IPS", "IN USE"],
             &node_rows
         )
     );
-    println!();
+    out!();
     let subnet_rows: Vec<Vec<String>> = subnets
         .iter()
         .map(|(name, s)| {
@@ -622,7 +680,7 @@ fn print_table(
             ]
         })
         .collect();
-    println!(
+    out!(
         "{}",
         render_table(
             &["SUBNET", "CIDR", "NODES", "USABLE", "RESERVED", "FREE"],
