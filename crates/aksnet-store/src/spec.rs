@@ -30,7 +30,7 @@ pub const DEFAULT_PREFIX: &str = "/aksnet/";
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 /// Default bound of one attempt of one request on one endpoint. A frozen member or
 /// a silent listener costs at most this before the next endpoint is tried.
-pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The accepted forms, for error messages.
 pub const ACCEPTED_FORMS: &str = "a directory path (the embedded store), \

@@ -272,23 +272,24 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
     }
 }
 
-/// When a write's outcome is not known, what the operator can safely do (issue 17).
+/// What an operator can safely do after a store failure (issue 17). A failed read
+/// means nothing of this command was left in doubt: every write before it had a
+/// definite answer (a lost compare is a definite "not applied").
 fn rerun_hint(name: &str, e: &NodeError) -> &'static str {
-    let unknown = matches!(
-        e,
-        NodeError::Reservation(ReservationError::Store(StoreError::Remote {
-            outcome: Some(WriteOutcome::Unknown),
-            ..
-        }))
-    );
-    match name {
-        "join" if unknown => {
+    let NodeError::Reservation(ReservationError::Store(StoreError::Remote { outcome, .. })) = e
+    else {
+        return "";
+    };
+    match (name, outcome) {
+        ("join", Some(WriteOutcome::Unknown)) => {
             ": rerunning the same `aksnet node join` is safe (it returns this node's \
              reservation if the write was applied)"
         }
-        "leave" if unknown => {
+        ("join", _) => "; nothing was changed: rerunning the same `aksnet node join` is safe",
+        ("leave", Some(WriteOutcome::Unknown)) => {
             ": rerunning `aksnet node leave` is safe (a node that is gone is reported as not joined)"
         }
+        ("leave", _) => "; the reservation was not released: rerunning `aksnet node leave` is safe",
         _ => "",
     }
 }
