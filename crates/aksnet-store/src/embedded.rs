@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::write_atomically;
 use crate::kv::{
-    validate_txn, Compare, KeyValue, Op, Revision, State, Store, StoreError, STATE_VERSION,
+    refuse_leases, validate_txn, Compare, KeyValue, Op, Revision, State, Store, StoreError,
+    STATE_VERSION,
 };
 
 /// State file name inside the store directory.
@@ -159,6 +160,7 @@ impl Store for EmbeddedStore {
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<bool, StoreError> {
         validate_txn(compares, ops)?;
+        refuse_leases(&self.describe(), ops)?;
         let _lock = self.lock()?;
         let mut state = self.load()?;
         if !state.compares_hold(compares) {

@@ -7,6 +7,7 @@
 //! | trait | etcd |
 //! |---|---|
 //! | `get(key)` | `Range(<prefix><key>)`; the revision returned is the key's `mod_revision` |
+//! | `list_keys(p)` | the same, keys only, 10,000 keys a page |
 //! | `list(p)` | `Range(<prefix><p>..)` in pages of [`PAGE_KEYS`] keys, every page at the first page's revision (one consistent snapshot, each response far below gRPC's 4 MiB message limit) |
 //! | `txn(compares, ops)` | **one** `Txn`: [`Compare::Absent`] → `create_revision == 0`, [`Compare::ModRevision`] → `mod_revision == r`; puts and deletes in its success branch; returns `succeeded` |
 //!
@@ -44,12 +45,13 @@ use std::time::Duration;
 
 use etcd_client::{
     Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, Identity,
-    KvClient, TlsOptions, Txn, TxnOp,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp,
 };
 use tokio::time::Instant;
 
 use crate::kv::{
-    validate_key, validate_txn, Compare, KeyValue, Op, Revision, Store, StoreError, WriteOutcome,
+    validate_key, validate_txn, Compare, KeyValue, LeaseId, Op, Revision, Store, StoreError,
+    WriteOutcome,
 };
 pub use crate::spec::{EtcdConfig, DEFAULT_PREFIX, ETCDS_SCHEME, ETCD_SCHEME};
 
@@ -318,7 +320,7 @@ impl EtcdStore {
                 .block_on(async { tokio::time::sleep(backoff).await });
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        let kind = if timed_out {
+        let kind = if timed_out || failures.is_empty() {
             io::ErrorKind::TimedOut
         } else if refused == failures.len() {
             io::ErrorKind::ConnectionRefused
@@ -330,13 +332,50 @@ impl EtcdStore {
         } else {
             WriteOutcome::NotApplied
         });
-        let detail = format!(
-            "no endpoint answered within the {:?} deadline ({} failed attempt(s): {})",
-            self.config.deadline,
-            failures.len(),
-            summarize(&failures)
-        );
+        let detail = if failures.is_empty() {
+            format!(
+                "the command's deadline of {:?} passed before this request (a longer \
+                 --store-timeout gives large stores more time)",
+                self.config.deadline
+            )
+        } else {
+            format!(
+                "no endpoint answered within the {:?} deadline ({} failed attempt(s): {})",
+                self.config.deadline,
+                failures.len(),
+                summarize(&failures)
+            )
+        };
         Err(self.remote(op, kind, detail, outcome))
+    }
+
+    /// Keeps etcd's history bounded (issue 17): every guard bump is a new
+    /// revision of the guard key, and etcd 3.4 keeps every revision until it is
+    /// compacted (it does not compact by default; the database then grows to its
+    /// 2 GB quota and refuses writes). After each write whose revision is a
+    /// multiple of `compact_every`, compact to `compact_keep` revisions back, as
+    /// kube-apiserver compacts the etcd it uses. Best effort: the write already
+    /// committed, so a failure (another client compacted further) is only logged.
+    fn maybe_compact(&self, revision: i64) {
+        let every = self.config.compact_every;
+        let Ok(rev) = u64::try_from(revision) else {
+            return;
+        };
+        let keep = self.config.compact_keep;
+        if every == 0 || rev % every != 0 || rev <= keep {
+            return;
+        }
+        let Ok(target) = i64::try_from(rev - keep) else {
+            return;
+        };
+        let r = self.request("etcd compact", false, |c| {
+            let mut kv = c.kv_client();
+            async move { kv.compact(target, None).await }
+        });
+        match r {
+            Ok(_) => tracing::debug!(target, "compacted etcd history"),
+            Err(e) => tracing::warn!(target, error = %e, "etcd compaction failed"),
+        }
     }
 
     fn remote(
@@ -395,16 +434,46 @@ impl EtcdStore {
         from: Vec<u8>,
         end: Vec<u8>,
         revision: i64,
+        keys_only: bool,
     ) -> Result<etcd_client::GetResponse, StoreError> {
+        let limit = if keys_only { PAGE_KEYS * 20 } else { PAGE_KEYS };
         self.request("etcd range", false, |c| {
             let (from, end) = (from.clone(), end.clone());
             let mut kv: KvClient = c.kv_client();
-            let opts = GetOptions::new()
+            let mut opts = GetOptions::new()
                 .with_range(end)
-                .with_limit(PAGE_KEYS)
+                .with_limit(limit)
                 .with_revision(revision);
+            if keys_only {
+                opts = opts.with_keys_only();
+            }
             async move { kv.get(from, Some(opts)).await }
         })
+    }
+
+    /// Every key-value under `prefix`, paged at one revision (see the module comment).
+    fn scan(&self, prefix: &str, keys_only: bool) -> Result<Vec<KeyValue>, StoreError> {
+        let full = self.full_key(prefix).into_bytes();
+        let end = prefix_end(&full);
+        let mut out = Vec::new();
+        let mut from = full;
+        let mut revision = 0;
+        loop {
+            let resp = self.page(from, end.clone(), revision, keys_only)?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            for kv in resp.kvs() {
+                out.push(self.to_kv(kv)?);
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 }
 
@@ -514,29 +583,16 @@ impl Store for EtcdStore {
         }
     }
 
-    /// Pages through the prefix at one revision (see the module comment).
     fn list(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
-        let full = self.full_key(prefix).into_bytes();
-        let end = prefix_end(&full);
-        let mut out = Vec::new();
-        let mut from = full;
-        let mut revision = 0;
-        loop {
-            let resp = self.page(from, end.clone(), revision)?;
-            if revision == 0 {
-                revision = resp.header().map_or(0, |h| h.revision());
-            }
-            for kv in resp.kvs() {
-                out.push(self.to_kv(kv)?);
-            }
-            match resp.kvs().last() {
-                Some(last) if resp.more() => {
-                    from = last.key().to_vec();
-                    from.push(0);
-                }
-                _ => return Ok(out),
-            }
-        }
+        self.scan(prefix, false)
+    }
+
+    fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .scan(prefix, true)?
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect())
     }
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<bool, StoreError> {
@@ -569,6 +625,11 @@ impl Store for EtcdStore {
             .iter()
             .map(|op| match op {
                 Op::Put { key, value } => TxnOp::put(self.full_key(key), value.clone(), None),
+                Op::PutWithLease { key, value, lease } => TxnOp::put(
+                    self.full_key(key),
+                    value.clone(),
+                    Some(PutOptions::new().with_lease(*lease)),
+                ),
                 Op::Delete { key } => TxnOp::delete(self.full_key(key), None),
             })
             .collect();
@@ -578,6 +639,11 @@ impl Store for EtcdStore {
             let mut kv = c.kv_client();
             async move { kv.txn(txn).await }
         })?;
+        if resp.succeeded() {
+            if let Some(h) = resp.header() {
+                self.maybe_compact(h.revision());
+            }
+        }
         Ok(resp.succeeded())
     }
 
@@ -590,6 +656,40 @@ impl Store for EtcdStore {
             async move { kv.get(full, Some(opts)).await }
         })?;
         Ok(resp.count() == 0)
+    }
+
+    fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let secs =
+            i64::try_from(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).unwrap_or(i64::MAX);
+        let resp = self.request("etcd lease grant", true, |c| {
+            let mut lease = c.lease_client();
+            async move { lease.grant(secs, None).await }
+        })?;
+        Ok(resp.id())
+    }
+
+    /// One keep-alive round trip on etcd's LeaseKeepAlive stream; etcd answers
+    /// TTL 0 (or less) for a lease that expired or never existed.
+    fn keep_alive(&self, id: LeaseId) -> Result<Option<i64>, StoreError> {
+        let resp = self.request("etcd lease keep-alive", false, |c| {
+            let mut lease = c.lease_client();
+            async move {
+                // etcd-client sends the first keep-alive itself and reports an
+                // expired lease (TTL <= 0 in etcd's answer) as LeaseKeepAliveError.
+                let (mut keeper, mut stream) = match lease.keep_alive(id).await {
+                    Ok(pair) => pair,
+                    Err(etcd_client::Error::LeaseKeepAliveError(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                keeper.keep_alive().await?;
+                Ok(stream.message().await?.map(|r| r.ttl()))
+            }
+        })?;
+        Ok(resp.filter(|ttl| *ttl > 0))
+    }
+
+    fn restart_deadline(&self) {
+        EtcdStore::restart_deadline(self);
     }
 
     fn describe(&self) -> String {

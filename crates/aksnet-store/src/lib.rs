@@ -12,6 +12,7 @@
 //! - [`local_pool`]: the node's `node-pool.json`, which the plugin reads.
 //! - [`spec`]: what a `--store` value names (a directory or an etcd URL).
 
+pub mod blocks;
 pub mod embedded;
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -25,7 +26,7 @@ pub mod spec;
 pub use embedded::EmbeddedStore;
 #[cfg(feature = "etcd")]
 pub use etcd::{EtcdError, EtcdStore};
-pub use kv::{Compare, KeyValue, Op, Revision, Store, StoreError, WriteOutcome};
+pub use kv::{Compare, KeyValue, LeaseId, Op, Revision, Store, StoreError, WriteOutcome};
 pub use mem::MemStore;
 pub use reservation::{
     join, leave, list_nodes, list_subnets, JoinOutcome, JoinRequest, NodeReservation,

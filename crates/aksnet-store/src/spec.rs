@@ -77,7 +77,17 @@ pub struct EtcdConfig {
     pub deadline: Duration,
     /// Bound of one attempt on one endpoint.
     pub attempt_timeout: Duration,
+    /// After a write whose revision is a multiple of this, compact etcd's history
+    /// to `compact_keep` revisions back; 0 leaves compaction to etcd's own
+    /// `--auto-compaction-*` (docs/node.md, "Compaction").
+    pub compact_every: u64,
+    pub compact_keep: u64,
 }
+
+/// Default of [`EtcdConfig::compact_every`].
+pub const DEFAULT_COMPACT_EVERY: u64 = 1000;
+/// Default revisions of history kept by aksnet's compaction.
+pub const COMPACT_KEEP: u64 = 1000;
 
 /// What a `--store` value names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +150,8 @@ impl EtcdConfig {
             password: None,
             deadline: DEFAULT_DEADLINE,
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            compact_every: DEFAULT_COMPACT_EVERY,
+            compact_keep: COMPACT_KEEP,
         }
     }
 

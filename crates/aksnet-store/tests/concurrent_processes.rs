@@ -75,6 +75,7 @@ fn request(node: &str) -> Result<JoinRequest, String> {
             .map_err(|e| e.to_string())?,
         max_pods: MaxPods::new(30).map_err(|e| e.to_string())?,
         in_use: Default::default(),
+        lease: None,
     })
 }
 

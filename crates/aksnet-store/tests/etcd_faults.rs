@@ -2,7 +2,8 @@
 //! 3-member etcd cluster on loopback (issue 17): a frozen member (SIGSTOP) and a
 //! listener that never answers listed first, quorum loss, the leader killed during
 //! 16 parallel joins (repeated), TLS with client certificates generated at test
-//! time, and etcd authentication. Every fault test checks the invariants: no
+//! time, etcd authentication, lease expiry with fencing, and more than 4 MiB of
+//! reservations. Every fault test checks the invariants: no
 //! address twice, every node that exited 0 is in the store with exactly the
 //! addresses of its pool file, and exit statuses tell the truth.
 //!
@@ -463,6 +464,147 @@ fn auth_user_password(bin: &Path) -> TestResult {
     )
 }
 
+/// Polls `node list` until `node` is gone, for at most `within`.
+fn wait_gone(bin: &Path, url: &str, node: &str, within: Duration) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    loop {
+        if !list(bin, url, &[])?.contains_key(node) {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() > within {
+            return Err(format!("{node} still in the store after {within:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Leases (issue 17): a node joined with a 2 s grace period whose keepalive never
+/// runs gives its addresses back (the next node gets them); its own keepalive
+/// then fences its pool (the plugin's pool reader refuses it) until it rejoins. A
+/// node whose keepalive runs keeps its reservation past the grace period, and
+/// loses it once the keepalive stops.
+fn lease_expiry_returns_a_dead_nodes_addresses(c: &EtcdCluster, bin: &Path) -> TestResult {
+    let url = c.url(&format!("/{PREFIX}-lease/"));
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (dead, next) = (dir.path().join("dead"), dir.path().join("next"));
+    let mut cmd = join_cmd(bin, &url, "dead", &dead, "10.55.0.0/24");
+    cmd.args(["--lease-ttl", "2s"]);
+    let r = run(&mut cmd)?;
+    ensure(r.code == Some(0), || {
+        format!("join with a lease: {}", r.stderr)
+    })?;
+    ensure(dead.join("node-pool.lease").exists(), || {
+        "no lease record".into()
+    })?;
+    let old = list(bin, &url, &[])?
+        .get("dead")
+        .cloned()
+        .ok_or("dead not joined")?;
+    let gone = wait_gone(bin, &url, "dead", Duration::from_secs(15))?;
+    eprintln!("  a 2s lease without keepalive: reservation gone {gone:?} after the join returned");
+    let r = run(&mut join_cmd(bin, &url, "next", &next, "10.55.0.0/24"))?;
+    ensure(r.code == Some(0), || format!("next join: {}", r.stderr))?;
+    let now = list(bin, &url, &[])?;
+    ensure(now.get("next") == Some(&old), || {
+        "the next node did not get the dead node's addresses".into()
+    })?;
+    // The dead node's keepalive finds the lease gone and fences its pool.
+    let mut ka = node_cmd(bin, "keepalive", &url, &["--node", "dead", "--once"]);
+    ka.arg("--data-dir").arg(&dead);
+    let r = run(&mut ka)?;
+    ensure(r.code == Some(1) && r.stderr.contains("expired"), || {
+        format!("keepalive of an expired lease: {:?} {}", r.code, r.stderr)
+    })?;
+    let e = aksnet_store::local_pool::read_node_pool(&dead)
+        .err()
+        .ok_or("the plugin's pool reader accepts a fenced pool")?;
+    ensure(
+        matches!(e, aksnet_store::local_pool::LocalPoolError::Fenced { .. }),
+        || format!("{e}"),
+    )?;
+    // Rejoining lifts the fence with a new, disjoint block.
+    let r = run(&mut join_cmd(bin, &url, "dead", &dead, "10.55.0.0/24"))?;
+    ensure(r.code == Some(0), || format!("rejoin: {}", r.stderr))?;
+    aksnet_store::local_pool::read_node_pool(&dead).map_err(|e| format!("after rejoin: {e}"))?;
+    check_invariants(
+        &list(bin, &url, &[])?,
+        &[("next".into(), next), ("dead".into(), dead)],
+    )?;
+    // A kept-alive lease outlives its TTL; it expires once the keepalive stops.
+    let kept = dir.path().join("kept");
+    let mut cmd = join_cmd(bin, &url, "kept", &kept, "10.55.0.0/24");
+    cmd.args(["--lease-ttl", "2s"]);
+    let r = run(&mut cmd)?;
+    ensure(r.code == Some(0), || format!("kept join: {}", r.stderr))?;
+    let mut ka = node_cmd(bin, "keepalive", &url, &["--node", "kept"]);
+    ka.arg("--data-dir")
+        .arg(&kept)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = ka.spawn().map_err(|e| format!("spawn keepalive: {e}"))?;
+    std::thread::sleep(Duration::from_secs(5));
+    let alive = list(bin, &url, &[])?.contains_key("kept");
+    let _ = child.kill();
+    let _ = child.wait();
+    ensure(alive, || {
+        "kept's reservation expired while its keepalive ran".into()
+    })?;
+    wait_gone(bin, &url, "kept", Duration::from_secs(15)).map(|_| ())
+}
+
+/// 1,300 nodes at maxPods 250: their records (4.7 MB) exceed gRPC's 4 MiB message
+/// limit, which broke every join and list before paging and the address index.
+/// The real CLI joins one more node and lists all of them.
+fn past_the_4_mib_response_limit(c: &EtcdCluster, bin: &Path) -> TestResult {
+    const NODES: u32 = 1300;
+    let url = c.url(&format!("/{PREFIX}-scale/"));
+    let mut cfg = aksnet_store::EtcdConfig::from_url(&url).map_err(|e| e.to_string())?;
+    cfg.deadline = Duration::from_secs(120);
+    let store = aksnet_store::EtcdStore::connect(cfg).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    support::fill(&store, "big", "10.64.0.0/12", 250, 0, NODES)?;
+    let values: usize = aksnet_store::Store::list(&store, "nodes/")
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|kv| kv.value.len())
+        .sum();
+    eprintln!(
+        "  {NODES} nodes at maxPods 250 written in {:?}: {values} bytes of reservations",
+        t0.elapsed()
+    );
+    ensure(values > 4 << 20, || {
+        format!("only {values} bytes: not past 4 MiB")
+    })?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut cmd = node_cmd(
+        bin,
+        "join",
+        &url,
+        &[
+            "--node",
+            "big-new",
+            "--subnet",
+            "10.64.0.0/12",
+            "--max-pods",
+            "250",
+        ],
+    );
+    cmd.arg("--data-dir").arg(dir.path().join("big-new"));
+    let r = run(&mut cmd)?;
+    ensure(r.code == Some(0), || {
+        format!("join at scale: {:?} {}", r.code, r.stderr)
+    })?;
+    eprintln!("  CLI join with {NODES} nodes at maxPods 250: {:?}", r.took);
+    let t0 = Instant::now();
+    let all = list(bin, &url, &[])?;
+    eprintln!("  CLI list of {} nodes: {:?}", all.len(), t0.elapsed());
+    ensure(all.len() == NODES as usize + 1, || {
+        format!("{} nodes listed", all.len())
+    })?;
+    check_invariants(&all, &[("big-new".into(), dir.path().join("big-new"))])
+}
+
+#[allow(clippy::vec_init_then_push)] // each push runs one test, in order
 fn main() -> ExitCode {
     let t0 = Instant::now();
     let bin = match aksnet_bin() {
@@ -480,6 +622,7 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("  3-member cluster up in {:?}", t0.elapsed());
+
     let mut results: Vec<(&str, TestResult)> = Vec::new();
     results.push((
         "frozen_member_and_silent_listener_first",
@@ -492,6 +635,14 @@ fn main() -> ExitCode {
     results.push((
         "leader_kill_during_16_parallel_joins_x3",
         leader_kill_during_16_parallel_joins(&mut cluster, &bin, 3),
+    ));
+    results.push((
+        "lease_expiry_returns_a_dead_nodes_addresses",
+        lease_expiry_returns_a_dead_nodes_addresses(&cluster, &bin),
+    ));
+    results.push((
+        "past_the_4_mib_response_limit",
+        past_the_4_mib_response_limit(&cluster, &bin),
     ));
     drop(cluster);
     results.push((

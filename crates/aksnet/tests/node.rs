@@ -568,6 +568,10 @@ fn a_store_holding_one_address_twice_is_refused_naming_both_nodes() {
     rec["nodeIp"] = "10.240.0.100".into();
     let dup = rec["podIps"][0].as_str().expect("ip").to_string();
     state["keys"]["nodes/n2"]["value"] = rec.to_string().into();
+    // The address index (docs/node.md) says the same: n2 holds the address too.
+    let rev = state["revision"].clone();
+    state["keys"][format!("blocks/aks-subnet/{dup}+1/n2")] =
+        serde_json::json!({"createRevision": rev, "modRevision": rev, "value": ""});
     std::fs::write(&path, serde_json::to_vec(&state).expect("json")).expect("write");
     let before = c.state_bytes();
 

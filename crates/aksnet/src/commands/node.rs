@@ -18,16 +18,18 @@ use std::process::ExitCode;
 use aksnet_core::azure::{format_address_runs, MaxPods, NodeSubnet, DEFAULT_MAX_PODS_NODE_SUBNET};
 use aksnet_core::pool::NodePool;
 use aksnet_store::local_pool::{
-    node_pool_path, read_node_pool, remove_node_pool, write_node_pool, LocalPoolError,
+    node_pool_path, read_node_pool_ignoring_fence as read_node_pool, remove_node_lease,
+    remove_node_pool, unfence, write_node_lease, write_node_pool, LocalPoolError, NodeLease,
 };
 use aksnet_store::reservation::{
-    get_node, release, validate_node_name, validate_subnet_name, ReservationError,
+    get_node, release, subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
 use aksnet_store::{
     join, list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
 };
 use ipnet::Ipv4Net;
 
+mod keepalive;
 mod store_args;
 pub use store_args::StoreArgs;
 
@@ -79,6 +81,9 @@ pub enum NodeCommand {
     Leave(LeaveArgs),
     /// Show the joined nodes, their reservations and use, and each subnet's room.
     List(ListArgs),
+    /// Keep the node's lease alive and its local pool in step with the store;
+    /// fence the pool (the plugin stops allocating) when the lease is lost.
+    Keepalive(keepalive::KeepaliveArgs),
 }
 
 #[derive(clap::Args)]
@@ -100,6 +105,11 @@ pub struct JoinArgs {
     /// The node's data directory, where node-pool.json is written.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Put the reservation on an etcd lease with this grace period (e.g. 5m): if
+    /// nothing keeps it alive (`aksnet node keepalive`) for that long, the store
+    /// frees the node's addresses. Without it the reservation lives until leave.
+    #[arg(long, value_name = "DURATION", value_parser = store_args::parse_duration)]
+    pub lease_ttl: Option<std::time::Duration>,
 }
 
 #[derive(clap::Args)]
@@ -223,6 +233,14 @@ pub enum NodeError {
         pool_path: PathBuf,
         node: String,
     },
+    #[error(
+        "node {node} has no lease in --data-dir {} (node-pool.lease): join it with \
+         --lease-ttl to put its reservation on a lease",
+        data_dir.display()
+    )]
+    NoLease { node: String, data_dir: PathBuf },
+    #[error("fenced the node's pool ({}): {reason}; rejoin with `aksnet node join`", path.display())]
+    Fenced { path: PathBuf, reason: String },
     #[error("--etcd-password-file {}: {source}", path.display())]
     PasswordFile {
         path: PathBuf,
@@ -262,6 +280,7 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
         NodeCommand::Join(a) => ("join", run_join(&a)),
         NodeCommand::Leave(a) => ("leave", run_leave(&a)),
         NodeCommand::List(a) => ("list", run_list(&a)),
+        NodeCommand::Keepalive(a) => ("keepalive", keepalive::run(&a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -357,13 +376,14 @@ fn in_use_in_subnet(data_dir: &Path, subnet: Ipv4Net) -> Result<BTreeSet<Ipv4Add
         .collect())
 }
 
-/// `free of usable` for one subnet, from the current node list.
-fn subnet_room(store: &dyn Store, subnet: &NodeSubnet) -> Result<(u64, u64), NodeError> {
-    let reserved: BTreeSet<Ipv4Addr> = list_nodes(store)?
-        .iter()
-        .flat_map(|n| n.addresses().collect::<Vec<_>>())
-        .collect();
-    Ok((subnet.free(&reserved), subnet.usable()))
+/// `free of usable` for one subnet, from its address index (no full scan).
+fn subnet_room(
+    store: &dyn Store,
+    name: &str,
+    subnet: &NodeSubnet,
+) -> Result<(u64, u64), NodeError> {
+    let (reserved, usable) = subnet_usage(store, name, subnet)?;
+    Ok((usable.saturating_sub(reserved), usable))
 }
 
 fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
@@ -372,6 +392,10 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     let in_use = in_use_in_subnet(&a.data_dir, a.subnet.cidr())?;
     let store = a.store.open()?;
     check_store_not_lost(&*store, &a.data_dir)?;
+    let lease = match a.lease_ttl {
+        Some(ttl) => Some(store.grant_lease(ttl).map_err(ReservationError::from)?),
+        None => None,
+    };
     let outcome = join(
         &*store,
         &JoinRequest {
@@ -380,15 +404,19 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
             subnet: a.subnet,
             max_pods: a.max_pods,
             in_use,
+            lease,
         },
     )?;
     let r = outcome.reservation();
-    // The store is the truth: (re)write the local pool from it, also on a rejoin.
+    // The store is the truth: (re)write the local pool from it, also on a rejoin,
+    // then the lease record, then lift a fence: the pool is this node's again.
     let path = write_node_pool(&a.data_dir, &r.to_node_pool())?;
+    record_lease(a, r)?;
+    unfence(&a.data_dir)?;
     // Everything below is a summary: the join is done, so a failure here is a
     // warning and the exit status stays 0 (issue 17: automation that saw exit 1
     // would delete the VM and leak its addresses).
-    let room = subnet_room(&*store, &a.subnet);
+    let room = subnet_room(&*store, &a.subnet_name, &a.subnet);
     let verb = match outcome {
         JoinOutcome::Joined(_) => "joined",
         JoinOutcome::AlreadyJoined(_) => "was already joined to",
@@ -417,6 +445,27 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
             "aksnet node join: warning: node {} is joined, but the subnet's free room could not be read: {e}",
             r.node
         ),
+    }
+    Ok(())
+}
+
+/// Writes (or removes) `<data-dir>/node-pool.lease` after the reservation's lease
+/// (a rejoin keeps the lease the reservation already lives on).
+fn record_lease(a: &JoinArgs, r: &aksnet_store::NodeReservation) -> Result<(), NodeError> {
+    match (r.lease, a.lease_ttl) {
+        (Some(lease), ttl) => {
+            write_node_lease(
+                &a.data_dir,
+                &NodeLease {
+                    node: r.node.clone(),
+                    lease,
+                    ttl_seconds: ttl.map_or(0, |t| t.as_secs().max(1)),
+                },
+            )?;
+        }
+        (None, _) => {
+            remove_node_lease(&a.data_dir)?;
+        }
     }
     Ok(())
 }
@@ -455,9 +504,11 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     // Local pool first, then the store: once the store releases the addresses another
     // node may take them, so this node's plugin must already have stopped using them.
     let removed = remove_node_pool(&a.data_dir)?;
+    remove_node_lease(&a.data_dir)?;
+    unfence(&a.data_dir)?;
     // A failed compare after a retried attempt may mean our own first attempt
     // committed (its answer was lost): the node being gone is the outcome we wanted.
-    if !release(&*store, &a.node, rev)? && get_node(&*store, &a.node)?.is_some() {
+    if !release(&*store, &r, rev)? && get_node(&*store, &a.node)?.is_some() {
         return Err(NodeError::ChangedWhileLeaving {
             node: a.node.clone(),
         });
