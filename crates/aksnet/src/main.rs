@@ -34,12 +34,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `aksnet node` talks to etcd over sockets: with SIGPIPE's default action a
+    // `aksnet node` and `aksnet agent` talk to etcd over sockets: with SIGPIPE's default action a
     // peer closing the gRPC connection would kill the process mid-write (exit 141,
     // no message, a committed join reported as failure). It keeps Rust's default
     // (SIGPIPE ignored, EPIPE returned) and handles EPIPE on stdout itself
     // (commands/node.rs `emit`). Other commands end quietly on a closed pipe.
-    if !matches!(cli.command, Command::Node(_)) {
+    // The agent may keep a lease alive over an etcd socket too (--keepalive-node).
+    if !matches!(cli.command, Command::Node(_) | Command::Agent(_)) {
         restore_sigpipe();
     }
     match cli.command {

@@ -144,3 +144,42 @@ fn round(store: &dyn Store, a: &KeepaliveArgs, lease: &NodeLease) -> Result<Roun
         u64::try_from(left).unwrap_or(1).max(1),
     )))
 }
+
+/// The agent's lease hook (`aksnet agent --keepalive-node NAME ...`): the same
+/// loop as `aksnet node keepalive`, in a thread of the agent.
+#[derive(clap::Args, Debug)]
+pub struct LeaseHookArgs {
+    /// Keep this node's lease alive and its pool reconciled (it joined with
+    /// --lease-ttl); the store flags below say where.
+    #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
+    pub keepalive_node: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The node's data directory (node-pool.json, node-pool.lease).
+    #[arg(long = "keepalive-data-dir", value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// Starts the keepalive loop in a thread when `--keepalive-node` is given. A
+/// fenced pool or a setup error is logged; the agent's own work goes on.
+pub fn spawn_lease_hook(hook: &LeaseHookArgs) {
+    let Some(node) = hook.keepalive_node.clone() else {
+        return;
+    };
+    let args = KeepaliveArgs {
+        node,
+        store: hook.store.clone(),
+        data_dir: hook.data_dir.clone(),
+        once: false,
+    };
+    let spawned = std::thread::Builder::new()
+        .name("lease-keepalive".into())
+        .spawn(move || {
+            if let Err(e) = run(&args) {
+                tracing::error!(node = %args.node, error = %e, "lease keepalive stopped");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the lease keepalive thread");
+    }
+}

@@ -19,7 +19,7 @@ const ENV_KEY: &str = "ETCDCTL_KEY";
 const ENV_USER: &str = "ETCDCTL_USER";
 const ENV_PASSWORD: &str = "ETCDCTL_PASSWORD";
 
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct StoreArgs {
     /// Cluster store: a directory (the embedded store),
     /// etcd://[user[:password]@]host:port[,host:port...][/prefix/], or etcds://... for
