@@ -13,6 +13,7 @@ pkgs=(
   etcd-server etcd-client                    # the cluster store's etcd backend
   protobuf-compiler                          # protoc: etcd-client compiles etcd's .proto files (feature etcd)
   libprotobuf-dev                            # google/protobuf/*.proto, the well-known types protoc imports
+  openssl                                    # the etcd TLS test generates a CA and certificates
   python3 python3-minimal                    # bench/bench.py
 )
 if [ "${1:-}" = "--list" ]; then

@@ -35,6 +35,7 @@ rows=$(cat <<ROWS
 /usr/share/gocode/src/github.com/containernetworking/cni/libcni/api.go golang-github-appc-cni-dev the libcni driver
 /usr/bin/etcd                                       etcd-server                  etcd backend tests
 /usr/bin/etcdctl                                    etcd-client                  etcd backend tests
+/usr/bin/openssl                                    openssl                      etcd TLS test (CA and certificates)
 /usr/bin/python3                                    python3-minimal              bench/bench.py
 ROWS
 )

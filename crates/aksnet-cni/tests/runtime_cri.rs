@@ -525,6 +525,8 @@ fn nodesubnet_pods_through_the_cri_and_the_31st_is_refused() {
             subnet_name: "aks-subnet".into(),
             subnet: aksnet_core::azure::NodeSubnet::new("10.245.0.0/24".parse().unwrap()).unwrap(),
             max_pods: aksnet_core::azure::MaxPods::new(30).unwrap(),
+            in_use: Default::default(),
+            lease: None,
         },
     )
     .unwrap();

@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 use aksnet_fs::{ensure_private_dir, open_lock_file, read_regular_capped, write_atomic};
 
 use crate::kv::{
-    validate_txn, Compare, KeyValue, Op, Revision, State, Store, StoreError, STATE_VERSION,
+    refuse_leases, validate_txn, Compare, KeyValue, Op, Revision, State, Store, StoreError,
+    STATE_VERSION,
 };
 
 /// State file name inside the store directory.
@@ -144,6 +145,7 @@ impl Store for EmbeddedStore {
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<bool, StoreError> {
         validate_txn(compares, ops)?;
+        refuse_leases(&self.describe(), ops)?;
         let _lock = self.lock()?;
         let mut state = self.load()?;
         if !state.compares_hold(compares) {
@@ -160,6 +162,10 @@ impl Store for EmbeddedStore {
         text.push(b'\n');
         write_atomic(&self.dir, STATE_FILE, &text, aksnet_fs::PRIVATE_FILE_MODE)?;
         Ok(true)
+    }
+
+    fn describe(&self) -> String {
+        self.state_path().display().to_string()
     }
 }
 

@@ -1,187 +1,116 @@
 //! The etcd backend of the cluster store, for clusters that span machines
-//! (docs/architecture.md#components; docs/prior-art.md#cluster-allocation, #crates). Compiled
-//! only with the cargo feature `etcd`.
+//! (docs/node.md, "The etcd backend" and "Production"). Compiled only with the cargo
+//! feature `etcd`.
 //!
-//! Mapping of the [`Store`] trait onto etcd's v3 KV API (one etcd request per call):
+//! Mapping of the [`Store`] trait onto etcd's v3 KV API:
 //!
 //! | trait | etcd |
 //! |---|---|
 //! | `get(key)` | `Range(<prefix><key>)`; the revision returned is the key's `mod_revision` |
-//! | `list(p)` | `Range(<prefix><p>, with_prefix)`, sorted by key, the root prefix stripped |
-//! | `txn(compares, ops)` | **one** `Txn`: [`Compare::Absent`] → `create_revision == 0`, [`Compare::ModRevision`] → `mod_revision == r`; puts and deletes in its success branch, no failure branch; returns `succeeded` |
+//! | `list_keys(p)` | the same, keys only, 10,000 keys a page |
+//! | `list(p)` | `Range(<prefix><p>..)` in pages of [`PAGE_KEYS`] keys, every page at the first page's revision (one consistent snapshot, each response far below gRPC's 4 MiB message limit) |
+//! | `txn(compares, ops)` | **one** `Txn`: [`Compare::Absent`] → `create_revision == 0`, [`Compare::ModRevision`] → `mod_revision == r`; puts and deletes in its success branch; returns `succeeded` |
 //!
-//! etcd has exactly the semantics [`crate::kv`] documents (each committed write
-//! transaction bumps the store revision by one and stamps its keys with it; reads are
-//! linearizable by default), so the reservation logic of [`crate::reservation`] runs
-//! unchanged on it (docs/prior-art.md#cluster-allocation: one transaction per change,
-//! compare-create-revision-0 for "absent", compare-on-owner to release).
+//! etcd has exactly the semantics [`crate::kv`] documents (one revision per committed
+//! write transaction, linearizable reads), so the reservation logic of
+//! [`crate::reservation`] runs unchanged on it.
 //!
-//! Every key lives under a root prefix (default [`DEFAULT_PREFIX`], `/aksnet/`), so
-//! aksnet can share an etcd cluster with other users, and tests can share one server.
+//! **Fault tolerance** (issue 17). One gRPC client per endpoint, tried in the order
+//! given, starting from the last one that answered. Each attempt is bounded by
+//! [`EtcdConfig::attempt_timeout`]; transient failures (refused or broken
+//! connections, `Unavailable` such as "leader changed" or "no leader", per-attempt
+//! timeouts) move to the next endpoint, and after a round over all endpoints the
+//! store backs off (50 ms doubling to 800 ms) and goes round again until the
+//! whole-command deadline ([`EtcdConfig::deadline`], from the moment the store was
+//! opened). A frozen member or a listener that never answers therefore costs one
+//! attempt timeout, not the command.
 //!
-//! Why a tokio current-thread runtime inside a synchronous type: the [`Store`] trait
-//! is synchronous (every caller is a short-lived CLI process), and the only etcd
-//! client of weight in Rust, `etcd-client` (tonic/gRPC), is async. There is no
-//! maintained synchronous etcd v3 client; a current-thread runtime driven by
-//! `block_on` costs no extra threads and is created once per store.
+//! **Retrying writes is safe** because every transaction aksnet sends carries a
+//! compare that its own application falsifies (a node key must be absent, or a
+//! key must still be at the revision read): if an attempt whose answer was lost
+//! did commit, the retry's compares fail and the caller re-reads and finds its own
+//! change. When the deadline passes after an attempt that may have been applied,
+//! the error says so ([`WriteOutcome::Unknown`]).
 //!
-//! Every request is bounded by a timeout (default [`DEFAULT_TIMEOUT`], 5 s), so a
-//! dead or partitioned etcd never hangs a command. When a request fails or times
-//! out, each endpoint is probed with a plain TCP connect so the error can say
-//! "connection refused" (branching on the `io::ErrorKind`, never on message text).
+//! Why a tokio current-thread runtime inside a synchronous type: the [`Store`]
+//! trait is synchronous (every caller is a short-lived CLI process), and the only
+//! etcd client of weight in Rust, `etcd-client` (tonic/gRPC), is async; a
+//! current-thread runtime driven by `block_on` costs no extra threads.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, KvClient, SortOrder,
-    SortTarget, Txn, TxnOp,
+    Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, Identity,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp,
 };
+use tokio::time::Instant;
 
-use crate::kv::{validate_key, validate_txn, Compare, KeyValue, Op, Revision, Store, StoreError};
+use crate::kv::{
+    validate_key, validate_txn, Compare, KeyValue, LeaseId, Op, Revision, Store, StoreError,
+    WriteOutcome,
+};
+pub use crate::spec::{EtcdConfig, DEFAULT_PREFIX, ETCDS_SCHEME, ETCD_SCHEME};
 
-/// The scheme of a `--store` value that selects this backend.
-pub const URL_SCHEME: &str = "etcd://";
-/// Root prefix of every aksnet key in etcd.
-pub const DEFAULT_PREFIX: &str = "/aksnet/";
-/// Bound on every etcd request (and on connecting).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Where and how to reach etcd.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdConfig {
-    /// `host:port` of each client endpoint (plain HTTP/2; TLS is not supported yet).
-    pub endpoints: Vec<String>,
-    /// Prepended to every key; printable ASCII, not empty.
-    pub prefix: String,
-    pub timeout: Duration,
-}
+/// Keys per page of a `list`: a node record at maxPods 250 is about 4 KB, so a
+/// page stays near 2 MB, half of gRPC's default 4 MiB receive limit.
+pub const PAGE_KEYS: i64 = 500;
+/// Pause after a round over every endpoint failed; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_millis(800);
 
 /// True when a `--store` value names etcd rather than a directory.
 pub fn is_etcd_url(value: &str) -> bool {
-    value.starts_with(URL_SCHEME)
+    value.starts_with(ETCD_SCHEME) || value.starts_with(ETCDS_SCHEME)
 }
 
-impl EtcdConfig {
-    /// Parses `etcd://host:port[,host:port...][/prefix/]`. The optional path sets the
-    /// root prefix (`etcd://10.0.0.5:2379/prod/` keeps keys under `/prod/`); without
-    /// one the prefix is [`DEFAULT_PREFIX`].
-    pub fn from_url(url: &str) -> Result<Self, EtcdError> {
-        let bad = |reason: String| EtcdError::InvalidUrl {
-            url: url.to_string(),
-            reason,
-        };
-        let rest = url
-            .strip_prefix(URL_SCHEME)
-            .ok_or_else(|| bad(format!("it does not start with {URL_SCHEME}")))?;
-        let (hosts, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].to_string()),
-            None => (rest, DEFAULT_PREFIX.to_string()),
-        };
-        if hosts.is_empty() {
-            return Err(bad(
-                "no endpoint; expected etcd://host:port[,host:port...]".to_string()
-            ));
-        }
-        let mut endpoints = Vec::new();
-        for ep in hosts.split(',') {
-            let (host, port) = ep.rsplit_once(':').ok_or_else(|| {
-                bad(format!(
-                    "endpoint {ep:?} has no port; expected host:port such as 127.0.0.1:2379"
-                ))
-            })?;
-            if host.is_empty()
-                || !host.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':')
-                })
-            {
-                return Err(bad(format!("endpoint {ep:?} has an invalid host {host:?}")));
-            }
-            match port.parse::<u16>() {
-                Ok(p) if p != 0 => {}
-                _ => {
-                    return Err(bad(format!(
-                        "endpoint {ep:?} has an invalid port {port:?} (1..=65535)"
-                    )))
-                }
-            }
-            endpoints.push(ep.to_string());
-        }
-        let cfg = Self {
-            endpoints,
-            prefix,
-            timeout: DEFAULT_TIMEOUT,
-        };
-        cfg.check_prefix()
-            .map_err(|reason| bad(reason.to_string()))?;
-        Ok(cfg)
-    }
-
-    /// The config as a `--store` value (how errors name the store).
-    pub fn url(&self) -> String {
-        let mut u = format!("{URL_SCHEME}{}", self.endpoints.join(","));
-        if self.prefix != DEFAULT_PREFIX {
-            u.push_str(&self.prefix);
-        }
-        u
-    }
-
-    fn check_prefix(&self) -> Result<(), &'static str> {
-        if self.prefix.is_empty() {
-            return Err("the key prefix is empty");
-        }
-        if !self.prefix.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("the key prefix is not printable ASCII without spaces");
-        }
-        Ok(())
-    }
-}
-
-/// Why an etcd request failed (the detail of a [`StoreError::Remote`] from this backend).
-#[derive(Debug, thiserror::Error)]
-pub enum EtcdFailure {
-    #[error("no endpoint accepts connections ({0}); is etcd running and listening there?")]
-    Unreachable(String),
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    #[error("{0}")]
-    Rpc(#[source] etcd_client::Error),
-}
-
-impl EtcdFailure {
-    fn kind(&self) -> io::ErrorKind {
-        match self {
-            Self::Unreachable(_) => io::ErrorKind::ConnectionRefused,
-            Self::Timeout(_) => io::ErrorKind::TimedOut,
-            Self::Rpc(_) => io::ErrorKind::Other,
-        }
-    }
-}
-
-/// Errors of opening an etcd store.
+/// Errors of opening an etcd store (before any request).
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
-    #[error("--store {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    #[error(transparent)]
+    InvalidUrl(#[from] crate::spec::StoreUrlError),
+    #[error("--store {url}: {reason}")]
+    InvalidConfig { url: String, reason: String },
+    #[error("{flag} {}: {source}", path.display())]
+    TlsFile {
+        flag: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cluster store {url}: start the etcd client runtime: {source}")]
     Runtime {
         url: String,
         #[source]
         source: io::Error,
     },
-    #[error("cluster store {url}: connect: {failure}")]
-    Connect { url: String, failure: EtcdFailure },
 }
 
-/// The cluster store in etcd. See the module comment for the mapping.
+/// How one attempt failed.
+enum Failure {
+    /// Worth another attempt (maybe on another endpoint). `sent`: the request may
+    /// have reached etcd (false only when the connection was refused).
+    Transient { why: String, sent: bool },
+    /// Retrying cannot help (bad credentials, permission denied, bad request).
+    Permanent(etcd_client::Error),
+}
+
+/// The cluster store in etcd. See the module comment.
 pub struct EtcdStore {
     config: EtcdConfig,
     url: String,
     runtime: tokio::runtime::Runtime,
-    client: Client,
+    options: ConnectOptions,
+    /// One lazily connected client per endpoint, in `config.endpoints` order.
+    clients: RefCell<Vec<Option<Client>>>,
+    /// The endpoint that answered last: the next request starts there.
+    preferred: Cell<usize>,
+    deadline: Cell<Instant>,
+    /// Retries taken by this store (for logs and tests).
+    retries: Cell<u32>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -192,20 +121,79 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
+fn read_pem(flag: &'static str, path: &Path) -> Result<Vec<u8>, EtcdError> {
+    std::fs::read(path).map_err(|source| EtcdError::TlsFile {
+        flag,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// TLS and auth options for every endpoint's client; checks the combination.
+fn connect_options(config: &EtcdConfig, url: &str) -> Result<ConnectOptions, EtcdError> {
+    let bad = |reason: &str| EtcdError::InvalidConfig {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let backstop = config.attempt_timeout + Duration::from_secs(1);
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(backstop)
+        .with_timeout(backstop);
+    let any_tls_file =
+        config.ca_file.is_some() || config.cert_file.is_some() || config.key_file.is_some();
+    if !config.tls && any_tls_file {
+        return Err(bad(
+            "--etcd-cacert/--etcd-cert/--etcd-key need an etcds:// store URL (TLS)",
+        ));
+    }
+    if config.tls {
+        let ca = config.ca_file.as_deref().ok_or_else(|| {
+            bad("etcds:// needs --etcd-cacert (or ETCDCTL_CACERT): the CA that signs the etcd servers' certificates")
+        })?;
+        let mut tls =
+            TlsOptions::new().ca_certificate(Certificate::from_pem(read_pem("--etcd-cacert", ca)?));
+        match (&config.cert_file, &config.key_file) {
+            (Some(c), Some(k)) => {
+                tls = tls.identity(Identity::from_pem(
+                    read_pem("--etcd-cert", c)?,
+                    read_pem("--etcd-key", k)?,
+                ));
+            }
+            (None, None) => {}
+            _ => return Err(bad("--etcd-cert and --etcd-key go together")),
+        }
+        options = options.with_tls(tls);
+    }
+    match (&config.user, &config.password) {
+        (Some(u), Some(p)) => options = options.with_user(u.clone(), p.0.clone()),
+        (Some(u), None) => {
+            return Err(bad(&format!(
+                "user {u:?} has no password (user:password@ in the URL, --etcd-password-file, or ETCDCTL_PASSWORD)"
+            )))
+        }
+        (None, Some(_)) => return Err(bad("a password without a user")),
+        (None, None) => {}
+    }
+    Ok(options)
+}
+
 impl EtcdStore {
-    /// Opens a store from a `--store etcd://...` value.
+    /// Opens a store from a `--store etcd[s]://...` value with default options.
     pub fn open(url: &str) -> Result<Self, EtcdError> {
         Self::connect(EtcdConfig::from_url(url)?)
     }
 
-    /// Builds the client. etcd-client connects lazily, so an unreachable etcd is
-    /// reported by the first request, within the timeout.
+    /// Builds the clients (lazily connected: an unreachable etcd is reported by the
+    /// first request) and starts the whole-command deadline.
     pub fn connect(config: EtcdConfig) -> Result<Self, EtcdError> {
         let url = config.url();
-        config.check_prefix().map_err(|r| EtcdError::InvalidUrl {
-            url: url.clone(),
-            reason: r.to_string(),
-        })?;
+        config
+            .check_prefix()
+            .map_err(|r| EtcdError::InvalidConfig {
+                url: url.clone(),
+                reason: r.to_string(),
+            })?;
+        let options = connect_options(&config, &url)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -213,33 +201,16 @@ impl EtcdStore {
                 url: url.clone(),
                 source,
             })?;
-        let endpoints: Vec<String> = config
-            .endpoints
-            .iter()
-            .map(|e| format!("http://{e}"))
-            .collect();
-        // tonic's own timeouts are a backstop a little beyond ours, so that our
-        // `tokio::time::timeout` fires first and the error says TimedOut.
-        let backstop = config.timeout + Duration::from_secs(1);
-        let options = ConnectOptions::new()
-            .with_connect_timeout(backstop)
-            .with_timeout(backstop);
-        let client = runtime
-            .block_on(async {
-                tokio::time::timeout(config.timeout, Client::connect(endpoints, Some(options)))
-                    .await
-            })
-            .map_err(|_| EtcdFailure::Timeout(config.timeout))
-            .and_then(|r| r.map_err(EtcdFailure::Rpc))
-            .map_err(|failure| EtcdError::Connect {
-                url: url.clone(),
-                failure,
-            })?;
+        let deadline = Instant::now() + config.deadline;
         Ok(Self {
+            clients: RefCell::new(vec![None; config.endpoints.len()]),
             config,
             url,
             runtime,
-            client,
+            options,
+            preferred: Cell::new(0),
+            deadline: Cell::new(deadline),
+            retries: Cell::new(0),
         })
     }
 
@@ -247,58 +218,179 @@ impl EtcdStore {
         &self.config
     }
 
-    /// The store as a `--store` value.
+    /// The store as a `--store` value (without credentials).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Starts a new deadline of [`EtcdConfig::deadline`] from now: a long-lived user
+    /// (the agent) calls this before each unit of work; a CLI command never does.
+    pub fn restart_deadline(&self) {
+        self.deadline.set(Instant::now() + self.config.deadline);
+    }
+
+    /// Attempts that failed transiently and were retried, so far.
+    pub fn retries(&self) -> u32 {
+        self.retries.get()
     }
 
     fn full_key(&self, key: &str) -> String {
         format!("{}{key}", self.config.prefix)
     }
 
-    /// Runs one request under the timeout; on failure, probes the endpoints so the
-    /// error can say whether anything listens there.
-    ///
-    /// With several endpoints the client may route a request to one that is down
-    /// (tonic's balancer does not skip refused endpoints). A request whose TCP
-    /// connect was refused was never sent, so it is retried, within the same
-    /// deadline, while the probe finds some endpoint listening. Nothing else is
-    /// retried here: the callers' compare-and-swap loops handle lost races.
-    fn request<T, F, M>(&self, op: &'static str, mut make: M) -> Result<T, StoreError>
+    /// The client of endpoint `i`, connecting it (and authenticating) if needed.
+    async fn client(&self, i: usize) -> Result<Client, etcd_client::Error> {
+        if let Some(Some(c)) = self.clients.borrow().get(i) {
+            return Ok(c.clone());
+        }
+        let scheme = if self.config.tls { "https" } else { "http" };
+        let ep = format!("{scheme}://{}", self.config.endpoints[i]);
+        let c = Client::connect([ep], Some(self.options.clone())).await?;
+        if let Some(slot) = self.clients.borrow_mut().get_mut(i) {
+            *slot = Some(c.clone());
+        }
+        Ok(c)
+    }
+
+    /// Runs one request with retries across endpoints until the deadline (see the
+    /// module comment). `write`: the error says whether the outcome is known.
+    pub(crate) fn request<T, F, M>(
+        &self,
+        op: &'static str,
+        write: bool,
+        mut make: M,
+    ) -> Result<T, StoreError>
     where
-        M: FnMut(KvClient) -> F,
+        M: FnMut(Client) -> F,
         F: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let timeout = self.config.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let failure = loop {
-            let fut = make(self.client.kv_client());
-            let failure = match self
-                .runtime
-                .block_on(async { tokio::time::timeout_at(deadline, fut).await })
-            {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => EtcdFailure::Rpc(e),
-                Err(_elapsed) => break EtcdFailure::Timeout(timeout),
-            };
-            let retry = matches!(&failure, EtcdFailure::Rpc(e) if connect_refused(e))
-                && self.config.endpoints.len() > 1
-                && tokio::time::Instant::now() + RETRY_PAUSE < deadline
-                && probe_endpoints(&self.config.endpoints, timeout).is_none();
-            if !retry {
-                break failure;
+        let n = self.config.endpoints.len();
+        let mut failures: Vec<String> = Vec::new();
+        let (mut maybe_sent, mut timed_out, mut refused) = (false, false, 0usize);
+        let mut backoff = FIRST_BACKOFF;
+        let deadline = self.deadline.get();
+        loop {
+            for step in 0..n {
+                let i = (self.preferred.get() + step) % n;
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let per = self.config.attempt_timeout.min(deadline - now);
+                let attempt = async {
+                    let c = self.client(i).await?;
+                    make(c).await
+                };
+                let failure = match self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(per, attempt).await })
+                {
+                    Ok(Ok(v)) => {
+                        self.preferred.set(i);
+                        return Ok(v);
+                    }
+                    Ok(Err(e)) => classify(e),
+                    Err(_) => {
+                        timed_out = true;
+                        Failure::Transient {
+                            why: format!("no answer within {} ms", per.as_millis()),
+                            sent: true,
+                        }
+                    }
+                };
+                let ep = &self.config.endpoints[i];
+                match failure {
+                    Failure::Permanent(e) => {
+                        return Err(self.remote(op, io::ErrorKind::Other, e.to_string(), None))
+                    }
+                    Failure::Transient { why, sent } => {
+                        tracing::debug!(endpoint = %ep, %why, op, "etcd attempt failed; retrying");
+                        self.retries.set(self.retries.get() + 1);
+                        maybe_sent |= sent;
+                        refused += usize::from(!sent);
+                        failures.push(format!("{ep}: {why}"));
+                    }
+                }
             }
-            std::thread::sleep(RETRY_PAUSE);
+            let now = Instant::now();
+            if now + backoff >= deadline {
+                break;
+            }
+            self.runtime
+                .block_on(async { tokio::time::sleep(backoff).await });
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        let kind = if timed_out || failures.is_empty() {
+            io::ErrorKind::TimedOut
+        } else if refused == failures.len() {
+            io::ErrorKind::ConnectionRefused
+        } else {
+            io::ErrorKind::Other
         };
-        let failure = match probe_endpoints(&self.config.endpoints, timeout) {
-            Some(unreachable) => EtcdFailure::Unreachable(unreachable),
-            None => failure,
+        let outcome = write.then_some(if maybe_sent {
+            WriteOutcome::Unknown
+        } else {
+            WriteOutcome::NotApplied
+        });
+        let detail = if failures.is_empty() {
+            format!(
+                "the command's deadline of {:?} passed before this request (a longer \
+                 --store-timeout gives large stores more time)",
+                self.config.deadline
+            )
+        } else {
+            format!(
+                "no endpoint answered within the {:?} deadline ({} failed attempt(s): {})",
+                self.config.deadline,
+                failures.len(),
+                summarize(&failures)
+            )
         };
-        Err(StoreError::Remote {
+        Err(self.remote(op, kind, detail, outcome))
+    }
+
+    /// Keeps etcd's history bounded (issue 17): every guard bump is a new
+    /// revision of the guard key, and etcd 3.4 keeps every revision until it is
+    /// compacted (it does not compact by default; the database then grows to its
+    /// 2 GB quota and refuses writes). After each write whose revision is a
+    /// multiple of `compact_every`, compact to `compact_keep` revisions back, as
+    /// kube-apiserver compacts the etcd it uses. Best effort: the write already
+    /// committed, so a failure (another client compacted further) is only logged.
+    fn maybe_compact(&self, revision: i64) {
+        let every = self.config.compact_every;
+        let Ok(rev) = u64::try_from(revision) else {
+            return;
+        };
+        let keep = self.config.compact_keep;
+        if every == 0 || rev % every != 0 || rev <= keep {
+            return;
+        }
+        let Ok(target) = i64::try_from(rev - keep) else {
+            return;
+        };
+        let r = self.request("etcd compact", false, |c| {
+            let mut kv = c.kv_client();
+            async move { kv.compact(target, None).await }
+        });
+        match r {
+            Ok(_) => tracing::debug!(target, "compacted etcd history"),
+            Err(e) => tracing::warn!(target, error = %e, "etcd compaction failed"),
+        }
+    }
+
+    fn remote(
+        &self,
+        op: &'static str,
+        kind: io::ErrorKind,
+        detail: String,
+        outcome: Option<WriteOutcome>,
+    ) -> StoreError {
+        StoreError::Remote {
             op,
             endpoint: self.url.clone(),
-            source: io::Error::new(failure.kind(), failure),
-        })
+            source: io::Error::new(kind, detail),
+            outcome,
+        }
     }
 
     fn corrupt(&self, detail: String) -> StoreError {
@@ -316,10 +408,129 @@ impl EtcdStore {
             ))
         })
     }
+
+    fn to_kv(&self, kv: &etcd_client::KeyValue) -> Result<KeyValue, StoreError> {
+        let key = std::str::from_utf8(kv.key())
+            .ok()
+            .and_then(|k| k.strip_prefix(self.config.prefix.as_str()))
+            .ok_or_else(|| {
+                self.corrupt(format!(
+                    "key {:?} is not UTF-8 under prefix {}",
+                    String::from_utf8_lossy(kv.key()),
+                    self.config.prefix
+                ))
+            })?;
+        Ok(KeyValue {
+            key: key.to_string(),
+            value: kv.value().to_vec(),
+            create_revision: self.revision(kv.key(), kv.create_revision())?,
+            mod_revision: self.revision(kv.key(), kv.mod_revision())?,
+        })
+    }
+
+    /// One page of `[from, end)` at `revision` (0: the current one).
+    fn page(
+        &self,
+        from: Vec<u8>,
+        end: Vec<u8>,
+        revision: i64,
+        keys_only: bool,
+    ) -> Result<etcd_client::GetResponse, StoreError> {
+        let limit = if keys_only { PAGE_KEYS * 20 } else { PAGE_KEYS };
+        self.request("etcd range", false, |c| {
+            let (from, end) = (from.clone(), end.clone());
+            let mut kv: KvClient = c.kv_client();
+            let mut opts = GetOptions::new()
+                .with_range(end)
+                .with_limit(limit)
+                .with_revision(revision);
+            if keys_only {
+                opts = opts.with_keys_only();
+            }
+            async move { kv.get(from, Some(opts)).await }
+        })
+    }
+
+    /// Every key-value under `prefix`, paged at one revision (see the module comment).
+    fn scan(&self, prefix: &str, keys_only: bool) -> Result<Vec<KeyValue>, StoreError> {
+        let full = self.full_key(prefix).into_bytes();
+        let end = prefix_end(&full);
+        let mut out = Vec::new();
+        let mut from = full;
+        let mut revision = 0;
+        loop {
+            let resp = self.page(from, end.clone(), revision, keys_only)?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            for kv in resp.kvs() {
+                out.push(self.to_kv(kv)?);
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
 }
 
-/// Pause between attempts when an endpoint refused the connection.
-const RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// Repeated failures of one endpoint collapse into one entry with a count.
+fn summarize(failures: &[String]) -> String {
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    for f in failures {
+        match seen.iter_mut().find(|(s, _)| *s == f.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((f, 1)),
+        }
+    }
+    seen.iter()
+        .map(|(f, n)| {
+            if *n > 1 {
+                format!("{f} (x{n})")
+            } else {
+                f.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Transient or permanent, from gRPC status codes and I/O error kinds (never the
+/// message text). etcd answers "leader changed", "no leader" and "request timed
+/// out" with `Unavailable` (etcd's api/v3rpc/rpctypes/error.go).
+fn classify(e: etcd_client::Error) -> Failure {
+    use etcd_client::Error as E;
+    let refused = connect_refused(&e);
+    match &e {
+        E::GRpcStatus(status) => match status.code() {
+            tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::Aborted
+            | tonic::Code::Unknown => Failure::Transient {
+                why: if refused {
+                    "connection refused".to_string()
+                } else {
+                    format!("{} ({:?})", status.message(), status.code())
+                },
+                sent: !refused,
+            },
+            _ => Failure::Permanent(e),
+        },
+        E::TransportError(_) | E::IoError(_) => Failure::Transient {
+            why: if refused {
+                "connection refused".to_string()
+            } else {
+                e.to_string()
+            },
+            sent: !refused,
+        },
+        _ => Failure::Permanent(e),
+    }
+}
 
 /// True when the error's cause chain holds a refused TCP connect (errno
 /// ECONNREFUSED as `io::ErrorKind`, never the message text): the request was not sent.
@@ -342,46 +553,25 @@ fn connect_refused(e: &etcd_client::Error) -> bool {
     false
 }
 
-/// `None` when at least one endpoint accepts a TCP connection; otherwise each
-/// endpoint with why it does not.
-fn probe_endpoints(endpoints: &[String], timeout: Duration) -> Option<String> {
-    let per = timeout.min(Duration::from_secs(1));
-    let mut why = Vec::new();
-    for ep in endpoints {
-        let addrs: Vec<SocketAddr> = match ep.to_socket_addrs() {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                why.push(format!("{ep}: cannot resolve: {e}"));
-                continue;
-            }
-        };
-        let mut last = None;
-        for addr in &addrs {
-            match TcpStream::connect_timeout(addr, per) {
-                Ok(_) => return None,
-                Err(e) => last = Some(e),
-            }
-        }
-        match last {
-            Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                why.push(format!("{ep}: connection refused"));
-            }
-            Some(e) if e.kind() == io::ErrorKind::TimedOut => {
-                why.push(format!("{ep}: connect timed out after {per:?}"));
-            }
-            Some(e) => why.push(format!("{ep}: {e}")),
-            None => why.push(format!("{ep}: resolves to no address")),
+/// The first key after every key starting with `prefix` (etcd's "prefix end").
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
         }
     }
-    Some(why.join("; "))
+    vec![0]
 }
 
 impl Store for EtcdStore {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Revision)>, StoreError> {
         validate_key(key)?;
         let full = self.full_key(key);
-        let resp = self.request("etcd range", |mut kv| {
+        let resp = self.request("etcd range", false, |c| {
             let full = full.clone();
+            let mut kv = c.kv_client();
             async move { kv.get(full, None).await }
         })?;
         match resp.kvs().first() {
@@ -394,35 +584,15 @@ impl Store for EtcdStore {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
-        let full = self.full_key(prefix);
-        let resp = self.request("etcd range", |mut kv| {
-            let full = full.clone();
-            let opts = GetOptions::new()
-                .with_prefix()
-                .with_sort(SortTarget::Key, SortOrder::Ascend);
-            async move { kv.get(full, Some(opts)).await }
-        })?;
-        resp.kvs()
-            .iter()
-            .map(|kv| {
-                let key = std::str::from_utf8(kv.key())
-                    .ok()
-                    .and_then(|k| k.strip_prefix(self.config.prefix.as_str()))
-                    .ok_or_else(|| {
-                        self.corrupt(format!(
-                            "key {:?} is not UTF-8 under prefix {}",
-                            String::from_utf8_lossy(kv.key()),
-                            self.config.prefix
-                        ))
-                    })?;
-                Ok(KeyValue {
-                    key: key.to_string(),
-                    value: kv.value().to_vec(),
-                    create_revision: self.revision(kv.key(), kv.create_revision())?,
-                    mod_revision: self.revision(kv.key(), kv.mod_revision())?,
-                })
-            })
-            .collect()
+        self.scan(prefix, false)
+    }
+
+    fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .scan(prefix, true)?
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect())
     }
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<bool, StoreError> {
@@ -455,15 +625,75 @@ impl Store for EtcdStore {
             .iter()
             .map(|op| match op {
                 Op::Put { key, value } => TxnOp::put(self.full_key(key), value.clone(), None),
+                Op::PutWithLease { key, value, lease } => TxnOp::put(
+                    self.full_key(key),
+                    value.clone(),
+                    Some(PutOptions::new().with_lease(*lease)),
+                ),
                 Op::Delete { key } => TxnOp::delete(self.full_key(key), None),
             })
             .collect();
         let txn = Txn::new().when(when).and_then(then);
-        let resp = self.request("etcd txn", |mut kv| {
+        let resp = self.request("etcd txn", true, |c| {
             let txn = txn.clone();
+            let mut kv = c.kv_client();
             async move { kv.txn(txn).await }
         })?;
+        if resp.succeeded() {
+            if let Some(h) = resp.header() {
+                self.maybe_compact(h.revision());
+            }
+        }
         Ok(resp.succeeded())
+    }
+
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        let full = self.full_key("");
+        let resp = self.request("etcd range", false, |c| {
+            let full = full.clone();
+            let mut kv = c.kv_client();
+            let opts = GetOptions::new().with_prefix().with_count_only();
+            async move { kv.get(full, Some(opts)).await }
+        })?;
+        Ok(resp.count() == 0)
+    }
+
+    fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let secs =
+            i64::try_from(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).unwrap_or(i64::MAX);
+        let resp = self.request("etcd lease grant", true, |c| {
+            let mut lease = c.lease_client();
+            async move { lease.grant(secs, None).await }
+        })?;
+        Ok(resp.id())
+    }
+
+    /// One keep-alive round trip on etcd's LeaseKeepAlive stream; etcd answers
+    /// TTL 0 (or less) for a lease that expired or never existed.
+    fn keep_alive(&self, id: LeaseId) -> Result<Option<i64>, StoreError> {
+        let resp = self.request("etcd lease keep-alive", false, |c| {
+            let mut lease = c.lease_client();
+            async move {
+                // etcd-client sends the first keep-alive itself and reports an
+                // expired lease (TTL <= 0 in etcd's answer) as LeaseKeepAliveError.
+                let (mut keeper, mut stream) = match lease.keep_alive(id).await {
+                    Ok(pair) => pair,
+                    Err(etcd_client::Error::LeaseKeepAliveError(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                keeper.keep_alive().await?;
+                Ok(stream.message().await?.map(|r| r.ttl()))
+            }
+        })?;
+        Ok(resp.filter(|ttl| *ttl > 0))
+    }
+
+    fn restart_deadline(&self) {
+        EtcdStore::restart_deadline(self);
+    }
+
+    fn describe(&self) -> String {
+        self.url.clone()
     }
 }
 
@@ -472,44 +702,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_parse_with_endpoints_and_prefix() {
-        let c = EtcdConfig::from_url("etcd://127.0.0.1:2379").expect("url");
-        assert_eq!(c.endpoints, ["127.0.0.1:2379"]);
-        assert_eq!(c.prefix, DEFAULT_PREFIX);
-        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(c.url(), "etcd://127.0.0.1:2379");
-        let c = EtcdConfig::from_url("etcd://a.example:2379,10.0.0.2:22379,[::1]:2379/prod/")
-            .expect("url");
-        assert_eq!(
-            c.endpoints,
-            ["a.example:2379", "10.0.0.2:22379", "[::1]:2379"]
-        );
-        assert_eq!(c.prefix, "/prod/");
-        assert_eq!(
-            c.url(),
-            "etcd://a.example:2379,10.0.0.2:22379,[::1]:2379/prod/"
-        );
-        assert!(is_etcd_url("etcd://x:1"));
-        assert!(!is_etcd_url("/var/lib/aksnet/cluster"));
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"/aksnet/nodes/"), b"/aksnet/nodes0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b""), vec![0]);
     }
 
     #[test]
-    fn bad_urls_name_the_value_and_the_problem() {
-        for (url, want) in [
-            ("http://127.0.0.1:2379", "does not start with etcd://"),
-            ("etcd://", "no endpoint"),
-            ("etcd://127.0.0.1", "has no port"),
-            ("etcd://127.0.0.1:0", "invalid port"),
-            ("etcd://127.0.0.1:99999", "invalid port"),
-            ("etcd://127.0.0.1:x", "invalid port"),
-            ("etcd://a b:2379", "invalid host"),
-            ("etcd://:2379", "invalid host"),
-            ("etcd://h:1,,h:2", "has no port"),
-        ] {
-            let e = EtcdConfig::from_url(url).unwrap_err().to_string();
-            assert!(e.contains(&format!("{url:?}")), "{url}: {e}");
-            assert!(e.contains(want), "{url}: {e}");
-            assert!(e.starts_with("--store "), "{e}");
-        }
+    fn repeated_failures_are_counted_once() {
+        let f = [
+            "a: refused".to_string(),
+            "b: slow".into(),
+            "a: refused".into(),
+        ];
+        assert_eq!(summarize(&f), "a: refused (x2); b: slow");
+    }
+
+    #[test]
+    fn tls_files_need_etcds_and_etcds_needs_a_ca() {
+        let mut c = EtcdConfig::from_url("etcd://h:1").expect("url");
+        c.ca_file = Some("/nonexistent-aksh3/ca.pem".into());
+        let e = EtcdStore::connect(c).unwrap_err().to_string();
+        assert!(e.contains("need an etcds://"), "{e}");
+        let c = EtcdConfig::from_url("etcds://h:1").expect("url");
+        let e = EtcdStore::connect(c.clone()).unwrap_err().to_string();
+        assert!(e.contains("--etcd-cacert"), "{e}");
+        let mut c2 = c;
+        c2.ca_file = Some("/nonexistent-aksh3/ca.pem".into());
+        let e = EtcdStore::connect(c2).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--etcd-cacert /nonexistent-aksh3/ca.pem: "),
+            "{e}"
+        );
+        let c = EtcdConfig::from_url("etcd://bob@h:1").expect("url");
+        let e = EtcdStore::connect(c).unwrap_err().to_string();
+        assert!(e.contains("user \"bob\" has no password"), "{e}");
     }
 }

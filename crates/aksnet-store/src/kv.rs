@@ -50,7 +50,17 @@ pub enum Op {
     Delete {
         key: String,
     },
+    /// A put attached to a lease ([`Store::grant_lease`]): the store deletes the
+    /// key when the lease expires. Only backends with leases (etcd) accept it.
+    PutWithLease {
+        key: String,
+        value: Vec<u8>,
+        lease: LeaseId,
+    },
 }
+
+/// A lease of the store (etcd's lease ID).
+pub type LeaseId = i64;
 
 /// Errors of a store backend. Every variant names the file or key involved.
 #[derive(Debug, thiserror::Error)]
@@ -66,14 +76,16 @@ pub enum StoreError {
     /// or one is a symlink, FIFO, device or too large (`aksnet_fs`).
     #[error("cluster store: {0}")]
     File(#[from] aksnet_fs::FsError),
-    /// A remote backend (etcd) failed; `endpoint` is the store URL and the
-    /// source's kind says refused / timed out / other.
-    #[error("cluster store: {op} {endpoint}: {source}")]
+    /// A remote backend (etcd) failed; `endpoint` is the store URL, the source's
+    /// kind says refused / timed out / other and its text which endpoint failed
+    /// how; `outcome` is set for writes.
+    #[error("cluster store: {op} {endpoint}: {source}{}", outcome.map_or("", WriteOutcome::sentence))]
     Remote {
         op: &'static str,
         endpoint: String,
         #[source]
         source: std::io::Error,
+        outcome: Option<WriteOutcome>,
     },
     /// The state file exists but cannot be parsed. Never reset: a human decides.
     #[error("cluster store: state file {} is corrupt: {detail}", path.display())]
@@ -87,6 +99,28 @@ pub enum StoreError {
     /// A key the caller built is not a valid store key.
     #[error("cluster store: invalid key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+    /// The backend lacks a feature (leases on the embedded store).
+    #[error("cluster store {store}: {what} need the etcd store (--store etcd://...)")]
+    Unsupported { store: String, what: &'static str },
+}
+
+/// Whether a write that failed was applied (issue 17: automation must know
+/// whether to retry or to clean up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// No attempt reached the store (every connection was refused).
+    NotApplied,
+    /// An attempt may have reached the store and committed.
+    Unknown,
+}
+
+impl WriteOutcome {
+    fn sentence(self) -> &'static str {
+        match self {
+            Self::NotApplied => "; outcome: not applied (no attempt reached the store)",
+            Self::Unknown => "; outcome: not known (an attempt may have been applied)",
+        }
+    }
 }
 
 /// Cluster-wide state as keys with revisions. Every change is one
@@ -99,6 +133,40 @@ pub trait Store {
     /// Applies `ops` atomically if every compare holds. `Ok(true)` when applied,
     /// `Ok(false)` when a compare failed (nothing changed).
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<bool, StoreError>;
+    /// The keys starting with `prefix`, in key order, without their values (the
+    /// address index is read this way: its keys say everything).
+    fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.list(prefix)?.into_iter().map(|kv| kv.key).collect())
+    }
+    /// True when the store holds no key at all (a new store, or one that was lost:
+    /// callers that hold local state compare the two, issue 10 item 4).
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.list("")?.is_empty())
+    }
+    /// Grants a lease of `ttl` (rounded up to whole seconds); keys put with it
+    /// vanish when it is not kept alive for that long.
+    fn grant_lease(&self, ttl: std::time::Duration) -> Result<LeaseId, StoreError> {
+        let _ = ttl;
+        Err(StoreError::Unsupported {
+            store: self.describe(),
+            what: "leases",
+        })
+    }
+    /// Renews a lease: `Some(seconds left)` when it is alive, `None` when it has
+    /// expired (its keys are gone).
+    fn keep_alive(&self, lease: LeaseId) -> Result<Option<i64>, StoreError> {
+        let _ = lease;
+        Err(StoreError::Unsupported {
+            store: self.describe(),
+            what: "leases",
+        })
+    }
+    /// A long-lived user starts a new whole-command deadline for each unit of work
+    /// (backends without one ignore it).
+    fn restart_deadline(&self) {}
+    /// How errors and messages name this store: the embedded store's state file,
+    /// or the etcd URL.
+    fn describe(&self) -> String;
 }
 
 /// Keys are `/`-separated printable ASCII, as etcd users write them; this keeps the
@@ -262,10 +330,23 @@ impl State {
                 Op::Delete { key } => {
                     self.keys.remove(key);
                 }
+                // Refused before apply by every backend without leases.
+                Op::PutWithLease { .. } => {}
             }
         }
         self.revision = rev;
     }
+}
+
+/// Refuses leased puts on a backend without leases.
+pub(crate) fn refuse_leases(store: &str, ops: &[Op]) -> Result<(), StoreError> {
+    if ops.iter().any(|o| matches!(o, Op::PutWithLease { .. })) {
+        return Err(StoreError::Unsupported {
+            store: store.to_string(),
+            what: "leases",
+        });
+    }
+    Ok(())
 }
 
 /// Validates every key a transaction names.
@@ -277,7 +358,9 @@ pub(crate) fn validate_txn(compares: &[Compare], ops: &[Op]) -> Result<(), Store
     }
     for o in ops {
         match o {
-            Op::Put { key, .. } | Op::Delete { key } => validate_key(key)?,
+            Op::Put { key, .. } | Op::Delete { key } | Op::PutWithLease { key, .. } => {
+                validate_key(key)?
+            }
         }
     }
     Ok(())

@@ -10,7 +10,9 @@
 //! - [`reservation`]: node join/leave/list on any backend (key layout documented there
 //!   and in docs/node.md).
 //! - [`local_pool`]: the node's `node-pool.json`, which the plugin reads.
+//! - [`spec`]: what a `--store` value names (a directory or an etcd URL).
 
+pub mod blocks;
 pub mod embedded;
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -18,13 +20,15 @@ pub mod kv;
 pub mod local_pool;
 pub mod mem;
 pub mod reservation;
+pub mod spec;
 
 pub use embedded::EmbeddedStore;
 #[cfg(feature = "etcd")]
-pub use etcd::{EtcdConfig, EtcdError, EtcdStore};
-pub use kv::{Compare, KeyValue, Op, Revision, Store, StoreError};
+pub use etcd::{EtcdError, EtcdStore};
+pub use kv::{Compare, KeyValue, LeaseId, Op, Revision, Store, StoreError, WriteOutcome};
 pub use mem::MemStore;
 pub use reservation::{
     join, leave, list_nodes, list_subnets, JoinOutcome, JoinRequest, NodeReservation,
     ReservationError,
 };
+pub use spec::{parse_store, EtcdConfig, StoreSpec, StoreUrlError};

@@ -13,12 +13,40 @@ use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
 
 use aksnet_fs::{ensure_private_dir, read_regular_capped, remove_durably, write_atomic, FsError};
 
+/// `<dataDir>/node-pool.lease` (JSON): the lease the node's reservation lives on.
+/// Not `*.json`: every `<name>.json` in the data directory is an IPAM network's
+/// state (aksnet_ipam::networks_in).
+pub const NODE_LEASE_FILE: &str = "node-pool.lease";
+/// `<dataDir>/node-pool.fenced`: present when the node may no longer own its pool.
+pub const FENCE_FILE: &str = "node-pool.fenced";
+
+/// What `node join --lease-ttl` records for `aksnet node keepalive`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeLease {
+    pub node: String,
+    pub lease: i64,
+    pub ttl_seconds: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPoolError {
     #[error("node pool: {0}")]
     Fs(#[from] FsError),
     #[error("node pool file {}: {detail}", path.display())]
     Corrupt { path: PathBuf, detail: String },
+    /// The node lost (or may have lost) its reservation: the plugin must not
+    /// hand out its addresses until `aksnet node join` ran again.
+    #[error(
+        "node pool file {}: fenced by {}: {reason}; no address is handed out from this \
+         pool until `aksnet node join` succeeds again",
+        pool.display(), fence.display()
+    )]
+    Fenced {
+        pool: PathBuf,
+        fence: PathBuf,
+        reason: String,
+    },
     #[error("node pool file {}: field {field} = {value}: {reason}", path.display())]
     Invalid {
         path: PathBuf,
@@ -54,8 +82,95 @@ pub fn write_node_pool(data_dir: &Path, pool: &NodePool) -> Result<PathBuf, Loca
     Ok(path)
 }
 
-/// Reads and checks the pool; `Ok(None)` when the file does not exist.
+/// Reads and checks the pool for handing out addresses (the plugin's ADD):
+/// `Ok(None)` when the file does not exist, [`LocalPoolError::Fenced`] when the
+/// node's lease was lost (issue 17, fencing).
 pub fn read_node_pool(data_dir: &Path) -> Result<Option<NodePool>, LocalPoolError> {
+    let pool = read_node_pool_ignoring_fence(data_dir)?;
+    if pool.is_some() {
+        if let Some(reason) = fence_reason(data_dir)? {
+            return Err(LocalPoolError::Fenced {
+                pool: node_pool_path(data_dir),
+                fence: data_dir.join(FENCE_FILE),
+                reason,
+            });
+        }
+    }
+    Ok(pool)
+}
+
+/// Why the pool is fenced, or `None`.
+pub fn fence_reason(data_dir: &Path) -> Result<Option<String>, LocalPoolError> {
+    let path = data_dir.join(FENCE_FILE);
+    match read_regular_capped(&path, MAX_NODE_POOL_BYTES) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Fences the pool: the plugin refuses to allocate from it until the next join.
+pub fn fence(data_dir: &Path, reason: &str) -> Result<PathBuf, LocalPoolError> {
+    let path = data_dir.join(FENCE_FILE);
+    write_atomic(
+        data_dir,
+        FENCE_FILE,
+        format!("{reason}\n").as_bytes(),
+        aksnet_fs::PRIVATE_FILE_MODE,
+    )?;
+    Ok(path)
+}
+
+/// Lifts the fence (a join made the pool the node's again). `Ok(false)` if none.
+pub fn unfence(data_dir: &Path) -> Result<bool, LocalPoolError> {
+    remove_file(data_dir, FENCE_FILE)
+}
+
+/// Records the node's lease.
+pub fn write_node_lease(data_dir: &Path, lease: &NodeLease) -> Result<PathBuf, LocalPoolError> {
+    let path = data_dir.join(NODE_LEASE_FILE);
+    let mut text = serde_json::to_vec_pretty(lease).map_err(|e| LocalPoolError::Corrupt {
+        path: path.clone(),
+        detail: format!("cannot serialise: {e}"),
+    })?;
+    text.push(b'\n');
+    write_atomic(
+        data_dir,
+        NODE_LEASE_FILE,
+        &text,
+        aksnet_fs::PRIVATE_FILE_MODE,
+    )?;
+    Ok(path)
+}
+
+/// The node's recorded lease, or `None`.
+pub fn read_node_lease(data_dir: &Path) -> Result<Option<NodeLease>, LocalPoolError> {
+    let path = data_dir.join(NODE_LEASE_FILE);
+    let bytes = match read_regular_capped(&path, MAX_NODE_POOL_BYTES) {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| LocalPoolError::Corrupt {
+            path,
+            detail: e.to_string(),
+        })
+}
+
+/// Removes the lease record. `Ok(false)` if it was absent.
+pub fn remove_node_lease(data_dir: &Path) -> Result<bool, LocalPoolError> {
+    remove_file(data_dir, NODE_LEASE_FILE)
+}
+
+fn remove_file(data_dir: &Path, name: &str) -> Result<bool, LocalPoolError> {
+    Ok(remove_durably(data_dir, name)?)
+}
+
+/// Reads and checks the pool whatever its fence (the node commands, which
+/// decide about fences themselves).
+pub fn read_node_pool_ignoring_fence(data_dir: &Path) -> Result<Option<NodePool>, LocalPoolError> {
     let path = node_pool_path(data_dir);
     let bytes = match read_regular_capped(&path, MAX_NODE_POOL_BYTES) {
         Ok(b) => b,
@@ -156,6 +271,21 @@ mod tests {
         assert!(text.contains("\"subnetName\": \"aks-subnet\""), "{text}");
         assert!(remove_node_pool(&data).expect("remove"));
         assert!(!remove_node_pool(&data).expect("remove again"));
+    }
+
+    #[test]
+    fn a_fenced_pool_is_refused_until_unfenced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_node_pool(dir.path(), &pool()).expect("write");
+        fence(dir.path(), "lease 7 expired").expect("fence");
+        let e = read_node_pool(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("fenced") && e.contains("lease 7 expired"), "{e}");
+        assert_eq!(
+            read_node_pool_ignoring_fence(dir.path()).expect("read"),
+            Some(pool())
+        );
+        assert!(unfence(dir.path()).expect("unfence"));
+        assert_eq!(read_node_pool(dir.path()).expect("read"), Some(pool()));
     }
 
     #[test]

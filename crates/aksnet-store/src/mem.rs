@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::kv::{validate_txn, Compare, KeyValue, Op, Revision, State, Store, StoreError};
+use crate::kv::{
+    refuse_leases, validate_txn, Compare, KeyValue, Op, Revision, State, Store, StoreError,
+};
 
 #[derive(Debug)]
 pub struct MemStore {
@@ -57,6 +59,7 @@ impl Store for MemStore {
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<bool, StoreError> {
         validate_txn(compares, ops)?;
+        refuse_leases("<memory>", ops)?;
         let mut state = self.lock();
         if !state.compares_hold(compares) {
             return Ok(false);
@@ -65,5 +68,9 @@ impl Store for MemStore {
             state.apply(ops);
         }
         Ok(true)
+    }
+
+    fn describe(&self) -> String {
+        "<memory>".to_string()
     }
 }

@@ -39,7 +39,8 @@ use aksnet_core::pool::{NodePool, NODE_POOL_VERSION};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::kv::{Compare, Op, Revision, Store, StoreError};
+use crate::blocks;
+use crate::kv::{Compare, LeaseId, Op, Revision, Store, StoreError};
 
 /// The subnet registry key.
 pub const SUBNET_REGISTRY_KEY: &str = "cluster/subnets";
@@ -71,6 +72,11 @@ pub struct NodeReservation {
     pub node_ip: Ipv4Addr,
     pub max_pods: u32,
     pub pod_ips: Vec<Ipv4Addr>,
+    /// The lease the reservation lives on (etcd store, `node join --lease-ttl`):
+    /// when it expires the store deletes the reservation and its index keys, and
+    /// the addresses are free again (docs/node.md, "Leases").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseId>,
 }
 
 impl NodeReservation {
@@ -123,6 +129,10 @@ impl NodeReservation {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SubnetRecord {
     cidr: Ipv4Net,
+    /// The subnet has the address index ([`crate::blocks`]); subnets created
+    /// before it existed have not, and joins into them list every reservation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    indexed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +148,14 @@ pub struct JoinRequest {
     pub subnet_name: String,
     pub subnet: NodeSubnet,
     pub max_pods: MaxPods,
+    /// Addresses of this subnet that the node's own IPAM state already hands to
+    /// pods (`aksnet_ipam::allocated_addresses`). The block the node receives must
+    /// hold every one of them, or the join is refused: otherwise a pod would keep an
+    /// address the store gives to another node (issue 10 item 4).
+    pub in_use: BTreeSet<Ipv4Addr>,
+    /// Put the reservation on this lease ([`Store::grant_lease`]); `None`: it
+    /// lives until `leave`.
+    pub lease: Option<LeaseId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +209,39 @@ pub enum ReservationError {
     InvalidNodeName { value: String, reason: &'static str },
     #[error("invalid subnet name {value:?}: {reason}")]
     InvalidSubnetName { value: String, reason: &'static str },
+    #[error(
+        "node {node}'s IPAM state hands {ips} to pods, outside the block it would receive \
+         (node IP {node_ip}, pod IPs {block}): the cluster store no longer reserves those \
+         addresses for this node (was the store lost, or restored from an older copy?); \
+         refusing to join, nothing changed. Restore the store, or delete those pods on the \
+         node, then join again"
+    )]
+    InUseOutsideBlock {
+        node: String,
+        ips: String,
+        node_ip: Ipv4Addr,
+        block: String,
+    },
+    #[error(
+        "cluster store holds address {ip} twice: in the reservation of node {first} and of \
+         node {second}; the store is inconsistent (a human must decide which node keeps it)"
+    )]
+    AddressReservedTwice {
+        ip: Ipv4Addr,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "node {node}: the free addresses of subnet {subnet_name} are scattered over {runs} \
+         runs, more than one transaction may write ({max}); leave and rejoin nodes with \
+         the same maxPods to defragment",
+        max = crate::blocks::MAX_RUNS_PER_NODE
+    )]
+    TooFragmented {
+        node: String,
+        subnet_name: String,
+        runs: usize,
+    },
     #[error("cluster store key {key} holds an invalid record: {detail}")]
     CorruptRecord { key: String, detail: String },
     #[error("{op} node {node}: gave up after {attempts} compare-and-swap attempts lost to concurrent changes")]
@@ -300,13 +351,50 @@ pub fn get_node<S: Store + ?Sized>(
     }
 }
 
-/// Every node reservation, in node-name order.
+/// Every node reservation, in node-name order. Refuses a store in which two
+/// reservations hold one address (issue 10 item 4): such a store is never
+/// double-counted or built upon.
 pub fn list_nodes<S: Store + ?Sized>(store: &S) -> Result<Vec<NodeReservation>, ReservationError> {
-    store
+    let nodes = store
         .list(NODES_PREFIX)?
         .iter()
         .map(|kv| parse_reservation(&kv.key, &kv.value))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    check_no_address_twice(&nodes)?;
+    Ok(nodes)
+}
+
+/// `Err(AddressReservedTwice)` naming the first address two reservations share.
+pub fn check_no_address_twice(nodes: &[NodeReservation]) -> Result<(), ReservationError> {
+    let mut holder: std::collections::HashMap<Ipv4Addr, &str> =
+        std::collections::HashMap::with_capacity(nodes.len() * 32);
+    for n in nodes {
+        for ip in n.addresses() {
+            if let Some(first) = holder.insert(ip, &n.node) {
+                return Err(ReservationError::AddressReservedTwice {
+                    ip,
+                    first: first.to_string(),
+                    second: n.node.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a block that leaves out addresses the node's IPAM already uses.
+fn check_in_use(req: &JoinRequest, r: &NodeReservation) -> Result<(), ReservationError> {
+    let block: BTreeSet<Ipv4Addr> = r.pod_ips.iter().copied().collect();
+    let outside: Vec<Ipv4Addr> = req.in_use.difference(&block).copied().collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    Err(ReservationError::InUseOutsideBlock {
+        node: req.node.clone(),
+        ips: aksnet_core::azure::format_address_runs(&outside),
+        node_ip: r.node_ip,
+        block: aksnet_core::azure::format_address_runs(&r.pod_ips),
+    })
 }
 
 /// Every subnet joined so far, by name.
@@ -335,6 +423,148 @@ fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20))));
 }
 
+/// The existing reservation of the node, if it joined with the same parameters;
+/// an error if it joined with others.
+fn existing<S: Store + ?Sized>(
+    store: &S,
+    req: &JoinRequest,
+) -> Result<Option<NodeReservation>, ReservationError> {
+    let Some((existing, _)) = get_node(store, &req.node)? else {
+        return Ok(None);
+    };
+    let cidr = req.subnet.cidr();
+    if existing.subnet_name == req.subnet_name
+        && existing.subnet == cidr
+        && existing.max_pods == req.max_pods.get()
+    {
+        check_in_use(req, &existing)?;
+        return Ok(Some(existing));
+    }
+    Err(ReservationError::NodeJoinedDifferently {
+        node: req.node.clone(),
+        joined_name: existing.subnet_name,
+        joined_cidr: existing.subnet,
+        joined_max_pods: existing.max_pods,
+        asked_name: req.subnet_name.clone(),
+        asked_cidr: cidr,
+        asked_max_pods: req.max_pods.get(),
+    })
+}
+
+/// The compares and ops that guard the subnet, and whether it has the address
+/// index ([`crate::blocks`]). Reads the guard BEFORE anything else is listed (see
+/// the module comment).
+fn guard_subnet<S: Store + ?Sized>(
+    store: &S,
+    req: &JoinRequest,
+) -> Result<(Vec<Compare>, Vec<Op>, bool), ReservationError> {
+    let cidr = req.subnet.cidr();
+    let skey = subnet_key(&req.subnet_name);
+    if let Some((value, rev)) = store.get(&skey)? {
+        let rec: SubnetRecord = parse(&skey, &value)?;
+        if rec.cidr != cidr {
+            return Err(ReservationError::SubnetCidrMismatch {
+                name: req.subnet_name.clone(),
+                registered: rec.cidr,
+                asked: cidr,
+            });
+        }
+        // Putting the same value bumps the guard's mod revision.
+        let ops = vec![Op::Put {
+            key: skey.clone(),
+            value,
+        }];
+        return Ok((vec![Compare::ModRevision(skey, rev)], ops, rec.indexed));
+    }
+    let (mut registry, reg_compare) = match store.get(SUBNET_REGISTRY_KEY)? {
+        Some((v, rev)) => (
+            parse::<SubnetRegistry>(SUBNET_REGISTRY_KEY, &v)?,
+            Compare::ModRevision(SUBNET_REGISTRY_KEY.to_string(), rev),
+        ),
+        None => (
+            SubnetRegistry::default(),
+            Compare::Absent(SUBNET_REGISTRY_KEY.to_string()),
+        ),
+    };
+    for (other_name, other_cidr) in &registry.subnets {
+        if *other_name == req.subnet_name {
+            if *other_cidr != cidr {
+                return Err(ReservationError::SubnetCidrMismatch {
+                    name: req.subnet_name.clone(),
+                    registered: *other_cidr,
+                    asked: cidr,
+                });
+            }
+        } else if other_cidr.contains(&cidr) || cidr.contains(other_cidr) {
+            return Err(ReservationError::SubnetOverlap {
+                name: req.subnet_name.clone(),
+                cidr,
+                other_name: other_name.clone(),
+                other_cidr: *other_cidr,
+            });
+        }
+    }
+    registry.subnets.insert(req.subnet_name.clone(), cidr);
+    let record = SubnetRecord {
+        cidr,
+        indexed: true,
+    };
+    let ops = vec![
+        Op::Put {
+            key: SUBNET_REGISTRY_KEY.to_string(),
+            value: to_json(SUBNET_REGISTRY_KEY, &registry)?,
+        },
+        Op::Put {
+            key: skey.clone(),
+            value: to_json(&skey, &record)?,
+        },
+    ];
+    Ok((vec![reg_compare, Compare::Absent(skey)], ops, true))
+}
+
+/// Every address reserved in the request's subnet: from the subnet's index when
+/// it has one (keys only), else from every reservation (subnets created before the
+/// index existed). Either way an address held twice is an error.
+fn reserved_addresses<S: Store + ?Sized>(
+    store: &S,
+    subnet_name: &str,
+    cidr: Ipv4Net,
+    indexed: bool,
+) -> Result<BTreeSet<Ipv4Addr>, ReservationError> {
+    if indexed {
+        let keys = store.list_keys(&blocks::subnet_blocks_prefix(subnet_name))?;
+        return blocks::reserved_from_keys(subnet_name, &keys);
+    }
+    // Every address of every node inside this CIDR counts as taken, whatever the
+    // subnet name on the record: the registry forbids overlaps, and this keeps
+    // "no address twice" true even if it were bypassed.
+    Ok(list_nodes(store)?
+        .iter()
+        .flat_map(|n| n.addresses().collect::<Vec<_>>())
+        .filter(|ip| cidr.contains(ip))
+        .collect())
+}
+
+/// Reserved and usable address counts of one subnet (for summaries).
+pub fn subnet_usage<S: Store + ?Sized>(
+    store: &S,
+    subnet_name: &str,
+    subnet: &NodeSubnet,
+) -> Result<(u64, u64), ReservationError> {
+    let skey = subnet_key(subnet_name);
+    let indexed = match store.get(&skey)? {
+        Some((v, _)) => parse::<SubnetRecord>(&skey, &v)?.indexed,
+        None => true,
+    };
+    let reserved = if indexed {
+        let keys = store.list_keys(&blocks::subnet_blocks_prefix(subnet_name))?;
+        blocks::reserved_count(subnet_name, &keys)?
+    } else {
+        reserved_addresses(store, subnet_name, subnet.cidr(), false)?.len() as u64
+    };
+    Ok((reserved, subnet.usable()))
+}
+
 /// Reserves `1 + maxPods` addresses for a node, or returns its existing
 /// reservation when it already joined with the same subnet and maxPods. Refuses
 /// with `InsufficientSubnetSize` and changes nothing when the subnet lacks room.
@@ -344,112 +574,41 @@ pub fn join<S: Store + ?Sized>(
 ) -> Result<JoinOutcome, ReservationError> {
     validate_node_name(&req.node)?;
     validate_subnet_name(&req.subnet_name)?;
-    let cidr = req.subnet.cidr();
     let nkey = node_key(&req.node);
-    let skey = subnet_key(&req.subnet_name);
     for attempt in 0..MAX_ATTEMPTS {
-        if let Some((existing, _)) = get_node(store, &req.node)? {
-            if existing.subnet_name == req.subnet_name
-                && existing.subnet == cidr
-                && existing.max_pods == req.max_pods.get()
-            {
-                return Ok(JoinOutcome::AlreadyJoined(existing));
-            }
-            return Err(ReservationError::NodeJoinedDifferently {
-                node: req.node.clone(),
-                joined_name: existing.subnet_name,
-                joined_cidr: existing.subnet,
-                joined_max_pods: existing.max_pods,
-                asked_name: req.subnet_name.clone(),
-                asked_cidr: cidr,
-                asked_max_pods: req.max_pods.get(),
-            });
+        if let Some(r) = existing(store, req)? {
+            return Ok(JoinOutcome::AlreadyJoined(r));
         }
-
-        let mut compares = vec![Compare::Absent(nkey.clone())];
-        let mut ops = Vec::with_capacity(3);
-        // The guard is read BEFORE the node list (see the module comment).
-        match store.get(&skey)? {
-            Some((value, rev)) => {
-                let rec: SubnetRecord = parse(&skey, &value)?;
-                if rec.cidr != cidr {
-                    return Err(ReservationError::SubnetCidrMismatch {
-                        name: req.subnet_name.clone(),
-                        registered: rec.cidr,
-                        asked: cidr,
-                    });
-                }
-                compares.push(Compare::ModRevision(skey.clone(), rev));
-                // Putting the same value bumps the guard's mod revision.
-                ops.push(Op::Put {
-                    key: skey.clone(),
-                    value,
-                });
-            }
-            None => {
-                let (mut registry, reg_compare) = match store.get(SUBNET_REGISTRY_KEY)? {
-                    Some((v, rev)) => (
-                        parse::<SubnetRegistry>(SUBNET_REGISTRY_KEY, &v)?,
-                        Compare::ModRevision(SUBNET_REGISTRY_KEY.to_string(), rev),
-                    ),
-                    None => (
-                        SubnetRegistry::default(),
-                        Compare::Absent(SUBNET_REGISTRY_KEY.to_string()),
-                    ),
-                };
-                for (other_name, other_cidr) in &registry.subnets {
-                    if *other_name == req.subnet_name {
-                        if *other_cidr != cidr {
-                            return Err(ReservationError::SubnetCidrMismatch {
-                                name: req.subnet_name.clone(),
-                                registered: *other_cidr,
-                                asked: cidr,
-                            });
-                        }
-                    } else if other_cidr.contains(&cidr) || cidr.contains(other_cidr) {
-                        return Err(ReservationError::SubnetOverlap {
-                            name: req.subnet_name.clone(),
-                            cidr,
-                            other_name: other_name.clone(),
-                            other_cidr: *other_cidr,
-                        });
-                    }
-                }
-                registry.subnets.insert(req.subnet_name.clone(), cidr);
-                compares.push(reg_compare);
-                compares.push(Compare::Absent(skey.clone()));
-                ops.push(Op::Put {
-                    key: SUBNET_REGISTRY_KEY.to_string(),
-                    value: to_json(SUBNET_REGISTRY_KEY, &registry)?,
-                });
-                ops.push(Op::Put {
-                    key: skey.clone(),
-                    value: to_json(&skey, &SubnetRecord { cidr })?,
-                });
-            }
-        }
-
-        // Every address of every node inside this CIDR counts as taken, whatever the
-        // subnet name on the record: the registry forbids overlaps, and this keeps
-        // "no address twice" true even if it were bypassed.
-        let reserved: BTreeSet<Ipv4Addr> = list_nodes(store)?
-            .iter()
-            .flat_map(|n| n.addresses().collect::<Vec<_>>())
-            .filter(|ip| cidr.contains(ip))
-            .collect();
+        let (mut compares, mut ops, indexed) = guard_subnet(store, req)?;
+        compares.push(Compare::Absent(nkey.clone()));
+        let reserved = reserved_addresses(store, &req.subnet_name, req.subnet.cidr(), indexed)?;
         let picked = pick_node_addresses(&req.subnet, &req.subnet_name, req.max_pods, &reserved)?;
         let reservation = NodeReservation {
             node: req.node.clone(),
             subnet_name: req.subnet_name.clone(),
-            subnet: cidr,
+            subnet: req.subnet.cidr(),
             node_ip: picked.node_ip,
             max_pods: req.max_pods.get(),
             pod_ips: picked.pod_ips,
+            lease: req.lease,
         };
-        ops.push(Op::Put {
-            key: nkey.clone(),
-            value: to_json(&nkey, &reservation)?,
-        });
+        check_in_use(req, &reservation)?;
+        let put = |key: String, value: Vec<u8>| match req.lease {
+            Some(lease) => Op::PutWithLease { key, value, lease },
+            None => Op::Put { key, value },
+        };
+        ops.push(put(nkey.clone(), to_json(&nkey, &reservation)?));
+        if indexed {
+            let keys = blocks::block_keys(&reservation);
+            if keys.len() > blocks::MAX_RUNS_PER_NODE {
+                return Err(ReservationError::TooFragmented {
+                    node: req.node.clone(),
+                    subnet_name: req.subnet_name.clone(),
+                    runs: keys.len(),
+                });
+            }
+            ops.extend(keys.into_iter().map(|key| put(key, Vec::new())));
+        }
         if store.txn(&compares, &ops)? {
             return Ok(JoinOutcome::Joined(reservation));
         }
@@ -465,16 +624,21 @@ pub fn join<S: Store + ?Sized>(
 
 /// Releases the node's reservation if it is still at `revision` (compare-on-owner).
 /// `Ok(false)` when it changed or vanished since it was read.
+/// Its index keys go in the same transaction (deleting absent keys is a no-op, so
+/// this also fits subnets without an index).
 pub fn release<S: Store + ?Sized>(
     store: &S,
-    node: &str,
+    reservation: &NodeReservation,
     revision: Revision,
 ) -> Result<bool, ReservationError> {
-    let key = node_key(node);
-    Ok(store.txn(
-        &[Compare::ModRevision(key.clone(), revision)],
-        &[Op::Delete { key }],
-    )?)
+    let key = node_key(&reservation.node);
+    let mut ops = vec![Op::Delete { key: key.clone() }];
+    ops.extend(
+        blocks::block_keys(reservation)
+            .into_iter()
+            .map(|key| Op::Delete { key }),
+    );
+    Ok(store.txn(&[Compare::ModRevision(key, revision)], &ops)?)
 }
 
 /// Releases a node's reservation, whatever it is. `Ok(None)` when the node was not
@@ -488,7 +652,7 @@ pub fn leave<S: Store + ?Sized>(
         let Some((res, rev)) = get_node(store, node)? else {
             return Ok(None);
         };
-        if release(store, node, rev)? {
+        if release(store, &res, rev)? {
             return Ok(Some(res));
         }
         backoff(attempt);
@@ -513,6 +677,8 @@ mod tests {
             subnet_name: "aks-subnet".to_string(),
             subnet: NodeSubnet::new(cidr.parse().expect("cidr")).expect("subnet"),
             max_pods: MaxPods::new(max_pods).expect("maxPods"),
+            in_use: BTreeSet::new(),
+            lease: None,
         }
     }
 
@@ -626,7 +792,8 @@ mod tests {
         leave(&s, "a").expect("leave");
         join(&s, &req("a", "10.0.0.0/24", 30)).expect("rejoin");
         // The reservation read before was replaced: releasing it must not delete the new one.
-        assert!(!release(&s, "a", rev).expect("release"));
+        let (now, _) = get_node(&s, "a").expect("get").expect("present");
+        assert!(!release(&s, &now, rev).expect("release"));
         assert!(get_node(&s, "a").expect("get").is_some());
     }
 
@@ -668,8 +835,74 @@ mod tests {
             .expect("txn"));
         let e = list_nodes(&s).unwrap_err();
         assert!(e.to_string().contains("nodes/x"), "{e}");
-        let e = join(&s, &req("y", "10.0.0.0/24", 30)).unwrap_err();
+        let e = join(&s, &req("x", "10.0.0.0/24", 30)).unwrap_err();
         assert!(matches!(e, ReservationError::CorruptRecord { .. }), "{e:?}");
+        // A corrupt address index key is refused by a join that reads it.
+        join(&s, &req("y", "10.0.0.0/24", 30)).expect("join");
+        assert!(s
+            .txn(
+                &[],
+                &[Op::Put {
+                    key: "blocks/aks-subnet/bad".into(),
+                    value: Vec::new()
+                }]
+            )
+            .expect("txn"));
+        let e = join(&s, &req("z", "10.0.0.0/24", 30)).unwrap_err();
+        assert!(e.to_string().contains("blocks/aks-subnet/bad"), "{e}");
+    }
+
+    #[test]
+    fn the_index_holds_each_nodes_runs_and_leave_removes_them() {
+        let s = MemStore::new();
+        for n in ["a", "b", "c"] {
+            join(&s, &req(n, "10.0.0.0/24", 30)).expect("join");
+        }
+        let keys = s.list_keys("blocks/").expect("keys");
+        assert_eq!(
+            keys,
+            [
+                "blocks/aks-subnet/10.0.0.35+31/b",
+                "blocks/aks-subnet/10.0.0.4+31/a",
+                "blocks/aks-subnet/10.0.0.66+31/c"
+            ]
+        );
+        leave(&s, "b").expect("leave");
+        assert_eq!(s.list_keys("blocks/").expect("keys").len(), 2);
+        let subnet = NodeSubnet::new("10.0.0.0/24".parse().expect("cidr")).expect("subnet");
+        assert_eq!(
+            subnet_usage(&s, "aks-subnet", &subnet).expect("usage"),
+            (62, 251)
+        );
+    }
+
+    #[test]
+    fn subnets_created_before_the_index_still_join_by_listing_nodes() {
+        let s = MemStore::new();
+        // An old store: the guard without "indexed", one node, no index keys.
+        join(&s, &req("old", "10.0.0.0/24", 30)).expect("join");
+        let (rec, _) = get_node(&s, "old").expect("get").expect("present");
+        assert!(s
+            .txn(
+                &[],
+                &[
+                    Op::Put {
+                        key: "subnets/aks-subnet".into(),
+                        value: b"{\"cidr\":\"10.0.0.0/24\"}".to_vec()
+                    },
+                    Op::Delete {
+                        key: "blocks/aks-subnet/10.0.0.4+31/old".into()
+                    },
+                ]
+            )
+            .expect("txn"));
+        let r = joined(join(&s, &req("new", "10.0.0.0/24", 30)).expect("join"));
+        assert_eq!(
+            r.node_ip,
+            Ipv4Addr::new(10, 0, 0, 35),
+            "old's block {rec:?} counted"
+        );
+        assert!(s.list_keys("blocks/").expect("keys").is_empty());
     }
 
     /// A store that lets another joiner commit between our reads and our txn, the
@@ -691,6 +924,9 @@ mod tests {
                 join(self.inner, &other).expect("interfering join");
             }
             self.inner.txn(c, o)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
         }
     }
 

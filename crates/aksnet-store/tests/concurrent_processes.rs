@@ -41,6 +41,9 @@ impl Store for Counting {
         }
         Ok(ok)
     }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
 }
 
 const CHILD_NODE: &str = "AKSNET_STORE_CHILD_NODE";
@@ -71,6 +74,8 @@ fn request(node: &str) -> Result<JoinRequest, String> {
         subnet: NodeSubnet::new("10.240.0.0/24".parse().map_err(|e| format!("{e}"))?)
             .map_err(|e| e.to_string())?,
         max_pods: MaxPods::new(30).map_err(|e| e.to_string())?,
+        in_use: Default::default(),
+        lease: None,
     })
 }
 

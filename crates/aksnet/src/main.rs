@@ -33,8 +33,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    restore_sigpipe();
     let cli = Cli::parse();
+    // `aksnet node` and `aksnet agent` talk to etcd over sockets: with SIGPIPE's default action a
+    // peer closing the gRPC connection would kill the process mid-write (exit 141,
+    // no message, a committed join reported as failure). It keeps Rust's default
+    // (SIGPIPE ignored, EPIPE returned) and handles EPIPE on stdout itself
+    // (commands/node.rs `emit`). Other commands end quietly on a closed pipe.
+    // The agent may keep a lease alive over an etcd socket too (--keepalive-node).
+    if !matches!(cli.command, Command::Node(_) | Command::Agent(_)) {
+        restore_sigpipe();
+    }
     match cli.command {
         Command::Node(c) => commands::node::run(c),
         Command::Agent(a) => commands::agent::run(a),
@@ -49,7 +57,7 @@ fn main() -> ExitCode {
 #[allow(unsafe_code)]
 fn restore_sigpipe() {
     // SAFETY: `signal` with `SIG_DFL` installs no handler (no code runs in
-    // signal context) and is called first thing in `main`, before any thread
+    // signal context) and is called in `main` right after parsing the flags, before any thread
     // exists; its only effect is that a write to a closed pipe ends the process.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);

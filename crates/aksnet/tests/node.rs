@@ -502,3 +502,203 @@ fn list_table_is_aligned_and_shows_use() {
     assert_eq!(r.code, Some(0));
     assert!(r.stdout.starts_with("no nodes joined in "), "{}", r.stdout);
 }
+
+/// Issue 10 item 4: the embedded store's `state.json` is lost while node n1 holds a
+/// pool and runs a pod. Every later command must notice instead of treating the
+/// store as an empty cluster, and no address may end up held twice.
+#[test]
+fn a_lost_store_is_detected_and_never_hands_a_live_address_to_another_node() {
+    let c = Cluster::new();
+    assert_eq!(c.join("n1", &[]).code, Some(0));
+    let pool1 = c.pool("n1").expect("pool");
+    let pod = allocate_pods(&c.data("n1"), &pool1, 1);
+    std::fs::remove_file(c.store().join("state.json")).expect("lose the store");
+    let pool_path = c.data("n1").join("node-pool.json").display().to_string();
+    let store = c.store().display().to_string();
+
+    // An empty store on a node that holds a pool: an error naming both.
+    let data = c.data("n1").display().to_string();
+    let r = aksnet(&["node", "list", "--store", &store, "--data-dir", &data]);
+    assert_eq!(r.code, Some(1), "list on a lost store: {}", r.stdout);
+    assert!(
+        r.stderr.contains(&store) && r.stderr.contains(&pool_path),
+        "{}",
+        r.stderr
+    );
+    let r = c.join("n1", &[]);
+    assert_eq!(r.code, Some(1), "rejoin on a lost store: {}", r.stdout);
+    assert!(
+        r.stderr.contains(&store) && r.stderr.contains(&pool_path),
+        "{}",
+        r.stderr
+    );
+    assert!(c.state_bytes().is_empty(), "a refused join wrote the store");
+
+    // A new node cannot know (its data dir is empty): it joins and gets n1's block.
+    assert_eq!(c.join("n2", &[]).code, Some(0));
+    assert_eq!(c.pool("n2").expect("pool").node_ip, pool1.node_ip);
+    // n1 re-joins: it would get a new block while its pod keeps an address of the
+    // old one, which is n2's now. Refused, naming the address; nothing changes.
+    let before = c.state_bytes();
+    let r = c.join("n1", &[]);
+    assert_eq!(r.code, Some(1), "n1 rejoin: {}", r.stdout);
+    assert!(r.stderr.contains(&pod[0].to_string()), "{}", r.stderr);
+    assert!(r.stderr.contains("n1"), "{}", r.stderr);
+    assert_eq!(c.state_bytes(), before, "a refused join changes the store");
+    assert_eq!(c.pool("n1"), Some(pool1), "a refused join rewrote the pool");
+}
+
+/// Issue 10 item 4: a store whose records hold one address twice is refused on every
+/// read (naming both nodes and the address), never double-counted.
+#[test]
+fn a_store_holding_one_address_twice_is_refused_naming_both_nodes() {
+    let c = Cluster::new();
+    assert_eq!(c.join("n1", &[]).code, Some(0));
+    assert_eq!(c.join("n2", &[]).code, Some(0));
+    let path = c.store().join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read state")).expect("json");
+    // n2's record takes n1's pod addresses (still a valid record on its own).
+    let n1 = state["keys"]["nodes/n1"]["value"]
+        .as_str()
+        .expect("n1")
+        .to_string();
+    let mut rec: serde_json::Value = serde_json::from_str(&n1).expect("n1 record");
+    rec["node"] = "n2".into();
+    rec["nodeIp"] = "10.240.0.100".into();
+    let dup = rec["podIps"][0].as_str().expect("ip").to_string();
+    state["keys"]["nodes/n2"]["value"] = rec.to_string().into();
+    // The address index (docs/node.md) says the same: n2 holds the address too.
+    let rev = state["revision"].clone();
+    state["keys"][format!("blocks/aks-subnet/{dup}+1/n2")] =
+        serde_json::json!({"createRevision": rev, "modRevision": rev, "value": ""});
+    std::fs::write(&path, serde_json::to_vec(&state).expect("json")).expect("write");
+    let before = c.state_bytes();
+
+    let store = c.store().display().to_string();
+    let r = aksnet(&[
+        "node",
+        "list",
+        "--store",
+        &store,
+        "--data-dir",
+        "/nonexistent-aksh3",
+    ]);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "list accepted a double reservation: {}",
+        r.stdout
+    );
+    for want in ["n1", "n2", dup.as_str()] {
+        assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
+    }
+    let r = c.join("n3", &[]);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "join on a double reservation: {}",
+        r.stdout
+    );
+    assert!(r.stderr.contains(&dup), "{}", r.stderr);
+    assert_eq!(c.state_bytes(), before);
+}
+
+/// Issue 17 item 1: a store value that looks like a URL but is not etcd:// or
+/// etcds:// is refused (exit 2, naming the accepted forms) and creates nothing; it
+/// used to become a directory named `http:` in the current directory.
+#[test]
+fn store_urls_other_than_etcd_are_refused_and_create_nothing() {
+    let c = Cluster::new();
+    let cwd = c.dir.path().join("cwd");
+    std::fs::create_dir(&cwd).expect("mkdir");
+    for url in [
+        "http://127.0.0.1:2379",
+        "https://127.0.0.1:2379",
+        "etcd+https://127.0.0.1:2379",
+        "ftp://x:1",
+    ] {
+        for sub in ["join", "list", "leave"] {
+            let mut args = vec!["node", sub, "--store", url];
+            if sub != "list" {
+                args.extend(["--node", "n1"]);
+            }
+            if sub == "join" {
+                args.extend(["--subnet", "10.240.0.0/24"]);
+            }
+            let data = c.data("n1").display().to_string();
+            args.extend(["--data-dir", &data]);
+            let out = Command::new(BIN)
+                .args(&args)
+                .current_dir(&cwd)
+                .output()
+                .expect("run aksnet");
+            let r = finish(out);
+            assert_eq!(r.code, Some(2), "{sub} {url}: {}{}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains(url) && r.stderr.contains("etcds://"),
+                "{sub} {url}: {}",
+                r.stderr
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&cwd).expect("readdir").count(),
+        0,
+        "a refused store URL created something"
+    );
+    assert!(!c.data("n1").exists());
+}
+
+/// Issue 17 item 2: `aksnet node` ignores SIGPIPE (a closed socket must not kill it
+/// mid-write) and a closed stdout is a quiet end, not a panic: the exit status
+/// still says the command did its work.
+#[test]
+fn a_closed_stdout_ends_output_quietly_with_the_commands_status() {
+    let c = Cluster::new();
+    for i in 0..8 {
+        assert_eq!(c.join(&format!("n{i}"), &[]).code, Some(0));
+    }
+    let store = c.store().display().to_string();
+    for args in [
+        vec![
+            "node",
+            "list",
+            "--store",
+            &store,
+            "--data-dir",
+            "/nonexistent-aksh3",
+        ],
+        vec![
+            "node",
+            "leave",
+            "--node",
+            "n3",
+            "--store",
+            &store,
+            "--data-dir",
+            "/nonexistent-aksh3",
+        ],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn aksnet");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(
+        c.list_json(None)["nodes"].as_array().expect("nodes").len(),
+        7
+    );
+}

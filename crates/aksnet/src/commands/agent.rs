@@ -56,6 +56,10 @@ pub struct AgentArgs {
     /// Remove the agent's table and exit.
     #[arg(long)]
     pub uninstall: bool,
+    /// Also keep this node's cluster-store lease alive and its pool reconciled
+    /// (what `aksnet node keepalive` does; docs/node.md, "Leases and fencing").
+    #[command(flatten)]
+    pub lease: super::node::LeaseHookArgs,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -126,6 +130,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
         resync = ?settings.resync_interval,
         "agent started"
     );
+    super::node::spawn_lease_hook(&args.lease);
     let stop = AtomicBool::new(false);
     run_daemon(&backend, &settings, &stop);
     ExitCode::SUCCESS

@@ -18,15 +18,52 @@ use std::process::ExitCode;
 use aksnet_core::azure::{format_address_runs, MaxPods, NodeSubnet, DEFAULT_MAX_PODS_NODE_SUBNET};
 use aksnet_core::pool::NodePool;
 use aksnet_store::local_pool::{
-    node_pool_path, read_node_pool, remove_node_pool, write_node_pool, LocalPoolError,
+    node_pool_path, read_node_pool_ignoring_fence as read_node_pool, remove_node_lease,
+    remove_node_pool, unfence, write_node_lease, write_node_pool, LocalPoolError, NodeLease,
 };
 use aksnet_store::reservation::{
-    get_node, release, validate_node_name, validate_subnet_name, ReservationError,
+    get_node, release, subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
 use aksnet_store::{
-    join, list_nodes, list_subnets, EmbeddedStore, JoinOutcome, JoinRequest, Store,
+    join, list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
 };
 use ipnet::Ipv4Net;
+
+mod keepalive;
+mod store_args;
+pub use keepalive::{spawn_lease_hook, LeaseHookArgs};
+pub use store_args::StoreArgs;
+
+/// Writes a line to stdout through [`emit`] (never panics on a closed pipe).
+macro_rules! out {
+    () => {
+        emit(String::new())
+    };
+    ($($t:tt)*) => {
+        emit(format!($($t)*))
+    };
+}
+
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints one line. SIGPIPE is ignored in `aksnet node` (so that no write to the
+/// etcd socket can kill the process mid-command, issue 17), which turns a closed
+/// stdout (`aksnet node list | head`) into EPIPE: output then stops quietly and the
+/// exit status still tells whether the command's change was made.
+fn emit(line: String) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("aksnet node: warning: write to stdout: {e}");
+        }
+    }
+}
 
 /// Default embedded cluster store directory.
 pub const DEFAULT_STORE_DIR: &str = "/var/lib/aksnet/cluster";
@@ -45,6 +82,9 @@ pub enum NodeCommand {
     Leave(LeaveArgs),
     /// Show the joined nodes, their reservations and use, and each subnet's room.
     List(ListArgs),
+    /// Keep the node's lease alive and its local pool in step with the store;
+    /// fence the pool (the plugin stops allocating) when the lease is lost.
+    Keepalive(keepalive::KeepaliveArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,13 +101,16 @@ pub struct JoinArgs {
     /// Maximum pods on the node, 10..=250 (AKS's Node Subnet default is 30).
     #[arg(long, value_name = "N", default_value_t = default_max_pods(), value_parser = parse_max_pods)]
     pub max_pods: MaxPods,
-    /// Cluster store: a directory (the embedded store) or
-    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
-    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
-    pub store: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The node's data directory, where node-pool.json is written.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Put the reservation on an etcd lease with this grace period (e.g. 5m): if
+    /// nothing keeps it alive (`aksnet node keepalive`) for that long, the store
+    /// frees the node's addresses. Without it the reservation lives until leave.
+    #[arg(long, value_name = "DURATION", value_parser = store_args::parse_duration)]
+    pub lease_ttl: Option<std::time::Duration>,
 }
 
 #[derive(clap::Args)]
@@ -78,10 +121,8 @@ pub struct LeaveArgs {
     /// Release even if pods still hold addresses from the node's pool.
     #[arg(long)]
     pub force: bool,
-    /// Cluster store: a directory (the embedded store) or
-    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
-    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
-    pub store: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The node's data directory (its node-pool.json and IPAM state).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -98,10 +139,8 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-    /// Cluster store: a directory (the embedded store) or
-    /// etcd://host:port[,host:port...][/prefix/] (needs the `etcd` build feature).
-    #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
-    pub store: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// A node's data directory: that node's in-use count comes from its IPAM state
     /// (other nodes show "-").
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
@@ -183,6 +222,32 @@ pub enum NodeError {
     #[cfg(feature = "etcd")]
     #[error(transparent)]
     Etcd(#[from] aksnet_store::EtcdError),
+    #[error(
+        "cluster store {store} is empty, but {} holds node {node}'s pool: the store was lost \
+         or replaced, and treating it as an empty cluster would hand this node's addresses \
+         to another node. Restore the store; if the cluster really was reset and no pod uses \
+         the pool, `aksnet node leave --node {node} --force` removes the pool",
+        pool_path.display()
+    )]
+    StoreLost {
+        store: String,
+        pool_path: PathBuf,
+        node: String,
+    },
+    #[error(
+        "node {node} has no lease in --data-dir {} (node-pool.lease): join it with \
+         --lease-ttl to put its reservation on a lease",
+        data_dir.display()
+    )]
+    NoLease { node: String, data_dir: PathBuf },
+    #[error("fenced the node's pool ({}): {reason}; rejoin with `aksnet node join`", path.display())]
+    Fenced { path: PathBuf, reason: String },
+    #[error("--etcd-password-file {}: {source}", path.display())]
+    PasswordFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("node {node}'s reservation changed while it was leaving (a concurrent join or leave); run leave again")]
     ChangedWhileLeaving { node: String },
 }
@@ -200,7 +265,12 @@ impl NodeError {
             #[cfg(not(feature = "etcd"))]
             Self::EtcdNotCompiled { .. } => 2,
             #[cfg(feature = "etcd")]
-            Self::Etcd(aksnet_store::EtcdError::InvalidUrl { .. }) => 2,
+            Self::Etcd(
+                aksnet_store::EtcdError::InvalidUrl(_)
+                | aksnet_store::EtcdError::InvalidConfig { .. }
+                | aksnet_store::EtcdError::TlsFile { .. },
+            )
+            | Self::PasswordFile { .. } => 2,
             _ => 1,
         }
     }
@@ -211,13 +281,36 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
         NodeCommand::Join(a) => ("join", run_join(&a)),
         NodeCommand::Leave(a) => ("leave", run_leave(&a)),
         NodeCommand::List(a) => ("list", run_list(&a)),
+        NodeCommand::Keepalive(a) => ("keepalive", keepalive::run(&a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("aksnet node {name}: {e}");
+            eprintln!("aksnet node {name}: {e}{}", rerun_hint(name, &e));
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// What an operator can safely do after a store failure (issue 17). A failed read
+/// means nothing of this command was left in doubt: every write before it had a
+/// definite answer (a lost compare is a definite "not applied").
+fn rerun_hint(name: &str, e: &NodeError) -> &'static str {
+    let NodeError::Reservation(ReservationError::Store(StoreError::Remote { outcome, .. })) = e
+    else {
+        return "";
+    };
+    match (name, outcome) {
+        ("join", Some(WriteOutcome::Unknown)) => {
+            ": rerunning the same `aksnet node join` is safe (it returns this node's \
+             reservation if the write was applied)"
+        }
+        ("join", _) => "; nothing was changed: rerunning the same `aksnet node join` is safe",
+        ("leave", Some(WriteOutcome::Unknown)) => {
+            ": rerunning `aksnet node leave` is safe (a node that is gone is reported as not joined)"
+        }
+        ("leave", _) => "; the reservation was not released: rerunning `aksnet node leave` is safe",
+        _ => "",
     }
 }
 
@@ -251,35 +344,59 @@ fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Add
         .collect())
 }
 
-/// The cluster store a `--store` value names: `etcd://...` is etcd (feature
-/// `etcd`), anything else the embedded store's directory (docs/node.md).
-fn open_store(store: &Path) -> Result<Box<dyn Store>, NodeError> {
-    match store.to_str() {
-        #[cfg(feature = "etcd")]
-        Some(url) if aksnet_store::etcd::is_etcd_url(url) => {
-            Ok(Box::new(aksnet_store::EtcdStore::open(url)?))
-        }
-        #[cfg(not(feature = "etcd"))]
-        Some(url) if url.starts_with("etcd://") => Err(NodeError::EtcdNotCompiled {
-            value: url.to_string(),
-        }),
-        _ => Ok(Box::new(EmbeddedStore::new(store))),
+/// An empty store on a node that holds a pool is a lost store, not an empty
+/// cluster (issue 10 item 4).
+fn check_store_not_lost(store: &dyn Store, data_dir: &Path) -> Result<(), NodeError> {
+    let Ok(Some(pool)) = read_node_pool(data_dir) else {
+        // No pool (or an unreadable one, reported by the command's own read).
+        return Ok(());
+    };
+    if store.is_empty().map_err(ReservationError::from)? {
+        return Err(NodeError::StoreLost {
+            store: store.describe(),
+            pool_path: node_pool_path(data_dir),
+            node: pool.node,
+        });
     }
+    Ok(())
 }
 
-/// `free of usable` for one subnet, from the current node list.
-fn subnet_room(store: &dyn Store, subnet: &NodeSubnet) -> Result<(u64, u64), NodeError> {
-    let reserved: BTreeSet<Ipv4Addr> = list_nodes(store)?
-        .iter()
-        .flat_map(|n| n.addresses().collect::<Vec<_>>())
-        .collect();
-    Ok((subnet.free(&reserved), subnet.usable()))
+/// Addresses of `subnet` that the node's IPAM state (every network in `data_dir`)
+/// hands to pods: the block a join gives the node must hold them all.
+fn in_use_in_subnet(data_dir: &Path, subnet: Ipv4Net) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
+    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
+        data_dir: data_dir.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    Ok(held
+        .into_iter()
+        .filter_map(|h| match h.ip {
+            IpAddr::V4(ip) if subnet.contains(&ip) => Some(ip),
+            _ => None,
+        })
+        .collect())
+}
+
+/// `free of usable` for one subnet, from its address index (no full scan).
+fn subnet_room(
+    store: &dyn Store,
+    name: &str,
+    subnet: &NodeSubnet,
+) -> Result<(u64, u64), NodeError> {
+    let (reserved, usable) = subnet_usage(store, name, subnet)?;
+    Ok((usable.saturating_sub(reserved), usable))
 }
 
 fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     // Refuse before touching the store if the data dir is another node's.
     own_pool(&a.data_dir, &a.node)?;
-    let store = open_store(&a.store)?;
+    let in_use = in_use_in_subnet(&a.data_dir, a.subnet.cidr())?;
+    let store = a.store.open()?;
+    check_store_not_lost(&*store, &a.data_dir)?;
+    let lease = match a.lease_ttl {
+        Some(ttl) => Some(store.grant_lease(ttl).map_err(ReservationError::from)?),
+        None => None,
+    };
     let outcome = join(
         &*store,
         &JoinRequest {
@@ -287,51 +404,92 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
             subnet_name: a.subnet_name.clone(),
             subnet: a.subnet,
             max_pods: a.max_pods,
+            in_use,
+            lease,
         },
     )?;
     let r = outcome.reservation();
-    // The store is the truth: (re)write the local pool from it, also on a rejoin.
+    // The store is the truth: (re)write the local pool from it, also on a rejoin,
+    // then the lease record, then lift a fence: the pool is this node's again.
     let path = write_node_pool(&a.data_dir, &r.to_node_pool())?;
-    let (free, usable) = subnet_room(&*store, &a.subnet)?;
+    record_lease(a, r)?;
+    unfence(&a.data_dir)?;
+    // Everything below is a summary: the join is done, so a failure here is a
+    // warning and the exit status stays 0 (issue 17: automation that saw exit 1
+    // would delete the VM and leak its addresses).
+    let room = subnet_room(&*store, &a.subnet_name, &a.subnet);
     let verb = match outcome {
         JoinOutcome::Joined(_) => "joined",
         JoinOutcome::AlreadyJoined(_) => "was already joined to",
     };
-    println!(
+    out!(
         "node {} {verb} subnet {} ({}) at maxPods {}",
-        r.node, r.subnet_name, r.subnet, r.max_pods
+        r.node,
+        r.subnet_name,
+        r.subnet,
+        r.max_pods
     );
-    println!("  node IP  {}", r.node_ip);
-    println!(
+    out!("  node IP  {}", r.node_ip);
+    out!(
         "  pod IPs  {} ({})",
         format_address_runs(&r.pod_ips),
         r.pod_ips.len()
     );
-    println!("  pool     {}", path.display());
-    println!(
-        "  subnet   {free} of {usable} usable addresses free, room for {} more node(s) at maxPods {}",
-        free / a.max_pods.per_node_reservation(),
-        a.max_pods
-    );
+    out!("  pool     {}", path.display());
+    match room {
+        Ok((free, usable)) => out!(
+            "  subnet   {free} of {usable} usable addresses free, room for {} more node(s) at maxPods {}",
+            free / a.max_pods.per_node_reservation(),
+            a.max_pods
+        ),
+        Err(e) => eprintln!(
+            "aksnet node join: warning: node {} is joined, but the subnet's free room could not be read: {e}",
+            r.node
+        ),
+    }
+    Ok(())
+}
+
+/// Writes (or removes) `<data-dir>/node-pool.lease` after the reservation's lease
+/// (a rejoin keeps the lease the reservation already lives on).
+fn record_lease(a: &JoinArgs, r: &aksnet_store::NodeReservation) -> Result<(), NodeError> {
+    match (r.lease, a.lease_ttl) {
+        (Some(lease), ttl) => {
+            write_node_lease(
+                &a.data_dir,
+                &NodeLease {
+                    node: r.node.clone(),
+                    lease,
+                    ttl_seconds: ttl.map_or(0, |t| t.as_secs().max(1)),
+                },
+            )?;
+        }
+        (None, _) => {
+            remove_node_lease(&a.data_dir)?;
+        }
+    }
     Ok(())
 }
 
 fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     let local = own_pool(&a.data_dir, &a.node)?;
-    let store = open_store(&a.store)?;
+    let store = a.store.open()?;
+    if !a.force {
+        check_store_not_lost(&*store, &a.data_dir)?;
+    }
     let Some((r, rev)) = get_node(&*store, &a.node)? else {
         // Not in the store: still clear a stale local pool so the plugin stops using it,
         // under the same pod check.
         if let Some(p) = local {
             check_pods(a, &p.pod_ips)?;
             remove_node_pool(&a.data_dir)?;
-            println!(
+            out!(
                 "node {} is not joined; removed its stale pool {}",
                 a.node,
                 node_pool_path(&a.data_dir).display()
             );
         } else {
-            println!("node {} is not joined; nothing to release", a.node);
+            out!("node {} is not joined; nothing to release", a.node);
         }
         return Ok(());
     };
@@ -347,12 +505,16 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     // Local pool first, then the store: once the store releases the addresses another
     // node may take them, so this node's plugin must already have stopped using them.
     let removed = remove_node_pool(&a.data_dir)?;
-    if !release(&*store, &a.node, rev)? {
+    remove_node_lease(&a.data_dir)?;
+    unfence(&a.data_dir)?;
+    // A failed compare after a retried attempt may mean our own first attempt
+    // committed (its answer was lost): the node being gone is the outcome we wanted.
+    if !release(&*store, &r, rev)? && get_node(&*store, &a.node)?.is_some() {
         return Err(NodeError::ChangedWhileLeaving {
             node: a.node.clone(),
         });
     }
-    println!(
+    out!(
         "node {} left subnet {} ({}): released {} addresses (node IP {}, pod IPs {})",
         r.node,
         r.subnet_name,
@@ -362,7 +524,7 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
         format_address_runs(&r.pod_ips)
     );
     if removed {
-        println!("  removed {}", node_pool_path(&a.data_dir).display());
+        out!("  removed {}", node_pool_path(&a.data_dir).display());
     }
     Ok(())
 }
@@ -405,7 +567,8 @@ struct Row {
 }
 
 fn run_list(a: &ListArgs) -> Result<(), NodeError> {
-    let store = open_store(&a.store)?;
+    let store = a.store.open()?;
+    check_store_not_lost(&*store, &a.data_dir)?;
     let nodes = list_nodes(&*store)?;
     let subnets = list_subnets(&*store)?;
     // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
@@ -486,7 +649,7 @@ fn print_json(
             })
         })
         .collect();
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({ "subnets": subnets, "nodes": nodes }))
             .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -531,7 +694,7 @@ fn print_table(
     per_subnet: &BTreeMap<&str, (u64, usize)>,
 ) {
     if rows.is_empty() && subnets.is_empty() {
-        println!("no nodes joined in {}", a.store.display());
+        out!("no nodes joined in {}", a.store.describe());
         return;
     }
     let node_rows: Vec<Vec<String>> = rows
@@ -548,14 +711,14 @@ fn print_table(
             ]
         })
         .collect();
-    println!(
+    out!(
         "{}",
         render_table(
             &["NODE", "SUBNET", "NODE IP", "MAX PODS", "POD IPS", "IN USE"],
             &node_rows
         )
     );
-    println!();
+    out!();
     let subnet_rows: Vec<Vec<String>> = subnets
         .iter()
         .map(|(name, s)| {
@@ -570,7 +733,7 @@ fn print_table(
             ]
         })
         .collect();
-    println!(
+    out!(
         "{}",
         render_table(
             &["SUBNET", "CIDR", "NODES", "USABLE", "RESERVED", "FREE"],
