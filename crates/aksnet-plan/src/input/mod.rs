@@ -5,6 +5,7 @@
 pub mod arm;
 pub mod azure;
 pub mod hcl;
+pub mod limits;
 pub mod spec;
 pub mod terraform;
 pub mod value;
@@ -233,10 +234,7 @@ impl Loader {
 }
 
 fn read_text(p: &Path) -> Result<String, InputError> {
-    std::fs::read_to_string(p).map_err(|source| InputError::Read {
-        file: p.display().to_string(),
-        source,
-    })
+    limits::read_text(p)
 }
 
 /// Read every file and build the plan input.
@@ -273,6 +271,7 @@ pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
             .unwrap_or_default();
         let text = text.clone();
         if ext == "tf" || ext == "tfvars" {
+            limits::check_nesting_hcl(&file, &text, false)?;
             tf_files.push((file.clone(), text, ext == "tfvars"));
             l.input.sources.push(Source {
                 file,
@@ -284,6 +283,7 @@ pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
             });
             continue;
         }
+        limits::check_nesting_json(&file, &text)?;
         let v = parse_document(&file, &text)?;
         let docs: Vec<&Value> = match &v {
             Value::Array(a) => a.iter().collect(),
