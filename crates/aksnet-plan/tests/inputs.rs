@@ -179,7 +179,7 @@ fn unusable_inputs_name_file_and_position_or_key() {
             "bad/unresolved-template.json",
             "resources[0].properties.networkProfile.serviceCidr: cannot resolve expression",
         ),
-        ("bad/broken.tf", "broken.tf:5:20: unterminated string"),
+        ("bad/broken.tf", "broken.tf:5:5: invalid HCL"),
         ("does-not-exist.json", "does-not-exist.json: cannot read"),
     ];
     for (file, want) in cases {
@@ -188,4 +188,140 @@ fn unusable_inputs_name_file_and_position_or_key() {
     }
     let e = err(&["aks-show-kubenet.json", "arm-get-nodesubnet.json"]);
     assert!(e.contains("a second cluster"), "{e}");
+}
+
+fn tf(files: &[(&str, &str)]) -> Result<aksnet_plan::PlanInput, String> {
+    let docs: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(n, t)| (PathBuf::from(n), t.to_string()))
+        .collect();
+    input::load_texts(&docs).map_err(|e| e.to_string())
+}
+
+/// Issue 12: the full expression grammar, `dynamic` blocks, `count`/`for_each`, variables
+/// without a value that feed only names, and `.tfvars.json`.
+#[test]
+fn terraform_full_expressions_dynamic_count_and_tfvars_json() {
+    let main = r#"
+variable "prefix" {}
+variable "env" {
+  default = "dev"
+  validation {
+    condition     = !contains(["x"], var.env) && length(var.env) > 0
+    error_message = "bad"
+  }
+}
+variable "subnets" {
+  default = { nodes = 0, apps = 1 }
+}
+locals {
+  big   = var.env == "prod"
+  cidr  = local.big ? "10.8.0.0/16" : "10.9.0.0/16"
+  names = [for k, v in var.subnets : upper(k) if v >= 0]
+}
+resource "azurerm_virtual_network" "v" {
+  name                = "${var.prefix}-vnet"
+  resource_group_name = "rg"
+  address_space       = [local.cidr]
+  dynamic "subnet" {
+    for_each = var.subnets
+    content {
+      name           = subnet.key
+      address_prefix = cidrsubnet(local.cidr, 8, subnet.value)
+    }
+  }
+}
+resource "azurerm_kubernetes_cluster" "aks" {
+  name = "${var.prefix}-aks"
+  default_node_pool {
+    name           = "system"
+    node_count     = -(-3)
+    vnet_subnet_id = "${azurerm_virtual_network.v.id}/subnets/nodes"
+  }
+  network_profile {
+    network_plugin = "azure"
+    service_cidr   = "10.100.0.0/16"
+    dns_service_ip = cidrhost("10.100.0.0/16", 10)
+  }
+}
+resource "azurerm_kubernetes_cluster_node_pool" "extra" {
+  count          = 2
+  name           = "pool${count.index}"
+  node_count     = count.index + 1
+  vnet_subnet_id = "${azurerm_virtual_network.v.id}/subnets/apps"
+}
+"#;
+    let i = tf(&[
+        ("main.tf", main),
+        ("prod.tfvars.json", r#"{"env": "prod"}"#),
+    ])
+    .unwrap();
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.network_plugin, Some(Plugin::Azure));
+    assert_eq!(c.dns_service_ip.as_deref(), Some("10.100.0.10"));
+    assert_eq!(c.pools[0].count, Some(3));
+    let v = &i.vnets[0];
+    assert_eq!(v.address_prefixes, vec!["10.8.0.0/16"]);
+    let subnets: Vec<(&str, &str)> = v
+        .subnets
+        .iter()
+        .map(|s| (s.name.as_str(), s.address_prefixes[0].as_str()))
+        .collect();
+    assert_eq!(
+        subnets,
+        vec![("nodes", "10.8.0.0/24"), ("apps", "10.8.1.0/24")]
+    );
+    let pools: Vec<(String, Option<u64>)> = i
+        .extra_pools
+        .iter()
+        .map(|p| (p.name.clone(), p.count))
+        .collect();
+    assert_eq!(
+        pools,
+        vec![
+            ("pool0".to_string(), Some(1)),
+            ("pool1".to_string(), Some(2))
+        ]
+    );
+}
+
+/// The well-known AKS modules are read with their documented defaults.
+#[test]
+fn terraform_aks_module_call() {
+    let main = r#"
+module "aks" {
+  source          = "Azure/aks/azurerm"
+  version         = "9.0.0"
+  prefix          = "demo"
+  network_plugin  = "azure"
+  agents_max_pods = 30
+  vnet_subnet     = { id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes" }
+  node_pools = {
+    apps = { name = "apps", node_count = 4, max_pods = 50 }
+  }
+}
+"#;
+    let i = tf(&[("main.tf", main)]).unwrap();
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.network_plugin, Some(Plugin::Azure));
+    assert_eq!(c.tier, Some(Tier::Free));
+    assert_eq!(c.pools[0].name, "nodepool");
+    assert_eq!(c.pools[0].count, Some(2));
+    assert_eq!(c.pools[0].max_pods, Some(30));
+    assert_eq!(c.pools[1].name, "apps");
+    assert_eq!(c.pools[1].count, Some(4));
+    let avm = r#"
+module "aks" {
+  source = "Azure/avm-res-containerservice-managedcluster/azurerm"
+  name   = "avm"
+  default_agent_pool = { vm_size = "Standard_D4s_v5", vnet_subnet_id = "x" }
+  network_profile = { network_plugin = "azure", network_plugin_mode = "overlay", pod_cidr = "192.168.0.0/16" }
+}
+"#;
+    let i = tf(&[("main.tf", avm)]).unwrap();
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.pools[0].name, "systempool");
+    assert_eq!(c.pools[0].count, Some(3));
+    assert_eq!(c.network_plugin_mode.as_deref(), Some("overlay"));
+    assert_eq!(i.origin, Origin::Terraform);
 }

@@ -8,6 +8,8 @@ pub mod hcl;
 pub mod limits;
 pub mod spec;
 pub mod terraform;
+pub mod tfeval;
+pub mod tfmodule;
 pub mod value;
 
 use std::collections::HashMap;
@@ -270,12 +272,24 @@ pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
         let text = text.clone();
-        if ext == "tf" || ext == "tfvars" {
-            limits::check_nesting_hcl(&file, &text, false)?;
-            tf_files.push((file.clone(), text, ext == "tfvars"));
+        let lower = file.to_ascii_lowercase();
+        let tf_kind = if ext == "tf" {
+            Some(terraform::TfKind::Config)
+        } else if ext == "tfvars" {
+            Some(terraform::TfKind::Vars)
+        } else if lower.ends_with(".tfvars.json") {
+            Some(terraform::TfKind::VarsJson)
+        } else {
+            None
+        };
+        if let Some(kind) = tf_kind {
+            if kind == terraform::TfKind::VarsJson {
+                limits::check_nesting_json(&file, &text)?;
+            }
+            tf_files.push((file.clone(), text, kind));
             l.input.sources.push(Source {
                 file,
-                kind: if ext == "tf" {
+                kind: if kind == terraform::TfKind::Config {
                     "Terraform".into()
                 } else {
                     "Terraform variables".into()
