@@ -245,7 +245,15 @@ pub fn cluster(r: &Resolved, ranges: &[Capacity], limits: &[Limit]) -> ClusterCa
     for l in limits {
         consider(l.headroom_nodes, l.name.clone());
     }
+    let min_pods = r.pools.iter().map(|p| p.max_pods).min().unwrap_or(0);
+    let total = best.as_ref().map(|(h, _)| {
+        let nodes = (nodes_max + surge) as i64 + h;
+        let pods = pods_max as i64 + h * min_pods as i64;
+        (nodes.max(0) as u64, pods.max(0) as u64)
+    });
     ClusterCapacity {
+        max_nodes_total: total.map(|t| t.0),
+        max_pods_total: total.map(|t| t.1),
         model: r.model().label().to_string(),
         nodes_now,
         nodes_max,

@@ -92,6 +92,8 @@ pub struct Cluster {
     pub api_server_subnet_id: Option<String>,
     /// App Gateway ingress add-on `subnetCIDR` (planner.md N11).
     pub appgw_subnet_cidr: Option<String>,
+    /// `nodeProvisioningProfile.mode: Auto` (node auto-provisioning): nodes beyond the pools.
+    pub node_auto_provisioning: bool,
     pub pools: Vec<Pool>,
 }
 
@@ -155,6 +157,19 @@ pub struct Source {
     pub kind: String,
 }
 
+/// A value the plan needed that no input resolved (a variable without a value, an
+/// unsupported function, an attribute only known after apply): planned as absent, reported
+/// as a finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unresolved {
+    pub file: String,
+    /// "file:line" of the expression, where the input has lines.
+    pub location: Option<String>,
+    /// The field that needed it (`azurerm_kubernetes_cluster.aks (line 3).network_profile...`).
+    pub field: String,
+    pub expression: String,
+}
+
 /// Everything the planner plans: at most one cluster, any number of VNets, extra ranges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanInput {
@@ -168,6 +183,8 @@ pub struct PlanInput {
     /// `--peer` and spec `peerings`: ranges of peered VNets not described by a VNet file.
     pub extra_peers: Vec<String>,
     pub sources: Vec<Source>,
+    /// Needed values no input resolved.
+    pub unresolved: Vec<Unresolved>,
 }
 
 /// The VNet called `name` (Azure names are case-insensitive), if described.
@@ -198,6 +215,7 @@ impl Default for PlanInput {
             on_prem: Vec::new(),
             extra_peers: Vec::new(),
             sources: Vec::new(),
+            unresolved: Vec::new(),
         }
     }
 }

@@ -202,6 +202,7 @@ pub struct Resolved {
     pub peers: Vec<CidrValue>,
     pub on_prem: Vec<CidrValue>,
     pub managed_vnet: bool,
+    pub node_auto_provisioning: bool,
 }
 
 impl Resolved {
@@ -400,7 +401,7 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
         d.add(
             format!("{np}.podCidr"),
             "10.244.0.0/16",
-            "absent: AKS default pod CIDR (planner.md P7)",
+            "absent: AKS default pod CIDR (rule P7, docs/plan.md)",
         );
     }
     if dual && model_uses_pod_cidr && pod_raw.len() == 1 && !pod_raw.iter().any(|s| s.contains(':'))
@@ -605,7 +606,10 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
             d.add(
                 format!("{pf}.maxPods"),
                 v.to_string(),
-                format!("absent: default for {} (planner.md M3)", pre_model.label()),
+                format!(
+                    "absent: default for {} (docs/plan.md, defaults)",
+                    pre_model.label()
+                ),
             );
             v
         });
@@ -613,7 +617,7 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
             d.add(
                 format!("{pf}.upgradeSettings.maxSurge"),
                 "10%",
-                "absent: the API's default since 2025-03 (planner.md U2)",
+                "absent: the API's default since 2025-03 (docs/plan.md, defaults)",
             );
             "10%".into()
         });
@@ -745,6 +749,7 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
         peers,
         on_prem,
         managed_vnet,
+        node_auto_provisioning: c.node_auto_provisioning,
     };
     (resolved, d.0)
 }

@@ -121,14 +121,30 @@ fn arm_template_with_comments_variables_and_parameters_file() {
         "the pool joined the template's subnet by name"
     );
     assert!(!r.has_errors(), "{:?}", r.findings);
-    // Without the parameters file, serviceCidr has no value: unusable, naming the key.
-    let e = err(&["arm-template.json"]);
-    assert!(
-        e.contains(
-            "arm-template.json: resources[1].properties.networkProfile.serviceCidr: cannot resolve"
-        ),
-        "{e}"
+    // Without the parameters file, serviceCidr has no value: not fatal (issue 12), a finding
+    // naming the file, the field and the expression; the rest of the plan still runs.
+    let i = load(&["arm-template.json"]);
+    let r = plan(&i, &PlanOptions::default());
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "IN1")
+        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    assert_eq!(
+        f.field,
+        "resources[1].properties.networkProfile.serviceCidr"
     );
+    assert!(
+        f.message.contains("parameters('serviceCidr')"),
+        "{}",
+        f.message
+    );
+    assert!(f
+        .location
+        .as_deref()
+        .unwrap()
+        .ends_with("arm-template.json"));
+    assert!(!r.capacity.is_empty());
 }
 
 #[test]
@@ -174,10 +190,6 @@ fn unusable_inputs_name_file_and_position_or_key() {
         (
             "bad/unknown-shape.json",
             "unknown-shape.json: not a recognised input",
-        ),
-        (
-            "bad/unresolved-template.json",
-            "resources[0].properties.networkProfile.serviceCidr: cannot resolve expression",
         ),
         ("bad/broken.tf", "broken.tf:5:5: invalid HCL"),
         ("does-not-exist.json", "does-not-exist.json: cannot read"),

@@ -61,6 +61,11 @@ pub fn read_cluster(outer: &Obj) -> Result<Cluster, InputError> {
         c.outbound_type = np.str(&["outboundType"])?;
         c.load_balancer_sku = np.str(&["loadBalancerSku"])?;
     }
+    if let Some(nap) = p.obj(&["nodeProvisioningProfile"])? {
+        c.node_auto_provisioning = nap
+            .str(&["mode"])?
+            .is_some_and(|m| m.eq_ignore_ascii_case("auto"));
+    }
     if let Some(api) = p.obj(&["apiServerAccessProfile"])? {
         c.api_server_subnet_id = api.str(&["subnetId"])?;
     }

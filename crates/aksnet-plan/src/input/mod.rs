@@ -164,6 +164,30 @@ pub fn parse_document(file: &str, text: &str) -> Result<Value, InputError> {
     }
 }
 
+/// What `aksnet plan` reads, for the "format not supported" message.
+pub const SUPPORTED: &str = "an aksnet spec (YAML/JSON), az aks show / az aks nodepool show / az network vnet show JSON, an ARM GET response or REST API example, an ARM template (+ parameters file), Terraform .tf/.tfvars/.tfvars.json";
+
+/// A file that is neither JSON nor YAML: say the format is not supported (Bicep, shell
+/// scripts, ...) and list what is, instead of a YAML parser's complaint at line 0.
+fn unsupported(file: &str, ext: &str, parse_error: InputError) -> InputError {
+    let known = matches!(ext, "json" | "yaml" | "yml");
+    if known {
+        return parse_error;
+    }
+    let what = match ext {
+        "bicep" | "bicepparam" => "Bicep",
+        "sh" | "bash" | "azcli" | "ps1" => "a shell script",
+        "md" => "Markdown",
+        "hcl" => "HCL outside Terraform (.tf)",
+        "" => "a file without an extension that is neither JSON nor YAML",
+        _ => "this file type",
+    };
+    InputError::Shape {
+        file: file.into(),
+        message: format!("format not supported ({what}); supported: {SUPPORTED}"),
+    }
+}
+
 struct Loader {
     input: PlanInput,
     cluster_file: Option<String>,
@@ -250,6 +274,13 @@ pub fn load_files(paths: &[PathBuf]) -> Result<PlanInput, InputError> {
 
 /// Build the plan input from (name, text) pairs; the name's extension picks Terraform.
 pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
+    value::take_unresolved();
+    let mut input = load_texts_inner(docs)?;
+    input.unresolved = value::take_unresolved();
+    Ok(input)
+}
+
+fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
     let paths: Vec<&PathBuf> = docs.iter().map(|(p, _)| p).collect();
     let mut l = Loader {
         input: PlanInput::default(),
@@ -298,7 +329,7 @@ pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
             continue;
         }
         limits::check_nesting_json(&file, &text)?;
-        let v = parse_document(&file, &text)?;
+        let v = parse_document(&file, &text).map_err(|e| unsupported(&file, &ext, e))?;
         let docs: Vec<&Value> = match &v {
             Value::Array(a) => a.iter().collect(),
             other => vec![other],

@@ -38,9 +38,28 @@ fn known(source: &str) -> Option<Known> {
     }
 }
 
+/// A module called by a local path (`source = "../.."`, as the modules' own examples do) is
+/// recognised by its inputs.
+fn by_inputs(o: &Obj) -> Option<Known> {
+    let m = o.v.as_object()?;
+    if m.keys()
+        .any(|k| k.starts_with("agents_") || k.starts_with("net_profile_"))
+    {
+        Some(Known::AksModule)
+    } else if m.contains_key("default_agent_pool")
+        || m.contains_key("parent_id") && m.contains_key("network_profile")
+    {
+        Some(Known::Avm)
+    } else {
+        None
+    }
+}
+
 /// Read one module call; unknown modules add nothing.
 pub fn read(o: &Obj, name: &str, found: &mut Found) -> Result<(), InputError> {
-    let Some(kind) = o.str(&["source"])?.as_deref().and_then(known) else {
+    let source = o.str(&["source"])?.unwrap_or_default();
+    let local = source.starts_with('.');
+    let Some(kind) = known(&source).or_else(|| if local { by_inputs(o) } else { None }) else {
         return Ok(());
     };
     if let Some((prev, _)) = &found.cluster {
