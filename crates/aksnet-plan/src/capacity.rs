@@ -1,5 +1,5 @@
 //! Capacity per node subnet, pod CIDR and pod subnet, the count limits, and the growth
-//! projection (planner.md §3). Pure.
+//! projection (docs/plan.md). Pure.
 
 use std::collections::BTreeMap;
 
@@ -142,7 +142,7 @@ pub fn ranges(r: &Resolved) -> Vec<Capacity> {
         };
         let Some(v4) = s.v4() else { continue };
         let static_block = acc.pools.iter().all(|p| p.static_block());
-        // Dynamic: 16 addresses per node at start (planner.md §2.11); static: whole /28 blocks,
+        // Dynamic: 16 addresses per node at start (docs/plan.md); static: whole /28 blocks,
         // less the two blocks that hold Azure's reserved addresses (an inference).
         let (usable, cost): (u64, CostFn) = if static_block {
             let blocks = if v4.prefix_len() <= 28 {

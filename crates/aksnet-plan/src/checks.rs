@@ -1,4 +1,4 @@
-//! The rules of planner.md §2 over a resolved plan. Pure; one function per group.
+//! The rules of docs/plan.md a resolved plan. Pure; one function per group.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

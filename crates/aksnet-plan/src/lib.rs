@@ -1,5 +1,5 @@
 //! aksnet-plan: validate an AKS cluster's network plan against every AKS rule and compute its
-//! capacity (issue 5; rules from research/planner.md §2, formulas §3).
+//! capacity (issue 5; rules from docs/plan.md, "Rules" and "Capacity").
 //!
 //! Layout: a pure core ([`model`] → [`resolve`] → [`checks`], [`capacity`], [`whatif`]) with
 //! no I/O; input adapters ([`input`]) that turn the files users have into the model; and

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-/// `networkProfile.networkPlugin` (planner.md §1).
+/// `networkProfile.networkPlugin` (docs/plan.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Plugin {
@@ -58,7 +58,7 @@ impl Tier {
             _ => None,
         }
     }
-    /// Cluster node limit (planner.md C2).
+    /// Cluster node limit (rule C2, docs/plan.md).
     pub fn node_limit(self) -> u64 {
         match self {
             Tier::Free => 1000,
@@ -88,9 +88,9 @@ pub struct Cluster {
     pub outbound_type: Option<String>,
     pub load_balancer_sku: Option<String>,
     pub identity_type: Option<String>,
-    /// `apiServerAccessProfile.subnetId` (API server VNet integration, planner.md N9).
+    /// `apiServerAccessProfile.subnetId` (API server VNet integration, rule N9, docs/plan.md).
     pub api_server_subnet_id: Option<String>,
-    /// App Gateway ingress add-on `subnetCIDR` (planner.md N11).
+    /// App Gateway ingress add-on `subnetCIDR` (rule N11, docs/plan.md).
     pub appgw_subnet_cidr: Option<String>,
     /// `nodeProvisioningProfile.mode: Auto` (node auto-provisioning): nodes beyond the pools.
     pub node_auto_provisioning: bool,
@@ -114,7 +114,7 @@ pub struct Pool {
     pub max_surge: Option<String>,
     pub max_unavailable: Option<String>,
     pub spot: bool,
-    /// `type: AvailabilitySet` (overlay does not support it, planner.md §2.12).
+    /// `type: AvailabilitySet` (overlay does not support it, docs/plan.md).
     pub availability_set: bool,
 }
 

@@ -58,7 +58,7 @@ pub enum RangeKind {
     PodSubnet,
 }
 
-/// Capacity of one address range (planner.md §3). Addresses, except `max_nodes`.
+/// Capacity of one address range (docs/plan.md). Addresses, except `max_nodes`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Capacity {
     pub name: String,

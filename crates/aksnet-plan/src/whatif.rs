@@ -1,5 +1,5 @@
 //! What-if (`--plugin`, `--mode`, `--pod-cidr`) and the migration to Azure CNI Overlay
-//! (`--migrate-to overlay`, research/azure-cni.md §5.4). Pure: both rewrite a resolved plan
+//! (`--migrate-to overlay`, docs/plan.md, "Migration"). Pure: both rewrite a resolved plan
 //! and return the findings that only the change itself can raise.
 
 use ipnet::IpNet;

@@ -26,7 +26,7 @@ fn err(names: &[&str]) -> String {
 
 #[test]
 fn spec_yaml() {
-    let i = load(&["nodesubnet-seed.yaml"]);
+    let i = load(&["nodesubnet-legacy-doc.yaml"]);
     let c = i.cluster.as_ref().unwrap();
     assert_eq!(i.origin, Origin::Spec);
     assert_eq!(c.network_plugin, Some(Plugin::Azure));

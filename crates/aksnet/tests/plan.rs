@@ -128,11 +128,11 @@ fn on_prem_and_peer_flags_are_checked() {
 
 #[test]
 fn what_if_and_migration_and_growth() {
-    // What if the kubenet seed cluster were Node Subnet: 110 + 1 addresses per node, and its
+    // What if the kubenet legacy-doc cluster were Node Subnet: 110 + 1 addresses per node, and its
     // 3 nodes need 333 of the /24's 251 (the rancher#20784 figure).
     let (code, out, _) = aksnet(
         &["--format", "json", "--plugin", "azure", "--mode", "none"],
-        &["kubenet-seed.yaml"],
+        &["kubenet-legacy-doc.yaml"],
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("Pre-allocated IPs 333 exceeds IPs available 251"));
@@ -142,11 +142,11 @@ fn what_if_and_migration_and_growth() {
     assert_eq!(v["capacity"][0]["max_nodes"], 2);
     let (code, out, _) = aksnet(
         &["--format", "json", "--migrate-to", "overlay"],
-        &["nodesubnet-seed.yaml"],
+        &["nodesubnet-legacy-doc.yaml"],
     );
     assert_eq!(code, 1);
     assert!(out.contains("\"MG4\""));
-    let (_, out, _) = aksnet(&["--growth", "2/month"], &["kubenet-seed.yaml"]);
+    let (_, out, _) = aksnet(&["--growth", "2/month"], &["kubenet-legacy-doc.yaml"]);
     assert!(out.contains("runs out after 123.5 months"), "{out}");
 }
 
@@ -186,7 +186,7 @@ fn human_report_has_colour_only_when_asked() {
 #[test]
 fn every_input_format_plans() {
     for files in [
-        vec!["nodesubnet-seed.yaml"],
+        vec!["nodesubnet-legacy-doc.yaml"],
         vec!["aks-show-kubenet.json", "vnet-show.json"],
         vec![
             "arm-get-nodesubnet.json",

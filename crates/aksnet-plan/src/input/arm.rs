@@ -1,5 +1,5 @@
 //! ARM templates: resolve `[parameters('x')]`, `[variables('y')]`, `concat`, `format`,
-//! `resourceId` ... from defaults and an optional parameters file (planner.md §7), then read
+//! `resourceId` ... from defaults and an optional parameters file (docs/plan.md), then read
 //! the resources with the Azure readers.
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! Input adapters: read the files users already have and build one [`PlanInput`]. Each file's
-//! kind is detected from its shape (planner.md §7); several files combine (a cluster plus its
+//! kind is detected from its shape (docs/plan.md); several files combine (a cluster plus its
 //! VNet; a template plus its parameters file; a Terraform module's .tf files).
 
 pub mod arm;

@@ -1,5 +1,5 @@
 //! Case-insensitive, typed access to parsed JSON/YAML with the key path kept for errors
-//! (`dnsServiceIp` and `dnsServiceIP` both occur, planner.md §7).
+//! (`dnsServiceIp` and `dnsServiceIP` both occur, docs/plan.md).
 
 use serde_json::Value;
 
