@@ -337,3 +337,25 @@ module "aks" {
     assert_eq!(c.network_plugin_mode.as_deref(), Some("overlay"));
     assert_eq!(i.origin, Origin::Terraform);
 }
+
+/// `variables.tf` + `.tfvars` without `main.tf` plan, read by the variables' names.
+#[test]
+fn terraform_variables_without_resources() {
+    let vars = r#"
+variable "vnet_address_space" { default = ["10.30.0.0/16"] }
+variable "aks_subnet_prefix" { default = "10.30.1.0/24" }
+variable "network_plugin" { default = "azure" }
+variable "service_cidr" { default = "10.31.0.0/16" }
+variable "dns_service_ip" { default = "10.31.0.10" }
+variable "node_count" { type = number }
+variable "max_pods" { default = 30 }
+"#;
+    let i = tf(&[("variables.tf", vars), ("prod.tfvars", "node_count = 5\n")]).unwrap();
+    let r = plan(&i, &PlanOptions::default());
+    let c = &r.capacity[0];
+    assert_eq!(c.cidr, "10.30.1.0/24");
+    // Node Subnet: 5 × 31 = 155 at maximum, one surge node more: 186.
+    assert_eq!(c.required, 155);
+    assert_eq!(c.required_with_surge, 186);
+    assert!(!r.has_errors(), "{:?}", r.findings);
+}

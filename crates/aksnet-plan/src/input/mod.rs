@@ -10,6 +10,7 @@ pub mod spec;
 pub mod terraform;
 pub mod tfeval;
 pub mod tfmodule;
+pub mod tfvarsonly;
 pub mod value;
 
 use std::collections::HashMap;

@@ -156,6 +156,9 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
         crate::model::attach_subnet(&mut found.vnets, vnet, s);
     }
     associations(&ev, &mut found);
+    if cfg.resources.is_empty() {
+        super::tfvarsonly::read(&cfg, &ev.vars, &mut found);
+    }
     Ok(found)
 }
 

@@ -51,6 +51,8 @@ pub struct Config {
 /// The evaluated configuration: each resource's instances, in file order.
 pub struct Evaluated {
     pub instances: Vec<(Res, Vec<Instance>)>,
+    /// Every variable with a value (default or `.tfvars`), by name.
+    pub vars: Map<String, Value>,
     /// Variables that have neither a default nor a value (name, file, line).
     pub unset_vars: Vec<(String, String, usize)>,
 }
@@ -330,7 +332,7 @@ pub fn evaluate(cfg: &Config) -> Evaluated {
         }
     }
     let mut ctx = base.clone();
-    ctx.declare_var("var", to_hcl(&Value::Object(vars)));
+    ctx.declare_var("var", to_hcl(&Value::Object(vars.clone())));
     let mut locals = Map::new();
     for _ in 0..PASSES {
         let mut c = ctx.clone();
@@ -365,6 +367,7 @@ pub fn evaluate(cfg: &Config) -> Evaluated {
         last = snapshot;
     }
     Evaluated {
+        vars,
         instances: result,
         unset_vars,
     }
