@@ -67,6 +67,17 @@ fn tiny_headroom(c: &Capacity) -> Option<Finding> {
 /// Plan: resolve defaults, apply what-if/migration, check every rule, compute capacity.
 pub fn plan(input: &PlanInput, opts: &PlanOptions) -> Report {
     let (mut r, mut defaults) = resolve::resolve(input);
+    defaults.splice(
+        0..0,
+        input
+            .input_defaults
+            .iter()
+            .map(|(field, value, reason)| report::DefaultApplied {
+                field: field.clone(),
+                value: value.clone(),
+                reason: reason.clone(),
+            }),
+    );
     let (mut findings, what_if) = whatif::apply(&mut r, &opts.what_if, &mut defaults);
     findings.extend(checks::check(&r));
     findings.extend(input.unresolved.iter().map(unresolved_finding));

@@ -39,6 +39,8 @@ pub enum Origin {
     Arm,
     ArmTemplate,
     Terraform,
+    /// An `az` CLI script or the az code blocks of a Markdown file.
+    AzScript,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -185,6 +187,8 @@ pub struct PlanInput {
     pub sources: Vec<Source>,
     /// Needed values no input resolved.
     pub unresolved: Vec<Unresolved>,
+    /// Defaults an input adapter applied (the az CLI's): (field, value, reason).
+    pub input_defaults: Vec<(String, String, String)>,
 }
 
 /// The VNet called `name` (Azure names are case-insensitive), if described.
@@ -216,6 +220,7 @@ impl Default for PlanInput {
             extra_peers: Vec::new(),
             sources: Vec::new(),
             unresolved: Vec::new(),
+            input_defaults: Vec::new(),
         }
     }
 }

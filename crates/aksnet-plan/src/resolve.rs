@@ -350,7 +350,7 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
                     .is_some_and(|m| m.eq_ignore_ascii_case("overlay")),
             true,
         ),
-        None if input.origin == Origin::Spec => {
+        None if matches!(input.origin, Origin::Spec | Origin::AzScript) => {
             d.add(
                 format!("{np}.networkPlugin"),
                 "azure (networkPluginMode overlay)",

@@ -359,3 +359,25 @@ variable "max_pods" { default = 30 }
     assert_eq!(c.required_with_surge, 186);
     assert!(!r.has_errors(), "{:?}", r.findings);
 }
+
+/// An az CLI script: variables, continuations, `$(az ... --query id -o tsv)`, nodepool add.
+#[test]
+fn az_cli_script() {
+    let i = load(&["az-create.azcli"]);
+    assert_eq!(i.origin, Origin::AzScript);
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.network_plugin, Some(Plugin::Azure));
+    assert_eq!(c.tier, Some(Tier::Standard));
+    assert_eq!(i.extra_pools[0].max_count, Some(10));
+    let r = plan(&i, &PlanOptions::default());
+    let nodes = &r.capacity[0];
+    assert_eq!(nodes.cidr, "10.40.0.0/22");
+    // Node Subnet: (3 + 10) × 31 = 403 at maximum; surge 1 + 1 nodes: 465.
+    assert_eq!(nodes.required, 403);
+    assert_eq!(nodes.required_with_surge, 465);
+    assert!(r
+        .defaults_applied
+        .iter()
+        .any(|d| d.field == "agentPoolProfiles[0].name" && d.value == "nodepool1"));
+    assert!(!r.has_errors(), "{:?}", r.findings);
+}

@@ -3,6 +3,7 @@
 //! VNet; a template plus its parameters file; a Terraform module's .tf files).
 
 pub mod arm;
+pub mod azcli;
 pub mod azure;
 pub mod hcl;
 pub mod limits;
@@ -166,7 +167,7 @@ pub fn parse_document(file: &str, text: &str) -> Result<Value, InputError> {
 }
 
 /// What `aksnet plan` reads, for the "format not supported" message.
-pub const SUPPORTED: &str = "an aksnet spec (YAML/JSON), az aks show / az aks nodepool show / az network vnet show JSON, an ARM GET response or REST API example, an ARM template (+ parameters file), Terraform .tf/.tfvars/.tfvars.json";
+pub const SUPPORTED: &str = "an aksnet spec (YAML/JSON), az aks show / az aks nodepool show / az network vnet show JSON, an ARM GET response or REST API example, an ARM template (+ parameters file), Terraform .tf/.tfvars/.tfvars.json, az CLI scripts (.azcli, .sh) and the az code blocks of Markdown (.md)";
 
 /// A file that is neither JSON nor YAML: say the format is not supported (Bicep, shell
 /// scripts, ...) and list what is, instead of a YAML parser's complaint at line 0.
@@ -195,6 +196,42 @@ struct Loader {
 }
 
 impl Loader {
+    /// An az CLI script or a Markdown file's az code blocks (docs/plan.md, "az CLI scripts").
+    fn script(&mut self, file: &str, text: &str, markdown: bool) -> Result<(), InputError> {
+        let found = azcli::read(file, text, markdown);
+        let mut kind = if markdown {
+            "Markdown az CLI blocks".to_string()
+        } else {
+            "az CLI script".to_string()
+        };
+        if found.other_clusters > 0 {
+            kind.push_str(&format!(
+                " (first az aks create planned, {} more ignored)",
+                found.other_clusters
+            ));
+        }
+        if let Some(c) = &found.cluster {
+            let cl = azure::read_cluster(&Obj::new(c, "az aks create", file))?;
+            self.set_cluster(file, cl, Origin::AzScript)?;
+        } else if self.cluster_file.is_none() {
+            self.input.origin = Origin::AzScript;
+        }
+        for p in &found.pools {
+            let pool = azure::read_pool(&Obj::new(p, "az aks nodepool", file))?;
+            self.input.extra_pools.push(pool);
+        }
+        for v in &found.vnets {
+            let vn = azure::read_vnet(&Obj::new(v, "az network vnet", file))?;
+            self.input.vnets.push(vn);
+        }
+        self.input.input_defaults.extend(found.defaults);
+        self.input.sources.push(Source {
+            file: file.to_string(),
+            kind,
+        });
+        Ok(())
+    }
+
     fn set_cluster(&mut self, file: &str, c: Cluster, origin: Origin) -> Result<(), InputError> {
         if let Some(prev) = &self.cluster_file {
             return Err(InputError::Combine {
@@ -314,6 +351,10 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
         } else {
             None
         };
+        if matches!(ext.as_str(), "azcli" | "sh" | "bash" | "md") {
+            l.script(&file, &text, ext == "md")?;
+            continue;
+        }
         if let Some(kind) = tf_kind {
             if kind == terraform::TfKind::VarsJson {
                 limits::check_nesting_json(&file, &text)?;
