@@ -381,3 +381,26 @@ fn az_cli_script() {
         .any(|d| d.field == "agentPoolProfiles[0].name" && d.value == "nodepool1"));
     assert!(!r.has_errors(), "{:?}", r.findings);
 }
+
+/// Bicep with a `.bicepparam` file: params, vars, a `for` over subnets, `existing` + `parent`,
+/// `resourceId`, `cidrSubnet`/`cidrHost`, and `uniqueString` in a name (unknown, not needed).
+#[test]
+fn bicep_with_bicepparam() {
+    let i = load(&["main.bicep", "main.bicepparam"]);
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.pools[0].count, Some(5), "the .bicepparam value wins");
+    assert_eq!(c.dns_service_ip.as_deref(), Some("10.61.0.10"));
+    let r = plan(&i, &PlanOptions::default());
+    let rows: Vec<(&str, &str)> = r
+        .capacity
+        .iter()
+        .map(|c| (c.name.as_str(), c.cidr.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("nodes", "10.70.0.0/22"), ("pods", "10.70.16.0/20")]
+    );
+    // Pod Subnet, dynamic: 16 addresses per node; 5 nodes + 1 surge = 96.
+    assert_eq!(r.capacity[1].required_with_surge, 96);
+    assert!(!r.has_errors(), "{:?}", r.findings);
+}

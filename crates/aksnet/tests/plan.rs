@@ -379,4 +379,28 @@ mod adversarial {
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("big.json") && err.contains("16 MiB"), "{err}");
     }
+
+    #[test]
+    fn bicep_deep_nesting_is_refused() {
+        let d = TempDir::new("bicepdeep");
+        let v = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        let p = d.file("main.bicep", &format!("param a int = 1\nvar x = {v}\n"));
+        assert_depth_refused(&p, 2);
+    }
+
+    #[test]
+    fn unsupported_format_says_so_and_lists_the_supported() {
+        let d = TempDir::new("unsupported");
+        let p = d.file(
+            "deploy.ps1",
+            "New-AzAksCluster -Name x -NodeCount 3 `\n  -NetworkPlugin azure: [\n",
+        );
+        let (code, err) = plan(&[&p]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("format not supported"), "{err}");
+        assert!(
+            err.contains("Bicep") && err.contains("az CLI scripts"),
+            "{err}"
+        );
+    }
 }

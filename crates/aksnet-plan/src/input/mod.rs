@@ -5,6 +5,8 @@
 pub mod arm;
 pub mod azcli;
 pub mod azure;
+pub mod bicep;
+pub mod bicepeval;
 pub mod hcl;
 pub mod limits;
 pub mod spec;
@@ -167,7 +169,7 @@ pub fn parse_document(file: &str, text: &str) -> Result<Value, InputError> {
 }
 
 /// What `aksnet plan` reads, for the "format not supported" message.
-pub const SUPPORTED: &str = "an aksnet spec (YAML/JSON), az aks show / az aks nodepool show / az network vnet show JSON, an ARM GET response or REST API example, an ARM template (+ parameters file), Terraform .tf/.tfvars/.tfvars.json, az CLI scripts (.azcli, .sh) and the az code blocks of Markdown (.md)";
+pub const SUPPORTED: &str = "an aksnet spec (YAML/JSON), az aks show / az aks nodepool show / az network vnet show JSON, an ARM GET response or REST API example, an ARM template (+ parameters file), Terraform .tf/.tfvars/.tfvars.json, Bicep (.bicep, .bicepparam), az CLI scripts (.azcli, .sh) and the az code blocks of Markdown (.md)";
 
 /// A file that is neither JSON nor YAML: say the format is not supported (Bicep, shell
 /// scripts, ...) and list what is, instead of a YAML parser's complaint at line 0.
@@ -177,7 +179,6 @@ fn unsupported(file: &str, ext: &str, parse_error: InputError) -> InputError {
         return parse_error;
     }
     let what = match ext {
-        "bicep" | "bicepparam" => "Bicep",
         "sh" | "bash" | "azcli" | "ps1" => "a shell script",
         "md" => "Markdown",
         "hcl" => "HCL outside Terraform (.tf)",
@@ -325,6 +326,8 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
         cluster_file: None,
     };
     let mut templates = Vec::new();
+    let mut bicep_files: Vec<bicepeval::BicepFile> = Vec::new();
+    let mut bicep_params: HashMap<String, Value> = HashMap::new();
     let mut params: HashMap<String, Value> = HashMap::new();
     let mut tf_files = Vec::new();
     if paths.is_empty() {
@@ -351,6 +354,27 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
         } else {
             None
         };
+        if ext == "bicep" || ext == "bicepparam" {
+            let decls = bicep::parse(&file, &text)?;
+            let f = bicepeval::BicepFile {
+                file: file.clone(),
+                decls,
+            };
+            if ext == "bicepparam" {
+                bicep_params.extend(bicepeval::bicepparam_values(&f));
+            } else {
+                bicep_files.push(f);
+            }
+            l.input.sources.push(Source {
+                file,
+                kind: if ext == "bicep" {
+                    "Bicep".into()
+                } else {
+                    "Bicep parameters".into()
+                },
+            });
+            continue;
+        }
         if matches!(ext.as_str(), "azcli" | "sh" | "bash" | "md") {
             l.script(&file, &text, ext == "md")?;
             continue;
@@ -407,6 +431,15 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
             .collect::<Vec<_>>()
             .join(", ");
         l.input.sources.push(Source { file, kind });
+    }
+    if !bicep_files.is_empty() {
+        // JSON parameters files apply to Bicep too (their keys are lower-cased).
+        let mut all = bicep_params;
+        all.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
+        templates.push(arm::Template {
+            file: bicep_files[0].file.clone(),
+            value: bicepeval::template(&bicep_files, &all),
+        });
     }
     for t in &templates {
         let found = arm::read(t, &params)?;
