@@ -96,7 +96,12 @@ pub fn plan(input: &PlanInput, opts: &PlanOptions) -> Report {
         cluster.headroom_nodes = None;
         cluster.max_nodes_total = None;
         cluster.max_pods_total = None;
-        defaults.retain(|d| d.field.starts_with("agentPoolProfiles"));
+        // Only the pools' own defaults: no invented subnet, no invented system pool.
+        defaults.retain(|d| {
+            d.field.starts_with("agentPoolProfiles[")
+                && !d.field.starts_with("agentPoolProfiles[*]")
+                && !d.field.ends_with(".mode")
+        });
     }
     // Errors first, then warnings, then info; stable within a severity.
     findings.sort_by_key(|f| f.severity);

@@ -30,6 +30,8 @@ pub fn keep(f: &Finding) -> bool {
 pub fn subnet_rows(r: &Resolved) -> Vec<Capacity> {
     r.subnets
         .iter()
+        // The AKS-managed VNet is what a cluster would get, not something the inputs gave.
+        .filter(|s| !r.vnets.get(s.vnet).is_some_and(|v| v.managed))
         .filter_map(|s| {
             let v4 = s.v4()?;
             let usable = net::azure_usable(v4.prefix_len());

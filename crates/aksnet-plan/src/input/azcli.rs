@@ -327,6 +327,14 @@ impl Script<'_> {
 
     /// A value for the ARM document: the word, or an unresolved marker naming file:line.
     fn val(&self, line: usize, w: &str) -> Value {
+        if !w.starts_with(UNKNOWN) && w.contains(UNKNOWN) {
+            // A placeholder inside a word (`/subscriptions/<subscription-id>/...`).
+            return Value::String(format!(
+                "{UNRESOLVED}{} at {}:{line} (a documentation placeholder)",
+                clean(w),
+                self.file
+            ));
+        }
         match w.strip_prefix(UNKNOWN) {
             Some(why) => {
                 let (expr, reason) = why
@@ -415,8 +423,17 @@ impl Args {
     }
 }
 
+/// A word with the placeholder markers removed.
+fn clean(w: &str) -> String {
+    w.replace("(a_documentation_placeholder)", "")
+        .replace(UNKNOWN, "")
+}
+
 /// A word as the script wrote it, for names: unknown parts stay as written.
 fn shown(w: &str) -> String {
+    if !w.starts_with(UNKNOWN) && w.contains(UNKNOWN) {
+        return clean(w);
+    }
     match w.strip_prefix(UNKNOWN) {
         Some(why) => why
             .split_once(" (")

@@ -42,13 +42,13 @@ fn known(source: &str) -> Option<Known> {
 /// recognised by its inputs.
 fn by_inputs(o: &Obj) -> Option<Known> {
     let m = o.v.as_object()?;
-    if m.keys()
-        .any(|k| k.starts_with("agents_") || k.starts_with("net_profile_"))
-    {
+    if m.keys().any(|k| {
+        k.starts_with("agents_")
+            || k.starts_with("net_profile_")
+            || matches!(k.as_str(), "prefix" | "vnet_subnet" | "vnet_subnet_id")
+    }) {
         Some(Known::AksModule)
-    } else if m.contains_key("default_agent_pool")
-        || m.contains_key("parent_id") && m.contains_key("network_profile")
-    {
+    } else if m.contains_key("default_agent_pool") || m.contains_key("parent_id") {
         Some(Known::Avm)
     } else {
         None
@@ -128,6 +128,7 @@ fn aks_module(o: &Obj, name: &str) -> Result<Cluster, InputError> {
             .str(&["net_profile_outbound_type"])?
             .or(Some("loadBalancer".into())),
         load_balancer_sku: o.str(&["load_balancer_sku"])?,
+        api_server_subnet_id: o.str(&["api_server_subnet_id"])?,
         ..Cluster::default()
     };
     c.pools.push(Pool {
@@ -159,6 +160,16 @@ fn avm(o: &Obj, name: &str) -> Result<Cluster, InputError> {
     if let Some((k, sku)) = o.raw(&["sku"]) {
         let s = o.at(sku, format!("{}.{k}", o.path));
         c.tier = tier(&s, "tier", s.str(&["tier"])?)?;
+        // AKS Automatic (MicrosoftDocs/azure-aks-docs articles/aks/intro-aks-automatic.md):
+        // managed VNet on Azure CNI Overlay with Cilium, nodes by node auto-provisioning.
+        if s.str(&["name"])?
+            .is_some_and(|n| n.eq_ignore_ascii_case("automatic"))
+        {
+            c.network_plugin = Some(Plugin::Azure);
+            c.network_plugin_mode = Some("overlay".into());
+            c.network_dataplane = Some("cilium".into());
+            c.node_auto_provisioning = true;
+        }
     }
     if let Some((k, np)) = o.raw(&["network_profile"]) {
         let n = o.at(np, format!("{}.{k}", o.path));

@@ -209,6 +209,10 @@ impl<'a> Obj<'a> {
     pub fn obj(&self, keys: &[&str]) -> Result<Option<Obj<'a>>, InputError> {
         match self.raw(keys) {
             None => Ok(None),
+            Some((k, Value::String(s))) if s.starts_with(UNRESOLVED) => {
+                self.unresolved(&k, &s[UNRESOLVED.len()..]);
+                Ok(None)
+            }
             Some((k, v @ Value::Object(_))) => Ok(Some(Obj {
                 v,
                 path: self.join(&k),
@@ -224,6 +228,10 @@ impl<'a> Obj<'a> {
     pub fn list(&self, keys: &[&str]) -> Result<Vec<Obj<'a>>, InputError> {
         match self.raw(keys) {
             None => Ok(Vec::new()),
+            Some((k, Value::String(s))) if s.starts_with(UNRESOLVED) => {
+                self.unresolved(&k, &s[UNRESOLVED.len()..]);
+                Ok(Vec::new())
+            }
             Some((k, Value::Array(a))) => Ok(a
                 .iter()
                 .enumerate()
