@@ -118,7 +118,11 @@ pub fn block_value(body: &[Item], ctx: &Context, file: &str) -> Value {
                     continue;
                 };
                 for v in dynamic(label, body, ctx, file) {
-                    push(&mut m, label, v);
+                    if v.is_string() && !m.contains_key(label.as_str()) {
+                        m.insert(label.clone(), v);
+                    } else if !v.is_string() {
+                        push(&mut m, label, v);
+                    }
                 }
             }
             Item::Block { ty, body, .. } => {
@@ -154,12 +158,8 @@ fn dynamic(label: &str, body: &[Item], ctx: &Context, file: &str) -> Vec<Value> 
     };
     let elems = match eval(fe, ctx) {
         Ok(v) => elements(&v),
-        Err(why) => {
-            // Unknown collection: one block whose every attribute says why.
-            let mut m = Map::new();
-            m.insert("dynamic".into(), marker(fe, file, line, &why));
-            return vec![Value::Object(m)];
-        }
+        // Unknown collection: the blocks are unknown (a marker in their place).
+        Err(why) => return vec![marker(fe, file, line, &why)],
     };
     elems
         .into_iter()
@@ -198,6 +198,16 @@ fn elements(v: &Value) -> Vec<(Value, Value)> {
 /// VNet and resource group where the type has them.
 fn synthetic_id(ty: &str, v: &Value) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    // The resource group only completes the ID (joins go by VNet and subnet name): an unknown
+    // one becomes the placeholder.
+    let rg = s("resource_group_name").filter(|g| !g.contains(UNRESOLVED));
+    let s = |k: &str| {
+        if k == "resource_group_name" {
+            rg.clone()
+        } else {
+            s(k)
+        }
+    };
     let name = s("name").unwrap_or_default();
     match ty {
         "azurerm_subnet" => synthetic_subnet_id(
@@ -269,7 +279,16 @@ fn instances(r: &Res, ctx: &Context) -> Vec<Instance> {
             }
             if !m.contains_key("id") && r.kind != "module" {
                 let id = synthetic_id(&r.ty, &Value::Object(m.clone()));
-                m.insert("id".into(), Value::String(id));
+                // An ID built from unknown parts is unknown itself.
+                let id = if id.contains(UNRESOLVED) {
+                    Value::String(format!(
+                        "{UNRESOLVED}{}.{}{index}.id at {}:{} (its name or VNet is not known yet)",
+                        r.ty, r.name, r.file, r.line
+                    ))
+                } else {
+                    Value::String(id)
+                };
+                m.insert("id".into(), id);
             }
         }
         Instance { index, value: v }
@@ -312,6 +331,15 @@ fn visible(insts: &[Instance]) -> Value {
                 })
                 .collect(),
         ),
+    }
+}
+
+fn has_marker(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains(UNRESOLVED),
+        Value::Array(a) => a.iter().any(has_marker),
+        Value::Object(m) => m.values().any(has_marker),
+        _ => false,
     }
 }
 
@@ -360,6 +388,14 @@ pub fn evaluate(cfg: &Config) -> Evaluated {
             .iter()
             .map(|r| (r.clone(), instances(r, &c)))
             .collect();
+        // Nothing unknown left: another pass cannot change anything.
+        if !result
+            .iter()
+            .flat_map(|(_, i)| i.iter())
+            .any(|i| has_marker(&i.value))
+        {
+            break;
+        }
         let snapshot = format!("{:?}", result.iter().map(|(_, i)| i).collect::<Vec<_>>());
         if snapshot == last {
             break;
@@ -612,6 +648,25 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
                 .into_iter()
                 .fold(f64::MAX, f64::min),
         ),
+        "range" => {
+            let n: Vec<f64> = a.iter().map(|v| num(Some(v))).collect::<Result<_, _>>()?;
+            let (start, end, step) = match n.as_slice() {
+                [e] => (0.0, *e, 1.0),
+                [s, e] => (*s, *e, 1.0),
+                [s, e, st] => (*s, *e, *st),
+                _ => return Err("range: 1 to 3 arguments".into()),
+            };
+            if step == 0.0 || ((end - start) / step) > 10_000.0 {
+                return Err("range: too many elements".into());
+            }
+            let mut out = Vec::new();
+            let mut x = start;
+            while (step > 0.0 && x < end) || (step < 0.0 && x > end) {
+                out.push(json_num(x));
+                x += step;
+            }
+            Value::Array(out)
+        }
         "abs" => json_num(num(a.first())?.abs()),
         "floor" => json_num(num(a.first())?.floor()),
         "ceil" => json_num(num(a.first())?.ceil()),
@@ -646,7 +701,7 @@ funcs! {
     "distinct" => f_distinct, "length" => f_length, "element" => f_element, "one" => f_one,
     "contains" => f_contains, "keys" => f_keys, "values" => f_values, "lookup" => f_lookup,
     "merge" => f_merge, "coalesce" => f_coalesce, "max" => f_max, "min" => f_min,
-    "abs" => f_abs, "floor" => f_floor, "ceil" => f_ceil, "cidrsubnet" => f_cidrsubnet,
+    "abs" => f_abs, "range" => f_range, "floor" => f_floor, "ceil" => f_ceil, "cidrsubnet" => f_cidrsubnet,
     "cidrhost" => f_cidrhost,
 }
 
