@@ -161,10 +161,11 @@ fn dynamic(label: &str, body: &[Item], ctx: &Context, file: &str) -> Vec<Value> 
         // Unknown collection: the blocks are unknown (a marker in their place).
         Err(why) => return vec![marker(fe, file, line, &why)],
     };
+    // One copy of the context for the whole block, the iterator rebound per element.
+    let mut c = ctx.clone();
     elems
         .into_iter()
         .map(|(k, v)| {
-            let mut c = ctx.clone();
             c.declare_var(
                 iter_name.as_str(),
                 to_hcl(&serde_json::json!({"key": k, "value": v})),
@@ -295,19 +296,21 @@ fn instances(r: &Res, ctx: &Context) -> Vec<Instance> {
     };
     match count_or_each(r, ctx) {
         Ok(None) => vec![finish(block_value(&body, ctx, &r.file), String::new())],
-        Ok(Some(list)) => list
-            .into_iter()
-            .map(|(index, bind)| {
-                let mut c = ctx.clone();
-                let var = if bind.get("index").is_some() {
-                    "count"
-                } else {
-                    "each"
-                };
-                c.declare_var(var, to_hcl(&bind));
-                finish(block_value(&body, &c, &r.file), index)
-            })
-            .collect(),
+        Ok(Some(list)) => {
+            // One copy of the context, `count`/`each` rebound per instance.
+            let mut c = ctx.clone();
+            list.into_iter()
+                .map(|(index, bind)| {
+                    let var = if bind.get("index").is_some() {
+                        "count"
+                    } else {
+                        "each"
+                    };
+                    c.declare_var(var, to_hcl(&bind));
+                    finish(block_value(&body, &c, &r.file), index)
+                })
+                .collect()
+        }
         // The instances are unknown: evaluate once, so the attributes that do not depend on
         // count/each still count.
         Err(_) => vec![finish(block_value(&body, ctx, &r.file), String::new())],
