@@ -404,3 +404,31 @@ fn bicep_with_bicepparam() {
     assert_eq!(r.capacity[1].required_with_surge, 96);
     assert!(!r.has_errors(), "{:?}", r.findings);
 }
+
+/// A needed Terraform value that cannot be resolved is a finding with file:line and the
+/// expression; the rest of the plan runs.
+#[test]
+fn terraform_needed_unknown_is_a_finding_with_file_and_line() {
+    let main = r#"
+variable "svc" {}
+resource "azurerm_kubernetes_cluster" "aks" {
+  name = "x"
+  default_node_pool {
+    name       = "system"
+    node_count = 3
+  }
+  network_profile {
+    network_plugin      = "azure"
+    network_plugin_mode = "overlay"
+    service_cidr        = var.svc
+  }
+}
+"#;
+    let i = tf(&[("main.tf", main)]).unwrap();
+    let r = plan(&i, &PlanOptions::default());
+    let f = r.findings.iter().find(|f| f.rule == "IN1").unwrap();
+    assert_eq!(f.location.as_deref(), Some("main.tf:12"));
+    assert!(f.message.contains("var.svc"), "{}", f.message);
+    assert!(f.field.contains("network_profile"), "{}", f.field);
+    assert!(!r.capacity.is_empty());
+}
