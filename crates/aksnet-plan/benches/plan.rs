@@ -89,6 +89,84 @@ fn measure(
     );
 }
 
+/// The same big cluster as Terraform: one cluster, 99 node pools made by `count`, a VNet whose
+/// 200 subnets come from a `dynamic` block over `cidrsubnet`, locals and variables; every pool
+/// joins its subnet through `"${azurerm_virtual_network.v.id}/subnets/snet${count.index}"`.
+fn generate_tf(pools: usize, per_pool: usize, subnets: usize) -> String {
+    format!(
+        r#"variable "per_pool" {{ default = {per_pool} }}
+locals {{
+  subnets = {{ for i in range(0, {subnets}) : "snet${{i}}" => cidrsubnet("10.0.0.0/8", 13, i) }}
+}}
+resource "azurerm_virtual_network" "v" {{
+  name                = "big-vnet"
+  resource_group_name = "rg"
+  address_space       = ["10.0.0.0/8"]
+  dynamic "subnet" {{
+    for_each = local.subnets
+    content {{
+      name           = subnet.key
+      address_prefix = subnet.value
+    }}
+  }}
+}}
+resource "azurerm_kubernetes_cluster" "big" {{
+  name     = "big"
+  sku_tier = "Standard"
+  default_node_pool {{
+    name           = "pool0"
+    node_count     = var.per_pool
+    max_pods       = 30
+    vnet_subnet_id = "${{azurerm_virtual_network.v.id}}/subnets/snet0"
+    upgrade_settings {{ max_surge = "1" }}
+  }}
+  network_profile {{
+    network_plugin = "azure"
+    service_cidr   = "192.168.0.0/16"
+    dns_service_ip = "192.168.0.10"
+  }}
+}}
+resource "azurerm_kubernetes_cluster_node_pool" "p" {{
+  count          = {rest}
+  name           = "pool${{count.index + 1}}"
+  node_count     = var.per_pool
+  max_pods       = 30
+  vnet_subnet_id = "${{azurerm_virtual_network.v.id}}/subnets/snet${{count.index + 1}}"
+  upgrade_settings {{ max_surge = "1" }}
+}}
+"#,
+        rest = pools - 1
+    )
+}
+
+fn measure_tf(label: &str, pools: usize, per_pool: usize, subnets: usize, runs: usize) {
+    let docs = [(
+        PathBuf::from("big.tf"),
+        generate_tf(pools, per_pool, subnets),
+    )];
+    let mut t_parse = Vec::new();
+    let mut t_plan = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let input = input::load_texts(&docs).expect("generated Terraform loads");
+        t_parse.push(t.elapsed());
+        let t = Instant::now();
+        last = Some(plan(&input, &PlanOptions::default()));
+        t_plan.push(t.elapsed());
+    }
+    let r = last.expect("at least one run");
+    assert_eq!(r.cluster.nodes_max, (pools * per_pool) as u64);
+    assert_eq!(r.capacity.len(), pools, "every pool joined its subnet");
+    println!(
+        "{label}: Terraform, {pools} pools (count), {} nodes, {subnets} subnets (dynamic), {} findings: parse+evaluate {:?}, plan {:?} (median of {runs})",
+        pools * per_pool,
+        r.findings.len(),
+        median(t_parse),
+        median(t_plan)
+    );
+}
+
 fn main() {
     let runs = std::env::var("RUNS")
         .ok()
@@ -97,4 +175,5 @@ fn main() {
     measure("small ", 10, 50, 20, 5, runs);
     measure("medium", 50, 50, 100, 25, runs);
     measure("big   ", 100, 50, 200, 50, runs);
+    measure_tf("big-tf", 100, 50, 200, runs);
 }

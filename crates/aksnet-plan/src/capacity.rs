@@ -1,5 +1,5 @@
 //! Capacity per node subnet, pod CIDR and pod subnet, the count limits, and the growth
-//! projection (planner.md §3). Pure.
+//! projection (docs/plan.md). Pure.
 
 use std::collections::BTreeMap;
 
@@ -142,7 +142,7 @@ pub fn ranges(r: &Resolved) -> Vec<Capacity> {
         };
         let Some(v4) = s.v4() else { continue };
         let static_block = acc.pools.iter().all(|p| p.static_block());
-        // Dynamic: 16 addresses per node at start (planner.md §2.11); static: whole /28 blocks,
+        // Dynamic: 16 addresses per node at start (docs/plan.md); static: whole /28 blocks,
         // less the two blocks that hold Azure's reserved addresses (an inference).
         let (usable, cost): (u64, CostFn) = if static_block {
             let blocks = if v4.prefix_len() <= 28 {
@@ -245,7 +245,15 @@ pub fn cluster(r: &Resolved, ranges: &[Capacity], limits: &[Limit]) -> ClusterCa
     for l in limits {
         consider(l.headroom_nodes, l.name.clone());
     }
+    let min_pods = r.pools.iter().map(|p| p.max_pods).min().unwrap_or(0);
+    let total = best.as_ref().map(|(h, _)| {
+        let nodes = (nodes_max + surge) as i64 + h;
+        let pods = pods_max as i64 + h * min_pods as i64;
+        (nodes.max(0) as u64, pods.max(0) as u64)
+    });
     ClusterCapacity {
+        max_nodes_total: total.map(|t| t.0),
+        max_pods_total: total.map(|t| t.1),
         model: r.model().label().to_string(),
         nodes_now,
         nodes_max,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-/// `networkProfile.networkPlugin` (planner.md §1).
+/// `networkProfile.networkPlugin` (docs/plan.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Plugin {
@@ -39,6 +39,8 @@ pub enum Origin {
     Arm,
     ArmTemplate,
     Terraform,
+    /// An `az` CLI script or the az code blocks of a Markdown file.
+    AzScript,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,7 +60,7 @@ impl Tier {
             _ => None,
         }
     }
-    /// Cluster node limit (planner.md C2).
+    /// Cluster node limit (rule C2, docs/plan.md).
     pub fn node_limit(self) -> u64 {
         match self {
             Tier::Free => 1000,
@@ -88,10 +90,12 @@ pub struct Cluster {
     pub outbound_type: Option<String>,
     pub load_balancer_sku: Option<String>,
     pub identity_type: Option<String>,
-    /// `apiServerAccessProfile.subnetId` (API server VNet integration, planner.md N9).
+    /// `apiServerAccessProfile.subnetId` (API server VNet integration, rule N9, docs/plan.md).
     pub api_server_subnet_id: Option<String>,
-    /// App Gateway ingress add-on `subnetCIDR` (planner.md N11).
+    /// App Gateway ingress add-on `subnetCIDR` (rule N11, docs/plan.md).
     pub appgw_subnet_cidr: Option<String>,
+    /// `nodeProvisioningProfile.mode: Auto` (node auto-provisioning): nodes beyond the pools.
+    pub node_auto_provisioning: bool,
     pub pools: Vec<Pool>,
 }
 
@@ -112,7 +116,7 @@ pub struct Pool {
     pub max_surge: Option<String>,
     pub max_unavailable: Option<String>,
     pub spot: bool,
-    /// `type: AvailabilitySet` (overlay does not support it, planner.md §2.12).
+    /// `type: AvailabilitySet` (overlay does not support it, docs/plan.md).
     pub availability_set: bool,
 }
 
@@ -155,6 +159,19 @@ pub struct Source {
     pub kind: String,
 }
 
+/// A value the plan needed that no input resolved (a variable without a value, an
+/// unsupported function, an attribute only known after apply): planned as absent, reported
+/// as a finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unresolved {
+    pub file: String,
+    /// "file:line" of the expression, where the input has lines.
+    pub location: Option<String>,
+    /// The field that needed it (`azurerm_kubernetes_cluster.aks (line 3).network_profile...`).
+    pub field: String,
+    pub expression: String,
+}
+
 /// Everything the planner plans: at most one cluster, any number of VNets, extra ranges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanInput {
@@ -168,6 +185,10 @@ pub struct PlanInput {
     /// `--peer` and spec `peerings`: ranges of peered VNets not described by a VNet file.
     pub extra_peers: Vec<String>,
     pub sources: Vec<Source>,
+    /// Needed values no input resolved.
+    pub unresolved: Vec<Unresolved>,
+    /// Defaults an input adapter applied (the az CLI's): (field, value, reason).
+    pub input_defaults: Vec<(String, String, String)>,
 }
 
 /// The VNet called `name` (Azure names are case-insensitive), if described.
@@ -198,6 +219,8 @@ impl Default for PlanInput {
             on_prem: Vec::new(),
             extra_peers: Vec::new(),
             sources: Vec::new(),
+            unresolved: Vec::new(),
+            input_defaults: Vec::new(),
         }
     }
 }

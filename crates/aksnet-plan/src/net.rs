@@ -5,10 +5,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::{IpNet, Ipv4Net};
 
 /// Azure keeps 5 addresses of every subnet: network, .1 gateway, .2/.3 Azure DNS, broadcast
-/// (planner.md §1, ambiguity 3: the "3" of configure-kubenet.md is outdated).
+/// (docs/plan.md, ambiguity 3: the "3" of configure-kubenet.md is outdated).
 pub const AZURE_RESERVED_PER_SUBNET: u64 = 5;
 
-/// Ranges no AKS service CIDR, pod CIDR or cluster VNet may touch (planner.md R1; seed
+/// Ranges no AKS service CIDR, pod CIDR or cluster VNet may touch (rule R1, docs/plan.md; Microsoft Learn legacy CNI page
 /// "Deployment parameters").
 pub const AKS_RESERVED: [&str; 4] = [
     "169.254.0.0/16",
@@ -17,7 +17,7 @@ pub const AKS_RESERVED: [&str; 4] = [
     "192.0.2.0/24",
 ];
 
-/// Ranges Azure never allows in a VNet (planner.md R4).
+/// Ranges Azure never allows in a VNet (rule R4, docs/plan.md).
 pub const VNET_FORBIDDEN: [&str; 5] = [
     "224.0.0.0/4",
     "255.255.255.255/32",
@@ -26,7 +26,7 @@ pub const VNET_FORBIDDEN: [&str; 5] = [
     "168.63.129.16/32",
 ];
 
-/// RFC 1918 and RFC 6598: the private space the rules call "not public" (planner.md R2, R3).
+/// RFC 1918 and RFC 6598: the private space the rules call "not public" (rule R2, docs/plan.md, R3).
 pub const PRIVATE_V4: [&str; 4] = [
     "10.0.0.0/8",
     "172.16.0.0/12",
@@ -48,7 +48,7 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
     s.trim().parse::<IpAddr>().ok()
 }
 
-/// True when the network address has host bits set (`10.2.0.1/24`), planner.md S7.
+/// True when the network address has host bits set (`10.2.0.1/24`), rule S7, docs/plan.md.
 pub fn has_host_bits(n: &IpNet) -> bool {
     n.addr() != n.network()
 }
@@ -80,12 +80,12 @@ pub fn size_v4(prefix: u8) -> u64 {
     }
 }
 
-/// Usable addresses of an Azure subnet: 2^(32−p) − 5, never negative (planner.md §3 U(s)).
+/// Usable addresses of an Azure subnet: 2^(32−p) − 5, never negative (docs/plan.md.
 pub fn azure_usable(prefix: u8) -> u64 {
     size_v4(prefix).saturating_sub(AZURE_RESERVED_PER_SUBNET)
 }
 
-/// The longest prefix whose Azure-usable count holds `required` addresses (planner.md §3
+/// The longest prefix whose Azure-usable count holds `required` addresses (docs/plan.md
 /// "Smallest subnet for a plan"). `None` when even a /8 (the VNet maximum) is too small.
 pub fn smallest_azure_prefix(required: u64) -> Option<u8> {
     (8..=29u8).rev().find(|p| azure_usable(*p) >= required)

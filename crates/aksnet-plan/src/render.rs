@@ -111,6 +111,9 @@ pub fn human(r: &Report, color: bool) -> String {
             f.code.unwrap_or("-"),
             f.field
         );
+        if let Some(loc) = &f.location {
+            let _ = writeln!(o, "          at {loc}");
+        }
         let _ = writeln!(o, "          {}", f.message);
     }
     let _ = writeln!(o);
@@ -166,6 +169,24 @@ pub fn human(r: &Report, color: bool) -> String {
     }
     o.push_str(&table(&rows));
     let _ = writeln!(o);
+    if !r.partial {
+        cluster_section(r, &p, &mut o);
+    }
+    if let Some(g) = &r.growth {
+        let _ = writeln!(o, "  growth: {}", g.message);
+    }
+    if !r.defaults_applied.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "{}", p.bold("Defaults applied:"));
+        for d in &r.defaults_applied {
+            let _ = writeln!(o, "  {} = {}  ({})", d.field, d.value, d.reason);
+        }
+    }
+    o
+}
+
+/// Limits and the cluster's totals (not shown for a partial plan).
+fn cluster_section(r: &Report, p: &Paint, o: &mut String) {
     let _ = writeln!(o, "{}", p.bold("Limits (nodes):"));
     let mut rows = vec![["LIMIT", "MAX", "AT MAX", "MAX+SURGE", "HEADROOM"]
         .iter()
@@ -204,17 +225,12 @@ pub fn human(r: &Report, color: bool) -> String {
             "  binding constraint: {b} ({h} more nodes after maximum plus surge)"
         );
     }
-    if let Some(g) = &r.growth {
-        let _ = writeln!(o, "  growth: {}", g.message);
+    if let (Some(n), Some(pods)) = (c.max_nodes_total, c.max_pods_total) {
+        let _ = writeln!(
+            o,
+            "  cluster total: at most {n} nodes and {pods} pods before the binding constraint runs out (surge nodes included)"
+        );
     }
-    if !r.defaults_applied.is_empty() {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "{}", p.bold("Defaults applied:"));
-        for d in &r.defaults_applied {
-            let _ = writeln!(o, "  {} = {}  ({})", d.field, d.value, d.reason);
-        }
-    }
-    o
 }
 
 pub fn json(r: &Report) -> String {

@@ -2,12 +2,12 @@
 
 use serde::Serialize;
 
-use crate::catalogue::{rule, Severity};
+use crate::catalogue::{rule, RuleId, Severity};
 use crate::model::Source;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    pub rule: &'static str,
+    pub rule: RuleId,
     pub severity: Severity,
     /// The control plane's error code, or null where none was ever captured.
     pub code: Option<&'static str>,
@@ -15,23 +15,30 @@ pub struct Finding {
     /// The field concerned, as an ARM-style path (`networkProfile.serviceCidr`).
     pub field: String,
     pub source: &'static str,
+    /// "file:line" of the input that gave the value, where the input has lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 impl Finding {
+    /// The same finding, located at `loc` ("file:line").
+    pub fn at(mut self, loc: Option<String>) -> Finding {
+        self.location = loc;
+        self
+    }
+
     /// Build a finding of catalogue rule `id`; severity, code and source come from the
     /// catalogue so one ID always means one thing.
-    pub fn new(id: &'static str, field: impl Into<String>, message: impl Into<String>) -> Finding {
-        let (severity, code, source) = match rule(id) {
-            Some(r) => (r.severity, r.code, r.source),
-            None => (Severity::Error, None, "aksnet plan"),
-        };
+    pub fn new(id: RuleId, field: impl Into<String>, message: impl Into<String>) -> Finding {
+        let r = rule(id);
         Finding {
             rule: id,
-            severity,
-            code,
+            severity: r.severity,
+            code: r.code,
             message: message.into(),
             field: field.into(),
-            source,
+            source: r.source,
+            location: None,
         }
     }
 }
@@ -51,7 +58,7 @@ pub enum RangeKind {
     PodSubnet,
 }
 
-/// Capacity of one address range (planner.md §3). Addresses, except `max_nodes`.
+/// Capacity of one address range (docs/plan.md). Addresses, except `max_nodes`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Capacity {
     pub name: String,
@@ -107,6 +114,11 @@ pub struct ClusterCapacity {
     pub binding_constraint: Option<String>,
     /// Nodes that can still be added after maximum plus surge, under the binding constraint.
     pub headroom_nodes: Option<i64>,
+    /// The most nodes the cluster can have before the binding constraint runs out (surge
+    /// nodes included): maximum plus surge plus headroom; the tier's node limit caps it.
+    pub max_nodes_total: Option<u64>,
+    /// Pods those nodes hold (added nodes counted at the smallest maxPods of the pools).
+    pub max_pods_total: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -132,6 +144,8 @@ pub struct Report {
     pub inputs: Vec<Source>,
     pub cluster_name: String,
     pub model: String,
+    /// True when the inputs describe no cluster (a VNet alone, pools alone).
+    pub partial: bool,
     /// Set when `--plugin`/`--mode`/`--migrate-to` changed the model.
     pub what_if: Option<String>,
     pub findings: Vec<Finding>,

@@ -1,4 +1,4 @@
-//! Fill in the AKS defaults (planner.md §4) and join pools to subnets. Pure: the result and
+//! Fill in the AKS defaults (docs/plan.md) and join pools to subnets. Pure: the result and
 //! the list of defaults applied, so the report can show every one of them.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use crate::model::{Origin, PlanInput, Plugin, Tier};
 use crate::net;
 use crate::report::DefaultApplied;
 
-/// The network model a cluster (or a what-if) runs (planner.md §1).
+/// The network model a cluster (or a what-if) runs (docs/plan.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetModel {
     Kubenet,
@@ -33,7 +33,7 @@ impl NetModel {
     pub fn uses_pod_cidr(self) -> bool {
         matches!(self, NetModel::Kubenet | NetModel::Overlay)
     }
-    /// Default maxPods (planner.md M3; ambiguity 1 decided as 250 for Pod Subnet).
+    /// Default maxPods (rule M3, docs/plan.md; ambiguity 1 decided as 250 for Pod Subnet).
     pub fn default_max_pods(self) -> u64 {
         match self {
             NetModel::Kubenet => 110,
@@ -69,7 +69,7 @@ pub enum Surge {
 }
 
 impl Surge {
-    /// "5" or "33%" (planner.md U1); anything else is Invalid.
+    /// "5" or "33%" (rule U1, docs/plan.md); anything else is Invalid.
     pub fn parse(s: &str) -> Surge {
         let t = s.trim();
         if let Some(p) = t.strip_suffix('%') {
@@ -115,7 +115,7 @@ impl RPool {
             .as_deref()
             .is_some_and(|m| m.eq_ignore_ascii_case("staticblock"))
     }
-    /// Nodes at the autoscaler maximum (maxCount when autoscaling, else count), planner.md N1.
+    /// Nodes at the autoscaler maximum (maxCount when autoscaling, else count), rule N1, docs/plan.md.
     pub fn nodes_max(&self) -> u64 {
         if self.autoscale {
             self.max_count.unwrap_or(self.count).max(self.count)
@@ -124,7 +124,7 @@ impl RPool {
         }
     }
     /// Surge nodes at an upgrade from the maximum: percent rounded up, capped at the pool
-    /// size; spot pools surge nothing (planner.md U1, U6).
+    /// size; spot pools surge nothing (rule U1, docs/plan.md, U6).
     pub fn surge_nodes(&self) -> u64 {
         let m = self.nodes_max();
         if self.spot {
@@ -202,6 +202,7 @@ pub struct Resolved {
     pub peers: Vec<CidrValue>,
     pub on_prem: Vec<CidrValue>,
     pub managed_vnet: bool,
+    pub node_auto_provisioning: bool,
 }
 
 impl Resolved {
@@ -226,7 +227,7 @@ impl Resolved {
         }
     }
 
-    /// Node-subnet addresses one node of `pool` costs (planner.md §1 table).
+    /// Node-subnet addresses one node of `pool` costs (docs/plan.md.
     pub fn node_cost(&self, pool: &RPool) -> u64 {
         match self.model() {
             NetModel::NodeSubnet => pool.max_pods + 1,
@@ -269,7 +270,7 @@ pub fn parse_subnet_id(id: &str) -> Option<(Option<String>, String, String)> {
 
 /// Join a pool's subnet reference to a known subnet: by full ID (case-insensitive), then by
 /// VNet and subnet name (templates and Terraform do not know the subscription), then by a bare
-/// subnet name that is unique (spec files). planner.md §7 "Join pools to subnets by
+/// subnet name that is unique (spec files). docs/plan.md "Join pools to subnets by
 /// case-insensitive ID".
 pub fn find_subnet(subnets: &[RSubnet], vnets: &[RVnet], reference: &str) -> Option<usize> {
     let r = reference.trim().to_ascii_lowercase();
@@ -332,14 +333,14 @@ impl Defaults {
 pub const MANAGED_VNET: &str = "10.224.0.0/12";
 pub const MANAGED_SUBNET: &str = "10.224.0.0/16";
 
-/// Apply the defaults of planner.md §4 to the input; see docs/plan.md for the decisions.
+/// Apply the defaults of docs/plan.md the input; see docs/plan.md for the decisions.
 pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
     let mut d = Defaults(Vec::new());
     let c = input.cluster.clone().unwrap_or_default();
     let np = "networkProfile";
 
     // Plugin: the CLI's current default is overlay; an API request without a networkProfile
-    // got kubenet (planner.md §1, §4).
+    // got kubenet (docs/plan.md, §4).
     let (plugin, overlay, plugin_explicit) = match c.network_plugin {
         Some(p) => (
             p,
@@ -349,7 +350,7 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
                     .is_some_and(|m| m.eq_ignore_ascii_case("overlay")),
             true,
         ),
-        None if input.origin == Origin::Spec => {
+        None if matches!(input.origin, Origin::Spec | Origin::AzScript) => {
             d.add(
                 format!("{np}.networkPlugin"),
                 "azure (networkPluginMode overlay)",
@@ -400,7 +401,7 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
         d.add(
             format!("{np}.podCidr"),
             "10.244.0.0/16",
-            "absent: AKS default pod CIDR (planner.md P7)",
+            "absent: AKS default pod CIDR (rule P7, docs/plan.md)",
         );
     }
     if dual && model_uses_pod_cidr && pod_raw.len() == 1 && !pod_raw.iter().any(|s| s.contains(':'))
@@ -605,7 +606,10 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
             d.add(
                 format!("{pf}.maxPods"),
                 v.to_string(),
-                format!("absent: default for {} (planner.md M3)", pre_model.label()),
+                format!(
+                    "absent: default for {} (docs/plan.md, defaults)",
+                    pre_model.label()
+                ),
             );
             v
         });
@@ -613,7 +617,7 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
             d.add(
                 format!("{pf}.upgradeSettings.maxSurge"),
                 "10%",
-                "absent: the API's default since 2025-03 (planner.md U2)",
+                "absent: the API's default since 2025-03 (docs/plan.md, defaults)",
             );
             "10%".into()
         });
@@ -745,6 +749,7 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
         peers,
         on_prem,
         managed_vnet,
+        node_auto_provisioning: c.node_auto_provisioning,
     };
     (resolved, d.0)
 }

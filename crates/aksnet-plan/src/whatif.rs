@@ -1,9 +1,10 @@
 //! What-if (`--plugin`, `--mode`, `--pod-cidr`) and the migration to Azure CNI Overlay
-//! (`--migrate-to overlay`, research/azure-cni.md §5.4). Pure: both rewrite a resolved plan
+//! (`--migrate-to overlay`, docs/plan.md, "Migration"). Pure: both rewrite a resolved plan
 //! and return the findings that only the change itself can raise.
 
 use ipnet::IpNet;
 
+use crate::catalogue::RuleId;
 use crate::model::Plugin;
 use crate::net;
 use crate::report::{DefaultApplied, Finding};
@@ -40,7 +41,7 @@ fn set_pod_cidr(r: &mut Resolved, raw: &str) {
 fn check_expansion(old: Option<IpNet>, new_raw: &str, f: &mut Vec<Finding>) {
     if let (Some(old), Some(new)) = (old, net::parse_cidr(new_raw)) {
         if !net::covers(&new.trunc(), &old.trunc()) {
-            f.push(Finding::new("P6", "--pod-cidr", format!("The pod CIDR can only grow to a contiguous superset of {old}; {new_raw} is not one (no shrink or move).")));
+            f.push(Finding::new(RuleId::P6, "--pod-cidr", format!("The pod CIDR can only grow to a contiguous superset of {old}; {new_raw} is not one (no shrink or move).")));
         }
     }
 }
@@ -92,7 +93,7 @@ pub fn apply(
     }
     if after != before {
         for p in &r.pools {
-            f.push(Finding::new("M5", format!("{}.maxPods", p.field), format!("What-if keeps pool {}'s maxPods {} (it cannot change on an existing pool); under {} a node costs {} node-subnet addresses.", p.name, p.max_pods, after.label(), r.node_cost(p))));
+            f.push(Finding::new(RuleId::M5, format!("{}.maxPods", p.field), format!("What-if keeps pool {}'s maxPods {} (it cannot change on an existing pool); under {} a node costs {} node-subnet addresses.", p.name, p.max_pods, after.label(), r.node_cost(p))));
         }
     }
     let label = if after != before {
@@ -114,13 +115,13 @@ fn migrate(
     match before {
         NetModel::Kubenet | NetModel::NodeSubnet => {}
         other => {
-            f.push(Finding::new("MG2", "networkProfile.networkPlugin", format!("Only kubenet and Azure CNI Node Subnet clusters can migrate to overlay; this cluster is {}.", other.label())));
+            f.push(Finding::new(RuleId::MG2, "networkProfile.networkPlugin", format!("Only kubenet and Azure CNI Node Subnet clusters can migrate to overlay; this cluster is {}.", other.label())));
         }
     }
     if let Some(v) = r.k8s {
         if (v.0, v.1) < (1, 27) {
             f.push(Finding::new(
-                "MG1",
+                RuleId::MG1,
                 "kubernetesVersion",
                 format!(
                     "Migration to overlay needs Kubernetes 1.27 or later; the cluster runs {}.{}.",
@@ -131,16 +132,16 @@ fn migrate(
     }
     if let Some(pol) = r.network_policy.clone() {
         if before == NetModel::Kubenet && pol.eq_ignore_ascii_case("calico") {
-            f.push(Finding::new("MG3a", "networkProfile.networkPolicy", "kubenet with Calico: update-azure-cni.md forbids a policy engine, use-network-policies.md describes this very upgrade; verify before migrating.".to_string()));
+            f.push(Finding::new(RuleId::MG3a, "networkProfile.networkPolicy", "kubenet with Calico: update-azure-cni.md forbids a policy engine, use-network-policies.md describes this very upgrade; verify before migrating.".to_string()));
         } else {
-            f.push(Finding::new("MG3", "networkProfile.networkPolicy", format!("The cluster runs the {pol} network policy engine; migration to overlay needs none installed.")));
+            f.push(Finding::new(RuleId::MG3, "networkProfile.networkPolicy", format!("The cluster runs the {pol} network policy engine; migration to overlay needs none installed.")));
         }
     }
     match before {
         NetModel::NodeSubnet => match &w.pod_cidr {
             Some(pc) => set_pod_cidr(r, pc),
             None => {
-                f.push(Finding::new("MG4", "--pod-cidr", "Node Subnet to overlay requires --pod-cidr (az aks update --network-plugin-mode overlay --pod-cidr ...); planned with 10.244.0.0/16.".to_string()));
+                f.push(Finding::new(RuleId::MG4, "--pod-cidr", "Node Subnet to overlay requires --pod-cidr (az aks update --network-plugin-mode overlay --pod-cidr ...); planned with 10.244.0.0/16.".to_string()));
                 set_pod_cidr(r, "10.244.0.0/16");
                 defaults.push(DefaultApplied {
                     field: "networkProfile.podCidr".into(),
@@ -159,7 +160,7 @@ fn migrate(
                 .as_deref()
                 .is_some_and(|t| t.eq_ignore_ascii_case("userassigned"));
             if !uami {
-                f.push(Finding::new("MG5", "identity.type", format!("kubenet to overlay detaches the route table, which needs a user-assigned managed identity; the cluster's identity is {}.", r.identity_type.as_deref().unwrap_or("not given"))));
+                f.push(Finding::new(RuleId::MG5, "identity.type", format!("kubenet to overlay detaches the route table, which needs a user-assigned managed identity; the cluster's identity is {}.", r.identity_type.as_deref().unwrap_or("not given"))));
             }
         }
         _ => {}
@@ -168,7 +169,7 @@ fn migrate(
     r.overlay = true;
     r.plugin_explicit = true;
     f.push(Finding::new(
-        "MG6",
+        RuleId::MG6,
         "networkProfile.networkPluginMode",
         "All node pools are reimaged together during the migration, and it cannot be undone."
             .to_string(),

@@ -1,4 +1,4 @@
-//! The seed's and the docs' figures, exactly; and the capacity formulas under proptest.
+//! Microsoft Learn's legacy CNI page's and the docs' figures, exactly; and the capacity formulas under proptest.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -27,8 +27,8 @@ fn plan_yaml(text: &str, opts: PlanOptions) -> Report {
 }
 
 #[test]
-fn seed_node_subnet_slash24_fits_8_nodes_240_pods() {
-    let r = plan_files(&["nodesubnet-seed.yaml"]);
+fn legacy_doc_node_subnet_slash24_fits_8_nodes_240_pods() {
+    let r = plan_files(&["nodesubnet-legacy-doc.yaml"]);
     let c = &r.capacity[0];
     assert_eq!(
         (c.kind, c.cidr.as_str(), c.usable, c.per_node),
@@ -40,9 +40,9 @@ fn seed_node_subnet_slash24_fits_8_nodes_240_pods() {
 }
 
 #[test]
-fn seed_8_nodes_on_a_slash24_are_accepted_but_not_upgrade_safe() {
-    // The seed: "These maximums don't take into account upgrade or scale operations."
-    let text = std::fs::read_to_string(fixture("nodesubnet-seed.yaml"))
+fn legacy_doc_8_nodes_on_a_slash24_are_accepted_but_not_upgrade_safe() {
+    // Microsoft Learn, legacy CNI page: "These maximums don't take into account upgrade or scale operations."
+    let text = std::fs::read_to_string(fixture("nodesubnet-legacy-doc.yaml"))
         .unwrap()
         .replace("      maxSurge: \"0\"\n      maxUnavailable: \"0\"\n", "");
     let r = plan_yaml(&text, PlanOptions::default());
@@ -58,8 +58,8 @@ fn seed_8_nodes_on_a_slash24_are_accepted_but_not_upgrade_safe() {
 }
 
 #[test]
-fn seed_kubenet_slash24_fits_251_nodes() {
-    let r = plan_files(&["kubenet-seed.yaml"]);
+fn legacy_doc_kubenet_slash24_fits_251_nodes() {
+    let r = plan_files(&["kubenet-legacy-doc.yaml"]);
     let node = r
         .capacity
         .iter()
@@ -100,7 +100,7 @@ fn docs_50_nodes_surge_1_need_1581_addresses_a_slash21() {
 
 #[test]
 fn binding_constraint_and_growth() {
-    let text = std::fs::read_to_string(fixture("kubenet-seed.yaml")).unwrap();
+    let text = std::fs::read_to_string(fixture("kubenet-legacy-doc.yaml")).unwrap();
     let g = Growth::parse("20/month").unwrap();
     let r = plan_yaml(
         &text,

@@ -26,7 +26,7 @@ fn err(names: &[&str]) -> String {
 
 #[test]
 fn spec_yaml() {
-    let i = load(&["nodesubnet-seed.yaml"]);
+    let i = load(&["nodesubnet-legacy-doc.yaml"]);
     let c = i.cluster.as_ref().unwrap();
     assert_eq!(i.origin, Origin::Spec);
     assert_eq!(c.network_plugin, Some(Plugin::Azure));
@@ -121,14 +121,30 @@ fn arm_template_with_comments_variables_and_parameters_file() {
         "the pool joined the template's subnet by name"
     );
     assert!(!r.has_errors(), "{:?}", r.findings);
-    // Without the parameters file, serviceCidr has no value: unusable, naming the key.
-    let e = err(&["arm-template.json"]);
-    assert!(
-        e.contains(
-            "arm-template.json: resources[1].properties.networkProfile.serviceCidr: cannot resolve"
-        ),
-        "{e}"
+    // Without the parameters file, serviceCidr has no value: not fatal (issue 12), a finding
+    // naming the file, the field and the expression; the rest of the plan still runs.
+    let i = load(&["arm-template.json"]);
+    let r = plan(&i, &PlanOptions::default());
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "IN1")
+        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    assert_eq!(
+        f.field,
+        "resources[1].properties.networkProfile.serviceCidr"
     );
+    assert!(
+        f.message.contains("parameters('serviceCidr')"),
+        "{}",
+        f.message
+    );
+    assert!(f
+        .location
+        .as_deref()
+        .unwrap()
+        .ends_with("arm-template.json"));
+    assert!(!r.capacity.is_empty());
 }
 
 #[test]
@@ -175,11 +191,7 @@ fn unusable_inputs_name_file_and_position_or_key() {
             "bad/unknown-shape.json",
             "unknown-shape.json: not a recognised input",
         ),
-        (
-            "bad/unresolved-template.json",
-            "resources[0].properties.networkProfile.serviceCidr: cannot resolve expression",
-        ),
-        ("bad/broken.tf", "broken.tf:5:20: unterminated string"),
+        ("bad/broken.tf", "broken.tf:5:5: invalid HCL"),
         ("does-not-exist.json", "does-not-exist.json: cannot read"),
     ];
     for (file, want) in cases {
@@ -188,4 +200,235 @@ fn unusable_inputs_name_file_and_position_or_key() {
     }
     let e = err(&["aks-show-kubenet.json", "arm-get-nodesubnet.json"]);
     assert!(e.contains("a second cluster"), "{e}");
+}
+
+fn tf(files: &[(&str, &str)]) -> Result<aksnet_plan::PlanInput, String> {
+    let docs: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(n, t)| (PathBuf::from(n), t.to_string()))
+        .collect();
+    input::load_texts(&docs).map_err(|e| e.to_string())
+}
+
+/// Issue 12: the full expression grammar, `dynamic` blocks, `count`/`for_each`, variables
+/// without a value that feed only names, and `.tfvars.json`.
+#[test]
+fn terraform_full_expressions_dynamic_count_and_tfvars_json() {
+    let main = r#"
+variable "prefix" {}
+variable "env" {
+  default = "dev"
+  validation {
+    condition     = !contains(["x"], var.env) && length(var.env) > 0
+    error_message = "bad"
+  }
+}
+variable "subnets" {
+  default = { nodes = 0, apps = 1 }
+}
+locals {
+  big   = var.env == "prod"
+  cidr  = local.big ? "10.8.0.0/16" : "10.9.0.0/16"
+  names = [for k, v in var.subnets : upper(k) if v >= 0]
+}
+resource "azurerm_virtual_network" "v" {
+  name                = "${var.prefix}-vnet"
+  resource_group_name = "rg"
+  address_space       = [local.cidr]
+  dynamic "subnet" {
+    for_each = var.subnets
+    content {
+      name           = subnet.key
+      address_prefix = cidrsubnet(local.cidr, 8, subnet.value)
+    }
+  }
+}
+resource "azurerm_kubernetes_cluster" "aks" {
+  name = "${var.prefix}-aks"
+  default_node_pool {
+    name           = "system"
+    node_count     = -(-3)
+    vnet_subnet_id = "${azurerm_virtual_network.v.id}/subnets/nodes"
+  }
+  network_profile {
+    network_plugin = "azure"
+    service_cidr   = "10.100.0.0/16"
+    dns_service_ip = cidrhost("10.100.0.0/16", 10)
+  }
+}
+resource "azurerm_kubernetes_cluster_node_pool" "extra" {
+  count          = 2
+  name           = "pool${count.index}"
+  node_count     = count.index + 1
+  vnet_subnet_id = "${azurerm_virtual_network.v.id}/subnets/apps"
+}
+"#;
+    let i = tf(&[
+        ("main.tf", main),
+        ("prod.tfvars.json", r#"{"env": "prod"}"#),
+    ])
+    .unwrap();
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.network_plugin, Some(Plugin::Azure));
+    assert_eq!(c.dns_service_ip.as_deref(), Some("10.100.0.10"));
+    assert_eq!(c.pools[0].count, Some(3));
+    let v = &i.vnets[0];
+    assert_eq!(v.address_prefixes, vec!["10.8.0.0/16"]);
+    let subnets: Vec<(&str, &str)> = v
+        .subnets
+        .iter()
+        .map(|s| (s.name.as_str(), s.address_prefixes[0].as_str()))
+        .collect();
+    assert_eq!(
+        subnets,
+        vec![("nodes", "10.8.0.0/24"), ("apps", "10.8.1.0/24")]
+    );
+    let pools: Vec<(String, Option<u64>)> = i
+        .extra_pools
+        .iter()
+        .map(|p| (p.name.clone(), p.count))
+        .collect();
+    assert_eq!(
+        pools,
+        vec![
+            ("pool0".to_string(), Some(1)),
+            ("pool1".to_string(), Some(2))
+        ]
+    );
+}
+
+/// The well-known AKS modules are read with their documented defaults.
+#[test]
+fn terraform_aks_module_call() {
+    let main = r#"
+module "aks" {
+  source          = "Azure/aks/azurerm"
+  version         = "9.0.0"
+  prefix          = "demo"
+  network_plugin  = "azure"
+  agents_max_pods = 30
+  vnet_subnet     = { id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes" }
+  node_pools = {
+    apps = { name = "apps", node_count = 4, max_pods = 50 }
+  }
+}
+"#;
+    let i = tf(&[("main.tf", main)]).unwrap();
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.network_plugin, Some(Plugin::Azure));
+    assert_eq!(c.tier, Some(Tier::Free));
+    assert_eq!(c.pools[0].name, "nodepool");
+    assert_eq!(c.pools[0].count, Some(2));
+    assert_eq!(c.pools[0].max_pods, Some(30));
+    assert_eq!(c.pools[1].name, "apps");
+    assert_eq!(c.pools[1].count, Some(4));
+    let avm = r#"
+module "aks" {
+  source = "Azure/avm-res-containerservice-managedcluster/azurerm"
+  name   = "avm"
+  default_agent_pool = { vm_size = "Standard_D4s_v5", vnet_subnet_id = "x" }
+  network_profile = { network_plugin = "azure", network_plugin_mode = "overlay", pod_cidr = "192.168.0.0/16" }
+}
+"#;
+    let i = tf(&[("main.tf", avm)]).unwrap();
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.pools[0].name, "systempool");
+    assert_eq!(c.pools[0].count, Some(3));
+    assert_eq!(c.network_plugin_mode.as_deref(), Some("overlay"));
+    assert_eq!(i.origin, Origin::Terraform);
+}
+
+/// `variables.tf` + `.tfvars` without `main.tf` plan, read by the variables' names.
+#[test]
+fn terraform_variables_without_resources() {
+    let vars = r#"
+variable "vnet_address_space" { default = ["10.30.0.0/16"] }
+variable "aks_subnet_prefix" { default = "10.30.1.0/24" }
+variable "network_plugin" { default = "azure" }
+variable "service_cidr" { default = "10.31.0.0/16" }
+variable "dns_service_ip" { default = "10.31.0.10" }
+variable "node_count" { type = number }
+variable "max_pods" { default = 30 }
+"#;
+    let i = tf(&[("variables.tf", vars), ("prod.tfvars", "node_count = 5\n")]).unwrap();
+    let r = plan(&i, &PlanOptions::default());
+    let c = &r.capacity[0];
+    assert_eq!(c.cidr, "10.30.1.0/24");
+    // Node Subnet: 5 × 31 = 155 at maximum, one surge node more: 186.
+    assert_eq!(c.required, 155);
+    assert_eq!(c.required_with_surge, 186);
+    assert!(!r.has_errors(), "{:?}", r.findings);
+}
+
+/// An az CLI script: variables, continuations, `$(az ... --query id -o tsv)`, nodepool add.
+#[test]
+fn az_cli_script() {
+    let i = load(&["az-create.azcli"]);
+    assert_eq!(i.origin, Origin::AzScript);
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.network_plugin, Some(Plugin::Azure));
+    assert_eq!(c.tier, Some(Tier::Standard));
+    assert_eq!(i.extra_pools[0].max_count, Some(10));
+    let r = plan(&i, &PlanOptions::default());
+    let nodes = &r.capacity[0];
+    assert_eq!(nodes.cidr, "10.40.0.0/22");
+    // Node Subnet: (3 + 10) × 31 = 403 at maximum; surge 1 + 1 nodes: 465.
+    assert_eq!(nodes.required, 403);
+    assert_eq!(nodes.required_with_surge, 465);
+    assert!(r
+        .defaults_applied
+        .iter()
+        .any(|d| d.field == "agentPoolProfiles[0].name" && d.value == "nodepool1"));
+    assert!(!r.has_errors(), "{:?}", r.findings);
+}
+
+/// Bicep with a `.bicepparam` file: params, vars, a `for` over subnets, `existing` + `parent`,
+/// `resourceId`, `cidrSubnet`/`cidrHost`, and `uniqueString` in a name (unknown, not needed).
+#[test]
+fn bicep_with_bicepparam() {
+    let i = load(&["main.bicep", "main.bicepparam"]);
+    let c = i.cluster.as_ref().unwrap();
+    assert_eq!(c.pools[0].count, Some(5), "the .bicepparam value wins");
+    assert_eq!(c.dns_service_ip.as_deref(), Some("10.61.0.10"));
+    let r = plan(&i, &PlanOptions::default());
+    let rows: Vec<(&str, &str)> = r
+        .capacity
+        .iter()
+        .map(|c| (c.name.as_str(), c.cidr.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("nodes", "10.70.0.0/22"), ("pods", "10.70.16.0/20")]
+    );
+    // Pod Subnet, dynamic: 16 addresses per node; 5 nodes + 1 surge = 96.
+    assert_eq!(r.capacity[1].required_with_surge, 96);
+    assert!(!r.has_errors(), "{:?}", r.findings);
+}
+
+/// A needed Terraform value that cannot be resolved is a finding with file:line and the
+/// expression; the rest of the plan runs.
+#[test]
+fn terraform_needed_unknown_is_a_finding_with_file_and_line() {
+    let main = r#"
+variable "svc" {}
+resource "azurerm_kubernetes_cluster" "aks" {
+  name = "x"
+  default_node_pool {
+    name       = "system"
+    node_count = 3
+  }
+  network_profile {
+    network_plugin      = "azure"
+    network_plugin_mode = "overlay"
+    service_cidr        = var.svc
+  }
+}
+"#;
+    let i = tf(&[("main.tf", main)]).unwrap();
+    let r = plan(&i, &PlanOptions::default());
+    let f = r.findings.iter().find(|f| f.rule == "IN1").unwrap();
+    assert_eq!(f.location.as_deref(), Some("main.tf:12"));
+    assert!(f.message.contains("var.svc"), "{}", f.message);
+    assert!(f.field.contains("network_profile"), "{}", f.field);
+    assert!(!r.capacity.is_empty());
 }

@@ -128,11 +128,11 @@ fn on_prem_and_peer_flags_are_checked() {
 
 #[test]
 fn what_if_and_migration_and_growth() {
-    // What if the kubenet-seed.yaml cluster were Node Subnet: 110 + 1 addresses per node, and its
+    // What if the kubenet legacy-doc cluster were Node Subnet: 110 + 1 addresses per node, and its
     // 3 nodes need 333 of the /24's 251 (the rancher#20784 figure).
     let (code, out, _) = aksnet(
         &["--format", "json", "--plugin", "azure", "--mode", "none"],
-        &["kubenet-seed.yaml"],
+        &["kubenet-legacy-doc.yaml"],
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("Pre-allocated IPs 333 exceeds IPs available 251"));
@@ -142,11 +142,11 @@ fn what_if_and_migration_and_growth() {
     assert_eq!(v["capacity"][0]["max_nodes"], 2);
     let (code, out, _) = aksnet(
         &["--format", "json", "--migrate-to", "overlay"],
-        &["nodesubnet-seed.yaml"],
+        &["nodesubnet-legacy-doc.yaml"],
     );
     assert_eq!(code, 1);
     assert!(out.contains("\"MG4\""));
-    let (_, out, _) = aksnet(&["--growth", "2/month"], &["kubenet-seed.yaml"]);
+    let (_, out, _) = aksnet(&["--growth", "2/month"], &["kubenet-legacy-doc.yaml"]);
     assert!(out.contains("runs out after 123.5 months"), "{out}");
 }
 
@@ -186,7 +186,7 @@ fn human_report_has_colour_only_when_asked() {
 #[test]
 fn every_input_format_plans() {
     for files in [
-        vec!["nodesubnet-seed.yaml"],
+        vec!["nodesubnet-legacy-doc.yaml"],
         vec!["aks-show-kubenet.json", "vnet-show.json"],
         vec![
             "arm-get-nodesubnet.json",
@@ -201,5 +201,206 @@ fn every_input_format_plans() {
         assert!(code == 0 || code == 1, "{files:?}: {err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert!(!v["capacity"].as_array().unwrap().is_empty(), "{files:?}");
+    }
+}
+
+/// Hostile input (issue 10 items 6 and 7): deep nesting is refused with a depth-limit error
+/// naming file and line, never a stack overflow; huge files and non-regular files (FIFO,
+/// device, directory) are refused before they are read. Every case expects exit status 2.
+mod adversarial {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!("aksh2-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        fn file(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Runs `aksnet plan FILE...`; returns (exit code, stderr). A signal (stack overflow abort)
+    /// gives code -1.
+    fn plan(files: &[&Path]) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_aksnet"))
+            .arg("plan")
+            .args(files)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run aksnet");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn assert_depth_refused(path: &Path, line: usize) {
+        let (code, err) = plan(&[path]);
+        assert_eq!(code, 2, "expected exit 2 (refused), got {code}: {err}");
+        let name = path.display().to_string();
+        assert!(err.contains(&name), "error does not name the file: {err}");
+        assert!(
+            err.contains(&format!(":{line}:")),
+            "error does not name line {line}: {err}"
+        );
+        assert!(
+            err.contains("nesting") && err.contains("limit"),
+            "error does not name the depth limit: {err}"
+        );
+    }
+
+    fn tf_cluster_with(attr_value: &str) -> String {
+        format!(
+            "resource \"azurerm_kubernetes_cluster\" \"c\" {{\n  name = \"c\"\n  x = {attr_value}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn terraform_deep_brackets_are_refused() {
+        let d = TempDir::new("tfbrackets");
+        for (open, close) in [("[", "]"), ("(", ")"), ("{", "}")] {
+            let v = format!("{}1{}", open.repeat(10_000), close.repeat(10_000));
+            let p = d.file("main.tf", &tf_cluster_with(&v));
+            assert_depth_refused(&p, 3);
+        }
+    }
+
+    #[test]
+    fn terraform_deep_blocks_are_refused() {
+        let d = TempDir::new("tfblocks");
+        let mut s = String::from("resource \"azurerm_virtual_network\" \"v\" {\n");
+        s.push_str(&"a {\n".repeat(20_000));
+        s.push_str(&"}\n".repeat(20_001));
+        let p = d.file("main.tf", &s);
+        // The limit is crossed on a line near the top; the message names it.
+        let (code, err) = plan(&[&p]);
+        assert_eq!(code, 2, "expected exit 2, got {code}: {err}");
+        assert!(err.contains("nesting") && err.contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn terraform_deep_interpolation_is_refused() {
+        let d = TempDir::new("tfinterp");
+        let v = format!("\"{}x{}\"", "${\"".repeat(5_000), "\"}".repeat(5_000));
+        let p = d.file("main.tf", &tf_cluster_with(&v));
+        let (code, err) = plan(&[&p]);
+        assert_eq!(code, 2, "expected exit 2, got {code}: {err}");
+        assert!(err.contains("nesting") && err.contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn arm_deep_expression_is_refused() {
+        let d = TempDir::new("armexpr");
+        let e = format!(
+            "[{}'10.0.0.0/16'{}]",
+            "concat(".repeat(20_000),
+            ")".repeat(20_000)
+        );
+        let t = serde_json::json!({
+            "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+            "contentVersion": "1.0.0.0",
+            "resources": [{
+                "type": "Microsoft.Network/virtualNetworks",
+                "apiVersion": "2023-09-01",
+                "name": "v",
+                "properties": {"addressSpace": {"addressPrefixes": [e]}}
+            }]
+        });
+        let p = d.file("t.json", &serde_json::to_string(&t).unwrap());
+        let (code, err) = plan(&[&p]);
+        assert_eq!(code, 2, "expected exit 2, got {code}: {err}");
+        assert!(err.contains("nesting") && err.contains("limit"), "{err}");
+        assert!(err.contains("t.json"), "{err}");
+    }
+
+    #[test]
+    fn deep_json_and_yaml_are_refused() {
+        let d = TempDir::new("deepdoc");
+        let j = d.file(
+            "deep.json",
+            &format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+        );
+        let (code, err) = plan(&[&j]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("deep.json"), "{err}");
+        let y = d.file(
+            "deep.yaml",
+            &format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+        );
+        let (code, err) = plan(&[&y]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("deep.yaml"), "{err}");
+    }
+
+    #[test]
+    fn dev_zero_and_other_non_regular_files_are_refused() {
+        for dev in ["/dev/zero", "/dev/null"] {
+            let (code, err) = plan(&[Path::new(dev)]);
+            assert_eq!(code, 2, "{dev}: {err}");
+            assert!(
+                err.contains(dev) && err.contains("not a regular file"),
+                "{err}"
+            );
+        }
+        let d = TempDir::new("nonreg");
+        let (code, err) = plan(&[&d.0]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        let fifo = d.0.join("fifo");
+        let st = Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo (coreutils) is needed");
+        assert!(st.success(), "mkfifo failed");
+        let (code, err) = plan(&[&fifo]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn oversized_file_is_refused() {
+        let d = TempDir::new("big");
+        let p = d.0.join("big.json");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(17 * 1024 * 1024).unwrap(); // sparse: no disk used
+        let (code, err) = plan(&[&p]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("big.json") && err.contains("16 MiB"), "{err}");
+    }
+
+    #[test]
+    fn bicep_deep_nesting_is_refused() {
+        let d = TempDir::new("bicepdeep");
+        let v = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        let p = d.file("main.bicep", &format!("param a int = 1\nvar x = {v}\n"));
+        assert_depth_refused(&p, 2);
+    }
+
+    #[test]
+    fn unsupported_format_says_so_and_lists_the_supported() {
+        let d = TempDir::new("unsupported");
+        let p = d.file(
+            "deploy.ps1",
+            "New-AzAksCluster -Name x -NodeCount 3 `\n  -NetworkPlugin azure: [\n",
+        );
+        let (code, err) = plan(&[&p]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("format not supported"), "{err}");
+        assert!(
+            err.contains("Bicep") && err.contains("az CLI scripts"),
+            "{err}"
+        );
     }
 }

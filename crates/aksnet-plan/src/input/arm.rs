@@ -1,5 +1,5 @@
 //! ARM templates: resolve `[parameters('x')]`, `[variables('y')]`, `concat`, `format`,
-//! `resourceId` ... from defaults and an optional parameters file (planner.md §7), then read
+//! `resourceId` ... from defaults and an optional parameters file (docs/plan.md), then read
 //! the resources with the Azure readers.
 
 use std::collections::HashMap;
@@ -207,7 +207,11 @@ fn eval_string(s: &str, ctx: &mut Ctx) -> Result<Value, String> {
     }
     if t.starts_with('[') && t.ends_with(']') && t.len() >= 2 {
         let toks = lex(&t[1..t.len() - 1])?;
-        let mut p = Parser { toks, pos: 0 };
+        let mut p = Parser {
+            toks,
+            pos: 0,
+            depth: 0,
+        };
         let e = p.expr()?;
         if p.pos != p.toks.len() {
             return Err("unexpected text after the expression".into());
@@ -317,6 +321,8 @@ enum Expr {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Call/index nesting: bounded so that hostile input cannot exhaust the stack.
+    depth: usize,
 }
 
 impl Parser {
@@ -329,6 +335,18 @@ impl Parser {
         self.toks.get(self.pos)
     }
     fn expr(&mut self) -> Result<Expr, String> {
+        if self.depth >= super::limits::MAX_NESTING {
+            return Err(format!(
+                "expression nesting deeper than the limit of {} levels",
+                super::limits::MAX_NESTING
+            ));
+        }
+        self.depth += 1;
+        let e = self.expr_inner();
+        self.depth -= 1;
+        e
+    }
+    fn expr_inner(&mut self) -> Result<Expr, String> {
         let mut e = match self.next() {
             Some(Tok::Str(s)) => Expr::Lit(Value::String(s)),
             Some(Tok::Num(n)) => Expr::Lit(Value::from(n)),

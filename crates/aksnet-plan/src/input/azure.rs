@@ -1,6 +1,6 @@
 //! The Azure shapes: `az aks show -o json` (flattened), the ARM/REST GET shape (under
 //! `properties`), `az aks nodepool show`, and `az network vnet show` / VNet GET
-//! (planner.md §7). ARM templates reuse these readers after resolving expressions.
+//! (docs/plan.md). ARM templates reuse these readers after resolving expressions.
 
 use serde_json::Value;
 
@@ -61,6 +61,11 @@ pub fn read_cluster(outer: &Obj) -> Result<Cluster, InputError> {
         c.outbound_type = np.str(&["outboundType"])?;
         c.load_balancer_sku = np.str(&["loadBalancerSku"])?;
     }
+    if let Some(nap) = p.obj(&["nodeProvisioningProfile"])? {
+        c.node_auto_provisioning = nap
+            .str(&["mode"])?
+            .is_some_and(|m| m.eq_ignore_ascii_case("auto"));
+    }
     if let Some(api) = p.obj(&["apiServerAccessProfile"])? {
         c.api_server_subnet_id = api.str(&["subnetId"])?;
     }
@@ -101,7 +106,7 @@ pub fn read_pool(outer: &Obj) -> Result<Pool, InputError> {
             .is_some_and(|s| s.eq_ignore_ascii_case("spot")),
         ..Pool::default()
     };
-    // `az aks nodepool show` says typePropertiesType; the GET shape says type (planner.md §7).
+    // `az aks nodepool show` says typePropertiesType; the GET shape says type (docs/plan.md).
     let ty = p.str(&["typePropertiesType"])?.or(if p.v == outer.v {
         None
     } else {

@@ -1,12 +1,19 @@
 //! Input adapters: read the files users already have and build one [`PlanInput`]. Each file's
-//! kind is detected from its shape (planner.md §7); several files combine (a cluster plus its
+//! kind is detected from its shape (docs/plan.md); several files combine (a cluster plus its
 //! VNet; a template plus its parameters file; a Terraform module's .tf files).
 
 pub mod arm;
+pub mod azcli;
 pub mod azure;
+pub mod bicep;
+pub mod bicepeval;
 pub mod hcl;
+pub mod limits;
 pub mod spec;
 pub mod terraform;
+pub mod tfeval;
+pub mod tfmodule;
+pub mod tfvarsonly;
 pub mod value;
 
 use std::collections::HashMap;
@@ -161,12 +168,71 @@ pub fn parse_document(file: &str, text: &str) -> Result<Value, InputError> {
     }
 }
 
+/// What `aksnet plan` reads, for the "format not supported" message.
+pub const SUPPORTED: &str = "an aksnet spec (YAML/JSON), az aks show / az aks nodepool show / az network vnet show JSON, an ARM GET response or REST API example, an ARM template (+ parameters file), Terraform .tf/.tfvars/.tfvars.json, Bicep (.bicep, .bicepparam), az CLI scripts (.azcli, .sh) and the az code blocks of Markdown (.md)";
+
+/// A file that is neither JSON nor YAML: say the format is not supported (Bicep, shell
+/// scripts, ...) and list what is, instead of a YAML parser's complaint at line 0.
+fn unsupported(file: &str, ext: &str, parse_error: InputError) -> InputError {
+    let known = matches!(ext, "json" | "yaml" | "yml");
+    if known {
+        return parse_error;
+    }
+    let what = match ext {
+        "sh" | "bash" | "azcli" | "ps1" => "a shell script",
+        "md" => "Markdown",
+        "hcl" => "HCL outside Terraform (.tf)",
+        "" => "a file without an extension that is neither JSON nor YAML",
+        _ => "this file type",
+    };
+    InputError::Shape {
+        file: file.into(),
+        message: format!("format not supported ({what}); supported: {SUPPORTED}"),
+    }
+}
+
 struct Loader {
     input: PlanInput,
     cluster_file: Option<String>,
 }
 
 impl Loader {
+    /// An az CLI script or a Markdown file's az code blocks (docs/plan.md, "az CLI scripts").
+    fn script(&mut self, file: &str, text: &str, markdown: bool) -> Result<(), InputError> {
+        let found = azcli::read(file, text, markdown);
+        let mut kind = if markdown {
+            "Markdown az CLI blocks".to_string()
+        } else {
+            "az CLI script".to_string()
+        };
+        if found.other_clusters > 0 {
+            kind.push_str(&format!(
+                " (first az aks create planned, {} more ignored)",
+                found.other_clusters
+            ));
+        }
+        if let Some(c) = &found.cluster {
+            let cl = azure::read_cluster(&Obj::new(c, "az aks create", file))?;
+            self.set_cluster(file, cl, Origin::AzScript)?;
+        } else if self.cluster_file.is_none() {
+            self.input.origin = Origin::AzScript;
+        }
+        for p in &found.pools {
+            let pool = azure::read_pool(&Obj::new(p, "az aks nodepool", file))?;
+            self.input.extra_pools.push(pool);
+        }
+        for v in &found.vnets {
+            let vn = azure::read_vnet(&Obj::new(v, "az network vnet", file))?;
+            self.input.vnets.push(vn);
+        }
+        self.input.input_defaults.extend(found.defaults);
+        self.input.sources.push(Source {
+            file: file.to_string(),
+            kind,
+        });
+        Ok(())
+    }
+
     fn set_cluster(&mut self, file: &str, c: Cluster, origin: Origin) -> Result<(), InputError> {
         if let Some(prev) = &self.cluster_file {
             return Err(InputError::Combine {
@@ -233,10 +299,7 @@ impl Loader {
 }
 
 fn read_text(p: &Path) -> Result<String, InputError> {
-    std::fs::read_to_string(p).map_err(|source| InputError::Read {
-        file: p.display().to_string(),
-        source,
-    })
+    limits::read_text(p)
 }
 
 /// Read every file and build the plan input.
@@ -250,12 +313,21 @@ pub fn load_files(paths: &[PathBuf]) -> Result<PlanInput, InputError> {
 
 /// Build the plan input from (name, text) pairs; the name's extension picks Terraform.
 pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
+    value::take_unresolved();
+    let mut input = load_texts_inner(docs)?;
+    input.unresolved = value::take_unresolved();
+    Ok(input)
+}
+
+fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
     let paths: Vec<&PathBuf> = docs.iter().map(|(p, _)| p).collect();
     let mut l = Loader {
         input: PlanInput::default(),
         cluster_file: None,
     };
     let mut templates = Vec::new();
+    let mut bicep_files: Vec<bicepeval::BicepFile> = Vec::new();
+    let mut bicep_params: HashMap<String, Value> = HashMap::new();
     let mut params: HashMap<String, Value> = HashMap::new();
     let mut tf_files = Vec::new();
     if paths.is_empty() {
@@ -272,11 +344,49 @@ pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
         let text = text.clone();
-        if ext == "tf" || ext == "tfvars" {
-            tf_files.push((file.clone(), text, ext == "tfvars"));
+        let lower = file.to_ascii_lowercase();
+        let tf_kind = if ext == "tf" {
+            Some(terraform::TfKind::Config)
+        } else if ext == "tfvars" {
+            Some(terraform::TfKind::Vars)
+        } else if lower.ends_with(".tfvars.json") {
+            Some(terraform::TfKind::VarsJson)
+        } else {
+            None
+        };
+        if ext == "bicep" || ext == "bicepparam" {
+            let decls = bicep::parse(&file, &text)?;
+            let f = bicepeval::BicepFile {
+                file: file.clone(),
+                decls,
+            };
+            if ext == "bicepparam" {
+                bicep_params.extend(bicepeval::bicepparam_values(&f));
+            } else {
+                bicep_files.push(f);
+            }
             l.input.sources.push(Source {
                 file,
-                kind: if ext == "tf" {
+                kind: if ext == "bicep" {
+                    "Bicep".into()
+                } else {
+                    "Bicep parameters".into()
+                },
+            });
+            continue;
+        }
+        if matches!(ext.as_str(), "azcli" | "sh" | "bash" | "md") {
+            l.script(&file, &text, ext == "md")?;
+            continue;
+        }
+        if let Some(kind) = tf_kind {
+            if kind == terraform::TfKind::VarsJson {
+                limits::check_nesting_json(&file, &text)?;
+            }
+            tf_files.push((file.clone(), text, kind));
+            l.input.sources.push(Source {
+                file,
+                kind: if kind == terraform::TfKind::Config {
                     "Terraform".into()
                 } else {
                     "Terraform variables".into()
@@ -284,7 +394,8 @@ pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
             });
             continue;
         }
-        let v = parse_document(&file, &text)?;
+        limits::check_nesting_json(&file, &text)?;
+        let v = parse_document(&file, &text).map_err(|e| unsupported(&file, &ext, e))?;
         let docs: Vec<&Value> = match &v {
             Value::Array(a) => a.iter().collect(),
             other => vec![other],
@@ -320,6 +431,15 @@ pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
             .collect::<Vec<_>>()
             .join(", ");
         l.input.sources.push(Source { file, kind });
+    }
+    if !bicep_files.is_empty() {
+        // JSON parameters files apply to Bicep too (their keys are lower-cased).
+        let mut all = bicep_params;
+        all.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
+        templates.push(arm::Template {
+            file: bicep_files[0].file.clone(),
+            value: bicepeval::template(&bicep_files, &all),
+        });
     }
     for t in &templates {
         let found = arm::read(t, &params)?;

@@ -38,6 +38,7 @@ fn read_cluster(c: &Obj) -> Result<Cluster, InputError> {
         "network",
         "apiServerSubnet",
         "appGatewaySubnetCidr",
+        "nodeAutoProvisioning",
         "pools",
         "live",
     ])?;
@@ -58,6 +59,7 @@ fn read_cluster(c: &Obj) -> Result<Cluster, InputError> {
     }
     out.api_server_subnet_id = c.str(&["apiServerSubnet"])?;
     out.appgw_subnet_cidr = c.str(&["appGatewaySubnetCidr"])?;
+    out.node_auto_provisioning = c.bool(&["nodeAutoProvisioning"])?.unwrap_or(false);
     if let Some(n) = c.obj(&["network"])? {
         n.only(&[
             "plugin",

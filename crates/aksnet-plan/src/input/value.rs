@@ -1,5 +1,5 @@
 //! Case-insensitive, typed access to parsed JSON/YAML with the key path kept for errors
-//! (`dnsServiceIp` and `dnsServiceIP` both occur, planner.md §7).
+//! (`dnsServiceIp` and `dnsServiceIP` both occur, docs/plan.md).
 
 use serde_json::Value;
 
@@ -8,6 +8,19 @@ use super::InputError;
 /// Marks a string an ARM/Terraform expression evaluator could not resolve; reading it as a
 /// field turns into an error naming the key.
 pub const UNRESOLVED: &str = "\u{0}unresolved:";
+
+thread_local! {
+    /// Values a reader needed but no input resolved, in reading order (issue 12: unknown is
+    /// not fatal). A reader sees such a value as absent; `super::load_texts` turns the list
+    /// into `PlanInput::unresolved`, and the plan into findings.
+    static SEEN: std::cell::RefCell<Vec<crate::model::Unresolved>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Take (and clear) the unresolved values recorded on this thread.
+pub fn take_unresolved() -> Vec<crate::model::Unresolved> {
+    SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
 
 #[derive(Clone)]
 pub struct Obj<'a> {
@@ -51,6 +64,31 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// Record that `key` holds an expression that could not be resolved (`expr`: the
+    /// marker's text, "EXPR at FILE:LINE (why)" or "EXPR (why)").
+    fn unresolved(&self, key: &str, expr: &str) {
+        // Names and resource groups only label the report and build IDs: not needed to plan.
+        const NOT_NEEDED: &[&str] = &["name", "resource_group_name", "resourceGroup", "location"];
+        if NOT_NEEDED.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            return;
+        }
+        let (expression, location) = match expr.split_once(" at ") {
+            Some((e, rest)) => {
+                let loc = rest.split(" (").next().unwrap_or("").to_string();
+                (e.to_string(), Some(loc))
+            }
+            None => (expr.to_string(), None),
+        };
+        SEEN.with(|s| {
+            s.borrow_mut().push(crate::model::Unresolved {
+                file: self.file.to_string(),
+                location,
+                field: self.join(key),
+                expression,
+            })
+        });
+    }
+
     pub fn err(&self, key: &str, message: impl Into<String>) -> InputError {
         InputError::Field {
             file: self.file.to_string(),
@@ -76,7 +114,8 @@ impl<'a> Obj<'a> {
             None => Ok(None),
             Some((k, Value::String(s))) => {
                 if let Some(expr) = s.strip_prefix(UNRESOLVED) {
-                    Err(self.err(&k, format!("cannot resolve expression '{expr}'")))
+                    self.unresolved(&k, expr);
+                    Ok(None)
                 } else {
                     Ok(Some(s.clone()))
                 }
@@ -98,7 +137,8 @@ impl<'a> Obj<'a> {
                 .ok_or_else(|| self.err(&k, format!("expected a whole number ≥ 0, got {n}"))),
             Some((k, Value::String(s))) => {
                 if let Some(expr) = s.strip_prefix(UNRESOLVED) {
-                    return Err(self.err(&k, format!("cannot resolve expression '{expr}'")));
+                    self.unresolved(&k, expr);
+                    return Ok(None);
                 }
                 s.trim()
                     .parse::<u64>()
@@ -132,28 +172,32 @@ impl<'a> Obj<'a> {
             None => Ok(Vec::new()),
             Some((k, Value::String(s))) => {
                 if let Some(expr) = s.strip_prefix(UNRESOLVED) {
-                    return Err(self.err(&k, format!("cannot resolve expression '{expr}'")));
+                    self.unresolved(&k, expr);
+                    return Ok(Vec::new());
                 }
                 Ok(s.split(',')
                     .map(|x| x.trim().to_string())
                     .filter(|x| !x.is_empty())
                     .collect())
             }
-            Some((k, Value::Array(a))) => a
-                .iter()
-                .enumerate()
-                .map(|(i, x)| match x {
-                    Value::String(s) if s.starts_with(UNRESOLVED) => Err(self.err(
-                        &format!("{k}[{i}]"),
-                        format!("cannot resolve expression '{}'", &s[UNRESOLVED.len()..]),
-                    )),
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(self.err(
-                        &format!("{k}[{i}]"),
-                        format!("expected a string, got {}", short(other)),
-                    )),
-                })
-                .collect(),
+            Some((k, Value::Array(a))) => {
+                let mut out = Vec::new();
+                for (i, x) in a.iter().enumerate() {
+                    match x {
+                        Value::String(s) if s.starts_with(UNRESOLVED) => {
+                            self.unresolved(&format!("{k}[{i}]"), &s[UNRESOLVED.len()..]);
+                        }
+                        Value::String(s) => out.push(s.clone()),
+                        other => {
+                            return Err(self.err(
+                                &format!("{k}[{i}]"),
+                                format!("expected a string, got {}", short(other)),
+                            ))
+                        }
+                    }
+                }
+                Ok(out)
+            }
             Some((k, other)) => Err(self.err(
                 &k,
                 format!("expected a list of strings, got {}", short(other)),
@@ -165,6 +209,10 @@ impl<'a> Obj<'a> {
     pub fn obj(&self, keys: &[&str]) -> Result<Option<Obj<'a>>, InputError> {
         match self.raw(keys) {
             None => Ok(None),
+            Some((k, Value::String(s))) if s.starts_with(UNRESOLVED) => {
+                self.unresolved(&k, &s[UNRESOLVED.len()..]);
+                Ok(None)
+            }
             Some((k, v @ Value::Object(_))) => Ok(Some(Obj {
                 v,
                 path: self.join(&k),
@@ -180,6 +228,10 @@ impl<'a> Obj<'a> {
     pub fn list(&self, keys: &[&str]) -> Result<Vec<Obj<'a>>, InputError> {
         match self.raw(keys) {
             None => Ok(Vec::new()),
+            Some((k, Value::String(s))) if s.starts_with(UNRESOLVED) => {
+                self.unresolved(&k, &s[UNRESOLVED.len()..]);
+                Ok(Vec::new())
+            }
             Some((k, Value::Array(a))) => Ok(a
                 .iter()
                 .enumerate()

@@ -44,11 +44,13 @@ pub enum MigrateTarget {
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Inputs are detected from their shape: an aksnet spec (YAML/JSON), az aks show, az aks nodepool show, \
-az network vnet show, an ARM GET response or REST example, an ARM template (+ parameters file), Terraform .tf/.tfvars.\n\
+az network vnet show, an ARM GET response or REST example, an ARM template (+ parameters file), Terraform \
+.tf/.tfvars/.tfvars.json, Bicep .bicep/.bicepparam, az CLI scripts (.azcli, .sh) and the az code blocks of Markdown (.md).\n\
+Each file must be a regular file of at most 16 MiB, nested at most 64 levels deep.\n\
 Exit status: 0 no errors, 1 errors found, 2 input that cannot be used. See docs/plan.md."
 )]
 pub struct PlanArgs {
-    /// Input files (several at once: a cluster plus its VNet, a template plus parameters, .tf files).
+    /// Input files (several at once: a cluster plus its VNet, a template plus parameters, .tf or .bicep files).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format.
