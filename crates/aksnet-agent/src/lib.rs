@@ -7,8 +7,10 @@
 //! - [`ruleset`]: settings + merged config → the desired nftables table (pure, golden-tested).
 //! - [`reconcile`]: read our table, compare, replace atomically only when it differs; the
 //!   daemon loop and the status file. A bad config never removes working rules (issue 4).
+//! - [`metrics`]: Prometheus text metrics and `/healthz` on `--metrics-addr`.
 
 pub mod masq_config;
+pub mod metrics;
 pub mod reconcile;
 pub mod ruleset;
 pub mod settings;

@@ -271,9 +271,23 @@ pub const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// config) or a config file change, whichever comes first; until `stop` is set. Errors are
 /// logged and reported; the previous rules stay in force and the next good config is applied.
 pub fn run_daemon<B: NftBackend>(backend: &B, settings: &AgentSettings, stop: &AtomicBool) {
+    run_daemon_observed(backend, settings, stop, None);
+}
+
+/// [`run_daemon`], recording every reconcile in `metrics` (`--metrics-addr`).
+pub fn run_daemon_observed<B: NftBackend>(
+    backend: &B,
+    settings: &AgentSettings,
+    stop: &AtomicBool,
+    metrics: Option<&crate::metrics::Metrics>,
+) {
     let mut fingerprint = dir_fingerprint(&settings.config_dir);
     while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
         let result = reconcile_once(backend, settings);
+        if let Some(m) = metrics {
+            m.observe(&result, started.elapsed());
+        }
         report(settings, &result);
         let interval = result
             .as_ref()

@@ -416,7 +416,12 @@ fn ipam_holders(data: &Path) -> Vec<String> {
     ids
 }
 
-fn require() {
+/// The two tests share containerd's hard-coded shim socket dir (/run/containerd/s), which
+/// each removes if it created it: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn require() -> std::sync::MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools(
         "CRI test",
         &[
@@ -432,6 +437,7 @@ fn require() {
             "umount",
         ],
     );
+    guard
 }
 
 /// Two pods reach each other; containerd SIGKILLed and restarted with them running (nothing
@@ -493,7 +499,7 @@ fn two_pods_restart_and_lost_netns(cri: &mut Cri, data: &Path) {
 
 #[test]
 fn kubenet_pods_through_the_cri() {
-    require();
+    let _serial = require();
     let node = NodeNetns::new();
     let data = tempfile::Builder::new()
         .prefix("aksh1-cri-data")
@@ -508,7 +514,7 @@ fn kubenet_pods_through_the_cri() {
 
 #[test]
 fn nodesubnet_pods_through_the_cri_and_the_31st_is_refused() {
-    require();
+    let _serial = require();
     let node = NodeNetns::new();
     let tmp = tempfile::Builder::new()
         .prefix("aksh1-cri-ns")

@@ -20,6 +20,9 @@ pub enum LabError {
     /// error already names its operation, object and errno.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
+    /// A state file could not be written (`aksnet_fs`: path and errno).
+    #[error(transparent)]
+    File(#[from] aksnet_fs::FsError),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,

@@ -203,10 +203,19 @@ impl Journal {
     }
 }
 
+/// Replaces `path` atomically, mode 0600, never through a symlink (`aksnet_fs`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| LabError::io("write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| LabError::io("rename into place", path, e))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(aksnet_fs::write_atomic(
+        dir,
+        &name,
+        bytes,
+        aksnet_fs::PRIVATE_FILE_MODE,
+    )?)
 }
 
 #[cfg(test)]

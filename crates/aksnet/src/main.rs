@@ -27,6 +27,11 @@ enum Command {
     Agent(commands::agent::AgentArgs),
     /// Check an AKS network plan against every AKS rule and compute its capacity.
     Plan(commands::plan::PlanArgs),
+    /// Install the CNI plugin and its conflist on this node (and join it, in nodesubnet
+    /// mode); idempotent. What it did is recorded for `aksnet uninstall`.
+    Install(commands::install::InstallArgs),
+    /// Reverse exactly what `aksnet install` did on this node.
+    Uninstall(commands::install::UninstallArgs),
     /// A whole AKS-style cluster in network namespaces on this machine.
     #[command(subcommand)]
     Lab(commands::lab::LabCommand),
@@ -48,6 +53,8 @@ fn main() -> ExitCode {
         Command::Agent(a) => commands::agent::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Lab(c) => commands::lab::run(c),
+        Command::Install(a) => commands::install::run_install(a),
+        Command::Uninstall(a) => commands::install::run_uninstall(a),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use aksnet_agent::reconcile::report;
-use aksnet_agent::{reconcile_once, run_daemon, uninstall, AgentSettings, Mode};
+use aksnet_agent::{reconcile_once, uninstall, AgentSettings, Mode};
 use aksnet_nft::NftCommand;
 use ipnet::IpNet;
 
@@ -60,6 +60,12 @@ pub struct AgentArgs {
     /// (what `aksnet node keepalive` does; docs/node.md, "Leases and fencing").
     #[command(flatten)]
     pub lease: super::node::LeaseHookArgs,
+    /// Serve Prometheus metrics (`/metrics`) and `/healthz` here; `off` disables.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9465")]
+    pub metrics_addr: String,
+    /// The node's data directory: its pool and IPAM state give the address metrics.
+    #[arg(long, value_name = "DIR", default_value = super::node::DEFAULT_DATA_DIR)]
+    pub data_dir: std::path::PathBuf,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -131,7 +137,40 @@ pub fn run(args: AgentArgs) -> ExitCode {
         "agent started"
     );
     super::node::spawn_lease_hook(&args.lease);
+    let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
+    if args.metrics_addr != "off" {
+        match std::net::TcpListener::bind(&args.metrics_addr) {
+            Ok(listener) => {
+                let data_dir = args.data_dir.clone();
+                let pool = std::sync::Arc::new(move || pool_usage(&data_dir));
+                aksnet_agent::metrics::serve(listener, metrics.clone(), pool);
+                tracing::info!(addr = %args.metrics_addr, "serving /metrics and /healthz");
+            }
+            // SNAT matters more than its metrics: say so loudly and keep running.
+            Err(e) => {
+                tracing::error!(addr = %args.metrics_addr, error = %e, "--metrics-addr: cannot listen; no metrics")
+            }
+        }
+    }
     let stop = AtomicBool::new(false);
-    run_daemon(&backend, &settings, &stop);
+    aksnet_agent::reconcile::run_daemon_observed(&backend, &settings, &stop, Some(&metrics));
     ExitCode::SUCCESS
+}
+
+/// The node's reserved and used pod addresses (nodesubnet); `None` without a node pool.
+fn pool_usage(data_dir: &std::path::Path) -> Option<aksnet_agent::metrics::PoolUsage> {
+    let pool = aksnet_store::local_pool::read_node_pool(data_dir).ok()??;
+    let held = aksnet_ipam::allocated_addresses(data_dir).ok()?;
+    let used = held
+        .iter()
+        .filter(|h| match h.ip {
+            std::net::IpAddr::V4(ip) => pool.pod_ips.contains(&ip),
+            std::net::IpAddr::V6(_) => false,
+        })
+        .count() as u64;
+    Some(aksnet_agent::metrics::PoolUsage {
+        node: pool.node,
+        reserved: pool.pod_ips.len() as u64,
+        used,
+    })
 }

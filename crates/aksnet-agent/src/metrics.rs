@@ -1,0 +1,189 @@
+//! The agent's Prometheus metrics (text exposition format 0.0.4) and `/healthz`, served on
+//! `--metrics-addr` (default loopback). Names follow the Prometheus naming conventions
+//! (prometheus.io/docs/practices/naming: a `aksnet_` prefix, base units, `_total` for
+//! counters); each is documented in docs/agent.md, "Metrics".
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::reconcile::{AgentError, Outcome, ReconcileReport};
+
+/// Counters and gauges of the reconcile loop; shared with the HTTP thread.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    applied: AtomicU64,
+    unchanged: AtomicU64,
+    errors: AtomicU64,
+    duration_micros_sum: AtomicU64,
+    last_success_unix: AtomicU64,
+    non_masquerade_cidrs: AtomicU64,
+    skipped_config_files: AtomicU64,
+}
+
+/// The node's pod addresses (nodesubnet: its reservation in the cluster store and what the
+/// IPAM state holds of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub node: String,
+    pub reserved: u64,
+    pub used: u64,
+}
+
+impl Metrics {
+    /// Records one reconcile and how long it took.
+    pub fn observe(&self, result: &Result<ReconcileReport, AgentError>, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.duration_micros_sum
+            .fetch_add(micros, Ordering::Relaxed);
+        match result {
+            Ok(r) => {
+                let counter = match r.outcome {
+                    Outcome::Applied => &self.applied,
+                    Outcome::Unchanged => &self.unchanged,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                self.last_success_unix.store(now, Ordering::Relaxed);
+                let n = r.config.non_masquerade_cidrs.len() as u64;
+                self.non_masquerade_cidrs.store(n, Ordering::Relaxed);
+                let s = r.config.skipped.len() as u64;
+                self.skipped_config_files.store(s, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self, pool: Option<&PoolUsage>) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (applied, unchanged, errors) =
+            (get(&self.applied), get(&self.unchanged), get(&self.errors));
+        let mut out = String::new();
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, value) in samples {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        family(
+            "aksnet_agent_reconciles_total",
+            "counter",
+            "Reconciles of the SNAT table, by outcome (applied, unchanged, error).",
+            &[
+                ("{outcome=\"applied\"}".into(), applied.to_string()),
+                ("{outcome=\"unchanged\"}".into(), unchanged.to_string()),
+                ("{outcome=\"error\"}".into(), errors.to_string()),
+            ],
+        );
+        let sum = get(&self.duration_micros_sum) as f64 / 1e6;
+        family(
+            "aksnet_agent_reconcile_duration_seconds",
+            "summary",
+            "Time spent in reconciles (config load, nft read, replace when needed).",
+            &[
+                ("_sum".into(), format!("{sum}")),
+                ("_count".into(), (applied + unchanged + errors).to_string()),
+            ],
+        );
+        family(
+            "aksnet_agent_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last reconcile that succeeded (0: none yet).",
+            &[(String::new(), get(&self.last_success_unix).to_string())],
+        );
+        family(
+            "aksnet_agent_non_masquerade_cidrs",
+            "gauge",
+            "Destination CIDRs traffic to which keeps the pod's source address.",
+            &[(String::new(), get(&self.non_masquerade_cidrs).to_string())],
+        );
+        family(
+            "aksnet_agent_skipped_config_files",
+            "gauge",
+            "ip-masq* entries of the config directory that are not regular files.",
+            &[(String::new(), get(&self.skipped_config_files).to_string())],
+        );
+        if let Some(p) = pool {
+            let node = p.node.replace('\\', "\\\\").replace('"', "\\\"");
+            let free = p.reserved.saturating_sub(p.used);
+            family(
+                "aksnet_node_pod_addresses",
+                "gauge",
+                "The node's pod addresses: reserved (maxPods), used (held in the IPAM state), free.",
+                &[
+                    (format!("{{node=\"{node}\",state=\"reserved\"}}"), p.reserved.to_string()),
+                    (format!("{{node=\"{node}\",state=\"used\"}}"), p.used.to_string()),
+                    (format!("{{node=\"{node}\",state=\"free\"}}"), free.to_string()),
+                ],
+            );
+        }
+        out
+    }
+}
+
+/// The largest request head read; anything longer is answered 400.
+const MAX_REQUEST: usize = 8 * 1024;
+
+/// Serves `GET /metrics` and `GET /healthz` on `listener` from a background thread.
+/// `pool` is called per scrape (it reads the node's files).
+pub fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    pool: Arc<dyn Fn() -> Option<PoolUsage> + Send + Sync>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            match conn {
+                Ok(stream) => {
+                    if let Err(e) = answer(stream, &metrics, &*pool) {
+                        tracing::debug!(error = %e, "metrics request");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics accept"),
+            }
+        }
+    })
+}
+
+fn answer(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    pool: &(dyn Fn() -> Option<PoolUsage> + Send + Sync),
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut parts = line.split_whitespace();
+    let (status, ctype, body) = match (parts.next(), parts.next()) {
+        (Some("GET"), Some("/metrics")) => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(pool().as_ref()),
+        ),
+        (Some("GET"), Some("/healthz")) => ("200 OK", "text/plain", "ok\n".to_string()),
+        (Some("GET"), Some(_)) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        _ => ("400 Bad Request", "text/plain", "bad request\n".to_string()),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}

@@ -1,0 +1,176 @@
+//! deploy/ validated against the Kubernetes API types (issue 14, item 2): every manifest
+//! deserializes into its `k8s-openapi` type (errors name the field path), and serializing
+//! it back loses no key, so a misspelt or misplaced field fails instead of being dropped
+//! by the API server. Then the facts docs/kubernetes.md states are checked: host network,
+//! the capabilities and nothing more, the downward-API variables, the ConfigMap's
+//! ip-masq-agent config parsing as the agent parses it; and the systemd units' commands.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+/// Every key of `orig` must be in `back` (recursively): k8s-openapi ignores unknown keys.
+fn lost_keys(orig: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
+    match (orig, back) {
+        (Value::Object(o), Value::Object(b)) => {
+            for (k, v) in o {
+                let p = format!("{path}.{k}");
+                match b.get(k) {
+                    Some(bv) => lost_keys(v, bv, &p, out),
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(o), Value::Array(b)) => {
+            for (i, (ov, bv)) in o.iter().zip(b).enumerate() {
+                lost_keys(ov, bv, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn strict<T: DeserializeOwned + Serialize>(file: &str, doc: &Value) -> T {
+    let typed: T = serde_path_to_error::deserialize(doc.clone())
+        .unwrap_or_else(|e| panic!("{file}: field {}: {}", e.path(), e.inner()));
+    let back = serde_json::to_value(&typed).unwrap();
+    let mut lost = Vec::new();
+    lost_keys(doc, &back, "", &mut lost);
+    assert!(lost.is_empty(), "{file}: keys unknown to the API: {lost:?}");
+    typed
+}
+
+fn load(name: &str) -> Vec<Value> {
+    let path = deploy().join("kubernetes").join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| {
+            let v: serde_yaml::Value = serde::Deserialize::deserialize(d).unwrap();
+            serde_json::to_value(v).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn every_manifest_is_a_valid_kubernetes_object_with_no_unknown_field() {
+    let mut kinds = Vec::new();
+    for entry in std::fs::read_dir(deploy().join("kubernetes")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        for doc in load(&name) {
+            let kind = doc["kind"].as_str().unwrap().to_string();
+            match kind.as_str() {
+                "DaemonSet" => drop(strict::<DaemonSet>(&name, &doc)),
+                "ConfigMap" => drop(strict::<ConfigMap>(&name, &doc)),
+                "ServiceAccount" => drop(strict::<ServiceAccount>(&name, &doc)),
+                other => panic!("{name}: kind {other} has no check here"),
+            }
+            kinds.push(kind);
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["ConfigMap", "DaemonSet", "ServiceAccount"]);
+}
+
+#[test]
+fn a_misspelt_field_is_caught() {
+    let mut doc = load("daemonset.yaml").remove(0);
+    doc["spec"]["template"]["spec"]["hostNetwrok"] = Value::Bool(true);
+    let r = std::panic::catch_unwind(|| strict::<DaemonSet>("daemonset.yaml", &doc));
+    assert!(r.is_err(), "hostNetwrok was accepted");
+}
+
+#[test]
+fn daemonset_has_host_network_and_only_the_documented_capabilities() {
+    let ds: DaemonSet = strict("daemonset.yaml", &load("daemonset.yaml")[0]);
+    let pod = ds.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let init = &pod.init_containers.unwrap()[0];
+    let agent = &pod.containers[0];
+    let caps = |c: &k8s_openapi::api::core::v1::Container| {
+        let sc = c.security_context.clone().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_ne!(sc.privileged, Some(true), "{}", c.name);
+        let caps = sc.capabilities.unwrap();
+        (caps.drop.unwrap_or_default(), caps.add.unwrap_or_default())
+    };
+    assert_eq!(caps(init), (vec!["ALL".to_string()], vec![]));
+    assert_eq!(
+        caps(agent),
+        (vec!["ALL".to_string()], vec!["NET_ADMIN".to_string()])
+    );
+    assert_eq!(init.args.as_ref().unwrap()[0], "install");
+    assert_eq!(agent.args.as_ref().unwrap()[0], "agent");
+    let env: Vec<(String, String)> = init
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let f = e.value_from.unwrap().field_ref.unwrap().field_path;
+            (e.name, f)
+        })
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("NODE_NAME".to_string(), "spec.nodeName".to_string()),
+            ("NODE_IP".to_string(), "status.hostIP".to_string())
+        ]
+    );
+    // Every host path it writes is one of the three documented.
+    let mut host: Vec<String> = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| v.host_path.map(|h| h.path))
+        .collect();
+    host.sort();
+    assert_eq!(host, ["/etc/cni/net.d", "/opt/cni/bin", "/var/lib/aksnet"]);
+}
+
+#[test]
+fn configmap_ip_masq_config_parses_as_the_agent_parses_it() {
+    let cm: ConfigMap = strict("configmap.yaml", &load("configmap.yaml")[0]);
+    let data = cm.data.unwrap();
+    let text = &data["ip-masq-agent"];
+    let frag = aksnet_agent::masq_config::parse_fragment("ip-masq-agent", text, false).unwrap();
+    assert_eq!(frag.non_masquerade_cidrs.len(), 1);
+    for key in [
+        "AKSNET_MODE",
+        "AKSNET_SUBNET",
+        "AKSNET_MAX_PODS",
+        "AKSNET_STORE",
+    ] {
+        assert!(data.contains_key(key), "{key} missing");
+    }
+}
+
+#[test]
+fn systemd_units_run_install_oneshot_and_the_agent_with_net_admin_only() {
+    let unit = |n: &str| std::fs::read_to_string(deploy().join("systemd").join(n)).unwrap();
+    let install = unit("aksnet-install.service");
+    assert!(install.contains("\nType=oneshot\n"), "{install}");
+    assert!(install.contains("ExecStart=/usr/local/bin/aksnet install "));
+    assert!(install.contains("Before=containerd.service crio.service"));
+    let agent = unit("aksnet-agent.service");
+    assert!(agent.contains("ExecStart=/usr/local/bin/aksnet agent "));
+    assert!(agent.contains("\nCapabilityBoundingSet=CAP_NET_ADMIN\n"));
+    assert!(agent.contains("\nRequires=aksnet-install.service\n"));
+    for line in install.lines().chain(agent.lines()) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('[') {
+            continue;
+        }
+        assert!(line.contains('='), "not a key=value line: {line}");
+    }
+}
