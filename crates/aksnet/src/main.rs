@@ -30,6 +30,9 @@ enum Command {
     /// A whole AKS-style cluster in network namespaces on this machine.
     #[command(subcommand)]
     Lab(commands::lab::LabCommand),
+    /// NetworkPolicy: the model's verdicts for a probe file, and why a connection is blocked.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Agent(a) => commands::agent::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Lab(c) => commands::lab::run(c),
+        Command::Policy(c) => commands::policy::run(c),
     }
 }
 

@@ -4,3 +4,4 @@ pub mod agent;
 pub mod lab;
 pub mod node;
 pub mod plan;
+pub mod policy;
