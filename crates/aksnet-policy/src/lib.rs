@@ -8,6 +8,7 @@
 //!
 //! Semantics, sources and design: docs/policy.md.
 
+pub mod compile;
 pub mod error;
 pub mod eval;
 pub mod k8s;
