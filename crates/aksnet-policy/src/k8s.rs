@@ -175,9 +175,9 @@ pub struct ContainerPort {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "podIP", skip_serializing_if = "Option::is_none")]
     pub pod_ip: Option<String>,
-    #[serde(default)]
+    #[serde(default, rename = "podIPs")]
     pub pod_ips: Vec<PodIp>,
 }
 
