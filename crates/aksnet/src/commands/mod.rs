@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod agent_policy;
 pub mod lab;
+pub mod lab_netpol;
 pub mod node;
 pub mod plan;
 pub mod policy;
