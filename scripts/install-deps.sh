@@ -11,6 +11,7 @@ pkgs=(
   protobuf-compiler                          # protoc: etcd-client compiles etcd's .proto files (feature etcd)
   libprotobuf-dev                            # google/protobuf/*.proto, the well-known types protoc imports
   python3
+  iperf3                                     # NetworkPolicy benchmark: pod-to-pod throughput with and without policies
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

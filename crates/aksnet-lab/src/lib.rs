@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod demo_policy;
 pub mod down;
 pub mod error;
 pub mod exec;

@@ -65,6 +65,10 @@ print(json.dumps(out))
 /// Probe timeout: a dropped packet shows as no answer within this time.
 pub const PROBE_TIMEOUT_S: f64 = 1.0;
 
+/// Timeout of the one retry of a connection the model allows but that got no answer (a
+/// loaded machine can delay an answer; a policy drop never turns into an answer).
+pub const RETRY_TIMEOUT_S: f64 = 3.0;
+
 pub struct World {
     pub prefix: String,
     pub state: PathBuf,
@@ -427,6 +431,7 @@ impl World {
         &self,
         ns: &str,
         todo: &[(usize, Ipv4Addr, u16, &str)],
+        timeout_s: f64,
     ) -> Result<BTreeMap<usize, bool>> {
         if todo.is_empty() {
             return Ok(BTreeMap::new());
@@ -444,7 +449,7 @@ impl World {
                 "python3",
                 "-c",
                 PROBER,
-                &PROBE_TIMEOUT_S.to_string(),
+                &timeout_s.to_string(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
