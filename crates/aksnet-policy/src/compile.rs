@@ -29,7 +29,6 @@ use aksnet_nft::model::{priority, AddrField, AddrValue, BaseChain, ChainType, Fa
 use aksnet_nft::Policy as ChainPolicy;
 use ipnet::IpNet;
 
-use crate::eval::isolating;
 use crate::model::{
     peer_selects_pod, Cluster, Direction, NamespaceScope, Peer, Policy, PortMatch, Protocol,
     Selector,
@@ -100,6 +99,55 @@ impl Fam {
 struct Builder<'a> {
     cluster: &'a Cluster,
     sets: BTreeMap<String, NamedSet>,
+    index: Index<'a>,
+}
+
+/// Lookups that keep compile time near-linear in pods: namespace labels computed once, pods
+/// by namespace and by label, policies by namespace.
+struct Index<'a> {
+    ns_labels: BTreeMap<&'a str, crate::k8s::Labels>,
+    by_ns: BTreeMap<&'a str, Vec<usize>>,
+    by_label: BTreeMap<(&'a str, &'a str), Vec<usize>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(c: &'a Cluster) -> Index<'a> {
+        let mut ix = Index {
+            ns_labels: BTreeMap::new(),
+            by_ns: BTreeMap::new(),
+            by_label: BTreeMap::new(),
+        };
+        for (i, p) in c.pods.iter().enumerate() {
+            ix.by_ns.entry(p.namespace.as_str()).or_default().push(i);
+            for (k, v) in &p.labels {
+                ix.by_label
+                    .entry((k.as_str(), v.as_str()))
+                    .or_default()
+                    .push(i);
+            }
+            ix.ns_labels
+                .entry(p.namespace.as_str())
+                .or_insert_with(|| c.namespace_labels(&p.namespace));
+        }
+        ix
+    }
+
+    /// Pods that may match a peer (a superset; the caller checks each).
+    fn candidates(&self, ns: &NamespaceScope, sel: &Selector, all: usize) -> Vec<usize> {
+        let none = Vec::new();
+        let by_label = sel.match_labels.iter().next().map(|(k, v)| {
+            self.by_label
+                .get(&(k.as_str(), v.as_str()))
+                .unwrap_or(&none)
+        });
+        match (ns, by_label) {
+            (_, Some(v)) => v.clone(),
+            (NamespaceScope::Own(n), None) => {
+                self.by_ns.get(n.as_str()).cloned().unwrap_or_default()
+            }
+            (NamespaceScope::Matching(_), None) => (0..all).collect(),
+        }
+    }
 }
 
 impl Builder<'_> {
@@ -107,13 +155,19 @@ impl Builder<'_> {
     fn peer_set(&mut self, ns: &NamespaceScope, sel: &Selector, fam: Fam) -> String {
         let name = format!("peer-{}-{}", hash(&format!("{ns:?}|{sel:?}")), fam.sfx());
         if !self.sets.contains_key(&name) {
+            let empty = crate::k8s::Labels::new();
             let elements = self
-                .cluster
-                .pods
-                .iter()
+                .index
+                .candidates(ns, sel, self.cluster.pods.len())
+                .into_iter()
+                .filter_map(|i| self.cluster.pods.get(i))
                 .filter(|p| {
-                    let nsl = self.cluster.namespace_labels(&p.namespace);
-                    peer_selects_pod(ns, sel, p, &nsl)
+                    let nsl = self
+                        .index
+                        .ns_labels
+                        .get(p.namespace.as_str())
+                        .unwrap_or(&empty);
+                    peer_selects_pod(ns, sel, p, nsl)
                 })
                 .flat_map(|p| p.ips.iter().filter(|ip| fam.is(ip)))
                 .map(|ip| Elem::Net(IpNet::from(*ip)))
@@ -346,7 +400,12 @@ pub fn compile(
     let mut b = Builder {
         cluster,
         sets: BTreeMap::new(),
+        index: Index::new(cluster),
     };
+    let mut by_ns: BTreeMap<&str, Vec<&Policy>> = BTreeMap::new();
+    for p in policies {
+        by_ns.entry(p.namespace.as_str()).or_default().push(p);
+    }
     let mut chains = vec![
         base_chain("egress", priority::FILTER, Direction::Egress),
         base_chain("ingress", INGRESS_PRIORITY, Direction::Ingress),
@@ -378,7 +437,15 @@ pub fn compile(
             return Err(CompileError::PodWithoutAddress { pod: pod.key() });
         }
         for (dir, d) in [(Direction::Egress, "eg"), (Direction::Ingress, "in")] {
-            let pols = isolating(policies, pod, dir);
+            let pols: Vec<&Policy> = by_ns
+                .get(pod.namespace.as_str())
+                .map(|v| {
+                    v.iter()
+                        .copied()
+                        .filter(|p| p.rules(dir).is_some() && p.pod_selector.matches(&pod.labels))
+                        .collect()
+                })
+                .unwrap_or_default();
             if pols.is_empty() {
                 continue;
             }
