@@ -15,6 +15,7 @@ pkgs=(
   libprotobuf-dev                            # google/protobuf/*.proto, the well-known types protoc imports
   openssl                                    # the etcd TLS test generates a CA and certificates
   python3 python3-minimal                    # bench/bench.py
+  iperf3                                     # NetworkPolicy benchmark: pod-to-pod throughput with and without policies
 )
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${pkgs[@]}"

@@ -37,6 +37,7 @@ rows=$(cat <<ROWS
 /usr/bin/etcdctl                                    etcd-client                  etcd backend tests
 /usr/bin/openssl                                    openssl                      etcd TLS test (CA and certificates)
 /usr/bin/python3                                    python3-minimal              bench/bench.py
+/usr/bin/iperf3                                     iperf3                       NetworkPolicy throughput benchmark
 ROWS
 )
 fail=0

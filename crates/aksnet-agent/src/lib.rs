@@ -8,9 +8,13 @@
 //! - [`reconcile`]: read our table, compare, replace atomically only when it differs; the
 //!   daemon loop and the status file. A bad config never removes working rules (issue 4).
 //! - [`metrics`]: Prometheus text metrics and `/healthz` on `--metrics-addr`.
+//! - [`policy_source`], [`policy_controller`]: NetworkPolicy from a manifest directory (or
+//!   any [`policy_source::PolicySource`]) onto the node's own policy table (docs/policy.md).
 
 pub mod masq_config;
 pub mod metrics;
+pub mod policy_controller;
+pub mod policy_source;
 pub mod reconcile;
 pub mod ruleset;
 pub mod settings;

@@ -1,7 +1,8 @@
 //! `lab demo`: AKS's documented claims (docs/azure.md), live. For each model: up, check, the
 //! capacity example (Node Subnet: a /24 at maxPods 30 takes 8 nodes, refuses
 //! the 9th, and a node refuses its 31st pod; kubenet: the route table refuses
-//! its 401st route), then down — also when something fails.
+//! its 401st route), then down — also when something fails. Last, the NetworkPolicy act
+//! ([`crate::demo_policy`]): a default-deny namespace and one allow, live.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ pub fn demo(opts: &DemoOptions, bins: &Binaries, out: &mut dyn Write) -> Result<
         spec.topology()?;
         // Leftovers of an interrupted demo under the demo's own prefix.
         down(&spec.prefix, &spec.state_dir)?;
-        let _ = writeln!(out, "{}/2 {}", n + 1, model.title());
+        let _ = writeln!(out, "{}/3 {}", n + 1, model.title());
         let result = run_model(&spec, bins, out);
         let t = Instant::now();
         let cleaned = down(&spec.prefix, &spec.state_dir);
@@ -74,6 +75,13 @@ pub fn demo(opts: &DemoOptions, bins: &Binaries, out: &mut dyn Write) -> Result<
             (Ok(_), Err(e)) => return Err(e),
         }
         all_ok &= result?;
+    }
+    // The NetworkPolicy act: default-deny plus one allow, in both models.
+    let _ = writeln!(out, "3/3 NetworkPolicy (docs/policy.md)");
+    for (model, tag) in [(Model::NodeSubnet, "n"), (Model::Kubenet, "k")] {
+        let prefix = format!("aksnlnp{tag}");
+        let dir = PathBuf::from(format!("/run/{prefix}netpol"));
+        all_ok &= crate::demo_policy::policy_act(&prefix, model, dir, bins, out)?;
     }
     let _ = writeln!(
         out,

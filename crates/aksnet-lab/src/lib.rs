@@ -10,12 +10,18 @@
 //! - [`routetable`]: the Azure route table a kubenet cluster uses (pure);
 //! - [`state`]: the state directory and its journal;
 //! - [`up`], [`check`], [`down`], [`demo`]: the commands.
+//! - [`netpol`]: a probe file's cluster built for real and every NetworkPolicy verdict
+//!   observed with a real connection (docs/policy.md).
 
 pub mod check;
 pub mod demo;
+pub mod demo_policy;
 pub mod down;
 pub mod error;
 pub mod exec;
+pub mod netpol;
+pub mod netpol_plan;
+pub mod netpol_world;
 pub mod routetable;
 pub mod spec;
 pub mod state;

@@ -85,6 +85,18 @@ impl NftCommand {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs one nft script as ONE transaction (`nft -f -`), e.g. a [`crate::filter`] update.
+    pub fn run_script(&self, op: &str, script: &str) -> Result<(), NftError> {
+        tracing::debug!(%op, script = %script, "nft -f -");
+        self.run(op, &["-f", "-"], Some(script)).map(|_| ())
+    }
+
+    /// Whether our table exists (names only are listed, never other tables' contents).
+    pub fn has_table(&self, family: Family, name: &str) -> Result<bool, NftError> {
+        validate_name("table name", name)?;
+        self.table_exists(family, name)
+    }
+
     /// Whether the table exists, from `nft -j list tables` (names only: no rules or set
     /// elements of other tables are read, docs/prior-art.md#nftables). This avoids telling
     /// "no such table" apart from other failures by nft's stderr text.

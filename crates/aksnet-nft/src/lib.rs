@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod filter;
 pub mod listing;
 pub mod model;
 pub mod render;

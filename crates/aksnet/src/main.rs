@@ -24,7 +24,7 @@ enum Command {
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
     /// The node daemon: ip-masq-agent compatible SNAT on nftables.
-    Agent(commands::agent::AgentArgs),
+    Agent(Box<commands::agent::AgentArgs>),
     /// Check an AKS network plan against every AKS rule and compute its capacity.
     Plan(commands::plan::PlanArgs),
     /// Install the CNI plugin and its conflist on this node (and join it, in nodesubnet
@@ -35,6 +35,9 @@ enum Command {
     /// A whole AKS-style cluster in network namespaces on this machine.
     #[command(subcommand)]
     Lab(commands::lab::LabCommand),
+    /// NetworkPolicy: the model's verdicts for a probe file, and why a connection is blocked.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -50,11 +53,12 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Node(c) => commands::node::run(c),
-        Command::Agent(a) => commands::agent::run(a),
+        Command::Agent(a) => commands::agent::run(*a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Lab(c) => commands::lab::run(c),
         Command::Install(a) => commands::install::run_install(a),
         Command::Uninstall(a) => commands::install::run_uninstall(a),
+        Command::Policy(c) => commands::policy::run(c),
     }
 }
 

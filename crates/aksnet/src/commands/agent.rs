@@ -14,7 +14,7 @@ use ipnet::IpNet;
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
     /// Network model: nodesubnet or kubenet (selects the non-masquerade default).
-    #[arg(long, value_parser = parse_mode, required_unless_present = "uninstall")]
+    #[arg(long, value_parser = parse_mode, required_unless_present_any = ["uninstall", "policy_only"])]
     pub mode: Option<Mode>,
     /// A VNet address prefix (repeatable); the nodesubnet non-masquerade default.
     #[arg(long = "vnet-cidr", value_name = "CIDR")]
@@ -66,6 +66,8 @@ pub struct AgentArgs {
     /// The node's data directory: its pool and IPAM state give the address metrics.
     #[arg(long, value_name = "DIR", default_value = super::node::DEFAULT_DATA_DIR)]
     pub data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pub policy: super::agent_policy::PolicyArgs,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -104,6 +106,13 @@ fn init_logging() {
 
 pub fn run(args: AgentArgs) -> ExitCode {
     init_logging();
+    if args.policy.policy_only {
+        return super::agent_policy::run(&args.policy, &args.nft, args.once);
+    }
+    let _policy_thread = match super::agent_policy::spawn(&args.policy, &args.nft) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let settings = args.settings();
     let backend = NftCommand::new(&args.nft);
     if args.uninstall {

@@ -100,6 +100,9 @@ pub enum LabCommand {
     Demo(DemoArgs),
     /// Remove everything the lab created (also after an interrupted up).
     Down(Common),
+    /// Build a probe file's cluster, apply its NetworkPolicies through the real agent and
+    /// observe every verdict with a real connection (docs/policy.md).
+    Netpol(super::lab_netpol::NetpolArgs),
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
@@ -117,6 +120,7 @@ fn fail(e: &LabError) -> ExitCode {
 
 pub fn run(cmd: LabCommand) -> ExitCode {
     match cmd {
+        LabCommand::Netpol(a) => super::lab_netpol::run(&a),
         LabCommand::Up(a) => {
             let spec = LabSpec {
                 prefix: a.common.prefix.clone(),

@@ -1,7 +1,10 @@
 //! One module per subcommand, each with its clap types and a `run` that returns the exit code.
 
 pub mod agent;
+pub mod agent_policy;
 pub mod install;
 pub mod lab;
+pub mod lab_netpol;
 pub mod node;
 pub mod plan;
+pub mod policy;

@@ -1,0 +1,79 @@
+//! `aksnet lab netpol FILE`: thin; everything is in aksnet-lab's `netpol`.
+//! Exit status: 0 every observation equals the model (and the file's expectations); 1 a
+//! difference or a failure; 2 unusable input (nothing created).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aksnet_lab::netpol::{netpol, NetpolOptions};
+use aksnet_lab::{Binaries, Model};
+use aksnet_policy::probe;
+
+use super::policy::Format;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct NetpolArgs {
+    /// The probe file (docs/policy.md "Probe files").
+    pub file: PathBuf,
+    #[arg(long, default_value = "nodesubnet")]
+    pub model: Model,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Prefix of every namespace, link and table the run creates (at most 10 characters).
+    #[arg(long, default_value = "aknp")]
+    pub prefix: String,
+    /// Directory of the aksnet and aksnet-cni binaries (default: next to this one).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+pub fn run(a: &NetpolArgs) -> ExitCode {
+    let scenario = match super::policy::load(&a.file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aksnet lab netpol: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bins = match Binaries::locate(a.bin_dir.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("aksnet lab netpol: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = NetpolOptions {
+        prefix: a.prefix.clone(),
+        model: a.model,
+        state_dir: PathBuf::from(format!("/run/{}netpol-{}", a.prefix, std::process::id())),
+    };
+    let mut progress: Box<dyn std::io::Write> = match a.format {
+        Format::Human => Box::new(std::io::stdout()),
+        Format::Json => Box::new(std::io::stderr()),
+    };
+    let report = match netpol(&scenario, &opts, &bins, &mut progress) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aksnet lab netpol: {e}");
+            return ExitCode::from(match e {
+                aksnet_lab::LabError::Invalid { .. } => 2,
+                _ => 1,
+            });
+        }
+    };
+    match a.format {
+        Format::Human => print!("{}", probe::render_human(&report)),
+        Format::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("aksnet lab netpol: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    }
+    if report.mismatches() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
