@@ -111,6 +111,8 @@ pub struct EtcdStore {
     deadline: Cell<Instant>,
     /// Retries taken by this store (for logs and tests).
     retries: Cell<u32>,
+    /// Failed attempts of requests that then succeeded, for [`Store::take_retry_note`].
+    retried: RefCell<Vec<String>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -211,6 +213,7 @@ impl EtcdStore {
             preferred: Cell::new(0),
             deadline: Cell::new(deadline),
             retries: Cell::new(0),
+            retried: RefCell::new(Vec::new()),
         })
     }
 
@@ -287,6 +290,7 @@ impl EtcdStore {
                 {
                     Ok(Ok(v)) => {
                         self.preferred.set(i);
+                        self.retried.borrow_mut().append(&mut failures);
                         return Ok(v);
                     }
                     Ok(Err(e)) => classify(e),
@@ -690,6 +694,17 @@ impl Store for EtcdStore {
 
     fn restart_deadline(&self) {
         EtcdStore::restart_deadline(self);
+    }
+
+    fn take_retry_note(&self) -> Option<String> {
+        let failures = std::mem::take(&mut *self.retried.borrow_mut());
+        (!failures.is_empty()).then(|| {
+            format!(
+                "{} failed etcd attempt(s) retried on other endpoints: {}",
+                failures.len(),
+                summarize(&failures)
+            )
+        })
     }
 
     fn describe(&self) -> String {

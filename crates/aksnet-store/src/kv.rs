@@ -157,6 +157,11 @@ pub trait Store {
             what: "leases",
         })
     }
+    /// What failed and was retried by requests that then succeeded (issue 17: logs
+    /// of retries), and forgets it; `None` when nothing was retried.
+    fn take_retry_note(&self) -> Option<String> {
+        None
+    }
     /// A long-lived user starts a new whole-command deadline for each unit of work
     /// (backends without one ignore it).
     fn restart_deadline(&self) {}

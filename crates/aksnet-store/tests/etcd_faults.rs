@@ -182,6 +182,10 @@ fn frozen_member_and_silent_listener_first(c: &mut EtcdCluster, bin: &Path) -> T
                 "  join {node} with member 0 frozen and a silent listener first: {:?}",
                 r.took
             );
+            ensure(
+                r.stderr.contains("retried") && r.stderr.contains(&silent_ep),
+                || format!("join {node}: the retries are not logged: {}", r.stderr),
+            )?;
             joined.push((node, data));
         }
         for _ in 0..3 {
