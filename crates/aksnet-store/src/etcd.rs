@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use etcd_client::{
     Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, Identity,
-    KvClient, PutOptions, TlsOptions, Txn, TxnOp,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use tokio::time::Instant;
 
@@ -694,6 +694,45 @@ impl Store for EtcdStore {
 
     fn restart_deadline(&self) {
         EtcdStore::restart_deadline(self);
+    }
+
+    /// An etcd watch on the key from `after + 1`, on the endpoint that answered
+    /// last: returns at the first event (or when etcd cancels the watch, e.g. its
+    /// start revision was compacted) or at the timeout. A failing watch waits out
+    /// the timeout instead: the caller's next read does the retrying and reporting.
+    fn wait_for_change(
+        &self,
+        key: &str,
+        after: Revision,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        validate_key(key)?;
+        let full = self.full_key(key);
+        let start = i64::try_from(after).unwrap_or(i64::MAX - 1) + 1;
+        let t0 = Instant::now();
+        let i = self.preferred.get();
+        let watch = async {
+            let c = self.client(i).await?;
+            let mut w = c.watch_client();
+            let opts = WatchOptions::new().with_start_revision(start);
+            let mut stream = w.watch(full, Some(opts)).await?;
+            while let Some(resp) = stream.message().await? {
+                if !resp.events().is_empty() || resp.canceled() {
+                    break;
+                }
+            }
+            Ok::<(), etcd_client::Error>(())
+        };
+        let r = self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, watch).await });
+        if let Ok(Err(e)) = r {
+            tracing::debug!(error = %e, "etcd watch failed; waiting out the timeout");
+            let left = timeout.saturating_sub(t0.elapsed());
+            self.runtime
+                .block_on(async { tokio::time::sleep(left).await });
+        }
+        Ok(())
     }
 
     fn take_retry_note(&self) -> Option<String> {
