@@ -268,8 +268,7 @@ impl EtcdStore {
         F: Future<Output = Result<T, etcd_client::Error>>,
     {
         let n = self.config.endpoints.len();
-        let mut failures: Vec<String> = Vec::new();
-        let (mut maybe_sent, mut timed_out, mut refused) = (false, false, 0usize);
+        let mut log = Attempts::default();
         let mut backoff = FIRST_BACKOFF;
         let deadline = self.deadline.get();
         loop {
@@ -290,67 +289,38 @@ impl EtcdStore {
                 {
                     Ok(Ok(v)) => {
                         self.preferred.set(i);
-                        self.retried.borrow_mut().append(&mut failures);
+                        self.retried.borrow_mut().append(&mut log.failures);
                         return Ok(v);
                     }
                     Ok(Err(e)) => classify(e),
                     Err(_) => {
-                        timed_out = true;
+                        log.timed_out = true;
                         Failure::Transient {
                             why: format!("no answer within {} ms", per.as_millis()),
                             sent: true,
                         }
                     }
                 };
-                let ep = &self.config.endpoints[i];
                 match failure {
                     Failure::Permanent(e) => {
                         return Err(self.remote(op, io::ErrorKind::Other, e.to_string(), None))
                     }
                     Failure::Transient { why, sent } => {
+                        let ep = &self.config.endpoints[i];
                         tracing::debug!(endpoint = %ep, %why, op, "etcd attempt failed; retrying");
                         self.retries.set(self.retries.get() + 1);
-                        maybe_sent |= sent;
-                        refused += usize::from(!sent);
-                        failures.push(format!("{ep}: {why}"));
+                        log.record(ep, why, sent);
                     }
                 }
             }
-            let now = Instant::now();
-            if now + backoff >= deadline {
+            if Instant::now() + backoff >= deadline {
                 break;
             }
             self.runtime
                 .block_on(async { tokio::time::sleep(backoff).await });
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        let kind = if timed_out || failures.is_empty() {
-            io::ErrorKind::TimedOut
-        } else if refused == failures.len() {
-            io::ErrorKind::ConnectionRefused
-        } else {
-            io::ErrorKind::Other
-        };
-        let outcome = write.then_some(if maybe_sent {
-            WriteOutcome::Unknown
-        } else {
-            WriteOutcome::NotApplied
-        });
-        let detail = if failures.is_empty() {
-            format!(
-                "the command's deadline of {:?} passed before this request (a longer \
-                 --store-timeout gives large stores more time)",
-                self.config.deadline
-            )
-        } else {
-            format!(
-                "no endpoint answered within the {:?} deadline ({} failed attempt(s): {})",
-                self.config.deadline,
-                failures.len(),
-                summarize(&failures)
-            )
-        };
-        Err(self.remote(op, kind, detail, outcome))
+        Err(log.into_error(self, op, write))
     }
 
     /// Keeps etcd's history bounded (issue 17): every guard bump is a new
@@ -478,6 +448,55 @@ impl EtcdStore {
                 _ => return Ok(out),
             }
         }
+    }
+}
+
+/// The failed attempts of one request.
+#[derive(Default)]
+struct Attempts {
+    failures: Vec<String>,
+    maybe_sent: bool,
+    timed_out: bool,
+    refused: usize,
+}
+
+impl Attempts {
+    fn record(&mut self, endpoint: &str, why: String, sent: bool) {
+        self.maybe_sent |= sent;
+        self.refused += usize::from(!sent);
+        self.failures.push(format!("{endpoint}: {why}"));
+    }
+
+    /// The error after the deadline: which endpoints failed how, and for a write
+    /// whether it may have been applied.
+    fn into_error(self, store: &EtcdStore, op: &'static str, write: bool) -> StoreError {
+        let kind = if self.timed_out || self.failures.is_empty() {
+            io::ErrorKind::TimedOut
+        } else if self.refused == self.failures.len() {
+            io::ErrorKind::ConnectionRefused
+        } else {
+            io::ErrorKind::Other
+        };
+        let outcome = write.then_some(if self.maybe_sent {
+            WriteOutcome::Unknown
+        } else {
+            WriteOutcome::NotApplied
+        });
+        let detail = if self.failures.is_empty() {
+            format!(
+                "the command's deadline of {:?} passed before this request (a longer \
+                 --store-timeout gives large stores more time)",
+                store.config.deadline
+            )
+        } else {
+            format!(
+                "no endpoint answered within the {:?} deadline ({} failed attempt(s): {})",
+                store.config.deadline,
+                self.failures.len(),
+                summarize(&self.failures)
+            )
+        };
+        store.remote(op, kind, detail, outcome)
     }
 }
 
