@@ -14,13 +14,13 @@
 //! rename, directory fsync) before releasing the lock. Reads take no lock: the
 //! rename makes every reader see one whole committed state. A missing `state.json`
 //! is the empty store at revision 0; a state file that does not parse or breaks an
-//! invariant is an error naming the file and is never reset (research/rust-anchors.md
-//! §7 "Avoid").
+//! invariant is an error naming the file and is never reset (a reset would forget
+//! reservations that nodes still use; docs/node.md).
 //!
 //! The whole key space is one file: a cluster's reservations are one small record
 //! per node (a few KB at maxPods 250), so rewriting it per join is cheap at the
 //! scale one machine runs, and it makes every txn trivially atomic. Clusters that
-//! span machines use etcd (a later issue) behind the same [`Store`] trait.
+//! span machines use etcd (`crate::etcd`) behind the same [`Store`] trait.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::DirBuilderExt;

@@ -1,8 +1,8 @@
 //! The cluster store's data model: keys with revisions and compare-and-swap
 //! transactions, shaped after etcd's v3 KV API so that an etcd backend maps every
-//! [`Store::txn`] onto exactly one etcd `Txn` (research/rust-anchors.md §3.4: one
-//! key per reservation, reserve with compare-create-revision → put, release with
-//! compare-on-owner, never split one change across two transactions).
+//! [`Store::txn`] onto exactly one etcd `Txn` (one key per reservation, reserve
+//! with compare-create-revision → put, release with compare-on-owner, never split
+//! one change across two transactions; docs/node.md, "Transactions").
 //!
 //! - Every successful write transaction bumps the store's revision by one, and each
 //!   key written in it gets that revision as its `mod_revision` (etcd semantics).

@@ -1,5 +1,5 @@
 //! In-memory [`Store`]: the fake for unit tests of logic built on the store
-//! (research/rust-anchors.md §7 "allocator against a fake store"). Same
+//! (the allocator's logic tested against a fake store). Same
 //! transaction semantics as the embedded backend: both apply [`State`].
 
 use std::path::PathBuf;

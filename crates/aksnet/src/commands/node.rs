@@ -1,9 +1,9 @@
-//! `aksnet node join|leave|list`: a node's up-front reservation in the cluster store
-//! for Azure CNI Node Subnet (issue 3; docs/node.md).
+//! `aksnet node join|leave|list|keepalive`: a node's up-front reservation in the
+//! cluster store for Azure CNI Node Subnet (issue 3; docs/node.md).
 //!
 //! `join` does what AKS's control plane does when it creates a node: it gives the
 //! node's NIC `maxPods` secondary addresses from the node subnet plus its own
-//! (research/azure-cni.md §2.1), then writes them to the node's local pool file so
+//! (docs/node.md), then writes them to the node's local pool file so
 //! the plugin's ADD never calls the cluster store.
 //!
 //! Exit codes: 0 done; 1 refused or failed (no room in the subnet, pods still on
