@@ -603,8 +603,37 @@ fn silent_etcd_times_out(_: &EtcdServer) -> TestResult {
         || format!("took {elapsed:?}"),
     )?;
     eprintln!("  silent etcd: {elapsed:?}: {msg}");
+    // A write that may have reached a server that never answered: outcome unknown.
+    let mut cfg = EtcdConfig::from_url(&format!("etcd://127.0.0.1:{port}")).map_err(s)?;
+    cfg.deadline = Duration::from_secs(1);
+    let st = EtcdStore::connect(cfg).map_err(s)?;
+    let e = refused(st.txn(&[], &[put("k", b"v")]), "a txn to a silent etcd")?;
+    ensure(
+        matches!(
+            &e,
+            StoreError::Remote {
+                outcome: Some(aksnet_store::WriteOutcome::Unknown),
+                ..
+            }
+        ) && e.to_string().contains("outcome: not known"),
+        || format!("a txn in doubt: {e}"),
+    )?;
     drop(l);
-    Ok(())
+    // A write no endpoint accepted: known not applied.
+    let mut cfg = EtcdConfig::from_url(&format!("etcd://127.0.0.1:{}", free_port()?)).map_err(s)?;
+    cfg.deadline = Duration::from_millis(500);
+    let st = EtcdStore::connect(cfg).map_err(s)?;
+    let e = refused(st.txn(&[], &[put("k", b"v")]), "a txn to a refused port")?;
+    ensure(
+        matches!(
+            &e,
+            StoreError::Remote {
+                outcome: Some(aksnet_store::WriteOutcome::NotApplied),
+                ..
+            }
+        ) && e.to_string().contains("outcome: not applied"),
+        || format!("a txn refused: {e}"),
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
