@@ -23,7 +23,7 @@
 //! The whole key space is one file: a cluster's reservations are one small record
 //! per node (a few KB at maxPods 250), so rewriting it per join is cheap at the
 //! scale one machine runs, and it makes every txn trivially atomic. Clusters that
-//! span machines use etcd (a later issue) behind the same [`Store`] trait.
+//! span machines use etcd (`crate::etcd`) behind the same [`Store`] trait.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use etcd_client::{
     Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, Identity,
-    KvClient, PutOptions, TlsOptions, Txn, TxnOp,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use tokio::time::Instant;
 
@@ -111,6 +111,8 @@ pub struct EtcdStore {
     deadline: Cell<Instant>,
     /// Retries taken by this store (for logs and tests).
     retries: Cell<u32>,
+    /// Failed attempts of requests that then succeeded, for [`Store::take_retry_note`].
+    retried: RefCell<Vec<String>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -211,6 +213,7 @@ impl EtcdStore {
             preferred: Cell::new(0),
             deadline: Cell::new(deadline),
             retries: Cell::new(0),
+            retried: RefCell::new(Vec::new()),
         })
     }
 
@@ -265,8 +268,7 @@ impl EtcdStore {
         F: Future<Output = Result<T, etcd_client::Error>>,
     {
         let n = self.config.endpoints.len();
-        let mut failures: Vec<String> = Vec::new();
-        let (mut maybe_sent, mut timed_out, mut refused) = (false, false, 0usize);
+        let mut log = Attempts::default();
         let mut backoff = FIRST_BACKOFF;
         let deadline = self.deadline.get();
         loop {
@@ -287,66 +289,38 @@ impl EtcdStore {
                 {
                     Ok(Ok(v)) => {
                         self.preferred.set(i);
+                        self.retried.borrow_mut().append(&mut log.failures);
                         return Ok(v);
                     }
                     Ok(Err(e)) => classify(e),
                     Err(_) => {
-                        timed_out = true;
+                        log.timed_out = true;
                         Failure::Transient {
                             why: format!("no answer within {} ms", per.as_millis()),
                             sent: true,
                         }
                     }
                 };
-                let ep = &self.config.endpoints[i];
                 match failure {
                     Failure::Permanent(e) => {
                         return Err(self.remote(op, io::ErrorKind::Other, e.to_string(), None))
                     }
                     Failure::Transient { why, sent } => {
+                        let ep = &self.config.endpoints[i];
                         tracing::debug!(endpoint = %ep, %why, op, "etcd attempt failed; retrying");
                         self.retries.set(self.retries.get() + 1);
-                        maybe_sent |= sent;
-                        refused += usize::from(!sent);
-                        failures.push(format!("{ep}: {why}"));
+                        log.record(ep, why, sent);
                     }
                 }
             }
-            let now = Instant::now();
-            if now + backoff >= deadline {
+            if Instant::now() + backoff >= deadline {
                 break;
             }
             self.runtime
                 .block_on(async { tokio::time::sleep(backoff).await });
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        let kind = if timed_out || failures.is_empty() {
-            io::ErrorKind::TimedOut
-        } else if refused == failures.len() {
-            io::ErrorKind::ConnectionRefused
-        } else {
-            io::ErrorKind::Other
-        };
-        let outcome = write.then_some(if maybe_sent {
-            WriteOutcome::Unknown
-        } else {
-            WriteOutcome::NotApplied
-        });
-        let detail = if failures.is_empty() {
-            format!(
-                "the command's deadline of {:?} passed before this request (a longer \
-                 --store-timeout gives large stores more time)",
-                self.config.deadline
-            )
-        } else {
-            format!(
-                "no endpoint answered within the {:?} deadline ({} failed attempt(s): {})",
-                self.config.deadline,
-                failures.len(),
-                summarize(&failures)
-            )
-        };
-        Err(self.remote(op, kind, detail, outcome))
+        Err(log.into_error(self, op, write))
     }
 
     /// Keeps etcd's history bounded (issue 17): every guard bump is a new
@@ -474,6 +448,55 @@ impl EtcdStore {
                 _ => return Ok(out),
             }
         }
+    }
+}
+
+/// The failed attempts of one request.
+#[derive(Default)]
+struct Attempts {
+    failures: Vec<String>,
+    maybe_sent: bool,
+    timed_out: bool,
+    refused: usize,
+}
+
+impl Attempts {
+    fn record(&mut self, endpoint: &str, why: String, sent: bool) {
+        self.maybe_sent |= sent;
+        self.refused += usize::from(!sent);
+        self.failures.push(format!("{endpoint}: {why}"));
+    }
+
+    /// The error after the deadline: which endpoints failed how, and for a write
+    /// whether it may have been applied.
+    fn into_error(self, store: &EtcdStore, op: &'static str, write: bool) -> StoreError {
+        let kind = if self.timed_out || self.failures.is_empty() {
+            io::ErrorKind::TimedOut
+        } else if self.refused == self.failures.len() {
+            io::ErrorKind::ConnectionRefused
+        } else {
+            io::ErrorKind::Other
+        };
+        let outcome = write.then_some(if self.maybe_sent {
+            WriteOutcome::Unknown
+        } else {
+            WriteOutcome::NotApplied
+        });
+        let detail = if self.failures.is_empty() {
+            format!(
+                "the command's deadline of {:?} passed before this request (a longer \
+                 --store-timeout gives large stores more time)",
+                store.config.deadline
+            )
+        } else {
+            format!(
+                "no endpoint answered within the {:?} deadline ({} failed attempt(s): {})",
+                store.config.deadline,
+                self.failures.len(),
+                summarize(&self.failures)
+            )
+        };
+        store.remote(op, kind, detail, outcome)
     }
 }
 
@@ -690,6 +713,56 @@ impl Store for EtcdStore {
 
     fn restart_deadline(&self) {
         EtcdStore::restart_deadline(self);
+    }
+
+    /// An etcd watch on the key from `after + 1`, on the endpoint that answered
+    /// last: returns at the first event (or when etcd cancels the watch, e.g. its
+    /// start revision was compacted) or at the timeout. A failing watch waits out
+    /// the timeout instead: the caller's next read does the retrying and reporting.
+    fn wait_for_change(
+        &self,
+        key: &str,
+        after: Revision,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        validate_key(key)?;
+        let full = self.full_key(key);
+        let start = i64::try_from(after).unwrap_or(i64::MAX - 1) + 1;
+        let t0 = Instant::now();
+        let i = self.preferred.get();
+        let watch = async {
+            let c = self.client(i).await?;
+            let mut w = c.watch_client();
+            let opts = WatchOptions::new().with_start_revision(start);
+            let mut stream = w.watch(full, Some(opts)).await?;
+            while let Some(resp) = stream.message().await? {
+                if !resp.events().is_empty() || resp.canceled() {
+                    break;
+                }
+            }
+            Ok::<(), etcd_client::Error>(())
+        };
+        let r = self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, watch).await });
+        if let Ok(Err(e)) = r {
+            tracing::debug!(error = %e, "etcd watch failed; waiting out the timeout");
+            let left = timeout.saturating_sub(t0.elapsed());
+            self.runtime
+                .block_on(async { tokio::time::sleep(left).await });
+        }
+        Ok(())
+    }
+
+    fn take_retry_note(&self) -> Option<String> {
+        let failures = std::mem::take(&mut *self.retried.borrow_mut());
+        (!failures.is_empty()).then(|| {
+            format!(
+                "{} failed etcd attempt(s) retried on other endpoints: {}",
+                failures.len(),
+                summarize(&failures)
+            )
+        })
     }
 
     fn describe(&self) -> String {

@@ -161,6 +161,24 @@ pub trait Store {
             what: "leases",
         })
     }
+    /// Blocks until `key` changes after revision `after` (a put or a delete), or
+    /// `timeout` passes, whichever is first; either way the caller re-reads. The
+    /// default waits out the timeout (backends without a watch).
+    fn wait_for_change(
+        &self,
+        key: &str,
+        after: Revision,
+        timeout: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let _ = (key, after);
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+    /// What failed and was retried by requests that then succeeded (issue 17: logs
+    /// of retries), and forgets it; `None` when nothing was retried.
+    fn take_retry_note(&self) -> Option<String> {
+        None
+    }
     /// A long-lived user starts a new whole-command deadline for each unit of work
     /// (backends without one ignore it).
     fn restart_deadline(&self) {}

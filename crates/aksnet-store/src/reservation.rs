@@ -9,6 +9,7 @@
 //! | `cluster/subnets` | `{"subnets":{"<name>":"<cidr>"}}` | subnet registry: every subnet creation compares it, so two subnets never overlap |
 //! | `subnets/<name>` | `{"cidr":"<cidr>"}` | the subnet's join guard: every join into it compares it at its mod revision and puts it back |
 //! | `nodes/<node>` | [`NodeReservation`] | one key per node: the reservation itself, and nothing else holds it |
+//! | `blocks/<name>/<first>+<count>/<node>` | empty | the subnet's address index ([`crate::blocks`]), written and deleted with `nodes/<node>` in one transaction |
 //!
 //! Why a per-subnet guard rather than one key per address (`ips/<subnet>/<ip>` with
 //! "absent" compares): a node at maxPods 250 reserves 251 addresses, and etcd refuses
@@ -19,13 +20,14 @@
 //! whereabouts#712). The cost is that joins into one subnet serialise; joins are
 //! rare (one per node), so contention only means a retry.
 //!
-//! Why it is safe: a join reads the guard (revision r) *before* it lists the nodes,
-//! and commits only if the guard is still at r. Every other join into the subnet
-//! bumps the guard, so any join that committed after our guard read fails our
-//! compare, and any that committed before it is in our list (reads are
-//! linearizable). Hence two joins can never pick the same address. Leaving deletes
-//! the node key with compare-on-owner (its mod revision) and does not touch the
-//! guard: a concurrent join that listed before the delete merely sees fewer free
+//! Why it is safe: a join reads the guard (revision r) *before* it reads the
+//! subnet's address index, and commits only if the guard is still at r. Every other
+//! join into the subnet bumps the guard, so any join that committed after our guard
+//! read fails our compare, and any that committed before it is in the index we read
+//! (reads are linearizable; a join writes its index keys in its own transaction).
+//! Hence two joins can never pick the same address. Leaving (and a lease expiring)
+//! deletes the node key and its index keys and does not touch the guard: a
+//! concurrent join that read the index before the delete merely sees fewer free
 //! addresses.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -23,6 +23,10 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use aksnet_core::azure::{MaxPods, NodeSubnet};
+
+#[path = "etcd_support/mod.rs"]
+#[allow(dead_code)] // this suite runs its own single member; etcd_faults uses the rest
+mod support;
 use aksnet_store::etcd::{EtcdConfig, EtcdStore};
 use aksnet_store::reservation::{get_node, leave};
 use aksnet_store::{
@@ -73,12 +77,12 @@ struct EtcdServer {
 impl EtcdServer {
     fn start() -> Result<Self, String> {
         let dir = tempfile::Builder::new()
-            .prefix("aksnt-etcd-")
+            .prefix(&format!("{}-etcd1-", support::PREFIX))
             .tempdir()
             .map_err(|e| format!("tempdir: {e}"))?;
         let client_port = free_port()?;
         let peer_port = free_port()?;
-        let name = format!("aksnt-{}", std::process::id());
+        let name = format!("{}-{}", support::PREFIX, std::process::id());
         let client = format!("http://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
         let log = std::fs::File::create(dir.path().join("etcd.log"))
@@ -173,12 +177,9 @@ impl Drop for EtcdServer {
     }
 }
 
-/// A port nothing listens on right now (the kernel's pick for an ephemeral bind).
+/// A loopback port in 23000-23999 that nothing listens on now (support::free_port).
 fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("local_addr: {e}"))
+    support::free_port()
 }
 
 fn request(node: &str, cidr: &str, max_pods: u32) -> Result<JoinRequest, String> {
@@ -602,8 +603,37 @@ fn silent_etcd_times_out(_: &EtcdServer) -> TestResult {
         || format!("took {elapsed:?}"),
     )?;
     eprintln!("  silent etcd: {elapsed:?}: {msg}");
+    // A write that may have reached a server that never answered: outcome unknown.
+    let mut cfg = EtcdConfig::from_url(&format!("etcd://127.0.0.1:{port}")).map_err(s)?;
+    cfg.deadline = Duration::from_secs(1);
+    let st = EtcdStore::connect(cfg).map_err(s)?;
+    let e = refused(st.txn(&[], &[put("k", b"v")]), "a txn to a silent etcd")?;
+    ensure(
+        matches!(
+            &e,
+            StoreError::Remote {
+                outcome: Some(aksnet_store::WriteOutcome::Unknown),
+                ..
+            }
+        ) && e.to_string().contains("outcome: not known"),
+        || format!("a txn in doubt: {e}"),
+    )?;
     drop(l);
-    Ok(())
+    // A write no endpoint accepted: known not applied.
+    let mut cfg = EtcdConfig::from_url(&format!("etcd://127.0.0.1:{}", free_port()?)).map_err(s)?;
+    cfg.deadline = Duration::from_millis(500);
+    let st = EtcdStore::connect(cfg).map_err(s)?;
+    let e = refused(st.txn(&[], &[put("k", b"v")]), "a txn to a refused port")?;
+    ensure(
+        matches!(
+            &e,
+            StoreError::Remote {
+                outcome: Some(aksnet_store::WriteOutcome::NotApplied),
+                ..
+            }
+        ) && e.to_string().contains("outcome: not applied"),
+        || format!("a txn refused: {e}"),
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

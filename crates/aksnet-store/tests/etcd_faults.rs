@@ -182,6 +182,10 @@ fn frozen_member_and_silent_listener_first(c: &mut EtcdCluster, bin: &Path) -> T
                 "  join {node} with member 0 frozen and a silent listener first: {:?}",
                 r.took
             );
+            ensure(
+                r.stderr.contains("retried") && r.stderr.contains(&silent_ep),
+                || format!("join {node}: the retries are not logged: {}", r.stderr),
+            )?;
             joined.push((node, data));
         }
         for _ in 0..3 {
@@ -549,7 +553,52 @@ fn lease_expiry_returns_a_dead_nodes_addresses(c: &EtcdCluster, bin: &Path) -> T
     ensure(alive, || {
         "kept's reservation expired while its keepalive ran".into()
     })?;
-    wait_gone(bin, &url, "kept", Duration::from_secs(15)).map(|_| ())
+    wait_gone(bin, &url, "kept", Duration::from_secs(15))?;
+    keepalive_watch_fences_at_once(bin, &url, dir.path())
+}
+
+/// The keepalive watches the node's key: when the reservation is released behind
+/// its back (here a `leave` run elsewhere), it fences the pool at once, long
+/// before its next scheduled round (TTL/3 = 10 s).
+fn keepalive_watch_fences_at_once(bin: &Path, url: &str, dir: &Path) -> TestResult {
+    let data = dir.join("watched");
+    let mut cmd = join_cmd(bin, url, "watched", &data, "10.55.0.0/24");
+    cmd.args(["--lease-ttl", "30s"]);
+    let r = run(&mut cmd)?;
+    ensure(r.code == Some(0), || format!("watched join: {}", r.stderr))?;
+    let mut ka = node_cmd(bin, "keepalive", url, &["--node", "watched"]);
+    ka.arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = ka.spawn().map_err(|e| format!("spawn keepalive: {e}"))?;
+    std::thread::sleep(Duration::from_millis(700));
+    let mut leave = node_cmd(bin, "leave", url, &["--node", "watched", "--force"]);
+    leave.arg("--data-dir").arg(dir.join("elsewhere"));
+    let r = run(&mut leave)?;
+    let t0 = Instant::now();
+    let fenced = loop {
+        if data.join("node-pool.fenced").exists() {
+            break Some(t0.elapsed());
+        }
+        if t0.elapsed() > Duration::from_secs(6) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    ensure(r.code == Some(0), || {
+        format!("leave elsewhere: {}", r.stderr)
+    })?;
+    let took = fenced.ok_or_else(|| {
+        format!(
+            "no fence 6 s after the leave: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    eprintln!("  keepalive fenced the pool {took:?} after the reservation was released elsewhere");
+    Ok(())
 }
 
 /// 1,300 nodes at maxPods 250: their records (4.7 MB) exceed gRPC's 4 MiB message

@@ -702,3 +702,23 @@ fn a_closed_stdout_ends_output_quietly_with_the_commands_status() {
         7
     );
 }
+
+/// Leases need etcd: `--lease-ttl` on the embedded store is refused and changes
+/// nothing; a zero or malformed `--store-timeout` is bad input (exit 2).
+#[test]
+fn lease_ttl_needs_etcd_and_store_timeout_is_checked() {
+    let c = Cluster::new();
+    let r = c.join("n1", &["--lease-ttl", "30s"]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("leases need the etcd store"),
+        "{}",
+        r.stderr
+    );
+    assert!(c.state_bytes().is_empty() && c.pool("n1").is_none());
+    for bad in ["0s", "10h", "x"] {
+        let r = c.join("n1", &["--store-timeout", bad]);
+        assert_eq!(r.code, Some(2), "{bad}: {}", r.stderr);
+        assert!(r.stderr.contains(bad), "{}", r.stderr);
+    }
+}

@@ -1,5 +1,5 @@
-//! `aksnet node join|leave|list`: a node's up-front reservation in the cluster store
-//! for Azure CNI Node Subnet (issue 3; docs/node.md).
+//! `aksnet node join|leave|list|keepalive`: a node's up-front reservation in the
+//! cluster store for Azure CNI Node Subnet (issue 3; docs/node.md).
 //!
 //! `join` does what AKS's control plane does when it creates a node: it gives the
 //! node's NIC `maxPods` secondary addresses from the node subnet plus its own
@@ -344,6 +344,13 @@ fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Add
         .collect())
 }
 
+/// Says on stderr what the store retried (issue 17: logs of retries).
+fn note_retries(cmd: &str, store: &dyn Store) {
+    if let Some(note) = store.take_retry_note() {
+        eprintln!("aksnet node {cmd}: note: {note}");
+    }
+}
+
 /// An empty store on a node that holds a pool is a lost store, not an empty
 /// cluster (issue 10 item 4).
 fn check_store_not_lost(store: &dyn Store, data_dir: &Path) -> Result<(), NodeError> {
@@ -447,6 +454,7 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
             r.node
         ),
     }
+    note_retries("join", &*store);
     Ok(())
 }
 
@@ -526,6 +534,7 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     if removed {
         out!("  removed {}", node_pool_path(&a.data_dir).display());
     }
+    note_retries("leave", &*store);
     Ok(())
 }
 
@@ -612,6 +621,7 @@ fn run_list(a: &ListArgs) -> Result<(), NodeError> {
         ListFormat::Json => print_json(&rows, &subnets, &per_subnet),
         ListFormat::Table => print_table(a, &rows, &subnets, &per_subnet),
     }
+    note_retries("list", &*store);
     Ok(())
 }
 

@@ -16,8 +16,9 @@
 //! may be earlier than one TTL after our last answer, so half a TTL leaves the
 //! margin. `aksnet node join` lifts the fence.
 //!
-//! The reconcile is a poll every TTL/3 rather than an etcd watch: it needs no
-//! long-lived stream and its cadence is the lease's anyway.
+//! Between rounds it waits on an etcd watch of the node's key (from the revision
+//! it read): a change (leave, another reservation) starts the next round at once;
+//! otherwise the next round runs after TTL/3.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use aksnet_store::local_pool::{
     fence, read_node_lease, read_node_pool_ignoring_fence, write_node_pool, NodeLease,
 };
-use aksnet_store::reservation::{get_node, ReservationError};
+use aksnet_store::reservation::{get_node, node_key, ReservationError};
 use aksnet_store::Store;
 
 use super::{in_use_in_subnet, parse_node_name, NodeError, StoreArgs, DEFAULT_DATA_DIR};
@@ -47,7 +48,8 @@ pub struct KeepaliveArgs {
 }
 
 enum Round {
-    Alive(Duration),
+    /// The lease's TTL and the reservation's revision (the watch starts after it).
+    Alive(Duration, u64),
     Lost(String),
 }
 
@@ -64,11 +66,13 @@ pub fn run(a: &KeepaliveArgs) -> Result<(), NodeError> {
     let store = a.store.open()?;
     let mut ttl = Duration::from_secs(lease.ttl_seconds.max(1));
     let mut last_ok = Instant::now();
+    let mut seen = 0;
     loop {
         store.restart_deadline();
         let reason = match round(&*store, a, &lease) {
-            Ok(Round::Alive(t)) => {
+            Ok(Round::Alive(t, rev)) => {
                 ttl = t;
+                seen = rev;
                 last_ok = Instant::now();
                 None
             }
@@ -93,7 +97,15 @@ pub fn run(a: &KeepaliveArgs) -> Result<(), NodeError> {
         if a.once {
             return Ok(());
         }
-        std::thread::sleep((ttl / 3).max(Duration::from_millis(200)));
+        // Next round after a third of the TTL, or at once when the reservation
+        // changes in the store (an etcd watch): a node learns of a leave or a
+        // replacement of its reservation without waiting for the lease.
+        let wait = (ttl / 3).max(Duration::from_millis(200));
+        if seen == 0 {
+            std::thread::sleep(wait);
+        } else if let Err(e) = store.wait_for_change(&node_key(&a.node), seen, wait) {
+            eprintln!("aksnet node keepalive: warning: watch: {e}");
+        }
     }
 }
 
@@ -107,7 +119,7 @@ fn round(store: &dyn Store, a: &KeepaliveArgs, lease: &NodeLease) -> Result<Roun
             lease.lease, a.node
         )));
     };
-    let record = match get_node(store, &a.node)? {
+    let (record, rev) = match get_node(store, &a.node)? {
         None => {
             return Ok(Round::Lost(format!(
                 "node {}'s reservation is gone from the store",
@@ -120,7 +132,7 @@ fn round(store: &dyn Store, a: &KeepaliveArgs, lease: &NodeLease) -> Result<Roun
                 a.node, lease.lease
             )))
         }
-        Some((r, _)) => r,
+        Some((r, rev)) => (r, rev),
     };
     let want = record.to_node_pool();
     if read_node_pool_ignoring_fence(&a.data_dir)?.as_ref() != Some(&want) {
@@ -140,9 +152,10 @@ fn round(store: &dyn Store, a: &KeepaliveArgs, lease: &NodeLease) -> Result<Roun
             a.node
         );
     }
-    Ok(Round::Alive(Duration::from_secs(
-        u64::try_from(left).unwrap_or(1).max(1),
-    )))
+    Ok(Round::Alive(
+        Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1)),
+        rev,
+    ))
 }
 
 /// The agent's lease hook (`aksnet agent --keepalive-node NAME ...`): the same

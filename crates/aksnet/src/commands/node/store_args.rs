@@ -39,7 +39,8 @@ pub struct StoreArgs {
     /// etcd authentication: USER or USER:PASSWORD [env ETCDCTL_USER].
     #[arg(long, value_name = "USER[:PASSWORD]")]
     pub etcd_user: Option<String>,
-    /// A file holding the etcd password (one line) [else env ETCDCTL_PASSWORD].
+    /// A file holding the etcd password (its trailing newline is dropped) [else env
+    /// ETCDCTL_PASSWORD].
     #[arg(long, value_name = "FILE")]
     pub etcd_password_file: Option<PathBuf>,
     /// Deadline for the whole command against etcd, retries included (e.g. 10s,
