@@ -432,3 +432,26 @@ resource "azurerm_kubernetes_cluster" "aks" {
     assert!(f.field.contains("network_profile"), "{}", f.field);
     assert!(!r.capacity.is_empty());
 }
+
+/// Findings carry the file:line of what they concern where the input has lines.
+#[test]
+fn findings_carry_file_and_line() {
+    let i = load(&["main.tf", "variables.tf"]);
+    let r = plan(&i, &PlanOptions::default());
+    let u4 = r.findings.iter().find(|f| f.rule == "U4").unwrap();
+    assert!(
+        u4.location.as_deref().unwrap().ends_with("main.tf:9"),
+        "the subnet's resource: {:?}",
+        u4.location
+    );
+    let s8 = r.findings.iter().find(|f| f.rule == "S8").unwrap();
+    assert!(s8.location.as_deref().unwrap().ends_with("main.tf:16"));
+    let i = load(&["az-create.azcli"]);
+    let r = plan(&i, &PlanOptions::default());
+    let s8 = r.findings.iter().find(|f| f.rule == "S8").unwrap();
+    assert!(s8
+        .location
+        .as_deref()
+        .unwrap()
+        .ends_with("az-create.azcli:17"));
+}

@@ -133,13 +133,25 @@ pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, I
                     "a second managed cluster in one template; plan one cluster at a time",
                 ));
             }
-            found.cluster = Some(azure::read_cluster(&o)?);
+            let mut c = azure::read_cluster(&o)?;
+            c.location = location_of(&raw);
+            for p in &mut c.pools {
+                p.location = c.location.clone();
+            }
+            found.cluster = Some(c);
         } else if lt == "microsoft.containerservice/managedclusters/agentpools" {
-            found
-                .pools
-                .push((segs.first().map(|s| s.to_string()), azure::read_pool(&o)?));
+            found.pools.push((segs.first().map(|s| s.to_string()), {
+                let mut p = azure::read_pool(&o)?;
+                p.location = location_of(&raw);
+                p
+            }));
         } else if lt == "microsoft.network/virtualnetworks" {
-            found.vnets.push(azure::read_vnet(&o)?);
+            let mut v = azure::read_vnet(&o)?;
+            v.location = location_of(&raw);
+            for s in &mut v.subnets {
+                s.location = v.location.clone();
+            }
+            found.vnets.push(v);
         } else if lt == "microsoft.network/virtualnetworks/subnets" {
             subnets.push((
                 segs.first().copied().unwrap_or("").to_string(),
@@ -161,6 +173,15 @@ pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, I
         }
     }
     Ok(found)
+}
+
+/// Key under which a translated input (Bicep) records where a resource was written.
+pub const LOCATION_KEY: &str = "\u{1}location";
+
+fn location_of(raw: &Value) -> Option<String> {
+    raw.get(LOCATION_KEY)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 fn with_name(v: &Value, name: &str) -> Value {

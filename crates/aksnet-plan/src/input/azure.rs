@@ -200,6 +200,7 @@ pub fn read_subnet(outer: &Obj) -> Result<Subnet, InputError> {
         other_ips: None,
         route_table: res_id("routeTable")?,
         nsg: res_id("networkSecurityGroup")?,
+        location: None,
     })
 }
 

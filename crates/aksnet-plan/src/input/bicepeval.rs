@@ -657,6 +657,10 @@ fn resource(
             "apiVersion".into(),
             json!(ty.split('@').nth(1).unwrap_or("")),
         );
+        m.insert(
+            super::arm::LOCATION_KEY.into(),
+            json!(format!("{}:{}", env.file.file, d.line)),
+        );
         let id = synthetic_id(&full_ty, &full_name);
         let mut seen = m.clone();
         seen.insert("id".into(), json!(id));

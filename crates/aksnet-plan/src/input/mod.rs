@@ -211,18 +211,38 @@ impl Loader {
                 found.other_clusters
             ));
         }
+        let loc = |v: &Value| {
+            v.get(arm::LOCATION_KEY)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         if let Some(c) = &found.cluster {
-            let cl = azure::read_cluster(&Obj::new(c, "az aks create", file))?;
+            let mut cl = azure::read_cluster(&Obj::new(c, "az aks create", file))?;
+            cl.location = loc(c);
+            for (p, raw) in cl.pools.iter_mut().zip(
+                c.pointer("/properties/agentPoolProfiles")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            ) {
+                p.location = loc(raw);
+            }
             self.set_cluster(file, cl, Origin::AzScript)?;
         } else if self.cluster_file.is_none() {
             self.input.origin = Origin::AzScript;
         }
         for p in &found.pools {
-            let pool = azure::read_pool(&Obj::new(p, "az aks nodepool", file))?;
+            let mut pool = azure::read_pool(&Obj::new(p, "az aks nodepool", file))?;
+            pool.location = loc(p);
             self.input.extra_pools.push(pool);
         }
         for v in &found.vnets {
-            let vn = azure::read_vnet(&Obj::new(v, "az network vnet", file))?;
+            let mut vn = azure::read_vnet(&Obj::new(v, "az network vnet", file))?;
+            vn.location = loc(v);
+            let raws = v.pointer("/properties/subnets").and_then(Value::as_array);
+            for (s, raw) in vn.subnets.iter_mut().zip(raws.into_iter().flatten()) {
+                s.location = loc(raw);
+            }
             self.input.vnets.push(vn);
         }
         self.input.input_defaults.extend(found.defaults);
