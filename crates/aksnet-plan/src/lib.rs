@@ -81,6 +81,23 @@ fn locate(input: &PlanInput, findings: &mut [Finding]) {
     }
 }
 
+/// A range's pod maximum counts at most as many nodes as the cluster may have (its tier limit,
+/// kubenet's 400 routes, Azure NPM's 250): a /16 of kubenet nodes does not hold 16 million pods.
+fn cap_range_pods(ranges: &mut [Capacity], limits: &[report::Limit]) {
+    let Some(cap) = limits
+        .iter()
+        .filter(|l| !l.name.starts_with("pool "))
+        .map(|l| l.limit)
+        .min()
+    else {
+        return;
+    };
+    for c in ranges.iter_mut().filter(|c| c.max_nodes > cap) {
+        let per_node = c.max_pods / c.max_nodes;
+        c.max_pods = cap * per_node;
+    }
+}
+
 /// A needed value no input resolved (issue 12: unknown is not fatal).
 fn unresolved_finding(u: &model::Unresolved) -> Finding {
     Finding::new(
@@ -133,6 +150,7 @@ pub fn plan(input: &PlanInput, opts: &PlanOptions) -> Report {
     let mut ranges = capacity::ranges(&r);
     let mut limits = capacity::limits(&r);
     let mut cluster = capacity::cluster(&r, &ranges, &limits);
+    cap_range_pods(&mut ranges, &limits);
     findings.extend(ranges.iter().filter_map(tiny_headroom));
     let partial = input.cluster.is_none();
     if partial {

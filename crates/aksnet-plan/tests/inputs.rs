@@ -455,3 +455,23 @@ fn findings_carry_file_and_line() {
         .unwrap()
         .ends_with("az-create.azcli:17"));
 }
+
+/// Issue 12: a range's pod maximum counts at most the nodes the cluster may have.
+#[test]
+fn range_pod_maximum_is_capped_by_the_cluster_limits() {
+    let spec = r#"
+apiVersion: aksnet/v1
+cluster:
+  name: k
+  tier: standard
+  network: {plugin: kubenet, podCidr: 10.244.0.0/16, serviceCidr: 10.200.0.0/16, dnsServiceIp: 10.200.0.10}
+  pools: [{name: system, mode: System, count: 3, maxPods: 110, subnet: nodes}]
+vnet: {name: v, addressSpace: [172.16.0.0/16], subnets: [{name: nodes, prefix: 172.16.0.0/16}]}
+"#;
+    let i = tf(&[("k.yaml", spec)]).unwrap();
+    let r = plan(&i, &PlanOptions::default());
+    let nodes = r.capacity.iter().find(|c| c.name == "nodes").unwrap();
+    assert_eq!(nodes.max_nodes, 65_531);
+    // kubenet's 400 routes bind: 400 × 110 pods, not 65,531 × 110.
+    assert_eq!(nodes.max_pods, 44_000);
+}
