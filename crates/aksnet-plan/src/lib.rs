@@ -105,10 +105,19 @@ fn unresolved_finding(u: &model::Unresolved) -> Finding {
         u.field.clone(),
         format!(
             "'{}' could not be resolved from the inputs, so the plan treats this field as absent (an AKS default applies where one exists, see Defaults applied). Give its value (a variable value, a parameters file) to plan with it.",
-            u.expression
+            shorten(&u.expression, 200)
         ),
     )
     .at(u.location.clone().or_else(|| Some(u.file.clone())))
+}
+
+/// `s` cut to `max` characters (long template expressions).
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
 }
 
 /// H1: safe to upgrade, but fewer addresses left than two more nodes need.
