@@ -204,6 +204,27 @@ fn every_input_format_plans() {
     }
 }
 
+/// Issue 12: a VNet alone is planned without an invented cluster (no service CIDR nobody
+/// chose, no "no System pool"), with each subnet's capacity and a note on what is missing.
+#[test]
+fn vnet_alone_is_a_partial_plan() {
+    let (code, out, err) = aksnet(&["--format", "json"], &["vnet-show.json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partial"], true);
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"IN2"), "{rules:?}");
+    for r in ["S2", "S3", "S10", "C6"] {
+        assert!(!rules.contains(&r), "{r} on a VNet alone: {rules:?}");
+    }
+    assert!(!v["capacity"].as_array().unwrap().is_empty());
+}
+
 /// Hostile input (issue 10 items 6 and 7): deep nesting is refused with a depth-limit error
 /// naming file and line, never a stack overflow; huge files and non-regular files (FIFO,
 /// device, directory) are refused before they are read. Every case expects exit status 2.
