@@ -424,4 +424,14 @@ mod adversarial {
             "{err}"
         );
     }
+
+    #[test]
+    fn script_deep_substitution_is_refused() {
+        let d = TempDir::new("shdeep");
+        let v = format!("{}x{}", "$(".repeat(20_000), ")".repeat(20_000));
+        let p = d.file("deploy.sh", &format!("A=1\nX={v}\n"));
+        assert_depth_refused(&p, 2);
+        let md = d.file("doc.md", &format!("# t\n\n```bash\nX={v}\n```\n"));
+        assert_depth_refused(&md, 4);
+    }
 }

@@ -199,6 +199,28 @@ struct Loader {
 impl Loader {
     /// An az CLI script or a Markdown file's az code blocks (docs/plan.md, "az CLI scripts").
     fn script(&mut self, file: &str, text: &str, markdown: bool) -> Result<(), InputError> {
+        // `$(...)` substitutions are expanded recursively: bound their nesting first (in a
+        // Markdown file, only the code blocks count; prose may leave brackets open).
+        if markdown {
+            for (first, block) in azcli::markdown_blocks(text) {
+                limits::check_nesting_hcl(file, &block, false).map_err(|e| match e {
+                    InputError::Syntax {
+                        file,
+                        line,
+                        column,
+                        message,
+                    } => InputError::Syntax {
+                        file,
+                        line: line + first - 1,
+                        column,
+                        message,
+                    },
+                    other => other,
+                })?;
+            }
+        } else {
+            limits::check_nesting_hcl(file, text, false)?;
+        }
         let found = azcli::read(file, text, markdown);
         let mut kind = if markdown {
             "Markdown az CLI blocks".to_string()
