@@ -671,6 +671,13 @@ fn more_functions(name: &str, vals: &[Value]) -> Result<Value, String> {
             Some(Value::Object(m)) => m.contains_key(&vals.get(1).map(as_text).unwrap_or_default()),
             _ => false,
         }),
+        other => return collection_functions(other, vals),
+    })
+}
+
+/// More of the functions (split by kind).
+fn collection_functions(name: &str, vals: &[Value]) -> Result<Value, String> {
+    Ok(match name {
         "first" => match vals.first() {
             Some(Value::Array(a)) => a.first().cloned().unwrap_or(Value::Null),
             other => Value::String(

@@ -381,6 +381,20 @@ fn call(f: &str, a: &[Value]) -> R {
         "replace" => Value::String(t(0).replace(&t(1), &t(2))),
         "split" => Value::Array(t(0).split(t(1).as_str()).map(|s| json!(s)).collect()),
         "join" => Value::String(arr(0).iter().map(text).collect::<Vec<_>>().join(&t(1))),
+        other => return call_collection(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_collection(f: &str, a: &[Value]) -> R {
+    let t = |i: usize| a.get(i).map(text).unwrap_or_default();
+    let arr = |i: usize| {
+        a.get(i)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    Ok(match f {
         "empty" => Value::Bool(match a.first() {
             None | Some(Value::Null) => true,
             Some(Value::String(s)) => s.is_empty(),
@@ -466,6 +480,14 @@ fn call(f: &str, a: &[Value]) -> R {
                 Value::Array(out)
             }
         }
+        other => return call_cidr(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_cidr(f: &str, a: &[Value]) -> R {
+    let t = |i: usize| a.get(i).map(text).unwrap_or_default();
+    Ok(match f {
         "cidrSubnet" => {
             let n = cidr4(&t(0))?;
             let len = num(&a[1])? as u8;

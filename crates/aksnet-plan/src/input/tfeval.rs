@@ -557,6 +557,20 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
                 .collect(),
         ),
         "replace" => Value::String(t(0).replace(&t(1), &t(2))),
+        other => return call_collection(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_collection(name: &str, a: Vec<Value>) -> Result<Value, String> {
+    let t = |i: usize| a.get(i).map(as_text).unwrap_or_default();
+    let arr = |i: usize| {
+        a.get(i)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    Ok(match name {
         "concat" => Value::Array(
             a.iter()
                 .flat_map(|v| v.as_array().cloned().unwrap_or_default())
@@ -637,6 +651,13 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
             .into_iter()
             .find(|v| !v.is_null() && v != "")
             .ok_or("coalesce: no non-null argument")?,
+        other => return call_number(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_number(name: &str, a: Vec<Value>) -> Result<Value, String> {
+    Ok(match name {
         "max" => json_num(
             a.iter()
                 .map(|v| num(Some(v)))
