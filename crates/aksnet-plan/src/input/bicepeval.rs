@@ -200,40 +200,7 @@ impl Env<'_> {
                 index,
                 coll,
                 body,
-            } => {
-                let c = self.eval(coll)?;
-                let elems: Vec<Value> = match c {
-                    Value::Array(a) => a,
-                    Value::Object(m) => m
-                        .into_iter()
-                        .map(|(k, v)| json!({"key": k, "value": v}))
-                        .collect(),
-                    _ => return Err("a for loop over something other than an array".into()),
-                };
-                let mut out = Vec::new();
-                for (i, x) in elems.into_iter().enumerate() {
-                    self.locals.push((item.clone(), x));
-                    if let Some(ix) = index {
-                        self.locals.push((ix.clone(), Value::from(i as u64)));
-                    }
-                    let v = match body.as_ref() {
-                        Expr::If(c, b) => match self.eval(c) {
-                            Ok(cv) if truthy(&cv) => Some(self.eval(b)),
-                            Ok(_) => None,
-                            Err(e) => Some(Err(e)),
-                        },
-                        b => Some(self.eval(b)),
-                    };
-                    self.locals.pop();
-                    if index.is_some() {
-                        self.locals.pop();
-                    }
-                    if let Some(v) = v {
-                        out.push(v?);
-                    }
-                }
-                Value::Array(out)
-            }
+            } => self.for_loop(item, index.as_deref(), coll, body)?,
             Expr::If(c, b) => {
                 if truthy(&self.eval(c)?) {
                     self.eval(b)?
@@ -243,6 +210,42 @@ impl Env<'_> {
             }
             Expr::Nested(_) => Value::Null,
         })
+    }
+
+    /// `[for (item, index) in coll: body]`, with an optional `if` filter in the body.
+    fn for_loop(&mut self, item: &str, index: Option<&str>, coll: &Expr, body: &Expr) -> R {
+        let c = self.eval(coll)?;
+        let elems: Vec<Value> = match c {
+            Value::Array(a) => a,
+            Value::Object(m) => m
+                .into_iter()
+                .map(|(k, v)| json!({"key": k, "value": v}))
+                .collect(),
+            _ => return Err("a for loop over something other than an array".into()),
+        };
+        let mut out = Vec::new();
+        for (i, x) in elems.into_iter().enumerate() {
+            self.locals.push((item.to_string(), x));
+            if let Some(ix) = index {
+                self.locals.push((ix.to_string(), Value::from(i as u64)));
+            }
+            let v = match body {
+                Expr::If(c, b) => match self.eval(c) {
+                    Ok(cv) if truthy(&cv) => Some(self.eval(b)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                },
+                b => Some(self.eval(b)),
+            };
+            self.locals.pop();
+            if index.is_some() {
+                self.locals.pop();
+            }
+            if let Some(v) = v {
+                out.push(v?);
+            }
+        }
+        Ok(Value::Array(out))
     }
 
     fn var(&mut self, name: &str) -> R {
