@@ -709,6 +709,13 @@ fn collection_functions(name: &str, vals: &[Value]) -> Result<Value, String> {
                 .map(|s| Value::String(s.to_string()))
                 .collect(),
         ),
+        other => return object_functions(other, vals),
+    })
+}
+
+/// More of the functions (split by kind).
+fn object_functions(name: &str, vals: &[Value]) -> Result<Value, String> {
+    Ok(match name {
         "union" => {
             if vals.iter().all(Value::is_object) {
                 let mut m = Map::new();

@@ -391,12 +391,6 @@ fn call(f: &str, a: &[Value]) -> R {
 /// More of the functions (split by kind).
 fn call_collection(f: &str, a: &[Value]) -> R {
     let t = |i: usize| a.get(i).map(text).unwrap_or_default();
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
     Ok(match f {
         "empty" => Value::Bool(match a.first() {
             None | Some(Value::Null) => true,
@@ -425,6 +419,19 @@ fn call_collection(f: &str, a: &[Value]) -> R {
             Some(Value::Array(x)) => x.last().cloned().unwrap_or(Value::Null),
             _ => Value::String(t(0).chars().last().map(String::from).unwrap_or_default()),
         },
+        other => return call_list(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_list(f: &str, a: &[Value]) -> R {
+    let arr = |i: usize| {
+        a.get(i)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    Ok(match f {
         "take" => Value::Array(
             arr(0)
                 .into_iter()

@@ -563,7 +563,6 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
 
 /// More of the functions (split by kind).
 fn call_collection(name: &str, a: Vec<Value>) -> Result<Value, String> {
-    let t = |i: usize| a.get(i).map(as_text).unwrap_or_default();
     let arr = |i: usize| {
         a.get(i)
             .and_then(Value::as_array)
@@ -615,6 +614,14 @@ fn call_collection(name: &str, a: Vec<Value>) -> Result<Value, String> {
         }
         "one" => arr(0).into_iter().next().unwrap_or(Value::Null),
         "contains" => Value::Bool(arr(0).contains(a.get(1).unwrap_or(&Value::Null))),
+        other => return call_map(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_map(name: &str, a: Vec<Value>) -> Result<Value, String> {
+    let t = |i: usize| a.get(i).map(as_text).unwrap_or_default();
+    Ok(match name {
         "keys" => Value::Array(
             a.first()
                 .and_then(Value::as_object)
