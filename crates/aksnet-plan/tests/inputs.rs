@@ -475,3 +475,17 @@ vnet: {name: v, addressSpace: [172.16.0.0/16], subnets: [{name: nodes, prefix: 1
     // kubenet's 400 routes bind: 400 × 110 pods, not 65,531 × 110.
     assert_eq!(nodes.max_pods, 44_000);
 }
+
+/// Locals may refer to each other in any order (here 40 deep, declared last-first).
+#[test]
+fn terraform_locals_in_any_order() {
+    let mut main = String::from("locals {\n");
+    for i in (1..40).rev() {
+        main.push_str(&format!("  v{i} = local.v{}\n", i - 1));
+    }
+    main.push_str("  v0 = \"10.9.0.0/16\"\n}\n");
+    main.push_str("resource \"azurerm_virtual_network\" \"v\" {\n  name = \"v\"\n  address_space = [local.v39]\n  subnet {\n    name = \"s\"\n    address_prefix = cidrsubnet(local.v39, 8, 1)\n  }\n}\n");
+    let i = tf(&[("main.tf", &main)]).unwrap();
+    assert_eq!(i.vnets[0].address_prefixes, vec!["10.9.0.0/16"]);
+    assert_eq!(i.vnets[0].subnets[0].address_prefixes, vec!["10.9.1.0/24"]);
+}

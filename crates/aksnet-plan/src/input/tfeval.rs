@@ -15,8 +15,18 @@ use super::azure::synthetic_subnet_id;
 use super::hcl::{self as h, Expr, Item};
 use super::value::UNRESOLVED;
 
-/// Passes over locals and resources: each pass resolves one more level of references.
+/// Passes over resources: each pass resolves one more level of references between them.
 const PASSES: usize = 8;
+
+/// Passes over locals: locals may refer to each other in any order, up to this depth (64), or
+/// 8 for configurations of more than 1,000 locals, where each pass is costly.
+fn local_passes(n: usize) -> usize {
+    if n > 1000 {
+        PASSES
+    } else {
+        64
+    }
+}
 
 /// A resource, data source or module block of the configuration.
 #[derive(Debug, Clone)]
@@ -365,7 +375,7 @@ pub fn evaluate(cfg: &Config) -> Evaluated {
     let mut ctx = base.clone();
     ctx.declare_var("var", to_hcl(&Value::Object(vars.clone())));
     let mut locals = Map::new();
-    for _ in 0..PASSES {
+    for _ in 0..local_passes(cfg.locals.len()) {
         let mut c = ctx.clone();
         c.declare_var("local", to_hcl(&Value::Object(locals.clone())));
         let before = locals.len();
