@@ -32,6 +32,72 @@ pub struct PlanOptions {
     pub growth: Option<(Growth, String)>,
 }
 
+/// Give each finding without a location the "file:line" of what its field names: a pool
+/// (`agentPoolProfiles[NAME]...`), a subnet (`...subnets[NAME]...`), a VNet (`vnet[NAME]...`),
+/// else the cluster; only inputs with lines have locations (Terraform, Bicep, az scripts).
+fn locate(input: &PlanInput, findings: &mut [Finding]) {
+    let inside = |field: &str, prefix: &str| -> Option<String> {
+        let i = field.find(prefix)? + prefix.len();
+        let rest = &field[i..];
+        rest.find(']').map(|j| rest[..j].to_string())
+    };
+    let cluster = input.cluster.as_ref();
+    let pool_loc = |name: &str| {
+        cluster
+            .into_iter()
+            .flat_map(|c| c.pools.iter())
+            .chain(input.extra_pools.iter())
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .and_then(|p| p.location.clone())
+    };
+    let subnet_loc = |name: &str| {
+        input
+            .vnets
+            .iter()
+            .flat_map(|v| v.subnets.iter())
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .and_then(|s| s.location.clone())
+    };
+    let vnet_loc = |name: &str| {
+        input
+            .vnets
+            .iter()
+            .find(|v| v.name.eq_ignore_ascii_case(name))
+            .and_then(|v| v.location.clone())
+    };
+    for f in findings.iter_mut().filter(|f| f.location.is_none()) {
+        f.location = if let Some(p) = inside(&f.field, "agentPoolProfiles[") {
+            pool_loc(&p).or_else(|| cluster.and_then(|c| c.location.clone()))
+        } else if let Some(s) = inside(&f.field, "subnets[") {
+            subnet_loc(&s)
+        } else if let Some(v) = inside(&f.field, "vnet[") {
+            vnet_loc(&v)
+        } else if let Some(l) = subnet_loc(&f.field) {
+            // Capacity findings name the range (a subnet's name).
+            Some(l)
+        } else {
+            cluster.and_then(|c| c.location.clone())
+        };
+    }
+}
+
+/// A range's pod maximum counts at most as many nodes as the cluster may have (its tier limit,
+/// kubenet's 400 routes, Azure NPM's 250): a /16 of kubenet nodes does not hold 16 million pods.
+fn cap_range_pods(ranges: &mut [Capacity], limits: &[report::Limit]) {
+    let Some(cap) = limits
+        .iter()
+        .filter(|l| !l.name.starts_with("pool "))
+        .map(|l| l.limit)
+        .min()
+    else {
+        return;
+    };
+    for c in ranges.iter_mut().filter(|c| c.max_nodes > cap) {
+        let per_node = c.max_pods / c.max_nodes;
+        c.max_pods = cap * per_node;
+    }
+}
+
 /// A needed value no input resolved (issue 12: unknown is not fatal).
 fn unresolved_finding(u: &model::Unresolved) -> Finding {
     Finding::new(
@@ -39,10 +105,19 @@ fn unresolved_finding(u: &model::Unresolved) -> Finding {
         u.field.clone(),
         format!(
             "'{}' could not be resolved from the inputs, so the plan treats this field as absent (an AKS default applies where one exists, see Defaults applied). Give its value (a variable value, a parameters file) to plan with it.",
-            u.expression
+            shorten(&u.expression, 200)
         ),
     )
     .at(u.location.clone().or_else(|| Some(u.file.clone())))
+}
+
+/// `s` cut to `max` characters (long template expressions).
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
 }
 
 /// H1: safe to upgrade, but fewer addresses left than two more nodes need.
@@ -84,6 +159,7 @@ pub fn plan(input: &PlanInput, opts: &PlanOptions) -> Report {
     let mut ranges = capacity::ranges(&r);
     let mut limits = capacity::limits(&r);
     let mut cluster = capacity::cluster(&r, &ranges, &limits);
+    cap_range_pods(&mut ranges, &limits);
     findings.extend(ranges.iter().filter_map(tiny_headroom));
     let partial = input.cluster.is_none();
     if partial {
@@ -103,6 +179,7 @@ pub fn plan(input: &PlanInput, opts: &PlanOptions) -> Report {
                 && !d.field.ends_with(".mode")
         });
     }
+    locate(input, &mut findings);
     // Errors first, then warnings, then info; stable within a severity.
     findings.sort_by_key(|f| f.severity);
     let growth = opts

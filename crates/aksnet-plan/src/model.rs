@@ -96,6 +96,8 @@ pub struct Cluster {
     pub appgw_subnet_cidr: Option<String>,
     /// `nodeProvisioningProfile.mode: Auto` (node auto-provisioning): nodes beyond the pools.
     pub node_auto_provisioning: bool,
+    /// "file:line" of the definition, where the input has lines (Terraform, Bicep, az).
+    pub location: Option<String>,
     pub pools: Vec<Pool>,
 }
 
@@ -118,6 +120,8 @@ pub struct Pool {
     pub spot: bool,
     /// `type: AvailabilitySet` (overlay does not support it, docs/plan.md).
     pub availability_set: bool,
+    /// "file:line" of the definition, where the input has lines.
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -128,6 +132,8 @@ pub struct Vnet {
     pub address_prefixes: Vec<String>,
     pub subnets: Vec<Subnet>,
     pub peerings: Vec<Peering>,
+    /// "file:line" of the definition, where the input has lines.
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -143,6 +149,8 @@ pub struct Subnet {
     pub other_ips: Option<u64>,
     pub route_table: Option<String>,
     pub nsg: Option<String>,
+    /// "file:line" of the definition, where the input has lines.
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -261,13 +261,21 @@ pub fn sarif(r: &Report) -> String {
         .findings
         .iter()
         .map(|f| {
+            // "file:line" where the input has lines, else the first input.
+            let physical = match f.location.as_deref().and_then(|l| l.rsplit_once(':')) {
+                Some((file, line)) if line.parse::<u64>().is_ok() => json!({
+                    "artifactLocation": {"uri": file},
+                    "region": {"startLine": line.parse::<u64>().unwrap_or(1)},
+                }),
+                _ => json!({"artifactLocation": {"uri": f.location.clone().unwrap_or_else(|| uri.clone())}}),
+            };
             json!({
                 "ruleId": f.rule,
                 "ruleIndex": RULES.iter().position(|x| x.id == f.rule),
                 "level": level(f.severity),
                 "message": {"text": f.message},
                 "locations": [{
-                    "physicalLocation": {"artifactLocation": {"uri": uri}},
+                    "physicalLocation": physical,
                     "logicalLocations": [{"fullyQualifiedName": f.field}],
                 }],
                 "properties": {"controlPlaneCode": f.code, "source": f.source},

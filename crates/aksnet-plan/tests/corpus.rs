@@ -34,12 +34,28 @@ const fn case(
 
 const CASES: &[Case] = &[
     case(
+        "arm-aksc-networkforbyo",
+        0,
+        "no cluster: partial plan",
+        &["IN1"],
+        &[],
+        None,
+    ),
+    case(
         "bicep-aksc-network",
         0,
         "no cluster: partial plan",
         &["IN1"],
         &[],
         None,
+    ),
+    case(
+        "bicep-baseline-cluster-params",
+        0,
+        "Azure CNI Overlay",
+        &["X2"],
+        &[("192.168.0.0/16", 256, 2304, 3328)],
+        Some(254),
     ),
     case(
         "bicep-baseline-cluster",

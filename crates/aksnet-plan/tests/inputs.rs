@@ -432,3 +432,60 @@ resource "azurerm_kubernetes_cluster" "aks" {
     assert!(f.field.contains("network_profile"), "{}", f.field);
     assert!(!r.capacity.is_empty());
 }
+
+/// Findings carry the file:line of what they concern where the input has lines.
+#[test]
+fn findings_carry_file_and_line() {
+    let i = load(&["main.tf", "variables.tf"]);
+    let r = plan(&i, &PlanOptions::default());
+    let u4 = r.findings.iter().find(|f| f.rule == "U4").unwrap();
+    assert!(
+        u4.location.as_deref().unwrap().ends_with("main.tf:9"),
+        "the subnet's resource: {:?}",
+        u4.location
+    );
+    let s8 = r.findings.iter().find(|f| f.rule == "S8").unwrap();
+    assert!(s8.location.as_deref().unwrap().ends_with("main.tf:16"));
+    let i = load(&["az-create.azcli"]);
+    let r = plan(&i, &PlanOptions::default());
+    let s8 = r.findings.iter().find(|f| f.rule == "S8").unwrap();
+    assert!(s8
+        .location
+        .as_deref()
+        .unwrap()
+        .ends_with("az-create.azcli:17"));
+}
+
+/// Issue 12: a range's pod maximum counts at most the nodes the cluster may have.
+#[test]
+fn range_pod_maximum_is_capped_by_the_cluster_limits() {
+    let spec = r#"
+apiVersion: aksnet/v1
+cluster:
+  name: k
+  tier: standard
+  network: {plugin: kubenet, podCidr: 10.244.0.0/16, serviceCidr: 10.200.0.0/16, dnsServiceIp: 10.200.0.10}
+  pools: [{name: system, mode: System, count: 3, maxPods: 110, subnet: nodes}]
+vnet: {name: v, addressSpace: [172.16.0.0/16], subnets: [{name: nodes, prefix: 172.16.0.0/16}]}
+"#;
+    let i = tf(&[("k.yaml", spec)]).unwrap();
+    let r = plan(&i, &PlanOptions::default());
+    let nodes = r.capacity.iter().find(|c| c.name == "nodes").unwrap();
+    assert_eq!(nodes.max_nodes, 65_531);
+    // kubenet's 400 routes bind: 400 × 110 pods, not 65,531 × 110.
+    assert_eq!(nodes.max_pods, 44_000);
+}
+
+/// Locals may refer to each other in any order (here 40 deep, declared last-first).
+#[test]
+fn terraform_locals_in_any_order() {
+    let mut main = String::from("locals {\n");
+    for i in (1..40).rev() {
+        main.push_str(&format!("  v{i} = local.v{}\n", i - 1));
+    }
+    main.push_str("  v0 = \"10.9.0.0/16\"\n}\n");
+    main.push_str("resource \"azurerm_virtual_network\" \"v\" {\n  name = \"v\"\n  address_space = [local.v39]\n  subnet {\n    name = \"s\"\n    address_prefix = cidrsubnet(local.v39, 8, 1)\n  }\n}\n");
+    let i = tf(&[("main.tf", &main)]).unwrap();
+    assert_eq!(i.vnets[0].address_prefixes, vec!["10.9.0.0/16"]);
+    assert_eq!(i.vnets[0].subnets[0].address_prefixes, vec!["10.9.1.0/24"]);
+}

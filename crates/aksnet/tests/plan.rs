@@ -204,6 +204,27 @@ fn every_input_format_plans() {
     }
 }
 
+/// Issue 12: a VNet alone is planned without an invented cluster (no service CIDR nobody
+/// chose, no "no System pool"), with each subnet's capacity and a note on what is missing.
+#[test]
+fn vnet_alone_is_a_partial_plan() {
+    let (code, out, err) = aksnet(&["--format", "json"], &["vnet-show.json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partial"], true);
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"IN2"), "{rules:?}");
+    for r in ["S2", "S3", "S10", "C6"] {
+        assert!(!rules.contains(&r), "{r} on a VNet alone: {rules:?}");
+    }
+    assert!(!v["capacity"].as_array().unwrap().is_empty());
+}
+
 /// Hostile input (issue 10 items 6 and 7): deep nesting is refused with a depth-limit error
 /// naming file and line, never a stack overflow; huge files and non-regular files (FIFO,
 /// device, directory) are refused before they are read. Every case expects exit status 2.
@@ -402,5 +423,15 @@ mod adversarial {
             err.contains("Bicep") && err.contains("az CLI scripts"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn script_deep_substitution_is_refused() {
+        let d = TempDir::new("shdeep");
+        let v = format!("{}x{}", "$(".repeat(20_000), ")".repeat(20_000));
+        let p = d.file("deploy.sh", &format!("A=1\nX={v}\n"));
+        assert_depth_refused(&p, 2);
+        let md = d.file("doc.md", &format!("# t\n\n```bash\nX={v}\n```\n"));
+        assert_depth_refused(&md, 4);
     }
 }

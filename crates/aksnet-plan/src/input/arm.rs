@@ -66,6 +66,61 @@ pub fn parameter_values(v: &Value) -> HashMap<String, Value> {
 }
 
 pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, InputError> {
+    read_nested(t, overrides, 0)
+}
+
+/// A nested deployment (`Microsoft.Resources/deployments` with an inline `template`, what
+/// Bicep modules compile to): its parameters are evaluated in the outer template, its template
+/// is read as a template of its own. Depth-limited.
+fn nested_deployment(
+    t: &Template,
+    raw: &Value,
+    ctx: &mut Ctx,
+    depth: usize,
+    found: &mut Found,
+) -> Result<(), InputError> {
+    let Some(props) = get_ci(raw, "properties").map(|(_, p)| p) else {
+        return Ok(());
+    };
+    let Some((_, inner)) = get_ci(props, "template") else {
+        return Ok(());
+    };
+    let mut params = HashMap::new();
+    if let Some((_, Value::Object(m))) = get_ci(props, "parameters") {
+        for (k, p) in m {
+            if let Some((_, v)) = get_ci(p, "value") {
+                let v = resolve(v, ctx);
+                if !matches!(&v, Value::String(s) if s.starts_with(UNRESOLVED)) {
+                    params.insert(k.to_ascii_lowercase(), v);
+                }
+            }
+        }
+    }
+    let sub = Template {
+        file: t.file.clone(),
+        value: inner.clone(),
+    };
+    let f = read_nested(&sub, &params, depth + 1)?;
+    if let Some(c) = f.cluster {
+        if found.cluster.is_some() {
+            return Err(InputError::Shape {
+                file: t.file.clone(),
+                message: "a second managed cluster in one template; plan one cluster at a time"
+                    .into(),
+            });
+        }
+        found.cluster = Some(c);
+    }
+    found.pools.extend(f.pools);
+    found.vnets.extend(f.vnets);
+    Ok(())
+}
+
+fn read_nested(
+    t: &Template,
+    overrides: &HashMap<String, Value>,
+    depth: usize,
+) -> Result<Found, InputError> {
     let mut params = HashMap::new();
     if let Some((_, Value::Object(m))) = get_ci(&t.value, "parameters") {
         for (k, p) in m {
@@ -91,6 +146,8 @@ pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, I
     let mut peerings: Vec<(String, crate::model::Peering)> = Vec::new();
     let resources = match get_ci(&t.value, "resources") {
         Some((_, Value::Array(a))) => a.clone(),
+        // languageVersion 2.0: resources keyed by symbolic name.
+        Some((_, Value::Object(m))) => m.values().cloned().collect(),
         _ => Vec::new(),
     };
     let mut stack: Vec<Pending> = resources
@@ -99,6 +156,15 @@ pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, I
         .map(|(i, r)| (format!("resources[{i}]"), r, None))
         .collect();
     while let Some((path, raw, parent)) = stack.pop() {
+        let raw_ty = get_ci(&raw, "type")
+            .and_then(|(_, s)| s.as_str())
+            .unwrap_or("");
+        if raw_ty.eq_ignore_ascii_case("Microsoft.Resources/deployments") {
+            if depth < 8 {
+                nested_deployment(t, &raw, &mut ctx, depth, &mut found)?;
+            }
+            continue;
+        }
         let v = resolve(&raw, &mut ctx);
         let ty = get_ci(&v, "type")
             .and_then(|(_, s)| s.as_str())
@@ -133,13 +199,25 @@ pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, I
                     "a second managed cluster in one template; plan one cluster at a time",
                 ));
             }
-            found.cluster = Some(azure::read_cluster(&o)?);
+            let mut c = azure::read_cluster(&o)?;
+            c.location = location_of(&raw);
+            for p in &mut c.pools {
+                p.location = c.location.clone();
+            }
+            found.cluster = Some(c);
         } else if lt == "microsoft.containerservice/managedclusters/agentpools" {
-            found
-                .pools
-                .push((segs.first().map(|s| s.to_string()), azure::read_pool(&o)?));
+            found.pools.push((segs.first().map(|s| s.to_string()), {
+                let mut p = azure::read_pool(&o)?;
+                p.location = location_of(&raw);
+                p
+            }));
         } else if lt == "microsoft.network/virtualnetworks" {
-            found.vnets.push(azure::read_vnet(&o)?);
+            let mut v = azure::read_vnet(&o)?;
+            v.location = location_of(&raw);
+            for s in &mut v.subnets {
+                s.location = v.location.clone();
+            }
+            found.vnets.push(v);
         } else if lt == "microsoft.network/virtualnetworks/subnets" {
             subnets.push((
                 segs.first().copied().unwrap_or("").to_string(),
@@ -161,6 +239,15 @@ pub fn read(t: &Template, overrides: &HashMap<String, Value>) -> Result<Found, I
         }
     }
     Ok(found)
+}
+
+/// Key under which a translated input (Bicep) records where a resource was written.
+pub const LOCATION_KEY: &str = "\u{1}location";
+
+fn location_of(raw: &Value) -> Option<String> {
+    raw.get(LOCATION_KEY)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 fn with_name(v: &Value, name: &str) -> Value {
@@ -430,6 +517,13 @@ fn eval(e: &Expr, ctx: &mut Ctx) -> Result<Value, String> {
                 _ => Err("cannot index".into()),
             }
         }
+        Expr::Call(name, args) if name.eq_ignore_ascii_case("if") && args.len() == 3 => {
+            // Only the chosen branch is evaluated: the other may be unknown.
+            let c = eval(&args[0], ctx)?
+                .as_bool()
+                .ok_or("if() needs a boolean")?;
+            eval(&args[if c { 1 } else { 2 }], ctx)
+        }
         Expr::Call(name, args) => {
             let mut vals = Vec::new();
             for a in args {
@@ -528,10 +622,162 @@ fn eval(e: &Expr, ctx: &mut Ctx) -> Result<Value, String> {
                     }
                     Ok(Value::String(id))
                 }
-                other => Err(format!("function {other}() is not supported")),
+                other => more_functions(other, &vals),
             }
         }
     }
+}
+
+fn num(v: Option<&Value>) -> Result<f64, String> {
+    v.and_then(|v| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
+    .ok_or_else(|| "expected a number".into())
+}
+
+/// Comparisons, logic and collection functions (docs/plan.md, ARM templates).
+fn more_functions(name: &str, vals: &[Value]) -> Result<Value, String> {
+    let b = |i: usize| vals.get(i).and_then(Value::as_bool).unwrap_or(false);
+    Ok(match name {
+        "greater" => Value::Bool(num(vals.first())? > num(vals.get(1))?),
+        "less" => Value::Bool(num(vals.first())? < num(vals.get(1))?),
+        "greaterorequals" => Value::Bool(num(vals.first())? >= num(vals.get(1))?),
+        "lessorequals" => Value::Bool(num(vals.first())? <= num(vals.get(1))?),
+        "and" => Value::Bool(vals.iter().all(|v| v.as_bool() == Some(true))),
+        "or" => Value::Bool(vals.iter().any(|v| v.as_bool() == Some(true))),
+        "not" => Value::Bool(!b(0)),
+        "bool" => Value::Bool(
+            vals.first()
+                .map(as_text)
+                .is_some_and(|s| s.eq_ignore_ascii_case("true")),
+        ),
+        "empty" => Value::Bool(match vals.first() {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(m)) => m.is_empty(),
+            _ => false,
+        }),
+        "length" => Value::from(match vals.first() {
+            Some(Value::String(s)) => s.chars().count(),
+            Some(Value::Array(a)) => a.len(),
+            Some(Value::Object(m)) => m.len(),
+            _ => return Err("length() of a non-collection".into()),
+        } as u64),
+        "contains" => Value::Bool(match vals.first() {
+            Some(Value::String(s)) => s.contains(&vals.get(1).map(as_text).unwrap_or_default()),
+            Some(Value::Array(a)) => a.contains(vals.get(1).unwrap_or(&Value::Null)),
+            Some(Value::Object(m)) => m.contains_key(&vals.get(1).map(as_text).unwrap_or_default()),
+            _ => false,
+        }),
+        other => return collection_functions(other, vals),
+    })
+}
+
+/// More of the functions (split by kind).
+fn collection_functions(name: &str, vals: &[Value]) -> Result<Value, String> {
+    Ok(match name {
+        "first" => match vals.first() {
+            Some(Value::Array(a)) => a.first().cloned().unwrap_or(Value::Null),
+            other => Value::String(
+                other
+                    .map(as_text)
+                    .unwrap_or_default()
+                    .chars()
+                    .take(1)
+                    .collect(),
+            ),
+        },
+        "last" => match vals.first() {
+            Some(Value::Array(a)) => a.last().cloned().unwrap_or(Value::Null),
+            other => Value::String(
+                other
+                    .map(as_text)
+                    .unwrap_or_default()
+                    .chars()
+                    .last()
+                    .map(String::from)
+                    .unwrap_or_default(),
+            ),
+        },
+        "split" => Value::Array(
+            vals.first()
+                .map(as_text)
+                .unwrap_or_default()
+                .split(&vals.get(1).map(as_text).unwrap_or_default())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        other => return object_functions(other, vals),
+    })
+}
+
+/// More of the functions (split by kind).
+fn object_functions(name: &str, vals: &[Value]) -> Result<Value, String> {
+    Ok(match name {
+        "union" => {
+            if vals.iter().all(Value::is_object) {
+                let mut m = Map::new();
+                for v in vals {
+                    if let Value::Object(x) = v {
+                        m.extend(x.clone());
+                    }
+                }
+                Value::Object(m)
+            } else {
+                let mut out: Vec<Value> = Vec::new();
+                for v in vals
+                    .iter()
+                    .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                {
+                    if !out.contains(&v) {
+                        out.push(v);
+                    }
+                }
+                Value::Array(out)
+            }
+        }
+        "coalesce" => vals
+            .iter()
+            .find(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(Value::Null),
+        "array" => match vals.first() {
+            Some(Value::Array(a)) => Value::Array(a.clone()),
+            Some(v) => Value::Array(vec![v.clone()]),
+            None => Value::Array(Vec::new()),
+        },
+        "createobject" => {
+            let mut m = Map::new();
+            for pair in vals.chunks(2) {
+                if let [k, v] = pair {
+                    m.insert(as_text(k), v.clone());
+                }
+            }
+            Value::Object(m)
+        }
+        "take" | "skip" => {
+            let n = num(vals.get(1))? as usize;
+            match vals.first() {
+                Some(Value::Array(a)) if name == "take" => {
+                    Value::Array(a.iter().take(n).cloned().collect())
+                }
+                Some(Value::Array(a)) => Value::Array(a.iter().skip(n).cloned().collect()),
+                other => {
+                    let s = other.map(as_text).unwrap_or_default();
+                    Value::String(if name == "take" {
+                        s.chars().take(n).collect()
+                    } else {
+                        s.chars().skip(n).collect()
+                    })
+                }
+            }
+        }
+        "json" => serde_json::from_str(&vals.first().map(as_text).unwrap_or_default())
+            .map_err(|_| "json() of invalid JSON".to_string())?,
+        other => return Err(format!("function {other}() is not supported")),
+    })
 }
 
 fn resolve_strict(v: &Value, ctx: &mut Ctx) -> Result<Value, String> {

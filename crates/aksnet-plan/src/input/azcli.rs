@@ -562,6 +562,10 @@ impl Script<'_> {
             }
             return;
         }
+        doc.insert(
+            super::arm::LOCATION_KEY.into(),
+            json!(format!("{}:{line}", self.file)),
+        );
         let default_pool = self.pool(line, a, Some("nodepool1"));
         props.insert("agentPoolProfiles".into(), Value::Array(vec![default_pool]));
         doc.insert("properties".into(), Value::Object(props));
@@ -586,6 +590,10 @@ impl Script<'_> {
         };
         // A name only labels the report: an unknown one is shown as written.
         p.insert("name".into(), Value::String(shown(&name)));
+        p.insert(
+            super::arm::LOCATION_KEY.into(),
+            json!(format!("{}:{line}", self.file)),
+        );
         if default_name.is_some() {
             p.insert("mode".into(), json!("System"));
         } else {
@@ -647,12 +655,13 @@ impl Script<'_> {
             let prefixes = self
                 .list(line, a, &["--subnet-prefixes", "--subnet-prefix"])
                 .unwrap_or(json!([]));
-            subnets.push(json!({"name": shown(&sn), "properties": {"addressPrefixes": prefixes}}));
+            subnets.push(json!({"name": shown(&sn), "properties": {"addressPrefixes": prefixes}, super::arm::LOCATION_KEY: format!("{}:{line}", self.file)}));
         }
         let doc = json!({
             "name": self.name(a, &["-n", "--name"]).unwrap_or(json!("vnet")),
             "resourceGroup": self.opt(line, a, &["-g", "--resource-group"]),
             "type": "Microsoft.Network/virtualNetworks",
+            super::arm::LOCATION_KEY: format!("{}:{line}", self.file),
             "properties": {
                 "addressSpace": {"addressPrefixes": self.list(line, a, &["--address-prefixes", "--address-prefix"]).unwrap_or(json!([]))},
                 "subnets": subnets,
@@ -688,7 +697,7 @@ impl Script<'_> {
                 json!([{"properties": {"serviceName": d}}]),
             );
         }
-        let s = json!({"name": self.name(a, &["-n", "--name"]), "properties": props});
+        let s = json!({"name": self.name(a, &["-n", "--name"]), "properties": props, super::arm::LOCATION_KEY: format!("{}:{line}", self.file)});
         if self.vnet_mut(&vnet).is_none() {
             // A subnet of a VNet the script does not create: a VNet entry of that name.
             self.found.vnets.push(json!({

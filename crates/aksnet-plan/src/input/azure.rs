@@ -134,9 +134,17 @@ fn resource_name(
     collection: &str,
     what: &str,
 ) -> Result<String, InputError> {
+    // A name only an evaluator could know (`[variables('vnetName')]` without its inputs)
+    // stands in as its expression: names label the report and join by equal text.
+    let unresolved = outer.raw(&["name"]).and_then(|(_, v)| {
+        v.as_str()
+            .and_then(|s| s.strip_prefix(super::value::UNRESOLVED))
+            .map(|e| e.split(" (").next().unwrap_or(e).to_string())
+    });
     outer
         .str(&["name"])?
         .or_else(|| id.and_then(|i| id_last(i, collection)).map(str::to_string))
+        .or(unresolved)
         .ok_or_else(|| outer.err("name", format!("{what} needs a name")))
 }
 
@@ -200,6 +208,7 @@ pub fn read_subnet(outer: &Obj) -> Result<Subnet, InputError> {
         other_ips: None,
         route_table: res_id("routeTable")?,
         nsg: res_id("networkSecurityGroup")?,
+        location: None,
     })
 }
 

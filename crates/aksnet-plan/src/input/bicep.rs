@@ -96,35 +96,16 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
                 i += 6 + end;
             }
             b'\'' => {
-                let sl = line;
-                i += 1;
-                let s0 = i;
-                let mut depth = 0usize;
-                loop {
-                    let Some(&d) = b.get(i) else {
-                        return Err(err(sl, "unterminated string"));
-                    };
-                    match d {
-                        b'\\' => i += 1,
-                        b'$' if b.get(i + 1) == Some(&b'{') => {
-                            depth += 1;
-                            i += 1;
-                        }
-                        b'}' if depth > 0 => depth -= 1,
-                        b'\'' if depth == 0 => break,
-                        b'\n' if depth == 0 => return Err(err(sl, "unterminated string")),
-                        b'\n' => line += 1,
-                        _ => {}
-                    }
-                    i += 1;
-                }
+                let (tok, next, lines) =
+                    quoted(src, i).ok_or_else(|| err(line, "unterminated string"))?;
                 out.push(T {
-                    tok: Tok::Str(src[s0..i].to_string()),
-                    line: sl,
+                    tok,
+                    line,
                     start,
-                    end: i + 1,
+                    end: next,
                 });
-                i += 1;
+                line += lines;
+                i = next;
             }
             c if c.is_ascii_digit() => {
                 while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
@@ -165,6 +146,30 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
         }
     }
     Ok(out)
+}
+
+/// A `'...'` string starting at `i`: its token, the offset after it and the newlines it
+/// spans (inside `${...}` only); None when unterminated.
+fn quoted(src: &str, i: usize) -> Option<(Tok, usize, usize)> {
+    let b = src.as_bytes();
+    let s0 = i + 1;
+    let (mut j, mut depth, mut lines) = (s0, 0usize, 0usize);
+    loop {
+        match *b.get(j)? {
+            b'\\' => j += 1,
+            b'$' if b.get(j + 1) == Some(&b'{') => {
+                depth += 1;
+                j += 1;
+            }
+            b'}' if depth > 0 => depth -= 1,
+            b'\'' if depth == 0 => break,
+            b'\n' if depth == 0 => return None,
+            b'\n' => lines += 1,
+            _ => {}
+        }
+        j += 1;
+    }
+    Some((Tok::Str(src[s0..j].to_string()), j + 1, lines))
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -200,40 +200,7 @@ impl Env<'_> {
                 index,
                 coll,
                 body,
-            } => {
-                let c = self.eval(coll)?;
-                let elems: Vec<Value> = match c {
-                    Value::Array(a) => a,
-                    Value::Object(m) => m
-                        .into_iter()
-                        .map(|(k, v)| json!({"key": k, "value": v}))
-                        .collect(),
-                    _ => return Err("a for loop over something other than an array".into()),
-                };
-                let mut out = Vec::new();
-                for (i, x) in elems.into_iter().enumerate() {
-                    self.locals.push((item.clone(), x));
-                    if let Some(ix) = index {
-                        self.locals.push((ix.clone(), Value::from(i as u64)));
-                    }
-                    let v = match body.as_ref() {
-                        Expr::If(c, b) => match self.eval(c) {
-                            Ok(cv) if truthy(&cv) => Some(self.eval(b)),
-                            Ok(_) => None,
-                            Err(e) => Some(Err(e)),
-                        },
-                        b => Some(self.eval(b)),
-                    };
-                    self.locals.pop();
-                    if index.is_some() {
-                        self.locals.pop();
-                    }
-                    if let Some(v) = v {
-                        out.push(v?);
-                    }
-                }
-                Value::Array(out)
-            }
+            } => self.for_loop(item, index.as_deref(), coll, body)?,
             Expr::If(c, b) => {
                 if truthy(&self.eval(c)?) {
                     self.eval(b)?
@@ -243,6 +210,42 @@ impl Env<'_> {
             }
             Expr::Nested(_) => Value::Null,
         })
+    }
+
+    /// `[for (item, index) in coll: body]`, with an optional `if` filter in the body.
+    fn for_loop(&mut self, item: &str, index: Option<&str>, coll: &Expr, body: &Expr) -> R {
+        let c = self.eval(coll)?;
+        let elems: Vec<Value> = match c {
+            Value::Array(a) => a,
+            Value::Object(m) => m
+                .into_iter()
+                .map(|(k, v)| json!({"key": k, "value": v}))
+                .collect(),
+            _ => return Err("a for loop over something other than an array".into()),
+        };
+        let mut out = Vec::new();
+        for (i, x) in elems.into_iter().enumerate() {
+            self.locals.push((item.to_string(), x));
+            if let Some(ix) = index {
+                self.locals.push((ix.to_string(), Value::from(i as u64)));
+            }
+            let v = match body {
+                Expr::If(c, b) => match self.eval(c) {
+                    Ok(cv) if truthy(&cv) => Some(self.eval(b)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                },
+                b => Some(self.eval(b)),
+            };
+            self.locals.pop();
+            if index.is_some() {
+                self.locals.pop();
+            }
+            if let Some(v) = v {
+                out.push(v?);
+            }
+        }
+        Ok(Value::Array(out))
     }
 
     fn var(&mut self, name: &str) -> R {
@@ -381,6 +384,14 @@ fn call(f: &str, a: &[Value]) -> R {
         "replace" => Value::String(t(0).replace(&t(1), &t(2))),
         "split" => Value::Array(t(0).split(t(1).as_str()).map(|s| json!(s)).collect()),
         "join" => Value::String(arr(0).iter().map(text).collect::<Vec<_>>().join(&t(1))),
+        other => return call_collection(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_collection(f: &str, a: &[Value]) -> R {
+    let t = |i: usize| a.get(i).map(text).unwrap_or_default();
+    Ok(match f {
         "empty" => Value::Bool(match a.first() {
             None | Some(Value::Null) => true,
             Some(Value::String(s)) => s.is_empty(),
@@ -408,6 +419,19 @@ fn call(f: &str, a: &[Value]) -> R {
             Some(Value::Array(x)) => x.last().cloned().unwrap_or(Value::Null),
             _ => Value::String(t(0).chars().last().map(String::from).unwrap_or_default()),
         },
+        other => return call_list(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_list(f: &str, a: &[Value]) -> R {
+    let arr = |i: usize| {
+        a.get(i)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    Ok(match f {
         "take" => Value::Array(
             arr(0)
                 .into_iter()
@@ -466,6 +490,14 @@ fn call(f: &str, a: &[Value]) -> R {
                 Value::Array(out)
             }
         }
+        other => return call_cidr(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_cidr(f: &str, a: &[Value]) -> R {
+    let t = |i: usize| a.get(i).map(text).unwrap_or_default();
+    Ok(match f {
         "cidrSubnet" => {
             let n = cidr4(&t(0))?;
             let len = num(&a[1])? as u8;
@@ -656,6 +688,10 @@ fn resource(
         m.insert(
             "apiVersion".into(),
             json!(ty.split('@').nth(1).unwrap_or("")),
+        );
+        m.insert(
+            super::arm::LOCATION_KEY.into(),
+            json!(format!("{}:{}", env.file.file, d.line)),
         );
         let id = synthetic_id(&full_ty, &full_name);
         let mut seen = m.clone();

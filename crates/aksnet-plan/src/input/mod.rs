@@ -199,6 +199,28 @@ struct Loader {
 impl Loader {
     /// An az CLI script or a Markdown file's az code blocks (docs/plan.md, "az CLI scripts").
     fn script(&mut self, file: &str, text: &str, markdown: bool) -> Result<(), InputError> {
+        // `$(...)` substitutions are expanded recursively: bound their nesting first (in a
+        // Markdown file, only the code blocks count; prose may leave brackets open).
+        if markdown {
+            for (first, block) in azcli::markdown_blocks(text) {
+                limits::check_nesting_hcl(file, &block, false).map_err(|e| match e {
+                    InputError::Syntax {
+                        file,
+                        line,
+                        column,
+                        message,
+                    } => InputError::Syntax {
+                        file,
+                        line: line + first - 1,
+                        column,
+                        message,
+                    },
+                    other => other,
+                })?;
+            }
+        } else {
+            limits::check_nesting_hcl(file, text, false)?;
+        }
         let found = azcli::read(file, text, markdown);
         let mut kind = if markdown {
             "Markdown az CLI blocks".to_string()
@@ -211,18 +233,38 @@ impl Loader {
                 found.other_clusters
             ));
         }
+        let loc = |v: &Value| {
+            v.get(arm::LOCATION_KEY)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         if let Some(c) = &found.cluster {
-            let cl = azure::read_cluster(&Obj::new(c, "az aks create", file))?;
+            let mut cl = azure::read_cluster(&Obj::new(c, "az aks create", file))?;
+            cl.location = loc(c);
+            for (p, raw) in cl.pools.iter_mut().zip(
+                c.pointer("/properties/agentPoolProfiles")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            ) {
+                p.location = loc(raw);
+            }
             self.set_cluster(file, cl, Origin::AzScript)?;
         } else if self.cluster_file.is_none() {
             self.input.origin = Origin::AzScript;
         }
         for p in &found.pools {
-            let pool = azure::read_pool(&Obj::new(p, "az aks nodepool", file))?;
+            let mut pool = azure::read_pool(&Obj::new(p, "az aks nodepool", file))?;
+            pool.location = loc(p);
             self.input.extra_pools.push(pool);
         }
         for v in &found.vnets {
-            let vn = azure::read_vnet(&Obj::new(v, "az network vnet", file))?;
+            let mut vn = azure::read_vnet(&Obj::new(v, "az network vnet", file))?;
+            vn.location = loc(v);
+            let raws = v.pointer("/properties/subnets").and_then(Value::as_array);
+            for (s, raw) in vn.subnets.iter_mut().zip(raws.into_iter().flatten()) {
+                s.location = loc(raw);
+            }
             self.input.vnets.push(vn);
         }
         self.input.input_defaults.extend(found.defaults);
@@ -325,11 +367,6 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
         input: PlanInput::default(),
         cluster_file: None,
     };
-    let mut templates = Vec::new();
-    let mut bicep_files: Vec<bicepeval::BicepFile> = Vec::new();
-    let mut bicep_params: HashMap<String, Value> = HashMap::new();
-    let mut params: HashMap<String, Value> = HashMap::new();
-    let mut tf_files = Vec::new();
     if paths.is_empty() {
         return Err(InputError::Combine {
             message:
@@ -337,13 +374,33 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
                     .into(),
         });
     }
+    let mut pend = Pending::default();
     for (p, text) in docs {
+        l.file(p, text, &mut pend)?;
+    }
+    l.finish(pend, &paths)
+}
+
+/// What is collected over all files before it can be read (templates need their parameters
+/// files, Terraform and Bicep files need each other).
+#[derive(Default)]
+struct Pending {
+    templates: Vec<arm::Template>,
+    bicep_files: Vec<bicepeval::BicepFile>,
+    bicep_params: HashMap<String, Value>,
+    params: HashMap<String, Value>,
+    tf_files: Vec<(String, String, terraform::TfKind)>,
+}
+
+impl Loader {
+    /// One input file: Bicep, a script or Markdown, Terraform, or JSON/YAML documents.
+    fn file(&mut self, p: &Path, text: &str, pend: &mut Pending) -> Result<(), InputError> {
         let file = p.display().to_string();
         let ext = p
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
-        let text = text.clone();
+        let text = text.to_string();
         let lower = file.to_ascii_lowercase();
         let tf_kind = if ext == "tf" {
             Some(terraform::TfKind::Config)
@@ -361,11 +418,11 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
                 decls,
             };
             if ext == "bicepparam" {
-                bicep_params.extend(bicepeval::bicepparam_values(&f));
+                pend.bicep_params.extend(bicepeval::bicepparam_values(&f));
             } else {
-                bicep_files.push(f);
+                pend.bicep_files.push(f);
             }
-            l.input.sources.push(Source {
+            self.input.sources.push(Source {
                 file,
                 kind: if ext == "bicep" {
                     "Bicep".into()
@@ -373,18 +430,18 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
                     "Bicep parameters".into()
                 },
             });
-            continue;
+            return Ok(());
         }
         if matches!(ext.as_str(), "azcli" | "sh" | "bash" | "md") {
-            l.script(&file, &text, ext == "md")?;
-            continue;
+            self.script(&file, &text, ext == "md")?;
+            return Ok(());
         }
         if let Some(kind) = tf_kind {
             if kind == terraform::TfKind::VarsJson {
                 limits::check_nesting_json(&file, &text)?;
             }
-            tf_files.push((file.clone(), text, kind));
-            l.input.sources.push(Source {
+            pend.tf_files.push((file.clone(), text, kind));
+            self.input.sources.push(Source {
                 file,
                 kind: if kind == terraform::TfKind::Config {
                     "Terraform".into()
@@ -392,10 +449,21 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
                     "Terraform variables".into()
                 },
             });
-            continue;
+            return Ok(());
         }
-        limits::check_nesting_json(&file, &text)?;
-        let v = parse_document(&file, &text).map_err(|e| unsupported(&file, &ext, e))?;
+        self.documents(file, &ext, &text, pend)
+    }
+
+    /// A JSON or YAML file: one document or an array of them, each detected by its shape.
+    fn documents(
+        &mut self,
+        file: String,
+        ext: &str,
+        text: &str,
+        pend: &mut Pending,
+    ) -> Result<(), InputError> {
+        limits::check_nesting_json(&file, text)?;
+        let v = parse_document(&file, text).map_err(|e| unsupported(&file, ext, e))?;
         let docs: Vec<&Value> = match &v {
             Value::Array(a) => a.iter().collect(),
             other => vec![other],
@@ -414,12 +482,12 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
                 }
             })?;
             match kind {
-                Kind::ArmTemplate => templates.push(arm::Template {
+                Kind::ArmTemplate => pend.templates.push(arm::Template {
                     file: file.clone(),
                     value: (*d).clone(),
                 }),
-                Kind::ArmParameters => params.extend(arm::parameter_values(d)),
-                k => l.document(&file, d, k)?,
+                Kind::ArmParameters => pend.params.extend(arm::parameter_values(d)),
+                k => self.document(&file, d, k)?,
             }
             if !kinds.contains(&kind) {
                 kinds.push(kind);
@@ -430,52 +498,58 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
             .map(|k| k.label())
             .collect::<Vec<_>>()
             .join(", ");
-        l.input.sources.push(Source { file, kind });
+        self.input.sources.push(Source { file, kind });
+        Ok(())
     }
-    if !bicep_files.is_empty() {
-        // JSON parameters files apply to Bicep too (their keys are lower-cased).
-        let mut all = bicep_params;
-        all.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
-        templates.push(arm::Template {
-            file: bicep_files[0].file.clone(),
-            value: bicepeval::template(&bicep_files, &all),
-        });
-    }
-    for t in &templates {
-        let found = arm::read(t, &params)?;
-        if let Some(c) = found.cluster {
-            l.set_cluster(&t.file, c, Origin::ArmTemplate)?;
+
+    /// After every file: Bicep into a template, templates and Terraform read, all combined.
+    fn finish(mut self, mut pend: Pending, paths: &[&PathBuf]) -> Result<PlanInput, InputError> {
+        let l = &mut self;
+        if !pend.bicep_files.is_empty() {
+            // JSON parameters files apply to Bicep too (their keys are lower-cased).
+            let mut all = std::mem::take(&mut pend.bicep_params);
+            all.extend(pend.params.iter().map(|(k, v)| (k.clone(), v.clone())));
+            pend.templates.push(arm::Template {
+                file: pend.bicep_files[0].file.clone(),
+                value: bicepeval::template(&pend.bicep_files, &all),
+            });
         }
-        l.input
-            .extra_pools
-            .extend(found.pools.into_iter().map(|(_, p)| p));
-        l.input.vnets.extend(found.vnets);
-        if l.input.origin == Origin::Spec && l.cluster_file.is_none() {
-            l.input.origin = Origin::ArmTemplate;
+        for t in &pend.templates {
+            let found = arm::read(t, &pend.params)?;
+            if let Some(c) = found.cluster {
+                l.set_cluster(&t.file, c, Origin::ArmTemplate)?;
+            }
+            l.input
+                .extra_pools
+                .extend(found.pools.into_iter().map(|(_, p)| p));
+            l.input.vnets.extend(found.vnets);
+            if l.input.origin == Origin::Spec && l.cluster_file.is_none() {
+                l.input.origin = Origin::ArmTemplate;
+            }
         }
-    }
-    if !tf_files.is_empty() {
-        let found = terraform::read(&tf_files)?;
-        if let Some((file, c)) = found.cluster {
-            l.set_cluster(&file, c, Origin::Terraform)?;
+        if !pend.tf_files.is_empty() {
+            let found = terraform::read(&pend.tf_files)?;
+            if let Some((file, c)) = found.cluster {
+                l.set_cluster(&file, c, Origin::Terraform)?;
+            }
+            l.input.extra_pools.extend(found.pools);
+            l.input.vnets.extend(found.vnets);
+            if l.cluster_file.is_none() {
+                l.input.origin = Origin::Terraform;
+            }
         }
-        l.input.extra_pools.extend(found.pools);
-        l.input.vnets.extend(found.vnets);
-        if l.cluster_file.is_none() {
-            l.input.origin = Origin::Terraform;
+        if l.input.cluster.is_none() && l.input.extra_pools.is_empty() && l.input.vnets.is_empty() {
+            return Err(InputError::Combine {
+                message: format!(
+                    "{}: no AKS cluster, node pool or virtual network found",
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
         }
+        Ok(std::mem::take(&mut l.input))
     }
-    if l.input.cluster.is_none() && l.input.extra_pools.is_empty() && l.input.vnets.is_empty() {
-        return Err(InputError::Combine {
-            message: format!(
-                "{}: no AKS cluster, node pool or virtual network found",
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
-    }
-    Ok(l.input)
 }

@@ -145,6 +145,7 @@ fn read_pool(p: &Obj) -> Result<Pool, InputError> {
         max_unavailable: p.str(&["maxUnavailable"])?,
         spot: p.bool(&["spot"])?.unwrap_or(false),
         availability_set: p.bool(&["availabilitySet"])?.unwrap_or(false),
+        location: None,
     })
 }
 
@@ -186,6 +187,7 @@ fn read_vnet(v: &Obj) -> Result<Vnet, InputError> {
             other_ips: s.u64(&["otherIps"])?,
             route_table: s.str(&["routeTable"])?,
             nsg: s.str(&["nsg"])?,
+            location: None,
         });
     }
     for p in v.list(&["peerings"])? {

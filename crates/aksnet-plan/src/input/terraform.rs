@@ -119,16 +119,34 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
             let path = format!("{}.{}{} (line {})", r.ty, r.name, inst.index, r.line);
             let o = Obj::new(&inst.value, path, &r.file);
             let fallback = format!("{}{}", r.name, inst.index);
+            let loc = Some(format!("{}:{}", r.file, r.line));
             match (r.kind, r.ty.as_str()) {
-                ("module", _) => super::tfmodule::read(&o, &r.name, &mut found)?,
+                ("module", _) => {
+                    super::tfmodule::read(&o, &r.name, &mut found)?;
+                    if let Some((_, c)) =
+                        found.cluster.as_mut().filter(|(_, c)| c.location.is_none())
+                    {
+                        c.location = loc.clone();
+                        for p in &mut c.pools {
+                            p.location = loc.clone();
+                        }
+                    }
+                }
                 ("resource", "azurerm_kubernetes_cluster") => {
                     if let Some((prev, _)) = &found.cluster {
                         return Err(InputError::Combine { message: format!("{}: a second azurerm_kubernetes_cluster (the first is in {prev}); plan one cluster at a time", r.file) });
                     }
-                    found.cluster = Some((r.file.clone(), cluster(&o)?));
+                    let mut c = cluster(&o)?;
+                    c.location = loc.clone();
+                    for p in &mut c.pools {
+                        p.location = loc.clone();
+                    }
+                    found.cluster = Some((r.file.clone(), c));
                 }
                 ("resource", "azurerm_kubernetes_cluster_node_pool") => {
-                    found.pools.push(pool(&o, &fallback, false)?)
+                    let mut p = pool(&o, &fallback, false)?;
+                    p.location = loc.clone();
+                    found.pools.push(p)
                 }
                 ("resource", "azurerm_virtual_network") => {
                     let mut vn = Vnet {
@@ -138,15 +156,20 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
                         ..Vnet::default()
                     };
                     for s in o.list(&["subnet"])? {
-                        vn.subnets.push(subnet(&s)?);
+                        let mut sn = subnet(&s)?;
+                        sn.location = loc.clone();
+                        vn.subnets.push(sn);
                     }
+                    vn.location = loc.clone();
                     found.vnets.push(vn);
                 }
                 ("resource", "azurerm_subnet") => {
                     let vnet = o
                         .str(&["virtual_network_name"])?
                         .ok_or_else(|| o.err("virtual_network_name", "required"))?;
-                    subnets.push((vnet, subnet(&o)?));
+                    let mut sn = subnet(&o)?;
+                    sn.location = loc.clone();
+                    subnets.push((vnet, sn));
                 }
                 _ => {}
             }
@@ -346,5 +369,6 @@ pub(super) fn subnet(o: &Obj) -> Result<Subnet, InputError> {
         other_ips: None,
         route_table: None,
         nsg: None,
+        location: None,
     })
 }

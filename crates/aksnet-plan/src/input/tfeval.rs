@@ -15,8 +15,18 @@ use super::azure::synthetic_subnet_id;
 use super::hcl::{self as h, Expr, Item};
 use super::value::UNRESOLVED;
 
-/// Passes over locals and resources: each pass resolves one more level of references.
+/// Passes over resources: each pass resolves one more level of references between them.
 const PASSES: usize = 8;
+
+/// Passes over locals: locals may refer to each other in any order, up to this depth (64), or
+/// 8 for configurations of more than 1,000 locals, where each pass is costly.
+fn local_passes(n: usize) -> usize {
+    if n > 1000 {
+        PASSES
+    } else {
+        64
+    }
+}
 
 /// A resource, data source or module block of the configuration.
 #[derive(Debug, Clone)]
@@ -365,7 +375,7 @@ pub fn evaluate(cfg: &Config) -> Evaluated {
     let mut ctx = base.clone();
     ctx.declare_var("var", to_hcl(&Value::Object(vars.clone())));
     let mut locals = Map::new();
-    for _ in 0..PASSES {
+    for _ in 0..local_passes(cfg.locals.len()) {
         let mut c = ctx.clone();
         c.declare_var("local", to_hcl(&Value::Object(locals.clone())));
         let before = locals.len();
@@ -557,6 +567,19 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
                 .collect(),
         ),
         "replace" => Value::String(t(0).replace(&t(1), &t(2))),
+        other => return call_collection(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_collection(name: &str, a: Vec<Value>) -> Result<Value, String> {
+    let arr = |i: usize| {
+        a.get(i)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    Ok(match name {
         "concat" => Value::Array(
             a.iter()
                 .flat_map(|v| v.as_array().cloned().unwrap_or_default())
@@ -601,6 +624,14 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
         }
         "one" => arr(0).into_iter().next().unwrap_or(Value::Null),
         "contains" => Value::Bool(arr(0).contains(a.get(1).unwrap_or(&Value::Null))),
+        other => return call_map(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_map(name: &str, a: Vec<Value>) -> Result<Value, String> {
+    let t = |i: usize| a.get(i).map(as_text).unwrap_or_default();
+    Ok(match name {
         "keys" => Value::Array(
             a.first()
                 .and_then(Value::as_object)
@@ -637,6 +668,13 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
             .into_iter()
             .find(|v| !v.is_null() && v != "")
             .ok_or("coalesce: no non-null argument")?,
+        other => return call_number(other, a),
+    })
+}
+
+/// More of the functions (split by kind).
+fn call_number(name: &str, a: Vec<Value>) -> Result<Value, String> {
+    Ok(match name {
         "max" => json_num(
             a.iter()
                 .map(|v| num(Some(v)))

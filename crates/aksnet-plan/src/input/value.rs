@@ -155,6 +155,10 @@ impl<'a> Obj<'a> {
         match self.raw(keys) {
             None => Ok(None),
             Some((_, Value::Bool(b))) => Ok(Some(*b)),
+            Some((k, Value::String(s))) if s.starts_with(UNRESOLVED) => {
+                self.unresolved(&k, &s[UNRESOLVED.len()..]);
+                Ok(None)
+            }
             Some((k, Value::String(s))) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" => Ok(Some(true)),
                 "false" => Ok(Some(false)),
