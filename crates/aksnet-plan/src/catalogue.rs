@@ -151,7 +151,7 @@ catalogue! {
     O2: W, None, "Basic load balancer is out of support since 30 Sep 2025", "CLI decorator; Azure updates";
     O3: E, None, "userDefinedRouting/NAT gateway outbound types need a Standard load balancer and a BYO subnet", "CLI managed_cluster_decorator.py";
     O4: E, None, "overlay does not support availability sets", "DOC-OVL";
-    // Migration to Azure CNI Overlay (azure-cni.md §5.4).
+    // Migration to Azure CNI Overlay (docs/azure.md#migration).
     MG1: E, None, "migration to overlay needs Kubernetes 1.27 or later", "update-azure-cni.md";
     MG2: E, None, "only kubenet and Node Subnet clusters can migrate to overlay", "update-azure-cni.md";
     MG3: E, None, "migration to overlay needs no network policy engine", "update-azure-cni.md (Calico on kubenet: see docs/plan.md, decisions)";

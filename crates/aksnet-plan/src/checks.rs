@@ -438,7 +438,7 @@ fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
             f.push(Finding::new(id, &field, format!("Pre-allocated IPs {need} exceeds IPs available {avail} in Subnet Cidr {v4}, Subnet Name {}. {INSUFFICIENT_TAIL} (pools: {})", s.name, names.join(", "))));
         }
         // N3: a live subnet must have room for the next upgrade's surge (operation table,
-        // azure-cni.md §6.3).
+        // docs/azure.md#up-front-reservation).
         if r.live {
             if let Some(used) = s.ip_configurations {
                 let free = usable.saturating_sub(used);
