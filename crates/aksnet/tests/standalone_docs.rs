@@ -63,7 +63,7 @@ fn tracked_files() -> Vec<(String, String)> {
 /// The forbidden spellings, assembled so this file does not match itself when read.
 fn forbidden_substrings() -> Vec<String> {
     let md = ".md";
-    let mut v = vec![
+    let v = vec![
         format!("../{}/", "shared"),
         format!("{}{}", "research", " §"),
         format!("cni-clients{md} §"),
