@@ -4,11 +4,12 @@
 //! install, in order, each step idempotent:
 //! 1. copies `aksnet-cni` into the runtime's CNI bin dir with `aksnet_fs::write_atomic`
 //!    (temp file, fdatasync, rename): a runtime never executes a half-written binary;
-//! 2. writes the conflist at the highest cniVersion the local runtime accepts
-//!    (`--cni-version auto`: containerd 1.x and CRI-O get 1.0.0, containerd 2.x 1.1.0;
-//!    docs/runtimes.md, "Which cniVersion each runtime accepts");
-//! 3. nodesubnet: `aksnet node join` with the node's name (`--node` or the downward API's
+//! 2. nodesubnet: `aksnet node join` with the node's name (`--node` or the downward API's
 //!    `NODE_NAME`), and checks the reserved node address against `--node-ip`/`NODE_IP`;
+//! 3. writes the conflist at the highest cniVersion the local runtime accepts
+//!    (`--cni-version auto`: containerd 1.x and CRI-O get 1.0.0, containerd 2.x 1.1.0;
+//!    docs/runtimes.md, "Which cniVersion each runtime accepts"), last: until it exists
+//!    the runtime reports the node's network not ready;
 //! 4. restarts the agent's systemd unit when `--restart-agent-unit` names one.
 //!
 //! What it created or replaced is recorded in `<dataDir>/.install-record.json`; `aksnet uninstall`
@@ -388,6 +389,14 @@ fn install(a: &InstallArgs) -> Result<(), InstallError> {
     );
     write_record(&a.data_dir, &record)?;
     println!("{}: {}", a.cni_bin_dir.join(PLUGIN_NAME).display(), what?);
+    // The conflist goes last: a CRI runtime reports the node's network ready as
+    // soon as a conflist is in its directory (containerd 1.6 never asks the
+    // plugin's STATUS), so a nodesubnet node without a pool must not have one.
+    if a.mode == InstallMode::Nodesubnet {
+        let joined = join_node(a, &mut record);
+        write_record(&a.data_dir, &record)?;
+        joined?;
+    }
     let mut text = serde_json::to_vec_pretty(&list).map_err(|e| InstallError::Record {
         path: a.cni_conf_dir.join(&a.conflist_name),
         detail: e.to_string(),
@@ -406,11 +415,6 @@ fn install(a: &InstallArgs) -> Result<(), InstallError> {
         a.cni_conf_dir.join(&a.conflist_name).display(),
         what?
     );
-    if a.mode == InstallMode::Nodesubnet {
-        let joined = join_node(a, &mut record);
-        write_record(&a.data_dir, &record)?;
-        joined?;
-    }
     if let Some(unit) = &a.restart_agent_unit {
         restart_unit(unit)?;
     }
