@@ -50,7 +50,18 @@ impl Datapath for KubenetConf {
         host: &mut Handle,
         problems: &mut Vec<String>,
     ) -> Result<(), PluginError> {
-        check_host(args, self, host, problems)
+        let name = kubenet_host_veth_name(&args.container_id, &args.ifname);
+        let bridge = host.link_by_name(&self.bridge)?;
+        match (host.link_by_name(&name)?, bridge) {
+            (None, _) => problems.push(format!("host veth {name} is missing")),
+            (Some(_), None) => problems.push(format!("bridge {} is missing", self.bridge)),
+            (Some(l), Some(b)) if l.master != Some(b.index) => problems.push(format!(
+                "host veth {name} is not a port of bridge {}",
+                self.bridge
+            )),
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -194,24 +205,4 @@ fn default_dst(gw: std::net::IpAddr) -> IpNet {
         std::net::IpAddr::V4(_) => IpNet::V4(Default::default()),
         std::net::IpAddr::V6(_) => IpNet::V6(Default::default()),
     }
-}
-
-fn check_host(
-    args: &CmdArgs,
-    k: &KubenetConf,
-    host: &mut Handle,
-    problems: &mut Vec<String>,
-) -> Result<(), PluginError> {
-    let name = kubenet_host_veth_name(&args.container_id, &args.ifname);
-    let bridge = host.link_by_name(&k.bridge)?;
-    match (host.link_by_name(&name)?, bridge) {
-        (None, _) => problems.push(format!("host veth {name} is missing")),
-        (Some(_), None) => problems.push(format!("bridge {} is missing", k.bridge)),
-        (Some(l), Some(b)) if l.master != Some(b.index) => problems.push(format!(
-            "host veth {name} is not a port of bridge {}",
-            k.bridge
-        )),
-        _ => {}
-    }
-    Ok(())
 }

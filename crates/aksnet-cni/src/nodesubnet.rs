@@ -149,7 +149,28 @@ impl Datapath for NodeSubnetConf {
         host: &mut Handle,
         problems: &mut Vec<String>,
     ) -> Result<(), PluginError> {
-        check_host(args, state, ours, host, problems)
+        let key = key(args);
+        let name = host_veth_for(&key, state.meta(&key));
+        let Some(link) = host.link_by_name(&name)? else {
+            problems.push(format!("host veth {name} is missing"));
+            return Ok(());
+        };
+        let routes = host.list_routes()?;
+        for net in ours {
+            let want = IpNet::from(net.addr());
+            if !routes
+                .iter()
+                .any(|r| r.dst == want && r.oif == Some(link.index))
+            {
+                problems.push(format!("host route {want} dev {name} is missing"));
+            }
+        }
+        match aksnet_netlink::get_sysctl(&format!("net/ipv4/conf/{name}/proxy_arp")) {
+            Ok(v) if v.trim() == "1" => {}
+            Ok(v) => problems.push(format!("proxy_arp on {name} is {} (want 1)", v.trim())),
+            Err(e) => problems.push(format!("proxy_arp on {name} cannot be read: {e}")),
+        }
+        Ok(())
     }
 }
 
@@ -280,35 +301,4 @@ fn setup(
         dns: Default::default(),
     };
     Ok(result)
-}
-
-fn check_host(
-    args: &CmdArgs,
-    state: &Allocator,
-    ours: &[IpNet],
-    host: &mut Handle,
-    problems: &mut Vec<String>,
-) -> Result<(), PluginError> {
-    let key = key(args);
-    let name = host_veth_for(&key, state.meta(&key));
-    let Some(link) = host.link_by_name(&name)? else {
-        problems.push(format!("host veth {name} is missing"));
-        return Ok(());
-    };
-    let routes = host.list_routes()?;
-    for net in ours {
-        let want = IpNet::from(net.addr());
-        if !routes
-            .iter()
-            .any(|r| r.dst == want && r.oif == Some(link.index))
-        {
-            problems.push(format!("host route {want} dev {name} is missing"));
-        }
-    }
-    match aksnet_netlink::get_sysctl(&format!("net/ipv4/conf/{name}/proxy_arp")) {
-        Ok(v) if v.trim() == "1" => {}
-        Ok(v) => problems.push(format!("proxy_arp on {name} is {} (want 1)", v.trim())),
-        Err(e) => problems.push(format!("proxy_arp on {name} cannot be read: {e}")),
-    }
-    Ok(())
 }
