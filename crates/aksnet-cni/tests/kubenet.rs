@@ -373,21 +373,26 @@ fn ip_masq_hides_the_pod_behind_the_node() {
         "pod address not in the masquerade set: {set}"
     );
 
-    let listener = std::process::Command::new("ip")
+    let mut listener = std::process::Command::new("ip")
         .args(["netns", "exec", &outside.name, "timeout", "10", "python3", "-c"])
         .arg("import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('10.254.0.3',7777))\ns.listen(1)\nprint('ready',flush=True)\nc,a=s.accept()\nprint(a[0],flush=True)")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 listener (install python3)");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Wait for the listener's "ready" (a fixed sleep loses to a loaded machine).
+    let mut stdout = std::io::BufReader::new(listener.stdout.take().expect("listener stdout"));
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut ready).expect("listener output");
+    assert_eq!(ready.trim(), "ready", "the listener did not start");
     let (ok, out) = pod.exec(&[
         "python3",
         "-c",
         "import socket; socket.create_connection(('10.254.0.3', 7777), timeout=5)",
     ]);
     assert!(ok, "pod could not connect out: {out}");
-    let seen = String::from_utf8_lossy(&listener.wait_with_output().expect("listener").stdout)
-        .into_owned();
+    let mut seen = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut seen).expect("listener output");
+    listener.wait().expect("listener");
     assert!(
         seen.lines().any(|l| l.trim() == "10.254.0.2"),
         "outside saw {seen:?}, want the node address"
