@@ -21,6 +21,9 @@ pub struct Metrics {
     last_success_unix: AtomicU64,
     non_masquerade_cidrs: AtomicU64,
     skipped_config_files: AtomicU64,
+    keepalive_ok: AtomicU64,
+    keepalive_failed: AtomicU64,
+    store_retries: AtomicU64,
 }
 
 /// The node's pod addresses (nodesubnet: its reservation in the cluster store and what the
@@ -33,6 +36,18 @@ pub struct PoolUsage {
 }
 
 impl Metrics {
+    /// Records one round of the node's lease keepalive (`--keepalive-node`) and the
+    /// store attempts retried so far (a running total kept by the store).
+    pub fn record_keepalive(&self, ok: bool, store_retries: u64) {
+        let counter = if ok {
+            &self.keepalive_ok
+        } else {
+            &self.keepalive_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.store_retries.store(store_retries, Ordering::Relaxed);
+    }
+
     /// Records one reconcile and how long it took.
     pub fn observe(&self, result: &Result<ReconcileReport, AgentError>, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
@@ -110,6 +125,27 @@ impl Metrics {
             "gauge",
             "ip-masq* entries of the config directory that are not regular files.",
             &[(String::new(), get(&self.skipped_config_files).to_string())],
+        );
+        family(
+            "aksnet_agent_keepalive_rounds_total",
+            "counter",
+            "Rounds of the node's cluster-store lease keepalive, by result.",
+            &[
+                (
+                    "{result=\"ok\"}".into(),
+                    get(&self.keepalive_ok).to_string(),
+                ),
+                (
+                    "{result=\"failed\"}".into(),
+                    get(&self.keepalive_failed).to_string(),
+                ),
+            ],
+        );
+        family(
+            "aksnet_store_retries_total",
+            "counter",
+            "Cluster-store attempts that failed transiently and were retried (etcd: another endpoint or later).",
+            &[(String::new(), get(&self.store_retries).to_string())],
         );
         if let Some(p) = pool {
             let node = p.node.replace('\\', "\\\\").replace('"', "\\\"");

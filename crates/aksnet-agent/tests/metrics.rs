@@ -36,6 +36,9 @@ fn metrics_count_reconciles_and_show_the_pool() {
     let r = reconcile_once(&nft, &settings);
     assert!(r.is_err());
     metrics.observe(&r, Duration::from_millis(1));
+    // Two keepalive rounds, the second failed; the store retried 3 attempts so far.
+    metrics.record_keepalive(true, 1);
+    metrics.record_keepalive(false, 3);
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -60,6 +63,9 @@ fn metrics_count_reconciles_and_show_the_pool() {
         "aksnet_agent_non_masquerade_cidrs 1",
         "aksnet_node_pod_addresses{node=\"aks-nodepool1-0\",state=\"free\"} 26",
         "# TYPE aksnet_agent_reconciles_total counter",
+        "aksnet_agent_keepalive_rounds_total{result=\"ok\"} 1",
+        "aksnet_agent_keepalive_rounds_total{result=\"failed\"} 1",
+        "aksnet_store_retries_total 3",
     ] {
         assert!(m.contains(&format!("{line}\n")), "missing {line:?} in\n{m}");
     }

@@ -754,6 +754,10 @@ impl Store for EtcdStore {
         Ok(())
     }
 
+    fn retries_so_far(&self) -> u64 {
+        u64::from(self.retries())
+    }
+
     fn take_retry_note(&self) -> Option<String> {
         let failures = std::mem::take(&mut *self.retried.borrow_mut());
         (!failures.is_empty()).then(|| {

@@ -182,6 +182,11 @@ pub trait Store {
     /// A long-lived user starts a new whole-command deadline for each unit of work
     /// (backends without one ignore it).
     fn restart_deadline(&self) {}
+    /// Attempts that failed transiently and were retried since this store was
+    /// opened (issue 17: metrics of retries); 0 for backends that never retry.
+    fn retries_so_far(&self) -> u64 {
+        0
+    }
     /// How errors and messages name this store: the embedded store's state file,
     /// or the etcd URL.
     fn describe(&self) -> String;

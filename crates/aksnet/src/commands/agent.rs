@@ -145,8 +145,11 @@ pub fn run(args: AgentArgs) -> ExitCode {
         resync = ?settings.resync_interval,
         "agent started"
     );
-    super::node::spawn_lease_hook(&args.lease);
     let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
+    let observed = metrics.clone();
+    super::node::spawn_lease_hook(&args.lease, move |r: super::node::RoundReport| {
+        observed.record_keepalive(r.ok, r.store_retries)
+    });
     if args.metrics_addr != "off" {
         match std::net::TcpListener::bind(&args.metrics_addr) {
             Ok(listener) => {

@@ -31,7 +31,7 @@ use ipnet::Ipv4Net;
 
 mod keepalive;
 mod store_args;
-pub use keepalive::{spawn_lease_hook, LeaseHookArgs};
+pub use keepalive::{spawn_lease_hook, LeaseHookArgs, RoundReport};
 pub use store_args::StoreArgs;
 
 /// Writes a line to stdout through [`emit`] (never panics on a closed pipe).

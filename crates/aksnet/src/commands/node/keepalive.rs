@@ -54,6 +54,20 @@ enum Round {
 }
 
 pub fn run(a: &KeepaliveArgs) -> Result<(), NodeError> {
+    run_observed(a, &|_| {})
+}
+
+/// What one keepalive round did, for the agent's metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundReport {
+    /// The round renewed the lease and reconciled the pool.
+    pub ok: bool,
+    /// Store attempts retried since the loop started (etcd: transient failures).
+    pub store_retries: u64,
+}
+
+/// [`run`], telling `observe` about every round.
+pub fn run_observed(a: &KeepaliveArgs, observe: &dyn Fn(RoundReport)) -> Result<(), NodeError> {
     let lease = match read_node_lease(&a.data_dir)? {
         Some(l) if l.node == a.node => l,
         _ => {
@@ -69,7 +83,12 @@ pub fn run(a: &KeepaliveArgs) -> Result<(), NodeError> {
     let mut seen = 0;
     loop {
         store.restart_deadline();
-        let reason = match round(&*store, a, &lease) {
+        let result = round(&*store, a, &lease);
+        observe(RoundReport {
+            ok: matches!(result, Ok(Round::Alive(..))),
+            store_retries: store.retries_so_far(),
+        });
+        let reason = match result {
             Ok(Round::Alive(t, rev)) => {
                 ttl = t;
                 seen = rev;
@@ -175,7 +194,7 @@ pub struct LeaseHookArgs {
 
 /// Starts the keepalive loop in a thread when `--keepalive-node` is given. A
 /// fenced pool or a setup error is logged; the agent's own work goes on.
-pub fn spawn_lease_hook(hook: &LeaseHookArgs) {
+pub fn spawn_lease_hook(hook: &LeaseHookArgs, observe: impl Fn(RoundReport) + Send + 'static) {
     let Some(node) = hook.keepalive_node.clone() else {
         return;
     };
@@ -188,7 +207,7 @@ pub fn spawn_lease_hook(hook: &LeaseHookArgs) {
     let spawned = std::thread::Builder::new()
         .name("lease-keepalive".into())
         .spawn(move || {
-            if let Err(e) = run(&args) {
+            if let Err(e) = run_observed(&args, &observe) {
                 tracing::error!(node = %args.node, error = %e, "lease keepalive stopped");
             }
         });
