@@ -79,7 +79,8 @@ pub fn demo(opts: &DemoOptions, bins: &Binaries, out: &mut dyn Write) -> Result<
     // The NetworkPolicy act: default-deny plus one allow, in both models.
     let _ = writeln!(out, "3/3 NetworkPolicy (docs/policy.md)");
     for (model, tag) in [(Model::NodeSubnet, "n"), (Model::Kubenet, "k")] {
-        let prefix = format!("aksnlnp{tag}");
+        // Under the demo's own prefix (shortened: link names are at most 15 bytes).
+        let prefix = format!("{}np{tag}", opts.prefix.chars().take(6).collect::<String>());
         let dir = PathBuf::from(format!("/run/{prefix}netpol"));
         all_ok &= crate::demo_policy::policy_act(&prefix, model, dir, bins, out)?;
     }
