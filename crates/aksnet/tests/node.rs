@@ -722,3 +722,42 @@ fn lease_ttl_needs_etcd_and_store_timeout_is_checked() {
         assert!(r.stderr.contains(bad), "{}", r.stderr);
     }
 }
+
+/// Issue 17: a join that committed exits 0 even when the summary query after
+/// it fails (automation that saw exit 1 would delete the VM and leak its
+/// addresses). The fault is injected in exactly that query (`failpoints`
+/// feature, on in CI's --all-features build).
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_committed_join_exits_0_when_its_summary_query_fails() {
+    let c = Cluster::new();
+    let a = c.join_args("fp-1", &[]);
+    let out = finish(
+        Command::new(BIN)
+            .args(&a)
+            .env("AKSNET_FAILPOINT", "join-summary")
+            .output()
+            .expect("run the aksnet binary"),
+    );
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout {} stderr {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("warning: node fp-1 is joined"),
+        "{}",
+        out.stderr
+    );
+    assert!(c.data("fp-1").join("node-pool.json").exists());
+    // The reservation is in the store: a second join finds it.
+    let again = c.join("fp-1", &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(
+        again.stdout.contains("was already joined"),
+        "{}",
+        again.stdout
+    );
+}

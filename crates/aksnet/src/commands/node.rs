@@ -181,6 +181,9 @@ fn parse_max_pods(s: &str) -> Result<MaxPods, String> {
 /// Why a node command did not succeed, with its exit status.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// A test-only fault (`failpoint`).
+    #[error("injected fault {0} (AKSNET_FAILPOINT)")]
+    Failpoint(&'static str),
     #[error(transparent)]
     Reservation(#[from] ReservationError),
     #[error(transparent)]
@@ -385,6 +388,13 @@ fn in_use_in_subnet(data_dir: &Path, subnet: Ipv4Net) -> Result<BTreeSet<Ipv4Add
 }
 
 /// `free of usable` for one subnet, from its address index (no full scan).
+/// Whether the test-only fault `name` is armed (`AKSNET_FAILPOINT=name`, and only
+/// in a build with the `failpoints` feature): lets a test fail the one query it
+/// targets, e.g. the summary after a committed join.
+fn failpoint(name: &str) -> bool {
+    cfg!(feature = "failpoints") && std::env::var("AKSNET_FAILPOINT").is_ok_and(|v| v == name)
+}
+
 fn subnet_room(
     store: &dyn Store,
     name: &str,
@@ -424,7 +434,11 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     // Everything below is a summary: the join is done, so a failure here is a
     // warning and the exit status stays 0 (issue 17: automation that saw exit 1
     // would delete the VM and leak its addresses).
-    let room = subnet_room(&*store, &a.subnet_name, &a.subnet);
+    let room = if failpoint("join-summary") {
+        Err(NodeError::Failpoint("join-summary"))
+    } else {
+        subnet_room(&*store, &a.subnet_name, &a.subnet)
+    };
     let verb = match outcome {
         JoinOutcome::Joined(_) => "joined",
         JoinOutcome::AlreadyJoined(_) => "was already joined to",
