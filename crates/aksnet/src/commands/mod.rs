@@ -8,3 +8,4 @@ pub mod lab_netpol;
 pub mod node;
 pub mod plan;
 pub mod policy;
+pub mod subnet;
