@@ -68,6 +68,9 @@ pub struct AgentArgs {
     pub data_dir: std::path::PathBuf,
     #[command(flatten)]
     pub policy: super::agent_policy::PolicyArgs,
+    /// Answer ARP on this uplink for the node's pod addresses (a plain LAN; docs/agent.md).
+    #[arg(long, value_name = "IFNAME")]
+    pub l2_uplink: Option<String>,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -134,9 +137,11 @@ pub fn run(args: AgentArgs) -> ExitCode {
     if args.once {
         let result = reconcile_once(&backend, &settings);
         report(&settings, &result);
-        return match result {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => ExitCode::from(e.exit_code()),
+        let l2 = super::agent_l2::once(args.l2_uplink.as_deref(), &args.data_dir);
+        return match (result, l2) {
+            (Err(e), _) => ExitCode::from(e.exit_code()),
+            (Ok(_), Err(code)) => ExitCode::from(code),
+            (Ok(_), Ok(())) => ExitCode::SUCCESS,
         };
     }
     tracing::info!(
@@ -146,6 +151,11 @@ pub fn run(args: AgentArgs) -> ExitCode {
         "agent started"
     );
     super::node::spawn_lease_hook(&args.lease);
+    super::agent_l2::spawn(
+        args.l2_uplink.as_deref(),
+        &args.data_dir,
+        settings.resync_interval,
+    );
     let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
     if args.metrics_addr != "off" {
         match std::net::TcpListener::bind(&args.metrics_addr) {
