@@ -64,8 +64,8 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9465")]
     pub metrics_addr: String,
     /// The node's data directory: its pool and IPAM state give the address metrics.
-    /// (Its own id: the flattened lease flags have a `data_dir` field too, and
-    /// clap refuses two arguments with one id.)
+    // Its own id: the flattened lease flags have a `data_dir` field too, and clap
+    // refuses two arguments with one id (a debug-build panic at startup).
     #[arg(long, id = "agent_data_dir", value_name = "DIR", default_value = super::node::DEFAULT_DATA_DIR)]
     pub data_dir: std::path::PathBuf,
     #[command(flatten)]
