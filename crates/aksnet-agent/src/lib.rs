@@ -11,6 +11,7 @@
 //! - [`policy_source`], [`policy_controller`]: NetworkPolicy from a manifest directory (or
 //!   any [`policy_source::PolicySource`]) onto the node's own policy table (docs/policy.md).
 
+pub mod l2;
 pub mod masq_config;
 pub mod metrics;
 pub mod policy_controller;

@@ -190,8 +190,9 @@ impl std::fmt::Display for NodeSubnet {
 ///   `1 + maxPods` (the RP reports the sum over the operation's nodes; ours is always one).
 /// - `free` is the subnet's usable addresses (`2^(32-p) - 5`, so an empty /24 says 251,
 ///   matching the captured "IPs available 251 in Subnet Cidr .../24") minus the
-///   addresses already reserved by nodes in the cluster store. The RP also subtracts
-///   other NICs in the subnet; aksnet only knows its own store.
+///   addresses already reserved by nodes in the cluster store and by the subnet's
+///   other tenants (VMs, load balancers: `aksnet subnet reserve`), as the RP
+///   subtracts other NICs in the subnet.
 ///
 /// We keep the message to the part before the RP's autoscaler sentence and link,
 /// which are advice, not data.

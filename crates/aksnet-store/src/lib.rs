@@ -9,6 +9,7 @@
 //! - [`mem`]: an in-memory fake with the same semantics, for unit tests.
 //! - [`reservation`]: node join/leave/list on any backend (key layout documented there
 //!   and in docs/node.md).
+//! - [`tenants`]: addresses of a node subnet held by VMs and others (`aksnet subnet`).
 //! - [`local_pool`]: the node's `node-pool.json`, which the plugin reads.
 //! - [`spec`]: what a `--store` value names (a directory or an etcd URL).
 
@@ -21,6 +22,7 @@ pub mod local_pool;
 pub mod mem;
 pub mod reservation;
 pub mod spec;
+pub mod tenants;
 
 pub use embedded::EmbeddedStore;
 #[cfg(feature = "etcd")]

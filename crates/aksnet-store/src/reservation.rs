@@ -456,7 +456,7 @@ fn existing<S: Store + ?Sized>(
 /// The compares and ops that guard the subnet, and whether it has the address
 /// index ([`crate::blocks`]). Reads the guard BEFORE anything else is listed (see
 /// the module comment).
-fn guard_subnet<S: Store + ?Sized>(
+pub(crate) fn guard_subnet<S: Store + ?Sized>(
     store: &S,
     req: &JoinRequest,
 ) -> Result<(Vec<Compare>, Vec<Op>, bool), ReservationError> {
@@ -563,7 +563,7 @@ pub fn subnet_usage<S: Store + ?Sized>(
         blocks::reserved_count(subnet_name, &keys)?
     } else {
         reserved_addresses(store, subnet_name, subnet.cidr(), false)?.len() as u64
-    };
+    } + crate::tenants::tenant_addresses(store, subnet_name)?.len() as u64;
     Ok((reserved, subnet.usable()))
 }
 
@@ -583,7 +583,11 @@ pub fn join<S: Store + ?Sized>(
         }
         let (mut compares, mut ops, indexed) = guard_subnet(store, req)?;
         compares.push(Compare::Absent(nkey.clone()));
-        let reserved = reserved_addresses(store, &req.subnet_name, req.subnet.cidr(), indexed)?;
+        let mut reserved = reserved_addresses(store, &req.subnet_name, req.subnet.cidr(), indexed)?;
+        // Other tenants of the subnet (VMs, load balancers: crate::tenants) count as
+        // taken, as Azure counts other NICs. Read after the guard, like the index:
+        // a reserve bumps the same guard, so it and this join serialise.
+        reserved.extend(crate::tenants::tenant_addresses(store, &req.subnet_name)?);
         let picked = pick_node_addresses(&req.subnet, &req.subnet_name, req.max_pods, &reserved)?;
         let reservation = NodeReservation {
             node: req.node.clone(),

@@ -824,6 +824,54 @@ fn history_is_compacted(etcd: &EtcdServer) -> TestResult {
     })
 }
 
+/// Other tenants of the subnet (`aksnet_store::tenants`) on etcd: a reserved
+/// range is skipped by joins and counted in InsufficientSubnetSize, a node's
+/// address cannot be reserved, and release frees the range.
+fn tenants_on_etcd(etcd: &EtcdServer) -> TestResult {
+    use aksnet_store::tenants::{release, reserve, tenant_addresses};
+    let st = etcd.store("/aksh6-tenants/")?;
+    let subnet = NodeSubnet::new("10.240.0.0/24".parse().map_err(s)?).map_err(s)?;
+    let ip = |t: &str| t.parse::<std::net::Ipv4Addr>().map_err(s);
+    let range = (ip("10.240.0.4")?, ip("10.240.0.13")?);
+    reserve(&st, "aks-subnet", &subnet, range, "vm1").map_err(s)?;
+    let o = join(&st, &request("a", "10.240.0.0/24", 30)?).map_err(s)?;
+    ensure(o.reservation().node_ip == ip("10.240.0.14")?, || {
+        format!("{o:?}")
+    })?;
+    for i in 0..6 {
+        join(&st, &request(&format!("n{i}"), "10.240.0.0/24", 30)?).map_err(s)?;
+    }
+    let e = refused(
+        join(&st, &request("z", "10.240.0.0/24", 30)?),
+        "the 8th join",
+    )?;
+    ensure(
+        e.to_string()
+            .contains("IPs available 24 in Subnet Cidr 10.240.0.0/24"),
+        || format!("8th join: {e}"),
+    )?;
+    let before = st.list("").map_err(s)?;
+    let e = refused(
+        reserve(
+            &st,
+            "aks-subnet",
+            &subnet,
+            (ip("10.240.0.20")?, ip("10.240.0.20")?),
+            "lb",
+        ),
+        "reserving a node's address",
+    )?;
+    ensure(e.to_string().contains("held by node a"), || e.to_string())?;
+    ensure(st.list("").map_err(s)? == before, || {
+        "a refused reserve changed the store".into()
+    })?;
+    release(&st, "aks-subnet", range).map_err(s)?;
+    ensure(
+        tenant_addresses(&st, "aks-subnet").map_err(s)?.is_empty(),
+        || "release left the range".into(),
+    )
+}
+
 fn main() -> ExitCode {
     if let Ok(node) = std::env::var(CHILD_NODE) {
         return child(&node);
@@ -843,6 +891,7 @@ fn main() -> ExitCode {
             eight_nodes_fit_a_slash24_and_the_ninth_changes_nothing,
         ),
         ("rejoin_is_idempotent", rejoin_is_idempotent),
+        ("tenants_on_etcd", tenants_on_etcd),
         ("aksnet_cli_against_etcd", aksnet_cli_against_etcd),
         ("leave_then_rejoin", leave_then_rejoin),
         (

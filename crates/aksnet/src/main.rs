@@ -23,6 +23,10 @@ enum Command {
     /// Reserve, release and list node addresses in the cluster store.
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
+    /// Addresses of a node subnet held by VMs, load balancers or others: never given
+    /// to a node, counted when a node joins.
+    #[command(subcommand)]
+    Subnet(commands::subnet::SubnetCommand),
     /// The node daemon: ip-masq-agent compatible SNAT on nftables.
     Agent(Box<commands::agent::AgentArgs>),
     /// Check an AKS network plan against every AKS rule and compute its capacity.
@@ -48,11 +52,15 @@ fn main() -> ExitCode {
     // (SIGPIPE ignored, EPIPE returned) and handles EPIPE on stdout itself
     // (commands/node.rs `emit`). Other commands end quietly on a closed pipe.
     // The agent may keep a lease alive over an etcd socket too (--keepalive-node).
-    if !matches!(cli.command, Command::Node(_) | Command::Agent(_)) {
+    if !matches!(
+        cli.command,
+        Command::Node(_) | Command::Subnet(_) | Command::Agent(_)
+    ) {
         restore_sigpipe();
     }
     match cli.command {
         Command::Node(c) => commands::node::run(c),
+        Command::Subnet(c) => commands::subnet::run(c),
         Command::Agent(a) => commands::agent::run(*a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Lab(c) => commands::lab::run(c),

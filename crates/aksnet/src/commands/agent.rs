@@ -64,10 +64,15 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9465")]
     pub metrics_addr: String,
     /// The node's data directory: its pool and IPAM state give the address metrics.
-    #[arg(long, value_name = "DIR", default_value = super::node::DEFAULT_DATA_DIR)]
+    // Its own id: the flattened lease flags have a `data_dir` field too, and clap
+    // refuses two arguments with one id (a debug-build panic at startup).
+    #[arg(long, id = "agent_data_dir", value_name = "DIR", default_value = super::node::DEFAULT_DATA_DIR)]
     pub data_dir: std::path::PathBuf,
     #[command(flatten)]
     pub policy: super::agent_policy::PolicyArgs,
+    /// Answer ARP on this uplink for the node's pod addresses (a plain LAN; docs/agent.md).
+    #[arg(long, value_name = "IFNAME")]
+    pub l2_uplink: Option<String>,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -134,9 +139,11 @@ pub fn run(args: AgentArgs) -> ExitCode {
     if args.once {
         let result = reconcile_once(&backend, &settings);
         report(&settings, &result);
-        return match result {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => ExitCode::from(e.exit_code()),
+        let l2 = super::agent_l2::once(args.l2_uplink.as_deref(), &args.data_dir);
+        return match (result, l2) {
+            (Err(e), _) => ExitCode::from(e.exit_code()),
+            (Ok(_), Err(code)) => ExitCode::from(code),
+            (Ok(_), Ok(())) => ExitCode::SUCCESS,
         };
     }
     tracing::info!(
@@ -144,6 +151,11 @@ pub fn run(args: AgentArgs) -> ExitCode {
         config_dir = %settings.config_dir.display(),
         resync = ?settings.resync_interval,
         "agent started"
+    );
+    super::agent_l2::spawn(
+        args.l2_uplink.as_deref(),
+        &args.data_dir,
+        settings.resync_interval,
     );
     let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
     let observed = metrics.clone();

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its clap types and a `run` that returns the exit code.
 
 pub mod agent;
+pub mod agent_l2;
 pub mod agent_policy;
 pub mod install;
 pub mod lab;
@@ -8,3 +9,4 @@ pub mod lab_netpol;
 pub mod node;
 pub mod plan;
 pub mod policy;
+pub mod subnet;

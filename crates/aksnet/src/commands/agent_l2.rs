@@ -1,0 +1,54 @@
+//! `aksnet agent --l2-uplink IFNAME`: the node answers ARP on its uplink for its
+//! own pods' addresses (issue 13 item 1; `aksnet_agent::l2`, docs/agent.md "L2
+//! answers on a plain LAN"), on `--once` and every resync.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aksnet_agent::l2::{reconcile_l2, L2Error, L2Outcome};
+
+fn log(uplink: &str, result: &Result<L2Outcome, L2Error>) {
+    match result {
+        Ok(o) if !o.joined => {
+            tracing::warn!(
+                uplink,
+                "L2 answers: no node pool in --data-dir (not joined); nothing touched"
+            )
+        }
+        Ok(o) => tracing::info!(
+            uplink,
+            added = ?o.diff.add,
+            deleted = ?o.diff.del,
+            kept = o.kept,
+            "L2 answers reconciled"
+        ),
+        Err(e) => tracing::error!(error = %e, "L2 answers failed"),
+    }
+}
+
+/// One reconcile; `Err(3)` (the agent's kernel-failure exit code) when it failed.
+pub fn once(uplink: Option<&str>, data_dir: &Path) -> Result<(), u8> {
+    let Some(uplink) = uplink else {
+        return Ok(());
+    };
+    let result = reconcile_l2(uplink, data_dir);
+    log(uplink, &result);
+    result.map(drop).map_err(|_| 3)
+}
+
+/// Reconciles every `interval` on a thread of its own (SNAT's loop is untouched).
+pub fn spawn(uplink: Option<&str>, data_dir: &Path, interval: Duration) {
+    let Some(uplink) = uplink.map(str::to_string) else {
+        return;
+    };
+    let data_dir: PathBuf = data_dir.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("aksnet-l2".into())
+        .spawn(move || loop {
+            log(&uplink, &reconcile_l2(&uplink, &data_dir));
+            std::thread::sleep(interval);
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "L2 answers: cannot start the thread");
+    }
+}
