@@ -187,12 +187,17 @@ impl Drop for TempFile<'_> {
 }
 
 /// Removes `dir/name` (a symlink there is removed itself, never followed) and fsyncs the
-/// directory so the removal survives a crash. `Ok(false)` when it was absent.
+/// directory so the removal survives a crash. `Ok(false)` when it was absent, the
+/// directory included (nothing to remove: `node leave` of a node whose data directory
+/// is gone).
 pub fn remove_durably(dir: &Path, name: &str) -> Result<bool, FsError> {
     check_name(dir, name)?;
     let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let dirfd =
-        open(dir, dir_flags, Mode::empty()).map_err(|e| FsError::io("open directory", dir, e))?;
+    let dirfd = match open(dir, dir_flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(FsError::io("open directory", dir, e)),
+    };
     match unlinkat(&dirfd, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) => {}
         Err(Errno::ENOENT) => return Ok(false),

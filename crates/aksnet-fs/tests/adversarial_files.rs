@@ -231,3 +231,15 @@ fn deferred_write_is_visible_before_the_dir_sync_and_leaves_no_temp() {
     let e = write_atomic(&tmp.path().join("missing"), "x", b"", 0o600).unwrap_err();
     assert!(e.is_not_found(), "{e:?}");
 }
+
+/// Removing from a directory that does not exist removes nothing and is not an
+/// error (`node leave` of a node whose data directory is gone).
+#[test]
+fn remove_durably_in_a_missing_directory_is_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("gone");
+    assert!(!aksnet_fs::remove_durably(&gone, "node-pool.json").unwrap());
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    assert!(aksnet_fs::remove_durably(dir.path(), "f").unwrap());
+    assert!(!aksnet_fs::remove_durably(dir.path(), "f").unwrap());
+}
