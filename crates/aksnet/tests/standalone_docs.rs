@@ -75,7 +75,7 @@ fn forbidden_substrings() -> Vec<String> {
     v
 }
 
-/// A note's file name as a whole name: `planner.md` matches, the Microsoft Learn
+/// A note's file name as a whole name: `<note>.md` matches, the Microsoft Learn
 /// article `update-azure-cni.md` does not.
 fn has_note_name(line: &str) -> bool {
     let joined = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_');
