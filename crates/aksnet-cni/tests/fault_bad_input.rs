@@ -744,6 +744,9 @@ fn through_binary(sb: &Sandbox, case: &Case) -> Result<(), TestCaseError> {
     {
         return Ok(());
     }
+    let mut env = env;
+    // The per-call log stays off (the default file is /var/log's).
+    env.insert("AKSNET_CNI_LOG_FILE".to_string(), String::new());
     let call = Call {
         env,
         stdin: case.stdin(&sb.data_dir()),

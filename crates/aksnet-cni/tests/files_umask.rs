@@ -45,6 +45,7 @@ fn plugin_umask_000(node: &Netns, command: &str, pod: &Netns, conf: &str) -> (bo
         ])
         .arg(PLUGIN)
         .env_clear()
+        .env("AKSNET_CNI_LOG_FILE", "")
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("CNI_PATH", Path::new(PLUGIN).parent().unwrap())
         .env("CNI_COMMAND", command)

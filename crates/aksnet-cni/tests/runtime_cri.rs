@@ -388,6 +388,7 @@ fn kubenet_conflist(data: &Path, bridge: &str) -> String {
             "bridge": bridge,
             "isGateway": true,
             "dataDir": data,
+            "logFile": data.join("aksnet-cni.log"),
             "ipam": {"ranges": [[{"subnet": "10.246.0.0/24"}]]}
         }]
     })
@@ -398,7 +399,8 @@ fn nodesubnet_conflist(data: &Path) -> String {
     serde_json::json!({
         "cniVersion": "1.0.0",
         "name": NETWORK,
-        "plugins": [{"type": "aksnet-cni", "mode": "nodesubnet", "dataDir": data}]
+        "plugins": [{"type": "aksnet-cni", "mode": "nodesubnet", "dataDir": data,
+                     "logFile": data.join("aksnet-cni.log")}]
     })
     .to_string()
 }

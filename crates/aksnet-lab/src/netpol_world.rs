@@ -302,6 +302,8 @@ impl World {
             }
         };
         cfg["runtimeConfig"] = serde_json::json!({"ips": [ip.to_string()]});
+        // The plugin's per-call log goes with the lab's state, not /var/log.
+        cfg["logFile"] = serde_json::json!(data.join("aksnet-cni.log"));
         let name = format!("{}p{j}", self.prefix);
         match exec::cni(
             bins,

@@ -117,6 +117,7 @@ fn cni(node_ns: &str, command: &str, pod_ns: &str, data_dir: &Path) -> Output {
     let conf = serde_json::json!({
         "cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
         "mode": "nodesubnet", "dataDir": data_dir,
+        "logFile": data_dir.join("aksnet-cni.log"),
     });
     let bin = cni_bin();
     let mut child = Command::new("ip")
