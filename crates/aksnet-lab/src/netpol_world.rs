@@ -337,6 +337,7 @@ impl World {
         let data = self.node_dir(node);
         let cfg = serde_json::json!({"cniVersion": "1.1.0", "name": if plan.model == Model::Kubenet { "kubenet" } else { "azure" }, "type": "aksnet-cni",
             "mode": plan.model.as_str(), "bridge": "cbr0", "dataDir": data,
+            "logFile": data.join("aksnet-cni.log"),
             "ipam": {"ranges": [[{"subnet": plan.nodes[node].pod_cidr.map(|c| c.to_string()).unwrap_or_else(|| plan.subnet.to_string())}]]}});
         let name = format!("{}p{j}", self.prefix);
         let _ = exec::cni(
