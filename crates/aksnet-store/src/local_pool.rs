@@ -67,18 +67,22 @@ pub fn node_pool_path(data_dir: &Path) -> PathBuf {
 /// Writes the pool atomically, creating `data_dir` if needed.
 pub fn write_node_pool(data_dir: &Path, pool: &NodePool) -> Result<PathBuf, LocalPoolError> {
     ensure_private_dir(data_dir)?;
-    let path = node_pool_path(data_dir);
-    let mut text = serde_json::to_vec_pretty(pool).map_err(|e| LocalPoolError::Corrupt {
+    write_json(data_dir, NODE_POOL_FILE, pool)
+}
+
+/// Writes `value` as pretty JSON to `data_dir/name`, atomically and 0600.
+fn write_json(
+    data_dir: &Path,
+    name: &str,
+    value: &impl serde::Serialize,
+) -> Result<PathBuf, LocalPoolError> {
+    let path = data_dir.join(name);
+    let mut text = serde_json::to_vec_pretty(value).map_err(|e| LocalPoolError::Corrupt {
         path: path.clone(),
         detail: format!("cannot serialise: {e}"),
     })?;
     text.push(b'\n');
-    write_atomic(
-        data_dir,
-        NODE_POOL_FILE,
-        &text,
-        aksnet_fs::PRIVATE_FILE_MODE,
-    )?;
+    write_atomic(data_dir, name, &text, aksnet_fs::PRIVATE_FILE_MODE)?;
     Ok(path)
 }
 
@@ -128,19 +132,7 @@ pub fn unfence(data_dir: &Path) -> Result<bool, LocalPoolError> {
 
 /// Records the node's lease.
 pub fn write_node_lease(data_dir: &Path, lease: &NodeLease) -> Result<PathBuf, LocalPoolError> {
-    let path = data_dir.join(NODE_LEASE_FILE);
-    let mut text = serde_json::to_vec_pretty(lease).map_err(|e| LocalPoolError::Corrupt {
-        path: path.clone(),
-        detail: format!("cannot serialise: {e}"),
-    })?;
-    text.push(b'\n');
-    write_atomic(
-        data_dir,
-        NODE_LEASE_FILE,
-        &text,
-        aksnet_fs::PRIVATE_FILE_MODE,
-    )?;
-    Ok(path)
+    write_json(data_dir, NODE_LEASE_FILE, lease)
 }
 
 /// The node's recorded lease, or `None`.
