@@ -22,7 +22,7 @@ use std::time::Duration;
 use aksnet_fs::{read_regular_capped_following, FileKind, FsError};
 use ipnet::IpNet;
 use serde::Serialize;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// v2's per-file CIDR limit (upstream `cidrLimit` default).
 pub const DEFAULT_CIDR_LIMIT: usize = 64;
@@ -184,7 +184,7 @@ pub fn parse_fragment(
     text: &str,
     enable_ipv6: bool,
 ) -> Result<MasqFragment, ConfigError> {
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Malformed {
+    let doc: Value = serde_norway::from_str(text).map_err(|e| ConfigError::Malformed {
         file: file.to_string(),
         detail: e.to_string(),
     })?;

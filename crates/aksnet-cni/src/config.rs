@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use aksnet_cniproto::{CniResult, CniVersion, Route, SUPPORTED_VERSIONS};
+use aksnet_cniproto::{CniResult, CniVersion, Route};
 use aksnet_core::allocator::{Pool, Range, ValidPool};
 use ipnet::IpNet;
 use serde_json::{Map, Value};
@@ -403,11 +403,6 @@ impl PluginConfig {
 pub fn peek_version(stdin: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(stdin).ok()?;
     v.get("cniVersion")?.as_str().map(str::to_string)
-}
-
-/// Message for an unsupported version (code 1), listing what we support.
-pub fn supported_list() -> String {
-    SUPPORTED_VERSIONS.join(", ")
 }
 
 fn parse_ip_list(field: &str, v: &Value) -> Result<Vec<IpAddr>, PluginError> {

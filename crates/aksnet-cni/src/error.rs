@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 
-use aksnet_cniproto::{CniError, EnvError, ErrorCode};
+use aksnet_cniproto::{CniError, EnvError, ErrorCode, SUPPORTED_VERSIONS};
 use thiserror::Error;
 
-use crate::config::supported_list;
 
 #[derive(Debug, Error)]
 pub enum PluginError {
@@ -95,8 +94,13 @@ pub enum PluginError {
     #[error(transparent)]
     LocalPool(#[from] aksnet_store::local_pool::LocalPoolError),
 
-    #[error("ipMasq: {why}")]
-    IpMasq { why: String, script: String },
+    /// `script` is the nft transaction that failed (empty when it could not be built).
+    #[error("ipMasq: {source}")]
+    IpMasq {
+        script: String,
+        #[source]
+        source: aksnet_nft::NftError,
+    },
 
     /// STATUS: the plugin cannot serve ADD now (code 50).
     #[error("not ready to add pods: {0}")]
@@ -159,7 +163,10 @@ impl PluginError {
             src = s.source();
         }
         if matches!(self, PluginError::Version { .. }) {
-            details.push(format!("supported versions: {}", supported_list()));
+            details.push(format!(
+                "supported versions: {}",
+                SUPPORTED_VERSIONS.join(", ")
+            ));
         }
         CniError::new(self.code(), msg, details.join(": "))
     }

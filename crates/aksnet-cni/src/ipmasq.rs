@@ -10,14 +10,18 @@
 //! a nat base chain with one masquerade rule over that set. Rules are static;
 //! ADD and DEL only change set elements (the "rules, not elements per pod"
 //! lesson of the Go plugin's nftables flavour, docs/prior-art.md#nftables).
-//! Every change is one `nft -f -` transaction. Like the bridge, the table and
+//! Every change is one `nft -f -` transaction, built with `aksnet_nft::Changes`
+//! (the one nftables path: no nft text is formatted here). Like the bridge, the table and
 //! chain outlive the last pod; `nft delete table inet aksnet-cni` removes them.
 
-use std::io::Write;
-use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
+use aksnet_nft::model::priority;
+use aksnet_nft::{
+    AddrField, AddrValue, BaseChain, ChainType, Changes, Expr, Family, Hook, NftCommand, NftError,
+    Op, Policy, Rule, SetType,
+};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::error::PluginError;
 
@@ -31,117 +35,126 @@ fn suffix(network: &str) -> String {
     d[..10].to_string()
 }
 
-fn family_of(ip: &IpAddr) -> &'static str {
+fn set_of(h: &str, ip: &IpAddr) -> String {
     match ip {
-        IpAddr::V4(_) => "4",
-        IpAddr::V6(_) => "6",
+        IpAddr::V4(_) => format!("pods4-{h}"),
+        IpAddr::V6(_) => format!("pods6-{h}"),
     }
 }
 
-/// Creates the network's sets if missing (a block declaration is idempotent).
-fn declare_sets(network: &str) -> String {
+/// Starts the network's script: the table and its two sets, created if missing
+/// (a block declaration is idempotent).
+fn declare_sets(network: &str) -> Result<(Changes, String), NftError> {
     let h = suffix(network);
-    format!(
-        "table inet {TABLE} {{\n  set pods4-{h} {{ type ipv4_addr; }}\n  set pods6-{h} {{ type ipv6_addr; }}\n}}\n"
-    )
+    let mut c = Changes::new(Family::Inet, TABLE)?;
+    c.declare_set(&format!("pods4-{h}"), SetType::Ipv4Addr)?
+        .declare_set(&format!("pods6-{h}"), SetType::Ipv6Addr)?;
+    Ok((c, h))
+}
+
+/// The network's one masquerade rule of a family: from its pods' set to
+/// anything outside the pod subnets and multicast.
+fn masq_rule(h: &str, subnets: &[IpNet], v4: bool) -> Rule {
+    let (saddr, daddr, set, multicast) = if v4 {
+        let m = IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(224, 0, 0, 0), 4));
+        (AddrField::Ip4Saddr, AddrField::Ip4Daddr, "pods4", m)
+    } else {
+        let m = IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8));
+        (AddrField::Ip6Saddr, AddrField::Ip6Daddr, "pods6", m)
+    };
+    let set = format!("{set}-{h}");
+    let mut excluded: Vec<IpNet> = subnets
+        .iter()
+        .filter(|n| n.addr().is_ipv4() == v4)
+        .map(IpNet::trunc)
+        .collect();
+    excluded.push(multicast);
+    Rule::new(vec![
+        Expr::Addr {
+            field: saddr,
+            op: Op::Eq,
+            value: AddrValue::SetRef(set),
+        },
+        Expr::Addr {
+            field: daddr,
+            op: Op::Ne,
+            value: AddrValue::AnonSet(excluded),
+        },
+        Expr::Masquerade {
+            fully_random: false,
+        },
+    ])
 }
 
 /// Creates the network's chain and (re)writes its one rule per family.
-fn declare_chain(network: &str, subnets: &[IpNet]) -> String {
-    let h = suffix(network);
-    let mut s = format!(
-        "table inet {TABLE} {{\n  chain post-{h} {{ type nat hook postrouting priority srcnat; policy accept; }}\n}}\n"
-    );
-    s.push_str(&format!("flush chain inet {TABLE} post-{h}\n"));
-    for fam in ["4", "6"] {
-        let (kw, multicast) = if fam == "4" {
-            ("ip", "224.0.0.0/4")
-        } else {
-            ("ip6", "ff00::/8")
-        };
-        let mut excluded: Vec<String> = subnets
-            .iter()
-            .filter(|n| (n.addr().is_ipv4()) == (fam == "4"))
-            .map(|n| n.trunc().to_string())
-            .collect();
-        excluded.push(multicast.to_string());
-        s.push_str(&format!(
-            "add rule inet {TABLE} post-{h} {kw} saddr @pods{fam}-{h} {kw} daddr != {{ {} }} masquerade\n",
-            excluded.join(", ")
-        ));
+fn declare_chain(c: &mut Changes, h: &str, subnets: &[IpNet]) -> Result<(), NftError> {
+    let chain = format!("post-{h}");
+    let base = BaseChain {
+        chain_type: ChainType::Nat,
+        hook: Hook::Postrouting,
+        priority: priority::SRCNAT,
+        policy: Policy::Accept,
+    };
+    c.declare_base_chain(&chain, &base)?.flush_chain(&chain)?;
+    for v4 in [true, false] {
+        c.add_rule(&chain, &masq_rule(h, subnets, v4))?;
     }
-    s
+    Ok(())
 }
 
-fn elements(op: &str, network: &str, ips: &[IpAddr]) -> String {
-    let h = suffix(network);
-    let mut s = String::new();
+fn elements(c: &mut Changes, h: &str, add: bool, ips: &[IpAddr]) -> Result<(), NftError> {
     for ip in ips {
-        let fam = family_of(ip);
-        s.push_str(&format!(
-            "{op} element inet {TABLE} pods{fam}-{h} {{ {ip} }}\n"
-        ));
+        let set = set_of(h, ip);
+        if add {
+            c.add_elements(&set, &[*ip])?;
+        } else {
+            c.delete_elements(&set, &[*ip])?;
+        }
     }
-    s
+    Ok(())
 }
 
 /// ADD: the pod's addresses join the network's masquerade set.
-pub fn script_add(network: &str, subnets: &[IpNet], ips: &[IpAddr]) -> String {
-    declare_sets(network) + &declare_chain(network, subnets) + &elements("add", network, ips)
+pub fn script_add(network: &str, subnets: &[IpNet], ips: &[IpAddr]) -> Result<Changes, NftError> {
+    let (mut c, h) = declare_sets(network)?;
+    declare_chain(&mut c, &h, subnets)?;
+    elements(&mut c, &h, true, ips)?;
+    Ok(c)
 }
 
 /// DEL: remove the pod's addresses. Adding then deleting in one transaction
 /// makes a missing element a no-op (DEL must tolerate anything missing).
-pub fn script_del(network: &str, ips: &[IpAddr]) -> String {
-    declare_sets(network) + &elements("add", network, ips) + &elements("delete", network, ips)
+pub fn script_del(network: &str, ips: &[IpAddr]) -> Result<Changes, NftError> {
+    let (mut c, h) = declare_sets(network)?;
+    elements(&mut c, &h, true, ips)?;
+    elements(&mut c, &h, false, ips)?;
+    Ok(c)
 }
 
 /// GC: the set becomes exactly the addresses still held.
-pub fn script_sync(network: &str, ips: &[IpAddr]) -> String {
-    let h = suffix(network);
-    declare_sets(network)
-        + &format!("flush set inet {TABLE} pods4-{h}\nflush set inet {TABLE} pods6-{h}\n")
-        + &elements("add", network, ips)
+pub fn script_sync(network: &str, ips: &[IpAddr]) -> Result<Changes, NftError> {
+    let (mut c, h) = declare_sets(network)?;
+    c.flush_set(&format!("pods4-{h}"))?
+        .flush_set(&format!("pods6-{h}"))?;
+    elements(&mut c, &h, true, ips)?;
+    Ok(c)
 }
 
-/// Runs one `nft -f -` transaction.
-pub fn apply(script: &str) -> Result<(), PluginError> {
+/// Runs one `nft -f -` transaction. A runtime may call the plugin without
+/// `PATH`, so nft is looked for where distributions install it first.
+pub fn apply(changes: Result<Changes, NftError>) -> Result<(), PluginError> {
     let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .unwrap_or("nft");
-    let fail = |why: String| PluginError::IpMasq {
-        why,
+    let fail = |source: NftError, script: &str| PluginError::IpMasq {
         script: script.to_string(),
+        source,
     };
-    let mut child = Command::new(nft)
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            fail(format!(
-                "cannot run {nft}: {e} (install the nftables package)"
-            ))
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| fail(format!("writing to nft: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| fail(format!("waiting for nft: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(fail(format!(
-            "nft exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    let changes = changes.map_err(|e| fail(e, ""))?;
+    NftCommand::new(nft)
+        .run_script("ipMasq", changes.script())
+        .map_err(|e| fail(e, changes.script()))
 }
 
 #[cfg(test)]
@@ -150,11 +163,13 @@ mod tests {
 
     #[test]
     fn golden_add_script() {
-        let s = script_add(
+        let c = script_add(
             "kubenet",
             &["10.244.1.0/24".parse().unwrap()],
             &["10.244.1.5".parse().unwrap()],
-        );
+        )
+        .unwrap();
+        let s = c.script();
         let h = suffix("kubenet");
         assert!(s.contains(&format!(
             "add rule inet aksnet-cni post-{h} ip saddr @pods4-{h} ip daddr != {{ 10.244.1.0/24, 224.0.0.0/4 }} masquerade"
@@ -167,7 +182,8 @@ mod tests {
 
     #[test]
     fn del_adds_then_deletes() {
-        let s = script_del("n", &["fd00::5".parse().unwrap()]);
+        let c = script_del("n", &["fd00::5".parse().unwrap()]).unwrap();
+        let s = c.script();
         let add = s.find("add element").unwrap();
         let del = s.find("delete element").unwrap();
         assert!(add < del);

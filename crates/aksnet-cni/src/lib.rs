@@ -223,7 +223,7 @@ fn del(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
     }
     let released = store.transact(|a| Ok::<_, PluginError>(a.release(&key)))?;
     if cfg.ip_masq && !released.is_empty() {
-        ipmasq::apply(&ipmasq::script_del(&cfg.name, &released))?;
+        ipmasq::apply(ipmasq::script_del(&cfg.name, &released))?;
     }
     lock.remove()?;
     Ok(())
@@ -415,7 +415,7 @@ fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
         }
     }
     if cfg.ip_masq {
-        if let Err(e) = ipmasq::apply(&ipmasq::script_sync(&cfg.name, &held)) {
+        if let Err(e) = ipmasq::apply(ipmasq::script_sync(&cfg.name, &held)) {
             errors.push(e);
         }
     }
@@ -457,10 +457,10 @@ fn finish_add(
     }
     let ips: Vec<IpAddr> = result.ips.iter().map(|i| i.address.addr()).collect();
     let subnets: Vec<IpNet> = result.ips.iter().map(|i| i.address.trunc()).collect();
-    ipmasq::apply(&ipmasq::script_add(&cfg.name, &subnets, &ips))?;
+    ipmasq::apply(ipmasq::script_add(&cfg.name, &subnets, &ips))?;
     let name = cfg.name.clone();
     undo.push("remove ipMasq elements", move || {
-        ipmasq::apply(&ipmasq::script_del(&name, &ips))
+        ipmasq::apply(ipmasq::script_del(&name, &ips))
     });
     Ok(())
 }

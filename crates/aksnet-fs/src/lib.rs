@@ -34,7 +34,9 @@ pub use dir::ensure_private_dir;
 pub use error::{FileKind, FsError};
 pub use lock::open_lock_file;
 pub use read::{read_regular_capped, read_regular_capped_following};
-pub use write::{remove_durably, write_atomic, write_atomic_deferred, DirSync};
+pub use write::{
+    remove_durably, write_atomic, write_atomic_deferred, write_atomic_volatile, DirSync,
+};
 
 /// Mode of every directory aksnet creates for its own state.
 pub const PRIVATE_DIR_MODE: u32 = 0o700;

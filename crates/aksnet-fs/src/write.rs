@@ -66,6 +66,26 @@ pub fn write_atomic_deferred(
     bytes: &[u8],
     mode: u32,
 ) -> Result<DirSync, FsError> {
+    let dir_fd = replace(dir, name, bytes, mode, true)?;
+    Ok(DirSync {
+        dir: dir_fd,
+        path: dir.to_path_buf(),
+    })
+}
+
+/// Replaces `dir/name` with `bytes` atomically but not durably: temp file and rename, with
+/// the rules of [`write_atomic_deferred`], and no `fdatasync` or directory fsync. Every
+/// reader sees the old or the new content, whatever process is killed when; after a power
+/// loss the file may hold either, or (on a filesystem that does not order a file's data
+/// before its rename) neither. For state that a reboot makes void anyway, whose reader
+/// recognises a file from an earlier boot (the IPAM state of pod attachments, whose
+/// network namespaces a reboot ends: docs/architecture.md, "Crash and reboot").
+pub fn write_atomic_volatile(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<(), FsError> {
+    replace(dir, name, bytes, mode, false).map(drop)
+}
+
+/// Temp file, optional `fdatasync`, rename; returns the directory's fd.
+fn replace(dir: &Path, name: &str, bytes: &[u8], mode: u32, sync_data: bool) -> Result<OwnedFd, FsError> {
     check_name(dir, name)?;
     let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let dirfd =
@@ -86,16 +106,15 @@ pub fn write_atomic_deferred(
         .map_err(|e| FsError::std_io("write temp file", &temp_path, e))?;
     // fdatasync: the data and the size needed to read it back, without the timestamps a
     // full fsync would also flush.
-    file.sync_data()
-        .map_err(|e| FsError::std_io("fdatasync temp file", &temp_path, e))?;
+    if sync_data {
+        file.sync_data()
+            .map_err(|e| FsError::std_io("fdatasync temp file", &temp_path, e))?;
+    }
     drop(file);
     renameat(&dirfd, temp.name.as_str(), &dirfd, name)
         .map_err(|e| FsError::io("rename temp file over", &target, e))?;
     temp.disarm();
-    Ok(DirSync {
-        dir: dirfd,
-        path: dir.to_path_buf(),
-    })
+    Ok(dirfd)
 }
 
 fn check_name(dir: &Path, name: &str) -> Result<(), FsError> {

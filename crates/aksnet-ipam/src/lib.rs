@@ -20,6 +20,7 @@
 //! ```
 
 pub mod attachment_lock;
+mod boot;
 pub mod error;
 pub mod store;
 

@@ -8,7 +8,7 @@
 //!   <network>.json                the state of one network (this module)
 //!   <network>.lock                empty; flock'ed around every read-modify-write; never removed
 //!   .<network>.json.<pid>.<n>.tmp the next state while it is written; renamed over
-//!                                 <network>.json (aksnet_fs::write_atomic_deferred; a
+//!                                 <network>.json (aksnet_fs::write_atomic_volatile; a
 //!                                 writer killed mid-write leaves it behind, ignored)
 //!   node-pool.json                the node's nodesubnet pool (aksnet_core::pool), not ours
 //! ```
@@ -25,6 +25,7 @@
 //!   "version": 1,
 //!   "network": "kubenet",
 //!   "cursors": [ { "set": 0, "lastReserved": "10.244.1.7" } ],
+//!   "bootId": "d5b243ea-d46f-4ed3-b096-68c81d6f2516",
 //!   "recentlyReleased": [ "10.244.1.5" ],
 //!   "allocations": [
 //!     { "containerId": "3f2a...", "ifname": "eth0",
@@ -37,6 +38,8 @@
 //! - `cursors`: per range set, the address reserved last (round-robin restarts after it).
 //!   It lives in the same file as the reservations, so both change in one rename (unlike
 //!   host-local's separate `last_reserved_ip.N`, docs/prior-art.md#host-local).
+//! - `bootId`: the boot that wrote the file; in another boot its allocations are void.
+//!   Absent when `/proc/sys/kernel/random/boot_id` cannot be read (then never void).
 //! - `recentlyReleased`: free addresses that round-robin skips while anything else is
 //!   free (`aksnet_core::allocator::RECENTLY_RELEASED_MAX`).
 //! - `allocations`: one record per attachment (CNI_CONTAINERID, CNI_IFNAME), ordered by
@@ -46,14 +49,19 @@
 //!
 //! A transaction is: flock the lock file, read the state file (missing = empty), run the
 //! caller's closure on the in-memory state, and, only if it succeeded and changed
-//! something, write a temp file, fdatasync it, rename it over `<network>.json`;
-//! then unlock (closing the fd) and fsync the directory before returning (after the
-//! unlock: see `transact`). rename(2) is atomic, so at every
-//! instant the state file is either the old or the new complete state; a crash before the
-//! rename loses only the uncommitted transaction (its caller never got an answer, and
-//! the runtime retries ADD or sends DEL). The fsyncs make the committed state survive a
-//! power loss, not only a process crash. A file that fails to parse is reported with its
-//! path and position and never rewritten.
+//! something, write a temp file and rename it over `<network>.json`; then unlock (closing
+//! the fd). rename(2) is atomic, so at every instant the state file is either the old or
+//! the new complete state, whichever process is killed when (its writes are in the page
+//! cache); a kill before the rename loses only the uncommitted transaction (its caller
+//! never got an answer, and the runtime retries ADD or sends DEL).
+//!
+//! There is no fsync. The allocations describe pod network namespaces, and a reboot (the
+//! only thing that loses the page cache) ends all of them, so the file records the boot
+//! that wrote it (`bootId`) and a file of another boot holds no allocations: after a
+//! power loss the node starts with every address free, where a durable file would hold
+//! addresses for pods that no longer exist (docs/architecture.md, "Crash and reboot"). A file
+//! that fails to parse is reported with its path and position and never rewritten,
+//! unless it was last written before this boot (a torn write of a machine crash).
 //!
 //! The lock is held only for this read-modify-write (about a millisecond): the plugin
 //! does its netlink work after `transact` returns (docs/architecture.md#quality-bars: no node-wide
@@ -69,6 +77,7 @@ use aksnet_core::allocator::{AllocationRecord, Allocator, CursorRecord};
 use aksnet_core::pool::NODE_POOL_FILE;
 use serde::{Deserialize, Serialize};
 
+use crate::boot;
 use crate::error::IpamError;
 
 /// Where state lives unless the config says otherwise.
@@ -104,6 +113,11 @@ struct StateFile {
     recently_released: Vec<IpAddr>,
     #[serde(default)]
     allocations: Vec<AllocationRecord>,
+    /// The boot of the node that wrote the file (`/proc/sys/kernel/random/boot_id`). Its
+    /// allocations are void in any other boot: a reboot ended every network namespace
+    /// they were made for (docs/architecture.md, "Crash and reboot").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
 }
 
 /// Read when the full parse fails, so a newer format gets a version error rather than
@@ -207,23 +221,11 @@ impl IpamStore {
         let mut state = self.read_state()?;
         let before = state.revision();
         let out = f(&mut state)?;
-        let pending = if state.revision() != before {
-            Some(self.write_state(&state)?)
-        } else {
-            None
-        };
+        if state.revision() != before {
+            self.write_state(&state)?;
+        }
         // Closing `lock` releases the flock.
         drop(lock);
-        // The directory fsync that makes the rename durable runs after the lock is
-        // released: the next transaction already reads the renamed file (the rename
-        // is visible at once), and durability only has to hold when this call
-        // returns. Any order of concurrent directory fsyncs is safe: a later rename
-        // supersedes an earlier one, and whatever is durable is a state some
-        // transaction committed. This shortens the lock's hold by one fsync, the
-        // serial part under many concurrent plugins (docs/benchmarks.md, contention).
-        if let Some(pending) = pending {
-            pending.sync().map_err(IpamError::from)?;
-        }
         Ok(out)
     }
 
@@ -248,12 +250,23 @@ impl IpamStore {
             Err(e) if e.is_not_found() => return Ok(Allocator::new()),
             Err(e) => return Err(e.into()),
         };
-        parse_state(&self.state_path, &bytes, Some(&self.network))
+        match parse_state(&self.state_path, &bytes, Some(&self.network), boot::id()) {
+            // Only a crash of the whole machine can tear a file that is replaced by
+            // rename (the page cache keeps a killed process's writes); one last written
+            // before this boot is such a leftover, and its allocations are void anyway.
+            Err(IpamError::Corrupt { .. }) if boot::written_before_boot(&self.state_path) => {
+                tracing::warn!(path = %self.state_path.display(),
+                    "unreadable IPAM state from before this boot: starting empty");
+                Ok(Allocator::new())
+            }
+            other => other,
+        }
     }
 
-    /// Writes the next state (temp file, fdatasync, rename); the returned directory fsync
-    /// is the caller's to run, after it released the lock.
-    fn write_state(&self, state: &Allocator) -> Result<aksnet_fs::DirSync, IpamError> {
+    /// Writes the next state: temp file and rename, no fsync (`write_atomic_volatile`).
+    /// The state is void after a reboot (`boot_id`), and a killed process cannot lose a
+    /// rename, so an fsync would only make a power loss keep what the next boot discards.
+    fn write_state(&self, state: &Allocator) -> Result<(), IpamError> {
         let file = StateFile {
             kind: STATE_KIND.to_string(),
             version: STATE_VERSION,
@@ -261,6 +274,7 @@ impl IpamStore {
             cursors: state.cursors(),
             recently_released: state.recently_released(),
             allocations: state.records(),
+            boot_id: boot::id().map(str::to_string),
         };
         let bytes = render_state(&file).map_err(|e| {
             IpamError::io(
@@ -270,7 +284,7 @@ impl IpamStore {
             )
         })?;
         let name = format!("{}{STATE_SUFFIX}", self.network);
-        Ok(aksnet_fs::write_atomic_deferred(
+        Ok(aksnet_fs::write_atomic_volatile(
             &self.data_dir,
             &name,
             &bytes,
@@ -292,6 +306,10 @@ fn render_state(file: &StateFile) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_writer(&mut out, &file.network)?;
     out.extend_from_slice(b",\n\"cursors\":");
     serde_json::to_writer(&mut out, &file.cursors)?;
+    if let Some(boot) = &file.boot_id {
+        out.extend_from_slice(b",\"bootId\":");
+        serde_json::to_writer(&mut out, boot)?;
+    }
     out.extend_from_slice(b",\n\"recentlyReleased\":");
     serde_json::to_writer(&mut out, &file.recently_released)?;
     out.extend_from_slice(b",\n\"allocations\":[");
@@ -308,6 +326,7 @@ fn parse_state(
     path: &Path,
     bytes: &[u8],
     expected_network: Option<&str>,
+    this_boot: Option<&str>,
 ) -> Result<Allocator, IpamError> {
     let corrupt = |e: serde_json::Error| IpamError::Corrupt {
         path: path.to_path_buf(),
@@ -353,7 +372,12 @@ fn parse_state(
             });
         }
     }
-    Allocator::from_parts(file.allocations, file.cursors, file.recently_released).map_err(|e| {
+    // Allocations of another boot are void; the cursors still spread the next ones.
+    let allocations = match (file.boot_id.as_deref(), this_boot) {
+        (Some(then), Some(now)) if then != now => Vec::new(),
+        _ => file.allocations,
+    };
+    Allocator::from_parts(allocations, file.cursors, file.recently_released).map_err(|e| {
         IpamError::Inconsistent {
             path: path.to_path_buf(),
             source: Box::new(e),

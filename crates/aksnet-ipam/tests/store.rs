@@ -431,3 +431,44 @@ fn data_dir_is_created() {
     alloc(&store, &pool("10.0.0.0/24"), "a").expect("alloc");
     assert!(dir.join("n.json").exists());
 }
+
+/// The state of another boot holds no allocations: a reboot ended every pod netns
+/// (docs/architecture.md, "Crash and reboot"). The cursors survive.
+#[test]
+fn allocations_of_another_boot_are_void() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = IpamStore::open(tmp.path(), "n").expect("open");
+    let p = pool("10.0.0.0/24");
+    let first = alloc(&store, &p, "a").expect("alloc");
+    let text = fs::read_to_string(store.state_path()).expect("read");
+    let this_boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot_id");
+    assert!(text.contains(this_boot.trim()), "{text}");
+    assert_eq!(store.snapshot().expect("snapshot").records().len(), 1);
+
+    let other = text.replace(this_boot.trim(), "00000000-0000-0000-0000-000000000000");
+    fs::write(store.state_path(), other).expect("write");
+    let state = store.snapshot().expect("snapshot");
+    assert!(state.records().is_empty(), "void after a reboot");
+    let next = alloc(&store, &p, "b").expect("alloc");
+    assert_ne!(next, first, "round-robin goes on after the last cursor");
+}
+
+/// A state file torn by a machine crash (so last written before this boot) starts empty;
+/// one of this boot that does not parse is still an error naming the file.
+#[test]
+fn an_unreadable_state_from_before_this_boot_starts_empty() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = IpamStore::open(tmp.path(), "n").expect("open");
+    fs::write(store.state_path(), b"{\"kind\":\"aksnet-ipam-st").expect("write");
+    let e = store.snapshot().expect_err("torn file of this boot");
+    assert!(matches!(e, IpamError::Corrupt { .. }), "{e}");
+    let f = File::options()
+        .write(true)
+        .open(store.state_path())
+        .expect("open");
+    f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(86_400))
+        .expect("set mtime");
+    drop(f);
+    assert!(store.snapshot().expect("snapshot").records().is_empty());
+    alloc(&store, &pool("10.0.0.0/24"), "a").expect("the next ADD rewrites it");
+}

@@ -8,6 +8,8 @@
 //! - [`listing`]: tolerant decoder of `nft -j list table …` for OUR table only (netavark#942:
 //!   never parse the whole ruleset); anything it does not model decodes as
 //!   [`model::Expr::Unknown`], which simply makes the table compare unequal and get rewritten.
+//! - [`shared`]: in-place changes (declare, flush, add/delete elements) to a table several
+//!   owners share, e.g. the CNI plugin's `ipMasq` table; one transaction per change.
 //! - [`backend`]: the [`backend::NftBackend`] trait, the real [`backend::NftCommand`] driving the
 //!   `nft` binary, and a recording [`backend::FakeNft`] for unit tests of callers.
 
@@ -17,9 +19,11 @@ pub mod filter;
 pub mod listing;
 pub mod model;
 pub mod render;
+pub mod shared;
 
 pub use backend::{FakeNft, ListedTable, NftBackend, NftCommand};
 pub use error::NftError;
+pub use shared::Changes;
 pub use model::{
     AddrField, AddrValue, BaseChain, Chain, ChainType, Expr, Family, Hook, Op, Policy, Rule, Set,
     SetType, Table,

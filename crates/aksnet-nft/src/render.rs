@@ -85,19 +85,23 @@ fn element(n: &IpNet) -> String {
 fn render_chain(out: &mut String, chain: &Chain) {
     let _ = writeln!(out, "\tchain {} {{", chain.name);
     if let Some(base) = &chain.base {
-        let _ = writeln!(
-            out,
-            "\t\ttype {} hook {} priority {}; policy {};",
-            base.chain_type.as_str(),
-            base.hook.as_str(),
-            priority_name(base),
-            base.policy.as_str()
-        );
+        let _ = writeln!(out, "\t\t{}", base_chain_line(base));
     }
     for rule in &chain.rules {
         let _ = writeln!(out, "\t\t{}", render_rule(rule));
     }
     out.push_str("\t}\n");
+}
+
+/// `type … hook … priority …; policy …;`, the line that makes a chain a base chain.
+pub(crate) fn base_chain_line(base: &BaseChain) -> String {
+    format!(
+        "type {} hook {} priority {}; policy {};",
+        base.chain_type.as_str(),
+        base.hook.as_str(),
+        priority_name(base),
+        base.policy.as_str()
+    )
 }
 
 /// Standard priorities by name where nft accepts the name for this hook (nft(8) table).

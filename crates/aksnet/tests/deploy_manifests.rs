@@ -52,9 +52,9 @@ fn strict<T: DeserializeOwned + Serialize>(file: &str, doc: &Value) -> T {
 fn load(name: &str) -> Vec<Value> {
     let path = deploy().join("kubernetes").join(name);
     let text = std::fs::read_to_string(&path).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    serde_norway::Deserializer::from_str(&text)
         .map(|d| {
-            let v: serde_yaml::Value = serde::Deserialize::deserialize(d).unwrap();
+            let v: serde_norway::Value = serde::Deserialize::deserialize(d).unwrap();
             serde_json::to_value(v).unwrap()
         })
         .collect()
