@@ -3,7 +3,11 @@
 #   dist/aksnet-cni  statically linked, as CNI plugins usually ship (the Go reference
 #                    plugins are static too). A runtime execs the plugin for every ADD,
 #                    CHECK and DEL; the dynamic loader alone costs about 0.26 ms of each
-#                    call here, a tenth of an ADD (docs/benchmarks.md).
+#                    call here, a tenth of an ADD (docs/benchmarks.md). Not
+#                    position-independent either (relocation-model=static, as Go links
+#                    the reference plugins on amd64): a static PIE relocates itself at
+#                    every start, writing to its read-only-after-relocation pages, which
+#                    cost about 0.15 ms of every call here (docs/benchmarks.md).
 #   dist/aksnet      the CLI (node, agent, plan, lab), with the etcd store backend when
 #                    protoc is installed (Debian protobuf-compiler; scripts/install-deps.sh).
 # Install: cp dist/aksnet-cni /opt/cni/bin/ (or your runtime's plugin directory) and
@@ -12,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 # An explicit --target keeps the static flag off build scripts and proc macros.
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C relocation-model=static" \
   cargo build --locked --release --target "$triple" -p aksnet-cni
 features=()
 if command -v protoc >/dev/null; then features=(--features etcd); fi

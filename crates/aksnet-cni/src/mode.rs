@@ -25,7 +25,7 @@ pub(crate) struct Addresses {
 pub(crate) trait Datapath: Sync {
     /// Settings of the pod's network namespace that ADD makes while it is
     /// inside it anyway (opening its netlink socket), before the pod's
-    /// interface exists. Runs on a thread inside the pod netns.
+    /// interface exists. Runs with the calling thread inside the pod netns.
     fn prepare_pod_netns(&self) -> aksnet_netlink::Result<()> {
         Ok(())
     }

@@ -26,11 +26,13 @@ pub(crate) fn open_pod(args: &CmdArgs) -> Result<PodNs, PluginError> {
     open_pod_with(args, || Ok(()))
 }
 
-/// As [`open_pod`], running `prepare` inside the pod netns on the thread
-/// that opens the netlink socket there (one entry into the namespace).
+/// As [`open_pod`], running `prepare` inside the pod netns while the
+/// netlink socket there is opened: one entry into the namespace, on this
+/// thread and back (`Handle::in_netns_here_with`; a thread per entry cost
+/// about a third of a millisecond, docs/benchmarks.md).
 pub(crate) fn open_pod_with(
     args: &CmdArgs,
-    prepare: impl FnOnce() -> aksnet_netlink::Result<()> + Send,
+    prepare: impl FnOnce() -> aksnet_netlink::Result<()>,
 ) -> Result<PodNs, PluginError> {
     let netns = open_netns(args)?;
     if netns.is_current()? {
@@ -38,7 +40,7 @@ pub(crate) fn open_pod_with(
             path: netns.path().to_path_buf(),
         });
     }
-    let handle = Handle::in_netns_with(&netns, prepare).map_err(|source| PluginError::Netns {
+    let handle = Handle::in_netns_here_with(&netns, prepare).map_err(|source| PluginError::Netns {
         path: netns.path().to_path_buf(),
         source,
     })?;

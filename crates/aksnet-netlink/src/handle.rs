@@ -3,7 +3,7 @@
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::{NetlinkError, Result};
-use crate::netns::{run_in_netns, Netns};
+use crate::netns::{run_here_in_netns, run_in_netns, Netns};
 use crate::socket::Socket;
 
 /// One rtnetlink socket, bound for life to the namespace it was opened in.
@@ -35,6 +35,21 @@ impl Handle {
         prepare: impl FnOnce() -> Result<()> + Send,
     ) -> Result<Self> {
         let (sock, prepared) = run_in_netns(netns, || (Socket::open(), prepare()))?;
+        let sock = sock.map_err(|e| {
+            NetlinkError::io("open netlink socket", netns.path().display().to_string(), e)
+        })?;
+        prepared?;
+        Ok(Self { sock })
+    }
+
+    /// As [`Handle::in_netns_with`], on the calling thread
+    /// ([`run_here_in_netns`]: no thread, the thread is back in its own
+    /// namespace when this returns).
+    pub fn in_netns_here_with(
+        netns: &Netns,
+        prepare: impl FnOnce() -> Result<()>,
+    ) -> Result<Self> {
+        let (sock, prepared) = run_here_in_netns(netns, || (Socket::open(), prepare()))?;
         let sock = sock.map_err(|e| {
             NetlinkError::io("open netlink socket", netns.path().display().to_string(), e)
         })?;

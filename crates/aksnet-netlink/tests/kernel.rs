@@ -9,8 +9,9 @@ mod common;
 use std::net::IpAddr;
 
 use aksnet_netlink::{
-    enable_ip_forward, get_sysctl, run_in_netns, set_accept_ra, set_proxy_arp, Errno, ErrorKind,
-    IpNet, NeighbourState, Route, RouteProtocol, RouteScope, RT_TABLE_MAIN,
+    enable_ip_forward, get_sysctl, run_here_in_netns, run_in_netns, set_accept_ra, set_proxy_arp,
+    Errno, ErrorKind, Handle, IpNet, NeighbourState, Netns, Route, RouteProtocol, RouteScope,
+    RT_TABLE_MAIN,
 };
 use common::TestNetns;
 
@@ -367,6 +368,34 @@ fn deleting_a_missing_link_returns_false() {
     // Deleting one end removes the peer in the other namespace too.
     assert_eq!(pod.handle().link_by_name("eth0").unwrap(), None);
     assert!(!h.del_link_by_name("aksntdel").unwrap());
+}
+
+/// The calling thread enters, works there and is back home afterwards, after
+/// a panic too; a socket opened inside stays bound to the namespace.
+#[test]
+fn run_here_returns_the_thread_home_even_after_a_panic() {
+    let pod = TestNetns::new("here");
+    let home_ino = || std::fs::metadata("/proc/thread-self/ns/net").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let before = home_ino().ino();
+    let (inside, mut h) = run_here_in_netns(&pod.netns, || {
+        (home_ino().ino(), Handle::new().unwrap())
+    })
+    .unwrap();
+    assert_ne!(inside, before, "was inside the pod netns");
+    assert_eq!(home_ino().ino(), before, "back home");
+    assert!(h.link_by_name("lo").unwrap().is_some());
+    assert!(Netns::current().unwrap().is_current().unwrap());
+
+    let panicked = std::panic::catch_unwind(|| {
+        run_here_in_netns(&pod.netns, || panic!("inside")).unwrap();
+    });
+    assert!(panicked.is_err());
+    assert_eq!(home_ino().ino(), before, "back home after the panic");
+
+    let not_a_netns = Netns::open("/proc/self/ns/uts").unwrap();
+    assert!(run_here_in_netns(&not_a_netns, || ()).is_err());
+    assert_eq!(home_ino().ino(), before);
 }
 
 #[test]
