@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use aksnet_cniproto::{CniError, EnvError, ErrorCode, SUPPORTED_VERSIONS};
 use thiserror::Error;
 
-
 #[derive(Debug, Error)]
 pub enum PluginError {
     #[error(transparent)]

@@ -59,7 +59,10 @@ fn masq_rule(h: &str, subnets: &[IpNet], v4: bool) -> Rule {
         let m = IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(224, 0, 0, 0), 4));
         (AddrField::Ip4Saddr, AddrField::Ip4Daddr, "pods4", m)
     } else {
-        let m = IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8));
+        let m = IpNet::V6(Ipv6Net::new_assert(
+            Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0),
+            8,
+        ));
         (AddrField::Ip6Saddr, AddrField::Ip6Daddr, "pods6", m)
     };
     let set = format!("{set}-{h}");

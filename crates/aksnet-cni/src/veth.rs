@@ -40,10 +40,11 @@ pub(crate) fn open_pod_with(
             path: netns.path().to_path_buf(),
         });
     }
-    let handle = Handle::in_netns_here_with(&netns, prepare).map_err(|source| PluginError::Netns {
-        path: netns.path().to_path_buf(),
-        source,
-    })?;
+    let handle =
+        Handle::in_netns_here_with(&netns, prepare).map_err(|source| PluginError::Netns {
+            path: netns.path().to_path_buf(),
+            source,
+        })?;
     Ok(PodNs { netns, handle })
 }
 

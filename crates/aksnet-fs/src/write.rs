@@ -80,12 +80,23 @@ pub fn write_atomic_deferred(
 /// before its rename) neither. For state that a reboot makes void anyway, whose reader
 /// recognises a file from an earlier boot (the IPAM state of pod attachments, whose
 /// network namespaces a reboot ends: docs/architecture.md, "Crash and reboot").
-pub fn write_atomic_volatile(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<(), FsError> {
+pub fn write_atomic_volatile(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), FsError> {
     replace(dir, name, bytes, mode, false).map(drop)
 }
 
 /// Temp file, optional `fdatasync`, rename; returns the directory's fd.
-fn replace(dir: &Path, name: &str, bytes: &[u8], mode: u32, sync_data: bool) -> Result<OwnedFd, FsError> {
+fn replace(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+    sync_data: bool,
+) -> Result<OwnedFd, FsError> {
     check_name(dir, name)?;
     let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let dirfd =

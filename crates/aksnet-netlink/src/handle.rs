@@ -45,10 +45,7 @@ impl Handle {
     /// As [`Handle::in_netns_with`], on the calling thread
     /// ([`run_here_in_netns`]: no thread, the thread is back in its own
     /// namespace when this returns).
-    pub fn in_netns_here_with(
-        netns: &Netns,
-        prepare: impl FnOnce() -> Result<()>,
-    ) -> Result<Self> {
+    pub fn in_netns_here_with(netns: &Netns, prepare: impl FnOnce() -> Result<()>) -> Result<Self> {
         let (sock, prepared) = run_here_in_netns(netns, || (Socket::open(), prepare()))?;
         let sock = sock.map_err(|e| {
             NetlinkError::io("open netlink socket", netns.path().display().to_string(), e)

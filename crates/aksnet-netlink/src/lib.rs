@@ -36,8 +36,8 @@ pub use ifname::{format_mac, parse_mac, validate_ifname, IFNAMSIZ};
 pub use link::Link;
 pub use neigh::{Neighbour, NeighbourState};
 pub use netns::{
-    create_named_netns, delete_named_netns, named_netns_path, run_here_in_netns, run_in_netns, Netns,
-    NETNS_RUN_DIR,
+    create_named_netns, delete_named_netns, named_netns_path, run_here_in_netns, run_in_netns,
+    Netns, NETNS_RUN_DIR,
 };
 pub use proxy::{gratuitous_arp, send_gratuitous_arp};
 pub use route::{Route, RouteProtocol, RouteScope, RT_TABLE_MAIN};

@@ -378,10 +378,8 @@ fn run_here_returns_the_thread_home_even_after_a_panic() {
     let home_ino = || std::fs::metadata("/proc/thread-self/ns/net").unwrap();
     use std::os::unix::fs::MetadataExt;
     let before = home_ino().ino();
-    let (inside, mut h) = run_here_in_netns(&pod.netns, || {
-        (home_ino().ino(), Handle::new().unwrap())
-    })
-    .unwrap();
+    let (inside, mut h) =
+        run_here_in_netns(&pod.netns, || (home_ino().ino(), Handle::new().unwrap())).unwrap();
     assert_ne!(inside, before, "was inside the pod netns");
     assert_eq!(home_ino().ino(), before, "back home");
     assert!(h.link_by_name("lo").unwrap().is_some());

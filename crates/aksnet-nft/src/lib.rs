@@ -23,8 +23,8 @@ pub mod shared;
 
 pub use backend::{FakeNft, ListedTable, NftBackend, NftCommand};
 pub use error::NftError;
-pub use shared::Changes;
 pub use model::{
     AddrField, AddrValue, BaseChain, Chain, ChainType, Expr, Family, Hook, Op, Policy, Rule, Set,
     SetType, Table,
 };
+pub use shared::Changes;
