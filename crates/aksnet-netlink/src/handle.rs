@@ -22,7 +22,7 @@ impl Handle {
     }
 
     /// A handle on `netns`. The socket is created by a scoped thread that
-    /// enters `netns` and exits; the calling thread never changes namespace.
+    /// enters `netns` and exits; the calling thread does not change namespace.
     pub fn in_netns(netns: &Netns) -> Result<Self> {
         Self::in_netns_with(netns, || Ok(()))
     }
