@@ -139,11 +139,15 @@ fn arm_template_with_comments_variables_and_parameters_file() {
         "{}",
         f.message
     );
-    assert!(f
-        .location
-        .as_deref()
-        .unwrap()
-        .ends_with("arm-template.json"));
+    // The line of the expression itself (issue 12: file:line for JSON too).
+    assert!(
+        f.location
+            .as_deref()
+            .unwrap()
+            .ends_with("arm-template.json:54"),
+        "{:?}",
+        f.location
+    );
     assert!(!r.capacity.is_empty());
 }
 
@@ -488,4 +492,41 @@ fn terraform_locals_in_any_order() {
     let i = tf(&[("main.tf", &main)]).unwrap();
     assert_eq!(i.vnets[0].address_prefixes, vec!["10.9.0.0/16"]);
     assert_eq!(i.vnets[0].subnets[0].address_prefixes, vec!["10.9.1.0/24"]);
+}
+
+/// Issue 12: JSON and YAML inputs carry file:line too (a span pass over the text): the
+/// finding points at the object its field names (pool, subnet, cluster).
+#[test]
+fn json_and_yaml_findings_carry_file_and_line() {
+    let i = load(&["overlay-broken.yaml"]);
+    let r = plan(&i, &PlanOptions::default());
+    let locs: Vec<(String, String)> = r
+        .findings
+        .iter()
+        .map(|f| (f.rule.to_string(), f.location.clone().unwrap_or_default()))
+        .collect();
+    for (rule, loc) in &locs {
+        // Every finding here is on the network profile (`network:` is line 5).
+        assert!(loc.ends_with("overlay-broken.yaml:5"), "{rule}: {loc}");
+    }
+    let i = load(&["aks-show-kubenet.json", "vnet-show.json"]);
+    let r = plan(&i, &PlanOptions::default());
+    let locs: Vec<(String, String)> = r
+        .findings
+        .iter()
+        .map(|f| (f.rule.to_string(), f.location.clone().unwrap_or_default()))
+        .collect();
+    let at = |rule: &str| {
+        locs.iter()
+            .find(|(r, _)| r == rule)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| panic!("no {rule}: {locs:?}"))
+    };
+    // `networkProfile` is line 31 of the az aks show output; the subnet N5 names is the
+    // element that starts on line 10 of the vnet show output.
+    assert!(at("S2").ends_with("aks-show-kubenet.json:31"), "{locs:?}");
+    assert!(at("N5").ends_with("vnet-show.json:10"), "{locs:?}");
+    for (rule, loc) in &locs {
+        assert!(loc.contains(".json:"), "{rule} without a line: {loc}");
+    }
 }

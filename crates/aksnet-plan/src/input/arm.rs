@@ -202,7 +202,7 @@ fn read_nested(
             let mut c = azure::read_cluster(&o)?;
             c.location = location_of(&raw);
             for p in &mut c.pools {
-                p.location = c.location.clone();
+                p.location = p.location.take().or_else(|| c.location.clone());
             }
             found.cluster = Some(c);
         } else if lt == "microsoft.containerservice/managedclusters/agentpools" {
@@ -215,7 +215,7 @@ fn read_nested(
             let mut v = azure::read_vnet(&o)?;
             v.location = location_of(&raw);
             for s in &mut v.subnets {
-                s.location = v.location.clone();
+                s.location = s.location.take().or_else(|| v.location.clone());
             }
             found.vnets.push(v);
         } else if lt == "microsoft.network/virtualnetworks/subnets" {
@@ -241,8 +241,7 @@ fn read_nested(
     Ok(found)
 }
 
-/// Key under which a translated input (Bicep) records where a resource was written.
-pub const LOCATION_KEY: &str = "\u{1}location";
+pub use super::value::LOCATION_KEY;
 
 fn location_of(raw: &Value) -> Option<String> {
     raw.get(LOCATION_KEY)

@@ -9,6 +9,7 @@ pub mod bicep;
 pub mod bicepeval;
 pub mod hcl;
 pub mod limits;
+pub mod spans;
 pub mod spec;
 pub mod terraform;
 pub mod tfeval;
@@ -194,6 +195,9 @@ fn unsupported(file: &str, ext: &str, parse_error: InputError) -> InputError {
 struct Loader {
     input: PlanInput,
     cluster_file: Option<String>,
+    /// String values of each JSON/YAML file with their lines (an unresolved ARM expression's
+    /// line).
+    string_lines: HashMap<String, HashMap<String, usize>>,
 }
 
 impl Loader {
@@ -356,16 +360,29 @@ pub fn load_files(paths: &[PathBuf]) -> Result<PlanInput, InputError> {
 /// Build the plan input from (name, text) pairs; the name's extension picks Terraform.
 pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
     value::take_unresolved();
-    let mut input = load_texts_inner(docs)?;
+    let (mut input, strings) = load_texts_inner(docs)?;
     input.unresolved = value::take_unresolved();
+    // An expression of a JSON/YAML file: the line it is written on rather than its object's.
+    for u in &mut input.unresolved {
+        let line = strings
+            .get(&u.file)
+            .and_then(|s| spans::line_of_expression(s, &u.expression));
+        if let Some(l) = line {
+            u.location = Some(format!("{}:{l}", u.file));
+        }
+    }
     Ok(input)
 }
 
-fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
+/// The plan input and the string lines of its JSON/YAML files.
+type Loaded = (PlanInput, HashMap<String, HashMap<String, usize>>);
+
+fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<Loaded, InputError> {
     let paths: Vec<&PathBuf> = docs.iter().map(|(p, _)| p).collect();
     let mut l = Loader {
         input: PlanInput::default(),
         cluster_file: None,
+        string_lines: HashMap::new(),
     };
     if paths.is_empty() {
         return Err(InputError::Combine {
@@ -378,7 +395,8 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
     for (p, text) in docs {
         l.file(p, text, &mut pend)?;
     }
-    l.finish(pend, &paths)
+    let strings = std::mem::take(&mut l.string_lines);
+    Ok((l.finish(pend, &paths)?, strings))
 }
 
 /// What is collected over all files before it can be read (templates need their parameters
@@ -463,24 +481,36 @@ impl Loader {
         pend: &mut Pending,
     ) -> Result<(), InputError> {
         limits::check_nesting_json(&file, text)?;
-        let v = parse_document(&file, text).map_err(|e| unsupported(&file, ext, e))?;
-        let docs: Vec<&Value> = match &v {
-            Value::Array(a) => a.iter().collect(),
+        let mut v = parse_document(&file, text).map_err(|e| unsupported(&file, ext, e))?;
+        let lines = spans::lines_of(text);
+        let docs: Vec<&mut Value> = match &mut v {
+            Value::Array(a) => a.iter_mut().collect(),
             other => vec![other],
         };
+        let many = docs.len() > 1;
         let mut kinds = Vec::new();
-        for (i, d) in docs.iter().enumerate() {
+        for (i, d) in docs.into_iter().enumerate() {
             let kind = detect(d).ok_or_else(|| {
                 let keys: Vec<String> = d.as_object().map(|m| m.keys().take(8).cloned().collect()).unwrap_or_default();
                 InputError::Shape {
                     file: file.clone(),
                     message: format!(
                         "{}not a recognised input (aksnet spec, az aks show, az aks nodepool show, az network vnet show, ARM GET/REST example, ARM template or parameters file); top-level keys: [{}]",
-                        if docs.len() > 1 { format!("element [{i}]: ") } else { String::new() },
+                        if many { format!("element [{i}]: ") } else { String::new() },
                         keys.join(", ")
                     ),
                 }
             })?;
+            // Where each object was written; values an evaluator computes with stay as
+            // written (an extra key would change `length()` or `empty()`).
+            let skip: &[&str] = match kind {
+                Kind::ArmTemplate => &["parameters", "variables", "outputs", "functions"],
+                _ => &[],
+            };
+            if kind != Kind::ArmParameters {
+                let root = if many { format!("/{i}") } else { String::new() };
+                spans::annotate(d, &root, &lines, &file, skip);
+            }
             match kind {
                 Kind::ArmTemplate => pend.templates.push(arm::Template {
                     file: file.clone(),
@@ -498,6 +528,7 @@ impl Loader {
             .map(|k| k.label())
             .collect::<Vec<_>>()
             .join(", ");
+        self.string_lines.insert(file.clone(), lines.strings);
         self.input.sources.push(Source { file, kind });
         Ok(())
     }

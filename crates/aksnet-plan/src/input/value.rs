@@ -9,6 +9,11 @@ use super::InputError;
 /// field turns into an error naming the key.
 pub const UNRESOLVED: &str = "\u{0}unresolved:";
 
+/// Key under which an object records where it was written ("file:line"): put there by the
+/// span pass over JSON/YAML text (`super::spans`), by the Bicep translation and by the az
+/// script reader; never a key of a real input (it starts with a control character).
+pub const LOCATION_KEY: &str = "\u{1}location";
+
 thread_local! {
     /// Values a reader needed but no input resolved, in reading order (issue 12: unknown is
     /// not fatal). A reader sees such a value as absent; `super::load_texts` turns the list
@@ -77,7 +82,7 @@ impl<'a> Obj<'a> {
                 let loc = rest.split(" (").next().unwrap_or("").to_string();
                 (e.to_string(), Some(loc))
             }
-            None => (expr.to_string(), None),
+            None => (expr.to_string(), self.location()),
         };
         SEEN.with(|s| {
             s.borrow_mut().push(crate::model::Unresolved {
@@ -87,6 +92,14 @@ impl<'a> Obj<'a> {
                 expression,
             })
         });
+    }
+
+    /// "file:line" of this object, where the input has lines.
+    pub fn location(&self) -> Option<String> {
+        self.v
+            .get(LOCATION_KEY)
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 
     pub fn err(&self, key: &str, message: impl Into<String>) -> InputError {
@@ -250,7 +263,7 @@ impl<'a> Obj<'a> {
     /// become a default).
     pub fn only(&self, allowed: &[&str]) -> Result<(), InputError> {
         if let Some(m) = self.v.as_object() {
-            for k in m.keys() {
+            for k in m.keys().filter(|k| k.as_str() != LOCATION_KEY) {
                 if !allowed.iter().any(|a| a.eq_ignore_ascii_case(k)) {
                     return Err(self.err(
                         k,
