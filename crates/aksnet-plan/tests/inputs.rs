@@ -530,3 +530,77 @@ fn json_and_yaml_findings_carry_file_and_line() {
         assert!(loc.contains(".json:"), "{rule} without a line: {loc}");
     }
 }
+
+/// Issue 12: a value from a module's output (a subnet ID from a VNet module) or from another
+/// resource's `.properties` resolves where the files define it; an output the files cannot
+/// resolve is an IN1 finding naming the file and line, never fatal.
+#[test]
+fn bicep_module_outputs_and_other_resources_properties() {
+    let network = r#"
+param prefix string = '10.80.0.0/16'
+resource vnet 'Microsoft.Network/virtualNetworks@2023-04-01' = {
+  name: 'vnet-spoke'
+  location: 'westeurope'
+  properties: {
+    addressSpace: { addressPrefixes: [ prefix ] }
+    subnets: [
+      { name: 'nodes', properties: { addressPrefix: cidrSubnet(prefix, 22, 0) } }
+    ]
+  }
+}
+output nodeSubnetId string = vnet.properties.subnets[0].id
+output vnetPrefix string = vnet.properties.addressSpace.addressPrefixes[0]
+output unknownId string = reference('x').subnetId
+"#;
+    let main = r#"
+module net 'network.bicep' = {
+  name: 'net'
+}
+resource aks 'Microsoft.ContainerService/managedClusters@2024-05-01' = {
+  name: 'aks'
+  location: 'westeurope'
+  properties: {
+    agentPoolProfiles: [
+      { name: 'system', mode: 'System', count: 3, maxPods: 30, vnetSubnetID: net.outputs.nodeSubnetId }
+      { name: 'user', mode: 'User', count: 2, maxPods: 30, vnetSubnetID: net.outputs.unknownId }
+    ]
+    networkProfile: { networkPlugin: 'azure', serviceCidr: '172.16.0.0/16', dnsServiceIP: '172.16.0.10' }
+  }
+}
+"#;
+    let docs = vec![
+        (PathBuf::from("main.bicep"), main.to_string()),
+        (PathBuf::from("network.bicep"), network.to_string()),
+    ];
+    let i = input::load_texts(&docs).unwrap_or_else(|e| panic!("{e}"));
+    let c = i.cluster.as_ref().unwrap();
+    assert!(
+        c.pools[0]
+            .vnet_subnet_id
+            .as_deref()
+            .is_some_and(|s| s.ends_with("/virtualNetworks/vnet-spoke/subnets/nodes")),
+        "{:?}",
+        c.pools[0].vnet_subnet_id
+    );
+    assert_eq!(c.pools[1].vnet_subnet_id, None);
+    let r = plan(&i, &PlanOptions::default());
+    // The system pool joined the module's subnet; the user pool's subnet is unknown, so it
+    // is planned on the cluster's (the first pool's, a listed default): 5 × 31 = 155.
+    assert_eq!(r.capacity[0].cidr, "10.80.0.0/22");
+    assert_eq!(r.capacity[0].required, 155);
+    let in1 = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "IN1")
+        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    assert!(
+        in1.field.ends_with("agentPoolProfiles[1].vnetSubnetID"),
+        "{}",
+        in1.field
+    );
+    assert!(
+        in1.location.as_deref() == Some("network.bicep:15"),
+        "{:?}",
+        in1.location
+    );
+}

@@ -3,8 +3,8 @@
 //! use: `param` (defaults), `var`, `resource` (with `existing`, `if (...)`, `[for ...]`, nested
 //! child resources, `parent:`), `module` (files among the inputs), objects, arrays, strings
 //! with `${}` interpolation, `'''` strings, member access, indexes, calls, `?:`, `??`, unary
-//! and binary operators. Other statements (`output`, `type`, `func`, `import`, `metadata`,
-//! `targetScope`) are skipped. Evaluated by `super::bicepeval`. docs/plan.md, "Bicep".
+//! and binary operators, `output` (what a module's caller reads). Other statements (`type`,
+//! `func`, `import`, `metadata`, `targetScope`) are skipped. Evaluated by `super::bicepeval`. docs/plan.md, "Bicep".
 
 use super::limits::MAX_NESTING;
 use super::InputError;
@@ -221,6 +221,8 @@ pub enum DeclKind {
     Module {
         path: String,
     },
+    /// `output name type = ...` (what a module's caller sees as `sym.outputs.name`).
+    Output,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -367,9 +369,44 @@ impl P<'_> {
                     self.pos += 1;
                     out.push(self.declaration(&kw)?);
                 }
+                Tok::Ident(kw) if kw == "output" => {
+                    self.pos += 1;
+                    if let Some(d) = self.output() {
+                        out.push(d);
+                    }
+                }
                 _ => self.skip_statement(),
             }
         }
+    }
+
+    /// `output name type = value` after the keyword. An output only matters to a caller that
+    /// reads it: one this parser cannot read is skipped, never fatal.
+    fn output(&mut self) -> Option<Decl> {
+        let (start, depth) = (self.pos, self.depth);
+        let line = self.line();
+        let parsed = (|| {
+            let name = self.ident().ok()?;
+            while !matches!(self.peek(), Some(Tok::P("=")) | Some(Tok::Nl) | None) {
+                self.pos += 1;
+            }
+            if !self.eat("=") {
+                return None;
+            }
+            let (value, text) = self.value().ok()?;
+            Some(Decl {
+                kind: DeclKind::Output,
+                name,
+                value: Some(value),
+                line,
+                text,
+            })
+        })();
+        if parsed.is_none() {
+            (self.pos, self.depth) = (start, depth);
+            self.skip_statement();
+        }
+        parsed
     }
 
     /// `resource`/`module` after the keyword.
@@ -769,8 +806,12 @@ output id string = aks.id
 "#;
         let d = parse("m.bicep", src).unwrap();
         let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, vec!["prefix", "cidr", "vnetName", "vnet", "aks"]);
+        assert_eq!(
+            names,
+            vec!["prefix", "cidr", "vnetName", "vnet", "aks", "id"]
+        );
         assert_eq!(d[3].line, 6);
+        assert_eq!(d[5].kind, DeclKind::Output);
         assert!(d[1].value.is_none());
     }
 }

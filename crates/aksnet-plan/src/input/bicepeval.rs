@@ -535,14 +535,15 @@ fn call_cidr(f: &str, a: &[Value]) -> R {
     })
 }
 
-/// ARM resources of one file (and the modules it calls among `all`), with parameter values.
+/// ARM resources of one file (and the modules it calls among `all`), with parameter values;
+/// returns the file's outputs (an unknown one as a marker naming its line).
 fn resources(
     file: &BicepFile,
     all: &[BicepFile],
     params: HashMap<String, Value>,
     out: &mut Vec<Value>,
     depth: usize,
-) {
+) -> Map<String, Value> {
     let mut env = Env {
         file,
         all,
@@ -588,6 +589,16 @@ fn resources(
         }
     }
     out.extend(emitted);
+    let mut outputs = Map::new();
+    for d in file.decls.iter().filter(|d| d.kind == DeclKind::Output) {
+        if let Some(e) = &d.value {
+            let v = env
+                .eval(e)
+                .unwrap_or_else(|why| marker(&d.text, file, d.line, &why));
+            outputs.insert(d.name.clone(), v);
+        }
+    }
+    outputs
 }
 
 fn module(env: &mut Env, d: &Decl, path: &str, out: &mut Vec<Value>, depth: usize) {
@@ -619,7 +630,13 @@ fn module(env: &mut Env, d: &Decl, path: &str, out: &mut Vec<Value>, depth: usiz
                 .collect()
         })
         .unwrap_or_default();
-    resources(target, env.all, params, out, depth + 1);
+    // What the caller sees: `sym.outputs.x` (a subnet ID from a VNet module), `sym.name`.
+    let outputs = resources(target, env.all, params, out, depth + 1);
+    let name = v.get("name").cloned().unwrap_or_else(|| json!(d.name));
+    env.resources.insert(
+        d.name.clone(),
+        json!({"name": name, "outputs": Value::Object(outputs)}),
+    );
 }
 
 /// Evaluate one resource declaration (and its nested children) into ARM resources.
@@ -695,6 +712,9 @@ fn resource(
         );
         let id = synthetic_id(&full_ty, &full_name);
         let mut seen = m.clone();
+        if full_ty.eq_ignore_ascii_case("Microsoft.Network/virtualNetworks") {
+            subnet_ids(&mut seen, &full_name);
+        }
         seen.insert("id".into(), json!(id));
         seen.insert("name".into(), json!(name));
         seen.insert("type".into(), json!(full_ty));
@@ -729,6 +749,22 @@ fn resource(
         Value::Array(visible)
     };
     env.resources.insert(d.name.clone(), v);
+}
+
+/// Inline subnets of a VNet get the IDs ARM gives them, so `vnet.properties.subnets[0].id`
+/// (a module output, another resource's value) resolves.
+fn subnet_ids(vnet: &mut Map<String, Value>, vnet_name: &str) {
+    let subnets = vnet
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("subnets"))
+        .and_then(Value::as_array_mut);
+    for s in subnets.into_iter().flatten() {
+        let name = s.get("name").and_then(Value::as_str).map(str::to_string);
+        if let (Some(n), Value::Object(m)) = (name, s) {
+            m.entry("id")
+                .or_insert_with(|| json!(super::azure::synthetic_subnet_id(None, vnet_name, &n)));
+        }
+    }
 }
 
 fn strip_if(e: &Expr) -> &Expr {
