@@ -153,7 +153,7 @@ pub fn parse_document(file: &str, text: &str) -> Result<Value, InputError> {
                     message: format!("invalid JSON: {je}"),
                 });
             }
-            serde_yaml::from_str::<Value>(text).map_err(|ye| {
+            serde_norway::from_str::<Value>(text).map_err(|ye| {
                 let (line, column) = ye
                     .location()
                     .map(|l| (l.line(), l.column()))
@@ -175,12 +175,17 @@ pub const SUPPORTED: &str = "an aksnet spec (YAML/JSON), az aks show / az aks no
 /// A file that is neither JSON nor YAML: say the format is not supported (Bicep, shell
 /// scripts, ...) and list what is, instead of a YAML parser's complaint at line 0.
 fn unsupported(file: &str, ext: &str, parse_error: InputError) -> InputError {
-    let known = matches!(ext, "json" | "yaml" | "yml");
-    if known {
+    if matches!(ext, "json" | "yaml" | "yml") {
         return parse_error;
     }
+    not_supported(file, ext)
+}
+
+/// The "format not supported" error for a file of extension `ext`.
+fn not_supported(file: &str, ext: &str) -> InputError {
     let what = match ext {
-        "sh" | "bash" | "azcli" | "ps1" => "a shell script",
+        "ps1" => "a PowerShell script",
+        "sh" | "bash" | "azcli" => "a shell script",
         "md" => "Markdown",
         "hcl" => "HCL outside Terraform (.tf)",
         "" => "a file without an extension that is neither JSON nor YAML",
@@ -490,6 +495,11 @@ impl Loader {
         let many = docs.len() > 1;
         let mut kinds = Vec::new();
         for (i, d) in docs.into_iter().enumerate() {
+            // Text of another format can parse as a YAML string (a PowerShell line, HCL
+            // outside Terraform): say the format is not supported, not "unknown keys".
+            if !d.is_object() && !matches!(ext, "json" | "yaml" | "yml") {
+                return Err(not_supported(&file, ext));
+            }
             let kind = detect(d).ok_or_else(|| {
                 let keys: Vec<String> = d.as_object().map(|m| m.keys().take(8).cloned().collect()).unwrap_or_default();
                 InputError::Shape {
