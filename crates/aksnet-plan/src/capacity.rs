@@ -9,8 +9,6 @@ use crate::net;
 use crate::report::{Capacity, ClusterCapacity, GrowthReport, Limit, RangeKind};
 use crate::resolve::{NetModel, RPool, Resolved};
 
-type CostFn<'a> = Box<dyn Fn(&RPool) -> u64 + 'a>;
-
 /// What a range is, before its pools are counted.
 struct Head {
     name: String,
@@ -144,18 +142,12 @@ pub fn ranges(r: &Resolved) -> Vec<Capacity> {
         let static_block = acc.pools.iter().all(|p| p.static_block());
         // Dynamic: 16 addresses per node at start (docs/plan.md); static: whole /28 blocks,
         // less the two blocks that hold Azure's reserved addresses (an inference).
-        let (usable, cost): (u64, CostFn) = if static_block {
-            let blocks = if v4.prefix_len() <= 28 {
-                (1u64 << (28 - v4.prefix_len())).saturating_sub(2)
-            } else {
-                0
-            };
-            (
-                blocks * 16,
-                Box::new(|p: &RPool| 16 * net::ceil_div(p.max_pods + 1, 16)),
-            )
+        let usable = if !static_block {
+            net::azure_usable(v4.prefix_len())
+        } else if v4.prefix_len() <= 28 {
+            16 * (1u64 << (28 - v4.prefix_len())).saturating_sub(2)
         } else {
-            (net::azure_usable(v4.prefix_len()), Box::new(|_: &RPool| 16))
+            0
         };
         out.push(entry(
             Head {
@@ -167,7 +159,7 @@ pub fn ranges(r: &Resolved) -> Vec<Capacity> {
                 azure: true,
             },
             &acc.pools,
-            &*cost,
+            &RPool::pod_subnet_per_node,
         ));
     }
     out

@@ -567,9 +567,9 @@ fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
     let mut per_vnet: HashMap<usize, u64> = HashMap::new();
     for p in &r.pools {
         let cost = match model {
-            NetModel::NodeSubnet => p.max_pods + 1,
-            NetModel::PodSubnet if !p.static_block() => 1 + p.max_pods,
-            NetModel::PodSubnet => 1 + net::ceil_div(p.max_pods + 1, 16),
+            NetModel::NodeSubnet => p.node_subnet_per_node(),
+            NetModel::PodSubnet if !p.static_block() => p.node_subnet_per_node(),
+            NetModel::PodSubnet => 1 + p.static_blocks(),
             _ => 1,
         };
         if let Some(s) = p.node_subnet.and_then(|i| r.subnets.get(i)) {
@@ -634,11 +634,11 @@ fn max_pods(r: &Resolved, f: &mut Vec<Finding>) {
             ));
         }
         if p.windows && model == NetModel::NodeSubnet {
-            f.push(Finding::new(RuleId::M4, &field, format!("Windows pool {} on Node Subnet reserves {} addresses per node and Windows nodes take extra; leave more room.", p.name, p.max_pods + 1)));
+            f.push(Finding::new(RuleId::M4, &field, format!("Windows pool {} on Node Subnet reserves {} addresses per node and Windows nodes take extra; leave more room.", p.name, p.node_subnet_per_node())));
         }
-        if model == NetModel::PodSubnet && p.static_block() && (p.max_pods + 1) % 16 != 0 {
-            let blocks = net::ceil_div(p.max_pods + 1, 16);
-            let waste = blocks * 16 - (p.max_pods + 1);
+        if model == NetModel::PodSubnet && p.static_block() && p.node_subnet_per_node() % 16 != 0 {
+            let blocks = p.static_blocks();
+            let waste = blocks * 16 - p.node_subnet_per_node();
             f.push(Finding::new(RuleId::M6, &field, format!("Pool {}: maxPods {} takes {blocks} /28 blocks per node and wastes {waste} addresses; 16N − 1 (e.g. {}) wastes none.", p.name, p.max_pods, blocks * 16 - 1)));
         }
     }

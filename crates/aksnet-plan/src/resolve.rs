@@ -35,11 +35,12 @@ impl NetModel {
     }
     /// Default maxPods (rule M3, docs/plan.md; ambiguity 1 decided as 250 for Pod Subnet).
     pub fn default_max_pods(self) -> u64 {
-        match self {
-            NetModel::Kubenet => 110,
-            NetModel::NodeSubnet => 30,
-            NetModel::PodSubnet | NetModel::Overlay | NetModel::Byo => 250,
-        }
+        use aksnet_core::azure as az;
+        u64::from(match self {
+            NetModel::Kubenet => az::DEFAULT_MAX_PODS_KUBENET,
+            NetModel::NodeSubnet => az::DEFAULT_MAX_PODS_NODE_SUBNET,
+            NetModel::PodSubnet | NetModel::Overlay | NetModel::Byo => az::DEFAULT_MAX_PODS_OVERLAY,
+        })
     }
 }
 
@@ -114,6 +115,25 @@ impl RPool {
         self.pod_ip_allocation_mode
             .as_deref()
             .is_some_and(|m| m.eq_ignore_ascii_case("staticblock"))
+    }
+    /// Node-subnet addresses one node takes under Node Subnet: `maxPods + 1`
+    /// (aksnet-core::azure, docs/azure.md#up-front-reservation).
+    pub fn node_subnet_per_node(&self) -> u64 {
+        aksnet_core::azure::node_subnet_addresses_per_node(self.max_pods)
+    }
+    /// Static block allocation: the /28 blocks (16 addresses) one node takes from the pod
+    /// subnet, ⌈(maxPods + 1) / 16⌉ (docs/plan.md, "Capacity").
+    pub fn static_blocks(&self) -> u64 {
+        net::ceil_div(self.node_subnet_per_node(), 16)
+    }
+    /// Pod-subnet addresses one node takes: its static blocks, or one batch of 16 under
+    /// dynamic allocation (docs/plan.md, "Capacity").
+    pub fn pod_subnet_per_node(&self) -> u64 {
+        if self.static_block() {
+            16 * self.static_blocks()
+        } else {
+            16
+        }
     }
     /// Nodes at the autoscaler maximum (maxCount when autoscaling, else count), rule N1, docs/plan.md.
     pub fn nodes_max(&self) -> u64 {
@@ -230,7 +250,7 @@ impl Resolved {
     /// Node-subnet addresses one node of `pool` costs (docs/plan.md.
     pub fn node_cost(&self, pool: &RPool) -> u64 {
         match self.model() {
-            NetModel::NodeSubnet => pool.max_pods + 1,
+            NetModel::NodeSubnet => pool.node_subnet_per_node(),
             _ => 1,
         }
     }
@@ -680,14 +700,14 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
         for p in &pools {
             if let Some(s) = p.node_subnet {
                 let cost = if pre_model == NetModel::NodeSubnet {
-                    p.max_pods + 1
+                    p.node_subnet_per_node()
                 } else {
                     1
                 };
                 *own.entry(s).or_default() += p.count * cost;
             }
             if let Some(s) = p.pod_subnet {
-                *own.entry(s).or_default() += p.count * 16 * net::ceil_div(p.max_pods, 16);
+                *own.entry(s).or_default() += p.count * p.pod_subnet_per_node();
             }
         }
         for (i, s) in subnets.iter_mut().enumerate() {
