@@ -8,10 +8,20 @@ use super::INSUFFICIENT_TAIL;
 use crate::catalogue::RuleId;
 use crate::net;
 use crate::report::Finding;
-use crate::resolve::{NetModel, Resolved};
+use crate::resolve::{NetModel, RPool, Resolved};
 
 pub(super) fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
-    let model = r.model();
+    node_subnets(r, f);
+    kubenet_route_table(r, f);
+    pod_subnets(r, f);
+    overlay_label_names(r, f);
+    api_server_subnet(r, f);
+    vnet_address_limit(r, f);
+    appgw_subnet(r, f);
+}
+
+/// Each node subnet with the pools in it.
+fn node_subnets(r: &Resolved, f: &mut Vec<Finding>) {
     // N1/N2: the create-time check per node subnet, at the autoscaler maximum, no surge.
     let mut by_subnet: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, p) in r.pools.iter().enumerate() {
@@ -22,65 +32,75 @@ pub(super) fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
     let mut keys: Vec<usize> = by_subnet.keys().copied().collect();
     keys.sort_unstable();
     for si in keys {
-        let Some(s) = r.subnets.get(si) else { continue };
-        let Some(v4) = s.v4() else { continue };
-        let pools: Vec<&crate::resolve::RPool> = by_subnet
+        let pools: Vec<&RPool> = by_subnet
             .get(&si)
             .map(|v| v.iter().filter_map(|i| r.pools.get(*i)).collect())
             .unwrap_or_default();
-        let usable = net::azure_usable(v4.prefix_len());
-        let avail = usable.saturating_sub(s.other);
-        let need: u64 = pools.iter().map(|p| p.nodes_max() * r.node_cost(p)).sum();
-        let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
-        let field = pools
-            .first()
-            .map(|p| format!("{}.vnetSubnetID", p.field))
-            .unwrap_or_else(|| s.field.clone());
-        if need > avail {
-            let id = if model == NetModel::NodeSubnet {
-                RuleId::N1
-            } else {
-                RuleId::N2
-            };
-            f.push(Finding::new(id, &field, format!("Pre-allocated IPs {need} exceeds IPs available {avail} in Subnet Cidr {v4}, Subnet Name {}. {INSUFFICIENT_TAIL} (pools: {})", s.name, names.join(", "))));
-        }
-        // N3: a live subnet must have room for the next upgrade's surge (operation table,
-        // docs/azure.md#up-front-reservation).
-        if r.live {
-            if let Some(used) = s.ip_configurations {
-                let free = usable.saturating_sub(used);
-                let surge_need: u64 = pools.iter().map(|p| p.surge_nodes() * r.node_cost(p)).sum();
-                if surge_need > free {
-                    f.push(Finding::new(RuleId::N3, &field, format!("Subnet {} with address prefix {v4} does not have enough capacity for {surge_need} IP addresses.", s.name)));
-                }
-            }
-        }
-        if !s.delegations.is_empty() {
-            f.push(Finding::new(
-                RuleId::N4,
-                &s.field,
-                format!(
-                    "Subnet {} is delegated to {}; a node pool subnet can't be a delegated subnet.",
-                    s.name,
-                    s.delegations.join(", ")
-                ),
-            ));
-        }
-        if s.other > 0 {
-            f.push(Finding::new(RuleId::N5, &s.field, format!("{} addresses of subnet {} are used by other tenants (VMs, internal load balancers, private endpoints); they are counted.", s.other, s.name)));
-        }
-        if s.nsg.is_some() {
-            f.push(Finding::new(RuleId::N12, &s.field, format!("Subnet {} has the NSG {}; AKS does not manage it: it must allow node-to-node traffic{}.", s.name, s.nsg.as_deref().unwrap_or(""), if model == NetModel::Overlay { " and node-to-pod-CIDR and pod-to-pod traffic" } else { "" })));
-        }
-        for o in r.on_prem.iter() {
-            if let Some(on) = o.parsed {
-                if net::overlaps(&IpNet::V4(v4), &on) {
-                    f.push(Finding::new(RuleId::N13, &s.field, format!("The node subnet {v4} lies in the on-premises range {on}; traffic to it would be routed on-premises. Put AKS in a range on-premises does not advertise (Microsoft Learn's legacy CNI page suggests 172.16.0.0/16 when on-premises uses 10.0.0.0/8).")));
-                }
+        node_subnet(r, si, &pools, f);
+    }
+}
+
+/// One node subnet: N1/N2 at create, N3 for a live cluster's next upgrade, N4, N5, N12, N13.
+fn node_subnet(r: &Resolved, si: usize, pools: &[&RPool], f: &mut Vec<Finding>) {
+    let model = r.model();
+    let Some(s) = r.subnets.get(si) else { return };
+    let Some(v4) = s.v4() else { return };
+    let usable = net::azure_usable(v4.prefix_len());
+    let avail = usable.saturating_sub(s.other);
+    let need: u64 = pools.iter().map(|p| p.nodes_max() * r.node_cost(p)).sum();
+    let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+    let field = pools
+        .first()
+        .map(|p| format!("{}.vnetSubnetID", p.field))
+        .unwrap_or_else(|| s.field.clone());
+    if need > avail {
+        let id = if model == NetModel::NodeSubnet {
+            RuleId::N1
+        } else {
+            RuleId::N2
+        };
+        f.push(Finding::new(id, &field, format!("Pre-allocated IPs {need} exceeds IPs available {avail} in Subnet Cidr {v4}, Subnet Name {}. {INSUFFICIENT_TAIL} (pools: {})", s.name, names.join(", "))));
+    }
+    // N3: a live subnet must have room for the next upgrade's surge (operation table,
+    // docs/azure.md#up-front-reservation).
+    if r.live {
+        if let Some(used) = s.ip_configurations {
+            let free = usable.saturating_sub(used);
+            let surge_need: u64 = pools.iter().map(|p| p.surge_nodes() * r.node_cost(p)).sum();
+            if surge_need > free {
+                f.push(Finding::new(RuleId::N3, &field, format!("Subnet {} with address prefix {v4} does not have enough capacity for {surge_need} IP addresses.", s.name)));
             }
         }
     }
-    // N6: kubenet uses one route table for the whole cluster.
+    if !s.delegations.is_empty() {
+        f.push(Finding::new(
+            RuleId::N4,
+            &s.field,
+            format!(
+                "Subnet {} is delegated to {}; a node pool subnet can't be a delegated subnet.",
+                s.name,
+                s.delegations.join(", ")
+            ),
+        ));
+    }
+    if s.other > 0 {
+        f.push(Finding::new(RuleId::N5, &s.field, format!("{} addresses of subnet {} are used by other tenants (VMs, internal load balancers, private endpoints); they are counted.", s.other, s.name)));
+    }
+    if s.nsg.is_some() {
+        f.push(Finding::new(RuleId::N12, &s.field, format!("Subnet {} has the NSG {}; AKS does not manage it: it must allow node-to-node traffic{}.", s.name, s.nsg.as_deref().unwrap_or(""), if model == NetModel::Overlay { " and node-to-pod-CIDR and pod-to-pod traffic" } else { "" })));
+    }
+    for o in r.on_prem.iter() {
+        if let Some(on) = o.parsed {
+            if net::overlaps(&IpNet::V4(v4), &on) {
+                f.push(Finding::new(RuleId::N13, &s.field, format!("The node subnet {v4} lies in the on-premises range {on}; traffic to it would be routed on-premises. Put AKS in a range on-premises does not advertise (Microsoft Learn's legacy CNI page suggests 172.16.0.0/16 when on-premises uses 10.0.0.0/8).")));
+            }
+        }
+    }
+}
+
+/// N6: kubenet uses one route table for the whole cluster.
+fn kubenet_route_table(r: &Resolved, f: &mut Vec<Finding>) {
+    let model = r.model();
     if model == NetModel::Kubenet {
         let tables: HashSet<String> = r
             .pools
@@ -102,7 +122,11 @@ pub(super) fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
             f.push(Finding::new(RuleId::N6, "agentPoolProfiles[*].vnetSubnetID", format!("The kubenet pools' subnets use different route tables ({}); a kubenet cluster uses exactly one route table.", t.join(", "))));
         }
     }
-    // N7: pod subnets are not node subnets; static and dynamic do not mix in one subnet.
+}
+
+/// N7: pod subnets are not node subnets; static and dynamic do not mix in one subnet.
+fn pod_subnets(r: &Resolved, f: &mut Vec<Finding>) {
+    let model = r.model();
     if model == NetModel::PodSubnet {
         let node_subnets: HashSet<usize> = r.pools.iter().filter_map(|p| p.node_subnet).collect();
         let mut modes: HashMap<usize, HashSet<bool>> = HashMap::new();
@@ -122,7 +146,11 @@ pub(super) fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
             }
         }
     }
-    // N8: overlay names become node labels.
+}
+
+/// N8: overlay names become node labels.
+fn overlay_label_names(r: &Resolved, f: &mut Vec<Finding>) {
+    let model = r.model();
     if model == NetModel::Overlay {
         let mut seen = HashSet::new();
         for p in &r.pools {
@@ -146,7 +174,10 @@ pub(super) fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
             }
         }
     }
-    // N9: API server VNet integration subnet.
+}
+
+/// N9: the API server VNet integration subnet.
+fn api_server_subnet(r: &Resolved, f: &mut Vec<Finding>) {
     if let Some(reference) = &r.api_server_subnet_ref {
         if let Some(s) = r.find_subnet(reference).and_then(|i| r.subnets.get(i)) {
             let delegated = s
@@ -170,7 +201,11 @@ pub(super) fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
             }
         }
     }
-    // N10: 65,536 configured addresses per VNet.
+}
+
+/// N10: 65,536 configured addresses per VNet.
+fn vnet_address_limit(r: &Resolved, f: &mut Vec<Finding>) {
+    let model = r.model();
     let mut per_vnet: HashMap<usize, u64> = HashMap::new();
     for p in &r.pools {
         let cost = match model {
@@ -190,7 +225,10 @@ pub(super) fn subnets(r: &Resolved, f: &mut Vec<Finding>) {
             }
         }
     }
-    // N11: App Gateway add-on subnet inside the cluster VNet.
+}
+
+/// N11: the App Gateway add-on subnet inside the cluster VNet.
+fn appgw_subnet(r: &Resolved, f: &mut Vec<Finding>) {
     if let Some(ag) = &r.appgw_subnet_cidr {
         if let Some(n) = ag.parsed {
             let vnet_of_cluster: HashSet<usize> = r
