@@ -63,39 +63,44 @@ pub(super) fn dual_stack(r: &Resolved, f: &mut Vec<Finding>) {
         }
     }
     if r.dual_stack() {
-        let cilium = r
-            .network_dataplane
-            .as_deref()
-            .is_some_and(|d| d.eq_ignore_ascii_case("cilium"));
-        if r.model() != NetModel::Overlay && !cilium {
-            if r.plugin_explicit {
-                f.push(Finding::new(RuleId::V5, "networkProfile.ipFamilies", format!("Dual-stack needs Azure CNI Overlay (or the Cilium dataplane); this cluster is {}.", r.model().label())));
-            } else {
-                f.push(Finding::new(RuleId::V8, "networkProfile.networkPlugin", format!("Dual-stack is asked for but networkPlugin is not set, so the plan assumed {} (the default for this kind of input, see Defaults applied); dual-stack needs Azure CNI Overlay: set networkPlugin azure and networkPluginMode overlay.", r.model().label())));
-            }
+        dual_stack_needs(r, f);
+    }
+}
+
+/// V5, V8, V7: what dual-stack needs of the model, the policy and the version.
+fn dual_stack_needs(r: &Resolved, f: &mut Vec<Finding>) {
+    let cilium = r
+        .network_dataplane
+        .as_deref()
+        .is_some_and(|d| d.eq_ignore_ascii_case("cilium"));
+    if r.model() != NetModel::Overlay && !cilium {
+        if r.plugin_explicit {
+            f.push(Finding::new(RuleId::V5, "networkProfile.ipFamilies", format!("Dual-stack needs Azure CNI Overlay (or the Cilium dataplane); this cluster is {}.", r.model().label())));
+        } else {
+            f.push(Finding::new(RuleId::V8, "networkProfile.networkPlugin", format!("Dual-stack is asked for but networkPlugin is not set, so the plan assumed {} (the default for this kind of input, see Defaults applied); dual-stack needs Azure CNI Overlay: set networkPlugin azure and networkPluginMode overlay.", r.model().label())));
         }
-        if let Some(pol) = r
-            .network_policy
-            .as_deref()
-            .filter(|p| p.eq_ignore_ascii_case("azure") || p.eq_ignore_ascii_case("calico"))
-        {
+    }
+    if let Some(pol) = r
+        .network_policy
+        .as_deref()
+        .filter(|p| p.eq_ignore_ascii_case("azure") || p.eq_ignore_ascii_case("calico"))
+    {
+        f.push(Finding::new(
+            RuleId::V5,
+            "networkProfile.networkPolicy",
+            format!("Dual-stack does not support the {pol} network policy."),
+        ));
+    }
+    if let Some(v) = r.k8s {
+        if v < (1, 21, 2) {
             f.push(Finding::new(
-                RuleId::V5,
-                "networkProfile.networkPolicy",
-                format!("Dual-stack does not support the {pol} network policy."),
+                RuleId::V7,
+                "kubernetesVersion",
+                format!(
+                    "Dual-stack needs Kubernetes 1.21.2 or later; the cluster runs {}.{}.{}.",
+                    v.0, v.1, v.2
+                ),
             ));
-        }
-        if let Some(v) = r.k8s {
-            if v < (1, 21, 2) {
-                f.push(Finding::new(
-                    RuleId::V7,
-                    "kubernetesVersion",
-                    format!(
-                        "Dual-stack needs Kubernetes 1.21.2 or later; the cluster runs {}.{}.{}.",
-                        v.0, v.1, v.2
-                    ),
-                ));
-            }
         }
     }
 }

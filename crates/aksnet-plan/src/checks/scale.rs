@@ -3,7 +3,7 @@
 use crate::catalogue::RuleId;
 use crate::model::Tier;
 use crate::report::Finding;
-use crate::resolve::{NetModel, Resolved, Surge};
+use crate::resolve::{NetModel, RPool, Resolved, Surge};
 
 pub(super) fn counts(r: &Resolved, f: &mut Vec<Finding>) {
     let model = r.model();
@@ -23,83 +23,58 @@ pub(super) fn counts(r: &Resolved, f: &mut Vec<Finding>) {
         f.push(Finding::new(RuleId::C4, "sku.tier", format!("{total} nodes plus {surge} surge nodes exceed the {} tier's {limit} nodes: upgrades are blocked until the cluster shrinks.", tier_name(r.tier))));
     }
     for p in &r.pools {
-        let m = p.nodes_max();
-        if m > 1000 {
-            f.push(Finding::new(
-                RuleId::C3,
-                format!("{}.count", p.field),
-                format!(
-                    "Pool {} reaches {m} nodes; a node pool holds at most 1,000.",
-                    p.name
-                ),
-            ));
-        } else if m + p.surge_nodes() > 1000 {
-            f.push(Finding::new(
-                RuleId::C3,
-                format!("{}.upgradeSettings.maxSurge", p.field),
-                format!(
-                    "Pool {}: {m} nodes plus {} surge nodes exceed 1,000; AKS rejects the upgrade.",
-                    p.name,
-                    p.surge_nodes()
-                ),
-            ));
-        }
-        if p.autoscale {
-            for (name, v) in [("minCount", p.min_count), ("maxCount", p.max_count)] {
-                if let Some(v) = v.filter(|v| *v > 1000) {
-                    f.push(Finding::new(
-                        RuleId::C5,
-                        format!("{}.{name}", p.field),
-                        format!(
-                            "--{} must be in the range [0,1000]; pool {} has {v}.",
-                            if name == "minCount" {
-                                "min-count"
-                            } else {
-                                "max-count"
-                            },
-                            p.name
-                        ),
-                    ));
-                }
-            }
-            match (p.min_count, p.max_count) {
-                (Some(min), Some(max)) if min > max => {
-                    f.push(Finding::new(
-                        RuleId::C5,
-                        format!("{}.minCount", p.field),
-                        format!(
-                            "Pool {}: minCount {min} is greater than maxCount {max}.",
-                            p.name
-                        ),
-                    ));
-                }
-                (Some(min), Some(max)) if p.count < min || p.count > max => {
-                    f.push(Finding::new(RuleId::C5, format!("{}.count", p.field), format!("node-count is not in range of min-count and max-count: pool {} has count {} outside [{min}, {max}].", p.name, p.count)));
-                }
-                (None, _) | (_, None) => {
-                    f.push(Finding::new(
-                        RuleId::C5,
-                        format!("{}.enableAutoScaling", p.field),
-                        format!(
-                            "Pool {} enables the autoscaler without both minCount and maxCount.",
-                            p.name
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        if p.system && p.count == 0 && p.min_count.unwrap_or(0) == 0 {
-            f.push(Finding::new(
-                RuleId::C6,
-                format!("{}.count", p.field),
-                format!(
-                    "System pool {} has no nodes; a system pool needs at least one.",
-                    p.name
-                ),
-            ));
-        }
+        pool_counts(p, f);
     }
+    cluster_pools(r, f);
+    if r.network_policy
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case("azure"))
+        && total > 250
+    {
+        f.push(Finding::new(RuleId::C7, "networkProfile.networkPolicy", format!("Azure network policy manager (NPM) supports at most 250 nodes; the cluster reaches {total}.")));
+    }
+}
+
+/// C3, C5, C6 for one pool: its size, its autoscaler bounds, a system pool's nodes.
+fn pool_counts(p: &RPool, f: &mut Vec<Finding>) {
+    let m = p.nodes_max();
+    if m > 1000 {
+        f.push(Finding::new(
+            RuleId::C3,
+            format!("{}.count", p.field),
+            format!(
+                "Pool {} reaches {m} nodes; a node pool holds at most 1,000.",
+                p.name
+            ),
+        ));
+    } else if m + p.surge_nodes() > 1000 {
+        f.push(Finding::new(
+            RuleId::C3,
+            format!("{}.upgradeSettings.maxSurge", p.field),
+            format!(
+                "Pool {}: {m} nodes plus {} surge nodes exceed 1,000; AKS rejects the upgrade.",
+                p.name,
+                p.surge_nodes()
+            ),
+        ));
+    }
+    if p.autoscale {
+        autoscaler_bounds(p, f);
+    }
+    if p.system && p.count == 0 && p.min_count.unwrap_or(0) == 0 {
+        f.push(Finding::new(
+            RuleId::C6,
+            format!("{}.count", p.field),
+            format!(
+                "System pool {} has no nodes; a system pool needs at least one.",
+                p.name
+            ),
+        ));
+    }
+}
+
+/// C6: a System pool, at most 100 pools.
+fn cluster_pools(r: &Resolved, f: &mut Vec<Finding>) {
     if !r.pools.is_empty() && !r.pools.iter().any(|p| p.system) {
         f.push(Finding::new(
             RuleId::C6,
@@ -117,12 +92,52 @@ pub(super) fn counts(r: &Resolved, f: &mut Vec<Finding>) {
             ),
         ));
     }
-    if r.network_policy
-        .as_deref()
-        .is_some_and(|p| p.eq_ignore_ascii_case("azure"))
-        && total > 250
-    {
-        f.push(Finding::new(RuleId::C7, "networkProfile.networkPolicy", format!("Azure network policy manager (NPM) supports at most 250 nodes; the cluster reaches {total}.")));
+}
+
+/// C5: the autoscaler's bounds.
+fn autoscaler_bounds(p: &RPool, f: &mut Vec<Finding>) {
+    for (name, v) in [("minCount", p.min_count), ("maxCount", p.max_count)] {
+        if let Some(v) = v.filter(|v| *v > 1000) {
+            f.push(Finding::new(
+                RuleId::C5,
+                format!("{}.{name}", p.field),
+                format!(
+                    "--{} must be in the range [0,1000]; pool {} has {v}.",
+                    if name == "minCount" {
+                        "min-count"
+                    } else {
+                        "max-count"
+                    },
+                    p.name
+                ),
+            ));
+        }
+    }
+    match (p.min_count, p.max_count) {
+        (Some(min), Some(max)) if min > max => {
+            f.push(Finding::new(
+                RuleId::C5,
+                format!("{}.minCount", p.field),
+                format!(
+                    "Pool {}: minCount {min} is greater than maxCount {max}.",
+                    p.name
+                ),
+            ));
+        }
+        (Some(min), Some(max)) if p.count < min || p.count > max => {
+            f.push(Finding::new(RuleId::C5, format!("{}.count", p.field), format!("node-count is not in range of min-count and max-count: pool {} has count {} outside [{min}, {max}].", p.name, p.count)));
+        }
+        (None, _) | (_, None) => {
+            f.push(Finding::new(
+                RuleId::C5,
+                format!("{}.enableAutoScaling", p.field),
+                format!(
+                    "Pool {} enables the autoscaler without both minCount and maxCount.",
+                    p.name
+                ),
+            ));
+        }
+        _ => {}
     }
 }
 

@@ -8,72 +8,13 @@ use super::{subnet_ranges, vnet_ranges};
 use crate::catalogue::RuleId;
 use crate::net;
 use crate::report::Finding;
-use crate::resolve::Resolved;
+use crate::resolve::{CidrValue, Resolved};
 
 pub(super) fn service(r: &Resolved, f: &mut Vec<Finding>) {
     let subs = subnet_ranges(r);
     for s in &r.service_cidrs {
         let Some(n) = s.parsed else { continue };
-        let mut in_subnet = false;
-        for &(sn, name, managed) in &subs {
-            if net::overlaps(&n, &sn) {
-                in_subnet = true;
-                if managed {
-                    f.push(Finding::new(RuleId::R5, &s.field, format!("The service CIDR {} overlaps the AKS-managed VNet's subnet {sn}; choose a range outside 10.224.0.0/12.", s.raw)));
-                } else {
-                    f.push(Finding::new(RuleId::S2, &s.field, format!("The specified service CIDR {} is conflicted with an existing subnet CIDR {sn} (subnet {name}).", s.raw)));
-                }
-            }
-        }
-        if !in_subnet {
-            for v in &r.vnets {
-                for p in &v.prefixes {
-                    if let Some(vn) = p.parsed {
-                        if net::overlaps(&n, &vn) {
-                            if v.managed {
-                                f.push(Finding::new(
-                                    RuleId::R5,
-                                    &s.field,
-                                    format!(
-                                        "The service CIDR {} overlaps the AKS-managed VNet {vn}.",
-                                        s.raw
-                                    ),
-                                ));
-                            } else {
-                                f.push(Finding::new(RuleId::S3, &s.field, format!("Kubernetes service address range {} is overlapping a vNet address range {vn} (VNet {}). The control plane accepts it at create, but a subnet added there later fails every upgrade with ServiceCidrOverlapExistingSubnetsCidr.", s.raw, v.name)));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        for (other, what) in r.external_ranges() {
-            if let Some(o) = other.parsed {
-                if net::overlaps(&n, &o) {
-                    f.push(Finding::new(
-                        RuleId::S4,
-                        &s.field,
-                        format!(
-                            "The service CIDR {} overlaps the {what} {o} ({}).",
-                            s.raw, other.field
-                        ),
-                    ));
-                }
-            }
-        }
-        if r.model().uses_pod_cidr() {
-            for p in &r.pod_cidrs {
-                if let Some(pn) = p.parsed {
-                    if net::overlaps(&n, &pn) {
-                        f.push(Finding::new(
-                            RuleId::S5,
-                            &s.field,
-                            format!("The service CIDR {} overlaps the pod CIDR {pn}.", s.raw),
-                        ));
-                    }
-                }
-            }
-        }
+        overlaps(r, s, n, &subs, f);
         if let IpNet::V4(v4) = n {
             if v4.prefix_len() < 12 {
                 f.push(Finding::new(RuleId::S6, &s.field, format!("The service CIDR {} is /{}; it must be /12 or smaller (kube-apiserver allows at most 20 host bits; the docs say \"smaller than /12\").", s.raw, v4.prefix_len())));
@@ -93,12 +34,92 @@ pub(super) fn service(r: &Resolved, f: &mut Vec<Finding>) {
             ));
         }
     }
+    not_changeable(r, f);
+    default_near_ten(r, f);
+}
+
+/// S2, S3, R5, S4, S5: the service CIDR overlaps a subnet, a VNet, an external range or the
+/// pod CIDR.
+fn overlaps(
+    r: &Resolved,
+    s: &CidrValue,
+    n: IpNet,
+    subs: &[(IpNet, &str, bool)],
+    f: &mut Vec<Finding>,
+) {
+    let mut in_subnet = false;
+    for &(sn, name, managed) in subs {
+        if net::overlaps(&n, &sn) {
+            in_subnet = true;
+            if managed {
+                f.push(Finding::new(RuleId::R5, &s.field, format!("The service CIDR {} overlaps the AKS-managed VNet's subnet {sn}; choose a range outside 10.224.0.0/12.", s.raw)));
+            } else {
+                f.push(Finding::new(RuleId::S2, &s.field, format!("The specified service CIDR {} is conflicted with an existing subnet CIDR {sn} (subnet {name}).", s.raw)));
+            }
+        }
+    }
+    if !in_subnet {
+        for v in &r.vnets {
+            for p in &v.prefixes {
+                if let Some(vn) = p.parsed {
+                    if net::overlaps(&n, &vn) {
+                        if v.managed {
+                            f.push(Finding::new(
+                                RuleId::R5,
+                                &s.field,
+                                format!(
+                                    "The service CIDR {} overlaps the AKS-managed VNet {vn}.",
+                                    s.raw
+                                ),
+                            ));
+                        } else {
+                            f.push(Finding::new(RuleId::S3, &s.field, format!("Kubernetes service address range {} is overlapping a vNet address range {vn} (VNet {}). The control plane accepts it at create, but a subnet added there later fails every upgrade with ServiceCidrOverlapExistingSubnetsCidr.", s.raw, v.name)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (other, what) in r.external_ranges() {
+        if let Some(o) = other.parsed {
+            if net::overlaps(&n, &o) {
+                f.push(Finding::new(
+                    RuleId::S4,
+                    &s.field,
+                    format!(
+                        "The service CIDR {} overlaps the {what} {o} ({}).",
+                        s.raw, other.field
+                    ),
+                ));
+            }
+        }
+    }
+    if r.model().uses_pod_cidr() {
+        for p in &r.pod_cidrs {
+            if let Some(pn) = p.parsed {
+                if net::overlaps(&n, &pn) {
+                    f.push(Finding::new(
+                        RuleId::S5,
+                        &s.field,
+                        format!("The service CIDR {} overlaps the pod CIDR {pn}.", s.raw),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// S8: the service CIDR is fixed before Kubernetes 1.33.
+fn not_changeable(r: &Resolved, f: &mut Vec<Finding>) {
     let before_133 = r.k8s.is_none_or(|v| (v.0, v.1) < (1, 33));
     if before_133 {
         f.push(Finding::new(RuleId::S8, "networkProfile.serviceCidr", "The service CIDR cannot be changed after create before Kubernetes 1.33 (from 1.33 it can be extended with a ServiceCIDR object).".to_string()));
     }
-    // S10: only the *default* 10.0.0.0/16 (nobody chose it) next to networks of the user's in
-    // 10.0.0.0/8 that it does not itself overlap (an overlap is S2/S3/S4's error already).
+}
+
+/// S10: only the *default* 10.0.0.0/16 (nobody chose it) next to networks of the user's in
+/// 10.0.0.0/8 that it does not itself overlap (an overlap is S2/S3/S4's error already).
+fn default_near_ten(r: &Resolved, f: &mut Vec<Finding>) {
     if let Some(s) = r.v4_service_cidr() {
         let default = net::net("10.0.0.0/16");
         if s.parsed == Some(default) && !r.service_cidr_explicit && !r.managed_vnet {
