@@ -142,8 +142,7 @@ fn read_nested(
         pools: Vec::new(),
         vnets: Vec::new(),
     };
-    let mut subnets: Vec<(String, crate::model::Subnet)> = Vec::new();
-    let mut peerings: Vec<(String, crate::model::Peering)> = Vec::new();
+    let mut kids = Children::default();
     let resources = match get_ci(&t.value, "resources") {
         Some((_, Value::Array(a))) => a.clone(),
         // languageVersion 2.0: resources keyed by symbolic name.
@@ -192,53 +191,75 @@ fn read_nested(
         let last = segs.last().copied().unwrap_or("").to_string();
         let named = with_name(&v, &last);
         let o = Obj::new(&named, path.clone(), &t.file);
-        if lt == "microsoft.containerservice/managedclusters" {
-            if found.cluster.is_some() {
-                return Err(o.err(
-                    "type",
-                    "a second managed cluster in one template; plan one cluster at a time",
-                ));
-            }
-            let mut c = azure::read_cluster(&o)?;
-            c.location = location_of(&raw);
-            for p in &mut c.pools {
-                p.location = p.location.take().or_else(|| c.location.clone());
-            }
-            found.cluster = Some(c);
-        } else if lt == "microsoft.containerservice/managedclusters/agentpools" {
-            found.pools.push((segs.first().map(|s| s.to_string()), {
-                let mut p = azure::read_pool(&o)?;
-                p.location = location_of(&raw);
-                p
-            }));
-        } else if lt == "microsoft.network/virtualnetworks" {
-            let mut v = azure::read_vnet(&o)?;
-            v.location = location_of(&raw);
-            for s in &mut v.subnets {
-                s.location = s.location.take().or_else(|| v.location.clone());
-            }
-            found.vnets.push(v);
-        } else if lt == "microsoft.network/virtualnetworks/subnets" {
-            subnets.push((
-                segs.first().copied().unwrap_or("").to_string(),
-                azure::read_subnet(&o)?,
-            ));
-        } else if lt == "microsoft.network/virtualnetworks/virtualnetworkpeerings" {
-            peerings.push((
-                segs.first().copied().unwrap_or("").to_string(),
-                azure::read_peering(&o)?,
-            ));
-        }
+        read_resource(&o, &raw, &lt, &segs, &mut found, &mut kids)?;
     }
-    for (vnet, s) in subnets.into_iter().rev() {
+    for (vnet, s) in kids.subnets.into_iter().rev() {
         crate::model::attach_subnet(&mut found.vnets, vnet, s);
     }
-    for (vnet, p) in peerings {
+    for (vnet, p) in kids.peerings {
         if let Some(v) = crate::model::vnet_named(&mut found.vnets, &vnet) {
             v.peerings.push(p);
         }
     }
     Ok(found)
+}
+
+/// Subnets and peerings declared as resources of their own, attached to their VNets after
+/// every resource is read: (VNet name, value).
+#[derive(Default)]
+struct Children {
+    subnets: Vec<(String, crate::model::Subnet)>,
+    peerings: Vec<(String, crate::model::Peering)>,
+}
+
+/// One resolved resource of lower-cased type `lt` and name segments `segs`, read by the
+/// Azure readers into `found` (or `kids`).
+fn read_resource(
+    o: &Obj,
+    raw: &Value,
+    lt: &str,
+    segs: &[&str],
+    found: &mut Found,
+    kids: &mut Children,
+) -> Result<(), InputError> {
+    if lt == "microsoft.containerservice/managedclusters" {
+        if found.cluster.is_some() {
+            return Err(o.err(
+                "type",
+                "a second managed cluster in one template; plan one cluster at a time",
+            ));
+        }
+        let mut c = azure::read_cluster(o)?;
+        c.location = location_of(raw);
+        for p in &mut c.pools {
+            p.location = p.location.take().or_else(|| c.location.clone());
+        }
+        found.cluster = Some(c);
+    } else if lt == "microsoft.containerservice/managedclusters/agentpools" {
+        found.pools.push((segs.first().map(|s| s.to_string()), {
+            let mut p = azure::read_pool(o)?;
+            p.location = location_of(raw);
+            p
+        }));
+    } else if lt == "microsoft.network/virtualnetworks" {
+        let mut v = azure::read_vnet(o)?;
+        v.location = location_of(raw);
+        for s in &mut v.subnets {
+            s.location = s.location.take().or_else(|| v.location.clone());
+        }
+        found.vnets.push(v);
+    } else if lt == "microsoft.network/virtualnetworks/subnets" {
+        kids.subnets.push((
+            segs.first().copied().unwrap_or("").to_string(),
+            azure::read_subnet(o)?,
+        ));
+    } else if lt == "microsoft.network/virtualnetworks/virtualnetworkpeerings" {
+        kids.peerings.push((
+            segs.first().copied().unwrap_or("").to_string(),
+            azure::read_peering(o)?,
+        ));
+    }
+    Ok(())
 }
 
 pub use super::value::LOCATION_KEY;
@@ -528,103 +549,111 @@ fn eval(e: &Expr, ctx: &mut Ctx) -> Result<Value, String> {
             for a in args {
                 vals.push(eval(a, ctx)?);
             }
-            let first = || vals.first().map(as_text).unwrap_or_default();
-            match name.to_ascii_lowercase().as_str() {
-                "parameters" => {
-                    let k = first().to_ascii_lowercase();
-                    let raw = ctx.params.get(&k).cloned().ok_or_else(|| {
-                        format!(
-                            "parameter '{}' has no defaultValue and no value in a parameters file",
-                            first()
-                        )
-                    })?;
-                    ctx.depth += 1;
-                    let v = resolve_strict(&raw, ctx);
-                    ctx.depth -= 1;
-                    v
-                }
-                "variables" => {
-                    let k = first();
-                    let raw = ctx
-                        .variables
-                        .and_then(|v| get_ci(v, &k))
-                        .map(|(_, x)| x.clone())
-                        .ok_or_else(|| format!("variable '{k}' is not defined"))?;
-                    ctx.depth += 1;
-                    let v = resolve_strict(&raw, ctx);
-                    ctx.depth -= 1;
-                    v
-                }
-                "concat" => {
-                    if vals.iter().all(|v| v.is_array()) && !vals.is_empty() {
-                        Ok(Value::Array(
-                            vals.iter()
-                                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
-                                .collect(),
-                        ))
-                    } else {
-                        Ok(Value::String(vals.iter().map(as_text).collect()))
-                    }
-                }
-                "format" => {
-                    let mut s = first();
-                    for (i, v) in vals.iter().enumerate().skip(1) {
-                        s = s.replace(&format!("{{{}}}", i - 1), &as_text(v));
-                    }
-                    Ok(Value::String(s))
-                }
-                "string" => Ok(Value::String(first())),
-                "int" => first()
-                    .trim()
-                    .parse::<i64>()
-                    .map(Value::from)
-                    .map_err(|_| format!("int('{}') is not a number", first())),
-                "tolower" => Ok(Value::String(first().to_lowercase())),
-                "toupper" => Ok(Value::String(first().to_uppercase())),
-                "createarray" => Ok(Value::Array(vals.clone())),
-                "if" => {
-                    let c = vals
-                        .first()
-                        .and_then(|v| v.as_bool())
-                        .ok_or("if() needs a boolean")?;
-                    vals.get(if c { 1 } else { 2 })
-                        .cloned()
-                        .ok_or_else(|| "if() needs three arguments".into())
-                }
-                "equals" => Ok(Value::Bool(vals.first() == vals.get(1))),
-                "resourcegroup" => Ok(
-                    serde_json::json!({"name": "{resourceGroup}", "location": "{location}", "id": "/subscriptions/{subscription}/resourceGroups/{resourceGroup}"}),
-                ),
-                "subscription" => Ok(
-                    serde_json::json!({"subscriptionId": "{subscription}", "id": "/subscriptions/{subscription}"}),
-                ),
-                "resourceid" => {
-                    let texts: Vec<String> = vals.iter().map(as_text).collect();
-                    let ti = texts
-                        .iter()
-                        .position(|t| t.contains('/') && t.contains('.'))
-                        .ok_or("resourceId() needs a resource type")?;
-                    let ty = &texts[ti];
-                    let names = &texts[ti + 1..];
-                    let pre = &texts[..ti];
-                    let (sub, rg) = match pre.len() {
-                        0 => ("{subscription}".to_string(), "{resourceGroup}".to_string()),
-                        1 => ("{subscription}".to_string(), pre[0].clone()),
-                        _ => (pre[0].clone(), pre[1].clone()),
-                    };
-                    let mut segs = ty.split('/');
-                    let ns = segs.next().unwrap_or("");
-                    let types: Vec<&str> = segs.collect();
-                    let mut id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}");
-                    for (t, n) in types.iter().zip(names.iter()) {
-                        id.push_str(&format!("/{t}/{n}"));
-                    }
-                    Ok(Value::String(id))
-                }
-                other => more_functions(other, &vals),
-            }
+            call(name, &vals, ctx)
         }
     }
+}
+
+/// A function call of an ARM expression, its arguments evaluated.
+fn call(name: &str, vals: &[Value], ctx: &mut Ctx) -> Result<Value, String> {
+    let first = || vals.first().map(as_text).unwrap_or_default();
+    match name.to_ascii_lowercase().as_str() {
+        "parameters" => {
+            let k = first().to_ascii_lowercase();
+            let raw = ctx.params.get(&k).cloned().ok_or_else(|| {
+                format!(
+                    "parameter '{}' has no defaultValue and no value in a parameters file",
+                    first()
+                )
+            })?;
+            ctx.depth += 1;
+            let v = resolve_strict(&raw, ctx);
+            ctx.depth -= 1;
+            v
+        }
+        "variables" => {
+            let k = first();
+            let raw = ctx
+                .variables
+                .and_then(|v| get_ci(v, &k))
+                .map(|(_, x)| x.clone())
+                .ok_or_else(|| format!("variable '{k}' is not defined"))?;
+            ctx.depth += 1;
+            let v = resolve_strict(&raw, ctx);
+            ctx.depth -= 1;
+            v
+        }
+        "concat" => {
+            if vals.iter().all(|v| v.is_array()) && !vals.is_empty() {
+                Ok(Value::Array(
+                    vals.iter()
+                        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                        .collect(),
+                ))
+            } else {
+                Ok(Value::String(vals.iter().map(as_text).collect()))
+            }
+        }
+        "format" => {
+            let mut s = first();
+            for (i, v) in vals.iter().enumerate().skip(1) {
+                s = s.replace(&format!("{{{}}}", i - 1), &as_text(v));
+            }
+            Ok(Value::String(s))
+        }
+        "string" => Ok(Value::String(first())),
+        "int" => first()
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("int('{}') is not a number", first())),
+        "tolower" => Ok(Value::String(first().to_lowercase())),
+        "toupper" => Ok(Value::String(first().to_uppercase())),
+        "createarray" => Ok(Value::Array(vals.to_vec())),
+        "if" => {
+            let c = vals
+                .first()
+                .and_then(|v| v.as_bool())
+                .ok_or("if() needs a boolean")?;
+            vals.get(if c { 1 } else { 2 })
+                .cloned()
+                .ok_or_else(|| "if() needs three arguments".into())
+        }
+        "equals" => Ok(Value::Bool(vals.first() == vals.get(1))),
+        "resourcegroup" => Ok(
+            serde_json::json!({"name": "{resourceGroup}", "location": "{location}", "id": "/subscriptions/{subscription}/resourceGroups/{resourceGroup}"}),
+        ),
+        "subscription" => Ok(
+            serde_json::json!({"subscriptionId": "{subscription}", "id": "/subscriptions/{subscription}"}),
+        ),
+        "resourceid" => resource_id(vals),
+        other => more_functions(other, vals),
+    }
+}
+
+/// `resourceId([subscriptionId], [resourceGroup], type, name...)`: the ID the resource gets.
+fn resource_id(vals: &[Value]) -> Result<Value, String> {
+    let texts: Vec<String> = vals.iter().map(as_text).collect();
+    let ti = texts
+        .iter()
+        .position(|t| t.contains('/') && t.contains('.'))
+        .ok_or("resourceId() needs a resource type")?;
+    let ty = &texts[ti];
+    let names = &texts[ti + 1..];
+    let pre = &texts[..ti];
+    let (sub, rg) = match pre.len() {
+        0 => ("{subscription}".to_string(), "{resourceGroup}".to_string()),
+        1 => ("{subscription}".to_string(), pre[0].clone()),
+        _ => (pre[0].clone(), pre[1].clone()),
+    };
+    let mut segs = ty.split('/');
+    let ns = segs.next().unwrap_or("");
+    let types: Vec<&str> = segs.collect();
+    let mut id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}");
+    for (t, n) in types.iter().zip(names.iter()) {
+        id.push_str(&format!("/{t}/{n}"));
+    }
+    Ok(Value::String(id))
 }
 
 fn num(v: Option<&Value>) -> Result<f64, String> {
