@@ -650,20 +650,7 @@ fn resource(
 ) {
     let Some(body) = &d.value else { return };
     let plain_ty = ty.split('@').next().unwrap_or(ty).to_string();
-    let bodies: Vec<Value> = match body {
-        Expr::If(c, b) => match env.eval(c) {
-            Ok(v) if !truthy(&v) => Vec::new(),
-            _ => vec![env.eval(b).unwrap_or(Value::Null)],
-        },
-        Expr::For { .. } => env
-            .eval(body)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default(),
-        b => vec![env
-            .eval(b)
-            .unwrap_or_else(|why| marker(&d.text, env.file, d.line, &why))],
-    };
+    let bodies = instances(env, d, body);
     let mut visible = Vec::new();
     for v in bodies {
         let Value::Object(mut m) = v else { continue };
@@ -681,24 +668,7 @@ fn resource(
             Some(Value::String(s)) if !s.starts_with(UNRESOLVED) => s.clone(),
             _ => d.name.clone(),
         };
-        let (full_ty, full_name) = match &parent_val {
-            Some(p) => {
-                let pty = text(p.get("type").unwrap_or(&Value::Null));
-                let pname = text(p.get("name").unwrap_or(&Value::Null));
-                let ty = if plain_ty.contains('/') {
-                    plain_ty.clone()
-                } else {
-                    format!("{pty}/{plain_ty}")
-                };
-                let nm = if name.contains('/') {
-                    name.clone()
-                } else {
-                    format!("{pname}/{name}")
-                };
-                (ty, nm)
-            }
-            None => (plain_ty.clone(), name.clone()),
-        };
+        let (full_ty, full_name) = full_names(parent_val.as_ref(), &plain_ty, &name);
         m.remove("parent");
         m.insert("type".into(), json!(full_ty));
         m.insert("name".into(), json!(full_name));
@@ -722,26 +692,7 @@ fn resource(
         if !existing {
             out.push(Value::Object(m));
         }
-        // Nested children: `resource sub 'subnets' = {...}` inside the body.
-        if let Expr::Obj(items) = strip_if(body) {
-            for (_, x) in items {
-                if let Expr::Nested(child) = x {
-                    if let DeclKind::Resource {
-                        ty: cty,
-                        existing: cex,
-                    } = &child.kind
-                    {
-                        env.resources
-                            .insert(d.name.clone(), Value::Object(seen.clone()));
-                        resource(env, child, cty, *cex, Some(&d.name), out);
-                        if let Some(v) = env.resources.get(&child.name).cloned() {
-                            env.resources
-                                .insert(format!("{}::{}", d.name, child.name), v);
-                        }
-                    }
-                }
-            }
-        }
+        children(env, d, body, &seen, out);
     }
     let v = if visible.len() == 1 && !matches!(body, Expr::For { .. }) {
         visible.remove(0)
@@ -749,6 +700,69 @@ fn resource(
         Value::Array(visible)
     };
     env.resources.insert(d.name.clone(), v);
+}
+
+/// The instances a resource body declares: none when its condition is false, one per loop
+/// element, else one (an unknown body is a marker naming its line).
+fn instances(env: &mut Env, d: &Decl, body: &Expr) -> Vec<Value> {
+    match body {
+        Expr::If(c, b) => match env.eval(c) {
+            Ok(v) if !truthy(&v) => Vec::new(),
+            _ => vec![env.eval(b).unwrap_or(Value::Null)],
+        },
+        Expr::For { .. } => env
+            .eval(body)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default(),
+        b => vec![env
+            .eval(b)
+            .unwrap_or_else(|why| marker(&d.text, env.file, d.line, &why))],
+    }
+}
+
+/// (type, name) in ARM's form: a child's type and name are prefixed by its parent's.
+fn full_names(parent: Option<&Value>, plain_ty: &str, name: &str) -> (String, String) {
+    let Some(p) = parent else {
+        return (plain_ty.to_string(), name.to_string());
+    };
+    let pty = text(p.get("type").unwrap_or(&Value::Null));
+    let pname = text(p.get("name").unwrap_or(&Value::Null));
+    let ty = if plain_ty.contains('/') {
+        plain_ty.to_string()
+    } else {
+        format!("{pty}/{plain_ty}")
+    };
+    let nm = if name.contains('/') {
+        name.to_string()
+    } else {
+        format!("{pname}/{name}")
+    };
+    (ty, nm)
+}
+
+/// Nested children: `resource sub 'subnets' = {...}` inside the body, with `seen` (what
+/// the parent looks like to expressions) as their parent.
+fn children(env: &mut Env, d: &Decl, body: &Expr, seen: &Map<String, Value>, out: &mut Vec<Value>) {
+    let Expr::Obj(items) = strip_if(body) else {
+        return;
+    };
+    for (_, x) in items {
+        let Expr::Nested(child) = x else { continue };
+        if let DeclKind::Resource {
+            ty: cty,
+            existing: cex,
+        } = &child.kind
+        {
+            env.resources
+                .insert(d.name.clone(), Value::Object(seen.clone()));
+            resource(env, child, cty, *cex, Some(&d.name), out);
+            if let Some(v) = env.resources.get(&child.name).cloned() {
+                env.resources
+                    .insert(format!("{}::{}", d.name, child.name), v);
+            }
+        }
+    }
 }
 
 /// Inline subnets of a VNet get the IDs ARM gives them, so `vnet.properties.subnets[0].id`
