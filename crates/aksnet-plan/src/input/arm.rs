@@ -116,11 +116,8 @@ fn nested_deployment(
     Ok(())
 }
 
-fn read_nested(
-    t: &Template,
-    overrides: &HashMap<String, Value>,
-    depth: usize,
-) -> Result<Found, InputError> {
+/// A template's parameter values: the defaults, then the given values (lower-cased keys).
+fn template_params(t: &Template, overrides: &HashMap<String, Value>) -> HashMap<String, Value> {
     let mut params = HashMap::new();
     if let Some((_, Value::Object(m))) = get_ci(&t.value, "parameters") {
         for (k, p) in m {
@@ -132,8 +129,16 @@ fn read_nested(
     for (k, v) in overrides {
         params.insert(k.clone(), v.clone());
     }
+    params
+}
+
+fn read_nested(
+    t: &Template,
+    overrides: &HashMap<String, Value>,
+    depth: usize,
+) -> Result<Found, InputError> {
     let mut ctx = Ctx {
-        params,
+        params: template_params(t, overrides),
         variables: get_ci(&t.value, "variables").map(|(_, v)| v),
         depth: 0,
     };
