@@ -45,6 +45,10 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
         message: format!("invalid Bicep: {m}"),
     };
     while i < b.len() {
+        if let Some(next) = trivia(b, i, &mut line) {
+            i = next;
+            continue;
+        }
         let c = b[i];
         let start = i;
         match c {
@@ -57,28 +61,6 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
                 });
                 line += 1;
                 i += 1;
-            }
-            b' ' | b'\t' | b'\r' => i += 1,
-            // `#disable-next-line` and other pragmas: to the end of the line.
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
-                    if b[i] == b'\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-                i += 2;
             }
             b'\'' if src[i..].starts_with("'''") => {
                 let sl = line;
@@ -107,24 +89,20 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
                 line += lines;
                 i = next;
             }
-            c if c.is_ascii_digit() => {
-                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+            c if c.is_ascii_digit() || c.is_ascii_alphabetic() || c == b'_' => {
+                let digits = c.is_ascii_digit();
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || (digits && b[i] == b'.'))
+                {
                     i += 1;
                 }
-                let n = src[start..i].parse().map_err(|_| err(line, "bad number"))?;
+                let tok = if digits {
+                    Tok::Num(src[start..i].parse().map_err(|_| err(line, "bad number"))?)
+                } else {
+                    Tok::Ident(src[start..i].to_string())
+                };
                 out.push(T {
-                    tok: Tok::Num(n),
-                    line,
-                    start,
-                    end: i,
-                });
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                    i += 1;
-                }
-                out.push(T {
-                    tok: Tok::Ident(src[start..i].to_string()),
+                    tok,
                     line,
                     start,
                     end: i,
@@ -146,6 +124,32 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
         }
     }
     Ok(out)
+}
+
+/// Blanks and comments at `i` (`#disable-next-line` and other pragmas, `//`, `/* */`): the
+/// offset after them, counting the newlines a block comment spans into `line`; None when `i`
+/// starts none.
+fn trivia(b: &[u8], mut i: usize, line: &mut usize) -> Option<usize> {
+    match (b.get(i)?, b.get(i + 1)) {
+        (b' ' | b'\t' | b'\r', _) => Some(i + 1),
+        (b'#', _) | (b'/', Some(b'/')) => {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            Some(i)
+        }
+        (b'/', Some(b'*')) => {
+            i += 2;
+            while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                if b[i] == b'\n' {
+                    *line += 1;
+                }
+                i += 1;
+            }
+            Some(i + 2)
+        }
+        _ => None,
+    }
 }
 
 /// A `'...'` string starting at `i`: its token, the offset after it and the newlines it

@@ -129,18 +129,8 @@ impl Env<'_> {
                     .ok_or_else(|| format!("resource {parent}::{c} is not known"))?
             }
             Expr::Index(x, i) => {
-                let v = self.eval(x)?;
-                let i = self.eval(i)?;
-                match (&v, &i) {
-                    (Value::Array(a), _) => a
-                        .get(num(&i)? as usize)
-                        .cloned()
-                        .ok_or("index out of range")?,
-                    (Value::Object(m), Value::String(k)) => {
-                        m.get(k).cloned().ok_or_else(|| format!("no key '{k}'"))?
-                    }
-                    _ => return Err("cannot index".into()),
-                }
+                let (v, i) = (self.eval(x)?, self.eval(i)?);
+                index(&v, &i)?
             }
             Expr::Call(f, args) => {
                 let mut vals = Vec::new();
@@ -151,9 +141,10 @@ impl Env<'_> {
             }
             Expr::Unary(op, x) => {
                 let v = self.eval(x)?;
-                match *op {
-                    "!" => Value::Bool(!truthy(&v)),
-                    _ => jnum(-num(&v)?),
+                if *op == "!" {
+                    Value::Bool(!truthy(&v))
+                } else {
+                    jnum(-num(&v)?)
                 }
             }
             Expr::Bin(op, a, b) => {
@@ -171,30 +162,16 @@ impl Env<'_> {
                     self.eval(b)?
                 }
             }
-            Expr::Obj(items) => {
-                let mut m = Map::new();
-                for (k, v) in items {
-                    if matches!(v, Expr::Nested(_)) {
-                        continue;
-                    }
-                    // An unknown property stays a marker: only a needed one matters.
-                    let val = self
-                        .eval(v)
-                        .unwrap_or_else(|why| marker(&format!("{k}: …"), self.file, 0, &why));
-                    m.insert(k.clone(), val);
-                }
-                Value::Object(m)
-            }
-            Expr::Arr(items) => {
-                let mut a = Vec::new();
-                for x in items {
-                    a.push(
+            Expr::Obj(items) => self.object(items),
+            Expr::Arr(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|x| {
                         self.eval(x)
-                            .unwrap_or_else(|why| marker("[…]", self.file, 0, &why)),
-                    );
-                }
-                Value::Array(a)
-            }
+                            .unwrap_or_else(|why| marker("[…]", self.file, 0, &why))
+                    })
+                    .collect(),
+            ),
             Expr::For {
                 item,
                 index,
@@ -210,6 +187,21 @@ impl Env<'_> {
             }
             Expr::Nested(_) => Value::Null,
         })
+    }
+
+    /// An object literal; an unknown property stays a marker: only a needed one matters.
+    fn object(&mut self, items: &[(String, Expr)]) -> Value {
+        let mut m = Map::new();
+        for (k, v) in items {
+            if matches!(v, Expr::Nested(_)) {
+                continue;
+            }
+            let val = self
+                .eval(v)
+                .unwrap_or_else(|why| marker(&format!("{k}: …"), self.file, 0, &why));
+            m.insert(k.clone(), val);
+        }
+        Value::Object(m)
     }
 
     /// `[for (item, index) in coll: body]`, with an optional `if` filter in the body.
@@ -289,6 +281,20 @@ impl Env<'_> {
             }) => Err(format!("resource '{name}' is not resolved yet")),
             _ => Err(format!("'{name}' is not defined")),
         }
+    }
+}
+
+/// `v[i]`: an array element or an object's key.
+fn index(v: &Value, i: &Value) -> R {
+    match (v, i) {
+        (Value::Array(a), _) => a
+            .get(num(i)? as usize)
+            .cloned()
+            .ok_or_else(|| "index out of range".into()),
+        (Value::Object(m), Value::String(k)) => {
+            m.get(k).cloned().ok_or_else(|| format!("no key '{k}'"))
+        }
+        _ => Err("cannot index".into()),
     }
 }
 
