@@ -63,19 +63,11 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
                 i += 1;
             }
             b'\'' if src[i..].starts_with("'''") => {
-                let sl = line;
-                let rest = &src[i + 3..];
-                let end = rest
-                    .find("'''")
-                    .ok_or_else(|| err(sl, "unterminated ''' string"))?;
-                line += rest[..end].matches('\n').count();
-                out.push(T {
-                    tok: Tok::Raw(rest[..end].to_string()),
-                    line: sl,
-                    start,
-                    end: i + 6 + end,
-                });
-                i += 6 + end;
+                let t =
+                    raw_string(src, i, line).ok_or_else(|| err(line, "unterminated ''' string"))?;
+                line += t.tok_lines();
+                i = t.end;
+                out.push(t);
             }
             b'\'' => {
                 let (tok, next, lines) =
@@ -124,6 +116,28 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
         }
     }
     Ok(out)
+}
+
+/// A `'''...'''` string (no escapes, no interpolation) starting at `i` on `line`.
+fn raw_string(src: &str, i: usize, line: usize) -> Option<T> {
+    let rest = src.get(i + 3..)?;
+    let end = rest.find("'''")?;
+    Some(T {
+        tok: Tok::Raw(rest[..end].to_string()),
+        line,
+        start: i,
+        end: i + 6 + end,
+    })
+}
+
+impl T {
+    /// Newlines inside the token (a multi-line `'''` string).
+    fn tok_lines(&self) -> usize {
+        match &self.tok {
+            Tok::Raw(s) => s.matches('\n').count(),
+            _ => 0,
+        }
+    }
 }
 
 /// Blanks and comments at `i` (`#disable-next-line` and other pragmas, `//`, `/* */`): the

@@ -100,16 +100,7 @@ impl Env<'_> {
             Expr::Null => Value::Null,
             Expr::Bool(b) => Value::Bool(*b),
             Expr::Num(n) => jnum(*n),
-            Expr::Str(parts) => {
-                let mut s = String::new();
-                for p in parts {
-                    match p {
-                        StrPart::Lit(l) => s.push_str(l),
-                        StrPart::Interp(x) => s.push_str(&text(&self.eval(x)?)),
-                    }
-                }
-                Value::String(s)
-            }
+            Expr::Str(parts) => self.interpolate(parts)?,
             Expr::Var(name) => self.var(name)?,
             Expr::Member(x, m) => {
                 let v = self.eval(x)?;
@@ -123,10 +114,11 @@ impl Env<'_> {
                 let Expr::Var(parent) = x.as_ref() else {
                     return Err("'::' on something other than a resource".into());
                 };
+                let key = format!("{parent}::{c}");
                 self.resources
-                    .get(&format!("{parent}::{c}"))
+                    .get(&key)
                     .cloned()
-                    .ok_or_else(|| format!("resource {parent}::{c} is not known"))?
+                    .ok_or(format!("resource {key} is not known"))?
             }
             Expr::Index(x, i) => {
                 let (v, i) = (self.eval(x)?, self.eval(i)?);
@@ -187,6 +179,18 @@ impl Env<'_> {
             }
             Expr::Nested(_) => Value::Null,
         })
+    }
+
+    /// A string with `${...}` interpolations.
+    fn interpolate(&mut self, parts: &[StrPart]) -> R {
+        let mut s = String::new();
+        for p in parts {
+            match p {
+                StrPart::Lit(l) => s.push_str(l),
+                StrPart::Interp(x) => s.push_str(&text(&self.eval(x)?)),
+            }
+        }
+        Ok(Value::String(s))
     }
 
     /// An object literal; an unknown property stays a marker: only a needed one matters.
