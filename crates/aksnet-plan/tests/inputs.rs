@@ -167,10 +167,7 @@ fn terraform_resources_variables_and_references() {
 
 #[test]
 fn terraform_tfvars_override_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let vars = dir.path().join("prod.tfvars");
-    std::fs::write(&vars, "max_pods = 50\n").unwrap();
-    let i = input::load_files(&[fixture("main.tf"), fixture("variables.tf"), vars]).unwrap();
+    let i = load(&["main.tf", "variables.tf", "prod.tfvars"]);
     assert_eq!(i.cluster.unwrap().pools[0].max_pods, Some(50));
 }
 
