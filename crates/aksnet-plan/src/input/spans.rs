@@ -322,6 +322,17 @@ mod tests {
         assert_eq!(l.strings["10.0.0.0/24"], 13);
     }
 
+    proptest::proptest! {
+        /// Any text (the JSON scanner only ever sees text serde_json accepted, but a scanner
+        /// must not panic on anything).
+        #[test]
+        fn scanners_never_panic(t in "\\PC*") {
+            let _ = json_lines(&t);
+            let _ = yaml_lines(&t);
+            let _ = lines_of(&t);
+        }
+    }
+
     #[test]
     fn annotate_skips_evaluated_sections() {
         let t = "{\n \"variables\": {\"o\": {}},\n \"resources\": [\n  {\"type\": \"x\"}\n ]\n}";
