@@ -601,3 +601,99 @@ resource aks 'Microsoft.ContainerService/managedClusters@2024-05-01' = {
         in1.location
     );
 }
+
+/// Issue 12: in an ARM template (what Bicep modules compile to), `reference()` of a nested
+/// deployment reads its outputs, also one declared later; a reference to a deployment the
+/// inputs do not define is an IN1 with the line of the expression.
+#[test]
+fn arm_reference_reads_nested_deployment_outputs() {
+    let t = r#"{
+  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+  "contentVersion": "1.0.0.0",
+  "resources": [
+    {
+      "type": "Microsoft.Resources/deployments",
+      "apiVersion": "2022-09-01",
+      "name": "aks",
+      "properties": {
+        "mode": "Incremental",
+        "expressionEvaluationOptions": { "scope": "inner" },
+        "parameters": {
+          "subnetId": { "value": "[reference(resourceId('Microsoft.Resources/deployments', 'vnet'), '2022-09-01').outputs.nodeSubnetId.value]" },
+          "userSubnetId": { "value": "[reference('elsewhere').outputs.id.value]" }
+        },
+        "template": {
+          "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+          "contentVersion": "1.0.0.0",
+          "parameters": { "subnetId": { "type": "string" }, "userSubnetId": { "type": "string" } },
+          "resources": [
+            {
+              "type": "Microsoft.ContainerService/managedClusters",
+              "apiVersion": "2024-05-01",
+              "name": "aks",
+              "properties": {
+                "agentPoolProfiles": [
+                  { "name": "system", "mode": "System", "count": 3, "maxPods": 30, "vnetSubnetID": "[parameters('subnetId')]" },
+                  { "name": "user", "mode": "User", "count": 2, "maxPods": 30, "vnetSubnetID": "[parameters('userSubnetId')]" }
+                ],
+                "networkProfile": { "networkPlugin": "azure", "serviceCidr": "172.16.0.0/16", "dnsServiceIP": "172.16.0.10" }
+              }
+            }
+          ]
+        }
+      }
+    },
+    {
+      "type": "Microsoft.Resources/deployments",
+      "apiVersion": "2022-09-01",
+      "name": "vnet",
+      "properties": {
+        "mode": "Incremental",
+        "expressionEvaluationOptions": { "scope": "inner" },
+        "template": {
+          "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+          "contentVersion": "1.0.0.0",
+          "resources": [
+            {
+              "type": "Microsoft.Network/virtualNetworks",
+              "apiVersion": "2023-04-01",
+              "name": "spoke",
+              "properties": {
+                "addressSpace": { "addressPrefixes": [ "10.90.0.0/16" ] },
+                "subnets": [ { "name": "nodes", "properties": { "addressPrefix": "10.90.0.0/22" } } ]
+              }
+            }
+          ],
+          "outputs": {
+            "nodeSubnetId": { "type": "string", "value": "[resourceId('Microsoft.Network/virtualNetworks/subnets', 'spoke', 'nodes')]" }
+          }
+        }
+      }
+    }
+  ]
+}"#;
+    let i = input::load_texts(&[(PathBuf::from("main.json"), t.to_string())])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = i.cluster.as_ref().unwrap();
+    assert!(
+        c.pools[0]
+            .vnet_subnet_id
+            .as_deref()
+            .is_some_and(|s| s.ends_with("/virtualNetworks/spoke/subnets/nodes")),
+        "{:?}",
+        c.pools[0].vnet_subnet_id
+    );
+    let r = plan(&i, &PlanOptions::default());
+    assert_eq!(r.capacity[0].cidr, "10.90.0.0/22");
+    let in1 = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "IN1")
+        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    assert!(
+        in1.message.contains("reference('elsewhere')"),
+        "{}",
+        in1.message
+    );
+    assert_eq!(in1.location.as_deref(), Some("main.json:14"));
+}

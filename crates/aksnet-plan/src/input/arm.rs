@@ -20,6 +20,8 @@ pub struct Found {
     pub cluster: Option<Cluster>,
     pub pools: Vec<(Option<String>, Pool)>,
     pub vnets: Vec<Vnet>,
+    /// The template's `outputs`, evaluated (what `reference(deployment).outputs` reads).
+    pub outputs: Map<String, Value>,
 }
 
 /// A resource still to read: its path, its raw value and its parent's (type, name).
@@ -29,6 +31,9 @@ struct Ctx<'a> {
     params: HashMap<String, Value>,
     variables: Option<&'a Value>,
     depth: u32,
+    /// Nested deployments of this template by lower-cased name: what `reference()` of one
+    /// returns (`{"outputs": {"x": {"value": ...}}}`).
+    deployments: HashMap<String, Value>,
 }
 
 pub fn is_template(v: &Value) -> bool {
@@ -77,22 +82,20 @@ fn nested_deployment(
     raw: &Value,
     ctx: &mut Ctx,
     depth: usize,
-    found: &mut Found,
-) -> Result<(), InputError> {
+) -> Result<Option<Found>, InputError> {
     let Some(props) = get_ci(raw, "properties").map(|(_, p)| p) else {
-        return Ok(());
+        return Ok(None);
     };
     let Some((_, inner)) = get_ci(props, "template") else {
-        return Ok(());
+        return Ok(None);
     };
     let mut params = HashMap::new();
     if let Some((_, Value::Object(m))) = get_ci(props, "parameters") {
         for (k, p) in m {
             if let Some((_, v)) = get_ci(p, "value") {
-                let v = resolve(v, ctx);
-                if !matches!(&v, Value::String(s) if s.starts_with(UNRESOLVED)) {
-                    params.insert(k.to_ascii_lowercase(), v);
-                }
+                // An unknown value stays unknown inside (not the inner default): reading it
+                // fails with the outer expression, which names the line to fix.
+                params.insert(k.to_ascii_lowercase(), resolve(v, ctx));
             }
         }
     }
@@ -100,7 +103,11 @@ fn nested_deployment(
         file: t.file.clone(),
         value: inner.clone(),
     };
-    let f = read_nested(&sub, &params, depth + 1)?;
+    read_nested(&sub, &params, depth + 1).map(Some)
+}
+
+/// Merge a nested deployment's resources into the outer template's.
+fn merge(t: &Template, found: &mut Found, f: Found) -> Result<(), InputError> {
     if let Some(c) = f.cluster {
         if found.cluster.is_some() {
             return Err(InputError::Shape {
@@ -114,6 +121,70 @@ fn nested_deployment(
     found.pools.extend(f.pools);
     found.vnets.extend(f.vnets);
     Ok(())
+}
+
+fn is_deployment(raw: &Value) -> bool {
+    get_ci(raw, "type")
+        .and_then(|(_, s)| s.as_str())
+        .is_some_and(|t| t.eq_ignore_ascii_case("Microsoft.Resources/deployments"))
+}
+
+/// The nested deployments (Bicep modules compiled to ARM) before the other resources, so
+/// `reference()` of one (a subnet ID from a VNet module's outputs) resolves. A second pass
+/// when there are several: one may read another declared after it. Depth-limited.
+fn deployments(
+    t: &Template,
+    resources: &[Value],
+    ctx: &mut Ctx,
+    depth: usize,
+    found: &mut Found,
+) -> Result<(), InputError> {
+    let deps: Vec<&Value> = resources.iter().filter(|r| is_deployment(r)).collect();
+    if deps.is_empty() || depth >= 8 {
+        return Ok(());
+    }
+    let passes = if deps.len() > 1 && depth < 2 { 2 } else { 1 };
+    let mut results = Vec::new();
+    let seen = super::value::unresolved_count();
+    for _ in 0..passes {
+        results.clear();
+        super::value::forget_unresolved_after(seen);
+        for raw in &deps {
+            let name = get_ci(raw, "name").map(|(_, n)| resolve(n, ctx));
+            let Some(f) = nested_deployment(t, raw, ctx, depth)? else {
+                continue;
+            };
+            if let Some(Value::String(n)) = name.filter(|n| !text_unresolved(n)) {
+                let outputs: Map<String, Value> = f
+                    .outputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::json!({ "value": v })))
+                    .collect();
+                ctx.deployments.insert(
+                    n.to_ascii_lowercase(),
+                    serde_json::json!({ "outputs": outputs }),
+                );
+            }
+            results.push(f);
+        }
+    }
+    for f in results {
+        merge(t, found, f)?;
+    }
+    Ok(())
+}
+
+fn text_unresolved(v: &Value) -> bool {
+    matches!(v, Value::String(s) if s.starts_with(UNRESOLVED))
+}
+
+/// `reference(name or deployment ID)` of a nested deployment among the template's.
+fn reference(vals: &[Value], ctx: &Ctx) -> Result<Value, String> {
+    let r = vals.first().map(as_text).unwrap_or_default();
+    let name = r.rsplit('/').next().unwrap_or(&r).to_ascii_lowercase();
+    ctx.deployments.get(&name).cloned().ok_or_else(|| {
+        format!("reference('{r}'): not a deployment the inputs define (only nested deployments' outputs are known)")
+    })
 }
 
 /// A template's parameter values: the defaults, then the given values (lower-cased keys).
@@ -141,11 +212,13 @@ fn read_nested(
         params: template_params(t, overrides),
         variables: get_ci(&t.value, "variables").map(|(_, v)| v),
         depth: 0,
+        deployments: HashMap::new(),
     };
     let mut found = Found {
         cluster: None,
         pools: Vec::new(),
         vnets: Vec::new(),
+        outputs: Map::new(),
     };
     let mut kids = Children::default();
     let resources = match get_ci(&t.value, "resources") {
@@ -154,6 +227,7 @@ fn read_nested(
         Some((_, Value::Object(m))) => m.values().cloned().collect(),
         _ => Vec::new(),
     };
+    deployments(t, &resources, &mut ctx, depth, &mut found)?;
     let mut stack: Vec<Pending> = resources
         .into_iter()
         .enumerate()
@@ -164,9 +238,7 @@ fn read_nested(
             .and_then(|(_, s)| s.as_str())
             .unwrap_or("");
         if raw_ty.eq_ignore_ascii_case("Microsoft.Resources/deployments") {
-            if depth < 8 {
-                nested_deployment(t, &raw, &mut ctx, depth, &mut found)?;
-            }
+            // Read before the other resources (`deployments`).
             continue;
         }
         let v = resolve(&raw, &mut ctx);
@@ -204,6 +276,13 @@ fn read_nested(
     for (vnet, p) in kids.peerings {
         if let Some(v) = crate::model::vnet_named(&mut found.vnets, &vnet) {
             v.peerings.push(p);
+        }
+    }
+    if let Some((_, Value::Object(outs))) = get_ci(&t.value, "outputs") {
+        for (k, o) in outs {
+            if let Some((_, v)) = get_ci(o, "value") {
+                found.outputs.insert(k.clone(), resolve(v, &mut ctx));
+            }
         }
     }
     Ok(found)
@@ -294,6 +373,8 @@ fn resolve(v: &Value, ctx: &mut Ctx) -> Value {
     match v {
         Value::String(s) => match eval_string(s, ctx) {
             Ok(x) => x,
+            // An unknown parameter passed in: the outer expression is the one to report.
+            Err(e) if e.starts_with(UNRESOLVED) => Value::String(e),
             Err(e) => Value::String(format!("{UNRESOLVED}{s} ({e})")),
         },
         Value::Array(a) => Value::Array(a.iter().map(|x| resolve(x, ctx)).collect()),
@@ -571,6 +652,9 @@ fn call(name: &str, vals: &[Value], ctx: &mut Ctx) -> Result<Value, String> {
                     first()
                 )
             })?;
+            if text_unresolved(&raw) {
+                return Err(as_text(&raw));
+            }
             ctx.depth += 1;
             let v = resolve_strict(&raw, ctx);
             ctx.depth -= 1;
@@ -632,6 +716,7 @@ fn call(name: &str, vals: &[Value], ctx: &mut Ctx) -> Result<Value, String> {
             serde_json::json!({"subscriptionId": "{subscription}", "id": "/subscriptions/{subscription}"}),
         ),
         "resourceid" => resource_id(vals),
+        "reference" => reference(vals, ctx),
         other => more_functions(other, vals),
     }
 }
@@ -844,6 +929,7 @@ mod tests {
                 .collect(),
             variables: Some(&vars),
             depth: 0,
+            deployments: HashMap::new(),
         };
         eval_string(s, &mut ctx)
     }

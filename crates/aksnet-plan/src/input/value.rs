@@ -22,6 +22,17 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// How many unresolved values are recorded on this thread (see [`forget_unresolved_after`]).
+pub fn unresolved_count() -> usize {
+    SEEN.with(|s| s.borrow().len())
+}
+
+/// Forget what was recorded after `n`: a first pass whose reads are read again (ARM nested
+/// deployments that refer to each other) must not report what the second pass resolves.
+pub fn forget_unresolved_after(n: usize) {
+    SEEN.with(|s| s.borrow_mut().truncate(n));
+}
+
 /// Take (and clear) the unresolved values recorded on this thread.
 pub fn take_unresolved() -> Vec<crate::model::Unresolved> {
     SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()))
