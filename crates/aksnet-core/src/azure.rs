@@ -33,6 +33,11 @@ pub const MAX_PODS_MIN: u32 = 10;
 pub const MAX_PODS_MAX: u32 = 250;
 /// AKS's default maxPods for Azure CNI Node Subnet from the CLI (docs/azure.md#max-pods).
 pub const DEFAULT_MAX_PODS_NODE_SUBNET: u32 = 30;
+/// AKS's default maxPods for kubenet (docs/azure.md#max-pods).
+pub const DEFAULT_MAX_PODS_KUBENET: u32 = 110;
+/// AKS's default maxPods for Azure CNI Overlay and `--network-plugin none`
+/// (docs/azure.md#max-pods); the planner uses it for Pod Subnet too (docs/plan.md, decisions).
+pub const DEFAULT_MAX_PODS_OVERLAY: u32 = 250;
 
 /// Longest prefix Azure allows for a subnet: a /29 has 8 addresses, 3 usable.
 /// Anything smaller cannot even hold Azure's 5 reserved addresses plus one.
@@ -71,7 +76,7 @@ impl MaxPods {
 
     /// Addresses one node reserves: its own plus one per pod (`1 + maxPods`).
     pub fn per_node_reservation(self) -> u64 {
-        u64::from(self.0) + 1
+        node_subnet_addresses_per_node(u64::from(self.0))
     }
 }
 
@@ -85,6 +90,29 @@ impl std::fmt::Display for MaxPods {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// Addresses one Node Subnet node takes from its subnet, up front: its own plus one per pod,
+/// `maxPods + 1` (docs/azure.md#up-front-reservation). Unvalidated, for a planner that reports
+/// an out-of-range maxPods as a finding and still computes; [`MaxPods`] validates.
+pub fn node_subnet_addresses_per_node(max_pods: u64) -> u64 {
+    max_pods.saturating_add(1)
+}
+
+/// Usable addresses of an IPv4 subnet of prefix length `prefix`: `2^(32-p) - 5`, 0 when the
+/// subnet is smaller than Azure's reserved addresses or the prefix is not IPv4
+/// (docs/azure.md#reserved-addresses; a /24 has 251).
+pub fn usable_addresses(prefix: u8) -> u64 {
+    if prefix > 32 {
+        return 0;
+    }
+    (1u64 << (32 - u32::from(prefix))).saturating_sub(AZURE_RESERVED_PER_SUBNET)
+}
+
+/// Two networks share at least one address (one contains the other's network address).
+/// Networks of different families never overlap.
+pub fn overlaps(a: &ipnet::IpNet, b: &ipnet::IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// `required = (nodes + surge) × (maxPods + 1)` (docs/azure.md#up-front-reservation;
@@ -126,8 +154,7 @@ impl NodeSubnet {
 
     /// `2^(32-p) - 5` (docs/azure.md#reserved-addresses; a /24 has 251).
     pub fn usable(&self) -> u64 {
-        // prefix <= 29 so size >= 8 > 5.
-        self.size() - AZURE_RESERVED_PER_SUBNET
+        usable_addresses(self.cidr.prefix_len())
     }
 
     /// The 5 addresses Azure keeps: network, .1 gateway, .2 and .3 DNS mapping, broadcast.
@@ -312,6 +339,21 @@ mod tests {
 
     fn mp(v: u32) -> MaxPods {
         MaxPods::new(v).expect("valid maxPods")
+    }
+
+    #[test]
+    fn planner_facts() {
+        assert_eq!(usable_addresses(24), 251);
+        assert_eq!(usable_addresses(29), 3);
+        assert_eq!(usable_addresses(30), 0);
+        assert_eq!(usable_addresses(64), 0);
+        assert_eq!(node_subnet_addresses_per_node(30), 31);
+        assert_eq!(node_subnet_addresses_per_node(u64::MAX), u64::MAX);
+        let n = |s: &str| s.parse::<ipnet::IpNet>().expect("test cidr");
+        assert!(overlaps(&n("10.0.0.0/8"), &n("10.1.2.0/24")));
+        assert!(overlaps(&n("10.1.2.0/24"), &n("10.0.0.0/8")));
+        assert!(!overlaps(&n("10.0.0.0/24"), &n("10.0.1.0/24")));
+        assert!(!overlaps(&n("10.0.0.0/8"), &n("fd00::/8")));
     }
 
     /// Joins nodes until the subnet refuses; returns the nodes and the refusal.

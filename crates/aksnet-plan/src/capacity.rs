@@ -9,8 +9,6 @@ use crate::net;
 use crate::report::{Capacity, ClusterCapacity, GrowthReport, Limit, RangeKind};
 use crate::resolve::{NetModel, RPool, Resolved};
 
-type CostFn<'a> = Box<dyn Fn(&RPool) -> u64 + 'a>;
-
 /// What a range is, before its pools are counted.
 struct Head {
     name: String,
@@ -113,64 +111,67 @@ pub fn ranges(r: &Resolved) -> Vec<Capacity> {
         ));
     }
     if model.uses_pod_cidr() {
-        if let Some(IpNet::V4(pc)) = r.v4_pod_cidr().and_then(|c| c.parsed) {
-            let pc = pc.trunc();
-            let all: Vec<&RPool> = r.pools.iter().collect();
-            // A /24 (256 addresses) per node; pod CIDRs have no Azure reservation.
-            let usable = if pc.prefix_len() <= 24 {
-                net::size_v4(pc.prefix_len())
-            } else {
-                0
-            };
-            out.push(entry(
-                Head {
-                    name: "networkProfile.podCidr".into(),
-                    kind: RangeKind::PodCidr,
-                    cidr: pc.to_string(),
-                    usable,
-                    other: 0,
-                    azure: false,
-                },
-                &all,
-                &|_| 256,
-            ));
-        }
+        out.extend(pod_cidr_row(r));
     }
     for (si, acc) in &pod {
-        let Some(s) = r.subnets.get(*si) else {
-            continue;
-        };
-        let Some(v4) = s.v4() else { continue };
-        let static_block = acc.pools.iter().all(|p| p.static_block());
-        // Dynamic: 16 addresses per node at start (docs/plan.md); static: whole /28 blocks,
-        // less the two blocks that hold Azure's reserved addresses (an inference).
-        let (usable, cost): (u64, CostFn) = if static_block {
-            let blocks = if v4.prefix_len() <= 28 {
-                (1u64 << (28 - v4.prefix_len())).saturating_sub(2)
-            } else {
-                0
-            };
-            (
-                blocks * 16,
-                Box::new(|p: &RPool| 16 * net::ceil_div(p.max_pods + 1, 16)),
-            )
-        } else {
-            (net::azure_usable(v4.prefix_len()), Box::new(|_: &RPool| 16))
-        };
-        out.push(entry(
-            Head {
-                name: s.name.clone(),
-                kind: RangeKind::PodSubnet,
-                cidr: v4.to_string(),
-                usable,
-                other: s.other,
-                azure: true,
-            },
-            &acc.pools,
-            &*cost,
-        ));
+        out.extend(pod_subnet_row(r, *si, &acc.pools));
     }
     out
+}
+
+/// The pod CIDR row (kubenet, overlay): a /24 per node.
+fn pod_cidr_row(r: &Resolved) -> Option<Capacity> {
+    let Some(IpNet::V4(pc)) = r.v4_pod_cidr().and_then(|c| c.parsed) else {
+        return None;
+    };
+    let pc = pc.trunc();
+    let all: Vec<&RPool> = r.pools.iter().collect();
+    // A /24 (256 addresses) per node; pod CIDRs have no Azure reservation.
+    let usable = if pc.prefix_len() <= 24 {
+        net::size_v4(pc.prefix_len())
+    } else {
+        0
+    };
+    Some(entry(
+        Head {
+            name: "networkProfile.podCidr".into(),
+            kind: RangeKind::PodCidr,
+            cidr: pc.to_string(),
+            usable,
+            other: 0,
+            azure: false,
+        },
+        &all,
+        &|_| 256,
+    ))
+}
+
+/// A pod subnet's row (Pod Subnet): 16 addresses per node, or static /28 blocks.
+fn pod_subnet_row(r: &Resolved, si: usize, pools: &[&RPool]) -> Option<Capacity> {
+    let s = r.subnets.get(si)?;
+    let v4 = s.v4()?;
+    let static_block = pools.iter().all(|p| p.static_block());
+    // Dynamic: 16 addresses per node at start (docs/plan.md); static: whole /28 blocks,
+    // less the two blocks that hold Azure's reserved addresses (an inference).
+    let usable = if !static_block {
+        net::azure_usable(v4.prefix_len())
+    } else if v4.prefix_len() <= 28 {
+        16 * (1u64 << (28 - v4.prefix_len())).saturating_sub(2)
+    } else {
+        0
+    };
+    Some(entry(
+        Head {
+            name: s.name.clone(),
+            kind: RangeKind::PodSubnet,
+            cidr: v4.to_string(),
+            usable,
+            other: s.other,
+            azure: true,
+        },
+        pools,
+        &RPool::pod_subnet_per_node,
+    ))
 }
 
 pub fn limits(r: &Resolved) -> Vec<Limit> {

@@ -34,7 +34,7 @@ pub struct PlanOptions {
 
 /// Give each finding without a location the "file:line" of what its field names: a pool
 /// (`agentPoolProfiles[NAME]...`), a subnet (`...subnets[NAME]...`), a VNet (`vnet[NAME]...`),
-/// else the cluster; only inputs with lines have locations (Terraform, Bicep, az scripts).
+/// the network profile (`networkProfile.*`), else the cluster.
 fn locate(input: &PlanInput, findings: &mut [Finding]) {
     let inside = |field: &str, prefix: &str| -> Option<String> {
         let i = field.find(prefix)? + prefix.len();
@@ -72,6 +72,8 @@ fn locate(input: &PlanInput, findings: &mut [Finding]) {
             subnet_loc(&s)
         } else if let Some(v) = inside(&f.field, "vnet[") {
             vnet_loc(&v)
+        } else if f.field.starts_with("networkProfile") {
+            cluster.and_then(|c| c.network_location.clone().or_else(|| c.location.clone()))
         } else if let Some(l) = subnet_loc(&f.field) {
             // Capacity findings name the range (a subnet's name).
             Some(l)

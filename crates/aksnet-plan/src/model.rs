@@ -96,8 +96,12 @@ pub struct Cluster {
     pub appgw_subnet_cidr: Option<String>,
     /// `nodeProvisioningProfile.mode: Auto` (node auto-provisioning): nodes beyond the pools.
     pub node_auto_provisioning: bool,
-    /// "file:line" of the definition, where the input has lines (Terraform, Bicep, az).
+    /// "file:line" of the definition, where the input has lines (Terraform, Bicep, az
+    /// scripts, JSON and YAML).
     pub location: Option<String>,
+    /// "file:line" of the network profile, where the input has one (findings on
+    /// `networkProfile.*` point there).
+    pub network_location: Option<String>,
     pub pools: Vec<Pool>,
 }
 

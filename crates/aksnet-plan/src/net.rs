@@ -4,9 +4,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net};
 
-/// Azure keeps 5 addresses of every subnet: network, .1 gateway, .2/.3 Azure DNS, broadcast
-/// (docs/plan.md, ambiguity 3: the "3" of configure-kubenet.md is outdated).
-pub const AZURE_RESERVED_PER_SUBNET: u64 = 5;
+// The AKS facts (Azure's 5 reserved addresses, usable addresses, overlap) have one home,
+// aksnet-core::azure; re-exported here for the rules.
+pub use aksnet_core::azure::{overlaps, usable_addresses as azure_usable};
 
 /// Ranges no AKS service CIDR, pod CIDR or cluster VNet may touch (rule R1, docs/plan.md; Microsoft Learn legacy CNI page
 /// "Deployment parameters").
@@ -53,10 +53,6 @@ pub fn has_host_bits(n: &IpNet) -> bool {
     n.addr() != n.network()
 }
 
-pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
 /// `outer` holds all of `inner`.
 pub fn covers(outer: &IpNet, inner: &IpNet) -> bool {
     outer.contains(&inner.network())
@@ -78,11 +74,6 @@ pub fn size_v4(prefix: u8) -> u64 {
     } else {
         1u64 << (32 - u32::from(prefix))
     }
-}
-
-/// Usable addresses of an Azure subnet: 2^(32−p) − 5, never negative (docs/plan.md.
-pub fn azure_usable(prefix: u8) -> u64 {
-    size_v4(prefix).saturating_sub(AZURE_RESERVED_PER_SUBNET)
 }
 
 /// The longest prefix whose Azure-usable count holds `required` addresses (docs/plan.md

@@ -71,37 +71,8 @@ fn kind(k: RangeKind) -> &'static str {
     }
 }
 
-/// The human report. `color`: ANSI colours (the CLI turns them on only on a terminal).
-pub fn human(r: &Report, color: bool) -> String {
-    let p = Paint { on: color };
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{} cluster {} — {}",
-        p.bold("aksnet plan:"),
-        r.cluster_name,
-        r.model
-    );
-    if let Some(w) = &r.what_if {
-        let _ = writeln!(o, "  {w}");
-    }
-    let inputs: Vec<String> = r
-        .inputs
-        .iter()
-        .map(|s| format!("{} ({})", s.file, s.kind))
-        .collect();
-    let _ = writeln!(o, "  inputs: {}", inputs.join(", "));
-    let _ = writeln!(o);
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let _ = writeln!(
-        o,
-        "{} {}, {}, {} info",
-        p.bold("Findings:"),
-        plural(r.summary.errors, "error", "errors"),
-        plural(r.summary.warnings, "warning", "warnings"),
-        r.summary.infos
-    );
+/// One finding per entry: severity, rule, control-plane code, field; then where and what.
+fn findings(r: &Report, p: &Paint, o: &mut String) {
     for f in &r.findings {
         let _ = writeln!(
             o,
@@ -116,7 +87,10 @@ pub fn human(r: &Report, color: bool) -> String {
         }
         let _ = writeln!(o, "          {}", f.message);
     }
-    let _ = writeln!(o);
+}
+
+/// The capacity table: one row per node subnet, pod CIDR and pod subnet.
+fn capacity_table(r: &Report, p: &Paint, o: &mut String) {
     let _ = writeln!(o, "{}", p.bold("Capacity (addresses; max nodes in nodes):"));
     let mut rows = vec![[
         "RANGE",
@@ -168,6 +142,42 @@ pub fn human(r: &Report, color: bool) -> String {
         ]);
     }
     o.push_str(&table(&rows));
+}
+
+/// The human report. `color`: ANSI colours (the CLI turns them on only on a terminal).
+pub fn human(r: &Report, color: bool) -> String {
+    let p = Paint { on: color };
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} cluster {} — {}",
+        p.bold("aksnet plan:"),
+        r.cluster_name,
+        r.model
+    );
+    if let Some(w) = &r.what_if {
+        let _ = writeln!(o, "  {w}");
+    }
+    let inputs: Vec<String> = r
+        .inputs
+        .iter()
+        .map(|s| format!("{} ({})", s.file, s.kind))
+        .collect();
+    let _ = writeln!(o, "  inputs: {}", inputs.join(", "));
+    let _ = writeln!(o);
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let _ = writeln!(
+        o,
+        "{} {}, {}, {} info",
+        p.bold("Findings:"),
+        plural(r.summary.errors, "error", "errors"),
+        plural(r.summary.warnings, "warning", "warnings"),
+        r.summary.infos
+    );
+    findings(r, &p, &mut o);
+    let _ = writeln!(o);
+    capacity_table(r, &p, &mut o);
     let _ = writeln!(o);
     if !r.partial {
         cluster_section(r, &p, &mut o);

@@ -139,11 +139,15 @@ fn arm_template_with_comments_variables_and_parameters_file() {
         "{}",
         f.message
     );
-    assert!(f
-        .location
-        .as_deref()
-        .unwrap()
-        .ends_with("arm-template.json"));
+    // The line of the expression itself (issue 12: file:line for JSON too).
+    assert!(
+        f.location
+            .as_deref()
+            .unwrap()
+            .ends_with("arm-template.json:54"),
+        "{:?}",
+        f.location
+    );
     assert!(!r.capacity.is_empty());
 }
 
@@ -163,10 +167,7 @@ fn terraform_resources_variables_and_references() {
 
 #[test]
 fn terraform_tfvars_override_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let vars = dir.path().join("prod.tfvars");
-    std::fs::write(&vars, "max_pods = 50\n").unwrap();
-    let i = input::load_files(&[fixture("main.tf"), fixture("variables.tf"), vars]).unwrap();
+    let i = load(&["main.tf", "variables.tf", "prod.tfvars"]);
     assert_eq!(i.cluster.unwrap().pools[0].max_pods, Some(50));
 }
 
@@ -488,4 +489,211 @@ fn terraform_locals_in_any_order() {
     let i = tf(&[("main.tf", &main)]).unwrap();
     assert_eq!(i.vnets[0].address_prefixes, vec!["10.9.0.0/16"]);
     assert_eq!(i.vnets[0].subnets[0].address_prefixes, vec!["10.9.1.0/24"]);
+}
+
+/// Issue 12: JSON and YAML inputs carry file:line too (a span pass over the text): the
+/// finding points at the object its field names (pool, subnet, cluster).
+#[test]
+fn json_and_yaml_findings_carry_file_and_line() {
+    let i = load(&["overlay-broken.yaml"]);
+    let r = plan(&i, &PlanOptions::default());
+    let locs: Vec<(String, String)> = r
+        .findings
+        .iter()
+        .map(|f| (f.rule.to_string(), f.location.clone().unwrap_or_default()))
+        .collect();
+    for (rule, loc) in &locs {
+        // Every finding here is on the network profile (`network:` is line 5).
+        assert!(loc.ends_with("overlay-broken.yaml:5"), "{rule}: {loc}");
+    }
+    let i = load(&["aks-show-kubenet.json", "vnet-show.json"]);
+    let r = plan(&i, &PlanOptions::default());
+    let locs: Vec<(String, String)> = r
+        .findings
+        .iter()
+        .map(|f| (f.rule.to_string(), f.location.clone().unwrap_or_default()))
+        .collect();
+    let at = |rule: &str| {
+        locs.iter()
+            .find(|(r, _)| r == rule)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| panic!("no {rule}: {locs:?}"))
+    };
+    // `networkProfile` is line 31 of the az aks show output; the subnet N5 names is the
+    // element that starts on line 10 of the vnet show output.
+    assert!(at("S2").ends_with("aks-show-kubenet.json:31"), "{locs:?}");
+    assert!(at("N5").ends_with("vnet-show.json:10"), "{locs:?}");
+    for (rule, loc) in &locs {
+        assert!(loc.contains(".json:"), "{rule} without a line: {loc}");
+    }
+}
+
+/// Issue 12: a value from a module's output (a subnet ID from a VNet module) or from another
+/// resource's `.properties` resolves where the files define it; an output the files cannot
+/// resolve is an IN1 finding naming the file and line, never fatal.
+#[test]
+fn bicep_module_outputs_and_other_resources_properties() {
+    let network = r#"
+param prefix string = '10.80.0.0/16'
+resource vnet 'Microsoft.Network/virtualNetworks@2023-04-01' = {
+  name: 'vnet-spoke'
+  location: 'westeurope'
+  properties: {
+    addressSpace: { addressPrefixes: [ prefix ] }
+    subnets: [
+      { name: 'nodes', properties: { addressPrefix: cidrSubnet(prefix, 22, 0) } }
+    ]
+  }
+}
+output nodeSubnetId string = vnet.properties.subnets[0].id
+output vnetPrefix string = vnet.properties.addressSpace.addressPrefixes[0]
+output unknownId string = reference('x').subnetId
+"#;
+    let main = r#"
+module net 'network.bicep' = {
+  name: 'net'
+}
+resource aks 'Microsoft.ContainerService/managedClusters@2024-05-01' = {
+  name: 'aks'
+  location: 'westeurope'
+  properties: {
+    agentPoolProfiles: [
+      { name: 'system', mode: 'System', count: 3, maxPods: 30, vnetSubnetID: net.outputs.nodeSubnetId }
+      { name: 'user', mode: 'User', count: 2, maxPods: 30, vnetSubnetID: net.outputs.unknownId }
+    ]
+    networkProfile: { networkPlugin: 'azure', serviceCidr: '172.16.0.0/16', dnsServiceIP: '172.16.0.10' }
+  }
+}
+"#;
+    let docs = vec![
+        (PathBuf::from("main.bicep"), main.to_string()),
+        (PathBuf::from("network.bicep"), network.to_string()),
+    ];
+    let i = input::load_texts(&docs).unwrap_or_else(|e| panic!("{e}"));
+    let c = i.cluster.as_ref().unwrap();
+    assert!(
+        c.pools[0]
+            .vnet_subnet_id
+            .as_deref()
+            .is_some_and(|s| s.ends_with("/virtualNetworks/vnet-spoke/subnets/nodes")),
+        "{:?}",
+        c.pools[0].vnet_subnet_id
+    );
+    assert_eq!(c.pools[1].vnet_subnet_id, None);
+    let r = plan(&i, &PlanOptions::default());
+    // The system pool joined the module's subnet; the user pool's subnet is unknown, so it
+    // is planned on the cluster's (the first pool's, a listed default): 5 × 31 = 155.
+    assert_eq!(r.capacity[0].cidr, "10.80.0.0/22");
+    assert_eq!(r.capacity[0].required, 155);
+    let in1 = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "IN1")
+        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    assert!(
+        in1.field.ends_with("agentPoolProfiles[1].vnetSubnetID"),
+        "{}",
+        in1.field
+    );
+    assert!(
+        in1.location.as_deref() == Some("network.bicep:15"),
+        "{:?}",
+        in1.location
+    );
+}
+
+/// Issue 12: in an ARM template (what Bicep modules compile to), `reference()` of a nested
+/// deployment reads its outputs, also one declared later; a reference to a deployment the
+/// inputs do not define is an IN1 with the line of the expression.
+#[test]
+fn arm_reference_reads_nested_deployment_outputs() {
+    let t = r#"{
+  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+  "contentVersion": "1.0.0.0",
+  "resources": [
+    {
+      "type": "Microsoft.Resources/deployments",
+      "apiVersion": "2022-09-01",
+      "name": "aks",
+      "properties": {
+        "mode": "Incremental",
+        "expressionEvaluationOptions": { "scope": "inner" },
+        "parameters": {
+          "subnetId": { "value": "[reference(resourceId('Microsoft.Resources/deployments', 'vnet'), '2022-09-01').outputs.nodeSubnetId.value]" },
+          "userSubnetId": { "value": "[reference('elsewhere').outputs.id.value]" }
+        },
+        "template": {
+          "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+          "contentVersion": "1.0.0.0",
+          "parameters": { "subnetId": { "type": "string" }, "userSubnetId": { "type": "string" } },
+          "resources": [
+            {
+              "type": "Microsoft.ContainerService/managedClusters",
+              "apiVersion": "2024-05-01",
+              "name": "aks",
+              "properties": {
+                "agentPoolProfiles": [
+                  { "name": "system", "mode": "System", "count": 3, "maxPods": 30, "vnetSubnetID": "[parameters('subnetId')]" },
+                  { "name": "user", "mode": "User", "count": 2, "maxPods": 30, "vnetSubnetID": "[parameters('userSubnetId')]" }
+                ],
+                "networkProfile": { "networkPlugin": "azure", "serviceCidr": "172.16.0.0/16", "dnsServiceIP": "172.16.0.10" }
+              }
+            }
+          ]
+        }
+      }
+    },
+    {
+      "type": "Microsoft.Resources/deployments",
+      "apiVersion": "2022-09-01",
+      "name": "vnet",
+      "properties": {
+        "mode": "Incremental",
+        "expressionEvaluationOptions": { "scope": "inner" },
+        "template": {
+          "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+          "contentVersion": "1.0.0.0",
+          "resources": [
+            {
+              "type": "Microsoft.Network/virtualNetworks",
+              "apiVersion": "2023-04-01",
+              "name": "spoke",
+              "properties": {
+                "addressSpace": { "addressPrefixes": [ "10.90.0.0/16" ] },
+                "subnets": [ { "name": "nodes", "properties": { "addressPrefix": "10.90.0.0/22" } } ]
+              }
+            }
+          ],
+          "outputs": {
+            "nodeSubnetId": { "type": "string", "value": "[resourceId('Microsoft.Network/virtualNetworks/subnets', 'spoke', 'nodes')]" }
+          }
+        }
+      }
+    }
+  ]
+}"#;
+    let i = input::load_texts(&[(PathBuf::from("main.json"), t.to_string())])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = i.cluster.as_ref().unwrap();
+    assert!(
+        c.pools[0]
+            .vnet_subnet_id
+            .as_deref()
+            .is_some_and(|s| s.ends_with("/virtualNetworks/spoke/subnets/nodes")),
+        "{:?}",
+        c.pools[0].vnet_subnet_id
+    );
+    let r = plan(&i, &PlanOptions::default());
+    assert_eq!(r.capacity[0].cidr, "10.90.0.0/22");
+    let in1 = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "IN1")
+        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    assert!(
+        in1.message.contains("reference('elsewhere')"),
+        "{}",
+        in1.message
+    );
+    assert_eq!(in1.location.as_deref(), Some("main.json:14"));
 }

@@ -423,6 +423,19 @@ mod adversarial {
             err.contains("Bicep") && err.contains("az CLI scripts"),
             "{err}"
         );
+        // Text that parses as a YAML string is still another format, not "unknown keys".
+        for (name, text, what) in [
+            ("one.ps1", "Write-Host hi\n", "PowerShell"),
+            ("net.hcl", "resource \"x\" {}\n", "HCL outside Terraform"),
+        ] {
+            let p = d.file(name, text);
+            let (code, err) = plan(&[&p]);
+            assert_eq!(code, 2, "{err}");
+            assert!(
+                err.contains(name) && err.contains("format not supported") && err.contains(what),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Found {
     pub cluster: Option<Cluster>,
     pub pools: Vec<(Option<String>, Pool)>,
     pub vnets: Vec<Vnet>,
+    /// The template's `outputs`, evaluated (what `reference(deployment).outputs` reads).
+    pub outputs: Map<String, Value>,
 }
 
 /// A resource still to read: its path, its raw value and its parent's (type, name).
@@ -29,6 +31,9 @@ struct Ctx<'a> {
     params: HashMap<String, Value>,
     variables: Option<&'a Value>,
     depth: u32,
+    /// Nested deployments of this template by lower-cased name: what `reference()` of one
+    /// returns (`{"outputs": {"x": {"value": ...}}}`).
+    deployments: HashMap<String, Value>,
 }
 
 pub fn is_template(v: &Value) -> bool {
@@ -77,22 +82,20 @@ fn nested_deployment(
     raw: &Value,
     ctx: &mut Ctx,
     depth: usize,
-    found: &mut Found,
-) -> Result<(), InputError> {
+) -> Result<Option<Found>, InputError> {
     let Some(props) = get_ci(raw, "properties").map(|(_, p)| p) else {
-        return Ok(());
+        return Ok(None);
     };
     let Some((_, inner)) = get_ci(props, "template") else {
-        return Ok(());
+        return Ok(None);
     };
     let mut params = HashMap::new();
     if let Some((_, Value::Object(m))) = get_ci(props, "parameters") {
         for (k, p) in m {
             if let Some((_, v)) = get_ci(p, "value") {
-                let v = resolve(v, ctx);
-                if !matches!(&v, Value::String(s) if s.starts_with(UNRESOLVED)) {
-                    params.insert(k.to_ascii_lowercase(), v);
-                }
+                // An unknown value stays unknown inside (not the inner default): reading it
+                // fails with the outer expression, which names the line to fix.
+                params.insert(k.to_ascii_lowercase(), resolve(v, ctx));
             }
         }
     }
@@ -100,7 +103,11 @@ fn nested_deployment(
         file: t.file.clone(),
         value: inner.clone(),
     };
-    let f = read_nested(&sub, &params, depth + 1)?;
+    read_nested(&sub, &params, depth + 1).map(Some)
+}
+
+/// Merge a nested deployment's resources into the outer template's.
+fn merge(t: &Template, found: &mut Found, f: Found) -> Result<(), InputError> {
     if let Some(c) = f.cluster {
         if found.cluster.is_some() {
             return Err(InputError::Shape {
@@ -116,11 +123,72 @@ fn nested_deployment(
     Ok(())
 }
 
-fn read_nested(
+fn is_deployment(raw: &Value) -> bool {
+    get_ci(raw, "type")
+        .and_then(|(_, s)| s.as_str())
+        .is_some_and(|t| t.eq_ignore_ascii_case("Microsoft.Resources/deployments"))
+}
+
+/// The nested deployments (Bicep modules compiled to ARM) before the other resources, so
+/// `reference()` of one (a subnet ID from a VNet module's outputs) resolves. A second pass
+/// when there are several: one may read another declared after it. Depth-limited.
+fn deployments(
     t: &Template,
-    overrides: &HashMap<String, Value>,
+    resources: &[Value],
+    ctx: &mut Ctx,
     depth: usize,
-) -> Result<Found, InputError> {
+    found: &mut Found,
+) -> Result<(), InputError> {
+    let deps: Vec<&Value> = resources.iter().filter(|r| is_deployment(r)).collect();
+    if deps.is_empty() || depth >= 8 {
+        return Ok(());
+    }
+    let passes = if deps.len() > 1 && depth < 2 { 2 } else { 1 };
+    let mut results = Vec::new();
+    let seen = super::value::unresolved_count();
+    for _ in 0..passes {
+        results.clear();
+        super::value::forget_unresolved_after(seen);
+        for raw in &deps {
+            let name = get_ci(raw, "name").map(|(_, n)| resolve(n, ctx));
+            let Some(f) = nested_deployment(t, raw, ctx, depth)? else {
+                continue;
+            };
+            if let Some(Value::String(n)) = name.filter(|n| !text_unresolved(n)) {
+                let outputs: Map<String, Value> = f
+                    .outputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::json!({ "value": v })))
+                    .collect();
+                ctx.deployments.insert(
+                    n.to_ascii_lowercase(),
+                    serde_json::json!({ "outputs": outputs }),
+                );
+            }
+            results.push(f);
+        }
+    }
+    for f in results {
+        merge(t, found, f)?;
+    }
+    Ok(())
+}
+
+fn text_unresolved(v: &Value) -> bool {
+    matches!(v, Value::String(s) if s.starts_with(UNRESOLVED))
+}
+
+/// `reference(name or deployment ID)` of a nested deployment among the template's.
+fn reference(vals: &[Value], ctx: &Ctx) -> Result<Value, String> {
+    let r = vals.first().map(as_text).unwrap_or_default();
+    let name = r.rsplit('/').next().unwrap_or(&r).to_ascii_lowercase();
+    ctx.deployments.get(&name).cloned().ok_or_else(|| {
+        format!("reference('{r}'): not a deployment the inputs define (only nested deployments' outputs are known)")
+    })
+}
+
+/// A template's parameter values: the defaults, then the given values (lower-cased keys).
+fn template_params(t: &Template, overrides: &HashMap<String, Value>) -> HashMap<String, Value> {
     let mut params = HashMap::new();
     if let Some((_, Value::Object(m))) = get_ci(&t.value, "parameters") {
         for (k, p) in m {
@@ -132,24 +200,34 @@ fn read_nested(
     for (k, v) in overrides {
         params.insert(k.clone(), v.clone());
     }
+    params
+}
+
+fn read_nested(
+    t: &Template,
+    overrides: &HashMap<String, Value>,
+    depth: usize,
+) -> Result<Found, InputError> {
     let mut ctx = Ctx {
-        params,
+        params: template_params(t, overrides),
         variables: get_ci(&t.value, "variables").map(|(_, v)| v),
         depth: 0,
+        deployments: HashMap::new(),
     };
     let mut found = Found {
         cluster: None,
         pools: Vec::new(),
         vnets: Vec::new(),
+        outputs: Map::new(),
     };
-    let mut subnets: Vec<(String, crate::model::Subnet)> = Vec::new();
-    let mut peerings: Vec<(String, crate::model::Peering)> = Vec::new();
+    let mut kids = Children::default();
     let resources = match get_ci(&t.value, "resources") {
         Some((_, Value::Array(a))) => a.clone(),
         // languageVersion 2.0: resources keyed by symbolic name.
         Some((_, Value::Object(m))) => m.values().cloned().collect(),
         _ => Vec::new(),
     };
+    deployments(t, &resources, &mut ctx, depth, &mut found)?;
     let mut stack: Vec<Pending> = resources
         .into_iter()
         .enumerate()
@@ -160,9 +238,7 @@ fn read_nested(
             .and_then(|(_, s)| s.as_str())
             .unwrap_or("");
         if raw_ty.eq_ignore_ascii_case("Microsoft.Resources/deployments") {
-            if depth < 8 {
-                nested_deployment(t, &raw, &mut ctx, depth, &mut found)?;
-            }
+            // Read before the other resources (`deployments`).
             continue;
         }
         let v = resolve(&raw, &mut ctx);
@@ -192,57 +268,85 @@ fn read_nested(
         let last = segs.last().copied().unwrap_or("").to_string();
         let named = with_name(&v, &last);
         let o = Obj::new(&named, path.clone(), &t.file);
-        if lt == "microsoft.containerservice/managedclusters" {
-            if found.cluster.is_some() {
-                return Err(o.err(
-                    "type",
-                    "a second managed cluster in one template; plan one cluster at a time",
-                ));
-            }
-            let mut c = azure::read_cluster(&o)?;
-            c.location = location_of(&raw);
-            for p in &mut c.pools {
-                p.location = c.location.clone();
-            }
-            found.cluster = Some(c);
-        } else if lt == "microsoft.containerservice/managedclusters/agentpools" {
-            found.pools.push((segs.first().map(|s| s.to_string()), {
-                let mut p = azure::read_pool(&o)?;
-                p.location = location_of(&raw);
-                p
-            }));
-        } else if lt == "microsoft.network/virtualnetworks" {
-            let mut v = azure::read_vnet(&o)?;
-            v.location = location_of(&raw);
-            for s in &mut v.subnets {
-                s.location = v.location.clone();
-            }
-            found.vnets.push(v);
-        } else if lt == "microsoft.network/virtualnetworks/subnets" {
-            subnets.push((
-                segs.first().copied().unwrap_or("").to_string(),
-                azure::read_subnet(&o)?,
-            ));
-        } else if lt == "microsoft.network/virtualnetworks/virtualnetworkpeerings" {
-            peerings.push((
-                segs.first().copied().unwrap_or("").to_string(),
-                azure::read_peering(&o)?,
-            ));
-        }
+        read_resource(&o, &raw, &lt, &segs, &mut found, &mut kids)?;
     }
-    for (vnet, s) in subnets.into_iter().rev() {
+    for (vnet, s) in kids.subnets.into_iter().rev() {
         crate::model::attach_subnet(&mut found.vnets, vnet, s);
     }
-    for (vnet, p) in peerings {
+    for (vnet, p) in kids.peerings {
         if let Some(v) = crate::model::vnet_named(&mut found.vnets, &vnet) {
             v.peerings.push(p);
+        }
+    }
+    if let Some((_, Value::Object(outs))) = get_ci(&t.value, "outputs") {
+        for (k, o) in outs {
+            if let Some((_, v)) = get_ci(o, "value") {
+                found.outputs.insert(k.clone(), resolve(v, &mut ctx));
+            }
         }
     }
     Ok(found)
 }
 
-/// Key under which a translated input (Bicep) records where a resource was written.
-pub const LOCATION_KEY: &str = "\u{1}location";
+/// Subnets and peerings declared as resources of their own, attached to their VNets after
+/// every resource is read: (VNet name, value).
+#[derive(Default)]
+struct Children {
+    subnets: Vec<(String, crate::model::Subnet)>,
+    peerings: Vec<(String, crate::model::Peering)>,
+}
+
+/// One resolved resource of lower-cased type `lt` and name segments `segs`, read by the
+/// Azure readers into `found` (or `kids`).
+fn read_resource(
+    o: &Obj,
+    raw: &Value,
+    lt: &str,
+    segs: &[&str],
+    found: &mut Found,
+    kids: &mut Children,
+) -> Result<(), InputError> {
+    if lt == "microsoft.containerservice/managedclusters" {
+        if found.cluster.is_some() {
+            return Err(o.err(
+                "type",
+                "a second managed cluster in one template; plan one cluster at a time",
+            ));
+        }
+        let mut c = azure::read_cluster(o)?;
+        c.location = location_of(raw);
+        for p in &mut c.pools {
+            p.location = p.location.take().or_else(|| c.location.clone());
+        }
+        found.cluster = Some(c);
+    } else if lt == "microsoft.containerservice/managedclusters/agentpools" {
+        found.pools.push((segs.first().map(|s| s.to_string()), {
+            let mut p = azure::read_pool(o)?;
+            p.location = location_of(raw);
+            p
+        }));
+    } else if lt == "microsoft.network/virtualnetworks" {
+        let mut v = azure::read_vnet(o)?;
+        v.location = location_of(raw);
+        for s in &mut v.subnets {
+            s.location = s.location.take().or_else(|| v.location.clone());
+        }
+        found.vnets.push(v);
+    } else if lt == "microsoft.network/virtualnetworks/subnets" {
+        kids.subnets.push((
+            segs.first().copied().unwrap_or("").to_string(),
+            azure::read_subnet(o)?,
+        ));
+    } else if lt == "microsoft.network/virtualnetworks/virtualnetworkpeerings" {
+        kids.peerings.push((
+            segs.first().copied().unwrap_or("").to_string(),
+            azure::read_peering(o)?,
+        ));
+    }
+    Ok(())
+}
+
+pub use super::value::LOCATION_KEY;
 
 fn location_of(raw: &Value) -> Option<String> {
     raw.get(LOCATION_KEY)
@@ -269,6 +373,8 @@ fn resolve(v: &Value, ctx: &mut Ctx) -> Value {
     match v {
         Value::String(s) => match eval_string(s, ctx) {
             Ok(x) => x,
+            // An unknown parameter passed in: the outer expression is the one to report.
+            Err(e) if e.starts_with(UNRESOLVED) => Value::String(e),
             Err(e) => Value::String(format!("{UNRESOLVED}{s} ({e})")),
         },
         Value::Array(a) => Value::Array(a.iter().map(|x| resolve(x, ctx)).collect()),
@@ -529,103 +635,115 @@ fn eval(e: &Expr, ctx: &mut Ctx) -> Result<Value, String> {
             for a in args {
                 vals.push(eval(a, ctx)?);
             }
-            let first = || vals.first().map(as_text).unwrap_or_default();
-            match name.to_ascii_lowercase().as_str() {
-                "parameters" => {
-                    let k = first().to_ascii_lowercase();
-                    let raw = ctx.params.get(&k).cloned().ok_or_else(|| {
-                        format!(
-                            "parameter '{}' has no defaultValue and no value in a parameters file",
-                            first()
-                        )
-                    })?;
-                    ctx.depth += 1;
-                    let v = resolve_strict(&raw, ctx);
-                    ctx.depth -= 1;
-                    v
-                }
-                "variables" => {
-                    let k = first();
-                    let raw = ctx
-                        .variables
-                        .and_then(|v| get_ci(v, &k))
-                        .map(|(_, x)| x.clone())
-                        .ok_or_else(|| format!("variable '{k}' is not defined"))?;
-                    ctx.depth += 1;
-                    let v = resolve_strict(&raw, ctx);
-                    ctx.depth -= 1;
-                    v
-                }
-                "concat" => {
-                    if vals.iter().all(|v| v.is_array()) && !vals.is_empty() {
-                        Ok(Value::Array(
-                            vals.iter()
-                                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
-                                .collect(),
-                        ))
-                    } else {
-                        Ok(Value::String(vals.iter().map(as_text).collect()))
-                    }
-                }
-                "format" => {
-                    let mut s = first();
-                    for (i, v) in vals.iter().enumerate().skip(1) {
-                        s = s.replace(&format!("{{{}}}", i - 1), &as_text(v));
-                    }
-                    Ok(Value::String(s))
-                }
-                "string" => Ok(Value::String(first())),
-                "int" => first()
-                    .trim()
-                    .parse::<i64>()
-                    .map(Value::from)
-                    .map_err(|_| format!("int('{}') is not a number", first())),
-                "tolower" => Ok(Value::String(first().to_lowercase())),
-                "toupper" => Ok(Value::String(first().to_uppercase())),
-                "createarray" => Ok(Value::Array(vals.clone())),
-                "if" => {
-                    let c = vals
-                        .first()
-                        .and_then(|v| v.as_bool())
-                        .ok_or("if() needs a boolean")?;
-                    vals.get(if c { 1 } else { 2 })
-                        .cloned()
-                        .ok_or_else(|| "if() needs three arguments".into())
-                }
-                "equals" => Ok(Value::Bool(vals.first() == vals.get(1))),
-                "resourcegroup" => Ok(
-                    serde_json::json!({"name": "{resourceGroup}", "location": "{location}", "id": "/subscriptions/{subscription}/resourceGroups/{resourceGroup}"}),
-                ),
-                "subscription" => Ok(
-                    serde_json::json!({"subscriptionId": "{subscription}", "id": "/subscriptions/{subscription}"}),
-                ),
-                "resourceid" => {
-                    let texts: Vec<String> = vals.iter().map(as_text).collect();
-                    let ti = texts
-                        .iter()
-                        .position(|t| t.contains('/') && t.contains('.'))
-                        .ok_or("resourceId() needs a resource type")?;
-                    let ty = &texts[ti];
-                    let names = &texts[ti + 1..];
-                    let pre = &texts[..ti];
-                    let (sub, rg) = match pre.len() {
-                        0 => ("{subscription}".to_string(), "{resourceGroup}".to_string()),
-                        1 => ("{subscription}".to_string(), pre[0].clone()),
-                        _ => (pre[0].clone(), pre[1].clone()),
-                    };
-                    let mut segs = ty.split('/');
-                    let ns = segs.next().unwrap_or("");
-                    let types: Vec<&str> = segs.collect();
-                    let mut id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}");
-                    for (t, n) in types.iter().zip(names.iter()) {
-                        id.push_str(&format!("/{t}/{n}"));
-                    }
-                    Ok(Value::String(id))
-                }
-                other => more_functions(other, &vals),
-            }
+            call(name, &vals, ctx)
         }
     }
+}
+
+/// A function call of an ARM expression, its arguments evaluated.
+fn call(name: &str, vals: &[Value], ctx: &mut Ctx) -> Result<Value, String> {
+    let first = || vals.first().map(as_text).unwrap_or_default();
+    match name.to_ascii_lowercase().as_str() {
+        "parameters" => {
+            let k = first().to_ascii_lowercase();
+            let raw = ctx.params.get(&k).cloned().ok_or_else(|| {
+                format!(
+                    "parameter '{}' has no defaultValue and no value in a parameters file",
+                    first()
+                )
+            })?;
+            if text_unresolved(&raw) {
+                return Err(as_text(&raw));
+            }
+            ctx.depth += 1;
+            let v = resolve_strict(&raw, ctx);
+            ctx.depth -= 1;
+            v
+        }
+        "variables" => {
+            let k = first();
+            let raw = ctx
+                .variables
+                .and_then(|v| get_ci(v, &k))
+                .map(|(_, x)| x.clone())
+                .ok_or_else(|| format!("variable '{k}' is not defined"))?;
+            ctx.depth += 1;
+            let v = resolve_strict(&raw, ctx);
+            ctx.depth -= 1;
+            v
+        }
+        "concat" => {
+            if vals.iter().all(|v| v.is_array()) && !vals.is_empty() {
+                Ok(Value::Array(
+                    vals.iter()
+                        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                        .collect(),
+                ))
+            } else {
+                Ok(Value::String(vals.iter().map(as_text).collect()))
+            }
+        }
+        "format" => {
+            let mut s = first();
+            for (i, v) in vals.iter().enumerate().skip(1) {
+                s = s.replace(&format!("{{{}}}", i - 1), &as_text(v));
+            }
+            Ok(Value::String(s))
+        }
+        "string" => Ok(Value::String(first())),
+        "int" => first()
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("int('{}') is not a number", first())),
+        "tolower" => Ok(Value::String(first().to_lowercase())),
+        "toupper" => Ok(Value::String(first().to_uppercase())),
+        "createarray" => Ok(Value::Array(vals.to_vec())),
+        "if" => {
+            let c = vals
+                .first()
+                .and_then(|v| v.as_bool())
+                .ok_or("if() needs a boolean")?;
+            vals.get(if c { 1 } else { 2 })
+                .cloned()
+                .ok_or_else(|| "if() needs three arguments".into())
+        }
+        "equals" => Ok(Value::Bool(vals.first() == vals.get(1))),
+        "resourcegroup" => Ok(
+            serde_json::json!({"name": "{resourceGroup}", "location": "{location}", "id": "/subscriptions/{subscription}/resourceGroups/{resourceGroup}"}),
+        ),
+        "subscription" => Ok(
+            serde_json::json!({"subscriptionId": "{subscription}", "id": "/subscriptions/{subscription}"}),
+        ),
+        "resourceid" => resource_id(vals),
+        "reference" => reference(vals, ctx),
+        other => more_functions(other, vals),
+    }
+}
+
+/// `resourceId([subscriptionId], [resourceGroup], type, name...)`: the ID the resource gets.
+fn resource_id(vals: &[Value]) -> Result<Value, String> {
+    let texts: Vec<String> = vals.iter().map(as_text).collect();
+    let ti = texts
+        .iter()
+        .position(|t| t.contains('/') && t.contains('.'))
+        .ok_or("resourceId() needs a resource type")?;
+    let ty = &texts[ti];
+    let names = &texts[ti + 1..];
+    let pre = &texts[..ti];
+    let (sub, rg) = match pre.len() {
+        0 => ("{subscription}".to_string(), "{resourceGroup}".to_string()),
+        1 => ("{subscription}".to_string(), pre[0].clone()),
+        _ => (pre[0].clone(), pre[1].clone()),
+    };
+    let mut segs = ty.split('/');
+    let ns = segs.next().unwrap_or("");
+    let types: Vec<&str> = segs.collect();
+    let mut id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}");
+    for (t, n) in types.iter().zip(names.iter()) {
+        id.push_str(&format!("/{t}/{n}"));
+    }
+    Ok(Value::String(id))
 }
 
 fn num(v: Option<&Value>) -> Result<f64, String> {
@@ -811,6 +929,7 @@ mod tests {
                 .collect(),
             variables: Some(&vars),
             depth: 0,
+            deployments: HashMap::new(),
         };
         eval_string(s, &mut ctx)
     }

@@ -444,6 +444,20 @@ fn shown(w: &str) -> String {
     }
 }
 
+/// `az aks create/update` flags of `networkProfile`: (key, flags, a list).
+const NETWORK_FLAGS: &[(&str, &[&str], bool)] = &[
+    ("networkPlugin", &["--network-plugin"], false),
+    ("networkPluginMode", &["--network-plugin-mode"], false),
+    ("networkPolicy", &["--network-policy"], false),
+    ("networkDataplane", &["--network-dataplane"], false),
+    ("podCidrs", &["--pod-cidrs", "--pod-cidr"], true),
+    ("serviceCidrs", &["--service-cidrs", "--service-cidr"], true),
+    ("dnsServiceIP", &["--dns-service-ip"], false),
+    ("ipFamilies", &["--ip-families"], true),
+    ("outboundType", &["--outbound-type"], false),
+    ("loadBalancerSku", &["--load-balancer-sku"], false),
+];
+
 fn set(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {
     if let Some(v) = v {
         m.insert(key.to_string(), v);
@@ -476,58 +490,22 @@ impl Script<'_> {
         })
     }
 
-    fn cluster(&mut self, line: usize, a: &Args, update: bool) {
+    /// `networkProfile` from the network flags of `az aks create/update`.
+    fn network_profile(&self, line: usize, a: &Args) -> Map<String, Value> {
         let mut np = Map::new();
-        set(
-            &mut np,
-            "networkPlugin",
-            self.opt(line, a, &["--network-plugin"]),
-        );
-        set(
-            &mut np,
-            "networkPluginMode",
-            self.opt(line, a, &["--network-plugin-mode"]),
-        );
-        set(
-            &mut np,
-            "networkPolicy",
-            self.opt(line, a, &["--network-policy"]),
-        );
-        set(
-            &mut np,
-            "networkDataplane",
-            self.opt(line, a, &["--network-dataplane"]),
-        );
-        set(
-            &mut np,
-            "podCidrs",
-            self.list(line, a, &["--pod-cidrs", "--pod-cidr"]),
-        );
-        set(
-            &mut np,
-            "serviceCidrs",
-            self.list(line, a, &["--service-cidrs", "--service-cidr"]),
-        );
-        set(
-            &mut np,
-            "dnsServiceIP",
-            self.opt(line, a, &["--dns-service-ip"]),
-        );
-        set(
-            &mut np,
-            "ipFamilies",
-            self.list(line, a, &["--ip-families"]),
-        );
-        set(
-            &mut np,
-            "outboundType",
-            self.opt(line, a, &["--outbound-type"]),
-        );
-        set(
-            &mut np,
-            "loadBalancerSku",
-            self.opt(line, a, &["--load-balancer-sku"]),
-        );
+        for (key, flags, list) in NETWORK_FLAGS {
+            let v = if *list {
+                self.list(line, a, flags)
+            } else {
+                self.opt(line, a, flags)
+            };
+            set(&mut np, key, v);
+        }
+        np
+    }
+
+    fn cluster(&mut self, line: usize, a: &Args, update: bool) {
+        let np = self.network_profile(line, a);
         let mut props = Map::new();
         props.insert("networkProfile".into(), Value::Object(np));
         set(

@@ -19,6 +19,7 @@ pub fn read_cluster(outer: &Obj) -> Result<Cluster, InputError> {
     let mut c = Cluster {
         name: outer.str(&["name"])?,
         live: has(p.v, "provisioningState"),
+        location: outer.location(),
         ..Cluster::default()
     };
     c.kubernetes_version = p.str(&["kubernetesVersion", "currentKubernetesVersion"])?;
@@ -36,6 +37,7 @@ pub fn read_cluster(outer: &Obj) -> Result<Cluster, InputError> {
         c.identity_type = id.str(&["type"])?;
     }
     if let Some(np) = p.obj(&["networkProfile"])? {
+        c.network_location = np.location();
         if let Some(pl) = np.str(&["networkPlugin"])? {
             c.network_plugin = Some(Plugin::parse(&pl).ok_or_else(|| {
                 np.err(
@@ -104,6 +106,7 @@ pub fn read_pool(outer: &Obj) -> Result<Pool, InputError> {
         spot: p
             .str(&["scaleSetPriority"])?
             .is_some_and(|s| s.eq_ignore_ascii_case("spot")),
+        location: outer.location(),
         ..Pool::default()
     };
     // `az aks nodepool show` says typePropertiesType; the GET shape says type (docs/plan.md).
@@ -160,6 +163,7 @@ pub fn read_vnet(outer: &Obj) -> Result<Vnet, InputError> {
         }),
         id,
         name,
+        location: outer.location(),
         ..Vnet::default()
     };
     if let Some(a) = p.obj(&["addressSpace"])? {
@@ -208,7 +212,7 @@ pub fn read_subnet(outer: &Obj) -> Result<Subnet, InputError> {
         other_ips: None,
         route_table: res_id("routeTable")?,
         nsg: res_id("networkSecurityGroup")?,
-        location: None,
+        location: outer.location(),
     })
 }
 

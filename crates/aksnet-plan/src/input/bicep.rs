@@ -3,8 +3,8 @@
 //! use: `param` (defaults), `var`, `resource` (with `existing`, `if (...)`, `[for ...]`, nested
 //! child resources, `parent:`), `module` (files among the inputs), objects, arrays, strings
 //! with `${}` interpolation, `'''` strings, member access, indexes, calls, `?:`, `??`, unary
-//! and binary operators. Other statements (`output`, `type`, `func`, `import`, `metadata`,
-//! `targetScope`) are skipped. Evaluated by `super::bicepeval`. docs/plan.md, "Bicep".
+//! and binary operators, `output` (what a module's caller reads). Other statements (`type`,
+//! `func`, `import`, `metadata`, `targetScope`) are skipped. Evaluated by `super::bicepeval`. docs/plan.md, "Bicep".
 
 use super::limits::MAX_NESTING;
 use super::InputError;
@@ -45,6 +45,10 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
         message: format!("invalid Bicep: {m}"),
     };
     while i < b.len() {
+        if let Some(next) = trivia(b, i, &mut line) {
+            i = next;
+            continue;
+        }
         let c = b[i];
         let start = i;
         match c {
@@ -58,42 +62,12 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
                 line += 1;
                 i += 1;
             }
-            b' ' | b'\t' | b'\r' => i += 1,
-            // `#disable-next-line` and other pragmas: to the end of the line.
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
-                    if b[i] == b'\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-                i += 2;
-            }
             b'\'' if src[i..].starts_with("'''") => {
-                let sl = line;
-                let rest = &src[i + 3..];
-                let end = rest
-                    .find("'''")
-                    .ok_or_else(|| err(sl, "unterminated ''' string"))?;
-                line += rest[..end].matches('\n').count();
-                out.push(T {
-                    tok: Tok::Raw(rest[..end].to_string()),
-                    line: sl,
-                    start,
-                    end: i + 6 + end,
-                });
-                i += 6 + end;
+                let t =
+                    raw_string(src, i, line).ok_or_else(|| err(line, "unterminated ''' string"))?;
+                line += t.tok_lines();
+                i = t.end;
+                out.push(t);
             }
             b'\'' => {
                 let (tok, next, lines) =
@@ -107,24 +81,20 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
                 line += lines;
                 i = next;
             }
-            c if c.is_ascii_digit() => {
-                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+            c if c.is_ascii_digit() || c.is_ascii_alphabetic() || c == b'_' => {
+                let digits = c.is_ascii_digit();
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || (digits && b[i] == b'.'))
+                {
                     i += 1;
                 }
-                let n = src[start..i].parse().map_err(|_| err(line, "bad number"))?;
+                let tok = if digits {
+                    Tok::Num(src[start..i].parse().map_err(|_| err(line, "bad number"))?)
+                } else {
+                    Tok::Ident(src[start..i].to_string())
+                };
                 out.push(T {
-                    tok: Tok::Num(n),
-                    line,
-                    start,
-                    end: i,
-                });
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                    i += 1;
-                }
-                out.push(T {
-                    tok: Tok::Ident(src[start..i].to_string()),
+                    tok,
                     line,
                     start,
                     end: i,
@@ -146,6 +116,54 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
         }
     }
     Ok(out)
+}
+
+/// A `'''...'''` string (no escapes, no interpolation) starting at `i` on `line`.
+fn raw_string(src: &str, i: usize, line: usize) -> Option<T> {
+    let rest = src.get(i + 3..)?;
+    let end = rest.find("'''")?;
+    Some(T {
+        tok: Tok::Raw(rest[..end].to_string()),
+        line,
+        start: i,
+        end: i + 6 + end,
+    })
+}
+
+impl T {
+    /// Newlines inside the token (a multi-line `'''` string).
+    fn tok_lines(&self) -> usize {
+        match &self.tok {
+            Tok::Raw(s) => s.matches('\n').count(),
+            _ => 0,
+        }
+    }
+}
+
+/// Blanks and comments at `i` (`#disable-next-line` and other pragmas, `//`, `/* */`): the
+/// offset after them, counting the newlines a block comment spans into `line`; None when `i`
+/// starts none.
+fn trivia(b: &[u8], mut i: usize, line: &mut usize) -> Option<usize> {
+    match (b.get(i)?, b.get(i + 1)) {
+        (b' ' | b'\t' | b'\r', _) => Some(i + 1),
+        (b'#', _) | (b'/', Some(b'/')) => {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            Some(i)
+        }
+        (b'/', Some(b'*')) => {
+            i += 2;
+            while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                if b[i] == b'\n' {
+                    *line += 1;
+                }
+                i += 1;
+            }
+            Some(i + 2)
+        }
+        _ => None,
+    }
 }
 
 /// A `'...'` string starting at `i`: its token, the offset after it and the newlines it
@@ -221,6 +239,8 @@ pub enum DeclKind {
     Module {
         path: String,
     },
+    /// `output name type = ...` (what a module's caller sees as `sym.outputs.name`).
+    Output,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -367,9 +387,44 @@ impl P<'_> {
                     self.pos += 1;
                     out.push(self.declaration(&kw)?);
                 }
+                Tok::Ident(kw) if kw == "output" => {
+                    self.pos += 1;
+                    if let Some(d) = self.output() {
+                        out.push(d);
+                    }
+                }
                 _ => self.skip_statement(),
             }
         }
+    }
+
+    /// `output name type = value` after the keyword. An output only matters to a caller that
+    /// reads it: one this parser cannot read is skipped, never fatal.
+    fn output(&mut self) -> Option<Decl> {
+        let (start, depth) = (self.pos, self.depth);
+        let line = self.line();
+        let parsed = (|| {
+            let name = self.ident().ok()?;
+            while !matches!(self.peek(), Some(Tok::P("=")) | Some(Tok::Nl) | None) {
+                self.pos += 1;
+            }
+            if !self.eat("=") {
+                return None;
+            }
+            let (value, text) = self.value().ok()?;
+            Some(Decl {
+                kind: DeclKind::Output,
+                name,
+                value: Some(value),
+                line,
+                text,
+            })
+        })();
+        if parsed.is_none() {
+            (self.pos, self.depth) = (start, depth);
+            self.skip_statement();
+        }
+        parsed
     }
 
     /// `resource`/`module` after the keyword.
@@ -769,8 +824,12 @@ output id string = aks.id
 "#;
         let d = parse("m.bicep", src).unwrap();
         let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, vec!["prefix", "cidr", "vnetName", "vnet", "aks"]);
+        assert_eq!(
+            names,
+            vec!["prefix", "cidr", "vnetName", "vnet", "aks", "id"]
+        );
         assert_eq!(d[3].line, 6);
+        assert_eq!(d[5].kind, DeclKind::Output);
         assert!(d[1].value.is_none());
     }
 }

@@ -100,16 +100,7 @@ impl Env<'_> {
             Expr::Null => Value::Null,
             Expr::Bool(b) => Value::Bool(*b),
             Expr::Num(n) => jnum(*n),
-            Expr::Str(parts) => {
-                let mut s = String::new();
-                for p in parts {
-                    match p {
-                        StrPart::Lit(l) => s.push_str(l),
-                        StrPart::Interp(x) => s.push_str(&text(&self.eval(x)?)),
-                    }
-                }
-                Value::String(s)
-            }
+            Expr::Str(parts) => self.interpolate(parts)?,
             Expr::Var(name) => self.var(name)?,
             Expr::Member(x, m) => {
                 let v = self.eval(x)?;
@@ -123,24 +114,15 @@ impl Env<'_> {
                 let Expr::Var(parent) = x.as_ref() else {
                     return Err("'::' on something other than a resource".into());
                 };
+                let key = format!("{parent}::{c}");
                 self.resources
-                    .get(&format!("{parent}::{c}"))
+                    .get(&key)
                     .cloned()
-                    .ok_or_else(|| format!("resource {parent}::{c} is not known"))?
+                    .ok_or(format!("resource {key} is not known"))?
             }
             Expr::Index(x, i) => {
-                let v = self.eval(x)?;
-                let i = self.eval(i)?;
-                match (&v, &i) {
-                    (Value::Array(a), _) => a
-                        .get(num(&i)? as usize)
-                        .cloned()
-                        .ok_or("index out of range")?,
-                    (Value::Object(m), Value::String(k)) => {
-                        m.get(k).cloned().ok_or_else(|| format!("no key '{k}'"))?
-                    }
-                    _ => return Err("cannot index".into()),
-                }
+                let (v, i) = (self.eval(x)?, self.eval(i)?);
+                index(&v, &i)?
             }
             Expr::Call(f, args) => {
                 let mut vals = Vec::new();
@@ -151,9 +133,10 @@ impl Env<'_> {
             }
             Expr::Unary(op, x) => {
                 let v = self.eval(x)?;
-                match *op {
-                    "!" => Value::Bool(!truthy(&v)),
-                    _ => jnum(-num(&v)?),
+                if *op == "!" {
+                    Value::Bool(!truthy(&v))
+                } else {
+                    jnum(-num(&v)?)
                 }
             }
             Expr::Bin(op, a, b) => {
@@ -171,30 +154,16 @@ impl Env<'_> {
                     self.eval(b)?
                 }
             }
-            Expr::Obj(items) => {
-                let mut m = Map::new();
-                for (k, v) in items {
-                    if matches!(v, Expr::Nested(_)) {
-                        continue;
-                    }
-                    // An unknown property stays a marker: only a needed one matters.
-                    let val = self
-                        .eval(v)
-                        .unwrap_or_else(|why| marker(&format!("{k}: …"), self.file, 0, &why));
-                    m.insert(k.clone(), val);
-                }
-                Value::Object(m)
-            }
-            Expr::Arr(items) => {
-                let mut a = Vec::new();
-                for x in items {
-                    a.push(
+            Expr::Obj(items) => self.object(items),
+            Expr::Arr(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|x| {
                         self.eval(x)
-                            .unwrap_or_else(|why| marker("[…]", self.file, 0, &why)),
-                    );
-                }
-                Value::Array(a)
-            }
+                            .unwrap_or_else(|why| marker("[…]", self.file, 0, &why))
+                    })
+                    .collect(),
+            ),
             Expr::For {
                 item,
                 index,
@@ -210,6 +179,33 @@ impl Env<'_> {
             }
             Expr::Nested(_) => Value::Null,
         })
+    }
+
+    /// A string with `${...}` interpolations.
+    fn interpolate(&mut self, parts: &[StrPart]) -> R {
+        let mut s = String::new();
+        for p in parts {
+            match p {
+                StrPart::Lit(l) => s.push_str(l),
+                StrPart::Interp(x) => s.push_str(&text(&self.eval(x)?)),
+            }
+        }
+        Ok(Value::String(s))
+    }
+
+    /// An object literal; an unknown property stays a marker: only a needed one matters.
+    fn object(&mut self, items: &[(String, Expr)]) -> Value {
+        let mut m = Map::new();
+        for (k, v) in items {
+            if matches!(v, Expr::Nested(_)) {
+                continue;
+            }
+            let val = self
+                .eval(v)
+                .unwrap_or_else(|why| marker(&format!("{k}: …"), self.file, 0, &why));
+            m.insert(k.clone(), val);
+        }
+        Value::Object(m)
     }
 
     /// `[for (item, index) in coll: body]`, with an optional `if` filter in the body.
@@ -289,6 +285,20 @@ impl Env<'_> {
             }) => Err(format!("resource '{name}' is not resolved yet")),
             _ => Err(format!("'{name}' is not defined")),
         }
+    }
+}
+
+/// `v[i]`: an array element or an object's key.
+fn index(v: &Value, i: &Value) -> R {
+    match (v, i) {
+        (Value::Array(a), _) => a
+            .get(num(i)? as usize)
+            .cloned()
+            .ok_or_else(|| "index out of range".into()),
+        (Value::Object(m), Value::String(k)) => {
+            m.get(k).cloned().ok_or_else(|| format!("no key '{k}'"))
+        }
+        _ => Err("cannot index".into()),
     }
 }
 
@@ -535,14 +545,15 @@ fn call_cidr(f: &str, a: &[Value]) -> R {
     })
 }
 
-/// ARM resources of one file (and the modules it calls among `all`), with parameter values.
+/// ARM resources of one file (and the modules it calls among `all`), with parameter values;
+/// returns the file's outputs (an unknown one as a marker naming its line).
 fn resources(
     file: &BicepFile,
     all: &[BicepFile],
     params: HashMap<String, Value>,
     out: &mut Vec<Value>,
     depth: usize,
-) {
+) -> Map<String, Value> {
     let mut env = Env {
         file,
         all,
@@ -588,6 +599,16 @@ fn resources(
         }
     }
     out.extend(emitted);
+    let mut outputs = Map::new();
+    for d in file.decls.iter().filter(|d| d.kind == DeclKind::Output) {
+        if let Some(e) = &d.value {
+            let v = env
+                .eval(e)
+                .unwrap_or_else(|why| marker(&d.text, file, d.line, &why));
+            outputs.insert(d.name.clone(), v);
+        }
+    }
+    outputs
 }
 
 fn module(env: &mut Env, d: &Decl, path: &str, out: &mut Vec<Value>, depth: usize) {
@@ -619,7 +640,13 @@ fn module(env: &mut Env, d: &Decl, path: &str, out: &mut Vec<Value>, depth: usiz
                 .collect()
         })
         .unwrap_or_default();
-    resources(target, env.all, params, out, depth + 1);
+    // What the caller sees: `sym.outputs.x` (a subnet ID from a VNet module), `sym.name`.
+    let outputs = resources(target, env.all, params, out, depth + 1);
+    let name = v.get("name").cloned().unwrap_or_else(|| json!(d.name));
+    env.resources.insert(
+        d.name.clone(),
+        json!({"name": name, "outputs": Value::Object(outputs)}),
+    );
 }
 
 /// Evaluate one resource declaration (and its nested children) into ARM resources.
@@ -633,20 +660,7 @@ fn resource(
 ) {
     let Some(body) = &d.value else { return };
     let plain_ty = ty.split('@').next().unwrap_or(ty).to_string();
-    let bodies: Vec<Value> = match body {
-        Expr::If(c, b) => match env.eval(c) {
-            Ok(v) if !truthy(&v) => Vec::new(),
-            _ => vec![env.eval(b).unwrap_or(Value::Null)],
-        },
-        Expr::For { .. } => env
-            .eval(body)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default(),
-        b => vec![env
-            .eval(b)
-            .unwrap_or_else(|why| marker(&d.text, env.file, d.line, &why))],
-    };
+    let bodies = instances(env, d, body);
     let mut visible = Vec::new();
     for v in bodies {
         let Value::Object(mut m) = v else { continue };
@@ -664,24 +678,7 @@ fn resource(
             Some(Value::String(s)) if !s.starts_with(UNRESOLVED) => s.clone(),
             _ => d.name.clone(),
         };
-        let (full_ty, full_name) = match &parent_val {
-            Some(p) => {
-                let pty = text(p.get("type").unwrap_or(&Value::Null));
-                let pname = text(p.get("name").unwrap_or(&Value::Null));
-                let ty = if plain_ty.contains('/') {
-                    plain_ty.clone()
-                } else {
-                    format!("{pty}/{plain_ty}")
-                };
-                let nm = if name.contains('/') {
-                    name.clone()
-                } else {
-                    format!("{pname}/{name}")
-                };
-                (ty, nm)
-            }
-            None => (plain_ty.clone(), name.clone()),
-        };
+        let (full_ty, full_name) = full_names(parent_val.as_ref(), &plain_ty, &name);
         m.remove("parent");
         m.insert("type".into(), json!(full_ty));
         m.insert("name".into(), json!(full_name));
@@ -695,6 +692,9 @@ fn resource(
         );
         let id = synthetic_id(&full_ty, &full_name);
         let mut seen = m.clone();
+        if full_ty.eq_ignore_ascii_case("Microsoft.Network/virtualNetworks") {
+            subnet_ids(&mut seen, &full_name);
+        }
         seen.insert("id".into(), json!(id));
         seen.insert("name".into(), json!(name));
         seen.insert("type".into(), json!(full_ty));
@@ -702,26 +702,7 @@ fn resource(
         if !existing {
             out.push(Value::Object(m));
         }
-        // Nested children: `resource sub 'subnets' = {...}` inside the body.
-        if let Expr::Obj(items) = strip_if(body) {
-            for (_, x) in items {
-                if let Expr::Nested(child) = x {
-                    if let DeclKind::Resource {
-                        ty: cty,
-                        existing: cex,
-                    } = &child.kind
-                    {
-                        env.resources
-                            .insert(d.name.clone(), Value::Object(seen.clone()));
-                        resource(env, child, cty, *cex, Some(&d.name), out);
-                        if let Some(v) = env.resources.get(&child.name).cloned() {
-                            env.resources
-                                .insert(format!("{}::{}", d.name, child.name), v);
-                        }
-                    }
-                }
-            }
-        }
+        children(env, d, body, &seen, out);
     }
     let v = if visible.len() == 1 && !matches!(body, Expr::For { .. }) {
         visible.remove(0)
@@ -729,6 +710,85 @@ fn resource(
         Value::Array(visible)
     };
     env.resources.insert(d.name.clone(), v);
+}
+
+/// The instances a resource body declares: none when its condition is false, one per loop
+/// element, else one (an unknown body is a marker naming its line).
+fn instances(env: &mut Env, d: &Decl, body: &Expr) -> Vec<Value> {
+    match body {
+        Expr::If(c, b) => match env.eval(c) {
+            Ok(v) if !truthy(&v) => Vec::new(),
+            _ => vec![env.eval(b).unwrap_or(Value::Null)],
+        },
+        Expr::For { .. } => env
+            .eval(body)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default(),
+        b => vec![env
+            .eval(b)
+            .unwrap_or_else(|why| marker(&d.text, env.file, d.line, &why))],
+    }
+}
+
+/// (type, name) in ARM's form: a child's type and name are prefixed by its parent's.
+fn full_names(parent: Option<&Value>, plain_ty: &str, name: &str) -> (String, String) {
+    let Some(p) = parent else {
+        return (plain_ty.to_string(), name.to_string());
+    };
+    let pty = text(p.get("type").unwrap_or(&Value::Null));
+    let pname = text(p.get("name").unwrap_or(&Value::Null));
+    let ty = if plain_ty.contains('/') {
+        plain_ty.to_string()
+    } else {
+        format!("{pty}/{plain_ty}")
+    };
+    let nm = if name.contains('/') {
+        name.to_string()
+    } else {
+        format!("{pname}/{name}")
+    };
+    (ty, nm)
+}
+
+/// Nested children: `resource sub 'subnets' = {...}` inside the body, with `seen` (what
+/// the parent looks like to expressions) as their parent.
+fn children(env: &mut Env, d: &Decl, body: &Expr, seen: &Map<String, Value>, out: &mut Vec<Value>) {
+    let Expr::Obj(items) = strip_if(body) else {
+        return;
+    };
+    for (_, x) in items {
+        let Expr::Nested(child) = x else { continue };
+        if let DeclKind::Resource {
+            ty: cty,
+            existing: cex,
+        } = &child.kind
+        {
+            env.resources
+                .insert(d.name.clone(), Value::Object(seen.clone()));
+            resource(env, child, cty, *cex, Some(&d.name), out);
+            if let Some(v) = env.resources.get(&child.name).cloned() {
+                env.resources
+                    .insert(format!("{}::{}", d.name, child.name), v);
+            }
+        }
+    }
+}
+
+/// Inline subnets of a VNet get the IDs ARM gives them, so `vnet.properties.subnets[0].id`
+/// (a module output, another resource's value) resolves.
+fn subnet_ids(vnet: &mut Map<String, Value>, vnet_name: &str) {
+    let subnets = vnet
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("subnets"))
+        .and_then(Value::as_array_mut);
+    for s in subnets.into_iter().flatten() {
+        let name = s.get("name").and_then(Value::as_str).map(str::to_string);
+        if let (Some(n), Value::Object(m)) = (name, s) {
+            m.entry("id")
+                .or_insert_with(|| json!(super::azure::synthetic_subnet_id(None, vnet_name, &n)));
+        }
+    }
 }
 
 fn strip_if(e: &Expr) -> &Expr {

@@ -9,6 +9,7 @@ pub mod bicep;
 pub mod bicepeval;
 pub mod hcl;
 pub mod limits;
+pub mod spans;
 pub mod spec;
 pub mod terraform;
 pub mod tfeval;
@@ -152,7 +153,7 @@ pub fn parse_document(file: &str, text: &str) -> Result<Value, InputError> {
                     message: format!("invalid JSON: {je}"),
                 });
             }
-            serde_yaml::from_str::<Value>(text).map_err(|ye| {
+            serde_norway::from_str::<Value>(text).map_err(|ye| {
                 let (line, column) = ye
                     .location()
                     .map(|l| (l.line(), l.column()))
@@ -174,12 +175,17 @@ pub const SUPPORTED: &str = "an aksnet spec (YAML/JSON), az aks show / az aks no
 /// A file that is neither JSON nor YAML: say the format is not supported (Bicep, shell
 /// scripts, ...) and list what is, instead of a YAML parser's complaint at line 0.
 fn unsupported(file: &str, ext: &str, parse_error: InputError) -> InputError {
-    let known = matches!(ext, "json" | "yaml" | "yml");
-    if known {
+    if matches!(ext, "json" | "yaml" | "yml") {
         return parse_error;
     }
+    not_supported(file, ext)
+}
+
+/// The "format not supported" error for a file of extension `ext`.
+fn not_supported(file: &str, ext: &str) -> InputError {
     let what = match ext {
-        "sh" | "bash" | "azcli" | "ps1" => "a shell script",
+        "ps1" => "a PowerShell script",
+        "sh" | "bash" | "azcli" => "a shell script",
         "md" => "Markdown",
         "hcl" => "HCL outside Terraform (.tf)",
         "" => "a file without an extension that is neither JSON nor YAML",
@@ -194,6 +200,9 @@ fn unsupported(file: &str, ext: &str, parse_error: InputError) -> InputError {
 struct Loader {
     input: PlanInput,
     cluster_file: Option<String>,
+    /// String values of each JSON/YAML file with their lines (an unresolved ARM expression's
+    /// line).
+    string_lines: HashMap<String, HashMap<String, usize>>,
 }
 
 impl Loader {
@@ -356,16 +365,29 @@ pub fn load_files(paths: &[PathBuf]) -> Result<PlanInput, InputError> {
 /// Build the plan input from (name, text) pairs; the name's extension picks Terraform.
 pub fn load_texts(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
     value::take_unresolved();
-    let mut input = load_texts_inner(docs)?;
+    let (mut input, strings) = load_texts_inner(docs)?;
     input.unresolved = value::take_unresolved();
+    // An expression of a JSON/YAML file: the line it is written on rather than its object's.
+    for u in &mut input.unresolved {
+        let line = strings
+            .get(&u.file)
+            .and_then(|s| spans::line_of_expression(s, &u.expression));
+        if let Some(l) = line {
+            u.location = Some(format!("{}:{l}", u.file));
+        }
+    }
     Ok(input)
 }
 
-fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError> {
+/// The plan input and the string lines of its JSON/YAML files.
+type Loaded = (PlanInput, HashMap<String, HashMap<String, usize>>);
+
+fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<Loaded, InputError> {
     let paths: Vec<&PathBuf> = docs.iter().map(|(p, _)| p).collect();
     let mut l = Loader {
         input: PlanInput::default(),
         cluster_file: None,
+        string_lines: HashMap::new(),
     };
     if paths.is_empty() {
         return Err(InputError::Combine {
@@ -378,7 +400,8 @@ fn load_texts_inner(docs: &[(PathBuf, String)]) -> Result<PlanInput, InputError>
     for (p, text) in docs {
         l.file(p, text, &mut pend)?;
     }
-    l.finish(pend, &paths)
+    let strings = std::mem::take(&mut l.string_lines);
+    Ok((l.finish(pend, &paths)?, strings))
 }
 
 /// What is collected over all files before it can be read (templates need their parameters
@@ -463,24 +486,41 @@ impl Loader {
         pend: &mut Pending,
     ) -> Result<(), InputError> {
         limits::check_nesting_json(&file, text)?;
-        let v = parse_document(&file, text).map_err(|e| unsupported(&file, ext, e))?;
-        let docs: Vec<&Value> = match &v {
-            Value::Array(a) => a.iter().collect(),
+        let mut v = parse_document(&file, text).map_err(|e| unsupported(&file, ext, e))?;
+        let lines = spans::lines_of(text);
+        let docs: Vec<&mut Value> = match &mut v {
+            Value::Array(a) => a.iter_mut().collect(),
             other => vec![other],
         };
+        let many = docs.len() > 1;
         let mut kinds = Vec::new();
-        for (i, d) in docs.iter().enumerate() {
+        for (i, d) in docs.into_iter().enumerate() {
+            // Text of another format can parse as a YAML string (a PowerShell line, HCL
+            // outside Terraform): say the format is not supported, not "unknown keys".
+            if !d.is_object() && !matches!(ext, "json" | "yaml" | "yml") {
+                return Err(not_supported(&file, ext));
+            }
             let kind = detect(d).ok_or_else(|| {
                 let keys: Vec<String> = d.as_object().map(|m| m.keys().take(8).cloned().collect()).unwrap_or_default();
                 InputError::Shape {
                     file: file.clone(),
                     message: format!(
                         "{}not a recognised input (aksnet spec, az aks show, az aks nodepool show, az network vnet show, ARM GET/REST example, ARM template or parameters file); top-level keys: [{}]",
-                        if docs.len() > 1 { format!("element [{i}]: ") } else { String::new() },
+                        if many { format!("element [{i}]: ") } else { String::new() },
                         keys.join(", ")
                     ),
                 }
             })?;
+            // Where each object was written; values an evaluator computes with stay as
+            // written (an extra key would change `length()` or `empty()`).
+            let skip: &[&str] = match kind {
+                Kind::ArmTemplate => &["parameters", "variables", "outputs", "functions"],
+                _ => &[],
+            };
+            if kind != Kind::ArmParameters {
+                let root = if many { format!("/{i}") } else { String::new() };
+                spans::annotate(d, &root, &lines, &file, skip);
+            }
             match kind {
                 Kind::ArmTemplate => pend.templates.push(arm::Template {
                     file: file.clone(),
@@ -498,6 +538,7 @@ impl Loader {
             .map(|k| k.label())
             .collect::<Vec<_>>()
             .join(", ");
+        self.string_lines.insert(file.clone(), lines.strings);
         self.input.sources.push(Source { file, kind });
         Ok(())
     }

@@ -46,6 +46,7 @@ fn read_cluster(c: &Obj) -> Result<Cluster, InputError> {
         name: c.str(&["name"])?,
         kubernetes_version: c.str(&["kubernetesVersion"])?,
         identity_type: c.str(&["identity"])?,
+        location: c.location(),
         ..Cluster::default()
     };
     out.live = c.bool(&["live"])?.unwrap_or(false);
@@ -61,6 +62,7 @@ fn read_cluster(c: &Obj) -> Result<Cluster, InputError> {
     out.appgw_subnet_cidr = c.str(&["appGatewaySubnetCidr"])?;
     out.node_auto_provisioning = c.bool(&["nodeAutoProvisioning"])?.unwrap_or(false);
     if let Some(n) = c.obj(&["network"])? {
+        out.network_location = n.location();
         n.only(&[
             "plugin",
             "pluginMode",
@@ -145,7 +147,7 @@ fn read_pool(p: &Obj) -> Result<Pool, InputError> {
         max_unavailable: p.str(&["maxUnavailable"])?,
         spot: p.bool(&["spot"])?.unwrap_or(false),
         availability_set: p.bool(&["availabilitySet"])?.unwrap_or(false),
-        location: None,
+        location: p.location(),
     })
 }
 
@@ -163,6 +165,7 @@ fn read_vnet(v: &Obj) -> Result<Vnet, InputError> {
             .ok_or_else(|| v.err("name", "a VNet needs a name"))?,
         resource_group: v.str(&["resourceGroup"])?,
         address_prefixes: v.strs(&["addressSpace"])?,
+        location: v.location(),
         ..Vnet::default()
     };
     for s in v.list(&["subnets"])? {
@@ -187,7 +190,7 @@ fn read_vnet(v: &Obj) -> Result<Vnet, InputError> {
             other_ips: s.u64(&["otherIps"])?,
             route_table: s.str(&["routeTable"])?,
             nsg: s.str(&["nsg"])?,
-            location: None,
+            location: s.location(),
         });
     }
     for p in v.list(&["peerings"])? {

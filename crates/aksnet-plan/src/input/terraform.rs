@@ -126,10 +126,7 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
                     if let Some((_, c)) =
                         found.cluster.as_mut().filter(|(_, c)| c.location.is_none())
                     {
-                        c.location = loc.clone();
-                        for p in &mut c.pools {
-                            p.location = loc.clone();
-                        }
+                        located(c, &loc);
                     }
                 }
                 ("resource", "azurerm_kubernetes_cluster") => {
@@ -137,10 +134,7 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
                         return Err(InputError::Combine { message: format!("{}: a second azurerm_kubernetes_cluster (the first is in {prev}); plan one cluster at a time", r.file) });
                     }
                     let mut c = cluster(&o)?;
-                    c.location = loc.clone();
-                    for p in &mut c.pools {
-                        p.location = loc.clone();
-                    }
+                    located(&mut c, &loc);
                     found.cluster = Some((r.file.clone(), c));
                 }
                 ("resource", "azurerm_kubernetes_cluster_node_pool") => {
@@ -149,19 +143,7 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
                     found.pools.push(p)
                 }
                 ("resource", "azurerm_virtual_network") => {
-                    let mut vn = Vnet {
-                        name: o.str(&["name"])?.unwrap_or(fallback),
-                        resource_group: o.str(&["resource_group_name"])?,
-                        address_prefixes: o.strs(&["address_space"])?,
-                        ..Vnet::default()
-                    };
-                    for s in o.list(&["subnet"])? {
-                        let mut sn = subnet(&s)?;
-                        sn.location = loc.clone();
-                        vn.subnets.push(sn);
-                    }
-                    vn.location = loc.clone();
-                    found.vnets.push(vn);
+                    found.vnets.push(vnet(&o, fallback, &loc)?);
                 }
                 ("resource", "azurerm_subnet") => {
                     let vnet = o
@@ -183,6 +165,31 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
         super::tfvarsonly::read(&cfg, &ev.vars, &mut found);
     }
     Ok(found)
+}
+
+/// A cluster and its pools are where the resource (or module call) is written.
+fn located(c: &mut Cluster, loc: &Option<String>) {
+    c.location = loc.clone();
+    for p in &mut c.pools {
+        p.location = loc.clone();
+    }
+}
+
+/// `azurerm_virtual_network` with its inline `subnet` blocks.
+fn vnet(o: &Obj, fallback: String, loc: &Option<String>) -> Result<Vnet, InputError> {
+    let mut vn = Vnet {
+        name: o.str(&["name"])?.unwrap_or(fallback),
+        resource_group: o.str(&["resource_group_name"])?,
+        address_prefixes: o.strs(&["address_space"])?,
+        location: loc.clone(),
+        ..Vnet::default()
+    };
+    for s in o.list(&["subnet"])? {
+        let mut sn = subnet(&s)?;
+        sn.location = loc.clone();
+        vn.subnets.push(sn);
+    }
+    Ok(vn)
 }
 
 /// Route table / NSG associations and peerings refer to resources by ID; match them by name.

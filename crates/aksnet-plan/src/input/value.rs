@@ -9,12 +9,28 @@ use super::InputError;
 /// field turns into an error naming the key.
 pub const UNRESOLVED: &str = "\u{0}unresolved:";
 
+/// Key under which an object records where it was written ("file:line"): put there by the
+/// span pass over JSON/YAML text (`super::spans`), by the Bicep translation and by the az
+/// script reader; never a key of a real input (it starts with a control character).
+pub const LOCATION_KEY: &str = "\u{1}location";
+
 thread_local! {
     /// Values a reader needed but no input resolved, in reading order (issue 12: unknown is
     /// not fatal). A reader sees such a value as absent; `super::load_texts` turns the list
     /// into `PlanInput::unresolved`, and the plan into findings.
     static SEEN: std::cell::RefCell<Vec<crate::model::Unresolved>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many unresolved values are recorded on this thread (see [`forget_unresolved_after`]).
+pub fn unresolved_count() -> usize {
+    SEEN.with(|s| s.borrow().len())
+}
+
+/// Forget what was recorded after `n`: a first pass whose reads are read again (ARM nested
+/// deployments that refer to each other) must not report what the second pass resolves.
+pub fn forget_unresolved_after(n: usize) {
+    SEEN.with(|s| s.borrow_mut().truncate(n));
 }
 
 /// Take (and clear) the unresolved values recorded on this thread.
@@ -77,7 +93,7 @@ impl<'a> Obj<'a> {
                 let loc = rest.split(" (").next().unwrap_or("").to_string();
                 (e.to_string(), Some(loc))
             }
-            None => (expr.to_string(), None),
+            None => (expr.to_string(), self.location()),
         };
         SEEN.with(|s| {
             s.borrow_mut().push(crate::model::Unresolved {
@@ -87,6 +103,14 @@ impl<'a> Obj<'a> {
                 expression,
             })
         });
+    }
+
+    /// "file:line" of this object, where the input has lines.
+    pub fn location(&self) -> Option<String> {
+        self.v
+            .get(LOCATION_KEY)
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 
     pub fn err(&self, key: &str, message: impl Into<String>) -> InputError {
@@ -250,7 +274,7 @@ impl<'a> Obj<'a> {
     /// become a default).
     pub fn only(&self, allowed: &[&str]) -> Result<(), InputError> {
         if let Some(m) = self.v.as_object() {
-            for k in m.keys() {
+            for k in m.keys().filter(|k| k.as_str() != LOCATION_KEY) {
                 if !allowed.iter().any(|a| a.eq_ignore_ascii_case(k)) {
                     return Err(self.err(
                         k,
