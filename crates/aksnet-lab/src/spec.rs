@@ -654,4 +654,23 @@ mod tests {
             proptest::prop_assert_eq!(unique.len(), names.len());
         }
     }
+
+    #[test]
+    fn the_l2_fabric_adds_a_router_and_a_vm_inside_the_node_subnet() {
+        let mut s = spec(Model::NodeSubnet);
+        assert!(s.topology().unwrap().subnet_vm.is_none());
+        s.fabric = Fabric::L2;
+        let t = s.topology().unwrap();
+        assert_eq!(t.router_netns, "aksnl-rtr");
+        let vm = t.subnet_vm.unwrap();
+        assert_eq!(vm.ip, Ipv4Addr::new(10, 224, 0, 7), ".4 + 3 nodes");
+        assert_eq!(vm.gateway, t.gateway);
+        assert_eq!("l2".parse::<Fabric>(), Ok(Fabric::L2));
+        assert!("vxlan".parse::<Fabric>().unwrap_err().contains("sdn or l2"));
+        // A lab.json written before fabrics existed is an sdn lab.
+        let mut v = serde_json::to_value(spec(Model::Kubenet)).unwrap();
+        v.as_object_mut().unwrap().remove("fabric");
+        let old: LabSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(old.fabric, Fabric::Sdn);
+    }
 }

@@ -238,6 +238,8 @@ fn node_subnet_on_a_plain_lan_three_nodes_ten_pods_and_an_address_move() {
         );
     }
 
+    agent_restart_changes_nothing(&lab, &lab.ns("node-0"));
+
     // The move: node-2 drains (CNI DEL of its pods), leaves, a new node takes its block.
     let state = lab.state();
     let node2 = lab.ns("node-2");
@@ -457,6 +459,97 @@ fn join_new_node(lab: &LabGuard, name: &str) -> (String, String) {
         .unwrap()
         .to_string();
     (ns, mac)
+}
+
+/// The node's agent as a daemon, killed and started again while `ip monitor`
+/// watches routes, neighbours (proxy entries included) and rules: no event, and
+/// the nftables ruleset is the same.
+fn agent_restart_changes_nothing(lab: &LabGuard, ns: &str) {
+    let data = lab.state().join("nodes").join(ns);
+    let args = agent_args(lab, &data);
+    let start = |log: Stdio| {
+        Command::new("ip")
+            .args(["netns", "exec", ns, BIN, "agent"])
+            .args(&args)
+            .args(["--metrics-addr", "off"])
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .expect("start the agent")
+    };
+    let nft =
+        || String::from_utf8_lossy(&exec_in(ns, &["nft", "list", "ruleset"]).stdout).into_owned();
+    let mut agent = start(Stdio::null());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (nft_before, proxies_before) = (nft(), ip_in(ns, &["neigh", "show", "proxy"]));
+    let mut mon = Command::new("ip")
+        .args(["-n", ns, "-o", "monitor", "route", "neigh", "rule"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ip monitor");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let again = start(Stdio::piped());
+    std::thread::sleep(Duration::from_millis(2500));
+    // Stop it (SIGTERM), then read what it logged.
+    let pid = again.id();
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let log = again.wait_with_output().expect("agent output");
+    let log = String::from_utf8_lossy(&log.stderr);
+    let _ = mon.kill();
+    let out = mon.wait_with_output().expect("ip monitor output");
+    let events = String::from_utf8_lossy(&out.stdout);
+    // Neighbour cache state changes of ordinary entries are the kernel's, not the agent's.
+    let ours: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("proxy") || !l.contains("lladdr"))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "restarting the agent changed the kernel: {ours:?}"
+    );
+    assert_eq!(nft(), nft_before, "restarting the agent rewrote nftables");
+    assert_eq!(ip_in(ns, &["neigh", "show", "proxy"]), proxies_before);
+    // This kernel sends no netlink event for proxy entries (pneigh), so a delete and
+    // re-add would escape `ip monitor`: the restarted agent's own report says it
+    // changed none.
+    let rounds: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("L2 answers reconciled"))
+        .collect();
+    assert!(
+        !rounds.is_empty(),
+        "the restarted agent reported no L2 round: {log}"
+    );
+    for l in rounds {
+        assert!(
+            l.contains("added=[]") && l.contains("deleted=[]"),
+            "restart changed proxy entries: {l}"
+        );
+    }
+}
+
+fn agent_args(lab: &LabGuard, data: &Path) -> Vec<String> {
+    [
+        "--mode",
+        "nodesubnet",
+        "--vnet-cidr",
+        "10.224.0.0/12",
+        "--config-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        lab.state().join("ip-masq").display().to_string(),
+        "--table".into(),
+        format!("{}snat", lab.prefix),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--l2-uplink".into(),
+        "eth0".into(),
+    ])
+    .collect()
 }
 
 fn agent_l2_once(lab: &LabGuard, ns: &str, data: &Path) {
