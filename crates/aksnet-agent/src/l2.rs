@@ -98,12 +98,38 @@ pub fn desired_addresses(
     Ok(Some((pool.subnet, desired)))
 }
 
+/// The subnets whose proxy entries are ours and the addresses to answer for:
+/// the pool's subnet and its pods' addresses; with no pool (the node left) or a
+/// fenced one (its lease was lost: the store may give the addresses to another
+/// node), every subnet of the uplink and no address, so the node stops answering.
+fn answers(
+    handle: &mut Handle,
+    uplink: &aksnet_netlink::Link,
+    data_dir: &Path,
+) -> Result<(bool, Vec<Ipv4Net>, BTreeSet<Ipv4Addr>), L2Error> {
+    match desired_addresses(data_dir) {
+        Ok(Some((subnet, desired))) => return Ok((true, vec![subnet], desired)),
+        Ok(None) | Err(L2Error::Pool(aksnet_store::local_pool::LocalPoolError::Fenced { .. })) => {}
+        Err(e) => return Err(e),
+    }
+    let subnets = handle
+        .list_addrs(uplink.index)
+        .map_err(|source| L2Error::Netlink {
+            uplink: uplink.name.clone(),
+            source,
+        })?
+        .into_iter()
+        .filter_map(|n| match n {
+            aksnet_netlink::IpNet::V4(v4) => Some(v4.trunc()),
+            aksnet_netlink::IpNet::V6(_) => None,
+        })
+        .collect();
+    Ok((false, subnets, BTreeSet::new()))
+}
+
 /// Brings the uplink's proxy entries to the desired set, in the calling thread's
 /// network namespace; a gratuitous ARP announces each newly added address.
 pub fn reconcile_l2(uplink: &str, data_dir: &Path) -> Result<L2Outcome, L2Error> {
-    let Some((subnet, desired)) = desired_addresses(data_dir)? else {
-        return Ok(L2Outcome::default());
-    };
     let nl = |source| L2Error::Netlink {
         uplink: uplink.to_string(),
         source,
@@ -115,11 +141,19 @@ pub fn reconcile_l2(uplink: &str, data_dir: &Path) -> Result<L2Outcome, L2Error>
         .ok_or_else(|| L2Error::NoUplink {
             name: uplink.to_string(),
         })?;
+    let (joined, subnets, desired) = answers(&mut handle, &link, data_dir)?;
     // The kernel delays proxied ARP replies by proxy_delay (default 80 jiffies, up
     // to 0.8 s: Documentation/networking/ip-sysctl.rst); a pod must be reachable at once.
-    aksnet_netlink::set_proxy_delay_zero(uplink).map_err(nl)?;
+    if joined {
+        aksnet_netlink::set_proxy_delay_zero(uplink).map_err(nl)?;
+    }
     let current = handle.list_proxy_neighbours(link.index).map_err(nl)?;
-    let d = diff(subnet, &desired, &current);
+    let mut d = L2Diff::default();
+    for subnet in subnets {
+        let part = diff(subnet, &desired, &current);
+        d.add.extend(part.add);
+        d.del.extend(part.del);
+    }
     for ip in &d.del {
         handle
             .del_proxy_neighbour(link.index, IpAddr::V4(*ip))
@@ -133,10 +167,29 @@ pub fn reconcile_l2(uplink: &str, data_dir: &Path) -> Result<L2Outcome, L2Error>
         aksnet_netlink::send_gratuitous_arp(link.index, *ip, link.mac).map_err(nl)?;
     }
     Ok(L2Outcome {
-        joined: true,
+        joined,
         kept: desired.len() - d.add.len(),
         diff: d,
     })
+}
+
+/// Stops answering for `addresses` on every link of the calling thread's network
+/// namespace, now: `aksnet node leave` calls it before the store frees them, so
+/// no address is ever answered for by two nodes (the agent's next resync would
+/// remove them too, but another node may take the addresses sooner). Returns how
+/// many entries were removed.
+pub fn withdraw(addresses: &[Ipv4Addr]) -> Result<usize, NetlinkError> {
+    let mut handle = Handle::new()?;
+    let mut removed = 0;
+    for link in handle.list_links()? {
+        for ip in handle.list_proxy_neighbours(link.index)? {
+            let IpAddr::V4(v4) = ip else { continue };
+            if addresses.contains(&v4) && handle.del_proxy_neighbour(link.index, ip)? {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

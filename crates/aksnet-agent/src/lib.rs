@@ -10,6 +10,8 @@
 //! - [`metrics`]: Prometheus text metrics and `/healthz` on `--metrics-addr`.
 //! - [`policy_source`], [`policy_controller`]: NetworkPolicy from a manifest directory (or
 //!   any [`policy_source::PolicySource`]) onto the node's own policy table (docs/policy.md).
+//! - [`l2`], [`routes`]: on a plain LAN, the ARP answers for the node's pods and one
+//!   kubenet route per other node (what Azure's fabric does, docs/agent.md).
 
 pub mod l2;
 pub mod masq_config;
@@ -17,6 +19,7 @@ pub mod metrics;
 pub mod policy_controller;
 pub mod policy_source;
 pub mod reconcile;
+pub mod routes;
 pub mod ruleset;
 pub mod settings;
 

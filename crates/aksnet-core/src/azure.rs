@@ -39,6 +39,11 @@ pub const DEFAULT_MAX_PODS_KUBENET: u32 = 110;
 /// (docs/azure.md#max-pods); the planner uses it for Pod Subnet too (docs/plan.md, decisions).
 pub const DEFAULT_MAX_PODS_OVERLAY: u32 = 250;
 
+/// Routes an Azure route table holds as AKS's kubenet article documents it, hence
+/// the most nodes of a kubenet cluster (docs/azure.md#kubenet-routes). The lab's
+/// route table and `aksnet agent --kubenet-routes` both stop there.
+pub const ROUTE_TABLE_LIMIT: usize = 400;
+
 /// Longest prefix Azure allows for a subnet: a /29 has 8 addresses, 3 usable.
 /// Anything smaller cannot even hold Azure's 5 reserved addresses plus one.
 pub const SMALLEST_SUBNET_PREFIX: u8 = 29;

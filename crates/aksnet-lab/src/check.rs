@@ -53,6 +53,8 @@ impl Who {
 pub enum Expect {
     Sees(Who),
     Unreachable,
+    /// The address is no node's and no pod's (a VM's, in the node subnet).
+    NotGiven,
 }
 
 impl Expect {
@@ -62,12 +64,14 @@ impl Expect {
             Expect::Sees(Who::Node) => "node",
             Expect::Sees(Who::Vm) => "vm",
             Expect::Unreachable => "unreachable",
+            Expect::NotGiven => "not given",
         }
     }
     fn text(self) -> &'static str {
         match self {
             Expect::Sees(w) => w.text(),
             Expect::Unreachable => "unreachable",
+            Expect::NotGiven => "never a pod's",
         }
     }
 }
@@ -81,6 +85,9 @@ pub const PATHS: [&str; 6] = [
     "pod-onprem",
     "vm-pod",
 ];
+
+/// The extra paths of the l2 fabric (a VM inside the node subnet).
+pub const SUBNET_VM_PATHS: [&str; 2] = ["svm-address", "svm-pod"];
 
 /// What the AKS documentation says for `path` in `model`, and the claim in
 /// its words. Sources: the Legacy CNI article ("Systems in the same virtual network ...
@@ -143,6 +150,17 @@ pub fn expectation(model: Model, path: &str, non_masq_peer: bool) -> (Expect, &'
         (Model::Kubenet, "vm-pod") => {
             (Unreachable, "pods are not directly reachable from the VNet")
         }
+        (_, "svm-address") => (
+            NotGiven,
+            "VMs may share the node subnet; their addresses never go to a pod (FAQ)",
+        ),
+        (Model::NodeSubnet, "svm-pod") => {
+            (Sees(Who::Vm), "pods can be accessed directly from the VNet")
+        }
+        // The LAN's router holds no pod CIDR route (no route table is associated).
+        (Model::Kubenet, "svm-pod") => {
+            (Unreachable, "pods are not directly reachable from the VNet")
+        }
         _ => (Unreachable, "unknown path"),
     }
 }
@@ -155,6 +173,8 @@ fn path_title(path: &str) -> &'static str {
         "pod-peer" => "pod → peered VNet host",
         "pod-onprem" => "pod → on-premises host",
         "vm-pod" => "VM → pod",
+        "svm-address" => "VM in node subnet: address",
+        "svm-pod" => "VM in node subnet → pod",
         _ => "?",
     }
 }
@@ -175,6 +195,10 @@ pub enum Seen {
     NotApplicable {
         reason: String,
     },
+    /// Which node pool or pod holds an address (`None`: none does).
+    HeldBy {
+        holder: Option<String>,
+    },
 }
 
 impl Seen {
@@ -194,6 +218,8 @@ impl Seen {
             Seen::Reached { who: None, .. } => "other",
             Seen::Unreachable { .. } => "unreachable",
             Seen::NotApplicable { .. } => "n/a",
+            Seen::HeldBy { holder: None } => "not given",
+            Seen::HeldBy { holder: Some(_) } => "given",
         }
     }
 }
@@ -378,8 +404,13 @@ pub fn check(lab: &Lab) -> Result<CheckReport> {
         ("pod-vm", src.clone(), Some(vm.clone())),
         ("pod-peer", src.clone(), Some(host_ep(&topo.peer))),
         ("pod-onprem", src.clone(), Some(host_ep(&topo.on_prem))),
-        ("vm-pod", Some(vm.clone()), vm_target),
+        ("vm-pod", Some(vm.clone()), vm_target.clone()),
     ];
+    let mut plan = plan;
+    let svm = topo.subnet_vm.as_ref().map(host_ep);
+    if let Some(svm) = &svm {
+        plan.push(("svm-pod", Some(svm.clone()), vm_target));
+    }
     let mut listeners: BTreeMap<String, Listener> = BTreeMap::new();
     let mut rows = Vec::new();
     for (path, from, to) in plan {
@@ -391,12 +422,10 @@ pub fn check(lab: &Lab) -> Result<CheckReport> {
                 }
                 let seen = match probe(&f.netns, t.ip)? {
                     Ok(address) => {
+                        let is_vm =
+                            f.netns == vm.netns || svm.as_ref().is_some_and(|s| s.netns == f.netns);
                         let who = if address == IpAddr::V4(f.ip) {
-                            Some(if f.netns == vm.netns {
-                                Who::Vm
-                            } else {
-                                Who::Pod
-                            })
+                            Some(if is_vm { Who::Vm } else { Who::Pod })
                         } else if f.node_ip.map(IpAddr::V4) == Some(address) {
                             Some(Who::Node)
                         } else {
@@ -437,6 +466,9 @@ pub fn check(lab: &Lab) -> Result<CheckReport> {
         });
     }
     drop(listeners);
+    if let Some(svm) = &svm {
+        rows.insert(rows.len() - 1, address_row(lab, svm)?);
+    }
     Ok(CheckReport {
         prefix: lab.spec.prefix.clone(),
         model: lab.spec.model,
@@ -445,11 +477,54 @@ pub fn check(lab: &Lab) -> Result<CheckReport> {
     })
 }
 
+/// The subnet VM's address against every node pool and pod of the lab.
+fn address_row(lab: &Lab, svm: &Endpoint) -> Result<Row> {
+    let (expect, claim) = expectation(lab.spec.model, "svm-address", lab.spec.non_masq_peer);
+    let mut holder = lab
+        .pods
+        .iter()
+        .find(|(_, (_, ip))| *ip == svm.ip)
+        .map(|(pod, _)| format!("pod {pod}"));
+    let state = StateDir::new(&lab.spec.state_dir);
+    for node in &lab.topo.nodes {
+        let path = state.node_dir(&node.name).join("node-pool.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue; // kubenet nodes have no pool
+        };
+        let pool: crate::exec::NodePool =
+            serde_json::from_str(&text).map_err(|e| LabError::State {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        if pool.node_ip == svm.ip || pool.pod_ips.contains(&svm.ip) {
+            holder.get_or_insert(format!("node {}'s pool", node.name));
+        }
+    }
+    let seen = Seen::HeldBy { holder };
+    Ok(Row {
+        path: "svm-address",
+        title: path_title("svm-address"),
+        claim,
+        from: svm.name.clone(),
+        from_address: Some(svm.ip),
+        to: "-".into(),
+        to_address: None,
+        expected: expect.key(),
+        seen_as: seen.key(),
+        ok: Some(seen.key() == expect.key()),
+        seen,
+    })
+}
+
 impl CheckReport {
     /// The matrix as aligned text.
     pub fn render(&self, lab: &Lab) -> String {
         let s = &lab.spec;
-        let mut out = match s.model {
+        let mut out = String::new();
+        if s.fabric == crate::spec::Fabric::L2 {
+            out.push_str("fabric l2: a plain bridge, no routes; nodes answer ARP and route pod CIDRs themselves; an ordinary router\n");
+        }
+        out += &match s.model {
             Model::NodeSubnet => format!(
                 "{}: VNet {}, node subnet {}, {} nodes, peered VNet {}, on-premises {}\n",
                 s.model.title(),
@@ -484,6 +559,8 @@ impl CheckReport {
                     Seen::Reached { address, who: None } => format!("other {address}"),
                     Seen::Unreachable { .. } => "unreachable".into(),
                     Seen::NotApplicable { .. } => "n/a".into(),
+                    Seen::HeldBy { holder: None } => "no pool, no pod".into(),
+                    Seen::HeldBy { holder: Some(h) } => format!("held by {h}"),
                 };
                 let mark = match r.ok {
                     Some(true) => "ok",

@@ -56,28 +56,26 @@ pub fn demo(opts: &DemoOptions, bins: &Binaries, out: &mut dyn Write) -> Result<
         spec.topology()?;
         // Leftovers of an interrupted demo under the demo's own prefix.
         down(&spec.prefix, &spec.state_dir)?;
-        let _ = writeln!(out, "{}/3 {}", n + 1, model.title());
-        let result = run_model(&spec, bins, out);
-        let t = Instant::now();
-        let cleaned = down(&spec.prefix, &spec.state_dir);
-        match (&result, cleaned) {
-            (_, Ok(r)) => {
-                let _ = writeln!(
-                    out,
-                    "  down: {} namespaces removed in {:.1} s\n",
-                    r.netns_deleted,
-                    t.elapsed().as_secs_f64()
-                );
-            }
-            (Err(_), Err(e)) => {
-                let _ = writeln!(out, "  down failed too: {e}");
-            }
-            (Ok(_), Err(e)) => return Err(e),
+        let _ = writeln!(out, "{}/4 {}", n + 1, model.title());
+        all_ok &= run_and_down(&spec, bins, out, run_model)?;
+    }
+    // Real hosts of one LAN: the same claims with a plain bridge and no SDN.
+    let _ = writeln!(
+        out,
+        "3/4 the same claims on a plain LAN (--fabric l2: a bridge, no SDN, an ordinary router)"
+    );
+    for model in [Model::NodeSubnet, Model::Kubenet] {
+        let mut spec = LabSpec::defaults(&opts.prefix, model);
+        if let Some(d) = &opts.state_dir {
+            spec.state_dir = d.clone();
         }
-        all_ok &= result?;
+        spec.fabric = crate::spec::Fabric::L2;
+        spec.topology()?;
+        down(&spec.prefix, &spec.state_dir)?;
+        all_ok &= run_and_down(&spec, bins, out, run_l2)?;
     }
     // The NetworkPolicy act: default-deny plus one allow, in both models.
-    let _ = writeln!(out, "3/3 NetworkPolicy (docs/policy.md)");
+    let _ = writeln!(out, "4/4 NetworkPolicy (docs/policy.md)");
     for (model, tag) in [(Model::NodeSubnet, "n"), (Model::Kubenet, "k")] {
         // Under the demo's own prefix (shortened: link names are at most 15 bytes).
         let prefix = format!("{}np{tag}", opts.prefix.chars().take(6).collect::<String>());
@@ -95,6 +93,43 @@ pub fn demo(opts: &DemoOptions, bins: &Binaries, out: &mut dyn Write) -> Result<
         started.elapsed().as_secs_f64()
     );
     Ok(all_ok)
+}
+
+type Act = fn(&LabSpec, &Binaries, &mut dyn Write) -> Result<bool>;
+
+/// Runs `act` on a lab of `spec`, then removes the lab, also when `act` failed.
+fn run_and_down(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write, act: Act) -> Result<bool> {
+    let result = act(spec, bins, out);
+    let t = Instant::now();
+    let cleaned = down(&spec.prefix, &spec.state_dir);
+    match (&result, cleaned) {
+        (_, Ok(r)) => {
+            let _ = writeln!(
+                out,
+                "  down: {} namespaces removed in {:.1} s\n",
+                r.netns_deleted,
+                t.elapsed().as_secs_f64()
+            );
+        }
+        (Err(_), Err(e)) => {
+            let _ = writeln!(out, "  down failed too: {e}");
+        }
+        (Ok(_), Err(e)) => return Err(e),
+    }
+    result
+}
+
+/// The l2 fabric: up and check.
+fn run_l2(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<bool> {
+    let mut buf = Vec::new();
+    up(spec, bins, &mut buf)?;
+    let _ = write!(out, "  {}", String::from_utf8_lossy(&buf));
+    let lab = Lab::open(&spec.prefix, &spec.state_dir)?;
+    let matrix = check(&lab)?;
+    for line in matrix.render(&lab).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    Ok(matrix.ok)
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -212,6 +247,7 @@ fn capacity(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> 
             .get(&plan.name)
             .copied()
             .unwrap_or(lab.topo.gateway),
+        pod_cidr: plan.pod_cidr,
         plan: plan.clone(),
     };
     let t = Instant::now();

@@ -162,6 +162,82 @@ pub fn node_join(
     })
 }
 
+/// `aksnet subnet reserve`: `ip` is held by `owner` (a VM of the node subnet),
+/// so no node is ever given it.
+pub fn subnet_reserve(
+    bins: &Binaries,
+    ip: Ipv4Addr,
+    owner: &str,
+    subnet: ipnet::Ipv4Net,
+    subnet_name: &str,
+    store: &Path,
+) -> Result<()> {
+    let mut cmd = Command::new(&bins.aksnet);
+    cmd.args([
+        "subnet",
+        "reserve",
+        "--address",
+        &ip.to_string(),
+        "--owner",
+        owner,
+    ])
+    .args([
+        "--subnet",
+        &subnet.to_string(),
+        "--subnet-name",
+        subnet_name,
+    ])
+    .arg("--store")
+    .arg(store);
+    let what = format!("aksnet subnet reserve --address {ip}");
+    let out = run(&what, None, cmd, b"")?;
+    if !out.status.success() {
+        return Err(failed(what, &out));
+    }
+    Ok(())
+}
+
+/// `aksnet node join --pod-cidr-from` (kubenet on a LAN): the node's block of the
+/// cluster pod CIDR, from the cluster store.
+pub fn node_join_pod_cidr(
+    bins: &Binaries,
+    node: &str,
+    pod_cidr: ipnet::Ipv4Net,
+    node_ip: Ipv4Addr,
+    store: &Path,
+    data_dir: &Path,
+) -> Result<ipnet::Ipv4Net> {
+    let mut cmd = Command::new(&bins.aksnet);
+    cmd.args(["node", "join", "--node", node])
+        .args(["--pod-cidr-from", &pod_cidr.to_string()])
+        .args(["--node-ip", &node_ip.to_string()])
+        .arg("--store")
+        .arg(store)
+        .arg("--data-dir")
+        .arg(data_dir);
+    let what = format!("aksnet node join --node {node} --pod-cidr-from {pod_cidr}");
+    let out = run(&what, None, cmd, b"")?;
+    if !out.status.success() {
+        return Err(failed(what, &out));
+    }
+    // "node <name> pod CIDR <cidr> (allocated), next hop <ip>"
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            l.split(" pod CIDR ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| LabError::Command {
+            what,
+            status: "exit 0".into(),
+            message: format!("no pod CIDR in its output: {text}"),
+        })
+}
+
 /// `aksnet agent --once` inside the node: ip-masq-agent–compatible SNAT.
 pub fn agent_once(
     bins: &Binaries,

@@ -19,6 +19,7 @@ pub mod demo_policy;
 pub mod down;
 pub mod error;
 pub mod exec;
+pub mod fabric_l2;
 pub mod netpol;
 pub mod netpol_plan;
 pub mod netpol_world;

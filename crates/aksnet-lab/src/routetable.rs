@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 /// Routes an Azure route table holds, as AKS's kubenet page documents it.
-pub const AZURE_ROUTE_TABLE_LIMIT: usize = 400;
+pub const AZURE_ROUTE_TABLE_LIMIT: usize = aksnet_core::azure::ROUTE_TABLE_LIMIT;
 
 /// One user-defined route: `nextHopType: VirtualAppliance`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,6 +57,40 @@ impl std::str::FromStr for Model {
     }
 }
 
+/// What joins the nodes (docs/lab.md, "Fabrics").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fabric {
+    /// A namespace that routes as Azure's SDN does (the default: AKS's model).
+    #[default]
+    Sdn,
+    /// A plain bridge (a switch) with no routes of its own: real hosts of one
+    /// LAN. The nodes answer ARP for their pods and route kubenet pod CIDRs
+    /// themselves (`aksnet agent --l2-uplink`, `--kubenet-routes`); the VM and
+    /// the peered and on-premises hosts sit behind an ordinary router.
+    L2,
+}
+
+impl Fabric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fabric::Sdn => "sdn",
+            Fabric::L2 => "l2",
+        }
+    }
+}
+
+impl std::str::FromStr for Fabric {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "sdn" => Ok(Fabric::Sdn),
+            "l2" => Ok(Fabric::L2),
+            _ => Err(format!("unknown fabric {s:?}: expected sdn or l2")),
+        }
+    }
+}
+
 /// The prefix of every name a lab creates unless `--prefix` says otherwise.
 pub const DEFAULT_PREFIX: &str = "aksnl-";
 
@@ -104,6 +138,9 @@ pub struct LabSpec {
     /// Add the peered VNet to nonMasqueradeCIDRs (what Azure/AKS#1207 tells
     /// users to do to keep pod IPs towards peered VNets).
     pub non_masq_peer: bool,
+    /// What joins the nodes; labs written before it existed are `sdn`.
+    #[serde(default)]
+    pub fabric: Fabric,
 }
 
 /// `/run/<prefix>lab`: the default state directory of a lab.
@@ -132,6 +169,7 @@ impl LabSpec {
             peer: net(DEFAULT_PEER),
             on_prem: net(DEFAULT_ON_PREM),
             non_masq_peer: false,
+            fabric: Fabric::Sdn,
         }
     }
 
@@ -301,7 +339,21 @@ impl LabSpec {
                 pods,
             });
         }
+        // l2: a VM inside the node subnet, after the nodes' kubenet addresses
+        // (Node Subnet joins skip it: it is reserved with `aksnet subnet reserve`).
+        let subnet_vm = (self.fabric == Fabric::L2).then(|| {
+            let mut h = HostPlan::new(
+                "VM in the node subnet",
+                format!("{p}svm"),
+                "svm",
+                self.subnet,
+            );
+            h.ip = host(self.subnet, 4 + self.nodes);
+            h
+        });
         Ok(Topology {
+            router_netns: format!("{p}rtr"),
+            subnet_vm,
             fabric_netns: format!("{p}vnet"),
             gateway: host(self.subnet, 1),
             nodes,
@@ -427,6 +479,10 @@ impl HostPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
     pub fabric_netns: String,
+    /// l2: the ordinary router between the LAN and the other hosts.
+    pub router_netns: String,
+    /// l2: a VM with an address inside the node subnet, on the switch.
+    pub subnet_vm: Option<HostPlan>,
     /// The node subnet's gateway (`.1`, one of Azure's 5 kept addresses).
     pub gateway: Ipv4Addr,
     pub nodes: Vec<NodePlan>,
@@ -597,5 +653,24 @@ mod tests {
             unique.dedup();
             proptest::prop_assert_eq!(unique.len(), names.len());
         }
+    }
+
+    #[test]
+    fn the_l2_fabric_adds_a_router_and_a_vm_inside_the_node_subnet() {
+        let mut s = spec(Model::NodeSubnet);
+        assert!(s.topology().unwrap().subnet_vm.is_none());
+        s.fabric = Fabric::L2;
+        let t = s.topology().unwrap();
+        assert_eq!(t.router_netns, "aksnl-rtr");
+        let vm = t.subnet_vm.unwrap();
+        assert_eq!(vm.ip, Ipv4Addr::new(10, 224, 0, 7), ".4 + 3 nodes");
+        assert_eq!(vm.gateway, t.gateway);
+        assert_eq!("l2".parse::<Fabric>(), Ok(Fabric::L2));
+        assert!("vxlan".parse::<Fabric>().unwrap_err().contains("sdn or l2"));
+        // A lab.json written before fabrics existed is an sdn lab.
+        let mut v = serde_json::to_value(spec(Model::Kubenet)).unwrap();
+        v.as_object_mut().unwrap().remove("fabric");
+        let old: LabSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(old.fabric, Fabric::Sdn);
     }
 }

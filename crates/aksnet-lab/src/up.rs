@@ -26,7 +26,7 @@ use aksnet_netlink::{
 
 use crate::error::{LabError, Result};
 use crate::exec::{self, Binaries, CniFailure};
-use crate::spec::{HostPlan, LabSpec, Model, NodePlan, PodPlan, Topology, UDR_TABLE_ID};
+use crate::spec::{Fabric, HostPlan, LabSpec, Model, NodePlan, PodPlan, Topology, UDR_TABLE_ID};
 use crate::state::{Entry, Journal, StateDir};
 
 /// The MTU of every lab link (an Azure NIC's usual MTU, docs/azure.md#transparent-mode).
@@ -45,6 +45,9 @@ pub struct UpReport {
 pub struct NodeUp {
     pub plan: NodePlan,
     pub ip: Ipv4Addr,
+    /// kubenet: the node's pod CIDR (the plan's on the sdn fabric, the cluster
+    /// store's on l2).
+    pub pod_cidr: Option<ipnet::Ipv4Net>,
 }
 
 /// Everything a running `up` (or the demo adding pods later) needs.
@@ -72,22 +75,28 @@ pub fn up(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<UpRepo
     };
     b.build_fabric()?;
     for host in topo.hosts() {
-        b.build_host(host)?;
+        match spec.fabric {
+            Fabric::Sdn => b.build_host(host)?,
+            Fabric::L2 => b.build_l2_host(host)?,
+        }
+    }
+    if let Some(vm) = &topo.subnet_vm {
+        b.build_subnet_vm(vm)?;
     }
     // One thread per node: joins serialise in the store, the rest is per node.
-    let results: Vec<Result<usize>> = std::thread::scope(|s| {
+    let results: Vec<Result<NodeUp>> = std::thread::scope(|s| {
         let handles: Vec<_> = topo
             .nodes
             .iter()
             .map(|n| {
                 let b = &b;
-                s.spawn(move || -> Result<usize> {
+                s.spawn(move || -> Result<NodeUp> {
                     let node = b.build_node(n)?;
                     for pod in &n.pods {
                         b.add_pod(&node, pod)?
                             .map_err(|f| cni_error(&node, pod, f))?;
                     }
-                    Ok(n.pods.len())
+                    Ok(node)
                 })
             })
             .collect();
@@ -104,8 +113,14 @@ pub fn up(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<UpRepo
             .collect()
     });
     let mut pods = 0;
+    let mut up_nodes = Vec::new();
     for r in results {
-        pods += r?;
+        let node = r?;
+        pods += node.plan.pods.len();
+        up_nodes.push(node);
+    }
+    if spec.fabric == Fabric::L2 {
+        b.converge_l2(&up_nodes)?;
     }
     b.journal.record(&Entry::UpDone)?;
     let report = UpReport {
@@ -172,7 +187,7 @@ impl<'a> Builder<'a> {
     /// reverse-path filtering inherited from the machine (IPv4 conf is copied
     /// from the initial netns) is turned off: the fabric and the nodes
     /// forward asymmetric-looking traffic by design.
-    fn create_netns(&self, name: &str, router: bool) -> Result<Netns> {
+    pub(crate) fn create_netns(&self, name: &str, router: bool) -> Result<Netns> {
         self.journal.record(&Entry::Netns {
             name: name.to_string(),
         })?;
@@ -209,6 +224,9 @@ impl<'a> Builder<'a> {
             std::fs::write(&file, text).map_err(|e| LabError::io("write", &file, e))?;
         }
         self.create_netns(&self.topo.fabric_netns, true)?;
+        if self.spec.fabric == Fabric::L2 {
+            self.build_l2_fabric()?;
+        }
         Ok(())
     }
 
@@ -221,7 +239,7 @@ impl<'a> Builder<'a> {
     }
 
     /// `eth0` up with `ip/len` and `default via gw` in `ns`.
-    fn configure_uplink(ns: &Netns, ip: Ipv4Addr, len: u8, gw: Ipv4Addr) -> Result<()> {
+    pub(crate) fn configure_uplink(ns: &Netns, ip: Ipv4Addr, len: u8, gw: Ipv4Addr) -> Result<()> {
         let mut h = Handle::in_netns(ns)?;
         let eth0 = h.link_by_name("eth0")?.ok_or_else(|| LabError::State {
             path: ns.path().to_path_buf(),
@@ -242,7 +260,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Joins the node (Node Subnet: `aksnet node join`), creates its netns
-    /// and uplink, programs the fabric's routes to it and applies the agent.
+    /// and uplink, connects it to the fabric and applies the agent.
     pub fn build_node(&self, n: &NodePlan) -> Result<NodeUp> {
         let data_dir = self.state.node_dir(&n.name);
         std::fs::create_dir_all(&data_dir)
@@ -267,8 +285,60 @@ impl<'a> Builder<'a> {
             ip,
         })?;
         let ns = self.create_netns(&n.netns, true)?;
-        let link = self.connect_to_fabric(&n.fabric_link, &ns)?;
+        let pod_cidr = match self.spec.fabric {
+            Fabric::Sdn => {
+                self.connect_sdn_node(n, &ns, ip, &pod_ips)?;
+                n.pod_cidr
+            }
+            Fabric::L2 => self.plug_l2_node(n, &ns, ip)?,
+        };
+        Self::configure_uplink(&ns, ip, self.spec.subnet.prefix_len(), self.topo.gateway)?;
+        let node = NodeUp {
+            plan: n.clone(),
+            ip,
+            pod_cidr,
+        };
+        exec::agent_once(
+            self.bins,
+            &n.netns,
+            &self.mode_args(&node),
+            &self.state.ip_masq_dir(),
+            &self.topo.nft_table,
+        )?;
+        Ok(node)
+    }
 
+    /// The agent's SNAT flags for the lab's model.
+    pub(crate) fn mode_args(&self, node: &NodeUp) -> Vec<String> {
+        match self.spec.model {
+            Model::NodeSubnet => vec![
+                "--mode".into(),
+                "nodesubnet".into(),
+                "--vnet-cidr".into(),
+                self.spec.vnet.to_string(),
+                "--pod-cidr".into(),
+                self.spec.subnet.to_string(),
+            ],
+            Model::Kubenet => vec![
+                "--mode".into(),
+                "kubenet".into(),
+                "--cluster-pod-cidr".into(),
+                self.spec.pod_cidr.to_string(),
+                "--pod-cidr".into(),
+                node.pod_cidr.map(|c| c.to_string()).unwrap_or_default(),
+            ],
+        }
+    }
+
+    /// The sdn fabric's side of a node: Azure's SDN routes to it.
+    fn connect_sdn_node(
+        &self,
+        n: &NodePlan,
+        ns: &Netns,
+        ip: Ipv4Addr,
+        pod_ips: &[Ipv4Addr],
+    ) -> Result<()> {
+        let link = self.connect_to_fabric(&n.fabric_link, ns)?;
         // The fabric side: the subnet gateway (.1) on every node link, /32 so
         // no link claims the whole subnet; proxy ARP answers a node's on-link
         // ARP for other nodes and pods, as Azure's SDN answers every ARP.
@@ -284,7 +354,7 @@ impl<'a> Builder<'a> {
             // Each reserved pod address is a secondary IP of the node's NIC:
             // the SDN delivers it to that node (docs/azure.md#node-subnet).
             Model::NodeSubnet => {
-                for pod_ip in &pod_ips {
+                for pod_ip in pod_ips {
                     fabric.add_route(&via_route(net(*pod_ip, 32), ip, link, RT_TABLE_MAIN))?;
                 }
             }
@@ -323,38 +393,7 @@ impl<'a> Builder<'a> {
                 )?;
             }
         }
-        Self::configure_uplink(&ns, ip, self.spec.subnet.prefix_len(), self.topo.gateway)?;
-
-        let mode_args: Vec<String> = match self.spec.model {
-            Model::NodeSubnet => vec![
-                "--mode".into(),
-                "nodesubnet".into(),
-                "--vnet-cidr".into(),
-                self.spec.vnet.to_string(),
-                "--pod-cidr".into(),
-                self.spec.subnet.to_string(),
-            ],
-            Model::Kubenet => vec![
-                "--mode".into(),
-                "kubenet".into(),
-                "--cluster-pod-cidr".into(),
-                self.spec.pod_cidr.to_string(),
-                "--pod-cidr".into(),
-                n.pod_cidr.map(|c| c.to_string()).unwrap_or_default(),
-            ],
-        };
-        let ip_masq = self.state.ip_masq_dir();
-        exec::agent_once(
-            self.bins,
-            &n.netns,
-            &mode_args,
-            &ip_masq,
-            &self.topo.nft_table,
-        )?;
-        Ok(NodeUp {
-            plan: n.clone(),
-            ip,
-        })
+        Ok(())
     }
 
     /// The CNI network config a runtime on this node would pass.
@@ -370,7 +409,7 @@ impl<'a> Builder<'a> {
                 "cniVersion": "1.1.0", "name": "kubenet", "type": "aksnet-cni",
                 "mode": "kubenet", "bridge": "cbr0", "dataDir": data_dir,
                 "logFile": data_dir.join("aksnet-cni.log"),
-                "ipam": {"ranges": [[{"subnet": node.plan.pod_cidr.map(|c| c.to_string()).unwrap_or_default()}]]},
+                "ipam": {"ranges": [[{"subnet": node.pod_cidr.map(|c| c.to_string()).unwrap_or_default()}]]},
             }),
         };
         cfg.to_string()

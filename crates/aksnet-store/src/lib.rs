@@ -10,6 +10,7 @@
 //! - [`reservation`]: node join/leave/list on any backend (key layout documented there
 //!   and in docs/node.md).
 //! - [`tenants`]: addresses of a node subnet held by VMs and others (`aksnet subnet`).
+//! - [`podcidr`]: the cluster pod CIDR and each node's block of it (kubenet, Overlay).
 //! - [`local_pool`]: the node's `node-pool.json`, which the plugin reads.
 //! - [`spec`]: what a `--store` value names (a directory or an etcd URL).
 
@@ -20,6 +21,7 @@ pub mod etcd;
 pub mod kv;
 pub mod local_pool;
 pub mod mem;
+pub mod podcidr;
 pub mod reservation;
 pub mod spec;
 pub mod tenants;

@@ -872,6 +872,74 @@ fn tenants_on_etcd(etcd: &EtcdServer) -> TestResult {
     )
 }
 
+/// Per-node pod CIDRs (`aksnet_store::podcidr`) on etcd: blocks in order, never
+/// twice, exhaustion named, release and lease expiry free a block, rejoin stable.
+fn pod_cidrs_on_etcd(etcd: &EtcdServer) -> TestResult {
+    use aksnet_store::podcidr::{allocate, list_pod_cidrs, release, PodCidrPool, PodCidrRequest};
+    let st = etcd.store("/aksh6-podcidr/")?;
+    let pool = PodCidrPool::new("10.244.0.0/22".parse().map_err(s)?, 24).map_err(s)?;
+    let req = |node: &str, lease| PodCidrRequest {
+        node: node.to_string(),
+        node_ip: "10.240.0.4".parse().expect("ip"),
+        keep: None,
+        lease,
+    };
+    for (i, node) in ["a", "b", "c"].iter().enumerate() {
+        let o = allocate(&st, Some(pool), &req(node, None)).map_err(s)?;
+        ensure(
+            o.record().cidr.to_string() == format!("10.244.{i}.0/24"),
+            || format!("{o:?}"),
+        )?;
+    }
+    let again = allocate(&st, None, &req("b", None)).map_err(s)?;
+    ensure(again.record().cidr.to_string() == "10.244.1.0/24", || {
+        format!("rejoin {again:?}")
+    })?;
+    // The 4th block on a lease that nobody keeps alive: etcd frees it.
+    let lease = st.grant_lease(Duration::from_secs(2)).map_err(s)?;
+    let d = allocate(&st, None, &req("d", Some(lease))).map_err(s)?;
+    ensure(d.record().cidr.to_string() == "10.244.3.0/24", || {
+        format!("{d:?}")
+    })?;
+    let before = st.list("").map_err(s)?;
+    let e = refused(allocate(&st, None, &req("e", None)), "a 5th block of a /22")?;
+    ensure(
+        e.to_string()
+            .contains("pod CIDR 10.244.0.0/22 is exhausted: all 4 /24 blocks"),
+        || e.to_string(),
+    )?;
+    ensure(st.list("").map_err(s)? == before, || {
+        "a refused allocation wrote".into()
+    })?;
+    let started = Instant::now();
+    while list_pod_cidrs(&st)
+        .map_err(s)?
+        .iter()
+        .any(|r| r.node == "d")
+    {
+        ensure(started.elapsed() < Duration::from_secs(15), || {
+            "the lease's block outlived it by 15 s".into()
+        })?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let o = allocate(&st, None, &req("e", None)).map_err(s)?;
+    ensure(o.record().cidr.to_string() == "10.244.3.0/24", || {
+        format!("{o:?}")
+    })?;
+    ensure(release(&st, "a").map_err(s)?.is_some(), || {
+        "release a".into()
+    })?;
+    ensure(release(&st, "a").map_err(s)?.is_none(), || {
+        "released twice".into()
+    })?;
+    let blocks: Vec<_> = list_pod_cidrs(&st)
+        .map_err(s)?
+        .iter()
+        .map(|r| r.cidr)
+        .collect();
+    ensure(blocks.len() == 3, || format!("{blocks:?}"))
+}
+
 fn main() -> ExitCode {
     if let Ok(node) = std::env::var(CHILD_NODE) {
         return child(&node);
@@ -892,6 +960,7 @@ fn main() -> ExitCode {
         ),
         ("rejoin_is_idempotent", rejoin_is_idempotent),
         ("tenants_on_etcd", tenants_on_etcd),
+        ("pod_cidrs_on_etcd", pod_cidrs_on_etcd),
         ("aksnet_cli_against_etcd", aksnet_cli_against_etcd),
         ("leave_then_rejoin", leave_then_rejoin),
         (

@@ -424,6 +424,8 @@ fn demo_proves_every_claim_and_cleans_up() {
          available 3 in Subnet Cidr 10.224.0.0/24, Subnet Name aks-subnet",
         "pod 31 is refused by aksnet-cni ADD\n         CNI error 100: node aksntlabdemo-node-0",
         "the 401st is refused",
+        "3/4 the same claims on a plain LAN",
+        "VM in node subnet: address",
         "every claim holds",
     ] {
         assert!(r.stdout.contains(needle), "missing {needle:?} in:\n{}", r.stdout);

@@ -73,6 +73,8 @@ pub struct AgentArgs {
     /// Answer ARP on this uplink for the node's pod addresses (a plain LAN; docs/agent.md).
     #[arg(long, value_name = "IFNAME")]
     pub l2_uplink: Option<String>,
+    #[command(flatten)]
+    pub routes: super::agent_routes::RoutesArgs,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -139,7 +141,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
     if args.once {
         let result = reconcile_once(&backend, &settings);
         report(&settings, &result);
-        let l2 = super::agent_l2::once(args.l2_uplink.as_deref(), &args.data_dir);
+        let l2 = super::agent_l2::once(args.l2_uplink.as_deref(), &args.data_dir)
+            .and(super::agent_routes::once(&args.routes, &args.lease.store));
         return match (result, l2) {
             (Err(e), _) => ExitCode::from(e.exit_code()),
             (Ok(_), Err(code)) => ExitCode::from(code),
@@ -157,6 +160,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
         &args.data_dir,
         settings.resync_interval,
     );
+    super::agent_routes::spawn(&args.routes, &args.lease.store);
     let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
     let observed = metrics.clone();
     super::node::spawn_lease_hook(&args.lease, move |r: super::node::RoundReport| {

@@ -9,12 +9,11 @@ use aksnet_agent::l2::{reconcile_l2, L2Error, L2Outcome};
 
 fn log(uplink: &str, result: &Result<L2Outcome, L2Error>) {
     match result {
-        Ok(o) if !o.joined => {
-            tracing::warn!(
-                uplink,
-                "L2 answers: no node pool in --data-dir (not joined); nothing touched"
-            )
-        }
+        Ok(o) if !o.joined => tracing::warn!(
+            uplink,
+            deleted = ?o.diff.del,
+            "L2 answers: no node pool in --data-dir (not joined) or a fenced one; answering for no address"
+        ),
         Ok(o) => tracing::info!(
             uplink,
             added = ?o.diff.add,
@@ -36,8 +35,15 @@ pub fn once(uplink: Option<&str>, data_dir: &Path) -> Result<(), u8> {
     result.map(drop).map_err(|_| 3)
 }
 
-/// Reconciles every `interval` on a thread of its own (SNAT's loop is untouched).
+/// The longest pause between two L2 reconciles: a round reads two local files
+/// and one netlink dump, so a new pod is answered for (and a deleted one no
+/// longer) within about a second, whatever the SNAT resync interval.
+pub const L2_MAX_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reconciles every `interval` (at most [`L2_MAX_INTERVAL`]) on a thread of its
+/// own (SNAT's loop is untouched).
 pub fn spawn(uplink: Option<&str>, data_dir: &Path, interval: Duration) {
+    let interval = interval.min(L2_MAX_INTERVAL);
     let Some(uplink) = uplink.map(str::to_string) else {
         return;
     };

@@ -336,12 +336,13 @@ fn join_node(a: &InstallArgs, record: &mut InstallRecord) -> Result<(), InstallE
     })?;
     let join = JoinArgs {
         node: node.clone(),
-        subnet,
+        subnet: Some(subnet),
         subnet_name: a.subnet_name.clone(),
         max_pods,
         store: store_args(&a.store)?,
         data_dir: a.data_dir.clone(),
         lease_ttl: None,
+        pod_cidr: super::node::podcidr::PodCidrArgs::default(),
     };
     if super::node::run(NodeCommand::Join(join)) != ExitCode::SUCCESS {
         return Err(InstallError::Node { verb: "join" });

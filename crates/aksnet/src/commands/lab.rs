@@ -65,6 +65,10 @@ pub struct UpArgs {
     /// Add the peered range to nonMasqueradeCIDRs (Azure/AKS#1207).
     #[arg(long)]
     pub non_masq_peer: bool,
+    /// What joins the nodes: sdn (a namespace routing as Azure's SDN does) or l2
+    /// (a plain bridge: real hosts of one LAN, docs/lab.md "Fabrics").
+    #[arg(long, default_value = "sdn")]
+    pub fabric: aksnet_lab::spec::Fabric,
     /// Where aksnet and aksnet-cni are (default: $AKSNET_BIN_DIR, else next to this binary).
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
@@ -136,6 +140,7 @@ pub fn run(cmd: LabCommand) -> ExitCode {
                 peer: a.peer,
                 on_prem: a.on_prem,
                 non_masq_peer: a.non_masq_peer,
+                fabric: a.fabric,
             };
             if let Err(e) = spec.topology() {
                 return fail(&e);

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod agent_l2;
 pub mod agent_policy;
+pub mod agent_routes;
 pub mod install;
 pub mod lab;
 pub mod lab_netpol;

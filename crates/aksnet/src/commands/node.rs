@@ -21,6 +21,7 @@ use aksnet_store::local_pool::{
     node_pool_path, read_node_pool_ignoring_fence as read_node_pool, remove_node_lease,
     remove_node_pool, unfence, write_node_lease, write_node_pool, LocalPoolError, NodeLease,
 };
+use aksnet_store::podcidr::PodCidrOutcome;
 use aksnet_store::reservation::{
     get_node, release, subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
@@ -30,9 +31,10 @@ use aksnet_store::{
 use ipnet::Ipv4Net;
 
 mod keepalive;
+pub mod podcidr;
 mod store_args;
 pub use keepalive::{spawn_lease_hook, LeaseHookArgs, RoundReport};
-pub use store_args::StoreArgs;
+pub use store_args::{parse_duration, StoreArgs};
 
 /// Writes a line to stdout through [`emit`] (never panics on a closed pipe).
 macro_rules! out {
@@ -85,6 +87,9 @@ pub enum NodeCommand {
     /// Keep the node's lease alive and its local pool in step with the store;
     /// fence the pool (the plugin stops allocating) when the lease is lost.
     Keepalive(keepalive::KeepaliveArgs),
+    /// Print the route table the nodes' pod CIDRs make (`podCIDR via nodeIP`): what
+    /// a BYO route table on the LAN's gateway holds instead of the agents' routes.
+    Routes(podcidr::RoutesArgs),
 }
 
 #[derive(clap::Args)]
@@ -92,9 +97,11 @@ pub struct JoinArgs {
     /// Node name (a Kubernetes node name: RFC 1123 subdomain).
     #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
     pub node: String,
-    /// The node subnet, e.g. 10.240.0.0/24 (IPv4, /29 or larger, no host bits).
-    #[arg(long, value_name = "CIDR", value_parser = parse_subnet)]
-    pub subnet: NodeSubnet,
+    /// The node subnet, e.g. 10.240.0.0/24 (IPv4, /29 or larger, no host bits):
+    /// reserve 1 + maxPods of its addresses (Node Subnet). Optional with
+    /// --pod-cidr-from (kubenet: only the node's pod CIDR is allocated).
+    #[arg(long, value_name = "CIDR", value_parser = parse_subnet, required_unless_present = "pod_cidr_from")]
+    pub subnet: Option<NodeSubnet>,
     /// The subnet's name, as in Azure's InsufficientSubnetSize message.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_SUBNET_NAME, value_parser = parse_subnet_name)]
     pub subnet_name: String,
@@ -109,8 +116,10 @@ pub struct JoinArgs {
     /// Put the reservation on an etcd lease with this grace period (e.g. 5m): if
     /// nothing keeps it alive (`aksnet node keepalive`) for that long, the store
     /// frees the node's addresses. Without it the reservation lives until leave.
-    #[arg(long, value_name = "DURATION", value_parser = store_args::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = store_args::parse_duration, requires = "subnet")]
     pub lease_ttl: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub pod_cidr: podcidr::PodCidrArgs,
 }
 
 #[derive(clap::Args)]
@@ -253,6 +262,20 @@ pub enum NodeError {
     },
     #[error("node {node}'s reservation changed while it was leaving (a concurrent join or leave); run leave again")]
     ChangedWhileLeaving { node: String },
+    #[error(transparent)]
+    PodCidr(#[from] aksnet_store::podcidr::PodCidrError),
+    #[error(transparent)]
+    Routes(#[from] aksnet_agent::routes::RoutesError),
+    #[error("--node-ip {given}: the node's reservation in the node subnet gives it {reserved}; omit --node-ip or pass {reserved}")]
+    NodeIpMismatch { given: Ipv4Addr, reserved: Ipv4Addr },
+    #[error("--pod-cidr-from without --subnet needs --node-ip (the next hop of the node's pod CIDR route)")]
+    NodeIpNeeded,
+    #[error(
+        "the IPAM state in {} hands out addresses of several pod CIDR blocks ({blocks}); \
+         a node has one block: delete the pods of the others first",
+        data_dir.display()
+    )]
+    PodsInSeveralBlocks { data_dir: PathBuf, blocks: String },
 }
 
 impl NodeError {
@@ -264,7 +287,10 @@ impl NodeError {
                 | ReservationError::InvalidSubnetName { .. }
                 | ReservationError::Azure(_),
             )
-            | Self::DataDirOfAnotherNode { .. } => 2,
+            | Self::DataDirOfAnotherNode { .. }
+            | Self::NodeIpMismatch { .. }
+            | Self::NodeIpNeeded => 2,
+            Self::PodCidr(e) if e.is_bad_input() => 2,
             #[cfg(not(feature = "etcd"))]
             Self::EtcdNotCompiled { .. } => 2,
             #[cfg(feature = "etcd")]
@@ -285,6 +311,7 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
         NodeCommand::Leave(a) => ("leave", run_leave(&a)),
         NodeCommand::List(a) => ("list", run_list(&a)),
         NodeCommand::Keepalive(a) => ("keepalive", keepalive::run(&a)),
+        NodeCommand::Routes(a) => ("routes", podcidr::run_routes(&a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -407,24 +434,80 @@ fn subnet_room(
 fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     // Refuse before touching the store if the data dir is another node's.
     own_pool(&a.data_dir, &a.node)?;
-    let in_use = in_use_in_subnet(&a.data_dir, a.subnet.cidr())?;
+    let in_use = match a.subnet {
+        Some(subnet) => in_use_in_subnet(&a.data_dir, subnet.cidr())?,
+        None => BTreeSet::new(),
+    };
     let store = a.store.open()?;
     check_store_not_lost(&*store, &a.data_dir)?;
     let lease = match a.lease_ttl {
         Some(ttl) => Some(store.grant_lease(ttl).map_err(ReservationError::from)?),
         None => None,
     };
-    let outcome = join(
+    let outcome = match a.subnet {
+        Some(subnet) => Some(join(
+            &*store,
+            &JoinRequest {
+                node: a.node.clone(),
+                subnet_name: a.subnet_name.clone(),
+                subnet,
+                max_pods: a.max_pods,
+                in_use,
+                lease,
+            },
+        )?),
+        None => None,
+    };
+    let reserved_ip = outcome.as_ref().map(|o| o.reservation().node_ip);
+    let pod_cidr = match podcidr::join(
+        &a.pod_cidr,
         &*store,
-        &JoinRequest {
-            node: a.node.clone(),
-            subnet_name: a.subnet_name.clone(),
-            subnet: a.subnet,
-            max_pods: a.max_pods,
-            in_use,
-            lease,
-        },
-    )?;
+        &a.node,
+        reserved_ip,
+        &a.data_dir,
+        lease,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            // A reservation this join made goes too: the join is all or nothing.
+            if let Some(JoinOutcome::Joined(r)) = &outcome {
+                if let Err(undo) = aksnet_store::reservation::leave(&*store, &r.node) {
+                    eprintln!(
+                        "aksnet node join: warning: undo the reservation of {}: {undo}",
+                        r.node
+                    );
+                }
+            }
+            return Err(e);
+        }
+    };
+    if let (Some(outcome), Some(subnet)) = (&outcome, a.subnet) {
+        finish_subnet_join(a, &*store, outcome, &subnet)?;
+    }
+    if let Some(p) = pod_cidr {
+        let verb = match p {
+            PodCidrOutcome::Allocated(_) => "allocated",
+            PodCidrOutcome::AlreadyAllocated(_) => "already held",
+        };
+        let r = p.record();
+        out!(
+            "node {} pod CIDR {} ({verb}), next hop {}",
+            r.node,
+            r.cidr,
+            r.node_ip
+        );
+    }
+    note_retries("join", &*store);
+    Ok(())
+}
+
+/// Writes the node's local pool after a Node Subnet join, then prints its summary.
+fn finish_subnet_join(
+    a: &JoinArgs,
+    store: &dyn Store,
+    outcome: &JoinOutcome,
+    subnet: &NodeSubnet,
+) -> Result<(), NodeError> {
     let r = outcome.reservation();
     // The store is the truth: (re)write the local pool from it, also on a rejoin,
     // then the lease record, then lift a fence: the pool is this node's again.
@@ -437,7 +520,7 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     let room = if failpoint("join-summary") {
         Err(NodeError::Failpoint("join-summary"))
     } else {
-        subnet_room(&*store, &a.subnet_name, &a.subnet)
+        subnet_room(store, &a.subnet_name, subnet)
     };
     let verb = match outcome {
         JoinOutcome::Joined(_) => "joined",
@@ -468,7 +551,6 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
             r.node
         ),
     }
-    note_retries("join", &*store);
     Ok(())
 }
 
@@ -499,7 +581,22 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     if !a.force {
         check_store_not_lost(&*store, &a.data_dir)?;
     }
-    let Some((r, rev)) = get_node(&*store, &a.node)? else {
+    let joined = get_node(&*store, &a.node)?;
+    if let Some((r, _)) = &joined {
+        check_pods(a, &r.pod_ips)?;
+    }
+    // The pod CIDR first: it checks its own pods, and a failure leaves the
+    // reservation as it was.
+    let block = podcidr::leave(&*store, &a.node, &a.data_dir, a.force)?;
+    if let Some(b) = &block {
+        out!(
+            "node {} released pod CIDR {} (next hop {})",
+            b.node,
+            b.cidr,
+            b.node_ip
+        );
+    }
+    let Some((r, rev)) = joined else {
         // Not in the store: still clear a stale local pool so the plugin stops using it,
         // under the same pod check.
         if let Some(p) = local {
@@ -511,11 +608,13 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
                 node_pool_path(&a.data_dir).display()
             );
         } else {
-            out!("node {} is not joined; nothing to release", a.node);
+            match block {
+                Some(_) => out!("node {} holds no node subnet reservation", a.node),
+                None => out!("node {} is not joined; nothing to release", a.node),
+            }
         }
         return Ok(());
     };
-    check_pods(a, &r.pod_ips)?;
     if local.is_none() {
         eprintln!(
             "aksnet node leave: note: no pool of node {} in --data-dir {}; its pods could only \
@@ -525,8 +624,10 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
         );
     }
     // Local pool first, then the store: once the store releases the addresses another
-    // node may take them, so this node's plugin must already have stopped using them.
+    // node may take them, so this node's plugin must already have stopped using them,
+    // and this node must have stopped answering ARP for them (docs/agent.md).
     let removed = remove_node_pool(&a.data_dir)?;
+    withdraw_answers(&r);
     remove_node_lease(&a.data_dir)?;
     unfence(&a.data_dir)?;
     // A failed compare after a retried attempt may mean our own first attempt
@@ -550,6 +651,18 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     }
     note_retries("leave", &*store);
     Ok(())
+}
+
+/// This node stops answering ARP for the reservation's addresses (docs/agent.md,
+/// "L2 answers on a plain LAN"); a failure is a warning, the agent's next round
+/// removes them too.
+fn withdraw_answers(r: &aksnet_store::NodeReservation) {
+    let addresses: Vec<Ipv4Addr> = r.addresses().collect();
+    match aksnet_agent::l2::withdraw(&addresses) {
+        Ok(0) => {}
+        Ok(n) => out!("  stopped answering ARP for {n} address(es) of the node"),
+        Err(e) => eprintln!("aksnet node leave: warning: withdraw the node's ARP answers: {e}"),
+    }
 }
 
 fn check_pods(a: &LeaveArgs, pod_ips: &[Ipv4Addr]) -> Result<(), NodeError> {
