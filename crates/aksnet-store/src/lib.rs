@@ -20,6 +20,7 @@ pub mod etcd;
 pub mod kv;
 pub mod local_pool;
 pub mod mem;
+pub mod podsubnet;
 pub mod reservation;
 pub mod spec;
 pub mod tenants;

@@ -348,6 +348,7 @@ impl Network {
             node_ip: Ipv4Addr::from(base),
             max_pods,
             pod_ips: (1..=max_pods).map(|i| Ipv4Addr::from(base + i)).collect(),
+            pod_subnet: None,
         };
         std::fs::write(
             data_dir.join(NODE_POOL_FILE),
