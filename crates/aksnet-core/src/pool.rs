@@ -35,6 +35,11 @@ pub struct PodSubnetPool {
     pub allocation: crate::podsubnet::Allocation,
     /// The /28 blocks the node holds (first addresses); `podIps` lie in them.
     pub blocks: Vec<Ipv4Addr>,
+    /// Blocks of a dynamic node on their way back to the store: no longer in
+    /// `podIps`, released at the next round if no pod took one of their
+    /// addresses meanwhile (aksnet_store::pod_pool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returning: Vec<Ipv4Addr>,
 }
 
 /// What a node holds in its subnet: its own address and `maxPods` pod addresses,

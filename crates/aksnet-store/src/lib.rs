@@ -20,6 +20,7 @@ pub mod etcd;
 pub mod kv;
 pub mod local_pool;
 pub mod mem;
+pub mod pod_pool;
 pub mod podsubnet;
 pub mod reservation;
 pub mod spec;

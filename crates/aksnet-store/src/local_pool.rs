@@ -279,6 +279,18 @@ fn check_pod_subnet(
             ),
         ));
     }
+    let first = ps.blocks.iter().min();
+    if let Some(b) = ps
+        .returning
+        .iter()
+        .find(|b| !ps.blocks.contains(b) || Some(*b) == first)
+    {
+        return Err((
+            "podSubnet.returning",
+            b.to_string(),
+            "not one of the node's blocks other than its first".to_string(),
+        ));
+    }
     let allowed: BTreeSet<Ipv4Addr> = podsubnet::pod_addresses(&ps.blocks, None)
         .into_iter()
         .collect();

@@ -81,6 +81,7 @@ impl PodReservation {
             cidr: self.pod_subnet,
             allocation: self.allocation,
             blocks: self.blocks.clone(),
+            returning: Vec::new(),
         }
     }
 
