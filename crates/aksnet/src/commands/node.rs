@@ -21,17 +21,20 @@ use aksnet_store::local_pool::{
     node_pool_path, read_node_pool_ignoring_fence as read_node_pool, remove_node_lease,
     remove_node_pool, unfence, write_node_lease, write_node_pool, LocalPoolError, NodeLease,
 };
+use aksnet_store::reservation::join_with_pods_in;
 use aksnet_store::reservation::{
     get_node, release, subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
 use aksnet_store::{
-    join, list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
+    list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
 };
 use ipnet::Ipv4Net;
 
 mod keepalive;
+mod podpool;
 mod store_args;
 pub use keepalive::{spawn_lease_hook, LeaseHookArgs, RoundReport};
+pub use podpool::PodSubnetArgs;
 pub use store_args::StoreArgs;
 
 /// Writes a line to stdout through [`emit`] (never panics on a closed pipe).
@@ -85,6 +88,10 @@ pub enum NodeCommand {
     /// Keep the node's lease alive and its local pool in step with the store;
     /// fence the pool (the plugin stops allocating) when the lease is lost.
     Keepalive(keepalive::KeepaliveArgs),
+    /// A Pod Subnet node (dynamic): take another batch of 16 pod-subnet addresses
+    /// when fewer than 8 are free, return whole free batches when more than 24
+    /// are (one round, or --every DURATION).
+    PodSync(podpool::PodSyncArgs),
 }
 
 #[derive(clap::Args)]
@@ -111,6 +118,8 @@ pub struct JoinArgs {
     /// frees the node's addresses. Without it the reservation lives until leave.
     #[arg(long, value_name = "DURATION", value_parser = store_args::parse_duration)]
     pub lease_ttl: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub pods: podpool::PodSubnetArgs,
 }
 
 #[derive(clap::Args)]
@@ -253,6 +262,15 @@ pub enum NodeError {
     },
     #[error("node {node}'s reservation changed while it was leaving (a concurrent join or leave); run leave again")]
     ChangedWhileLeaving { node: String },
+    #[error(transparent)]
+    PodSubnet(#[from] aksnet_store::podsubnet::PodSubnetError),
+    #[error(transparent)]
+    PodPool(#[from] aksnet_store::pod_pool::PodPoolError),
+    #[error(
+        "node {node}'s IPAM state hands {ips} to pods, outside the pod-subnet blocks the \
+         cluster store holds for it (was the store lost?); its pool was not rewritten"
+    )]
+    PodsOutsideBlocks { node: String, ips: String },
 }
 
 impl NodeError {
@@ -285,6 +303,7 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
         NodeCommand::Leave(a) => ("leave", run_leave(&a)),
         NodeCommand::List(a) => ("list", run_list(&a)),
         NodeCommand::Keepalive(a) => ("keepalive", keepalive::run(&a)),
+        NodeCommand::PodSync(a) => ("pod-sync", podpool::run(&a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -414,7 +433,7 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
         Some(ttl) => Some(store.grant_lease(ttl).map_err(ReservationError::from)?),
         None => None,
     };
-    let outcome = join(
+    let outcome = join_with_pods_in(
         &*store,
         &JoinRequest {
             node: a.node.clone(),
@@ -424,16 +443,29 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
             in_use,
             lease,
         },
+        a.pods.pod_subnet.map(|_| a.pods.pod_subnet_name.as_str()),
     )?;
     let r = outcome.reservation();
     // The store is the truth: (re)write the local pool from it, also on a rejoin,
     // then the lease record, then lift a fence: the pool is this node's again.
-    let path = write_node_pool(&a.data_dir, &r.to_node_pool())?;
+    let (path, pods) = match a.pods.pod_subnet {
+        Some(ps) => {
+            let (pods, path) = podpool::join(&*store, &a.pods, ps, r, &a.data_dir)?;
+            (path, Some(pods))
+        }
+        None => (write_node_pool(&a.data_dir, &r.to_node_pool())?, None),
+    };
     record_lease(a, r)?;
     unfence(&a.data_dir)?;
     // Everything below is a summary: the join is done, so a failure here is a
     // warning and the exit status stays 0 (issue 17: automation that saw exit 1
     // would delete the VM and leak its addresses).
+    // A Pod Subnet node costs one address of the node subnet.
+    let per_node = if a.pods.pod_subnet.is_some() {
+        1
+    } else {
+        a.max_pods.per_node_reservation()
+    };
     let room = if failpoint("join-summary") {
         Err(NodeError::Failpoint("join-summary"))
     } else {
@@ -451,16 +483,30 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
         r.max_pods
     );
     out!("  node IP  {}", r.node_ip);
-    out!(
-        "  pod IPs  {} ({})",
-        format_address_runs(&r.pod_ips),
-        r.pod_ips.len()
-    );
+    match &pods {
+        Some(p) => out!(
+            "  pod subnet {} ({}, {}): blocks {} ({} pod addresses now)",
+            p.pod_subnet_name,
+            p.pod_subnet,
+            p.allocation,
+            p.blocks
+                .iter()
+                .map(|b| format!("{b}/28"))
+                .collect::<Vec<_>>()
+                .join(","),
+            p.pod_ips().len()
+        ),
+        None => out!(
+            "  pod IPs  {} ({})",
+            format_address_runs(&r.pod_ips),
+            r.pod_ips.len()
+        ),
+    }
     out!("  pool     {}", path.display());
     match room {
         Ok((free, usable)) => out!(
             "  subnet   {free} of {usable} usable addresses free, room for {} more node(s) at maxPods {}",
-            free / a.max_pods.per_node_reservation(),
+            free / per_node,
             a.max_pods
         ),
         Err(e) => eprintln!(
@@ -499,12 +545,15 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     if !a.force {
         check_store_not_lost(&*store, &a.data_dir)?;
     }
+    // A Pod Subnet node's pod addresses are its blocks of the pod subnet.
+    let pods = aksnet_store::podsubnet::get_pods(&*store, &a.node)?.map(|(p, _)| p);
     let Some((r, rev)) = get_node(&*store, &a.node)? else {
         // Not in the store: still clear a stale local pool so the plugin stops using it,
         // under the same pod check.
         if let Some(p) = local {
             check_pods(a, &p.pod_ips)?;
             remove_node_pool(&a.data_dir)?;
+            podpool::leave(&*store, &a.node)?;
             out!(
                 "node {} is not joined; removed its stale pool {}",
                 a.node,
@@ -515,7 +564,12 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
         }
         return Ok(());
     };
-    check_pods(a, &r.pod_ips)?;
+    check_pods(
+        a,
+        &pods
+            .as_ref()
+            .map_or_else(|| r.pod_ips.clone(), |p| p.pod_ips()),
+    )?;
     if local.is_none() {
         eprintln!(
             "aksnet node leave: note: no pool of node {} in --data-dir {}; its pods could only \
@@ -529,6 +583,15 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     let removed = remove_node_pool(&a.data_dir)?;
     remove_node_lease(&a.data_dir)?;
     unfence(&a.data_dir)?;
+    if let Some(p) = podpool::leave(&*store, &a.node)? {
+        out!(
+            "node {} returned {} block(s) of pod subnet {} ({})",
+            p.node,
+            p.blocks.len(),
+            p.pod_subnet_name,
+            p.pod_subnet
+        );
+    }
     // A failed compare after a retried attempt may mean our own first attempt
     // committed (its answer was lost): the node being gone is the outcome we wanted.
     if !release(&*store, &r, rev)? && get_node(&*store, &a.node)?.is_some() {
@@ -592,8 +655,15 @@ struct Row {
 fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let store = a.store.open()?;
     check_store_not_lost(&*store, &a.data_dir)?;
-    let nodes = list_nodes(&*store)?;
+    let mut nodes = list_nodes(&*store)?;
     let subnets = list_subnets(&*store)?;
+    // A Pod Subnet node's pod addresses are those of its blocks (issue 15).
+    let pods = aksnet_store::podsubnet::list_pods(&*store)?;
+    for n in &mut nodes {
+        if let Some(p) = pods.iter().find(|p| p.node == n.node) {
+            n.pod_ips = p.pod_ips();
+        }
+    }
     // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
     let local = match read_node_pool(&a.data_dir) {
         Ok(p) => p,
@@ -628,7 +698,16 @@ fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let mut per_subnet: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
     for n in &nodes {
         let e = per_subnet.entry(n.subnet_name.as_str()).or_default();
-        e.0 += n.pod_ips.len() as u64 + 1;
+        e.0 += if n.pod_subnet.is_some() {
+            1
+        } else {
+            n.pod_ips.len() as u64 + 1
+        };
+        e.1 += 1;
+    }
+    for p in &pods {
+        let e = per_subnet.entry(p.pod_subnet_name.as_str()).or_default();
+        e.0 += p.blocks.len() as u64 * u64::from(aksnet_core::podsubnet::BATCH);
         e.1 += 1;
     }
     match a.format {
