@@ -74,11 +74,26 @@ pub struct PodSyncArgs {
     /// The node's data directory (its node-pool.json and IPAM state).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
-    /// Run a round every DURATION (e.g. 2s) until killed; keep it above the
-    /// plugin's IPAM lock timeout, since a return takes two rounds
-    /// (docs/models.md, "Who tops up"). Without it: one round.
-    #[arg(long, value_name = "DURATION", value_parser = store_args::parse_duration)]
+    /// Run a round every DURATION (at least 11s, e.g. 15s) until killed: a
+    /// return takes two rounds, which must be further apart than the plugin's
+    /// 10 s IPAM lock timeout (docs/models.md, "Who tops up"). Without it: one round.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
     pub every: Option<Duration>,
+}
+
+/// The shortest `--every`: longer than the plugin's IPAM lock timeout (10 s).
+pub const MIN_ROUND_INTERVAL: Duration = Duration::from_secs(11);
+
+fn parse_every(s: &str) -> Result<Duration, String> {
+    let d = store_args::parse_duration(s)?;
+    if d < MIN_ROUND_INTERVAL {
+        return Err(format!(
+            "{s:?} is shorter than {}s: a batch is returned over two rounds, which must be \
+             further apart than the plugin's 10 s IPAM lock timeout",
+            MIN_ROUND_INTERVAL.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 /// Takes the node's blocks and writes its pool (after its node-subnet
