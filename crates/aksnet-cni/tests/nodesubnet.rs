@@ -384,7 +384,12 @@ fn podsubnet_dynamic_pool_is_topped_up_by_pod_sync_and_trimmed_back() {
     let (_, links) = pods[15].exec(&["ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "refused pod got a link: {links}");
     assert_eq!(
-        call_in(Some(&n.ns.name), &[("CNI_COMMAND", "STATUS")], &n.conf.to_string()).code(),
+        call_in(
+            Some(&n.ns.name),
+            &[("CNI_COMMAND", "STATUS")],
+            &n.conf.to_string()
+        )
+        .code(),
         50
     );
     let said = pod_sync(&n);
@@ -392,7 +397,10 @@ fn podsubnet_dynamic_pool_is_topped_up_by_pod_sync_and_trimmed_back() {
     assert_eq!(pool_size(&n), 31);
     let r = n.add("d15", &pods[15], None).expect_ok().json();
     assert!(result_ip(&r).starts_with("10.243.10."), "{r}");
-    assert!(pods[15].ping(n.pool["nodeIp"].as_str().unwrap()), "new pod -> node");
+    assert!(
+        pods[15].ping(n.pool["nodeIp"].as_str().unwrap()),
+        "new pod -> node"
+    );
     for (i, p) in pods.iter().enumerate() {
         n.del(&format!("d{i}"), &p.path(), None).expect_ok();
     }
@@ -402,4 +410,80 @@ fn podsubnet_dynamic_pool_is_topped_up_by_pod_sync_and_trimmed_back() {
     let said = pod_sync(&n);
     assert!(said.contains("released 10.243.10.32/28"), "{said}");
     assert_eq!(pool_size(&n), 15);
+}
+
+const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+/// Every spec version through the routed modes: ADD's result in the asked
+/// version, CHECK from 0.4.0, STATUS and GC at 1.1.0 (GC releases an
+/// attachment that is not valid), DEL twice; nothing left.
+fn every_version(n: &Node, prefix: u8) {
+    for (i, v) in VERSIONS.iter().enumerate() {
+        let mut c = n.conf.clone();
+        c["cniVersion"] = json!(v);
+        let ns = NetnsGuard::new(&format!("aksnt-{}", tag("v")));
+        let id = format!("ver{i}");
+        let res = verb(Some(&n.ns.name), "ADD", &id, &ns.path(), &c, "")
+            .expect_ok()
+            .json();
+        assert_eq!(res["cniVersion"], *v);
+        assert_eq!(
+            res["ips"][0].get("version").is_some(),
+            v.starts_with("0."),
+            "{v}: {res}"
+        );
+        let ip = result_ip(&res);
+        assert_eq!(res["ips"][0]["address"], format!("{ip}/{prefix}"), "{v}");
+        let cp = with_prev(&c, &res);
+        let check = verb(Some(&n.ns.name), "CHECK", &id, &ns.path(), &cp, "");
+        if *v >= "0.4.0" {
+            check.expect_ok();
+        } else {
+            assert_eq!(check.code(), 1, "{v}: CHECK before 0.4.0");
+        }
+        let status = call_in(
+            Some(&n.ns.name),
+            &[("CNI_COMMAND", "STATUS")],
+            &c.to_string(),
+        );
+        let gc = {
+            let mut g = c.clone();
+            g["cni.dev/valid-attachments"] = json!([]);
+            call_in(Some(&n.ns.name), &[("CNI_COMMAND", "GC")], &g.to_string())
+        };
+        if *v == "1.1.0" {
+            status.expect_ok();
+            gc.expect_ok();
+            assert!(
+                allocations(n.data.path(), "azure").is_empty(),
+                "GC released {ip}"
+            );
+            let (_, r) = n.ns.exec(&["ip", "route", "show", &format!("{ip}/32")]);
+            assert!(r.trim().is_empty(), "GC left the host route: {r}");
+        } else {
+            assert_eq!(status.code(), 1, "{v}: STATUS");
+            assert_eq!(gc.code(), 1, "{v}: GC");
+        }
+        verb(Some(&n.ns.name), "DEL", &id, &ns.path(), &cp, "").expect_ok();
+        verb(Some(&n.ns.name), "DEL", &id, &ns.path(), &cp, "").expect_ok();
+        assert!(
+            allocations(n.data.path(), "azure").is_empty(),
+            "{v}: address leaked"
+        );
+        let (_, links) = ns.exec(&["ip", "-o", "link"]);
+        assert!(
+            !links.contains("eth0"),
+            "{v}: eth0 left in the pod: {links}"
+        );
+    }
+}
+
+#[test]
+fn nodesubnet_every_spec_version() {
+    every_version(&node(11, 10), 24);
+}
+
+#[test]
+fn podsubnet_every_spec_version() {
+    every_version(&node_in(12, 30, Some(("10.243.12.0/24", "dynamic"))), 24);
 }
