@@ -299,7 +299,14 @@ fn vms_cannot_be_placed_in_a_pod_subnet() {
     let before = c.state();
     let (code, _, err) = c.subnet(
         "reserve",
-        &["--address", "10.241.0.100", "--owner", "vm1", "--subnet-name", "pods"],
+        &[
+            "--address",
+            "10.241.0.100",
+            "--owner",
+            "vm1",
+            "--subnet-name",
+            "pods",
+        ],
     );
     assert_eq!(code, Some(1), "{err}");
     assert!(
@@ -309,7 +316,10 @@ fn vms_cannot_be_placed_in_a_pod_subnet() {
     );
     let (code, _, err) = text(&run(&c.join_args_in("vm-node", "10.241.0.0/24", "pods")));
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("VMs cannot be placed in a pod subnet"), "{err}");
+    assert!(
+        err.contains("VMs cannot be placed in a pod subnet"),
+        "{err}"
+    );
     assert_eq!(c.state(), before, "refusals change nothing");
     let o = run(&[
         "node".into(),
@@ -321,7 +331,10 @@ fn vms_cannot_be_placed_in_a_pod_subnet() {
     ]);
     let (code, _, err) = text(&o);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--every") && err.contains("10 s IPAM lock timeout"), "{err}");
+    assert!(
+        err.contains("--every") && err.contains("10 s IPAM lock timeout"),
+        "{err}"
+    );
     let leave = [
         "node",
         "leave",
