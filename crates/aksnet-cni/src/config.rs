@@ -60,6 +60,7 @@ pub struct Attachment {
 pub enum Mode {
     Kubenet(KubenetConf),
     NodeSubnet(NodeSubnetConf),
+    PodSubnet(crate::podsubnet::PodSubnetConf),
 }
 
 impl Mode {
@@ -67,6 +68,7 @@ impl Mode {
         match self {
             Mode::Kubenet(_) => "kubenet",
             Mode::NodeSubnet(_) => "nodesubnet",
+            Mode::PodSubnet(_) => "podsubnet",
         }
     }
 
@@ -75,6 +77,7 @@ impl Mode {
         match self {
             Mode::Kubenet(k) => k,
             Mode::NodeSubnet(n) => n,
+            Mode::PodSubnet(p) => p,
         }
     }
 }
@@ -281,21 +284,22 @@ impl PluginConfig {
             bad(
                 "mode",
                 "(missing)",
-                "is required: \"kubenet\" or \"nodesubnet\"",
+                "is required: \"kubenet\", \"nodesubnet\" or \"podsubnet\"",
             )
         })?;
         let mode = match mode_s {
             "kubenet" | "bridge" => Mode::Kubenet(parse_kubenet(obj)?),
             // "transparent" is azure-vnet's name for the same datapath (docs/azure.md#transparent-mode).
-            "nodesubnet" | "transparent" => Mode::NodeSubnet(NodeSubnetConf {
-                mtu: get_mtu(obj)?,
-                uplink: get_str(obj, "uplink", "")?.map(str::to_string),
+            "nodesubnet" | "transparent" => Mode::NodeSubnet(parse_routed(obj)?),
+            // Pod Subnet: the same routed datapath, addresses of the pod subnet.
+            "podsubnet" => Mode::PodSubnet(crate::podsubnet::PodSubnetConf {
+                routed: parse_routed(obj)?,
             }),
             other => {
                 return Err(bad(
                     "mode",
                     other,
-                    "is not supported: use \"kubenet\" or \"nodesubnet\" (overlay and podsubnet come later)",
+                    "is not supported: use \"kubenet\", \"nodesubnet\" or \"podsubnet\" (overlay comes later)",
                 ))
             }
         };
@@ -447,6 +451,14 @@ fn parse_attachments(v: &Value) -> Result<Vec<Attachment>, PluginError> {
             }
         })
         .collect()
+}
+
+/// The routed per-pod veth datapath's settings (nodesubnet, podsubnet).
+fn parse_routed(obj: &Map<String, Value>) -> Result<NodeSubnetConf, PluginError> {
+    Ok(NodeSubnetConf {
+        mtu: get_mtu(obj)?,
+        uplink: get_str(obj, "uplink", "")?.map(str::to_string),
+    })
 }
 
 fn parse_kubenet(obj: &Map<String, Value>) -> Result<KubenetConf, PluginError> {

@@ -87,6 +87,21 @@ pub enum PluginError {
         in_use: usize,
     },
 
+    /// podsubnet (dynamic): every address the node holds now is in use; the
+    /// node's pool is topped up by `aksnet node pod-sync`, so a retry succeeds
+    /// (docs/models.md, "Who tops up").
+    #[error(
+        "node {node} has no free pod address in pod subnet {subnet} yet: all {held} it holds \
+         are in use; `aksnet node pod-sync` takes another batch of 16 from the cluster \
+         store (up to maxPods {max_pods}); try again"
+    )]
+    PoolEmpty {
+        node: String,
+        subnet: String,
+        held: usize,
+        max_pods: u32,
+    },
+
     #[error("node pool {path}: {why}")]
     NodePool { path: PathBuf, why: String },
 
@@ -140,6 +155,7 @@ impl PluginError {
                 _ => ErrorCode::State,
             },
             PluginError::NodeFull { .. } => ErrorCode::NoAddressAvailable,
+            PluginError::PoolEmpty { .. } => ErrorCode::TryAgainLater,
             PluginError::NodePool { .. } | PluginError::LocalPool(_) => ErrorCode::State,
             PluginError::Check(_) => ErrorCode::CheckFailed,
             PluginError::NotReady(_) => ErrorCode::NotAvailable,

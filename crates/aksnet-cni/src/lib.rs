@@ -14,6 +14,7 @@ pub mod ipmasq;
 mod kubenet;
 mod mode;
 mod nodesubnet;
+mod podsubnet;
 pub mod undo;
 pub mod verblog;
 mod veth;
@@ -167,16 +168,9 @@ fn add_attachment(
     let mode = cfg.mode.datapath();
     let addresses = mode.addresses(cfg)?;
     let (leases, fresh) = reserve(store, &addresses.pool, args, cfg).map_err(|e| match e {
-        PluginError::Ipam(aksnet_ipam::IpamError::Exhausted { in_use, .. }) => {
-            match &addresses.node {
-                Some((node, reserved)) => PluginError::NodeFull {
-                    node: node.clone(),
-                    reserved: *reserved,
-                    in_use: in_use as usize,
-                },
-                None => e,
-            }
-        }
+        PluginError::Ipam(aksnet_ipam::IpamError::Exhausted { in_use, .. }) => mode
+            .no_free_address(cfg, &addresses, in_use as usize)
+            .unwrap_or(e),
         other => other,
     })?;
     let mut undo = Undo::new();

@@ -33,6 +33,26 @@ pub(crate) trait Datapath: Sync {
     /// The pool ADD reserves from and STATUS reports on.
     fn addresses(&self, cfg: &PluginConfig) -> Result<Addresses, PluginError>;
 
+    /// The error ADD reports when `addresses` has no free address and
+    /// `in_use` are taken; `None` keeps the IPAM's own. By default a node's
+    /// up-front reservation is reported as that node being full.
+    fn no_free_address(
+        &self,
+        cfg: &PluginConfig,
+        addresses: &Addresses,
+        in_use: usize,
+    ) -> Option<PluginError> {
+        let _ = cfg;
+        addresses
+            .node
+            .as_ref()
+            .map(|(node, reserved)| PluginError::NodeFull {
+                node: node.clone(),
+                reserved: *reserved,
+                in_use,
+            })
+    }
+
     /// Builds the attachment's datapath for the reserved addresses. Each step
     /// that changes the kernel pushes its inverse on `undo`.
     fn setup(

@@ -56,6 +56,12 @@ fn load_pool(cfg: &PluginConfig) -> Result<(NodePool, ValidPool), PluginError> {
         }
         Err(e) => return Err(PluginError::LocalPool(e)),
     };
+    if pool.pod_subnet.is_some() {
+        return Err(err(
+            "is a Pod Subnet pool (the node joined with --pod-subnet): use \"mode\": \"podsubnet\""
+                .into(),
+        ));
+    }
     let valid = Pool::Addresses {
         prefix: IpNet::V4(pool.subnet),
         addrs: pool.pod_ips.iter().copied().map(IpAddr::V4).collect(),

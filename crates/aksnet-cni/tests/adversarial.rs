@@ -212,6 +212,20 @@ fn nodesubnet_concurrent_adds_of_one_attachment_never_free_the_live_address() {
 }
 
 #[test]
+fn podsubnet_concurrent_adds_of_one_attachment_never_free_the_live_address() {
+    let node = Node::create("aps");
+    let net = Network::podsubnet("1.0.0", 31);
+    concurrent_adds_keep_the_winner(&net, &node, "aps");
+}
+
+#[test]
+fn podsubnet_del_racing_add_never_leaves_an_unbacked_pod() {
+    let node = Node::create("adp");
+    let net = Network::podsubnet("1.0.0", 31);
+    del_racing_add_leaves_no_orphan(&net, &node, "adp");
+}
+
+#[test]
 fn kubenet_del_racing_add_never_leaves_an_unbacked_pod() {
     let node = Node::create("adk");
     let net = Network::kubenet(&node, "1.0.0");

@@ -51,6 +51,7 @@ enum EnvDefect {
 enum ModeKind {
     Kubenet,
     NodeSubnet,
+    PodSubnet,
 }
 
 /// One defect in an otherwise valid config, and the code it must produce.
@@ -259,6 +260,10 @@ fn base_config(mode: ModeKind, version: &str, data_dir: &Path) -> Map<String, Va
             "cniVersion": version, "name": "aksntbad", "type": "aksnet-cni", "mode": "nodesubnet",
             "dataDir": data_dir
         }),
+        ModeKind::PodSubnet => json!({
+            "cniVersion": version, "name": "aksntbad", "type": "aksnet-cni", "mode": "podsubnet",
+            "dataDir": data_dir
+        }),
     };
     match v {
         Value::Object(m) => m,
@@ -362,7 +367,7 @@ fn common_mutation() -> BoxedStrategy<Mutation> {
             .prop_filter("unknown mode", |s| {
                 !matches!(
                     s.as_str(),
-                    "kubenet" | "bridge" | "nodesubnet" | "transparent"
+                    "kubenet" | "bridge" | "nodesubnet" | "transparent" | "podsubnet"
                 )
             })
             .prop_map(|s| m("mode unknown", &["mode"], Some(json!(s)), 7)),
@@ -501,7 +506,11 @@ fn noise() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 fn arb_mode() -> impl Strategy<Value = ModeKind> {
-    prop_oneof![Just(ModeKind::Kubenet), Just(ModeKind::NodeSubnet)]
+    prop_oneof![
+        Just(ModeKind::Kubenet),
+        Just(ModeKind::NodeSubnet),
+        Just(ModeKind::PodSubnet)
+    ]
 }
 
 fn arb_version() -> impl Strategy<Value = &'static str> {
@@ -513,7 +522,8 @@ fn arb_stdin() -> impl Strategy<Value = Stdin> {
         |(mode, version, noise, specific)| {
             let muts = match (mode, specific) {
                 (ModeKind::Kubenet, true) => kubenet_mutation(),
-                (ModeKind::NodeSubnet, true) => nodesubnet_mutation(),
+                // podsubnet takes nodesubnet's datapath settings.
+                (ModeKind::NodeSubnet | ModeKind::PodSubnet, true) => nodesubnet_mutation(),
                 _ => common_mutation(),
             };
             muts.prop_map(move |m| Stdin::Mutated {

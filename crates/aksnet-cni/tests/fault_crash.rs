@@ -152,6 +152,7 @@ fn harness(tag: &str, mode: &'static str) -> Harness {
     let pod = NamedNs::create(&format!("aksnt{tag}pod"));
     let net = match mode {
         "kubenet" => Network::kubenet(&node, "1.1.0"),
+        "podsubnet" => Network::podsubnet("1.1.0", 31),
         _ => Network::nodesubnet("1.1.0", 30),
     };
     Harness {
@@ -264,4 +265,9 @@ fn sigkill_during_add_and_del_kubenet_leaks_nothing() {
 #[test]
 fn sigkill_during_add_and_del_nodesubnet_leaks_nothing() {
     crash_suite("crn", "nodesubnet");
+}
+
+#[test]
+fn sigkill_during_add_and_del_podsubnet_leaks_nothing() {
+    crash_suite("crp", "podsubnet");
 }

@@ -1,7 +1,9 @@
 //! nodesubnet mode (issue 3): a node netns with an uplink to a fabric netns,
 //! the node joined with the real `aksnet node join`, pods added by running the
 //! plugin inside the node netns exactly as a runtime on that node would.
-//! Checks the transparent-mode contract (docs/architecture.md#datapath-contracts).
+//! Checks the transparent-mode contract (docs/architecture.md#datapath-contracts),
+//! for nodesubnet and for podsubnet (issue 15: the same routed datapath, pod
+//! addresses from a pod subnet's /28 blocks, the node joined with `--pod-subnet`).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -17,10 +19,13 @@ struct Node {
     ns: NetnsGuard,
     _fabric: NetnsGuard,
     data: tempfile::TempDir,
-    _store: tempfile::TempDir,
+    store: tempfile::TempDir,
     pool: Value,
     conf: Value,
 }
+
+/// A Pod Subnet join: the pod subnet's CIDR and `static` or `dynamic`.
+type PodSubnet<'a> = Option<(&'a str, &'a str)>;
 
 fn aksnet_bin() -> PathBuf {
     let p = Path::new(PLUGIN).with_file_name("aksnet");
@@ -35,6 +40,12 @@ fn aksnet_bin() -> PathBuf {
 /// A node on 10.240.<x>.0/24 with an uplink of MTU 1400 (so the pods' copy of
 /// it is visible), joined at `max_pods`.
 fn node(x: u8, max_pods: u32) -> Node {
+    node_in(x, max_pods, None)
+}
+
+/// [`node`]; with `pods`, joined as a Pod Subnet node and configured with
+/// `"mode": "podsubnet"`.
+fn node_in(x: u8, max_pods: u32, pods: PodSubnet<'_>) -> Node {
     require_root();
     let t = tag("n");
     let ns = NetnsGuard::new(&format!("aksnt-{t}"));
@@ -57,6 +68,16 @@ fn node(x: u8, max_pods: u32) -> Node {
             "--max-pods",
             &max_pods.to_string(),
         ])
+        .args(pods.map_or_else(Vec::new, |(cidr, alloc)| {
+            vec![
+                "--pod-subnet",
+                cidr,
+                "--pod-subnet-name",
+                "aksnt-pods",
+                "--pod-allocation",
+                alloc,
+            ]
+        }))
         .arg("--store")
         .arg(store.path())
         .arg("--data-dir")
@@ -92,13 +113,14 @@ fn node(x: u8, max_pods: u32) -> Node {
 
     let conf = json!({
         "cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
-        "mode": "nodesubnet", "dataDir": data.path()
+        "mode": if pods.is_some() { "podsubnet" } else { "nodesubnet" },
+        "dataDir": data.path()
     });
     Node {
         ns,
         _fabric: fabric,
         data,
-        _store: store,
+        store,
         pool,
         conf,
     }
@@ -128,7 +150,21 @@ impl Node {
 
 #[test]
 fn transparent_datapath_contract() {
-    let n = node(1, 10);
+    datapath_contract(&node(1, 10), 24);
+}
+
+#[test]
+fn podsubnet_static_has_the_same_datapath_with_pod_subnet_addresses() {
+    let n = node_in(6, 15, Some(("10.243.6.0/23", "static")));
+    let pool = &n.pool["podSubnet"];
+    assert_eq!(pool["blocks"], json!(["10.243.6.16"]), "{pool}");
+    assert_eq!(n.pool["podIps"].as_array().map(Vec::len), Some(15));
+    datapath_contract(&n, 23);
+}
+
+/// The routed datapath (docs/architecture.md#datapath-contracts), the pods'
+/// addresses with the prefix length `prefix` of the subnet they come from.
+fn datapath_contract(n: &Node, prefix: u8) {
     let a = NetnsGuard::new(&format!("aksnt-{}", tag("a")));
     let b = NetnsGuard::new(&format!("aksnt-{}", tag("b")));
     let ra = n.add("ca", &a, Some("web-a")).expect_ok().json();
@@ -146,7 +182,7 @@ fn transparent_datapath_contract() {
     );
 
     // Result: subnet prefix, gateway 169.254.1.1, default route.
-    assert_eq!(ra["ips"][0]["address"], format!("{ipa}/24"));
+    assert_eq!(ra["ips"][0]["address"], format!("{ipa}/{prefix}"));
     assert_eq!(ra["ips"][0]["gateway"], "169.254.1.1");
     assert_eq!(
         ra["routes"],
@@ -161,7 +197,7 @@ fn transparent_datapath_contract() {
 
     for (pod, ip) in [(&a, &ipa), (&b, &ipb)] {
         let (_, addr) = pod.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]);
-        assert!(addr.contains(&format!("{ip}/24")), "{addr}");
+        assert!(addr.contains(&format!("{ip}/{prefix}")), "{addr}");
         let (_, routes) = pod.exec(&["ip", "-4", "route"]);
         let mut lines: Vec<&str> = routes.lines().map(str::trim).collect();
         lines.sort();
@@ -228,7 +264,15 @@ fn transparent_datapath_contract() {
 
 #[test]
 fn the_pod_after_max_pods_is_refused_and_leaves_nothing() {
-    let n = node(2, 10);
+    max_pods_suite(&node(2, 10));
+}
+
+#[test]
+fn podsubnet_static_node_is_full_at_max_pods() {
+    max_pods_suite(&node_in(7, 10, Some(("10.243.8.0/24", "static"))));
+}
+
+fn max_pods_suite(n: &Node) {
     let pods: Vec<NetnsGuard> = (0..11)
         .map(|_| NetnsGuard::new(&format!("aksnt-{}", tag("m"))))
         .collect();
@@ -290,4 +334,156 @@ fn a_node_that_has_not_joined_is_not_ready() {
     let p = NetnsGuard::new(&format!("aksnt-{}", tag("nj")));
     let o = verb(None, "ADD", "x", &p.path(), &conf, "");
     assert!(o.msg().contains("aksnet node join"), "{}", o.msg());
+}
+
+fn pod_sync(n: &Node) -> String {
+    let out = Command::new(aksnet_bin())
+        .args(["node", "pod-sync", "--store"])
+        .arg(n.store.path())
+        .arg("--data-dir")
+        .arg(n.data.path())
+        .output()
+        .expect("aksnet node pod-sync");
+    assert!(
+        out.status.success(),
+        "pod-sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn pool_size(n: &Node) -> usize {
+    let pool: Value = serde_json::from_str(
+        &std::fs::read_to_string(n.data.path().join("node-pool.json")).unwrap(),
+    )
+    .unwrap();
+    pool["podIps"].as_array().map_or(0, Vec::len)
+}
+
+/// Dynamic allocation with the real plugin and the real `aksnet node
+/// pod-sync`: a pool of one batch (15 pod addresses) is used up, the next ADD
+/// is refused with code 11 (try again) and changes nothing, pod-sync takes a
+/// batch, the ADD succeeds; after every DEL two rounds return the extra batch.
+#[test]
+fn podsubnet_dynamic_pool_is_topped_up_by_pod_sync_and_trimmed_back() {
+    let n = node_in(9, 30, Some(("10.243.10.0/24", "dynamic")));
+    assert_eq!(pool_size(&n), 15);
+    let pods: Vec<NetnsGuard> = (0..16)
+        .map(|_| NetnsGuard::new(&format!("aksnt-{}", tag("d"))))
+        .collect();
+    for (i, p) in pods.iter().take(15).enumerate() {
+        n.add(&format!("d{i}"), p, None).expect_ok();
+    }
+    let o = n.add("d15", &pods[15], None);
+    assert_eq!(o.code(), 11, "{}", o.stdout);
+    assert!(
+        o.msg().contains("aksnt-pods (10.243.10.0/24)") && o.msg().contains("pod-sync"),
+        "{}",
+        o.msg()
+    );
+    let (_, links) = pods[15].exec(&["ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "refused pod got a link: {links}");
+    assert_eq!(
+        call_in(
+            Some(&n.ns.name),
+            &[("CNI_COMMAND", "STATUS")],
+            &n.conf.to_string()
+        )
+        .code(),
+        50
+    );
+    let said = pod_sync(&n);
+    assert!(said.contains("took 10.243.10.32/28"), "{said}");
+    assert_eq!(pool_size(&n), 31);
+    let r = n.add("d15", &pods[15], None).expect_ok().json();
+    assert!(result_ip(&r).starts_with("10.243.10."), "{r}");
+    assert!(
+        pods[15].ping(n.pool["nodeIp"].as_str().unwrap()),
+        "new pod -> node"
+    );
+    for (i, p) in pods.iter().enumerate() {
+        n.del(&format!("d{i}"), &p.path(), None).expect_ok();
+    }
+    let said = pod_sync(&n);
+    assert!(said.contains("returning 10.243.10.32/28"), "{said}");
+    assert_eq!(pool_size(&n), 15, "the returning batch left the pool first");
+    let said = pod_sync(&n);
+    assert!(said.contains("released 10.243.10.32/28"), "{said}");
+    assert_eq!(pool_size(&n), 15);
+}
+
+const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+/// Every spec version through the routed modes: ADD's result in the asked
+/// version, CHECK from 0.4.0, STATUS and GC at 1.1.0 (GC releases an
+/// attachment that is not valid), DEL twice; nothing left.
+fn every_version(n: &Node, prefix: u8) {
+    for (i, v) in VERSIONS.iter().enumerate() {
+        let mut c = n.conf.clone();
+        c["cniVersion"] = json!(v);
+        let ns = NetnsGuard::new(&format!("aksnt-{}", tag("v")));
+        let id = format!("ver{i}");
+        let res = verb(Some(&n.ns.name), "ADD", &id, &ns.path(), &c, "")
+            .expect_ok()
+            .json();
+        assert_eq!(res["cniVersion"], *v);
+        assert_eq!(
+            res["ips"][0].get("version").is_some(),
+            v.starts_with("0."),
+            "{v}: {res}"
+        );
+        let ip = result_ip(&res);
+        assert_eq!(res["ips"][0]["address"], format!("{ip}/{prefix}"), "{v}");
+        let cp = with_prev(&c, &res);
+        let check = verb(Some(&n.ns.name), "CHECK", &id, &ns.path(), &cp, "");
+        if *v >= "0.4.0" {
+            check.expect_ok();
+        } else {
+            assert_eq!(check.code(), 1, "{v}: CHECK before 0.4.0");
+        }
+        let status = call_in(
+            Some(&n.ns.name),
+            &[("CNI_COMMAND", "STATUS")],
+            &c.to_string(),
+        );
+        let gc = {
+            let mut g = c.clone();
+            g["cni.dev/valid-attachments"] = json!([]);
+            call_in(Some(&n.ns.name), &[("CNI_COMMAND", "GC")], &g.to_string())
+        };
+        if *v == "1.1.0" {
+            status.expect_ok();
+            gc.expect_ok();
+            assert!(
+                allocations(n.data.path(), "azure").is_empty(),
+                "GC released {ip}"
+            );
+            let (_, r) = n.ns.exec(&["ip", "route", "show", &format!("{ip}/32")]);
+            assert!(r.trim().is_empty(), "GC left the host route: {r}");
+        } else {
+            assert_eq!(status.code(), 1, "{v}: STATUS");
+            assert_eq!(gc.code(), 1, "{v}: GC");
+        }
+        verb(Some(&n.ns.name), "DEL", &id, &ns.path(), &cp, "").expect_ok();
+        verb(Some(&n.ns.name), "DEL", &id, &ns.path(), &cp, "").expect_ok();
+        assert!(
+            allocations(n.data.path(), "azure").is_empty(),
+            "{v}: address leaked"
+        );
+        let (_, links) = ns.exec(&["ip", "-o", "link"]);
+        assert!(
+            !links.contains("eth0"),
+            "{v}: eth0 left in the pod: {links}"
+        );
+    }
+}
+
+#[test]
+fn nodesubnet_every_spec_version() {
+    every_version(&node(11, 10), 24);
+}
+
+#[test]
+fn podsubnet_every_spec_version() {
+    every_version(&node_in(12, 30, Some(("10.243.12.0/24", "dynamic"))), 24);
 }

@@ -257,7 +257,31 @@ pub fn pick_node_addresses(
     max_pods: MaxPods,
     reserved: &BTreeSet<Ipv4Addr>,
 ) -> Result<NodeAddresses, InsufficientSubnetSize> {
-    let need = max_pods.per_node_reservation();
+    pick_addresses(
+        subnet,
+        subnet_name,
+        max_pods.per_node_reservation(),
+        reserved,
+    )
+}
+
+/// Picks only the node's own address (a Pod Subnet node: its pods take
+/// addresses of the pod subnet, docs/azure.md#pod-subnet), as
+/// [`pick_node_addresses`] does with no pod addresses.
+pub fn pick_node_address(
+    subnet: &NodeSubnet,
+    subnet_name: &str,
+    reserved: &BTreeSet<Ipv4Addr>,
+) -> Result<NodeAddresses, InsufficientSubnetSize> {
+    pick_addresses(subnet, subnet_name, 1, reserved)
+}
+
+fn pick_addresses(
+    subnet: &NodeSubnet,
+    subnet_name: &str,
+    need: u64,
+    reserved: &BTreeSet<Ipv4Addr>,
+) -> Result<NodeAddresses, InsufficientSubnetSize> {
     let free = subnet.free(reserved);
     if need > free {
         return Err(InsufficientSubnetSize {

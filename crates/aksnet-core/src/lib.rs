@@ -5,4 +5,5 @@
 pub mod allocator;
 pub mod azure;
 pub mod naming;
+pub mod podsubnet;
 pub mod pool;

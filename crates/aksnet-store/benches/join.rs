@@ -59,6 +59,7 @@ fn fill<S: Store>(store: &S) {
             node_ip: Ipv4Addr::from(base),
             max_pods: MAX_PODS,
             pod_ips: (1..per_node).map(|j| Ipv4Addr::from(base + j)).collect(),
+            pod_subnet: None,
             lease: None,
         };
         ops.push(Op::Put {

@@ -22,6 +22,8 @@ pub mod kv;
 pub mod local_pool;
 pub mod mem;
 pub mod podcidr;
+pub mod pod_pool;
+pub mod podsubnet;
 pub mod reservation;
 pub mod spec;
 pub mod tenants;

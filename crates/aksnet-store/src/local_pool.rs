@@ -9,7 +9,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use aksnet_core::azure::{MaxPods, NodeSubnet};
-use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
+use std::net::Ipv4Addr;
+
+use aksnet_core::podsubnet;
+use aksnet_core::pool::{
+    NodePool, PodSubnetPool, NODE_POOL_FILE, NODE_POOL_VERSION, NODE_POOL_VERSION_POD_SUBNET,
+};
 
 use aksnet_fs::{ensure_private_dir, read_regular_capped, remove_durably, write_atomic, FsError};
 
@@ -184,24 +189,22 @@ fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
         value,
         reason,
     };
-    if pool.version != NODE_POOL_VERSION {
+    if pool.version != pool.expected_version() {
         return Err(invalid(
             "version",
             pool.version.to_string(),
-            format!("this aksnet understands version {NODE_POOL_VERSION}"),
+            format!(
+                "this aksnet understands version {NODE_POOL_VERSION} (Node Subnet) and \
+                 {NODE_POOL_VERSION_POD_SUBNET} (with podSubnet); this file's content is \
+                 version {}",
+                pool.expected_version()
+            ),
         ));
     }
     let subnet = NodeSubnet::new(pool.subnet)
         .map_err(|e| invalid("subnet", pool.subnet.to_string(), e.to_string()))?;
-    MaxPods::new(pool.max_pods)
+    let max_pods = MaxPods::new(pool.max_pods)
         .map_err(|e| invalid("maxPods", pool.max_pods.to_string(), e.to_string()))?;
-    if pool.pod_ips.len() != pool.max_pods as usize {
-        return Err(invalid(
-            "podIps",
-            format!("{} addresses", pool.pod_ips.len()),
-            format!("maxPods is {}", pool.max_pods),
-        ));
-    }
     if !subnet.is_usable(pool.node_ip) {
         return Err(invalid(
             "nodeIp",
@@ -209,13 +212,30 @@ fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
             format!("not a usable address of {}", pool.subnet),
         ));
     }
+    let usable: Box<dyn Fn(&Ipv4Addr) -> bool> = match &pool.pod_subnet {
+        None => {
+            if pool.pod_ips.len() != pool.max_pods as usize {
+                return Err(invalid(
+                    "podIps",
+                    format!("{} addresses", pool.pod_ips.len()),
+                    format!("maxPods is {}", pool.max_pods),
+                ));
+            }
+            Box::new(move |ip| subnet.is_usable(*ip))
+        }
+        Some(ps) => {
+            let ok = check_pod_subnet(pool, ps, max_pods)
+                .map_err(|(field, value, reason)| invalid(field, value, reason))?;
+            Box::new(move |ip| ok.contains(ip))
+        }
+    };
     let mut seen = BTreeSet::from([pool.node_ip]);
     for ip in &pool.pod_ips {
-        if !subnet.is_usable(*ip) {
+        if !usable(ip) {
             return Err(invalid(
                 "podIps",
                 ip.to_string(),
-                format!("not a usable address of {}", pool.subnet),
+                format!("not a pod address of this node in {}", pool.pod_prefix()),
             ));
         }
         if !seen.insert(*ip) {
@@ -229,6 +249,62 @@ fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
     Ok(())
 }
 
+/// A Pod Subnet pool's own rules; the pod addresses its blocks allow.
+fn check_pod_subnet(
+    pool: &NodePool,
+    ps: &PodSubnetPool,
+    max_pods: MaxPods,
+) -> Result<BTreeSet<Ipv4Addr>, (&'static str, String, String)> {
+    let sub = NodeSubnet::new(ps.cidr)
+        .map_err(|e| ("podSubnet.cidr", ps.cidr.to_string(), e.to_string()))?;
+    let most = podsubnet::blocks_for(max_pods) as usize;
+    if ps.blocks.is_empty() || ps.blocks.len() > most {
+        return Err((
+            "podSubnet.blocks",
+            format!("{} blocks", ps.blocks.len()),
+            format!("maxPods {} takes 1 to {most}", pool.max_pods),
+        ));
+    }
+    if let Some(b) = ps
+        .blocks
+        .iter()
+        .find(|b| !podsubnet::is_eligible_block(&sub, **b))
+    {
+        return Err((
+            "podSubnet.blocks",
+            b.to_string(),
+            format!(
+                "not an aligned /28 of {} without Azure's reserved addresses",
+                ps.cidr
+            ),
+        ));
+    }
+    let first = ps.blocks.iter().min();
+    if let Some(b) = ps
+        .returning
+        .iter()
+        .find(|b| !ps.blocks.contains(b) || Some(*b) == first)
+    {
+        return Err((
+            "podSubnet.returning",
+            b.to_string(),
+            "not one of the node's blocks other than its first".to_string(),
+        ));
+    }
+    let allowed: BTreeSet<Ipv4Addr> = podsubnet::pod_addresses(&ps.blocks, None)
+        .into_iter()
+        .collect();
+    let want_static = pool.max_pods as usize;
+    if ps.allocation == podsubnet::Allocation::Static && pool.pod_ips.len() != want_static {
+        return Err((
+            "podIps",
+            format!("{} addresses", pool.pod_ips.len()),
+            format!("a static-block node holds maxPods = {want_static}"),
+        ));
+    }
+    Ok(allowed)
+}
+
 /// Removes the pool file (and fsyncs the directory). `Ok(false)` if it was absent.
 pub fn remove_node_pool(data_dir: &Path) -> Result<bool, LocalPoolError> {
     Ok(remove_durably(data_dir, NODE_POOL_FILE)?)
@@ -237,7 +313,6 @@ pub fn remove_node_pool(data_dir: &Path) -> Result<bool, LocalPoolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     fn pool() -> NodePool {
         NodePool {
@@ -248,6 +323,7 @@ mod tests {
             node_ip: Ipv4Addr::new(10, 240, 0, 4),
             max_pods: 10,
             pod_ips: (5..15).map(|d| Ipv4Addr::new(10, 240, 0, d)).collect(),
+            pod_subnet: None,
         }
     }
 

@@ -74,6 +74,11 @@ pub struct NodeReservation {
     pub node_ip: Ipv4Addr,
     pub max_pods: u32,
     pub pod_ips: Vec<Ipv4Addr>,
+    /// Set for a Pod Subnet node (issue 15): its pods take addresses of this pod
+    /// subnet (`crate::podsubnet`), so the node subnet holds only the node's own
+    /// address and `podIps` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_subnet: Option<String>,
     /// The lease the reservation lives on (etcd store, `node join --lease-ttl`):
     /// when it expires the store deletes the reservation and its index keys, and
     /// the addresses are free again (docs/node.md, "Leases").
@@ -97,6 +102,8 @@ impl NodeReservation {
             node_ip: self.node_ip,
             max_pods: self.max_pods,
             pod_ips: self.pod_ips.clone(),
+            // A Pod Subnet node's pool is completed by `crate::podsubnet`.
+            pod_subnet: None,
         }
     }
 
@@ -104,11 +111,17 @@ impl NodeReservation {
     fn check(&self) -> Result<(), String> {
         let subnet = NodeSubnet::new(self.subnet).map_err(|e| e.to_string())?;
         MaxPods::new(self.max_pods).map_err(|e| e.to_string())?;
-        if self.pod_ips.len() != self.max_pods as usize {
+        let pods_here = if self.pod_subnet.is_some() {
+            0
+        } else {
+            self.max_pods as usize
+        };
+        if self.pod_ips.len() != pods_here {
             return Err(format!(
-                "podIps has {} addresses, maxPods is {}",
+                "podIps has {} addresses, want {pods_here} (maxPods {}, pod subnet {:?})",
                 self.pod_ips.len(),
-                self.max_pods
+                self.max_pods,
+                self.pod_subnet
             ));
         }
         let mut seen = BTreeSet::new();
@@ -135,6 +148,10 @@ struct SubnetRecord {
     /// before it existed have not, and joins into them list every reservation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     indexed: bool,
+    /// A pod subnet (issue 15): only pods take its addresses, in /28 blocks
+    /// (`crate::podsubnet`); no node and no VM is placed in it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pods: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +210,14 @@ pub enum ReservationError {
         asked_name: String,
         asked_cidr: Ipv4Net,
         asked_max_pods: u32,
+    },
+    #[error("subnet {name} ({cidr}) is a {registered} in the cluster store, not a {asked}: {why}")]
+    SubnetRoleMismatch {
+        name: String,
+        cidr: Ipv4Net,
+        registered: &'static str,
+        asked: &'static str,
+        why: &'static str,
     },
     #[error("subnet {name} is registered with CIDR {registered}, not {asked}")]
     SubnetCidrMismatch {
@@ -430,6 +455,7 @@ fn backoff(attempt: u32) {
 fn existing<S: Store + ?Sized>(
     store: &S,
     req: &JoinRequest,
+    pod_subnet: Option<&str>,
 ) -> Result<Option<NodeReservation>, ReservationError> {
     let Some((existing, _)) = get_node(store, &req.node)? else {
         return Ok(None);
@@ -438,6 +464,7 @@ fn existing<S: Store + ?Sized>(
     if existing.subnet_name == req.subnet_name
         && existing.subnet == cidr
         && existing.max_pods == req.max_pods.get()
+        && existing.pod_subnet.as_deref() == pod_subnet
     {
         check_in_use(req, &existing)?;
         return Ok(Some(existing));
@@ -460,10 +487,73 @@ pub(crate) fn guard_subnet<S: Store + ?Sized>(
     store: &S,
     req: &JoinRequest,
 ) -> Result<(Vec<Compare>, Vec<Op>, bool), ReservationError> {
+    guard_subnet_as(store, req, SubnetRole::Nodes)
+}
+
+/// What a subnet of the cluster store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubnetRole {
+    /// Nodes (and their pods in Node Subnet), VMs and other tenants.
+    Nodes,
+    /// Pods only, in /28 blocks (Pod Subnet, `crate::podsubnet`).
+    Pods,
+}
+
+impl SubnetRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nodes => "node subnet",
+            Self::Pods => "pod subnet",
+        }
+    }
+}
+
+/// Why the roles never mix (the Legacy CNI article's FAQ).
+pub const ROLE_REASON: &str = "VMs cannot be placed in a pod subnet: it holds only pods' \
+     addresses, and a node subnet is never a pod subnet \
+     (https://learn.microsoft.com/en-us/azure/aks/concepts-network-legacy-cni, FAQ)";
+
+/// The role of the subnet `name` in the store, or `None` when it is unknown.
+pub fn subnet_role<S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+) -> Result<Option<SubnetRole>, ReservationError> {
+    let skey = subnet_key(name);
+    Ok(match store.get(&skey)? {
+        None => None,
+        Some((v, _)) => Some(if parse::<SubnetRecord>(&skey, &v)?.pods {
+            SubnetRole::Pods
+        } else {
+            SubnetRole::Nodes
+        }),
+    })
+}
+
+/// [`guard_subnet`] for a subnet of `role`: a subnet registered with the other
+/// role is refused with [`ROLE_REASON`].
+pub(crate) fn guard_subnet_as<S: Store + ?Sized>(
+    store: &S,
+    req: &JoinRequest,
+    role: SubnetRole,
+) -> Result<(Vec<Compare>, Vec<Op>, bool), ReservationError> {
     let cidr = req.subnet.cidr();
     let skey = subnet_key(&req.subnet_name);
     if let Some((value, rev)) = store.get(&skey)? {
         let rec: SubnetRecord = parse(&skey, &value)?;
+        let registered = if rec.pods {
+            SubnetRole::Pods
+        } else {
+            SubnetRole::Nodes
+        };
+        if registered != role && rec.cidr == cidr {
+            return Err(ReservationError::SubnetRoleMismatch {
+                name: req.subnet_name.clone(),
+                cidr,
+                registered: registered.name(),
+                asked: role.name(),
+                why: ROLE_REASON,
+            });
+        }
         if rec.cidr != cidr {
             return Err(ReservationError::SubnetCidrMismatch {
                 name: req.subnet_name.clone(),
@@ -510,6 +600,7 @@ pub(crate) fn guard_subnet<S: Store + ?Sized>(
     let record = SubnetRecord {
         cidr,
         indexed: true,
+        pods: role == SubnetRole::Pods,
     };
     let ops = vec![
         Op::Put {
@@ -574,11 +665,22 @@ pub fn join<S: Store + ?Sized>(
     store: &S,
     req: &JoinRequest,
 ) -> Result<JoinOutcome, ReservationError> {
+    join_with_pods_in(store, req, None)
+}
+
+/// [`join`]; with `pod_subnet` (a Pod Subnet node, issue 15) the node subnet
+/// gives the node only its own address and its pods take addresses of that pod
+/// subnet (`crate::podsubnet::join_pods`), so `maxPods` costs nothing here.
+pub fn join_with_pods_in<S: Store + ?Sized>(
+    store: &S,
+    req: &JoinRequest,
+    pod_subnet: Option<&str>,
+) -> Result<JoinOutcome, ReservationError> {
     validate_node_name(&req.node)?;
     validate_subnet_name(&req.subnet_name)?;
     let nkey = node_key(&req.node);
     for attempt in 0..MAX_ATTEMPTS {
-        if let Some(r) = existing(store, req)? {
+        if let Some(r) = existing(store, req, pod_subnet)? {
             return Ok(JoinOutcome::AlreadyJoined(r));
         }
         let (mut compares, mut ops, indexed) = guard_subnet(store, req)?;
@@ -588,7 +690,12 @@ pub fn join<S: Store + ?Sized>(
         // taken, as Azure counts other NICs. Read after the guard, like the index:
         // a reserve bumps the same guard, so it and this join serialise.
         reserved.extend(crate::tenants::tenant_addresses(store, &req.subnet_name)?);
-        let picked = pick_node_addresses(&req.subnet, &req.subnet_name, req.max_pods, &reserved)?;
+        let picked = match pod_subnet {
+            None => pick_node_addresses(&req.subnet, &req.subnet_name, req.max_pods, &reserved)?,
+            Some(_) => {
+                aksnet_core::azure::pick_node_address(&req.subnet, &req.subnet_name, &reserved)?
+            }
+        };
         let reservation = NodeReservation {
             node: req.node.clone(),
             subnet_name: req.subnet_name.clone(),
@@ -596,6 +703,7 @@ pub fn join<S: Store + ?Sized>(
             node_ip: picked.node_ip,
             max_pods: req.max_pods.get(),
             pod_ips: picked.pod_ips,
+            pod_subnet: pod_subnet.map(str::to_string),
             lease: req.lease,
         };
         check_in_use(req, &reservation)?;

@@ -29,6 +29,7 @@ fn pool() -> NodePool {
         node_ip: Ipv4Addr::new(10, 240, 0, 4),
         max_pods: 10,
         pod_ips: (5..15).map(|d| Ipv4Addr::new(10, 240, 0, d)).collect(),
+        pod_subnet: None,
     }
 }
 

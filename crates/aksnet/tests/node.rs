@@ -450,6 +450,7 @@ fn addresses_outside_the_nodes_pool_do_not_block_leave() {
     // Another network's allocations (e.g. a kubenet pod CIDR) in the same data dir.
     let other = NodePool {
         pod_ips: (5..15).map(|d| Ipv4Addr::new(10, 244, 1, d)).collect(),
+        pod_subnet: None,
         subnet: "10.244.1.0/24".parse().expect("cidr"),
         max_pods: 10,
         ..c.pool("n1").expect("pool")

@@ -55,6 +55,12 @@ impl Cluster {
         .map(String::from)
         .to_vec()
     }
+    /// A Node Subnet join into the subnet named `name`.
+    fn join_args_in(&self, node: &str, subnet: &str, name: &str) -> Vec<String> {
+        let mut a = self.join_args(node, subnet, "30");
+        a.extend(["--subnet-name", name].map(String::from));
+        a
+    }
     fn subnet_args(&self, verb: &str, extra: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = ["subnet", verb, "--store", &self.store()]
             .map(String::from)
@@ -262,4 +268,88 @@ fn a_concurrent_reserve_and_join_never_both_take_one_address() {
             "round {round}"
         );
     }
+}
+
+/// Issue 15: a pod subnet holds only pods. `aksnet subnet reserve` in it (a VM)
+/// and a Node Subnet join into it are refused with AKS's reason and change
+/// nothing; a Pod Subnet node costs one address of the node subnet; leave
+/// returns its blocks.
+#[test]
+fn vms_cannot_be_placed_in_a_pod_subnet() {
+    let c = Cluster::new();
+    let mut join = c.join_args("pods-a", "10.240.0.0/24", "30");
+    join.extend(
+        [
+            "--pod-subnet",
+            "10.241.0.0/24",
+            "--pod-subnet-name",
+            "pods",
+            "--pod-allocation",
+            "static",
+        ]
+        .map(String::from),
+    );
+    let (code, out, err) = text(&run(&join));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("pod subnet pods (10.241.0.0/24, static): blocks 10.241.0.16/28,10.241.0.32/28 (30 pod addresses now)"),
+        "{out}"
+    );
+    assert!(out.contains("250 of 251 usable addresses free"), "{out}");
+    let before = c.state();
+    let (code, _, err) = c.subnet(
+        "reserve",
+        &[
+            "--address",
+            "10.241.0.100",
+            "--owner",
+            "vm1",
+            "--subnet-name",
+            "pods",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("is a pod subnet in the cluster store, not a node subnet")
+            && err.contains("VMs cannot be placed in a pod subnet"),
+        "{err}"
+    );
+    let (code, _, err) = text(&run(&c.join_args_in("vm-node", "10.241.0.0/24", "pods")));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("VMs cannot be placed in a pod subnet"),
+        "{err}"
+    );
+    assert_eq!(c.state(), before, "refusals change nothing");
+    let o = run(&[
+        "node".into(),
+        "pod-sync".into(),
+        "--store".into(),
+        c.store(),
+        "--every".into(),
+        "2s".into(),
+    ]);
+    let (code, _, err) = text(&o);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--every") && err.contains("10 s IPAM lock timeout"),
+        "{err}"
+    );
+    let leave = [
+        "node",
+        "leave",
+        "--node",
+        "pods-a",
+        "--store",
+        &c.store(),
+        "--data-dir",
+        &c.data("pods-a").display().to_string(),
+    ]
+    .map(String::from);
+    let (code, out, err) = text(&run(&leave));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("node pods-a returned 2 block(s) of pod subnet pods (10.241.0.0/24)"),
+        "{out}"
+    );
 }

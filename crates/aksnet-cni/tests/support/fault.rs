@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use aksnet_core::pool::{NodePool, NODE_POOL_FILE, NODE_POOL_VERSION};
+use aksnet_core::podsubnet::{blocks_for, pod_addresses, Allocation, BATCH};
+use aksnet_core::pool::{
+    NodePool, PodSubnetPool, NODE_POOL_FILE, NODE_POOL_VERSION, NODE_POOL_VERSION_POD_SUBNET,
+};
 use aksnet_netlink::{create_named_netns, delete_named_netns, named_netns_path, Handle, Netns};
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::{json, Value};
@@ -348,6 +351,7 @@ impl Network {
             node_ip: Ipv4Addr::from(base),
             max_pods,
             pod_ips: (1..=max_pods).map(|i| Ipv4Addr::from(base + i)).collect(),
+            pod_subnet: None,
         };
         std::fs::write(
             data_dir.join(NODE_POOL_FILE),
@@ -357,6 +361,58 @@ impl Network {
         let name = "aksntfault".to_string();
         let conf = json!({
             "cniVersion": cni_version, "name": name, "type": "aksnet-cni", "mode": "nodesubnet",
+            "dataDir": data_dir
+        });
+        Network {
+            name,
+            data_dir,
+            conf,
+            subnet,
+            _dir: dir,
+        }
+    }
+
+    /// podsubnet (issue 15): a static-block Pod Subnet node's pool, what `aksnet
+    /// node join --pod-subnet 10.97.0.0/22 --pod-allocation static` writes:
+    /// ceil((maxPods+1)/16) /28 blocks, maxPods pod addresses of them; the
+    /// node's own address in a node subnet of its own.
+    pub fn podsubnet(cni_version: &str, max_pods: u32) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("aksnt-fault-")
+            .tempdir()
+            .expect("tempdir");
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let subnet: Ipv4Net = "10.97.0.0/22".parse().expect("cidr");
+        let max = aksnet_core::azure::MaxPods::new(max_pods).expect("maxPods");
+        let first = u32::from(Ipv4Addr::new(10, 97, 0, 16));
+        let blocks: Vec<Ipv4Addr> = (0..blocks_for(max))
+            .map(|i| Ipv4Addr::from(first + i * BATCH))
+            .collect();
+        let pool = NodePool {
+            version: NODE_POOL_VERSION_POD_SUBNET,
+            node: "aksnt-node".into(),
+            subnet_name: "aksnt".into(),
+            subnet: "10.96.0.0/24".parse().expect("cidr"),
+            node_ip: Ipv4Addr::new(10, 96, 0, 4),
+            max_pods,
+            pod_ips: pod_addresses(&blocks, Some(max_pods as usize)),
+            pod_subnet: Some(PodSubnetPool {
+                name: "aksnt-pods".into(),
+                cidr: subnet,
+                allocation: Allocation::Static,
+                blocks,
+                returning: Vec::new(),
+            }),
+        };
+        std::fs::write(
+            data_dir.join(NODE_POOL_FILE),
+            serde_json::to_vec(&pool).expect("serialise node pool"),
+        )
+        .expect("write node pool");
+        let name = "aksntfault".to_string();
+        let conf = json!({
+            "cniVersion": cni_version, "name": name, "type": "aksnet-cni", "mode": "podsubnet",
             "dataDir": data_dir
         });
         Network {

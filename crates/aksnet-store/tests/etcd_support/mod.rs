@@ -472,6 +472,7 @@ pub fn fill(
             pod_ips: (1..per)
                 .map(|j| std::net::Ipv4Addr::from(base + j))
                 .collect(),
+            pod_subnet: None,
             lease: None,
         };
         ops.push(Op::Put {

@@ -343,6 +343,9 @@ fn join_node(a: &InstallArgs, record: &mut InstallRecord) -> Result<(), InstallE
         data_dir: a.data_dir.clone(),
         lease_ttl: None,
         pod_cidr: super::node::podcidr::PodCidrArgs::default(),
+        // `aksnet install` joins Node Subnet nodes only (issue 15 adds Pod Subnet
+        // to `node join`; install follows when the lab does).
+        pods: super::node::PodSubnetArgs::none(),
     };
     if super::node::run(NodeCommand::Join(join)) != ExitCode::SUCCESS {
         return Err(InstallError::Node { verb: "join" });

@@ -22,18 +22,21 @@ use aksnet_store::local_pool::{
     remove_node_pool, unfence, write_node_lease, write_node_pool, LocalPoolError, NodeLease,
 };
 use aksnet_store::podcidr::PodCidrOutcome;
+use aksnet_store::reservation::join_with_pods_in;
 use aksnet_store::reservation::{
     get_node, release, subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
 use aksnet_store::{
-    join, list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
+    list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
 };
 use ipnet::Ipv4Net;
 
 mod keepalive;
 pub mod podcidr;
+mod podpool;
 mod store_args;
 pub use keepalive::{spawn_lease_hook, LeaseHookArgs, RoundReport};
+pub use podpool::PodSubnetArgs;
 pub use store_args::{parse_duration, StoreArgs};
 
 /// Writes a line to stdout through [`emit`] (never panics on a closed pipe).
@@ -90,6 +93,10 @@ pub enum NodeCommand {
     /// Print the route table the nodes' pod CIDRs make (`podCIDR via nodeIP`): what
     /// a BYO route table on the LAN's gateway holds instead of the agents' routes.
     Routes(podcidr::RoutesArgs),
+    /// A Pod Subnet node (dynamic): take another batch of 16 pod-subnet addresses
+    /// when fewer than 8 are free, return whole free batches when more than 24
+    /// are (one round, or --every DURATION).
+    PodSync(podpool::PodSyncArgs),
 }
 
 #[derive(clap::Args)]
@@ -120,6 +127,8 @@ pub struct JoinArgs {
     pub lease_ttl: Option<std::time::Duration>,
     #[command(flatten)]
     pub pod_cidr: podcidr::PodCidrArgs,
+    #[command(flatten)]
+    pub pods: podpool::PodSubnetArgs,
 }
 
 #[derive(clap::Args)]
@@ -276,6 +285,15 @@ pub enum NodeError {
         data_dir.display()
     )]
     PodsInSeveralBlocks { data_dir: PathBuf, blocks: String },
+    #[error(transparent)]
+    PodSubnet(#[from] aksnet_store::podsubnet::PodSubnetError),
+    #[error(transparent)]
+    PodPool(#[from] aksnet_store::pod_pool::PodPoolError),
+    #[error(
+        "node {node}'s IPAM state hands {ips} to pods, outside the pod-subnet blocks the \
+         cluster store holds for it (was the store lost?); its pool was not rewritten"
+    )]
+    PodsOutsideBlocks { node: String, ips: String },
 }
 
 impl NodeError {
@@ -312,6 +330,7 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
         NodeCommand::List(a) => ("list", run_list(&a)),
         NodeCommand::Keepalive(a) => ("keepalive", keepalive::run(&a)),
         NodeCommand::Routes(a) => ("routes", podcidr::run_routes(&a)),
+        NodeCommand::PodSync(a) => ("pod-sync", podpool::run(&a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -445,7 +464,7 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
         None => None,
     };
     let outcome = match a.subnet {
-        Some(subnet) => Some(join(
+        Some(subnet) => Some(join_with_pods_in(
             &*store,
             &JoinRequest {
                 node: a.node.clone(),
@@ -455,6 +474,7 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
                 in_use,
                 lease,
             },
+            a.pods.pod_subnet.map(|_| a.pods.pod_subnet_name.as_str()),
         )?),
         None => None,
     };
@@ -511,12 +531,24 @@ fn finish_subnet_join(
     let r = outcome.reservation();
     // The store is the truth: (re)write the local pool from it, also on a rejoin,
     // then the lease record, then lift a fence: the pool is this node's again.
-    let path = write_node_pool(&a.data_dir, &r.to_node_pool())?;
+    let (path, pods) = match a.pods.pod_subnet {
+        Some(ps) => {
+            let (pods, path) = podpool::join(&*store, &a.pods, ps, r, &a.data_dir)?;
+            (path, Some(pods))
+        }
+        None => (write_node_pool(&a.data_dir, &r.to_node_pool())?, None),
+    };
     record_lease(a, r)?;
     unfence(&a.data_dir)?;
     // Everything below is a summary: the join is done, so a failure here is a
     // warning and the exit status stays 0 (issue 17: automation that saw exit 1
     // would delete the VM and leak its addresses).
+    // A Pod Subnet node costs one address of the node subnet.
+    let per_node = if a.pods.pod_subnet.is_some() {
+        1
+    } else {
+        a.max_pods.per_node_reservation()
+    };
     let room = if failpoint("join-summary") {
         Err(NodeError::Failpoint("join-summary"))
     } else {
@@ -534,16 +566,30 @@ fn finish_subnet_join(
         r.max_pods
     );
     out!("  node IP  {}", r.node_ip);
-    out!(
-        "  pod IPs  {} ({})",
-        format_address_runs(&r.pod_ips),
-        r.pod_ips.len()
-    );
+    match &pods {
+        Some(p) => out!(
+            "  pod subnet {} ({}, {}): blocks {} ({} pod addresses now)",
+            p.pod_subnet_name,
+            p.pod_subnet,
+            p.allocation,
+            p.blocks
+                .iter()
+                .map(|b| format!("{b}/28"))
+                .collect::<Vec<_>>()
+                .join(","),
+            p.pod_ips().len()
+        ),
+        None => out!(
+            "  pod IPs  {} ({})",
+            format_address_runs(&r.pod_ips),
+            r.pod_ips.len()
+        ),
+    }
     out!("  pool     {}", path.display());
     match room {
         Ok((free, usable)) => out!(
             "  subnet   {free} of {usable} usable addresses free, room for {} more node(s) at maxPods {}",
-            free / a.max_pods.per_node_reservation(),
+            free / per_node,
             a.max_pods
         ),
         Err(e) => eprintln!(
@@ -581,9 +627,16 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     if !a.force {
         check_store_not_lost(&*store, &a.data_dir)?;
     }
+    // A Pod Subnet node's pod addresses are its blocks of the pod subnet.
+    let pods = aksnet_store::podsubnet::get_pods(&*store, &a.node)?.map(|(p, _)| p);
     let joined = get_node(&*store, &a.node)?;
     if let Some((r, _)) = &joined {
-        check_pods(a, &r.pod_ips)?;
+        check_pods(
+            a,
+            &pods
+                .as_ref()
+                .map_or_else(|| r.pod_ips.clone(), |p| p.pod_ips()),
+        )?;
     }
     // The pod CIDR first: it checks its own pods, and a failure leaves the
     // reservation as it was.
@@ -602,6 +655,7 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
         if let Some(p) = local {
             check_pods(a, &p.pod_ips)?;
             remove_node_pool(&a.data_dir)?;
+            podpool::leave(&*store, &a.node)?;
             out!(
                 "node {} is not joined; removed its stale pool {}",
                 a.node,
@@ -630,6 +684,15 @@ fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
     withdraw_answers(&r);
     remove_node_lease(&a.data_dir)?;
     unfence(&a.data_dir)?;
+    if let Some(p) = podpool::leave(&*store, &a.node)? {
+        out!(
+            "node {} returned {} block(s) of pod subnet {} ({})",
+            p.node,
+            p.blocks.len(),
+            p.pod_subnet_name,
+            p.pod_subnet
+        );
+    }
     // A failed compare after a retried attempt may mean our own first attempt
     // committed (its answer was lost): the node being gone is the outcome we wanted.
     if !release(&*store, &r, rev)? && get_node(&*store, &a.node)?.is_some() {
@@ -705,8 +768,15 @@ struct Row {
 fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let store = a.store.open()?;
     check_store_not_lost(&*store, &a.data_dir)?;
-    let nodes = list_nodes(&*store)?;
+    let mut nodes = list_nodes(&*store)?;
     let subnets = list_subnets(&*store)?;
+    // A Pod Subnet node's pod addresses are those of its blocks (issue 15).
+    let pods = aksnet_store::podsubnet::list_pods(&*store)?;
+    for n in &mut nodes {
+        if let Some(p) = pods.iter().find(|p| p.node == n.node) {
+            n.pod_ips = p.pod_ips();
+        }
+    }
     // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
     let local = match read_node_pool(&a.data_dir) {
         Ok(p) => p,
@@ -741,7 +811,16 @@ fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let mut per_subnet: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
     for n in &nodes {
         let e = per_subnet.entry(n.subnet_name.as_str()).or_default();
-        e.0 += n.pod_ips.len() as u64 + 1;
+        e.0 += if n.pod_subnet.is_some() {
+            1
+        } else {
+            n.pod_ips.len() as u64 + 1
+        };
+        e.1 += 1;
+    }
+    for p in &pods {
+        let e = per_subnet.entry(p.pod_subnet_name.as_str()).or_default();
+        e.0 += p.blocks.len() as u64 * u64::from(aksnet_core::podsubnet::BATCH);
         e.1 += 1;
     }
     match a.format {

@@ -153,6 +153,15 @@ fn round(store: &dyn Store, a: &KeepaliveArgs, lease: &NodeLease) -> Result<Roun
         }
         Some((r, rev)) => (r, rev),
     };
+    if record.pod_subnet.is_some() {
+        // A Pod Subnet node's pool is its blocks of the pod subnet (topped up
+        // and trimmed by the same round as `aksnet node pod-sync`).
+        super::podpool::round(store, &a.data_dir)?;
+        return Ok(Round::Alive(
+            Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1)),
+            rev,
+        ));
+    }
     let want = record.to_node_pool();
     if read_node_pool_ignoring_fence(&a.data_dir)?.as_ref() != Some(&want) {
         let outside: Vec<_> = in_use_in_subnet(&a.data_dir, record.subnet)?

@@ -1,0 +1,209 @@
+//! Pod Subnet nodes (issue 15; docs/models.md#pod-subnet): the part of `node
+//! join` and `node leave` that takes and returns the node's /28 blocks of the
+//! pod subnet, and `aksnet node pod-sync`, which keeps a dynamic node's pool
+//! topped up (batches of 16 when fewer than 8 are free, whole free batches
+//! returned when more than 24 are, `aksnet_store::pod_pool`). `node keepalive`
+//! runs the same round for a Pod Subnet node.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aksnet_core::azure::NodeSubnet;
+use aksnet_core::podsubnet::Allocation;
+use aksnet_store::local_pool::{read_node_pool_ignoring_fence, write_node_pool};
+use aksnet_store::pod_pool::{pod_subnet_pool, sync_pod_pool, SyncReport};
+use aksnet_store::podsubnet::{join_pods, leave_pods, PodJoin, PodReservation};
+use aksnet_store::{NodeReservation, Store};
+
+use super::{store_args, NodeError, StoreArgs, DEFAULT_DATA_DIR};
+
+/// Default pod subnet name (`--pod-subnet-name`).
+pub const DEFAULT_POD_SUBNET_NAME: &str = "pod-subnet";
+
+/// `aksnet node join`'s Pod Subnet flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PodSubnetArgs {
+    /// Join as an Azure CNI Pod Subnet node: pods take addresses of this
+    /// separate subnet (IPv4, /28 or larger), the node keeps one address of
+    /// --subnet. The plugin's mode is then "podsubnet".
+    #[arg(long, value_name = "CIDR", value_parser = super::parse_subnet, requires = "subnet")]
+    pub pod_subnet: Option<NodeSubnet>,
+    /// The pod subnet's name (one name, one CIDR across the cluster store).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_POD_SUBNET_NAME, value_parser = super::parse_subnet_name)]
+    pub pod_subnet_name: String,
+    /// static: ceil((maxPods+1)/16) /28 blocks at join, for the node's life;
+    /// dynamic (AKS's default): one batch of 16 now, more on demand
+    /// (`aksnet node pod-sync`).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = PodAllocation::Dynamic, requires = "pod_subnet")]
+    pub pod_allocation: PodAllocation,
+}
+
+impl PodSubnetArgs {
+    /// No pod subnet: a Node Subnet join.
+    pub fn none() -> Self {
+        Self {
+            pod_subnet: None,
+            pod_subnet_name: DEFAULT_POD_SUBNET_NAME.to_string(),
+            pod_allocation: PodAllocation::Dynamic,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PodAllocation {
+    Static,
+    Dynamic,
+}
+
+impl From<PodAllocation> for Allocation {
+    fn from(a: PodAllocation) -> Self {
+        match a {
+            PodAllocation::Static => Allocation::Static,
+            PodAllocation::Dynamic => Allocation::Dynamic,
+        }
+    }
+}
+
+/// `aksnet node pod-sync`.
+#[derive(clap::Args)]
+pub struct PodSyncArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The node's data directory (its node-pool.json and IPAM state).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Run a round every DURATION (at least 11s, e.g. 15s) until killed: a
+    /// return takes two rounds, which must be further apart than the plugin's
+    /// 10 s IPAM lock timeout (docs/models.md, "Who tops up"). Without it: one round.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
+    pub every: Option<Duration>,
+}
+
+/// The shortest `--every`: longer than the plugin's IPAM lock timeout (10 s).
+pub const MIN_ROUND_INTERVAL: Duration = Duration::from_secs(11);
+
+fn parse_every(s: &str) -> Result<Duration, String> {
+    let d = store_args::parse_duration(s)?;
+    if d < MIN_ROUND_INTERVAL {
+        return Err(format!(
+            "{s:?} is shorter than {}s: a batch is returned over two rounds, which must be \
+             further apart than the plugin's 10 s IPAM lock timeout",
+            MIN_ROUND_INTERVAL.as_secs()
+        ));
+    }
+    Ok(d)
+}
+
+/// Takes the node's blocks and writes its pool (after its node-subnet
+/// reservation `r`). A rejoin keeps what a previous round was returning.
+pub fn join(
+    store: &dyn Store,
+    p: &PodSubnetArgs,
+    subnet: NodeSubnet,
+    r: &NodeReservation,
+    data_dir: &Path,
+) -> Result<(PodReservation, PathBuf), NodeError> {
+    let (pods, _) = join_pods(
+        store,
+        &PodJoin {
+            node: r.node.clone(),
+            subnet_name: p.pod_subnet_name.clone(),
+            subnet,
+            allocation: p.pod_allocation.into(),
+            max_pods: aksnet_core::azure::MaxPods::new(r.max_pods)
+                .map_err(aksnet_store::ReservationError::from)?,
+            lease: r.lease,
+        },
+    )?;
+    let returning = read_node_pool_ignoring_fence(data_dir)?
+        .and_then(|p| p.pod_subnet)
+        .map(|ps| ps.returning)
+        .unwrap_or_default();
+    let pool = pod_subnet_pool(r, &pods, &returning);
+    let in_use = pod_ips_in_use(data_dir)?;
+    let outside: Vec<Ipv4Addr> = in_use
+        .iter()
+        .filter(|ip| p.pod_subnet.is_some_and(|s| s.cidr().contains(*ip)))
+        .filter(|ip| {
+            !pods
+                .blocks
+                .iter()
+                .any(|b| aksnet_core::podsubnet::block_of(**ip) == *b)
+        })
+        .copied()
+        .collect();
+    if !outside.is_empty() {
+        return Err(NodeError::PodsOutsideBlocks {
+            node: r.node.clone(),
+            ips: aksnet_core::azure::format_address_runs(&outside),
+        });
+    }
+    let path = write_node_pool(data_dir, &pool)?;
+    Ok((pods, path))
+}
+
+/// Releases the node's blocks (`node leave`); `None` when it held none.
+pub fn leave(store: &dyn Store, node: &str) -> Result<Option<PodReservation>, NodeError> {
+    Ok(leave_pods(store, node)?)
+}
+
+/// The pod addresses the node's IPAM state holds (every network of the data dir).
+pub fn pod_ips_in_use(data_dir: &Path) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
+    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
+        data_dir: data_dir.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    Ok(held
+        .into_iter()
+        .filter_map(|h| match h.ip {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        })
+        .collect())
+}
+
+/// One round for the node of `data_dir` (also `node keepalive`'s, for a Pod
+/// Subnet node).
+pub fn round(store: &dyn Store, data_dir: &Path) -> Result<SyncReport, NodeError> {
+    let in_use = pod_ips_in_use(data_dir)?;
+    Ok(sync_pod_pool(store, data_dir, &in_use)?)
+}
+
+fn describe(r: &SyncReport) -> String {
+    let list = |v: &[Ipv4Addr]| {
+        v.iter()
+            .map(|b| format!("{b}/28"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut parts = vec![format!(
+        "{} of {} pod addresses in use",
+        r.in_use, r.pod_ips
+    )];
+    for (what, v) in [
+        ("took", &r.grown),
+        ("returning", &r.returning),
+        ("released", &r.released),
+        ("kept (a pod took an address)", &r.kept),
+    ] {
+        if !v.is_empty() {
+            parts.push(format!("{what} {}", list(v)));
+        }
+    }
+    parts.join("; ")
+}
+
+pub fn run(a: &PodSyncArgs) -> Result<(), NodeError> {
+    let store = a.store.open()?;
+    loop {
+        store.restart_deadline();
+        let report = round(&*store, &a.data_dir)?;
+        super::emit(format!("pod-sync: {}", describe(&report)));
+        match a.every {
+            Some(every) => std::thread::sleep(every),
+            None => return Ok(()),
+        }
+    }
+}
