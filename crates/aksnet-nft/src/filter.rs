@@ -505,6 +505,55 @@ pub fn update_script(old: &FilterTable, new: &FilterTable) -> Result<Option<Stri
     if !same_shape(old, new) {
         return replace_script(new).map(Some);
     }
+    Ok(diff_script(old, new))
+}
+
+/// The same change for two PARTS of a table: `old` holds the objects a change touched as the
+/// kernel has them (absent: not there yet), `new` the same objects as they must become
+/// (absent: to delete). Objects in neither are left alone, so the script is as small as the
+/// change (an incremental compiler's output: one pod → a few elements). References to
+/// objects outside the parts cannot be checked here, so the caller's parts must come from a
+/// validated table; names and element types are checked. A changed type or hook is an error
+/// (a whole replace is the caller's fallback).
+pub fn partial_update_script(
+    old: &FilterTable,
+    new: &FilterTable,
+) -> Result<Option<String>, NftError> {
+    validate_name("table name", &new.name)?;
+    for s in &new.sets {
+        validate_name("set name", &s.name)?;
+        if let Some(e) = s.elements.iter().find(|e| !elem_fits(s.key, s.interval, e)) {
+            return Err(invalid(
+                "set element",
+                format!("{}: {e:?}", s.name),
+                "does not match the set's type",
+            ));
+        }
+    }
+    for m in &new.maps {
+        validate_name("map name", &m.name)?;
+        if let Some(k) = m.elements.keys().find(|k| k.is_ipv4() != m.key.is_v4()) {
+            return Err(invalid(
+                "map element",
+                format!("{}: {k}", m.name),
+                "wrong family",
+            ));
+        }
+    }
+    for c in &new.chains {
+        validate_name("chain name", &c.name)?;
+    }
+    if !same_shape(old, new) {
+        return Err(invalid(
+            "partial update",
+            new.name.clone(),
+            "a set, map or chain changed its type: replace the table",
+        ));
+    }
+    Ok(diff_script(old, new))
+}
+
+fn diff_script(old: &FilterTable, new: &FilterTable) -> Option<String> {
     let tbl = format!("{} {}", new.family, new.name);
     let mut out = String::new();
     // 1. New sets, maps and chains (empty chains first: map elements and rules may name them).
@@ -596,7 +645,7 @@ pub fn update_script(old: &FilterTable, new: &FilterTable) -> Result<Option<Stri
     {
         let _ = writeln!(out, "delete map {tbl} {}", m.name);
     }
-    Ok((!out.is_empty()).then_some(out))
+    (!out.is_empty()).then_some(out)
 }
 
 fn elements_diff(out: &mut String, tbl: &str, old: &FilterTable, new: &FilterTable) {
