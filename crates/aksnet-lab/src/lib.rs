@@ -20,6 +20,7 @@ pub mod down;
 pub mod error;
 pub mod exec;
 pub mod netpol;
+pub mod netpol_down;
 pub mod netpol_plan;
 pub mod netpol_world;
 pub mod routetable;

@@ -4,7 +4,8 @@
 //! every probed port in every pod and external, the policies applied by the real
 //! `aksnet agent`, and a real connection for every verdict, printed next to the model's.
 //! Steps are applied to the running lab (pods added, removed, relabelled; policies
-//! replaced). Everything is removed at the end, also on failure.
+//! replaced). Everything is removed at the end, also on failure; what a killed run left,
+//! `--down` removes ([`crate::netpol_down`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -40,7 +41,7 @@ fn externals(s: &Scenario) -> Vec<(String, Ipv4Addr)> {
     out
 }
 
-fn check_prefix(p: &str) -> Result<()> {
+pub(crate) fn check_prefix(p: &str) -> Result<()> {
     let ok = !p.is_empty()
         && p.len() <= 10
         && p.bytes()
@@ -68,6 +69,17 @@ pub fn netpol(
 ) -> Result<Report> {
     check_prefix(&opts.prefix)?;
     let plan = plan(s, opts.model)?;
+    if crate::netpol_down::leftovers(&opts.prefix)? {
+        return Err(LabError::Invalid {
+            flag: "--prefix",
+            value: opts.prefix.clone(),
+            why: format!(
+                "namespaces of an earlier run with this prefix exist (a killed run?): \
+                 `aksnet lab netpol --down --prefix {}` removes them",
+                opts.prefix
+            ),
+        });
+    }
     let exts = externals(s);
     let mut world = World::new(&opts.prefix, opts.state_dir.clone())?;
     world.build(&plan, &exts)?;

@@ -456,6 +456,49 @@ pub fn replace_script(t: &FilterTable) -> Result<String, NftError> {
     ))
 }
 
+// ---------------------------------------------------------------- running a whole script
+
+impl crate::backend::NftCommand {
+    /// Runs `script` as ONE transaction (`nft -f -`), with the whole script in place before
+    /// nft starts: it is written into an anonymous in-memory file (`memfd_create(2)`) that
+    /// becomes nft's stdin. Through a pipe, a caller killed while writing a script larger
+    /// than the pipe (64 KiB) leaves nft a PREFIX of the script, and a prefix of a
+    /// line-per-command update is valid nft that nft would apply: half a change. Here the
+    /// caller dies either before nft starts (nothing applied) or after (nft has it all).
+    pub fn run_script_whole(&self, op: &str, script: &str) -> Result<(), NftError> {
+        use std::io::{Seek, Write};
+        tracing::debug!(%op, script = %script, "nft -f - (memfd)");
+        let spawn_err = |source| NftError::Spawn {
+            op: op.to_string(),
+            binary: self.binary.clone(),
+            source,
+        };
+        let fd = nix::sys::memfd::memfd_create(
+            "aksnet-nft-script",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )
+        .map_err(|e| spawn_err(std::io::Error::from(e)))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(script.as_bytes()).map_err(spawn_err)?;
+        file.rewind().map_err(spawn_err)?;
+        let out = std::process::Command::new(&self.binary)
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::from(file))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(spawn_err)?;
+        if !out.status.success() {
+            return Err(NftError::Failed {
+                op: op.to_string(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------- incremental update
 
 fn same_shape(a: &FilterTable, b: &FilterTable) -> bool {

@@ -91,6 +91,9 @@ pub struct Compiled {
     exact: bool,
 }
 
+/// Rules of the two base chains (ct state, two vmaps, two fail-closed drops each).
+const BASE_RULES: usize = 10;
+
 /// The sets a rule refers to by name.
 fn rule_sets(c: &FilterChain) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -528,6 +531,41 @@ impl Compiled {
         (!nothing).then_some((old, new))
     }
 
+    /// The table before the changes since the last delta (what the kernel still holds when
+    /// they were not sent).
+    pub fn kernel_table(&self) -> FilterTable {
+        let mut parts = self.parts.clone();
+        for (obj, before) in &self.touched {
+            match (obj, before) {
+                (Obj::Set(n), Before::Set(b)) => {
+                    parts.sets.remove(n);
+                    parts.sets.extend(b.clone().map(|s| (n.clone(), s)));
+                }
+                (Obj::Map(n), Before::Map(b)) => {
+                    parts.maps.remove(n);
+                    parts.maps.extend(b.clone().map(|m| (n.clone(), m)));
+                }
+                (Obj::Chain(n), Before::Chain(b)) => {
+                    parts.chains.remove(n);
+                    parts.chains.extend(b.clone().map(|c| (n.clone(), c)));
+                }
+                _ => {}
+            }
+        }
+        parts.table(&self.table)
+    }
+
+    /// Rules in the table (as [`crate::compile::rule_count`] counts them).
+    pub fn rule_count(&self) -> usize {
+        BASE_RULES
+            + self
+                .parts
+                .chains
+                .values()
+                .map(|c| c.rules.len())
+                .sum::<usize>()
+    }
+
     /// Forgets what was touched (after a full apply of [`Compiled::table`]).
     pub fn clear_delta(&mut self) {
         self.touched.clear();
@@ -538,21 +576,25 @@ impl Compiled {
 /// compared key by key (a key listed twice).
 pub fn pod_changes(from: &Compiled, to: &[Pod]) -> Option<Vec<PodChange>> {
     let mut seen: HashMap<String, ()> = HashMap::with_capacity(to.len());
-    let mut out = Vec::new();
+    let mut upserts = Vec::new();
     for p in to {
         let k = p.key();
         if from.pod(&k) != Some(p) {
-            out.push(PodChange::Upsert(p.clone()));
+            upserts.push(PodChange::Upsert(p.clone()));
         }
         if seen.insert(k, ()).is_some() {
             return None;
         }
     }
-    for p in &from.cluster.pods {
-        let k = p.key();
-        if !seen.contains_key(&k) {
-            out.push(PodChange::Remove(k));
-        }
-    }
+    // Removals first: a new pod may take the address of one that went in the same change.
+    let mut out: Vec<PodChange> = from
+        .cluster
+        .pods
+        .iter()
+        .map(Pod::key)
+        .filter(|k| !seen.contains_key(k))
+        .map(PodChange::Remove)
+        .collect();
+    out.extend(upserts);
     Some(out)
 }

@@ -3,13 +3,14 @@
 //! addresses reused) applied pod by pod gives, after every batch, exactly the table a full
 //! compile of the cluster gives; and the delta it hands to nft (the touched objects before
 //! and after), patched onto the previous table, gives that table too, so the small
-//! transaction misses nothing.
+//! transaction misses nothing; and the table before the batch is known (what the kernel
+//! holds when a change must be compiled whole instead).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
 use aksnet_nft::filter::{partial_update_script, FilterTable};
-use aksnet_policy::compile::{compile, NodeScope};
+use aksnet_policy::compile::{compile, rule_count, NodeScope};
 use aksnet_policy::incremental::{pod_changes, Compiled, IncrementalError, PodChange};
 use aksnet_policy::model::{Cluster, NamedPort, Pod, Policy};
 use ipnet::IpNet;
@@ -163,7 +164,9 @@ fn check(
     match full {
         Err(_) => return Ok(()),
         Ok(full) => {
+            prop_assert_eq!(&c.kernel_table(), before);
             prop_assert_eq!(&c.table(), &full);
+            prop_assert_eq!(c.rule_count(), rule_count(&full));
             if let Some((d_old, d_new)) = c.take_delta() {
                 prop_assert_eq!(&patch(before, &d_old, &d_new), &full);
                 prop_assert!(partial_update_script(&d_old, &d_new).is_ok());
@@ -247,8 +250,8 @@ fn pod_changes_finds_added_changed_removed() {
     assert_eq!(
         changes,
         vec![
-            PodChange::Upsert(pods[0].clone()),
-            PodChange::Remove("x/p1".into())
+            PodChange::Remove("x/p1".into()),
+            PodChange::Upsert(pods[0].clone())
         ]
     );
     pods.push(dup);
