@@ -203,7 +203,10 @@ impl Topology {
     /// A node with two routed pods (the nodesubnet datapath: /32 host routes, proxy ARP).
     fn build() -> Topology {
         for ns in [NODE_NS, POD_A, POD_B] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
             sh(&["ip", "netns", "add", ns]);
             ipn(ns, "link set lo up");
         }
@@ -271,11 +274,15 @@ fn iperf3() -> f64 {
 }
 
 const CONNECT: &str = r#"
-import socket, sys, time, threading
-srv = sys.argv[1]; n = int(sys.argv[2]); lat = []
+import socket, sys, time
+srv = sys.argv[1]; n = int(sys.argv[2]); lat = []; fails = 0
 for i in range(n):
-    t = time.perf_counter(); s = socket.create_connection((srv, 8080), timeout=2); lat.append(time.perf_counter() - t); s.close()
-lat.sort(); print(lat[len(lat)//2]*1e6, lat[int(len(lat)*0.99)]*1e6)
+    t = time.perf_counter()
+    try:
+        s = socket.create_connection((srv, 8080), timeout=1); lat.append(time.perf_counter() - t); s.close()
+    except OSError:
+        fails += 1
+lat.sort(); print(lat[len(lat)//2]*1e6, lat[int(len(lat)*0.99)]*1e6, fails)
 "#;
 
 const LISTEN: &str = r#"
@@ -298,7 +305,7 @@ fn connect_latency() -> (f64, f64) {
     }
     let out = Command::new("ip")
         .args([
-            "netns", "exec", POD_A, "python3", "-c", CONNECT, B_IP, "20000",
+            "netns", "exec", POD_A, "python3", "-c", CONNECT, B_IP, "5000",
         ])
         .output()
         .expect("python3");
@@ -309,6 +316,9 @@ fn connect_latency() -> (f64, f64) {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
+    if v.get(2).copied().unwrap_or(0.0) > 0.0 {
+        eprintln!("connects that timed out (1 s): {}", v[2]);
+    }
     (
         v.first().copied().unwrap_or(0.0),
         v.get(1).copied().unwrap_or(0.0),
@@ -492,12 +502,15 @@ fn nft_in_node(script: &str) {
     assert!(child.wait().expect("nft").success(), "nft -f failed");
 }
 
+/// Throughput, connect p50 and p99 of each round.
+type Samples = (Vec<f64>, Vec<f64>, Vec<f64>);
+
 fn datapath(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
     let table = replace_script(&compile(c, p, &scope(ranges)).expect("compile")).expect("render");
     let drop_policy = format!("delete table inet {TABLE}\n");
-    let mut rows: BTreeMap<&str, (Vec<f64>, Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut rows: BTreeMap<&str, Samples> = BTreeMap::new();
     // Interleaved rounds: the VM's load drifts, each round sees all three alike.
-    for _ in 0..5 {
+    for _ in 0..3 {
         for (name, setup, undo) in [
             ("a: no table", String::new(), String::new()),
             (
@@ -521,7 +534,7 @@ fn datapath(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
             }
         }
     }
-    println!("\n## pod to pod on one node: medians of 5 interleaved rounds (each: iperf3 4 s, 20,000 connects)");
+    println!("\n## pod to pod on one node: medians of 3 interleaved rounds (each: iperf3 4 s, 5,000 connects)");
     println!("| | iperf3 Gbit/s | TCP connect p50 us | p99 us |");
     println!("|---|---|---|---|");
     for (name, (g, p50, p99)) in rows {
