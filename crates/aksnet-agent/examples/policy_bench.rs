@@ -1,8 +1,10 @@
 //! NetworkPolicy benchmark (docs/benchmarks.md "NetworkPolicy"): 1,000 policies, 5,000 pods
-//! in the cluster, 250 on this node. Measures the full compile + apply, one pod added and one
-//! relabelled (compile + diff + one nft transaction), the rule count against the number of
-//! pods, and between two pods of a node iperf3 throughput and TCP connect latency with the
-//! 1,000 policies against none. Root; creates namespaces `aksh4b*` and removes them.
+//! in the cluster, 250 on this node. Measures the rule count against the number of pods;
+//! between two pods of a node iperf3 throughput and TCP connect latency with no table, with
+//! conntrack only, and with the 1,000 policies (interleaved rounds); then, in the node's
+//! namespace with the agent's own controller and nft, the full compile + apply, one pod
+//! added and one relabelled (the incremental path: one small nft transaction) and one policy
+//! replaced. Root; creates namespaces `aksh4b*` and removes them.
 //!
 //!     cargo run --release -p aksnet-agent --example policy_bench
 
@@ -11,10 +13,14 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aksnet_agent::policy_controller::{PolicyController, PolicySettings, ScriptBackend};
+use ipnet::IpNet;
+
+use aksnet_agent::policy_controller::{Applied, PolicyController, PolicySettings};
 use aksnet_agent::policy_source::ClusterView;
-use aksnet_nft::NftError;
+use aksnet_nft::filter::{partial_update_script, replace_script};
+use aksnet_nft::NftCommand;
 use aksnet_policy::compile::{compile, rule_count, NodeScope};
+use aksnet_policy::incremental::{pod_changes, Compiled};
 use aksnet_policy::model::{
     Cluster, NamedPort, Namespace, NamespaceScope, Peer, Pod, Policy, PortMatch, PortSpec,
     Protocol, Rule, Selector,
@@ -25,6 +31,7 @@ const POD_A: &str = "aksh4ba";
 const POD_B: &str = "aksh4bb";
 const A_IP: &str = "10.244.0.2";
 const B_IP: &str = "10.244.0.3";
+const TABLE: &str = "aksh4pol";
 
 fn labels(p: &[(&str, String)]) -> BTreeMap<String, String> {
     p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
@@ -175,45 +182,6 @@ fn bench_pods(c: &mut Cluster, pols: &mut Vec<Policy>) {
     });
 }
 
-struct InNetns;
-
-impl ScriptBackend for InNetns {
-    fn run_script(&self, op: &str, script: &str) -> Result<(), NftError> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", NODE_NS, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| NftError::Spawn {
-                op: op.into(),
-                binary: "nft".into(),
-                source,
-            })?;
-        if let Some(mut i) = child.stdin.take() {
-            i.write_all(script.as_bytes())
-                .map_err(|source| NftError::Spawn {
-                    op: op.into(),
-                    binary: "nft".into(),
-                    source,
-                })?;
-        }
-        let out = child.wait_with_output().map_err(|source| NftError::Spawn {
-            op: op.into(),
-            binary: "nft".into(),
-            source,
-        })?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(NftError::Failed {
-                op: op.into(),
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).into(),
-            })
-        }
-    }
-}
-
 fn sh(args: &[&str]) {
     let ok = Command::new(args[0])
         .args(&args[1..])
@@ -235,7 +203,10 @@ impl Topology {
     /// A node with two routed pods (the nodesubnet datapath: /32 host routes, proxy ARP).
     fn build() -> Topology {
         for ns in [NODE_NS, POD_A, POD_B] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
             sh(&["ip", "netns", "add", ns]);
             ipn(ns, "link set lo up");
         }
@@ -303,11 +274,15 @@ fn iperf3() -> f64 {
 }
 
 const CONNECT: &str = r#"
-import socket, sys, time, threading
-srv = sys.argv[1]; n = int(sys.argv[2]); lat = []
+import socket, sys, time
+srv = sys.argv[1]; n = int(sys.argv[2]); lat = []; fails = 0
 for i in range(n):
-    t = time.perf_counter(); s = socket.create_connection((srv, 8080), timeout=2); lat.append(time.perf_counter() - t); s.close()
-lat.sort(); print(lat[len(lat)//2]*1e6, lat[int(len(lat)*0.99)]*1e6)
+    t = time.perf_counter()
+    try:
+        s = socket.create_connection((srv, 8080), timeout=1); lat.append(time.perf_counter() - t); s.close()
+    except OSError:
+        fails += 1
+lat.sort(); print(lat[len(lat)//2]*1e6, lat[int(len(lat)*0.99)]*1e6, fails)
 "#;
 
 const LISTEN: &str = r#"
@@ -330,7 +305,7 @@ fn connect_latency() -> (f64, f64) {
     }
     let out = Command::new("ip")
         .args([
-            "netns", "exec", POD_A, "python3", "-c", CONNECT, B_IP, "3000",
+            "netns", "exec", POD_A, "python3", "-c", CONNECT, B_IP, "5000",
         ])
         .output()
         .expect("python3");
@@ -341,6 +316,9 @@ fn connect_latency() -> (f64, f64) {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
+    if v.get(2).copied().unwrap_or(0.0) > 0.0 {
+        eprintln!("connects that timed out (1 s): {}", v[2]);
+    }
     (
         v.first().copied().unwrap_or(0.0),
         v.get(1).copied().unwrap_or(0.0),
@@ -352,8 +330,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
-    let ranges = vec!["10.244.0.0/24".parse().expect("net")];
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn scope(ranges: &[IpNet]) -> NodeScope<'_> {
+    NodeScope {
+        table: TABLE,
+        node: "node-0",
+        pod_ranges: ranges,
+    }
+}
+
+fn rule_counts(ranges: &[IpNet]) {
     println!("## rule count against pods (1,000 policies, node-0 holds 250 of every 5,000)");
     println!("| cluster pods | local pods | rules | set elements | verdict map entries |");
     println!("|---|---|---|---|---|");
@@ -361,16 +350,7 @@ fn main() {
         let mut c = cluster(n);
         let mut p = policies(1000);
         bench_pods(&mut c, &mut p);
-        let t = compile(
-            &c,
-            &p,
-            &NodeScope {
-                table: "aksh4pol",
-                node: "node-0",
-                pod_ranges: &ranges,
-            },
-        )
-        .expect("compile");
+        let t = compile(&c, &p, &scope(ranges)).expect("compile");
         let local = c
             .pods
             .iter()
@@ -380,99 +360,201 @@ fn main() {
         let maps: usize = t.maps.iter().map(|m| m.elements.len()).sum();
         println!("| {n} | {local} | {} | {elems} | {maps} |", rule_count(&t));
     }
+}
+
+/// A pod of node-0 added (a new address, isolated by existing policies).
+fn added(c: &Cluster, k: usize) -> Cluster {
+    let mut c2 = c.clone();
+    c2.pods.push(Pod {
+        namespace: "ns-1".into(),
+        name: format!("new-{k}"),
+        labels: labels(&[("app", "app-1".into())]),
+        ips: vec![format!("10.244.0.{}", 252 + k % 3).parse().expect("ip")],
+        ports: vec![],
+        node: Some("node-0".into()),
+    });
+    c2
+}
+
+/// Pod `k` relabelled (its peer-set memberships and, on node-0, its isolation change).
+fn relabelled(c: &Cluster, k: usize) -> Cluster {
+    let mut c2 = c.clone();
+    c2.pods[k * 7].labels.insert("app".into(), "app-99".into());
+    c2
+}
+
+/// The pure part of a pod change: the incremental compiler and the script it makes.
+fn pure_change(c: &Cluster, p: &[Policy], ranges: &[IpNet], runs: usize) -> (f64, usize) {
+    let mut comp = Compiled::new(c.clone(), p.to_vec(), &scope(ranges)).expect("compile");
+    let mut times = Vec::new();
+    let mut lines = 0;
+    for k in 0..runs {
+        let c2 = added(c, k);
+        let t = Instant::now();
+        let changes = pod_changes(&comp, &c2.pods).expect("changes");
+        for ch in changes {
+            comp.apply_pod(ch).expect("incremental");
+        }
+        let (old, new) = comp.take_delta().expect("delta");
+        let script = partial_update_script(&old, &new)
+            .expect("script")
+            .expect("not empty");
+        times.push(ms(t.elapsed()));
+        lines = script.lines().count();
+        for ch in pod_changes(&comp, &c.pods).expect("changes") {
+            comp.apply_pod(ch).expect("back");
+        }
+        comp.clear_delta();
+    }
+    (median(times), lines)
+}
+
+/// One change applied through the controller (the agent's code and real nft, in the node's
+/// namespace), then undone; the median of `runs` of the change.
+fn timed(
+    ctl: &mut PolicyController<NftCommand>,
+    base: &ClusterView,
+    change: impl Fn(usize) -> ClusterView,
+    runs: usize,
+) -> (f64, Applied) {
+    let mut times = Vec::new();
+    let mut how = Applied::Unchanged;
+    for k in 0..runs {
+        let r = ctl.apply_view(&change(k)).expect("apply");
+        times.push(ms(r.elapsed));
+        how = r.applied;
+        ctl.apply_view(base).expect("back");
+    }
+    (median(times), how)
+}
+
+/// Enters the node's namespace: nft then runs there exactly as the agent runs it.
+fn enter_node_ns() {
+    let f = std::fs::File::open(format!("/run/netns/{NODE_NS}")).expect("netns");
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+}
+
+fn churn(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
+    let base = ClusterView {
+        cluster: c.clone(),
+        policies: p.to_vec(),
+    };
+    let settings = PolicySettings {
+        table: TABLE.into(),
+        node: "node-0".into(),
+        pod_ranges: ranges.to_vec(),
+    };
+    let mut ctl = PolicyController::new(NftCommand::default(), settings);
+    let t0 = Instant::now();
+    let desired = ctl.desired(&base).expect("compile");
+    let compile_ms = ms(t0.elapsed());
+    let r = ctl.apply_view(&base).expect("apply");
+    println!(
+        "\n## full compile + apply: {:.1} ms ({compile_ms:.1} ms of it compile), {} rules, applied {:?}",
+        ms(r.elapsed),
+        rule_count(&desired),
+        r.applied
+    );
+    let (pure, lines) = pure_change(c, p, ranges, 50);
+    println!("one pod added, incremental compiler + script alone: median {pure:.2} ms ({lines} script lines)");
+    let view = |c: Cluster| ClusterView {
+        cluster: c,
+        policies: p.to_vec(),
+    };
+    let (add, how) = timed(&mut ctl, &base, |k| view(added(c, k)), 50);
+    println!("one local pod added -> enforced: median {add:.2} ms of 50 ({how:?})");
+    let (rel, how) = timed(&mut ctl, &base, |k| view(relabelled(c, k)), 50);
+    println!("one pod relabelled -> enforced: median {rel:.2} ms of 50 ({how:?})");
+    let (pol, how) = timed(
+        &mut ctl,
+        &base,
+        |k| {
+            let mut p2 = p.to_vec();
+            p2[k * 13].name = format!("renamed-{k}");
+            ClusterView {
+                cluster: c.clone(),
+                policies: p2,
+            }
+        },
+        10,
+    );
+    println!(
+        "one policy replaced (full compile + diff) -> enforced: median {pol:.1} ms of 10 ({how:?})"
+    );
+}
+
+/// The connect latency with conntrack but no policy: the table every node has anyway (the
+/// agent's SNAT table and kube-proxy use conntrack), so the policy's own cost shows apart.
+const CT_ONLY: &str = "table inet aksh4ct {\n chain f {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n";
+
+fn nft_in_node(script: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", NODE_NS, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("nft").success(), "nft -f failed");
+}
+
+/// Throughput, connect p50 and p99 of each round.
+type Samples = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+fn datapath(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
+    let table = replace_script(&compile(c, p, &scope(ranges)).expect("compile")).expect("render");
+    let drop_policy = format!("delete table inet {TABLE}\n");
+    let mut rows: BTreeMap<&str, Samples> = BTreeMap::new();
+    // Interleaved rounds: the VM's load drifts, each round sees all three alike.
+    for _ in 0..3 {
+        for (name, setup, undo) in [
+            ("a: no table", String::new(), String::new()),
+            (
+                "b: conntrack only",
+                CT_ONLY.to_string(),
+                "delete table inet aksh4ct\n".to_string(),
+            ),
+            ("c: 1,000 policies", table.clone(), drop_policy.clone()),
+        ] {
+            if !setup.is_empty() {
+                nft_in_node(&setup);
+            }
+            let gbps = iperf3();
+            let (p50, p99) = connect_latency();
+            let row = rows.entry(name).or_default();
+            row.0.push(gbps);
+            row.1.push(p50);
+            row.2.push(p99);
+            if !undo.is_empty() {
+                nft_in_node(&undo);
+            }
+        }
+    }
+    println!("\n## pod to pod on one node: medians of 3 interleaved rounds (each: iperf3 4 s, 5,000 connects)");
+    println!("| | iperf3 Gbit/s | TCP connect p50 us | p99 us |");
+    println!("|---|---|---|---|");
+    for (name, (g, p50, p99)) in rows {
+        println!(
+            "| {name} | {:.2} | {:.1} | {:.1} |",
+            median(g),
+            median(p50),
+            median(p99)
+        );
+    }
+}
+
+fn main() {
+    let ranges: Vec<IpNet> = vec!["10.244.0.0/24".parse().expect("net")];
+    rule_counts(&ranges);
     let _topo = Topology::build();
     let mut c = cluster(5000);
     let mut p = policies(1000);
     bench_pods(&mut c, &mut p);
-    let settings = PolicySettings {
-        table: "aksh4pol".into(),
-        node: "node-0".into(),
-        pod_ranges: ranges.clone(),
-    };
-    // Baseline without any table.
-    let none_gbps = median((0..3).map(|_| iperf3()).collect());
-    let (none_p50, none_p99) = connect_latency();
-    let mut ctl = PolicyController::new(InNetns, settings);
-    let t0 = Instant::now();
-    let desired = ctl
-        .desired(&ClusterView {
-            cluster: c.clone(),
-            policies: p.clone(),
-        })
-        .expect("compile");
-    let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let r = ctl
-        .apply_view(&ClusterView {
-            cluster: c.clone(),
-            policies: p.clone(),
-        })
-        .expect("apply");
-    println!(
-        "\n## full compile + apply: {:.1} ms ({:.1} ms of it compile), {} rules, applied {:?}",
-        r.elapsed.as_secs_f64() * 1e3,
-        compile_ms,
-        rule_count(&desired),
-        r.applied
-    );
-    let mut adds = Vec::new();
-    for k in 0..20 {
-        let mut c2 = c.clone();
-        c2.pods.push(Pod {
-            namespace: "ns-1".into(),
-            name: format!("new-{k}"),
-            labels: labels(&[("app", "app-1".into())]),
-            ips: vec![format!("10.244.0.{}", 252 + k % 3).parse().expect("ip")],
-            ports: vec![],
-            node: Some("node-0".into()),
-        });
-        let r = ctl
-            .apply_view(&ClusterView {
-                cluster: c2,
-                policies: p.clone(),
-            })
-            .expect("add");
-        adds.push(r.elapsed.as_secs_f64() * 1e3);
-        let r = ctl
-            .apply_view(&ClusterView {
-                cluster: c.clone(),
-                policies: p.clone(),
-            })
-            .expect("back");
-        let _ = r;
-    }
-    let mut relabels = Vec::new();
-    for k in 0..20 {
-        let mut c2 = c.clone();
-        c2.pods[k].labels.insert("app".into(), "app-99".into());
-        let r = ctl
-            .apply_view(&ClusterView {
-                cluster: c2,
-                policies: p.clone(),
-            })
-            .expect("relabel");
-        relabels.push(r.elapsed.as_secs_f64() * 1e3);
-        ctl.apply_view(&ClusterView {
-            cluster: c.clone(),
-            policies: p.clone(),
-        })
-        .expect("back");
-    }
-    println!("one local pod added -> enforced: median {:.1} ms (20 runs); one pod relabelled: median {:.1} ms", median(adds), median(relabels));
-    let with_gbps = median((0..3).map(|_| iperf3()).collect());
-    let (with_p50, with_p99) = connect_latency();
-    println!("\n## pod to pod on one node, 1,000 policies vs none");
-    println!("| | none | 1,000 policies | ratio |");
-    println!("|---|---|---|---|");
-    println!(
-        "| iperf3 TCP, Gbit/s (median of 3 x 4 s) | {none_gbps:.2} | {with_gbps:.2} | {:.2} |",
-        with_gbps / none_gbps
-    );
-    println!(
-        "| TCP connect p50, us (3,000 connects) | {none_p50:.0} | {with_p50:.0} | {:.2} |",
-        with_p50 / none_p50
-    );
-    println!(
-        "| TCP connect p99, us | {none_p99:.0} | {with_p99:.0} | {:.2} |",
-        with_p99 / none_p99
-    );
+    datapath(&ranges, &c, &p);
+    enter_node_ns();
+    churn(&ranges, &c, &p);
 }

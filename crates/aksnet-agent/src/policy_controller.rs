@@ -4,16 +4,22 @@
 //! - A source error changes nothing: the table in force stays (issue 11, like SNAT).
 //! - The first apply of a process (start or restart) replaces our table whole in one
 //!   transaction: packets see the old table or the new one, never none, and established
-//!   connections pass both. Later applies touch only what changed (element-only for pod and
-//!   label churn), computed against what this process applied.
+//!   connections pass both. Later applies touch only what changed, computed against what
+//!   this process applied.
+//! - Pod churn (same policies and namespaces, pods added, removed, relabelled) goes through
+//!   the incremental compiler (`aksnet_policy::incremental`): only the sets, map entries and
+//!   chains the changed pods touch are recomputed and sent, so a pod change costs
+//!   milliseconds whatever the cluster's size (docs/benchmarks.md "NetworkPolicy"). A policy
+//!   or namespace change compiles whole and diffs whole.
 //! - A failed apply forgets what is in the kernel, so the next apply is whole again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aksnet_nft::filter::{replace_script, update_script, FilterTable};
+use aksnet_nft::filter::{partial_update_script, replace_script, update_script, FilterTable};
 use aksnet_nft::{NftCommand, NftError};
-use aksnet_policy::compile::{compile, rule_count, CompileError, NodeScope};
+use aksnet_policy::compile::{compile, CompileError, NodeScope};
+use aksnet_policy::incremental::{pod_changes, Compiled, IncrementalError, PodChange};
 use ipnet::IpNet;
 
 use crate::policy_source::{ClusterView, PolicySource, SourceErrors};
@@ -28,8 +34,10 @@ pub trait ScriptBackend {
 }
 
 impl ScriptBackend for NftCommand {
+    /// The script reaches nft whole or not at all, even when the agent is killed while
+    /// handing it over (`run_script_whole`): the table is the old one or the new one.
     fn run_script(&self, op: &str, script: &str) -> Result<(), NftError> {
-        NftCommand::run_script(self, op, script)
+        NftCommand::run_script_whole(self, op, script)
     }
 }
 
@@ -58,9 +66,11 @@ pub enum PolicyAgentError {
 pub enum Applied {
     /// Whole table replaced (first apply of this process).
     Replaced,
-    /// Only the differences (the script's line count).
+    /// Only the differences (the script's line count); `incremental`: computed from the
+    /// changed pods alone, without a full compile.
     Updated {
         lines: usize,
+        incremental: bool,
     },
     Unchanged,
 }
@@ -75,10 +85,17 @@ pub struct PolicyReport {
     pub elapsed: Duration,
 }
 
+enum PodsOutcome {
+    Done(Applied),
+    /// Compile whole, diffing against this table (what the kernel holds), if known.
+    Declined(Option<FilterTable>),
+}
+
 pub struct PolicyController<B: ScriptBackend> {
     pub backend: B,
     pub settings: PolicySettings,
-    applied: Option<FilterTable>,
+    /// What this process applied, with the incremental compiler's indexes.
+    applied: Option<Compiled>,
 }
 
 impl<B: ScriptBackend> PolicyController<B> {
@@ -90,56 +107,130 @@ impl<B: ScriptBackend> PolicyController<B> {
         }
     }
 
-    /// The desired table for a view (pure).
-    pub fn desired(&self, view: &ClusterView) -> Result<FilterTable, CompileError> {
-        let scope = NodeScope {
+    fn scope(&self) -> NodeScope<'_> {
+        NodeScope {
             table: &self.settings.table,
             node: &self.settings.node,
             pod_ranges: &self.settings.pod_ranges,
-        };
-        compile(&view.cluster, &view.policies, &scope)
+        }
     }
 
-    /// Applies a view: diff against what this process applied, one transaction.
-    pub fn apply_view(&mut self, view: &ClusterView) -> Result<PolicyReport, PolicyAgentError> {
-        let start = Instant::now();
-        let desired = self.desired(view)?;
-        let nft_err = |source| PolicyAgentError::Nft {
+    /// The desired table for a view (pure).
+    pub fn desired(&self, view: &ClusterView) -> Result<FilterTable, CompileError> {
+        compile(&view.cluster, &view.policies, &self.scope())
+    }
+
+    fn nft_err(&self, source: NftError) -> PolicyAgentError {
+        PolicyAgentError::Nft {
             table: self.settings.table.clone(),
             source,
+        }
+    }
+
+    fn run(&mut self, script: &str) -> Result<(), PolicyAgentError> {
+        let op = format!("apply policy table inet {}", self.settings.table);
+        self.backend.run_script(&op, script).map_err(|e| {
+            self.applied = None;
+            self.nft_err(e)
+        })
+    }
+
+    /// The changed pods, when only pods changed since the last apply.
+    fn only_pods_changed(&self, view: &ClusterView) -> Option<Vec<PodChange>> {
+        let st = self.applied.as_ref()?;
+        let same = st.policies() == view.policies.as_slice()
+            && st.cluster().namespaces == view.cluster.namespaces;
+        if !same {
+            return None;
+        }
+        pod_changes(st, &view.cluster.pods)
+    }
+
+    /// Pod changes applied pod by pod and sent as one small transaction.
+    fn apply_pods(&mut self, changes: Vec<PodChange>) -> Result<PodsOutcome, PolicyAgentError> {
+        let Some(mut st) = self.applied.take() else {
+            return Ok(PodsOutcome::Declined(None));
         };
-        let (script, applied) = match &self.applied {
+        for ch in changes {
+            match st.apply_pod(ch) {
+                Ok(()) => {}
+                Err(IncrementalError::NeedsFull { pod, why }) => {
+                    tracing::debug!(%pod, why, "policy: pod change compiled whole");
+                    // Nothing was sent: the kernel holds the table before these changes.
+                    return Ok(PodsOutcome::Declined(Some(st.kernel_table())));
+                }
+                Err(IncrementalError::Compile(e)) => return Err(e.into()),
+            }
+        }
+        let applied = match st.take_delta() {
+            None => Applied::Unchanged,
+            Some((old, new)) => match partial_update_script(&old, &new) {
+                Ok(Some(script)) => {
+                    self.run(&script)?;
+                    Applied::Updated {
+                        lines: script.lines().count(),
+                        incremental: true,
+                    }
+                }
+                Ok(None) => Applied::Unchanged,
+                Err(e) => return Err(self.nft_err(e)),
+            },
+        };
+        self.applied = Some(st);
+        Ok(PodsOutcome::Done(applied))
+    }
+
+    /// A whole compile, diffed against `old` (what the kernel holds), or replacing the table.
+    fn apply_full(
+        &mut self,
+        view: &ClusterView,
+        old: Option<FilterTable>,
+    ) -> Result<Applied, PolicyAgentError> {
+        self.applied = None;
+        let desired = Compiled::new(view.cluster.clone(), view.policies.clone(), &self.scope())?;
+        let table = desired.table();
+        let (script, applied) = match &old {
             None => (
-                Some(replace_script(&desired).map_err(nft_err)?),
+                Some(replace_script(&table).map_err(|e| self.nft_err(e))?),
                 Applied::Replaced,
             ),
-            Some(old) => match update_script(old, &desired).map_err(nft_err)? {
+            Some(old) => match update_script(old, &table).map_err(|e| self.nft_err(e))? {
                 Some(s) => {
                     let lines = s.lines().count();
-                    (Some(s), Applied::Updated { lines })
+                    let incremental = false;
+                    (Some(s), Applied::Updated { lines, incremental })
                 }
                 None => (None, Applied::Unchanged),
             },
         };
         if let Some(s) = script {
-            let op = format!("apply policy table inet {}", self.settings.table);
-            if let Err(source) = self.backend.run_script(&op, &s) {
-                self.applied = None;
-                return Err(PolicyAgentError::Nft {
-                    table: self.settings.table.clone(),
-                    source,
-                });
-            }
+            self.run(&s)?;
         }
-        let report = PolicyReport {
+        self.applied = Some(desired);
+        Ok(applied)
+    }
+
+    /// Applies a view: only the changed pods when only pods changed, else a whole compile
+    /// diffed against what this process applied; one transaction either way.
+    pub fn apply_view(&mut self, view: &ClusterView) -> Result<PolicyReport, PolicyAgentError> {
+        let start = Instant::now();
+        let outcome = match self.only_pods_changed(view) {
+            Some(changes) => self
+                .apply_pods(changes)
+                .inspect_err(|_| self.applied = None)?,
+            None => PodsOutcome::Declined(self.applied.as_ref().map(Compiled::table)),
+        };
+        let applied = match outcome {
+            PodsOutcome::Done(a) => a,
+            PodsOutcome::Declined(old) => self.apply_full(view, old)?,
+        };
+        Ok(PolicyReport {
             applied,
-            rules: rule_count(&desired),
+            rules: self.applied.as_ref().map_or(0, Compiled::rule_count),
             policies: view.policies.len(),
             pods: view.cluster.pods.len(),
             elapsed: start.elapsed(),
-        };
-        self.applied = Some(desired);
-        Ok(report)
+        })
     }
 
     /// Loads the source and applies it; a source error leaves the kernel untouched.

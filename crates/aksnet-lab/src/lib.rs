@@ -21,6 +21,7 @@ pub mod error;
 pub mod exec;
 pub mod fabric_l2;
 pub mod netpol;
+pub mod netpol_down;
 pub mod netpol_plan;
 pub mod netpol_world;
 pub mod routetable;

@@ -4,11 +4,12 @@
 //! every probed port in every pod and external, the policies applied by the real
 //! `aksnet agent`, and a real connection for every verdict, printed next to the model's.
 //! Steps are applied to the running lab (pods added, removed, relabelled; policies
-//! replaced). Everything is removed at the end, also on failure.
+//! replaced). Everything is removed at the end, also on failure; what a killed run left,
+//! `--down` removes ([`crate::netpol_down`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use aksnet_policy::probe::{evaluate_step, Report, Scenario, Step, StepReport};
@@ -28,19 +29,19 @@ pub struct NetpolOptions {
     pub state_dir: PathBuf,
 }
 
-fn externals(s: &Scenario) -> Vec<(String, Ipv4Addr)> {
-    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
+fn externals(s: &Scenario) -> Vec<(String, IpAddr)> {
+    let mut out: Vec<(String, IpAddr)> = Vec::new();
     for step in &s.steps {
         for e in &step.externals {
-            if let (false, IpAddr::V4(ip)) = (out.iter().any(|(n, _)| n == &e.name), e.ip) {
-                out.push((e.name.clone(), ip));
+            if !out.iter().any(|(n, _)| n == &e.name) {
+                out.push((e.name.clone(), e.ip));
             }
         }
     }
     out
 }
 
-fn check_prefix(p: &str) -> Result<()> {
+pub(crate) fn check_prefix(p: &str) -> Result<()> {
     let ok = !p.is_empty()
         && p.len() <= 10
         && p.bytes()
@@ -68,6 +69,17 @@ pub fn netpol(
 ) -> Result<Report> {
     check_prefix(&opts.prefix)?;
     let plan = plan(s, opts.model)?;
+    if crate::netpol_down::leftovers(&opts.prefix)? {
+        return Err(LabError::Invalid {
+            flag: "--prefix",
+            value: opts.prefix.clone(),
+            why: format!(
+                "namespaces of an earlier run with this prefix exist (a killed run?): \
+                 `aksnet lab netpol --down --prefix {}` removes them",
+                opts.prefix
+            ),
+        });
+    }
     let exts = externals(s);
     let mut world = World::new(&opts.prefix, opts.state_dir.clone())?;
     world.build(&plan, &exts)?;
@@ -98,7 +110,8 @@ pub fn netpol(
         let added: Vec<String> = want.difference(&current).cloned().collect();
         for new in &added {
             let (node, ip) = plan.pods[new];
-            world.add_pod(bins, &plan, index[new], node, ip)?;
+            let v6 = plan.pods6.get(new).map_or(&[][..], Vec::as_slice);
+            world.add_pod(bins, &plan, index[new], node, ip, v6)?;
         }
         let ports = listen_ports(step, sctp);
         for key in &want {
@@ -158,7 +171,7 @@ fn observe(
     step: &Step,
     plan: &NetpolPlan,
     index: &BTreeMap<String, usize>,
-    exts: &[(String, Ipv4Addr)],
+    exts: &[(String, IpAddr)],
     sctp: bool,
 ) -> Result<StepReport> {
     let mut report = evaluate_step(step);
@@ -171,13 +184,20 @@ fn observe(
             None => index.get(label).map(|j| world.pod_ns(*j)),
         }
     };
-    let ip_of = |label: &str| -> Option<Ipv4Addr> {
+    // The destination is the endpoint's first address in the file, as the model has it.
+    let ip_of = |label: &str| -> Option<IpAddr> {
         match label.strip_prefix("external:") {
             Some(name) => exts.iter().find(|(n, _)| n == name).map(|(_, ip)| *ip),
-            None => plan.pods.get(label).map(|(_, ip)| *ip),
+            None => step
+                .cluster
+                .pods
+                .iter()
+                .find(|p| p.key() == label)
+                .and_then(|p| p.ips.first().copied()),
         }
     };
-    let mut by_source: BTreeMap<String, Vec<(usize, Ipv4Addr, u16, &str)>> = BTreeMap::new();
+    let _ = plan;
+    let mut by_source: BTreeMap<String, Todo> = BTreeMap::new();
     for (i, r) in report.verdicts.iter_mut().enumerate() {
         if r.protocol == Protocol::Sctp && !sctp {
             r.skipped = Some(
@@ -202,7 +222,7 @@ fn observe(
     }
     // One retry, longer, of what the model allows but got no answer: a loaded machine may be
     // slow to answer, while a dropped connection never answers, so this cannot hide a leak.
-    let retry: BTreeMap<String, Vec<(usize, Ipv4Addr, u16, &str)>> = by_source
+    let retry: BTreeMap<String, Todo> = by_source
         .into_iter()
         .map(|(ns, todo)| {
             let again: Vec<_> = todo
@@ -226,7 +246,7 @@ fn observe(
     Ok(report)
 }
 
-type Todo<'a> = Vec<(usize, Ipv4Addr, u16, &'a str)>;
+type Todo<'a> = Vec<(usize, IpAddr, u16, &'a str)>;
 
 /// Every source's probes at once, one prober per source namespace.
 fn probe_all(

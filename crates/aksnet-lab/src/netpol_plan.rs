@@ -5,12 +5,17 @@
 //! pods are grouped by their /24 (one node per /24, as kubenet gives each node a /24), and
 //! when they all share one /24 (Node Subnet only) they alternate over two nodes, so both the
 //! same-node and the cross-node paths are exercised.
+//!
+//! IPv6 (Node Subnet only): a pod's IPv6 addresses are configured by the lab next to what
+//! `aksnet-cni` sets up (the plugin assigns IPv4 today). An IPv6-only pod still gets an
+//! IPv4 address of its node's pool for the plugin; the agent is never told of it, so the
+//! policy table drops it as an unknown pod address, and every probe goes over IPv6.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aksnet_policy::probe::{Scenario, Step};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde_json::{json, Value};
 
 use crate::error::{LabError, Result};
@@ -33,8 +38,19 @@ pub struct NetpolPlan {
     pub subnet: Ipv4Net,
     pub gateway: Ipv4Addr,
     pub nodes: Vec<NodeSlot>,
-    /// `ns/pod` → (node index, address), over every step.
+    /// `ns/pod` → (node index, IPv4 address: the file's or, for an IPv6-only pod, one of
+    /// its node's pool that only the plugin knows), over every step.
     pub pods: BTreeMap<String, (usize, Ipv4Addr)>,
+    /// `ns/pod` → its IPv6 addresses (Node Subnet), configured by the lab.
+    pub pods6: BTreeMap<String, Vec<Ipv6Addr>>,
+}
+
+/// A pod's addresses in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodAddrs {
+    node: Option<String>,
+    v4: Option<Ipv4Addr>,
+    v6: Vec<Ipv6Addr>,
 }
 
 fn invalid(value: impl Into<String>, why: impl Into<String>) -> LabError {
@@ -45,52 +61,83 @@ fn invalid(value: impl Into<String>, why: impl Into<String>) -> LabError {
     }
 }
 
-fn v4(key: &str, ip: IpAddr) -> Result<Ipv4Addr> {
-    match ip {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(_) => Err(invalid(
-            format!("{key} {ip}"),
-            "lab netpol builds IPv4 pods only (the policy model and `aksnet policy eval` handle IPv6)",
-        )),
-    }
-}
-
 fn slash24(a: Ipv4Addr) -> Ipv4Net {
     Ipv4Net::new(a, 24)
         .map(|n| n.trunc())
         .unwrap_or_else(|_| Ipv4Net::from(a))
 }
 
-/// Every pod of every step with its address and requested node.
-fn all_pods(s: &Scenario) -> Result<BTreeMap<String, (Option<String>, Ipv4Addr)>> {
-    let mut out: BTreeMap<String, (Option<String>, Ipv4Addr)> = BTreeMap::new();
+fn slash64(a: Ipv6Addr) -> Ipv6Net {
+    Ipv6Net::new(a, 64)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| Ipv6Net::from(a))
+}
+
+/// Every pod of every step with its addresses and requested node.
+fn all_pods(s: &Scenario, model: Model) -> Result<BTreeMap<String, PodAddrs>> {
+    let mut out: BTreeMap<String, PodAddrs> = BTreeMap::new();
     for step in &s.steps {
         for p in &step.cluster.pods {
-            let ip = v4(&p.key(), p.ips[0])?;
-            if let Some((_, old)) = out.get(&p.key()) {
-                if *old != ip {
-                    return Err(invalid(p.key(), format!("changes address between steps ({old} then {ip}); give the new pod another name")));
+            let a = PodAddrs {
+                node: p.node.clone(),
+                v4: p.ips.iter().find_map(|ip| match ip {
+                    IpAddr::V4(a) => Some(*a),
+                    IpAddr::V6(_) => None,
+                }),
+                v6: p
+                    .ips
+                    .iter()
+                    .filter_map(|ip| match ip {
+                        IpAddr::V6(a) => Some(*a),
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect(),
+            };
+            if a.v4.is_none() && model == Model::Kubenet {
+                return Err(invalid(
+                    p.key(),
+                    "lab netpol builds IPv6 pods in the Node Subnet model only (--model nodesubnet)",
+                ));
+            }
+            if let Some(old) = out.get(&p.key()) {
+                if (old.v4, &old.v6) != (a.v4, &a.v6) {
+                    return Err(invalid(
+                        p.key(),
+                        "changes address between steps; give the new pod another name",
+                    ));
                 }
             }
-            out.insert(p.key(), (p.node.clone(), ip));
+            out.insert(p.key(), a);
         }
     }
     Ok(out)
 }
 
+/// Which node group a pod belongs to: its own `node`, else its /24 (IPv4) or /64 (IPv6).
+fn group_key(a: &PodAddrs) -> String {
+    if let Some(n) = &a.node {
+        return n.clone();
+    }
+    match (a.v4, a.v6.first()) {
+        (Some(v4), _) => slash24(v4).to_string(),
+        (None, Some(v6)) => slash64(*v6).to_string(),
+        (None, None) => String::new(),
+    }
+}
+
 pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
-    let pods = all_pods(s)?;
-    let mut used: BTreeSet<Ipv4Addr> = pods.values().map(|(_, ip)| *ip).collect();
+    let pods = all_pods(s, model)?;
+    let mut used: BTreeSet<Ipv4Addr> = pods.values().filter_map(|a| a.v4).collect();
     for step in &s.steps {
         for e in &step.externals {
-            used.insert(v4(&format!("external:{}", e.name), e.ip)?);
+            if let IpAddr::V4(a) = e.ip {
+                used.insert(a);
+            }
         }
     }
-    // Node of each pod: its own `node`, else its /24.
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, (node, ip)) in &pods {
-        let g = node.clone().unwrap_or_else(|| slash24(*ip).to_string());
-        groups.entry(g).or_default().push(key.clone());
+    for (key, a) in &pods {
+        groups.entry(group_key(a)).or_default().push(key.clone());
     }
     if groups.len() == 1 && model == Model::NodeSubnet {
         let only: Vec<String> = groups.into_values().next().unwrap_or_default();
@@ -103,7 +150,7 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
         return Err(invalid("pods", "kubenet needs pods in at least two /24s (one pod CIDR per node) so that cross-node paths are exercised"));
     }
     let (subnet, gateway) = match model {
-        Model::NodeSubnet => nodesubnet_subnet(&pods)?,
+        Model::NodeSubnet => nodesubnet_subnet(&pods, &used)?,
         Model::Kubenet => kubenet_subnet(&used)?,
     };
     let mut free = subnet
@@ -115,9 +162,20 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
         let ip = free
             .next()
             .ok_or_else(|| invalid(subnet.to_string(), "no free address for a node"))?;
-        let ips: Vec<Ipv4Addr> = keys.iter().map(|k| pods[k].1).collect();
+        let mut ips: Vec<Ipv4Addr> = Vec::new();
         for k in keys {
-            assigned.insert(k.clone(), (i, pods[k].1));
+            // An IPv6-only pod (Node Subnet): an address of the pool for the plugin.
+            let v4 = match pods[k].v4 {
+                Some(a) => a,
+                None => free.next().ok_or_else(|| {
+                    invalid(
+                        subnet.to_string(),
+                        "no free address for an IPv6 pod's plugin address",
+                    )
+                })?,
+            };
+            ips.push(v4);
+            assigned.insert(k.clone(), (i, v4));
         }
         let (pod_cidr, pool) = match model {
             Model::Kubenet => {
@@ -147,12 +205,21 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
             pool,
         });
     }
+    let pods6 = match model {
+        Model::NodeSubnet => pods
+            .iter()
+            .filter(|(_, a)| !a.v6.is_empty())
+            .map(|(k, a)| (k.clone(), a.v6.clone()))
+            .collect(),
+        Model::Kubenet => BTreeMap::new(),
+    };
     Ok(NetpolPlan {
         model,
         subnet,
         gateway,
         nodes,
         pods: assigned,
+        pods6,
     })
 }
 
@@ -160,12 +227,20 @@ fn first_host(n: Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(n.network()).wrapping_add(1))
 }
 
-/// Node Subnet: pods and nodes share one subnet: the /16 holding every pod.
+/// Node Subnet: pods and nodes share one subnet: the /16 holding every IPv4 pod (with
+/// IPv6-only pods alone, a built-in /16 apart from every external).
 fn nodesubnet_subnet(
-    pods: &BTreeMap<String, (Option<String>, Ipv4Addr)>,
+    pods: &BTreeMap<String, PodAddrs>,
+    used: &BTreeSet<Ipv4Addr>,
 ) -> Result<(Ipv4Net, Ipv4Addr)> {
-    let mut it = pods.values().map(|(_, ip)| *ip);
-    let first = it.next().ok_or_else(|| invalid("pods", "no pods"))?;
+    let mut it = pods.values().filter_map(|a| a.v4);
+    let Some(first) = it.next() else {
+        let (n, _) = kubenet_subnet(used)?;
+        let n = Ipv4Net::new(n.network(), 16)
+            .map(|n| n.trunc())
+            .map_err(|e| invalid(n.to_string(), e.to_string()))?;
+        return Ok((n, first_host(n)));
+    };
     let subnet = Ipv4Net::new(first, 16)
         .map(|n| n.trunc())
         .map_err(|e| invalid(first.to_string(), e.to_string()))?;
@@ -176,7 +251,7 @@ fn nodesubnet_subnet(
         ));
     }
     let gw = first_host(subnet);
-    if pods.values().any(|(_, ip)| *ip == gw) {
+    if pods.values().any(|a| a.v4 == Some(gw)) {
         return Err(invalid(gw.to_string(), "is the node subnet's gateway (.1)"));
     }
     Ok((subnet, gw))

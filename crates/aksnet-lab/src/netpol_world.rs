@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write as _};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -18,17 +18,22 @@ use crate::spec::Model;
 /// Answers every probed port: TCP accepts and closes, UDP echoes. Prints "ready" once bound.
 const LISTENER: &str = r#"
 import socket, sys, threading
+def sock(kind):
+    # One dual-stack socket answers IPv4 and IPv6.
+    s = socket.socket(socket.AF_INET6, kind)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    return s
 def tcp(p):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = sock(socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", p)); s.listen(128)
+    s.bind(("::", p)); s.listen(128)
     def run():
         while True:
             c, _ = s.accept(); c.close()
     threading.Thread(target=run, daemon=True).start()
 def udp(p):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", p))
+    s = sock(socket.SOCK_DGRAM)
+    s.bind(("::", p))
     def run():
         while True:
             d, a = s.recvfrom(64); s.sendto(d, a)
@@ -52,7 +57,8 @@ def probe(i, ip, port, proto):
         if proto == "TCP":
             socket.create_connection((ip, port), timeout=T).close(); ok = True
         else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(T)
+            fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(T)
             s.sendto(b"p", (ip, port)); s.recvfrom(64); ok = True
     except OSError:
         ok = False
@@ -123,6 +129,7 @@ impl World {
         if router {
             for (k, v) in [
                 ("net.ipv4.ip_forward", "1"),
+                ("net.ipv6.conf.all.forwarding", "1"),
                 ("net.ipv4.conf.all.rp_filter", "0"),
                 ("net.ipv4.conf.default.rp_filter", "0"),
             ] {
@@ -142,10 +149,11 @@ impl World {
             ],
         )?;
         exec::ip(&f, &["link", "set", link, "up"])?;
-        exec::ip(ns, &["link", "set", "eth0", "up"])
+        exec::ip(ns, &["link", "set", "eth0", "up"])?;
+        link_locals(&f, link, ns, "eth0")
     }
 
-    pub fn build(&mut self, plan: &NetpolPlan, externals: &[(String, Ipv4Addr)]) -> Result<()> {
+    pub fn build(&mut self, plan: &NetpolPlan, externals: &[(String, IpAddr)]) -> Result<()> {
         let f = self.fabric();
         self.netns(&f, true)?;
         for (i, n) in plan.nodes.iter().enumerate() {
@@ -156,6 +164,21 @@ impl World {
             let link = format!("{}x{k}", self.prefix);
             self.netns(&ns, false)?;
             self.uplink(&link, &ns)?;
+            let ip = match ip {
+                IpAddr::V4(a) => *a,
+                IpAddr::V6(a) => {
+                    // IPv6: the fabric reaches it by its link-local (link_locals).
+                    route6(&f, *a, &link)?;
+                    addr6(&ns, *a, "eth0")?;
+                    exec::ip(
+                        &ns,
+                        &[
+                            "-6", "route", "add", "default", "via", LL_FABRIC, "dev", "eth0",
+                        ],
+                    )?;
+                    continue;
+                }
+            };
             // Outside the cluster: reached through the fabric, like an on-premises host.
             exec::ip(&f, &["addr", "add", "169.254.100.1/32", "dev", &link])?;
             exec::ip(&f, &["route", "add", &format!("{ip}/32"), "dev", &link])?;
@@ -194,6 +217,19 @@ impl World {
         sysctl(&f, &format!("net.ipv4.conf.{link}.proxy_arp"), "1")?;
         sysctl(&f, &format!("net.ipv4.neigh.{link}.proxy_delay"), "0")?;
         exec::ip(&f, &["route", "add", &format!("{}/32", n.ip), "dev", &link])?;
+        exec::ip(
+            &ns,
+            &[
+                "-6", "route", "add", "default", "via", LL_FABRIC, "dev", "eth0",
+            ],
+        )?;
+        for (key, addrs) in &plan.pods6 {
+            if plan.pods.get(key).map(|(node, _)| *node) == Some(i) {
+                for a in addrs {
+                    route6(&f, *a, &link)?;
+                }
+            }
+        }
         match plan.model {
             Model::NodeSubnet => {
                 for ip in &n.pool {
@@ -289,6 +325,7 @@ impl World {
         j: usize,
         node: usize,
         ip: Ipv4Addr,
+        v6: &[Ipv6Addr],
     ) -> Result<()> {
         let ns = self.pod_ns(j);
         self.netns(&ns, false)?;
@@ -314,7 +351,7 @@ impl World {
             &ns,
             &cfg.to_string(),
         )? {
-            Ok(_) => Ok(()),
+            Ok(result) => self.pod_v6(&result, &self.node_ns(node), &ns, v6),
             Err(f) => Err(LabError::Cni {
                 pod: name,
                 node: plan.nodes[node].name.clone(),
@@ -323,6 +360,47 @@ impl World {
                 details: f.details,
             }),
         }
+    }
+
+    /// The pod's IPv6 addresses next to what the plugin set up (Node Subnet: routed through
+    /// the node on the plugin's host veth, found in its result's `interfaces`).
+    fn pod_v6(
+        &self,
+        result: &serde_json::Value,
+        node_ns: &str,
+        pod_ns: &str,
+        v6: &[Ipv6Addr],
+    ) -> Result<()> {
+        if v6.is_empty() {
+            return Ok(());
+        }
+        let host = result["interfaces"]
+            .as_array()
+            .and_then(|v| v.iter().find(|i| i.get("sandbox").is_none()))
+            .and_then(|i| i["name"].as_str())
+            .ok_or_else(|| LabError::State {
+                path: self.state.clone(),
+                why: format!("aksnet-cni's result names no host interface: {result}"),
+            })?;
+        for (ns, k) in [
+            (node_ns, "net.ipv6.conf.all.disable_ipv6"),
+            (pod_ns, "net.ipv6.conf.all.disable_ipv6"),
+        ] {
+            sysctl(ns, k, "0")?;
+        }
+        sysctl(node_ns, &format!("net.ipv6.conf.{host}.disable_ipv6"), "0")?;
+        sysctl(pod_ns, "net.ipv6.conf.eth0.disable_ipv6", "0")?;
+        link_locals(node_ns, host, pod_ns, "eth0")?;
+        for a in v6 {
+            addr6(pod_ns, *a, "eth0")?;
+            route6(node_ns, *a, host)?;
+        }
+        exec::ip(
+            pod_ns,
+            &[
+                "-6", "route", "add", "default", "via", LL_FABRIC, "dev", "eth0",
+            ],
+        )
     }
 
     /// `aksnet-cni DEL`, then the pod's netns goes.
@@ -403,6 +481,13 @@ impl World {
                 Model::Kubenet => n.pod_cidr.iter().map(ToString::to_string).collect(),
                 Model::NodeSubnet => n.pool.iter().map(|a| format!("{a}/32")).collect(),
             };
+            // The node's IPv6 pod addresses: fail closed for IPv6 too.
+            let ranges6 = plan
+                .pods6
+                .iter()
+                .filter(|(k, _)| plan.pods.get(*k).map(|(node, _)| *node) == Some(i))
+                .flat_map(|(_, v)| v.iter().map(|a| format!("{a}/128")));
+            let ranges: Vec<String> = ranges.into_iter().chain(ranges6).collect();
             let mut cmd = Command::new("ip");
             cmd.args(["netns", "exec", &self.node_ns(i)])
                 .arg(&bins.aksnet)
@@ -434,7 +519,7 @@ impl World {
     pub fn probe(
         &self,
         ns: &str,
-        todo: &[(usize, Ipv4Addr, u16, &str)],
+        todo: &[(usize, IpAddr, u16, &str)],
         timeout_s: f64,
     ) -> Result<BTreeMap<usize, bool>> {
         if todo.is_empty() {
@@ -479,6 +564,70 @@ impl World {
             .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
             .collect())
     }
+}
+
+/// The upstream side of a link (fabric, or node for a pod) is `fe80::1`, the downstream side
+/// `fe80::2`, on every link: fixed next hops for IPv6 routes (no DAD wait: `nodad`).
+const LL_FABRIC: &str = "fe80::1";
+const LL_DOWN: &str = "fe80::2";
+
+fn link_locals(up_ns: &str, up_link: &str, down_ns: &str, down_link: &str) -> Result<()> {
+    exec::ip(
+        up_ns,
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{LL_FABRIC}/64"),
+            "dev",
+            up_link,
+            "nodad",
+        ],
+    )?;
+    exec::ip(
+        down_ns,
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{LL_DOWN}/64"),
+            "dev",
+            down_link,
+            "nodad",
+        ],
+    )
+}
+
+fn addr6(ns: &str, a: Ipv6Addr, dev: &str) -> Result<()> {
+    exec::ip(
+        ns,
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{a}/128"),
+            "dev",
+            dev,
+            "nodad",
+        ],
+    )
+}
+
+/// `a` is reached through `dev`'s downstream side.
+fn route6(ns: &str, a: Ipv6Addr, dev: &str) -> Result<()> {
+    exec::ip(
+        ns,
+        &[
+            "-6",
+            "route",
+            "add",
+            &format!("{a}/128"),
+            "via",
+            LL_DOWN,
+            "dev",
+            dev,
+        ],
+    )
 }
 
 fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {

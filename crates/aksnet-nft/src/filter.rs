@@ -456,6 +456,49 @@ pub fn replace_script(t: &FilterTable) -> Result<String, NftError> {
     ))
 }
 
+// ---------------------------------------------------------------- running a whole script
+
+impl crate::backend::NftCommand {
+    /// Runs `script` as ONE transaction (`nft -f -`), with the whole script in place before
+    /// nft starts: it is written into an anonymous in-memory file (`memfd_create(2)`) that
+    /// becomes nft's stdin. Through a pipe, a caller killed while writing a script larger
+    /// than the pipe (64 KiB) leaves nft a PREFIX of the script, and a prefix of a
+    /// line-per-command update is valid nft that nft would apply: half a change. Here the
+    /// caller dies either before nft starts (nothing applied) or after (nft has it all).
+    pub fn run_script_whole(&self, op: &str, script: &str) -> Result<(), NftError> {
+        use std::io::{Seek, Write};
+        tracing::debug!(%op, script = %script, "nft -f - (memfd)");
+        let spawn_err = |source| NftError::Spawn {
+            op: op.to_string(),
+            binary: self.binary.clone(),
+            source,
+        };
+        let fd = nix::sys::memfd::memfd_create(
+            "aksnet-nft-script",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )
+        .map_err(|e| spawn_err(std::io::Error::from(e)))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(script.as_bytes()).map_err(spawn_err)?;
+        file.rewind().map_err(spawn_err)?;
+        let out = std::process::Command::new(&self.binary)
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::from(file))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(spawn_err)?;
+        if !out.status.success() {
+            return Err(NftError::Failed {
+                op: op.to_string(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------- incremental update
 
 fn same_shape(a: &FilterTable, b: &FilterTable) -> bool {
@@ -505,6 +548,55 @@ pub fn update_script(old: &FilterTable, new: &FilterTable) -> Result<Option<Stri
     if !same_shape(old, new) {
         return replace_script(new).map(Some);
     }
+    Ok(diff_script(old, new))
+}
+
+/// The same change for two PARTS of a table: `old` holds the objects a change touched as the
+/// kernel has them (absent: not there yet), `new` the same objects as they must become
+/// (absent: to delete). Objects in neither are left alone, so the script is as small as the
+/// change (an incremental compiler's output: one pod → a few elements). References to
+/// objects outside the parts cannot be checked here, so the caller's parts must come from a
+/// validated table; names and element types are checked. A changed type or hook is an error
+/// (a whole replace is the caller's fallback).
+pub fn partial_update_script(
+    old: &FilterTable,
+    new: &FilterTable,
+) -> Result<Option<String>, NftError> {
+    validate_name("table name", &new.name)?;
+    for s in &new.sets {
+        validate_name("set name", &s.name)?;
+        if let Some(e) = s.elements.iter().find(|e| !elem_fits(s.key, s.interval, e)) {
+            return Err(invalid(
+                "set element",
+                format!("{}: {e:?}", s.name),
+                "does not match the set's type",
+            ));
+        }
+    }
+    for m in &new.maps {
+        validate_name("map name", &m.name)?;
+        if let Some(k) = m.elements.keys().find(|k| k.is_ipv4() != m.key.is_v4()) {
+            return Err(invalid(
+                "map element",
+                format!("{}: {k}", m.name),
+                "wrong family",
+            ));
+        }
+    }
+    for c in &new.chains {
+        validate_name("chain name", &c.name)?;
+    }
+    if !same_shape(old, new) {
+        return Err(invalid(
+            "partial update",
+            new.name.clone(),
+            "a set, map or chain changed its type: replace the table",
+        ));
+    }
+    Ok(diff_script(old, new))
+}
+
+fn diff_script(old: &FilterTable, new: &FilterTable) -> Option<String> {
     let tbl = format!("{} {}", new.family, new.name);
     let mut out = String::new();
     // 1. New sets, maps and chains (empty chains first: map elements and rules may name them).
@@ -596,7 +688,7 @@ pub fn update_script(old: &FilterTable, new: &FilterTable) -> Result<Option<Stri
     {
         let _ = writeln!(out, "delete map {tbl} {}", m.name);
     }
-    Ok((!out.is_empty()).then_some(out))
+    (!out.is_empty()).then_some(out)
 }
 
 fn elements_diff(out: &mut String, tbl: &str, old: &FilterTable, new: &FilterTable) {

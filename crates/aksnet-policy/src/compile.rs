@@ -48,7 +48,7 @@ pub struct NodeScope<'a> {
 }
 
 /// 64-bit FNV-1a: stable short names from content (no dependency, same on every node).
-fn hash(s: &str) -> String {
+pub(crate) fn hash(s: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
         h ^= u64::from(b);
@@ -57,21 +57,21 @@ fn hash(s: &str) -> String {
     format!("{h:016x}")
 }
 
-#[derive(Clone, Copy)]
-enum Fam {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fam {
     V4,
     V6,
 }
 
 impl Fam {
-    const BOTH: [Fam; 2] = [Fam::V4, Fam::V6];
-    fn sfx(self) -> &'static str {
+    pub(crate) const BOTH: [Fam; 2] = [Fam::V4, Fam::V6];
+    pub(crate) fn sfx(self) -> &'static str {
         match self {
             Fam::V4 => "4",
             Fam::V6 => "6",
         }
     }
-    fn is(self, ip: &IpAddr) -> bool {
+    pub(crate) fn is(self, ip: &IpAddr) -> bool {
         ip.is_ipv4() == matches!(self, Fam::V4)
     }
     fn field(self, src: bool) -> AddrField {
@@ -96,22 +96,69 @@ impl Fam {
     }
 }
 
-struct Builder<'a> {
-    cluster: &'a Cluster,
-    sets: BTreeMap<String, NamedSet>,
-    index: Index<'a>,
+/// What a pod-derived set holds, so a pod change can recompute its elements alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SetMeta {
+    Peer {
+        ns: NamespaceScope,
+        sel: Selector,
+        fam: Fam,
+    },
+    NamedPort {
+        port: String,
+        proto: Protocol,
+        fam: Fam,
+    },
+}
+
+impl SetMeta {
+    /// The elements one pod (with its namespace's labels) contributes to the set.
+    pub(crate) fn members(
+        &self,
+        pod: &crate::model::Pod,
+        ns_labels: &crate::k8s::Labels,
+    ) -> Vec<Elem> {
+        match self {
+            SetMeta::Peer { ns, sel, fam } => {
+                if !peer_selects_pod(ns, sel, pod, ns_labels) {
+                    return Vec::new();
+                }
+                pod.ips
+                    .iter()
+                    .filter(|ip| fam.is(ip))
+                    .map(|ip| Elem::Net(IpNet::from(*ip)))
+                    .collect()
+            }
+            SetMeta::NamedPort { port, proto, fam } => match pod.named_port(port, *proto) {
+                None => Vec::new(),
+                Some(n) => pod
+                    .ips
+                    .iter()
+                    .filter(|ip| fam.is(ip))
+                    .map(|ip| Elem::AddrProtoPort(*ip, proto.number(), n))
+                    .collect(),
+            },
+        }
+    }
+}
+
+pub(crate) struct Builder<'a> {
+    pub(crate) cluster: &'a Cluster,
+    pub(crate) sets: BTreeMap<String, NamedSet>,
+    pub(crate) index: Index<'a>,
+    pub(crate) meta: BTreeMap<String, SetMeta>,
 }
 
 /// Lookups that keep compile time near-linear in pods: namespace labels computed once, pods
 /// by namespace and by label, policies by namespace.
-struct Index<'a> {
+pub(crate) struct Index<'a> {
     ns_labels: BTreeMap<&'a str, crate::k8s::Labels>,
     by_ns: BTreeMap<&'a str, Vec<usize>>,
     by_label: BTreeMap<(&'a str, &'a str), Vec<usize>>,
 }
 
 impl<'a> Index<'a> {
-    fn new(c: &'a Cluster) -> Index<'a> {
+    pub(crate) fn new(c: &'a Cluster) -> Index<'a> {
         let mut ix = Index {
             ns_labels: BTreeMap::new(),
             by_ns: BTreeMap::new(),
@@ -181,6 +228,14 @@ impl Builder<'_> {
                     elements,
                 },
             );
+            self.meta.insert(
+                name.clone(),
+                SetMeta::Peer {
+                    ns: ns.clone(),
+                    sel: sel.clone(),
+                    fam,
+                },
+            );
         }
         name
     }
@@ -210,6 +265,14 @@ impl Builder<'_> {
                     elements,
                 },
             );
+            self.meta.insert(
+                name.clone(),
+                SetMeta::NamedPort {
+                    port: port.to_string(),
+                    proto,
+                    fam,
+                },
+            );
         }
         name
     }
@@ -224,7 +287,7 @@ pub fn policy_chain_name(p: &Policy, dir: Direction) -> String {
 }
 
 /// One policy's rules for one direction: peers × ports × families, each `… accept`.
-fn policy_chain(b: &mut Builder, p: &Policy, dir: Direction) -> FilterChain {
+pub(crate) fn policy_chain(b: &mut Builder, p: &Policy, dir: Direction) -> FilterChain {
     let mut rules = Vec::new();
     // The peer is the source for ingress rules and the destination for egress rules; named
     // ports always resolve on the destination.
@@ -324,7 +387,7 @@ fn port_matches(
     }
 }
 
-fn rule(matches: Vec<Match>, verdict: Verdict, comment: &str) -> FilterRule {
+pub(crate) fn rule(matches: Vec<Match>, verdict: Verdict, comment: &str) -> FilterRule {
     FilterRule {
         matches,
         verdict,
@@ -389,36 +452,100 @@ pub enum CompileError {
     PodWithoutAddress { pod: String },
 }
 
-/// The node's whole table: deterministic, so comparing two compilations tells what changed.
-pub fn compile(
-    cluster: &Cluster,
-    policies: &[Policy],
-    scope: &NodeScope,
-) -> Result<FilterTable, CompileError> {
-    let mut sorted: Vec<&Policy> = policies.iter().collect();
-    sorted.sort_by_key(|p| p.key());
-    let mut b = Builder {
-        cluster,
-        sets: BTreeMap::new(),
-        index: Index::new(cluster),
-    };
-    let mut by_ns: BTreeMap<&str, Vec<&Policy>> = BTreeMap::new();
-    for p in policies {
-        by_ns.entry(p.namespace.as_str()).or_default().push(p);
+/// A compiled node table by parts: what [`compile`] renders and what
+/// [`crate::incremental::Compiled`] keeps up to date pod by pod.
+#[derive(Debug, Clone)]
+pub(crate) struct Parts {
+    pub(crate) sets: BTreeMap<String, NamedSet>,
+    pub(crate) meta: BTreeMap<String, SetMeta>,
+    pub(crate) maps: BTreeMap<String, VerdictMap>,
+    /// Every chain but the two base chains.
+    pub(crate) chains: BTreeMap<String, FilterChain>,
+}
+
+impl Parts {
+    /// The table: base chains first, then every other chain by name (their order does not
+    /// matter to nft; a fixed one makes two compilations comparable).
+    pub(crate) fn table(&self, name: &str) -> FilterTable {
+        let mut chains = vec![
+            base_chain("egress", priority::FILTER, Direction::Egress),
+            base_chain("ingress", INGRESS_PRIORITY, Direction::Ingress),
+        ];
+        chains.extend(self.chains.values().cloned());
+        FilterTable {
+            family: Family::Inet,
+            name: name.to_string(),
+            sets: self.sets.values().cloned().collect(),
+            maps: self.maps.values().cloned().collect(),
+            chains,
+        }
     }
-    let mut chains = vec![
-        base_chain("egress", priority::FILTER, Direction::Egress),
-        base_chain("ingress", INGRESS_PRIORITY, Direction::Ingress),
-    ];
-    let local: Vec<&crate::model::Pod> = cluster
-        .pods
+}
+
+/// Name of the verdict map of a direction and family (`eg-4`, `in-6`).
+pub(crate) fn map_name(dir: Direction, fam: Fam) -> String {
+    let d = match dir {
+        Direction::Egress => "eg",
+        Direction::Ingress => "in",
+    };
+    format!("{d}-{}", fam.sfx())
+}
+
+pub(crate) fn fam_of(ip: &IpAddr) -> Fam {
+    if ip.is_ipv4() {
+        Fam::V4
+    } else {
+        Fam::V6
+    }
+}
+
+/// The policies of a pod's namespace that isolate it in `dir`, sorted by key, and the name
+/// of the group chain they share; `None` when none isolates it.
+pub(crate) fn group_of<'p>(
+    pod: &crate::model::Pod,
+    dir: Direction,
+    ns_policies: &[&'p Policy],
+) -> Option<(String, Vec<&'p Policy>)> {
+    let mut keys: Vec<&Policy> = ns_policies
         .iter()
-        .filter(|p| p.node.as_deref() == Some(scope.node))
+        .copied()
+        .filter(|p| p.rules(dir).is_some() && p.pod_selector.matches(&pod.labels))
         .collect();
-    let mut maps: BTreeMap<String, VerdictMap> = BTreeMap::new();
-    for d in ["eg", "in"] {
+    if keys.is_empty() {
+        return None;
+    }
+    keys.sort_by_key(|p| p.key());
+    let joined: Vec<String> = keys.iter().map(|p| p.key()).collect();
+    let d = match dir {
+        Direction::Egress => "eg",
+        Direction::Ingress => "in",
+    };
+    Some((format!("g{d}-{}", hash(&joined.join(","))), keys))
+}
+
+/// A group chain: a jump to each isolating policy's chain, then drop.
+pub(crate) fn group_chain(name: &str, keys: &[&Policy], dir: Direction) -> FilterChain {
+    let mut rules: Vec<FilterRule> = keys
+        .iter()
+        .map(|p| rule(vec![], Verdict::Jump(policy_chain_name(p, dir)), &p.key()))
+        .collect();
+    rules.push(rule(
+        vec![],
+        Verdict::Drop,
+        &format!("no {} rule admits", dir.as_str()),
+    ));
+    FilterChain {
+        name: name.to_string(),
+        base: None,
+        rules,
+    }
+}
+
+pub(crate) fn empty_maps() -> BTreeMap<String, VerdictMap> {
+    let mut maps = BTreeMap::new();
+    for dir in [Direction::Egress, Direction::Ingress] {
         for fam in Fam::BOTH {
-            let name = format!("{d}-{}", fam.sfx());
+            let name = map_name(dir, fam);
             maps.insert(
                 name.clone(),
                 VerdictMap {
@@ -429,65 +556,15 @@ pub fn compile(
             );
         }
     }
-    // Only policies isolating a pod of this node are rendered.
-    let mut used: BTreeSet<(String, Direction)> = BTreeSet::new();
-    let mut groups: BTreeMap<String, FilterChain> = BTreeMap::new();
-    for pod in &local {
-        if pod.ips.is_empty() {
-            return Err(CompileError::PodWithoutAddress { pod: pod.key() });
-        }
-        for (dir, d) in [(Direction::Egress, "eg"), (Direction::Ingress, "in")] {
-            let pols: Vec<&Policy> = by_ns
-                .get(pod.namespace.as_str())
-                .map(|v| {
-                    v.iter()
-                        .copied()
-                        .filter(|p| p.rules(dir).is_some() && p.pod_selector.matches(&pod.labels))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if pols.is_empty() {
-                continue;
-            }
-            let mut keys: Vec<&Policy> = pols;
-            keys.sort_by_key(|p| p.key());
-            let joined: Vec<String> = keys.iter().map(|p| p.key()).collect();
-            let gname = format!("g{d}-{}", hash(&joined.join(",")));
-            groups.entry(gname.clone()).or_insert_with(|| {
-                let mut rules: Vec<FilterRule> = keys
-                    .iter()
-                    .map(|p| rule(vec![], Verdict::Jump(policy_chain_name(p, dir)), &p.key()))
-                    .collect();
-                rules.push(rule(
-                    vec![],
-                    Verdict::Drop,
-                    &format!("no {} rule admits", dir.as_str()),
-                ));
-                FilterChain {
-                    name: gname.clone(),
-                    base: None,
-                    rules,
-                }
-            });
-            for p in &keys {
-                used.insert((p.key(), dir));
-            }
-            for ip in &pod.ips {
-                let fam = if ip.is_ipv4() { "4" } else { "6" };
-                if let Some(m) = maps.get_mut(&format!("{d}-{fam}")) {
-                    m.elements.insert(*ip, gname.clone());
-                }
-            }
-        }
-    }
-    for p in &sorted {
-        for dir in [Direction::Ingress, Direction::Egress] {
-            if used.contains(&(p.key(), dir)) {
-                chains.push(policy_chain(&mut b, p, dir));
-            }
-        }
-    }
-    chains.extend(groups.into_values());
+    maps
+}
+
+/// `local-4|6` (this node's known pods) and `range-4|6` (this node's pod ranges).
+fn node_sets(
+    local: &[&crate::model::Pod],
+    pod_ranges: &[IpNet],
+    sets: &mut BTreeMap<String, NamedSet>,
+) {
     for fam in Fam::BOTH {
         let local_set: BTreeSet<Elem> = local
             .iter()
@@ -495,18 +572,17 @@ pub fn compile(
             .filter(|ip| fam.is(ip))
             .map(|ip| Elem::Net(IpNet::from(*ip)))
             .collect();
-        b.sets.insert(
-            format!("local-{}", fam.sfx()),
+        sets.insert(
+            local_set_name(fam),
             NamedSet {
-                name: format!("local-{}", fam.sfx()),
+                name: local_set_name(fam),
                 key: fam.key(),
                 interval: false,
                 elements: local_set,
             },
         );
         // nft refuses overlapping intervals: merge the ranges first.
-        let fam_ranges: Vec<IpNet> = scope
-            .pod_ranges
+        let fam_ranges: Vec<IpNet> = pod_ranges
             .iter()
             .filter(|n| fam.is(&n.addr()))
             .map(IpNet::trunc)
@@ -515,7 +591,7 @@ pub fn compile(
             .into_iter()
             .map(Elem::Net)
             .collect();
-        b.sets.insert(
+        sets.insert(
             format!("range-{}", fam.sfx()),
             NamedSet {
                 name: format!("range-{}", fam.sfx()),
@@ -525,13 +601,91 @@ pub fn compile(
             },
         );
     }
-    Ok(FilterTable {
-        family: Family::Inet,
-        name: scope.table.to_string(),
-        sets: b.sets.into_values().collect(),
-        maps: maps.into_values().collect(),
+}
+
+pub(crate) fn local_set_name(fam: Fam) -> String {
+    format!("local-{}", fam.sfx())
+}
+
+pub(crate) fn policies_by_ns(policies: &[Policy]) -> BTreeMap<&str, Vec<&Policy>> {
+    let mut by_ns: BTreeMap<&str, Vec<&Policy>> = BTreeMap::new();
+    for p in policies {
+        by_ns.entry(p.namespace.as_str()).or_default().push(p);
+    }
+    by_ns
+}
+
+/// The node's table by parts (see [`compile`]).
+pub(crate) fn compile_parts(
+    cluster: &Cluster,
+    policies: &[Policy],
+    scope: &NodeScope,
+) -> Result<Parts, CompileError> {
+    let by_ns = policies_by_ns(policies);
+    let local: Vec<&crate::model::Pod> = cluster
+        .pods
+        .iter()
+        .filter(|p| p.node.as_deref() == Some(scope.node))
+        .collect();
+    let mut maps = empty_maps();
+    // Only policies isolating a pod of this node are rendered.
+    let mut used: BTreeSet<(String, Direction)> = BTreeSet::new();
+    let mut chains: BTreeMap<String, FilterChain> = BTreeMap::new();
+    for pod in &local {
+        if pod.ips.is_empty() {
+            return Err(CompileError::PodWithoutAddress { pod: pod.key() });
+        }
+        for dir in [Direction::Egress, Direction::Ingress] {
+            let ns_pols = by_ns
+                .get(pod.namespace.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let Some((gname, keys)) = group_of(pod, dir, ns_pols) else {
+                continue;
+            };
+            chains
+                .entry(gname.clone())
+                .or_insert_with(|| group_chain(&gname, &keys, dir));
+            for p in &keys {
+                used.insert((p.key(), dir));
+            }
+            for ip in &pod.ips {
+                if let Some(m) = maps.get_mut(&map_name(dir, fam_of(ip))) {
+                    m.elements.insert(*ip, gname.clone());
+                }
+            }
+        }
+    }
+    let mut b = Builder {
+        cluster,
+        sets: BTreeMap::new(),
+        index: Index::new(cluster),
+        meta: BTreeMap::new(),
+    };
+    for p in policies {
+        for dir in [Direction::Ingress, Direction::Egress] {
+            if used.contains(&(p.key(), dir)) {
+                let c = policy_chain(&mut b, p, dir);
+                chains.insert(c.name.clone(), c);
+            }
+        }
+    }
+    let (mut sets, meta) = (b.sets, b.meta);
+    node_sets(&local, scope.pod_ranges, &mut sets);
+    Ok(Parts {
+        sets,
+        meta,
+        maps,
         chains,
     })
+}
+
+/// The node's whole table: deterministic, so comparing two compilations tells what changed.
+pub fn compile(
+    cluster: &Cluster,
+    policies: &[Policy],
+    scope: &NodeScope,
+) -> Result<FilterTable, CompileError> {
+    Ok(compile_parts(cluster, policies, scope)?.table(scope.table))
 }
 
 /// Rules in the table: what the benchmark reports against the number of pods.

@@ -4,6 +4,7 @@
 //! - [`k8s`]: the API objects (NetworkPolicy, Namespace, Pod) with Kubernetes' field names.
 //! - [`validate`]: defaulting and validation → [`model`], errors naming object, field, value.
 //! - [`eval`]: the reference evaluator: a verdict and its reason for one connection.
+//! - [`compile`]: one node's nftables table; [`incremental`]: kept up to date pod by pod.
 //! - [`probe`]: the probe file format read by `aksnet policy eval` and `aksnet lab netpol`.
 //!
 //! Semantics, sources and design: docs/policy.md.
@@ -11,6 +12,7 @@
 pub mod compile;
 pub mod error;
 pub mod eval;
+pub mod incremental;
 pub mod k8s;
 pub mod model;
 pub mod probe;

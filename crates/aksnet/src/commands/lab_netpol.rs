@@ -14,7 +14,12 @@ use super::policy::Format;
 #[derive(clap::Args, Debug, Clone)]
 pub struct NetpolArgs {
     /// The probe file (docs/policy.md "Probe files").
-    pub file: PathBuf,
+    #[arg(required_unless_present = "down")]
+    pub file: Option<PathBuf>,
+    /// Remove what a killed run with this --prefix left (namespaces, their processes, state)
+    /// instead of running; refused while such a run is alive.
+    #[arg(long, conflicts_with_all = ["file", "model", "format", "bin_dir"])]
+    pub down: bool,
     #[arg(long, default_value = "nodesubnet")]
     pub model: Model,
     #[arg(long, value_enum, default_value = "human")]
@@ -27,8 +32,32 @@ pub struct NetpolArgs {
     pub bin_dir: Option<PathBuf>,
 }
 
+fn down(prefix: &str) -> ExitCode {
+    match aksnet_lab::netpol_down::down(prefix) {
+        Ok(r) => {
+            println!(
+                "lab netpol --down: removed {} namespaces, {} processes, {} state directories",
+                r.namespaces.len(),
+                r.processes,
+                r.state_dirs.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("aksnet lab netpol --down: {e}");
+            ExitCode::from(match e {
+                aksnet_lab::LabError::Invalid { .. } => 2,
+                _ => 1,
+            })
+        }
+    }
+}
+
 pub fn run(a: &NetpolArgs) -> ExitCode {
-    let scenario = match super::policy::load(&a.file) {
+    let Some(file) = a.file.as_ref().filter(|_| !a.down) else {
+        return down(&a.prefix);
+    };
+    let scenario = match super::policy::load(file) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("aksnet lab netpol: {e}");
@@ -45,7 +74,7 @@ pub fn run(a: &NetpolArgs) -> ExitCode {
     let opts = NetpolOptions {
         prefix: a.prefix.clone(),
         model: a.model,
-        state_dir: PathBuf::from(format!("/run/{}netpol-{}", a.prefix, std::process::id())),
+        state_dir: aksnet_lab::netpol_down::state_dir(&a.prefix, std::process::id()),
     };
     let mut progress: Box<dyn std::io::Write> = match a.format {
         Format::Human => Box::new(std::io::stdout()),
