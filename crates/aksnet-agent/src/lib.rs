@@ -10,7 +10,12 @@
 //! - [`metrics`]: Prometheus text metrics and `/healthz` on `--metrics-addr`.
 //! - [`policy_source`], [`policy_controller`]: NetworkPolicy from a manifest directory (or
 //!   any [`policy_source::PolicySource`]) onto the node's own policy table (docs/policy.md).
+//! - `kube_source` (feature `kube`): the Kubernetes API as that source, and the nodes.
+//! - [`cni_log`]: counts the plugin's calls by verb, result and error code from its log.
 
+pub mod cni_log;
+#[cfg(feature = "kube")]
+pub mod kube_source;
 pub mod l2;
 pub mod masq_config;
 pub mod metrics;

@@ -36,6 +36,9 @@ pub enum SourceErrors {
         #[source]
         source: std::io::Error,
     },
+    /// A live source (the Kubernetes API) has no complete view yet.
+    #[error("{source_name}: {reason}")]
+    Unavailable { source_name: String, reason: String },
     #[error("{} invalid objects, previous policy kept:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Invalid(Vec<SourceError>),
 }
@@ -164,7 +167,7 @@ fn object_name(v: &Value) -> String {
     }
 }
 
-fn view_of(objects: Vec<(String, Value)>, errors: &mut Vec<SourceError>) -> ClusterView {
+pub(crate) fn view_of(objects: Vec<(String, Value)>, errors: &mut Vec<SourceError>) -> ClusterView {
     let mut view = ClusterView::default();
     for (file, v) in objects {
         let obj = object_name(&v);
