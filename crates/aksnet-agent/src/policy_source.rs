@@ -1,7 +1,7 @@
 //! Where the policy controller learns namespaces, pods and NetworkPolicies: the
 //! [`PolicySource`] trait (also implemented by the Kubernetes API source, `kube_source.rs`)
-//! and the manifest directory (files as `kubectl get -o yaml|json` prints them: multi-document YAML or JSON,
-//! single objects or `kind: List`).
+//! and the manifest directory (files as `kubectl get -o yaml|json` prints them:
+//! multi-document YAML or JSON, single objects or `kind: List`).
 //!
 //! A source delivers the whole view or an error naming file, object and field; it never
 //! delivers half a view, so the policy in force stays in force when a file is bad.
