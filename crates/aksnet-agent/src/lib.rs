@@ -12,7 +12,12 @@
 //!   any [`policy_source::PolicySource`]) onto the node's own policy table (docs/policy.md).
 //! - [`l2`], [`routes`]: on a plain LAN, the ARP answers for the node's pods and one
 //!   kubenet route per other node (what Azure's fabric does, docs/agent.md).
+//! - `kube_source` (feature `kube`): the Kubernetes API as that source, and the nodes.
+//! - [`cni_log`]: counts the plugin's calls by verb, result and error code from its log.
 
+pub mod cni_log;
+#[cfg(feature = "kube")]
+pub mod kube_source;
 pub mod l2;
 pub mod masq_config;
 pub mod metrics;

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aksnet_nft::{Family, NftBackend};
+
+use crate::cni_log::CallCounts;
 use crate::reconcile::{AgentError, Outcome, ReconcileReport};
 
 /// Counters and gauges of the reconcile loop; shared with the HTTP thread.
@@ -33,6 +36,53 @@ pub struct PoolUsage {
     pub node: String,
     pub reserved: u64,
     pub used: u64,
+}
+
+/// One of the agent's own nftables tables, as read back from the kernel at scrape time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCounts {
+    pub table: String,
+    /// Rules in all its chains (0 when the table does not exist).
+    pub rules: u64,
+    /// Addresses and prefixes in its sets.
+    pub set_elements: u64,
+}
+
+impl TableCounts {
+    /// Reads `table inet <name>` back; `None` when nft fails (logged; the scrape goes on).
+    pub fn read(nft: &dyn NftBackend, name: &str) -> Option<TableCounts> {
+        match nft.get_table(Family::Inet, name) {
+            Ok(listed) => {
+                let t = listed.map(|l| l.table);
+                let count =
+                    |f: &dyn Fn(&aksnet_nft::Table) -> usize| t.as_ref().map_or(0, f) as u64;
+                Some(TableCounts {
+                    table: name.to_string(),
+                    rules: count(&|t| t.chains.iter().map(|c| c.rules.len()).sum()),
+                    set_elements: count(&|t| t.sets.iter().map(|s| s.elements.len()).sum()),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(table = name, error = %e, "metrics: cannot read table");
+                None
+            }
+        }
+    }
+}
+
+/// What one scrape reads besides the counters: the node's pool, the plugin's calls (from
+/// its log, crate::cni_log) and the agent's tables.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    pub pool: Option<PoolUsage>,
+    pub cni: Option<CallCounts>,
+    pub tables: Vec<TableCounts>,
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -77,7 +127,8 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, pool: Option<&PoolUsage>) -> String {
+    pub fn render(&self, scrape: &Scrape) -> String {
+        let pool = scrape.pool.as_ref();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (applied, unchanged, errors) =
             (get(&self.applied), get(&self.unchanged), get(&self.errors));
@@ -148,7 +199,7 @@ impl Metrics {
             &[(String::new(), get(&self.store_retries).to_string())],
         );
         if let Some(p) = pool {
-            let node = p.node.replace('\\', "\\\\").replace('"', "\\\"");
+            let node = label(&p.node);
             let free = p.reserved.saturating_sub(p.used);
             family(
                 "aksnet_node_pod_addresses",
@@ -161,19 +212,102 @@ impl Metrics {
                 ],
             );
         }
+        if !scrape.tables.is_empty() {
+            let of = |f: fn(&TableCounts) -> u64| -> Vec<(String, String)> {
+                scrape
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        (
+                            format!("{{table=\"{}\"}}", label(&t.table)),
+                            f(t).to_string(),
+                        )
+                    })
+                    .collect()
+            };
+            family(
+                "aksnet_nft_rules",
+                "gauge",
+                "Rules in the agent's own nftables table (inet family), read back from the kernel.",
+                &of(|t| t.rules),
+            );
+            family(
+                "aksnet_nft_set_elements",
+                "gauge",
+                "Addresses and prefixes in the sets of the agent's own nftables table.",
+                &of(|t| t.set_elements),
+            );
+        }
+        if let Some(c) = &scrape.cni {
+            render_cni(c, &mut family);
+        }
         out
     }
+}
+
+type FamilyFn<'a> = dyn FnMut(&str, &str, &str, &[(String, String)]) + 'a;
+
+/// The plugin's calls, from its log (crate::cni_log).
+fn render_cni(c: &CallCounts, family: &mut FamilyFn<'_>) {
+    let pairs = |m: &std::collections::BTreeMap<(String, String), u64>, a: &str, b: &str| {
+        m.iter()
+            .map(|((x, y), n)| {
+                (
+                    format!("{{{a}=\"{}\",{b}=\"{}\"}}", label(x), label(y)),
+                    n.to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    family(
+        "aksnet_cni_calls_total",
+        "counter",
+        "Calls of aksnet-cni by CNI verb and result (ok, error), from the plugin's log; ADD ok = allocations.",
+        &pairs(&c.calls, "verb", "result"),
+    );
+    family(
+        "aksnet_cni_call_failures_total",
+        "counter",
+        "Failed calls of aksnet-cni by CNI verb and CNI error code.",
+        &pairs(&c.failures, "verb", "code"),
+    );
+    family(
+        "aksnet_cni_allocated_addresses_total",
+        "counter",
+        "Pod addresses handed out by successful ADDs.",
+        &[(String::new(), c.allocated_addresses.to_string())],
+    );
+    let mut d = Vec::new();
+    for (verb, (secs, n)) in &c.durations {
+        let v = label(verb);
+        d.push((format!("_sum{{verb=\"{v}\"}}"), format!("{secs}")));
+        d.push((format!("_count{{verb=\"{v}\"}}"), n.to_string()));
+    }
+    family(
+        "aksnet_cni_call_duration_seconds",
+        "summary",
+        "Time aksnet-cni spent per call, by verb (as the plugin measured it).",
+        &d,
+    );
+    family(
+        "aksnet_cni_log_unparsed_lines_total",
+        "counter",
+        "Lines of the plugin's log that are not call records.",
+        &[(String::new(), c.unparsed_lines.to_string())],
+    );
 }
 
 /// The largest request head read; anything longer is answered 400.
 const MAX_REQUEST: usize = 8 * 1024;
 
+/// What a scrape reads (the node's files, the plugin's log, nft), called per scrape.
+pub type Scraper = Arc<dyn Fn() -> Scrape + Send + Sync>;
+
 /// Serves `GET /metrics` and `GET /healthz` on `listener` from a background thread.
-/// `pool` is called per scrape (it reads the node's files).
 pub fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    pool: Arc<dyn Fn() -> Option<PoolUsage> + Send + Sync>,
+    pool: Scraper,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -192,7 +326,7 @@ pub fn serve(
 fn answer(
     mut stream: TcpStream,
     metrics: &Metrics,
-    pool: &(dyn Fn() -> Option<PoolUsage> + Send + Sync),
+    pool: &(dyn Fn() -> Scrape + Send + Sync),
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
@@ -211,7 +345,7 @@ fn answer(
         (Some("GET"), Some("/metrics")) => (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(pool().as_ref()),
+            metrics.render(&pool()),
         ),
         (Some("GET"), Some("/healthz")) => ("200 OK", "text/plain", "ok\n".to_string()),
         (Some("GET"), Some(_)) => ("404 Not Found", "text/plain", "not found\n".to_string()),

@@ -1,7 +1,7 @@
 //! Where the policy controller learns namespaces, pods and NetworkPolicies: the
-//! [`PolicySource`] trait (a Kubernetes API watch can implement it later) and the manifest
-//! directory (files as `kubectl get -o yaml|json` prints them: multi-document YAML or JSON,
-//! single objects or `kind: List`).
+//! [`PolicySource`] trait (also implemented by the Kubernetes API source, `kube_source.rs`)
+//! and the manifest directory (files as `kubectl get -o yaml|json` prints them:
+//! multi-document YAML or JSON, single objects or `kind: List`).
 //!
 //! A source delivers the whole view or an error naming file, object and field; it never
 //! delivers half a view, so the policy in force stays in force when a file is bad.
@@ -36,6 +36,9 @@ pub enum SourceErrors {
         #[source]
         source: std::io::Error,
     },
+    /// A live source (the Kubernetes API) has no complete view yet.
+    #[error("{source_name}: {reason}")]
+    Unavailable { source_name: String, reason: String },
     #[error("{} invalid objects, previous policy kept:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Invalid(Vec<SourceError>),
 }
@@ -164,7 +167,7 @@ fn object_name(v: &Value) -> String {
     }
 }
 
-fn view_of(objects: Vec<(String, Value)>, errors: &mut Vec<SourceError>) -> ClusterView {
+pub(crate) fn view_of(objects: Vec<(String, Value)>, errors: &mut Vec<SourceError>) -> ClusterView {
     let mut view = ClusterView::default();
     for (file, v) in objects {
         let obj = object_name(&v);

@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aksnet_agent::metrics::{serve, Metrics, PoolUsage};
+use aksnet_agent::metrics::{serve, Metrics, PoolUsage, Scrape};
 use aksnet_agent::reconcile::reconcile_once;
 use aksnet_agent::{AgentSettings, Mode};
 use aksnet_nft::FakeNft;
@@ -42,12 +42,13 @@ fn metrics_count_reconciles_and_show_the_pool() {
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let pool = Arc::new(|| {
-        Some(PoolUsage {
+    let pool = Arc::new(|| Scrape {
+        pool: Some(PoolUsage {
             node: "aks-nodepool1-0".into(),
             reserved: 30,
             used: 4,
-        })
+        }),
+        ..Scrape::default()
     });
     serve(listener, metrics, pool);
 

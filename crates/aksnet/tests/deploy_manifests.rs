@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -71,13 +72,55 @@ fn every_manifest_is_a_valid_kubernetes_object_with_no_unknown_field() {
                 "DaemonSet" => drop(strict::<DaemonSet>(&name, &doc)),
                 "ConfigMap" => drop(strict::<ConfigMap>(&name, &doc)),
                 "ServiceAccount" => drop(strict::<ServiceAccount>(&name, &doc)),
+                "ClusterRole" => drop(strict::<ClusterRole>(&name, &doc)),
+                "ClusterRoleBinding" => drop(strict::<ClusterRoleBinding>(&name, &doc)),
                 other => panic!("{name}: kind {other} has no check here"),
             }
             kinds.push(kind);
         }
     }
     kinds.sort();
-    assert_eq!(kinds, ["ConfigMap", "DaemonSet", "ServiceAccount"]);
+    assert_eq!(
+        kinds,
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "DaemonSet",
+            "ServiceAccount"
+        ]
+    );
+}
+
+#[test]
+fn the_agent_may_only_read_the_four_kinds_it_watches() {
+    let docs = load("rbac.yaml");
+    let role: ClusterRole = strict("rbac.yaml", &docs[1]);
+    let mut granted = Vec::new();
+    for rule in role.rules.unwrap() {
+        assert_eq!(rule.verbs, ["get", "list", "watch"], "{rule:?}");
+        let group = rule.api_groups.unwrap().join(",");
+        for r in rule.resources.unwrap() {
+            granted.push(format!("{group}/{r}"));
+        }
+    }
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            "/namespaces",
+            "/nodes",
+            "/pods",
+            "networking.k8s.io/networkpolicies"
+        ]
+    );
+    let binding: ClusterRoleBinding = strict("rbac.yaml", &docs[2]);
+    assert_eq!(binding.role_ref.name, "aksnet-agent");
+    let sa = &binding.subjects.unwrap()[0];
+    assert_eq!(
+        (sa.name.as_str(), sa.namespace.as_deref()),
+        ("aksnet", Some("kube-system"))
+    );
 }
 
 #[test]
@@ -109,7 +152,21 @@ fn daemonset_has_host_network_and_only_the_documented_capabilities() {
         (vec!["ALL".to_string()], vec!["NET_ADMIN".to_string()])
     );
     assert_eq!(init.args.as_ref().unwrap()[0], "install");
-    assert_eq!(agent.args.as_ref().unwrap()[0], "agent");
+    let args = agent.args.as_ref().unwrap();
+    assert_eq!(args[0], "agent");
+    assert!(args.iter().any(|a| a == "--in-cluster"), "{args:?}");
+    // The API token reaches the agent container only.
+    let mounts = |c: &k8s_openapi::api::core::v1::Container| -> Vec<String> {
+        c.volume_mounts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.mount_path)
+            .collect()
+    };
+    let token = "/var/run/secrets/kubernetes.io/serviceaccount".to_string();
+    assert!(mounts(agent).contains(&token));
+    assert!(!mounts(init).contains(&token));
     let env: Vec<(String, String)> = init
         .env
         .clone()
@@ -127,7 +184,7 @@ fn daemonset_has_host_network_and_only_the_documented_capabilities() {
             ("NODE_IP".to_string(), "status.hostIP".to_string())
         ]
     );
-    // Every host path it writes is one of the three documented.
+    // Every host path it uses is one of the four documented (the plugin's log read-only).
     let mut host: Vec<String> = pod
         .volumes
         .unwrap()
@@ -135,7 +192,15 @@ fn daemonset_has_host_network_and_only_the_documented_capabilities() {
         .filter_map(|v| v.host_path.map(|h| h.path))
         .collect();
     host.sort();
-    assert_eq!(host, ["/etc/cni/net.d", "/opt/cni/bin", "/var/lib/aksnet"]);
+    assert_eq!(
+        host,
+        [
+            "/etc/cni/net.d",
+            "/opt/cni/bin",
+            "/var/lib/aksnet",
+            "/var/log/aksnet"
+        ]
+    );
 }
 
 #[test]

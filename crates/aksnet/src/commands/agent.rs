@@ -68,6 +68,9 @@ pub struct AgentArgs {
     // refuses two arguments with one id (a debug-build panic at startup).
     #[arg(long, id = "agent_data_dir", value_name = "DIR", default_value = super::node::DEFAULT_DATA_DIR)]
     pub data_dir: std::path::PathBuf,
+    /// The plugin's per-call log (its `logFile`), followed for the call metrics; `off`.
+    #[arg(long, value_name = "FILE|off", default_value = aksnet_agent::cni_log::DEFAULT_CNI_LOG_FILE)]
+    pub cni_log_file: String,
     #[command(flatten)]
     pub policy: super::agent_policy::PolicyArgs,
     /// Answer ARP on this uplink for the node's pod addresses (a plain LAN; docs/agent.md).
@@ -169,9 +172,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
     if args.metrics_addr != "off" {
         match std::net::TcpListener::bind(&args.metrics_addr) {
             Ok(listener) => {
-                let data_dir = args.data_dir.clone();
-                let pool = std::sync::Arc::new(move || pool_usage(&data_dir));
-                aksnet_agent::metrics::serve(listener, metrics.clone(), pool);
+                aksnet_agent::metrics::serve(listener, metrics.clone(), scraper(&args));
                 tracing::info!(addr = %args.metrics_addr, "serving /metrics and /healthz");
             }
             // SNAT matters more than its metrics: say so loudly and keep running.
@@ -183,6 +184,42 @@ pub fn run(args: AgentArgs) -> ExitCode {
     let stop = AtomicBool::new(false);
     aksnet_agent::reconcile::run_daemon_observed(&backend, &settings, &stop, Some(&metrics));
     ExitCode::SUCCESS
+}
+
+/// What each scrape reads: the pool, the plugin's log (followed from now on, also every
+/// few seconds so that a rotation between scrapes loses nothing), the agent's tables.
+fn scraper(args: &AgentArgs) -> aksnet_agent::metrics::Scraper {
+    use aksnet_agent::cni_log::LogFollower;
+    use std::sync::{Arc, Mutex};
+    let follower = (args.cni_log_file != "off").then(|| {
+        let mut f = LogFollower::new(&args.cni_log_file);
+        f.poll();
+        Arc::new(Mutex::new(f))
+    });
+    if let Some(f) = follower.clone() {
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            f.lock().unwrap_or_else(|p| p.into_inner()).poll();
+        });
+    }
+    let data_dir = args.data_dir.clone();
+    let nft = NftCommand::new(&args.nft);
+    let mut tables = vec![args.table.clone()];
+    if args.policy.enabled() {
+        tables.push(args.policy.policy_table.clone());
+    }
+    Arc::new(move || aksnet_agent::metrics::Scrape {
+        pool: pool_usage(&data_dir),
+        cni: follower.as_ref().map(|f| {
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            f.poll();
+            f.counts.clone()
+        }),
+        tables: tables
+            .iter()
+            .filter_map(|t| aksnet_agent::metrics::TableCounts::read(&nft, t))
+            .collect(),
+    })
 }
 
 /// The node's reserved and used pod addresses (nodesubnet); `None` without a node pool.

@@ -533,7 +533,7 @@ fn finish_subnet_join(
     // then the lease record, then lift a fence: the pool is this node's again.
     let (path, pods) = match a.pods.pod_subnet {
         Some(ps) => {
-            let (pods, path) = podpool::join(&*store, &a.pods, ps, r, &a.data_dir)?;
+            let (pods, path) = podpool::join(store, &a.pods, ps, r, &a.data_dir)?;
             (path, Some(pods))
         }
         None => (write_node_pool(&a.data_dir, &r.to_node_pool())?, None),
