@@ -6,40 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 const SUBNET: &str = "10.66.0.0/24";
 const HOST_IP: &str = "10.66.0.200";
 
-fn cni_bin() -> PathBuf {
-    let p = Path::new(BIN).parent().unwrap().join("aksnet-cni");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo build -p aksnet-cni` first",
-        p.display()
-    );
-    p
-}
-
-fn sh(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("run {args:?}: {e} (is it installed?)"))
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = sh(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod support;
+use support::{cni_bin, ok, sh};
 
 /// Named network namespaces, removed on drop (their links go with them).
 struct Namespaces(Vec<String>);

@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -22,33 +22,8 @@ const HOST_IP: &str = "10.67.0.200";
 const NODES: usize = 3;
 const PODS: usize = 10;
 
-fn cni_bin() -> PathBuf {
-    let p = Path::new(BIN).parent().unwrap().join("aksnet-cni");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo build -p aksnet-cni` first",
-        p.display()
-    );
-    p
-}
-
-fn sh(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("run {args:?}: {e} (is it installed?)"))
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = sh(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod support;
+use support::{cni_bin, ok, sh};
 
 fn in_ns<'a>(ns: &'a str, args: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["ip", "netns", "exec", ns];
