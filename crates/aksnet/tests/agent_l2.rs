@@ -5,16 +5,15 @@
 //! Needs root, `ip` (iproute2), `ping` and `nft`; a missing one fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 const SUBNET: &str = "10.66.0.0/24";
 const HOST_IP: &str = "10.66.0.200";
 
 mod support;
-use support::{cni_bin, ok, sh};
+use support::{ok, run_cni, sh};
 
 /// Named network namespaces, removed on drop (their links go with them).
 struct Namespaces(Vec<String>);
@@ -94,30 +93,7 @@ fn cni(node_ns: &str, command: &str, pod_ns: &str, data_dir: &Path) -> Output {
         "mode": "nodesubnet", "dataDir": data_dir,
         "logFile": data_dir.join("aksnet-cni.log"),
     });
-    let bin = cni_bin();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", node_ns])
-        .arg(&bin)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("AKSNET_CNI_LOG_FILE", "")
-        .env("CNI_PATH", bin.parent().unwrap())
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", "aksh6pod")
-        .env("CNI_NETNS", format!("/var/run/netns/{pod_ns}"))
-        .env("CNI_IFNAME", "eth0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aksnet-cni");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_cni(node_ns, command, "aksh6pod", pod_ns, &conf)
 }
 
 fn agent_once(node_ns: &str, data_dir: &Path) {

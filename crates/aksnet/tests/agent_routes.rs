@@ -11,7 +11,7 @@
 //! with `ip monitor` while it restarts). Needs root, `ip`, `ping` and `nft`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -23,7 +23,7 @@ const NODES: usize = 3;
 const PODS: usize = 10;
 
 mod support;
-use support::{cni_bin, ok, sh};
+use support::{ok, run_cni, sh};
 
 fn in_ns<'a>(ns: &'a str, args: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["ip", "netns", "exec", ns];
@@ -94,30 +94,7 @@ fn cni_add(node: &Node, id: &str, pod_ns: &str) -> String {
         "mode": "kubenet", "bridge": "cbr0", "dataDir": node.data,
         "ipam": {"ranges": [[{"subnet": node.pod_cidr}]]},
     });
-    let bin = cni_bin();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &node.ns])
-        .arg(&bin)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("AKSNET_CNI_LOG_FILE", "")
-        .env("CNI_PATH", bin.parent().unwrap())
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", format!("/var/run/netns/{pod_ns}"))
-        .env("CNI_IFNAME", "eth0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aksnet-cni");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = run_cni(&node.ns, "ADD", id, pod_ns, &conf);
     assert!(o.status.success(), "ADD {id}: {o:?}");
     let result: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let ip = result["ips"][0]["address"].as_str().unwrap();

@@ -2,8 +2,9 @@
 //! must succeed.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 
@@ -36,4 +37,39 @@ pub fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs the real `aksnet-cni` in `node_ns` as a runtime does: `command` for
+/// container `id`, whose netns is `pod_ns`, with `conf` on stdin.
+pub fn run_cni(
+    node_ns: &str,
+    command: &str,
+    id: &str,
+    pod_ns: &str,
+    conf: &serde_json::Value,
+) -> Output {
+    let bin = cni_bin();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", node_ns])
+        .arg(&bin)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("AKSNET_CNI_LOG_FILE", "")
+        .env("CNI_PATH", bin.parent().unwrap())
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", format!("/var/run/netns/{pod_ns}"))
+        .env("CNI_IFNAME", "eth0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn aksnet-cni");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
