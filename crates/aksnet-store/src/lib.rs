@@ -24,6 +24,7 @@ pub mod mem;
 pub mod pod_pool;
 pub mod podcidr;
 pub mod podsubnet;
+mod record;
 pub mod reservation;
 pub mod spec;
 pub mod tenants;

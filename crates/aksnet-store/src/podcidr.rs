@@ -30,6 +30,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{Compare, LeaseId, Op, Revision, Store, StoreError};
+use crate::record::{self, corrupt, parse, to_json};
 use crate::reservation::{validate_node_name, ReservationError, MAX_ATTEMPTS};
 
 /// The cluster pod CIDR key (the guard).
@@ -223,22 +224,6 @@ impl PodCidrError {
     }
 }
 
-fn corrupt(key: &str, detail: String) -> PodCidrError {
-    ReservationError::CorruptRecord {
-        key: key.to_string(),
-        detail,
-    }
-    .into()
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(key: &str, value: &[u8]) -> Result<T, PodCidrError> {
-    serde_json::from_slice(value).map_err(|e| corrupt(key, e.to_string()))
-}
-
-fn to_json<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, PodCidrError> {
-    serde_json::to_vec(value).map_err(|e| corrupt(key, format!("cannot serialise: {e}")))
-}
-
 /// The registered pool and its revision, or `None`.
 pub fn get_pool<S: Store + ?Sized>(
     store: &S,
@@ -297,7 +282,7 @@ fn guard_pool<S: Store + ?Sized>(
 fn parse_record(key: &str, value: &[u8]) -> Result<NodePodCidr, PodCidrError> {
     let r: NodePodCidr = parse(key, value)?;
     if node_pod_cidr_key(&r.node) != key {
-        return Err(corrupt(key, format!("record names node {:?}", r.node)));
+        return Err(corrupt(key, format!("record names node {:?}", r.node)).into());
     }
     Ok(r)
 }
@@ -307,21 +292,13 @@ pub fn get_node_pod_cidr<S: Store + ?Sized>(
     store: &S,
     node: &str,
 ) -> Result<Option<(NodePodCidr, Revision)>, PodCidrError> {
-    let key = node_pod_cidr_key(node);
-    match store.get(&key)? {
-        None => Ok(None),
-        Some((v, rev)) => Ok(Some((parse_record(&key, &v)?, rev))),
-    }
+    record::get(store, &node_pod_cidr_key(node), parse_record)
 }
 
 /// Every node's block, in address order. Refuses a store in which two nodes
 /// hold one block.
 pub fn list_pod_cidrs<S: Store + ?Sized>(store: &S) -> Result<Vec<NodePodCidr>, PodCidrError> {
-    let mut v = store
-        .list(POD_CIDRS_PREFIX)?
-        .iter()
-        .map(|kv| parse_record(&kv.key, &kv.value))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut v = record::list(store, POD_CIDRS_PREFIX, parse_record)?;
     v.sort_by_key(|r| (r.cidr, r.node.clone()));
     for w in v.windows(2) {
         if w[0].cidr.contains(&w[1].cidr) || w[1].cidr.contains(&w[0].cidr) {
@@ -413,10 +390,9 @@ pub fn allocate<S: Store + ?Sized>(
         let (pool, mut compares, mut ops) = guard_pool(store, pool)?;
         if let Some(r) = existing(store, req)? {
             if !pool.holds(r.cidr) {
-                return Err(corrupt(
-                    &key,
-                    format!("{} is not a block of {}", r.cidr, pool.cidr),
-                ));
+                return Err(
+                    corrupt(&key, format!("{} is not a block of {}", r.cidr, pool.cidr)).into(),
+                );
             }
             return Ok(PodCidrOutcome::AlreadyAllocated(r));
         }

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blocks;
 use crate::kv::{Compare, LeaseId, Op, Revision, Store, StoreError};
+use crate::record;
 use crate::reservation::{
     guard_subnet_as, validate_node_name, validate_subnet_name, JoinRequest, ReservationError,
     SubnetRole, MAX_ATTEMPTS,
@@ -93,10 +94,7 @@ impl PodReservation {
     }
 
     fn check(&self, key: &str) -> Result<(), ReservationError> {
-        let corrupt = |detail: String| ReservationError::CorruptRecord {
-            key: key.to_string(),
-            detail,
-        };
+        let corrupt = |detail: String| record::corrupt(key, detail);
         if pod_node_key(&self.node) != key {
             return Err(corrupt(format!("record names node {:?}", self.node)));
         }
@@ -183,22 +181,10 @@ pub enum PodSubnetError {
     Store(#[from] StoreError),
 }
 
-fn corrupt(key: &str, detail: String) -> ReservationError {
-    ReservationError::CorruptRecord {
-        key: key.to_string(),
-        detail,
-    }
-}
-
 fn parse_record(key: &str, value: &[u8]) -> Result<PodReservation, ReservationError> {
-    let r: PodReservation =
-        serde_json::from_slice(value).map_err(|e| corrupt(key, e.to_string()))?;
+    let r: PodReservation = record::parse(key, value)?;
     r.check(key)?;
     Ok(r)
-}
-
-fn to_json(key: &str, r: &PodReservation) -> Result<Vec<u8>, ReservationError> {
-    serde_json::to_vec(r).map_err(|e| corrupt(key, format!("cannot serialise: {e}")))
 }
 
 /// The node's pod reservation and its revision, or `None`.
@@ -206,32 +192,19 @@ pub fn get_pods<S: Store + ?Sized>(
     store: &S,
     node: &str,
 ) -> Result<Option<(PodReservation, Revision)>, ReservationError> {
-    let key = pod_node_key(node);
-    match store.get(&key)? {
-        None => Ok(None),
-        Some((v, rev)) => Ok(Some((parse_record(&key, &v)?, rev))),
-    }
+    record::get(store, &pod_node_key(node), parse_record)
 }
 
 /// Every pod reservation, in node order; a block held twice is refused.
 pub fn list_pods<S: Store + ?Sized>(store: &S) -> Result<Vec<PodReservation>, ReservationError> {
-    let all = store
-        .list(POD_NODES_PREFIX)?
-        .iter()
-        .map(|kv| parse_record(&kv.key, &kv.value))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut holder: std::collections::HashMap<(String, Ipv4Addr), &str> =
-        std::collections::HashMap::new();
-    for r in &all {
-        for b in &r.blocks {
-            if let Some(first) = holder.insert((r.pod_subnet_name.clone(), *b), &r.node) {
-                return Err(ReservationError::AddressReservedTwice {
-                    ip: *b,
-                    first: first.to_string(),
-                    second: r.node.clone(),
-                });
-            }
-        }
+    let all = record::list(store, POD_NODES_PREFIX, parse_record)?;
+    let held = all.iter().flat_map(|r| {
+        r.blocks
+            .iter()
+            .map(move |b| ((r.pod_subnet_name.as_str(), *b), r.node.as_str()))
+    });
+    if let Some(((_, ip), first, second)) = record::first_held_twice(held) {
+        return Err(ReservationError::AddressReservedTwice { ip, first, second });
     }
     Ok(all)
 }
@@ -342,7 +315,7 @@ pub fn join_pods<S: Store + ?Sized>(
             lease: p.lease,
         };
         compares.push(Compare::Absent(key.clone()));
-        ops.push(put(key.clone(), to_json(&key, &r)?, r.lease));
+        ops.push(put(key.clone(), record::to_json(&key, &r)?, r.lease));
         ops.extend(
             r.index_keys()
                 .into_iter()
@@ -397,7 +370,7 @@ pub fn grow<S: Store + ?Sized>(
         r.blocks.extend(picked);
         r.blocks.sort_unstable();
         compares.push(Compare::ModRevision(key.clone(), rev));
-        ops.push(put(key.clone(), to_json(&key, &r)?, r.lease));
+        ops.push(put(key.clone(), record::to_json(&key, &r)?, r.lease));
         ops.extend(new_keys.into_iter().map(|k| put(k, Vec::new(), r.lease)));
         if store.txn(&compares, &ops)? {
             return Ok(r);
@@ -448,7 +421,7 @@ pub fn shrink<S: Store + ?Sized>(
             });
         }
         r.blocks.retain(|b| !give_back.contains(b));
-        let mut ops = vec![put(key.clone(), to_json(&key, &r)?, r.lease)];
+        let mut ops = vec![put(key.clone(), record::to_json(&key, &r)?, r.lease)];
         ops.extend(give_back.iter().map(|b| Op::Delete {
             key: block_key(&r.pod_subnet_name, *b, node),
         }));

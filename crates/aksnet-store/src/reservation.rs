@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blocks;
 use crate::kv::{Compare, LeaseId, Op, Revision, Store, StoreError};
+use crate::record::{self, corrupt, parse, to_json};
 
 /// The subnet registry key.
 pub const SUBNET_REGISTRY_KEY: &str = "cluster/subnets";
@@ -336,32 +337,11 @@ pub fn validate_subnet_name(name: &str) -> Result<(), ReservationError> {
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(key: &str, value: &[u8]) -> Result<T, ReservationError> {
-    serde_json::from_slice(value).map_err(|e| ReservationError::CorruptRecord {
-        key: key.to_string(),
-        detail: e.to_string(),
-    })
-}
-
-fn to_json<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, ReservationError> {
-    serde_json::to_vec(value).map_err(|e| ReservationError::CorruptRecord {
-        key: key.to_string(),
-        detail: format!("cannot serialise: {e}"),
-    })
-}
-
 fn parse_reservation(key: &str, value: &[u8]) -> Result<NodeReservation, ReservationError> {
     let r: NodeReservation = parse(key, value)?;
-    r.check()
-        .map_err(|detail| ReservationError::CorruptRecord {
-            key: key.to_string(),
-            detail,
-        })?;
+    r.check().map_err(|detail| corrupt(key, detail))?;
     if node_key(&r.node) != key {
-        return Err(ReservationError::CorruptRecord {
-            key: key.to_string(),
-            detail: format!("record names node {:?}", r.node),
-        });
+        return Err(corrupt(key, format!("record names node {:?}", r.node)));
     }
     Ok(r)
 }
@@ -371,42 +351,29 @@ pub fn get_node<S: Store + ?Sized>(
     store: &S,
     node: &str,
 ) -> Result<Option<(NodeReservation, Revision)>, ReservationError> {
-    let key = node_key(node);
-    match store.get(&key)? {
-        None => Ok(None),
-        Some((v, rev)) => Ok(Some((parse_reservation(&key, &v)?, rev))),
-    }
+    record::get(store, &node_key(node), parse_reservation)
 }
 
 /// Every node reservation, in node-name order. Refuses a store in which two
 /// reservations hold one address (issue 10 item 4): such a store is never
 /// double-counted or built upon.
 pub fn list_nodes<S: Store + ?Sized>(store: &S) -> Result<Vec<NodeReservation>, ReservationError> {
-    let nodes = store
-        .list(NODES_PREFIX)?
-        .iter()
-        .map(|kv| parse_reservation(&kv.key, &kv.value))
-        .collect::<Result<Vec<_>, _>>()?;
+    let nodes = record::list(store, NODES_PREFIX, parse_reservation)?;
     check_no_address_twice(&nodes)?;
     Ok(nodes)
 }
 
 /// `Err(AddressReservedTwice)` naming the first address two reservations share.
 pub fn check_no_address_twice(nodes: &[NodeReservation]) -> Result<(), ReservationError> {
-    let mut holder: std::collections::HashMap<Ipv4Addr, &str> =
-        std::collections::HashMap::with_capacity(nodes.len() * 32);
-    for n in nodes {
-        for ip in n.addresses() {
-            if let Some(first) = holder.insert(ip, &n.node) {
-                return Err(ReservationError::AddressReservedTwice {
-                    ip,
-                    first: first.to_string(),
-                    second: n.node.clone(),
-                });
-            }
+    let held = nodes
+        .iter()
+        .flat_map(|n| n.addresses().map(move |ip| (ip, n.node.as_str())));
+    match record::first_held_twice(held) {
+        Some((ip, first, second)) => {
+            Err(ReservationError::AddressReservedTwice { ip, first, second })
         }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Refuses a block that leaves out addresses the node's IPAM already uses.
