@@ -10,27 +10,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use aksnet_testkit::Netns;
+
 const PLUGIN: &str = env!("CARGO_BIN_EXE_aksnet-cni");
-
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("run ip (iproute2 is required)")
-            .success();
-        assert!(ok, "ip netns add {name} failed (these tests need root)");
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// Runs the plugin in `node` with umask 0, the way a runtime calls it.
 fn plugin_umask_000(node: &Netns, command: &str, pod: &Netns, conf: &str) -> (bool, String) {
@@ -38,7 +20,7 @@ fn plugin_umask_000(node: &Netns, command: &str, pod: &Netns, conf: &str) -> (bo
         .args([
             "netns",
             "exec",
-            &node.0,
+            node.name(),
             "sh",
             "-c",
             "umask 000; exec \"$0\"",
@@ -50,7 +32,7 @@ fn plugin_umask_000(node: &Netns, command: &str, pod: &Netns, conf: &str) -> (bo
         .env("CNI_PATH", Path::new(PLUGIN).parent().unwrap())
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", "aksh1-umask")
-        .env("CNI_NETNS", format!("/run/netns/{}", pod.0))
+        .env("CNI_NETNS", format!("/run/netns/{}", pod.name()))
         .env("CNI_IFNAME", "eth0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -81,13 +63,10 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn kubenet_add_under_umask_000_creates_0700_dir_and_0600_files() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "this test creates network namespaces: run it as root"
-    );
+    aksnet_testkit::require_root();
     let id = std::process::id();
-    let node = Netns::new(format!("aksh1n{id}"));
-    let pod = Netns::new(format!("aksh1p{id}"));
+    let node = Netns::create(&format!("aksh1n{id}"));
+    let pod = Netns::create(&format!("aksh1p{id}"));
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("var").join("aksnet");
     let conf = serde_json::json!({

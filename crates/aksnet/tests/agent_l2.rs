@@ -13,25 +13,16 @@ const SUBNET: &str = "10.66.0.0/24";
 const HOST_IP: &str = "10.66.0.200";
 
 mod support;
+use aksnet_testkit::{Netns, Outcome};
 use support::{ok, run_cni, sh};
-
-/// Named network namespaces, removed on drop (their links go with them).
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
-    }
-}
 
 struct Lan {
     sw: String,
     node: String,
     pod: String,
     host: String,
-    _ns: Namespaces,
+    /// Removed on drop (their links go with them).
+    _ns: Vec<Netns>,
 }
 
 fn in_ns<'a>(ns: &'a str, args: &[&'a str]) -> Vec<&'a str> {
@@ -41,18 +32,16 @@ fn in_ns<'a>(ns: &'a str, args: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn lan() -> Lan {
-    assert_eq!(
-        ok(&["id", "-u"]).trim(),
-        "0",
-        "this test creates network namespaces: run it as root"
-    );
+    aksnet_testkit::require_root();
     let pid = std::process::id();
     let name = |t: &str| format!("aksh6{pid}{t}");
     let (sw, node, pod, host) = (name("sw"), name("nd"), name("pd"), name("ht"));
-    let guard = Namespaces(vec![sw.clone(), node.clone(), pod.clone(), host.clone()]);
-    for ns in &guard.0 {
-        ok(&["ip", "netns", "add", ns]);
-        ok(&in_ns(ns, &["ip", "link", "set", "lo", "up"]));
+    let guard: Vec<Netns> = [&sw, &node, &pod, &host]
+        .iter()
+        .map(|n| Netns::create(n))
+        .collect();
+    for ns in &guard {
+        ns.ip(&["link", "set", "lo", "up"]);
     }
     ok(&in_ns(&sw, &["ip", "link", "add", "br0", "type", "bridge"]));
     ok(&in_ns(&sw, &["ip", "link", "set", "br0", "up"]));
@@ -87,7 +76,7 @@ fn aksnet(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run aksnet")
 }
 
-fn cni(node_ns: &str, command: &str, pod_ns: &str, data_dir: &Path) -> Output {
+fn cni(node_ns: &str, command: &str, pod_ns: &str, data_dir: &Path) -> Outcome {
     let conf = serde_json::json!({
         "cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
         "mode": "nodesubnet", "dataDir": data_dir,
@@ -166,8 +155,7 @@ fn the_lan_reaches_a_pod_only_once_the_node_answers_for_it() {
     ]);
     assert!(o.status.success(), "{o:?}");
     let o = cni(&lan.node, "ADD", &lan.pod, &data);
-    assert!(o.status.success(), "ADD: {o:?}");
-    let result: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let result = o.expect_ok().json();
     let pod_ip = result["ips"][0]["address"]
         .as_str()
         .unwrap()
@@ -204,7 +192,7 @@ fn the_lan_reaches_a_pod_only_once_the_node_answers_for_it() {
     );
 
     let o = cni(&lan.node, "DEL", &lan.pod, &data);
-    assert!(o.status.success(), "DEL: {o:?}");
+    o.expect_ok();
     agent_once(&lan.node, &data);
     assert!(
         !proxies(&lan.node).contains(&pod_ip),

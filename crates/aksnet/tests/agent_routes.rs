@@ -13,7 +13,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
@@ -23,6 +23,7 @@ const NODES: usize = 3;
 const PODS: usize = 10;
 
 mod support;
+use aksnet_testkit::{ChildGuard, Netns};
 use support::{ok, run_cni, sh};
 
 fn in_ns<'a>(ns: &'a str, args: &[&'a str]) -> Vec<&'a str> {
@@ -31,30 +32,19 @@ fn in_ns<'a>(ns: &'a str, args: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
-/// Named network namespaces and child processes, removed on drop.
+/// Named network namespaces and child processes, removed on drop (children
+/// first: they run inside the namespaces).
 #[derive(Default)]
 struct Guard {
-    ns: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in &self.ns {
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
-    }
+    children: Vec<ChildGuard>,
+    ns: Vec<Netns>,
 }
 
 impl Guard {
     fn netns(&mut self, name: String) -> String {
-        ok(&["ip", "netns", "add", &name]);
-        self.ns.push(name.clone());
-        ok(&in_ns(&name, &["ip", "link", "set", "lo", "up"]));
+        let ns = Netns::create(&name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        self.ns.push(ns);
         name
     }
 }
@@ -95,8 +85,8 @@ fn cni_add(node: &Node, id: &str, pod_ns: &str) -> String {
         "ipam": {"ranges": [[{"subnet": node.pod_cidr}]]},
     });
     let o = run_cni(&node.ns, "ADD", id, pod_ns, &conf);
-    assert!(o.status.success(), "ADD {id}: {o:?}");
-    let result: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(o.ok, "ADD {id}: {o:?}");
+    let result = o.json();
     let ip = result["ips"][0]["address"].as_str().unwrap();
     ip.split('/').next().unwrap().to_string()
 }
@@ -280,7 +270,8 @@ fn kubenet_routes_across_three_hosts_of_one_lan() {
             .args(agent_args(&nodes[0], &store, false).split_at(1).1)
             .spawn()
             .unwrap();
-        g.children.push(a);
+        g.children
+            .push(ChildGuard::new("aksnet agent (restarted)", a));
         std::thread::sleep(Duration::from_millis(1500));
     });
     // The kernel's own changes (IPv6 link-local routes of fresh veths finishing

@@ -4,33 +4,20 @@
 //! config on stdin, JSON on stdout).
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use aksnet_testkit::CniCall;
 use serde_json::{json, Value};
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_aksnet-cni");
 
-/// Fails (never skips) when the tests cannot run here.
-pub fn require_root() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "these tests create network namespaces: run them as root"
-    );
-}
+pub use aksnet_testkit::{require_root, tag, Outcome};
 
-/// A unique short tag: `<letters><pid mod 10^4><counter>`; names stay within IFNAMSIZ.
-pub fn tag(kind: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{kind}{}{n}", std::process::id() % 10000)
-}
-
-/// A named netns (`/run/netns/<name>`) deleted on drop.
+/// A named netns (`/run/netns/<name>`) deleted on drop; names carry the
+/// `aksnt` prefix of this crate's tests.
 pub struct NetnsGuard {
     pub name: String,
+    ns: aksnet_testkit::Netns,
 }
 
 impl NetnsGuard {
@@ -39,41 +26,23 @@ impl NetnsGuard {
             name.starts_with("aksnt"),
             "test names carry the aksnt prefix"
         );
-        aksnet_netlink::create_named_netns(name)
-            .unwrap_or_else(|e| panic!("creating netns {name}: {e}"));
         NetnsGuard {
             name: name.to_string(),
+            ns: aksnet_testkit::Netns::create(name),
         }
     }
 
     pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
+        self.ns.path().display().to_string()
     }
 
-    /// Runs a command inside the netns and returns (success, stdout).
+    /// Runs a command inside the netns and returns (success, stdout and stderr).
     pub fn exec(&self, argv: &[&str]) -> (bool, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("ip netns exec {}: {e} (is iproute2 installed?)", self.name)
-            });
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        self.ns.try_exec(argv)
     }
 
     pub fn ping(&self, ip: &str) -> bool {
-        self.exec(&["ping", "-c", "1", "-W", "2", ip]).0
-    }
-}
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        let _ = aksnet_netlink::delete_named_netns(&self.name);
+        self.ns.ping(ip, 2)
     }
 }
 
@@ -88,79 +57,14 @@ impl Drop for LinkGuard {
     }
 }
 
-/// What one plugin invocation returned.
-#[derive(Debug)]
-pub struct Outcome {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Outcome {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
-    }
-
-    /// The CNI error code; panics if the call succeeded.
-    pub fn code(&self) -> u64 {
-        assert!(!self.ok, "expected an error, got success: {}", self.stdout);
-        self.json()["code"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("error without code: {}", self.stdout))
-    }
-
-    pub fn msg(&self) -> String {
-        self.json()["msg"].as_str().unwrap_or_default().to_string()
-    }
-
-    #[track_caller]
-    pub fn expect_ok(self) -> Self {
-        assert!(self.ok, "plugin failed: {} {}", self.stdout, self.stderr);
-        self
-    }
-}
-
 /// Invokes the plugin. `env` are extra/overriding variables; `netns_exec`
 /// runs it inside a named netns (nodesubnet: the plugin's own netns is the node).
 pub fn call_in(netns_exec: Option<&str>, env: &[(&str, &str)], stdin: &str) -> Outcome {
-    let mut cmd = match netns_exec {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, PLUGIN]);
-            c
-        }
-        None => Command::new(PLUGIN),
-    };
-    cmd.env_clear()
-        // The per-call log is off unless a test's configuration names a file.
-        .env("AKSNET_CNI_LOG_FILE", "")
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env(
-            "CNI_PATH",
-            Path::new(PLUGIN).parent().unwrap_or(Path::new("/")),
-        );
+    let mut call = CniCall::new(Path::new(PLUGIN)).in_netns(netns_exec);
     for (k, v) in env {
-        cmd.env(k, v);
+        call = call.env(k, v);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aksnet-cni");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait aksnet-cni");
-    Outcome {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    call.run(stdin)
 }
 
 pub fn call(env: &[(&str, &str)], stdin: &str) -> Outcome {

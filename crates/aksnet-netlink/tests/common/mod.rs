@@ -2,26 +2,24 @@
 //! on drop (even when the test fails), and `ip`/`ping` runners.
 #![allow(dead_code)]
 
-use std::process::Command;
-
-use aksnet_netlink::{create_named_netns, delete_named_netns, Handle, Netns};
+use aksnet_netlink::{Handle, Netns};
 
 /// A fresh named netns `aksnt-<tag>-<pid>`, deleted on drop. Every link a
 /// test creates lives in such namespaces, so deleting them cleans up.
 pub struct TestNetns {
     pub name: String,
     pub netns: Netns,
+    // Declared last: dropped after `netns` is closed.
+    guard: aksnet_testkit::Netns,
 }
 
 impl TestNetns {
     pub fn new(tag: &str) -> Self {
         let name = format!("aksnt-{tag}-{}", std::process::id());
-        // A leftover from a crashed earlier run with the same pid.
-        let _ = delete_named_netns(&name);
-        let netns = create_named_netns(&name).unwrap_or_else(|e| {
-            panic!("creating test netns {name} (needs root and /run writable): {e}")
-        });
-        Self { name, netns }
+        let guard = aksnet_testkit::Netns::create(&name);
+        let netns =
+            Netns::open(guard.path()).unwrap_or_else(|e| panic!("opening test netns {name}: {e}"));
+        Self { name, netns, guard }
     }
 
     pub fn handle(&self) -> Handle {
@@ -30,36 +28,11 @@ impl TestNetns {
 
     /// Runs `ip -n <ns> <args>` and returns stdout; panics on failure.
     pub fn ip(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(&self.name)
-            .args(args)
-            .output()
-            .expect("ip (iproute2) must be installed");
-        assert!(
-            out.status.success(),
-            "ip -n {} {args:?}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.guard.ip(args)
     }
 
-    /// `ip netns exec <ns> ping -c1 -W1 <addr>`: true when a reply came.
+    /// One ping from inside, waiting up to 2 s (the machine may be loaded): true when answered.
     pub fn ping(&self, addr: &str) -> bool {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, "ping", "-c1", "-W1", addr])
-            .output()
-            .expect("ip and ping (iputils) must be installed")
-            .status
-            .success()
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        if let Err(e) = delete_named_netns(&self.name) {
-            eprintln!("cleanup: deleting netns {}: {e}", self.name);
-        }
+        self.guard.ping(addr, 2)
     }
 }

@@ -59,6 +59,7 @@ enum Source {
 
 /// How long the first complete list from the API may take before the agent goes on without
 /// the Node's pod CIDR (the watches keep trying; policy waits for a complete view).
+#[cfg(feature = "kube")]
 const FIRST_SYNC: Duration = Duration::from_secs(60);
 
 impl Source {
@@ -72,6 +73,7 @@ impl Source {
 
     /// The node's pod ranges: the flags, else (Kubernetes API) the Node's spec.podCIDRs,
     /// after waiting for the first list (blocking: call it off the SNAT thread).
+    #[cfg_attr(not(feature = "kube"), allow(unused_variables))]
     fn pod_ranges(&self, args: &PolicyArgs, node: &str) -> Vec<IpNet> {
         match self {
             Source::Dir(_) => args.pod_ranges.clone(),

@@ -2,9 +2,9 @@
 //! must succeed.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
+use aksnet_testkit::{CniCall, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 
@@ -19,25 +19,7 @@ pub fn cni_bin() -> PathBuf {
     p
 }
 
-/// Runs a command, panicking if it cannot start.
-pub fn sh(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("run {args:?}: {e} (is it installed?)"))
-}
-
-/// Runs a command that must succeed; returns its stdout.
-pub fn ok(args: &[&str]) -> String {
-    let o = sh(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+pub use aksnet_testkit::{ok, sh};
 
 /// Runs the real `aksnet-cni` in `node_ns` as a runtime does: `command` for
 /// container `id`, whose netns is `pod_ns`, with `conf` on stdin.
@@ -47,29 +29,10 @@ pub fn run_cni(
     id: &str,
     pod_ns: &str,
     conf: &serde_json::Value,
-) -> Output {
+) -> Outcome {
     let bin = cni_bin();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", node_ns])
-        .arg(&bin)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("AKSNET_CNI_LOG_FILE", "")
-        .env("CNI_PATH", bin.parent().unwrap())
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", format!("/var/run/netns/{pod_ns}"))
-        .env("CNI_IFNAME", "eth0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aksnet-cni");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    CniCall::new(&bin)
+        .in_netns(Some(node_ns))
+        .verb(command, id, &format!("/var/run/netns/{pod_ns}"), "")
+        .run(&conf.to_string())
 }

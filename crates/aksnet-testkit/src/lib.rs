@@ -1,0 +1,19 @@
+//! Test support shared by the privileged tests of every aksnet crate: named
+//! network namespaces removed on drop, commands that must succeed, a CNI plugin
+//! invoked the way a runtime invokes it, and child processes killed on drop.
+//!
+//! A dev-dependency only: it panics with a message that says what failed and
+//! what is missing, which is how a test reports, so `unwrap_used` is allowed
+//! here and nowhere on a runtime path. It depends on no aksnet crate, so any
+//! crate's tests can use it and it never tests the code it is built from.
+#![allow(clippy::unwrap_used)]
+
+pub mod cmd;
+pub mod cni;
+pub mod netns;
+pub mod process;
+
+pub use cmd::{eventually, ok, require_root, sh, tag};
+pub use cni::{CniCall, Outcome};
+pub use netns::Netns;
+pub use process::ChildGuard;
