@@ -326,31 +326,8 @@ fn validate_range(set: usize, idx: usize, r: &Range) -> Result<Span, PoolError> 
     let default_end = if family == Family::V4 { last - 1 } else { last };
     let check = |name: &str, ip: IpAddr| -> Result<u128, PoolError> {
         let field = range_field(set, idx, name);
-        if Family::of(ip) != family || !subnet.contains(&ip) {
-            return Err(PoolError::NotInSubnet {
-                field,
-                value: ip,
-                subnet,
-            });
-        }
-        let v = to_u128(ip);
-        if v == network {
-            return Err(PoolError::Reserved {
-                field,
-                value: ip,
-                what: "network address",
-                subnet,
-            });
-        }
-        if family == Family::V4 && v == last {
-            return Err(PoolError::Reserved {
-                field,
-                value: ip,
-                what: "broadcast address",
-                subnet,
-            });
-        }
-        Ok(v)
+        check_host_address(&field, ip, subnet)?;
+        Ok(to_u128(ip))
     };
     let start = match r.range_start {
         Some(ip) => check("rangeStart", ip)?,
@@ -388,6 +365,34 @@ fn validate_range(set: usize, idx: usize, r: &Range) -> Result<Span, PoolError> 
     Ok(span)
 }
 
+/// `ip` may be given to an interface of `subnet`: same family, inside it, and
+/// neither its network address nor (IPv4) its broadcast address. A /31 or /32
+/// has neither to exclude (RFC 3021); `field` names the input in the error.
+fn check_host_address(field: &str, ip: IpAddr, subnet: IpNet) -> Result<(), PoolError> {
+    let family = Family::of(subnet.addr());
+    if Family::of(ip) != family || !subnet.contains(&ip) {
+        return Err(PoolError::NotInSubnet {
+            field: field.to_string(),
+            value: ip,
+            subnet,
+        });
+    }
+    let roomy = subnet.prefix_len() + 2 <= subnet.max_prefix_len();
+    let what = if roomy && ip == subnet.network() {
+        "network address"
+    } else if roomy && family == Family::V4 && ip == subnet.broadcast() {
+        "broadcast address"
+    } else {
+        return Ok(());
+    };
+    Err(PoolError::Reserved {
+        field: field.to_string(),
+        value: ip,
+        what,
+        subnet,
+    })
+}
+
 fn nets_overlap(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
@@ -397,109 +402,95 @@ impl Pool {
     /// range.go rules plus "subnet without host bits").
     pub fn validate(&self) -> Result<ValidPool, PoolError> {
         match self {
-            Pool::Ranges(sets) => {
-                if sets.is_empty() {
-                    return Err(PoolError::NoRangeSets);
-                }
-                let mut valid = Vec::with_capacity(sets.len());
-                // (field, subnet) of every range so far, for the overlap check across sets.
-                let mut seen: Vec<(String, IpNet)> = Vec::new();
-                for (si, set) in sets.iter().enumerate() {
-                    if set.is_empty() {
-                        return Err(PoolError::EmptyRangeSet { set: si });
-                    }
-                    let mut spans = Vec::with_capacity(set.len());
-                    for (ri, r) in set.iter().enumerate() {
-                        let span = validate_range(si, ri, r)?;
-                        if let Some(first) = spans.first() {
-                            let first: &Span = first;
-                            if first.family != span.family {
-                                return Err(PoolError::MixedFamily {
-                                    field: range_field(si, ri, "subnet"),
-                                    value: r.subnet.to_string(),
-                                    family: span.family.name(),
-                                    first_field: range_field(si, 0, "subnet"),
-                                    expected: first.family.name(),
-                                });
-                            }
-                        }
-                        let field = range_field(si, ri, "subnet");
-                        for (other_field, other) in &seen {
-                            if nets_overlap(other, &r.subnet) {
-                                return Err(PoolError::Overlap {
-                                    field,
-                                    value: r.subnet,
-                                    other_field: other_field.clone(),
-                                    other: *other,
-                                });
-                            }
-                        }
-                        seen.push((field, r.subnet));
-                        spans.push(span);
-                    }
-                    valid.push(ValidSet::Ranges(spans));
-                }
-                Ok(ValidPool { sets: valid })
-            }
-            Pool::Addresses { prefix, addrs } => {
-                let prefix = *prefix;
-                if prefix.trunc() != prefix {
-                    return Err(PoolError::HostBits {
-                        field: "subnet".to_string(),
-                        value: prefix,
-                        network: prefix.trunc(),
-                    });
-                }
-                if addrs.is_empty() {
-                    return Err(PoolError::EmptyAddresses { prefix });
-                }
-                let family = Family::of(prefix.addr());
-                let mut pos = HashMap::with_capacity(addrs.len());
-                for (i, ip) in addrs.iter().enumerate() {
-                    let field = format!("podIps[{i}]");
-                    if Family::of(*ip) != family || !prefix.contains(ip) {
-                        return Err(PoolError::NotInSubnet {
-                            field,
-                            value: *ip,
-                            subnet: prefix,
-                        });
-                    }
-                    // A /31 or /32 (RFC 3021 style) has no network/broadcast to exclude.
-                    let roomy = prefix.prefix_len() + 2 <= prefix.max_prefix_len();
-                    if roomy && *ip == prefix.network() {
-                        return Err(PoolError::Reserved {
-                            field,
-                            value: *ip,
-                            what: "network address",
-                            subnet: prefix,
-                        });
-                    }
-                    if roomy && family == Family::V4 && *ip == prefix.broadcast() {
-                        return Err(PoolError::Reserved {
-                            field,
-                            value: *ip,
-                            what: "broadcast address",
-                            subnet: prefix,
-                        });
-                    }
-                    if let Some(first) = pos.insert(*ip, i) {
-                        return Err(PoolError::Duplicate {
-                            field,
-                            value: *ip,
-                            first_field: format!("podIps[{first}]"),
-                        });
-                    }
-                }
-                Ok(ValidPool {
-                    sets: vec![ValidSet::List {
-                        prefix,
-                        addrs: addrs.clone(),
-                        pos,
-                    }],
-                })
-            }
+            Pool::Ranges(sets) => validate_range_sets(sets),
+            Pool::Addresses { prefix, addrs } => validate_addresses(*prefix, addrs),
         }
     }
+}
+
+fn validate_range_sets(sets: &[Vec<Range>]) -> Result<ValidPool, PoolError> {
+    if sets.is_empty() {
+        return Err(PoolError::NoRangeSets);
+    }
+    // (field, subnet) of every range so far, for the overlap check across sets.
+    let mut seen: Vec<(String, IpNet)> = Vec::new();
+    let sets = sets
+        .iter()
+        .enumerate()
+        .map(|(si, set)| validate_range_set(si, set, &mut seen))
+        .collect::<Result<_, _>>()?;
+    Ok(ValidPool { sets })
+}
+
+/// One range set: its ranges valid, of one family, and overlapping no range
+/// `seen` so far (in this set or an earlier one).
+fn validate_range_set(
+    si: usize,
+    set: &[Range],
+    seen: &mut Vec<(String, IpNet)>,
+) -> Result<ValidSet, PoolError> {
+    if set.is_empty() {
+        return Err(PoolError::EmptyRangeSet { set: si });
+    }
+    let mut spans: Vec<Span> = Vec::with_capacity(set.len());
+    for (ri, r) in set.iter().enumerate() {
+        let span = validate_range(si, ri, r)?;
+        let field = range_field(si, ri, "subnet");
+        if let Some(first) = spans.first().filter(|f| f.family != span.family) {
+            return Err(PoolError::MixedFamily {
+                field,
+                value: r.subnet.to_string(),
+                family: span.family.name(),
+                first_field: range_field(si, 0, "subnet"),
+                expected: first.family.name(),
+            });
+        }
+        if let Some((other_field, other)) = seen.iter().find(|(_, o)| nets_overlap(o, &r.subnet)) {
+            return Err(PoolError::Overlap {
+                field,
+                value: r.subnet,
+                other_field: other_field.clone(),
+                other: *other,
+            });
+        }
+        seen.push((field, r.subnet));
+        spans.push(span);
+    }
+    Ok(ValidSet::Ranges(spans))
+}
+
+/// An address-list pool (nodesubnet, podsubnet): `prefix` without host bits and
+/// each address a distinct host address of it.
+fn validate_addresses(prefix: IpNet, addrs: &[IpAddr]) -> Result<ValidPool, PoolError> {
+    if prefix.trunc() != prefix {
+        return Err(PoolError::HostBits {
+            field: "subnet".to_string(),
+            value: prefix,
+            network: prefix.trunc(),
+        });
+    }
+    if addrs.is_empty() {
+        return Err(PoolError::EmptyAddresses { prefix });
+    }
+    let mut pos = HashMap::with_capacity(addrs.len());
+    for (i, ip) in addrs.iter().enumerate() {
+        let field = format!("podIps[{i}]");
+        check_host_address(&field, *ip, prefix)?;
+        if let Some(first) = pos.insert(*ip, i) {
+            return Err(PoolError::Duplicate {
+                field,
+                value: *ip,
+                first_field: format!("podIps[{first}]"),
+            });
+        }
+    }
+    Ok(ValidPool {
+        sets: vec![ValidSet::List {
+            prefix,
+            addrs: addrs.to_vec(),
+            pos,
+        }],
+    })
 }
 
 impl ValidPool {
