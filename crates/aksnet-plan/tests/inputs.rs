@@ -697,3 +697,69 @@ fn arm_reference_reads_nested_deployment_outputs() {
     );
     assert_eq!(in1.location.as_deref(), Some("main.json:14"));
 }
+
+/// Issue 12: the AVM virtual network module and its subnet submodule are read as the VNet and
+/// subnets they create (the AKS landing zone accelerator declares its networks this way); an
+/// object with one unknown element (a route table's ID) keeps its other elements, and a pool
+/// joins a submodule's subnet through the module's `resource_id` output.
+#[test]
+fn terraform_avm_vnet_module_and_subnet_submodule() {
+    let main = r#"
+module "vnet" {
+  source              = "Azure/avm-res-network-virtualnetwork/azurerm"
+  name                = "spoke"
+  resource_group_name = "rg"
+  address_space       = ["10.1.0.0/16"]
+  subnets = {
+    default = {
+      name             = "default"
+      address_prefixes = ["10.1.0.0/24"]
+      route_table      = { id = module.not_given.resource_id }
+    }
+  }
+}
+module "aks_subnet" {
+  source           = "Azure/avm-res-network-virtualnetwork/azurerm//modules/subnet"
+  name             = "snet-aks"
+  virtual_network  = { resource_id = module.vnet.resource.id }
+  address_prefixes = ["10.1.4.0/22"]
+}
+module "peering" {
+  source          = "Azure/avm-res-network-virtualnetwork/azurerm//modules/peering"
+  virtual_network = { resource_id = module.vnet.resource_id }
+}
+resource "azurerm_kubernetes_cluster" "aks" {
+  name = "aks"
+  default_node_pool {
+    name           = "system"
+    node_count     = 3
+    max_pods       = 30
+    vnet_subnet_id = module.aks_subnet.resource_id
+  }
+  network_profile {
+    network_plugin = "azure"
+    service_cidr   = "10.100.0.0/16"
+    dns_service_ip = "10.100.0.10"
+  }
+}
+"#;
+    let i = tf(&[("main.tf", main)]).unwrap();
+    assert_eq!(i.vnets.len(), 1, "{:?}", i.vnets);
+    let v = &i.vnets[0];
+    assert_eq!(v.address_prefixes, vec!["10.1.0.0/16"]);
+    let subnets: Vec<(&str, &str)> = v
+        .subnets
+        .iter()
+        .map(|s| (s.name.as_str(), s.address_prefixes[0].as_str()))
+        .collect();
+    assert_eq!(
+        subnets,
+        vec![("default", "10.1.0.0/24"), ("snet-aks", "10.1.4.0/22")]
+    );
+    let r = plan(&i, &PlanOptions::default());
+    // Node Subnet on the submodule's /22: 3 × 31 = 93, one surge node more: 124.
+    assert_eq!(r.capacity[0].cidr, "10.1.4.0/22");
+    assert_eq!(r.capacity[0].required, 93);
+    assert_eq!(r.capacity[0].required_with_surge, 124);
+    assert!(!r.has_errors(), "{:?}", r.findings);
+}
