@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::bicep::{Decl, DeclKind, Expr, StrPart};
-use super::value::UNRESOLVED;
+use super::value::{arg_array, UNRESOLVED};
 
 type R = Result<Value, String>;
 
@@ -355,12 +355,7 @@ fn cidr4(s: &str) -> Result<ipnet::Ipv4Net, String> {
 /// The functions AKS and VNet Bicep uses (docs/plan.md, "Bicep").
 fn call(f: &str, a: &[Value]) -> R {
     let t = |i: usize| a.get(i).map(text).unwrap_or_default();
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |i: usize| arg_array(a, i);
     Ok(match f {
         "resourceId" | "subscriptionResourceId" | "resourceGroupResourceId" => {
             // resourceId([subscriptionId, resourceGroup,] type, name1, name2...)
@@ -444,12 +439,7 @@ fn call_collection(f: &str, a: &[Value]) -> R {
 
 /// More of the functions (split by kind).
 fn call_list(f: &str, a: &[Value]) -> R {
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |i: usize| arg_array(a, i);
     Ok(match f {
         "take" => Value::Array(
             arr(0)

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::azure::synthetic_subnet_id;
 use super::hcl::{self as h, Expr, Item};
-use super::value::UNRESOLVED;
+use super::value::{arg_array, UNRESOLVED};
 
 /// Passes over resources: each pass resolves one more level of references between them.
 const PASSES: usize = 8;
@@ -576,12 +576,7 @@ fn format_fn(a: &[Value]) -> Value {
 /// The functions AKS and VNet definitions use; an unknown one fails its expression only.
 fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
     let t = |i: usize| a.get(i).map(as_text).unwrap_or_default();
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |i: usize| arg_array(&a, i);
     Ok(match name {
         "lower" => Value::String(t(0).to_lowercase()),
         "upper" => Value::String(t(0).to_uppercase()),
@@ -605,12 +600,7 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
 
 /// More of the functions (split by kind).
 fn call_collection(name: &str, a: Vec<Value>) -> Result<Value, String> {
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |i: usize| arg_array(&a, i);
     Ok(match name {
         "concat" => Value::Array(
             a.iter()
