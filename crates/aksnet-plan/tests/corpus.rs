@@ -42,6 +42,17 @@ const CASES: &[Case] = &[
         None,
     ),
     case(
+        "arm-quickstart-aks",
+        0,
+        "kubenet",
+        &[],
+        &[
+            ("10.224.0.0/16", 1, 3, 4),
+            ("10.244.0.0/16", 256, 768, 1024),
+        ],
+        Some(256),
+    ),
+    case(
         "bicep-aksc-network",
         0,
         "no cluster: partial plan",
