@@ -28,6 +28,16 @@ impl WhatIf {
     }
 }
 
+/// Plan with AKS's default pod CIDR, listed under "Defaults applied" with `reason`.
+fn default_pod_cidr(r: &mut Resolved, defaults: &mut Vec<DefaultApplied>, reason: &str) {
+    set_pod_cidr(r, "10.244.0.0/16");
+    defaults.push(DefaultApplied {
+        field: "networkProfile.podCidr".into(),
+        value: "10.244.0.0/16".into(),
+        reason: reason.into(),
+    });
+}
+
 fn set_pod_cidr(r: &mut Resolved, raw: &str) {
     r.pod_cidrs = vec![Value {
         raw: raw.to_string(),
@@ -80,12 +90,7 @@ pub fn apply(
         }
         set_pod_cidr(r, pc);
     } else if after.uses_pod_cidr() && r.pod_cidrs.is_empty() {
-        set_pod_cidr(r, "10.244.0.0/16");
-        defaults.push(DefaultApplied {
-            field: "networkProfile.podCidr".into(),
-            value: "10.244.0.0/16".into(),
-            reason: "what-if: the model needs a pod CIDR".into(),
-        });
+        default_pod_cidr(r, defaults, "what-if: the model needs a pod CIDR");
     }
     if !after.uses_pod_cidr() {
         r.pod_cidrs.clear();
@@ -142,12 +147,7 @@ fn migrate(
             Some(pc) => set_pod_cidr(r, pc),
             None => {
                 f.push(Finding::new(RuleId::MG4, "--pod-cidr", "Node Subnet to overlay requires --pod-cidr (az aks update --network-plugin-mode overlay --pod-cidr ...); planned with 10.244.0.0/16.".to_string()));
-                set_pod_cidr(r, "10.244.0.0/16");
-                defaults.push(DefaultApplied {
-                    field: "networkProfile.podCidr".into(),
-                    value: "10.244.0.0/16".into(),
-                    reason: "migration: --pod-cidr not given".into(),
-                });
+                default_pod_cidr(r, defaults, "migration: --pod-cidr not given");
             }
         },
         NetModel::Kubenet => {

@@ -42,6 +42,17 @@ const CASES: &[Case] = &[
         None,
     ),
     case(
+        "arm-quickstart-aks",
+        0,
+        "kubenet",
+        &[],
+        &[
+            ("10.224.0.0/16", 1, 3, 4),
+            ("10.244.0.0/16", 256, 768, 1024),
+        ],
+        Some(256),
+    ),
+    case(
         "bicep-aksc-network",
         0,
         "no cluster: partial plan",
@@ -249,6 +260,28 @@ const CASES: &[Case] = &[
         None,
     ),
     case(
+        "rest-managedclusters-dualstack",
+        1,
+        "kubenet",
+        &["O2", "V5"],
+        &[
+            ("10.224.0.0/16", 1, 3, 4),
+            ("10.244.0.0/16", 256, 768, 1024),
+        ],
+        Some(256),
+    ),
+    case(
+        "rest-managedclusters-get",
+        0,
+        "kubenet",
+        &[],
+        &[
+            ("10.224.0.0/16", 1, 3, 4),
+            ("10.244.0.0/16", 256, 768, 1024),
+        ],
+        Some(256),
+    ),
+    case(
         "tf-aks-api_server_vnet_integration",
         0,
         "Azure CNI Node Subnet",
@@ -341,6 +374,33 @@ const CASES: &[Case] = &[
         &[],
         &[("10.224.0.0/16", 1, 1, 2), ("10.244.0.0/16", 256, 256, 512)],
         Some(256),
+    ),
+    case(
+        "tf-lza-aks-cluster",
+        0,
+        "Azure CNI Overlay",
+        &["IN1"],
+        &[
+            ("10.224.0.0/16", 1, 6, 8),
+            ("10.244.0.0/16", 256, 1536, 2048),
+        ],
+        Some(256),
+    ),
+    case(
+        "tf-lza-network-hub",
+        0,
+        "no cluster: partial plan",
+        &[],
+        &[("10.0.0.0/24", 1, 0, 0), ("10.0.1.0/26", 1, 0, 0)],
+        None,
+    ),
+    case(
+        "tf-lza-network-lz",
+        0,
+        "no cluster: partial plan",
+        &[],
+        &[("10.1.0.0/24", 1, 0, 0), ("10.1.1.0/26", 1, 0, 0)],
+        None,
     ),
 ];
 

@@ -14,14 +14,59 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn load(names: &[&str]) -> aksnet_plan::PlanInput {
+fn load_fixtures(names: &[&str]) -> Result<aksnet_plan::PlanInput, input::InputError> {
     let paths: Vec<PathBuf> = names.iter().map(|n| fixture(n)).collect();
-    input::load_files(&paths).unwrap_or_else(|e| panic!("{e}"))
+    input::load_files(&paths)
+}
+
+fn load(names: &[&str]) -> aksnet_plan::PlanInput {
+    load_fixtures(names).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn err(names: &[&str]) -> String {
-    let paths: Vec<PathBuf> = names.iter().map(|n| fixture(n)).collect();
-    input::load_files(&paths).unwrap_err().to_string()
+    load_fixtures(names).unwrap_err().to_string()
+}
+
+/// The first finding of `rule`, or a failure listing all findings.
+fn finding<'a>(r: &'a aksnet_plan::Report, rule: &str) -> &'a aksnet_plan::Finding {
+    r.findings
+        .iter()
+        .find(|f| f.rule == rule)
+        .unwrap_or_else(|| panic!("no {rule}: {:?}", r.findings))
+}
+
+/// (rule, file:line) of every finding.
+fn locations(r: &aksnet_plan::Report) -> Vec<(String, String)> {
+    r.findings
+        .iter()
+        .map(|f| (f.rule.to_string(), f.location.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// (name, first prefix) of each subnet of a VNet.
+fn subnet_prefixes(v: &aksnet_plan::model::Vnet) -> Vec<(&str, &str)> {
+    v.subnets
+        .iter()
+        .map(|s| (s.name.as_str(), s.address_prefixes[0].as_str()))
+        .collect()
+}
+
+/// The plan lists `field = value` under "Defaults applied".
+fn has_default(r: &aksnet_plan::Report, field: &str, value: &str) -> bool {
+    r.defaults_applied
+        .iter()
+        .any(|d| d.field == field && d.value == value)
+}
+
+/// The pool's subnet reference ends with `suffix` (`/virtualNetworks/V/subnets/S`).
+fn assert_subnet_ref(pool: &aksnet_plan::model::Pool, suffix: &str) {
+    assert!(
+        pool.vnet_subnet_id
+            .as_deref()
+            .is_some_and(|s| s.ends_with(suffix)),
+        "{:?}",
+        pool.vnet_subnet_id
+    );
 }
 
 #[test]
@@ -47,11 +92,7 @@ fn az_aks_show_with_old_casing_and_vnet_show() {
     assert!(c.live);
     // `dnsServiceIp` and `vnetSubnetId` (old CLI casing) are read case-insensitively.
     assert_eq!(c.dns_service_ip.as_deref(), Some("10.0.0.10"));
-    assert!(c.pools[0]
-        .vnet_subnet_id
-        .as_deref()
-        .unwrap()
-        .ends_with("/subnets/aks-nodes"));
+    assert_subnet_ref(&c.pools[0], "/subnets/aks-nodes");
     assert_eq!(c.pools[0].max_surge.as_deref(), Some("33%"));
     let v = &i.vnets[0];
     assert_eq!(v.resource_group.as_deref(), Some("rg-net"));
@@ -80,7 +121,7 @@ fn arm_get_nodepool_show_and_vnet_get() {
     assert_eq!(r.capacity[0].pools, vec!["system", "apps", "batch"]);
     // 3×31 + 6×51 + 20×31 = 1,019 at maximum against 251: InsufficientSubnetSize.
     assert_eq!(r.capacity[0].required, 1019);
-    let n1 = r.findings.iter().find(|f| f.rule == "N1").unwrap();
+    let n1 = finding(&r, "N1");
     assert!(n1.message.starts_with("Pre-allocated IPs 1019 exceeds IPs available 251 in Subnet Cidr 172.16.0.0/24, Subnet Name aks."));
     // The peering's remote range is the service CIDR.
     assert!(r.findings.iter().any(|f| f.rule == "S4"));
@@ -94,10 +135,11 @@ fn rest_example_takes_the_200_body() {
     assert_eq!(c.pools[0].max_pods, Some(250));
     let r = plan(&i, &PlanOptions::default());
     assert_eq!(r.model, "Azure CNI Overlay");
-    assert!(r
-        .defaults_applied
-        .iter()
-        .any(|d| d.field == "agentPoolProfiles[*].vnetSubnetID" && d.value == "10.224.0.0/16"));
+    assert!(
+        has_default(&r, "agentPoolProfiles[*].vnetSubnetID", "10.224.0.0/16"),
+        "{:?}",
+        r.defaults_applied
+    );
     assert!(!r.has_errors(), "{:?}", r.findings);
 }
 
@@ -125,11 +167,7 @@ fn arm_template_with_comments_variables_and_parameters_file() {
     // naming the file, the field and the expression; the rest of the plan still runs.
     let i = load(&["arm-template.json"]);
     let r = plan(&i, &PlanOptions::default());
-    let f = r
-        .findings
-        .iter()
-        .find(|f| f.rule == "IN1")
-        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    let f = finding(&r, "IN1");
     assert_eq!(
         f.field,
         "resources[1].properties.networkProfile.serviceCidr"
@@ -203,6 +241,7 @@ fn unusable_inputs_name_file_and_position_or_key() {
     assert!(e.contains("a second cluster"), "{e}");
 }
 
+/// Plan input from (file name, text) pairs; the name's extension picks the format.
 fn tf(files: &[(&str, &str)]) -> Result<aksnet_plan::PlanInput, String> {
     let docs: Vec<(PathBuf, String)> = files
         .iter()
@@ -275,13 +314,8 @@ resource "azurerm_kubernetes_cluster_node_pool" "extra" {
     assert_eq!(c.pools[0].count, Some(3));
     let v = &i.vnets[0];
     assert_eq!(v.address_prefixes, vec!["10.8.0.0/16"]);
-    let subnets: Vec<(&str, &str)> = v
-        .subnets
-        .iter()
-        .map(|s| (s.name.as_str(), s.address_prefixes[0].as_str()))
-        .collect();
     assert_eq!(
-        subnets,
+        subnet_prefixes(v),
         vec![("nodes", "10.8.0.0/24"), ("apps", "10.8.1.0/24")]
     );
     let pools: Vec<(String, Option<u64>)> = i
@@ -376,10 +410,11 @@ fn az_cli_script() {
     // Node Subnet: (3 + 10) × 31 = 403 at maximum; surge 1 + 1 nodes: 465.
     assert_eq!(nodes.required, 403);
     assert_eq!(nodes.required_with_surge, 465);
-    assert!(r
-        .defaults_applied
-        .iter()
-        .any(|d| d.field == "agentPoolProfiles[0].name" && d.value == "nodepool1"));
+    assert!(
+        has_default(&r, "agentPoolProfiles[0].name", "nodepool1"),
+        "{:?}",
+        r.defaults_applied
+    );
     assert!(!r.has_errors(), "{:?}", r.findings);
 }
 
@@ -427,7 +462,7 @@ resource "azurerm_kubernetes_cluster" "aks" {
 "#;
     let i = tf(&[("main.tf", main)]).unwrap();
     let r = plan(&i, &PlanOptions::default());
-    let f = r.findings.iter().find(|f| f.rule == "IN1").unwrap();
+    let f = finding(&r, "IN1");
     assert_eq!(f.location.as_deref(), Some("main.tf:12"));
     assert!(f.message.contains("var.svc"), "{}", f.message);
     assert!(f.field.contains("network_profile"), "{}", f.field);
@@ -439,17 +474,17 @@ resource "azurerm_kubernetes_cluster" "aks" {
 fn findings_carry_file_and_line() {
     let i = load(&["main.tf", "variables.tf"]);
     let r = plan(&i, &PlanOptions::default());
-    let u4 = r.findings.iter().find(|f| f.rule == "U4").unwrap();
+    let u4 = finding(&r, "U4");
     assert!(
         u4.location.as_deref().unwrap().ends_with("main.tf:9"),
         "the subnet's resource: {:?}",
         u4.location
     );
-    let s8 = r.findings.iter().find(|f| f.rule == "S8").unwrap();
+    let s8 = finding(&r, "S8");
     assert!(s8.location.as_deref().unwrap().ends_with("main.tf:16"));
     let i = load(&["az-create.azcli"]);
     let r = plan(&i, &PlanOptions::default());
-    let s8 = r.findings.iter().find(|f| f.rule == "S8").unwrap();
+    let s8 = finding(&r, "S8");
     assert!(s8
         .location
         .as_deref()
@@ -497,22 +532,14 @@ fn terraform_locals_in_any_order() {
 fn json_and_yaml_findings_carry_file_and_line() {
     let i = load(&["overlay-broken.yaml"]);
     let r = plan(&i, &PlanOptions::default());
-    let locs: Vec<(String, String)> = r
-        .findings
-        .iter()
-        .map(|f| (f.rule.to_string(), f.location.clone().unwrap_or_default()))
-        .collect();
+    let locs = locations(&r);
     for (rule, loc) in &locs {
         // Every finding here is on the network profile (`network:` is line 5).
         assert!(loc.ends_with("overlay-broken.yaml:5"), "{rule}: {loc}");
     }
     let i = load(&["aks-show-kubenet.json", "vnet-show.json"]);
     let r = plan(&i, &PlanOptions::default());
-    let locs: Vec<(String, String)> = r
-        .findings
-        .iter()
-        .map(|f| (f.rule.to_string(), f.location.clone().unwrap_or_default()))
-        .collect();
+    let locs = locations(&r);
     let at = |rule: &str| {
         locs.iter()
             .find(|(r, _)| r == rule)
@@ -565,31 +592,16 @@ resource aks 'Microsoft.ContainerService/managedClusters@2024-05-01' = {
   }
 }
 "#;
-    let docs = vec![
-        (PathBuf::from("main.bicep"), main.to_string()),
-        (PathBuf::from("network.bicep"), network.to_string()),
-    ];
-    let i = input::load_texts(&docs).unwrap_or_else(|e| panic!("{e}"));
+    let i = tf(&[("main.bicep", main), ("network.bicep", network)]).unwrap();
     let c = i.cluster.as_ref().unwrap();
-    assert!(
-        c.pools[0]
-            .vnet_subnet_id
-            .as_deref()
-            .is_some_and(|s| s.ends_with("/virtualNetworks/vnet-spoke/subnets/nodes")),
-        "{:?}",
-        c.pools[0].vnet_subnet_id
-    );
+    assert_subnet_ref(&c.pools[0], "/virtualNetworks/vnet-spoke/subnets/nodes");
     assert_eq!(c.pools[1].vnet_subnet_id, None);
     let r = plan(&i, &PlanOptions::default());
     // The system pool joined the module's subnet; the user pool's subnet is unknown, so it
     // is planned on the cluster's (the first pool's, a listed default): 5 × 31 = 155.
     assert_eq!(r.capacity[0].cidr, "10.80.0.0/22");
     assert_eq!(r.capacity[0].required, 155);
-    let in1 = r
-        .findings
-        .iter()
-        .find(|f| f.rule == "IN1")
-        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    let in1 = finding(&r, "IN1");
     assert!(
         in1.field.ends_with("agentPoolProfiles[1].vnetSubnetID"),
         "{}",
@@ -672,28 +684,77 @@ fn arm_reference_reads_nested_deployment_outputs() {
     }
   ]
 }"#;
-    let i = input::load_texts(&[(PathBuf::from("main.json"), t.to_string())])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let i = tf(&[("main.json", t)]).unwrap();
     let c = i.cluster.as_ref().unwrap();
-    assert!(
-        c.pools[0]
-            .vnet_subnet_id
-            .as_deref()
-            .is_some_and(|s| s.ends_with("/virtualNetworks/spoke/subnets/nodes")),
-        "{:?}",
-        c.pools[0].vnet_subnet_id
-    );
+    assert_subnet_ref(&c.pools[0], "/virtualNetworks/spoke/subnets/nodes");
     let r = plan(&i, &PlanOptions::default());
     assert_eq!(r.capacity[0].cidr, "10.90.0.0/22");
-    let in1 = r
-        .findings
-        .iter()
-        .find(|f| f.rule == "IN1")
-        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    let in1 = finding(&r, "IN1");
     assert!(
         in1.message.contains("reference('elsewhere')"),
         "{}",
         in1.message
     );
     assert_eq!(in1.location.as_deref(), Some("main.json:14"));
+}
+
+/// Issue 12: the AVM virtual network module and its subnet submodule are read as the VNet and
+/// subnets they create (the AKS landing zone accelerator declares its networks this way); an
+/// object with one unknown element (a route table's ID) keeps its other elements, and a pool
+/// joins a submodule's subnet through the module's `resource_id` output.
+#[test]
+fn terraform_avm_vnet_module_and_subnet_submodule() {
+    let main = r#"
+module "vnet" {
+  source              = "Azure/avm-res-network-virtualnetwork/azurerm"
+  name                = "spoke"
+  resource_group_name = "rg"
+  address_space       = ["10.1.0.0/16"]
+  subnets = {
+    default = {
+      name             = "default"
+      address_prefixes = ["10.1.0.0/24"]
+      route_table      = { id = module.not_given.resource_id }
+    }
+  }
+}
+module "aks_subnet" {
+  source           = "Azure/avm-res-network-virtualnetwork/azurerm//modules/subnet"
+  name             = "snet-aks"
+  virtual_network  = { resource_id = module.vnet.resource.id }
+  address_prefixes = ["10.1.4.0/22"]
+}
+module "peering" {
+  source          = "Azure/avm-res-network-virtualnetwork/azurerm//modules/peering"
+  virtual_network = { resource_id = module.vnet.resource_id }
+}
+resource "azurerm_kubernetes_cluster" "aks" {
+  name = "aks"
+  default_node_pool {
+    name           = "system"
+    node_count     = 3
+    max_pods       = 30
+    vnet_subnet_id = module.aks_subnet.resource_id
+  }
+  network_profile {
+    network_plugin = "azure"
+    service_cidr   = "10.100.0.0/16"
+    dns_service_ip = "10.100.0.10"
+  }
+}
+"#;
+    let i = tf(&[("main.tf", main)]).unwrap();
+    assert_eq!(i.vnets.len(), 1, "{:?}", i.vnets);
+    let v = &i.vnets[0];
+    assert_eq!(v.address_prefixes, vec!["10.1.0.0/16"]);
+    assert_eq!(
+        subnet_prefixes(v),
+        vec![("default", "10.1.0.0/24"), ("snet-aks", "10.1.4.0/22")]
+    );
+    let r = plan(&i, &PlanOptions::default());
+    // Node Subnet on the submodule's /22: 3 × 31 = 93, one surge node more: 124.
+    assert_eq!(r.capacity[0].cidr, "10.1.4.0/22");
+    assert_eq!(r.capacity[0].required, 93);
+    assert_eq!(r.capacity[0].required_with_surge, 124);
+    assert!(!r.has_errors(), "{:?}", r.findings);
 }

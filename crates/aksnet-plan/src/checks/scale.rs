@@ -35,110 +35,71 @@ pub(super) fn counts(r: &Resolved, f: &mut Vec<Finding>) {
     }
 }
 
+/// A finding on one of a pool's fields (`agentPoolProfiles[NAME].FIELD`).
+fn on_pool(f: &mut Vec<Finding>, rule: RuleId, p: &RPool, field: &str, message: String) {
+    f.push(Finding::new(rule, format!("{}.{field}", p.field), message));
+}
+
 /// C3, C5, C6 for one pool: its size, its autoscaler bounds, a system pool's nodes.
 fn pool_counts(p: &RPool, f: &mut Vec<Finding>) {
-    let m = p.nodes_max();
+    let (m, surge) = (p.nodes_max(), p.surge_nodes());
+    let name = &p.name;
     if m > 1000 {
-        f.push(Finding::new(
-            RuleId::C3,
-            format!("{}.count", p.field),
-            format!(
-                "Pool {} reaches {m} nodes; a node pool holds at most 1,000.",
-                p.name
-            ),
-        ));
-    } else if m + p.surge_nodes() > 1000 {
-        f.push(Finding::new(
-            RuleId::C3,
-            format!("{}.upgradeSettings.maxSurge", p.field),
-            format!(
-                "Pool {}: {m} nodes plus {} surge nodes exceed 1,000; AKS rejects the upgrade.",
-                p.name,
-                p.surge_nodes()
-            ),
-        ));
+        let msg = format!("Pool {name} reaches {m} nodes; a node pool holds at most 1,000.");
+        on_pool(f, RuleId::C3, p, "count", msg);
+    } else if m + surge > 1000 {
+        let msg = format!(
+            "Pool {name}: {m} nodes plus {surge} surge nodes exceed 1,000; AKS rejects the upgrade."
+        );
+        on_pool(f, RuleId::C3, p, "upgradeSettings.maxSurge", msg);
     }
     if p.autoscale {
         autoscaler_bounds(p, f);
     }
     if p.system && p.count == 0 && p.min_count.unwrap_or(0) == 0 {
-        f.push(Finding::new(
-            RuleId::C6,
-            format!("{}.count", p.field),
-            format!(
-                "System pool {} has no nodes; a system pool needs at least one.",
-                p.name
-            ),
-        ));
+        let msg = format!("System pool {name} has no nodes; a system pool needs at least one.");
+        on_pool(f, RuleId::C6, p, "count", msg);
     }
 }
 
 /// C6: a System pool, at most 100 pools.
 fn cluster_pools(r: &Resolved, f: &mut Vec<Finding>) {
     if !r.pools.is_empty() && !r.pools.iter().any(|p| p.system) {
-        f.push(Finding::new(
-            RuleId::C6,
-            "agentPoolProfiles[*].mode",
-            "The cluster has no System pool; AKS needs at least one.".to_string(),
-        ));
+        let msg = "The cluster has no System pool; AKS needs at least one.";
+        f.push(Finding::new(RuleId::C6, "agentPoolProfiles[*].mode", msg));
     }
-    if r.pools.len() > 100 {
-        f.push(Finding::new(
-            RuleId::C6,
-            "agentPoolProfiles",
-            format!(
-                "The cluster has {} node pools; AKS allows up to 100.",
-                r.pools.len()
-            ),
-        ));
+    let n = r.pools.len();
+    if n > 100 {
+        let msg = format!("The cluster has {n} node pools; AKS allows up to 100.");
+        f.push(Finding::new(RuleId::C6, "agentPoolProfiles", msg));
     }
 }
 
 /// C5: the autoscaler's bounds.
 fn autoscaler_bounds(p: &RPool, f: &mut Vec<Finding>) {
-    for (name, v) in [("minCount", p.min_count), ("maxCount", p.max_count)] {
+    let name = &p.name;
+    for (field, flag, v) in [
+        ("minCount", "min-count", p.min_count),
+        ("maxCount", "max-count", p.max_count),
+    ] {
         if let Some(v) = v.filter(|v| *v > 1000) {
-            f.push(Finding::new(
-                RuleId::C5,
-                format!("{}.{name}", p.field),
-                format!(
-                    "--{} must be in the range [0,1000]; pool {} has {v}.",
-                    if name == "minCount" {
-                        "min-count"
-                    } else {
-                        "max-count"
-                    },
-                    p.name
-                ),
-            ));
+            let msg = format!("--{flag} must be in the range [0,1000]; pool {name} has {v}.");
+            on_pool(f, RuleId::C5, p, field, msg);
         }
     }
-    match (p.min_count, p.max_count) {
-        (Some(min), Some(max)) if min > max => {
-            f.push(Finding::new(
-                RuleId::C5,
-                format!("{}.minCount", p.field),
-                format!(
-                    "Pool {}: minCount {min} is greater than maxCount {max}.",
-                    p.name
-                ),
-            ));
-        }
-        (Some(min), Some(max)) if p.count < min || p.count > max => {
-            f.push(Finding::new(RuleId::C5, format!("{}.count", p.field), format!("node-count is not in range of min-count and max-count: pool {} has count {} outside [{min}, {max}].", p.name, p.count)));
-        }
-        (None, _) | (_, None) => {
-            f.push(Finding::new(
-                RuleId::C5,
-                format!("{}.enableAutoScaling", p.field),
-                format!(
-                    "Pool {} enables the autoscaler without both minCount and maxCount.",
-                    p.name
-                ),
-            ));
-        }
-        _ => {}
-    }
+    let (field, msg) = match (p.min_count, p.max_count) {
+        (Some(min), Some(max)) if min > max => (
+            "minCount",
+            format!("Pool {name}: minCount {min} is greater than maxCount {max}."),
+        ),
+        (Some(min), Some(max)) if p.count < min || p.count > max => ("count", format!("node-count is not in range of min-count and max-count: pool {name} has count {} outside [{min}, {max}].", p.count)),
+        (None, _) | (_, None) => (
+            "enableAutoScaling",
+            format!("Pool {name} enables the autoscaler without both minCount and maxCount."),
+        ),
+        _ => return,
+    };
+    on_pool(f, RuleId::C5, p, field, msg);
 }
 
 pub(super) fn tier_name(t: Tier) -> &'static str {
@@ -151,55 +112,7 @@ pub(super) fn tier_name(t: Tier) -> &'static str {
 
 pub(super) fn surge(r: &Resolved, f: &mut Vec<Finding>) {
     for p in &r.pools {
-        let sf = format!("{}.upgradeSettings.maxSurge", p.field);
-        if p.surge == Surge::Invalid {
-            f.push(Finding::new(
-                RuleId::U1,
-                &sf,
-                format!(
-                    "--max-surge should be an int or percentage: pool {} has '{}'.",
-                    p.name, p.surge_raw
-                ),
-            ));
-        }
-        let unavailable = p.max_unavailable.as_deref().map(Surge::parse);
-        if unavailable == Some(Surge::Invalid) {
-            f.push(Finding::new(
-                RuleId::U1,
-                format!("{}.upgradeSettings.maxUnavailable", p.field),
-                format!(
-                    "--max-unavailable should be an int or percentage: pool {} has '{}'.",
-                    p.name,
-                    p.max_unavailable.as_deref().unwrap_or("")
-                ),
-            ));
-        }
-        let zero =
-            |s: Option<Surge>| matches!(s, None | Some(Surge::Count(0)) | Some(Surge::Percent(0)));
-        if matches!(p.surge, Surge::Count(0) | Surge::Percent(0)) && zero(unavailable) && !p.spot {
-            f.push(Finding::new(RuleId::U3, &sf, format!("Pool {}: maxSurge is 0 while maxUnavailable is 0; maxSurge must be greater than 0.", p.name)));
-        }
-        if p.system && !zero(unavailable) {
-            f.push(Finding::new(
-                RuleId::U3,
-                format!("{}.upgradeSettings.maxUnavailable", p.field),
-                format!(
-                    "System pool {} sets maxUnavailable, which is not allowed on system pools.",
-                    p.name
-                ),
-            ));
-        }
-        if p.nodes_max() > 500 {
-            if let Surge::Percent(pc) = p.surge {
-                if pc > 20 {
-                    f.push(Finding::new(RuleId::U5, &sf, format!("Pool {} has {} nodes; a maxSurge of 10–20% is recommended above 500 nodes (it has {pc}%).", p.name, p.nodes_max())));
-                }
-            }
-        }
-        if p.spot && p.surge_nodes() == 0 && !matches!(p.surge, Surge::Count(0) | Surge::Percent(0))
-        {
-            f.push(Finding::new(RuleId::U6, &sf, format!("Spot pool {} upgrades without surge nodes (cordon and evict); its maxSurge is not used.", p.name)));
-        }
+        pool_surge(p, f);
     }
     // U4: room for surge, per node subnet and per pod CIDR (safe to upgrade vs accepted at create).
     for c in crate::capacity::ranges(r) {
@@ -216,5 +129,48 @@ pub(super) fn range_word(c: &crate::report::Capacity) -> &'static str {
         crate::report::RangeKind::NodeSubnet => "Subnet",
         crate::report::RangeKind::PodCidr => "Pod CIDR",
         crate::report::RangeKind::PodSubnet => "Pod subnet",
+    }
+}
+
+/// U1, U3, U5, U6 for one pool: its maxSurge and maxUnavailable.
+fn pool_surge(p: &RPool, f: &mut Vec<Finding>) {
+    const SURGE: &str = "upgradeSettings.maxSurge";
+    const UNAVAILABLE: &str = "upgradeSettings.maxUnavailable";
+    let name = &p.name;
+    if p.surge == Surge::Invalid {
+        let raw = &p.surge_raw;
+        let msg = format!("--max-surge should be an int or percentage: pool {name} has '{raw}'.");
+        on_pool(f, RuleId::U1, p, SURGE, msg);
+    }
+    let unavailable = p.max_unavailable.as_deref().map(Surge::parse);
+    if unavailable == Some(Surge::Invalid) {
+        let raw = p.max_unavailable.as_deref().unwrap_or("");
+        let msg =
+            format!("--max-unavailable should be an int or percentage: pool {name} has '{raw}'.");
+        on_pool(f, RuleId::U1, p, UNAVAILABLE, msg);
+    }
+    let zero =
+        |s: Option<Surge>| matches!(s, None | Some(Surge::Count(0)) | Some(Surge::Percent(0)));
+    let zero_surge = matches!(p.surge, Surge::Count(0) | Surge::Percent(0));
+    if zero_surge && zero(unavailable) && !p.spot {
+        let msg = format!("Pool {name}: maxSurge is 0 while maxUnavailable is 0; maxSurge must be greater than 0.");
+        on_pool(f, RuleId::U3, p, SURGE, msg);
+    }
+    if p.system && !zero(unavailable) {
+        let msg = format!(
+            "System pool {name} sets maxUnavailable, which is not allowed on system pools."
+        );
+        on_pool(f, RuleId::U3, p, UNAVAILABLE, msg);
+    }
+    let nodes = p.nodes_max();
+    if let Surge::Percent(pc) = p.surge {
+        if nodes > 500 && pc > 20 {
+            let msg = format!("Pool {name} has {nodes} nodes; a maxSurge of 10–20% is recommended above 500 nodes (it has {pc}%).");
+            on_pool(f, RuleId::U5, p, SURGE, msg);
+        }
+    }
+    if p.spot && p.surge_nodes() == 0 && !zero_surge {
+        let msg = format!("Spot pool {name} upgrades without surge nodes (cordon and evict); its maxSurge is not used.");
+        on_pool(f, RuleId::U6, p, SURGE, msg);
     }
 }

@@ -242,18 +242,7 @@ fn read_nested(
             continue;
         }
         let v = resolve(&raw, &mut ctx);
-        let ty = get_ci(&v, "type")
-            .and_then(|(_, s)| s.as_str())
-            .unwrap_or("")
-            .to_string();
-        let name = get_ci(&v, "name")
-            .and_then(|(_, s)| s.as_str())
-            .unwrap_or("")
-            .to_string();
-        let (full_ty, full_name) = match &parent {
-            Some((pt, pn)) if !ty.contains('/') => (format!("{pt}/{ty}"), format!("{pn}/{name}")),
-            _ => (ty.clone(), name.clone()),
-        };
+        let (full_ty, full_name) = full_type_and_name(&v, &parent);
         if let Some((_, Value::Array(children))) = get_ci(&raw, "resources") {
             for (i, c) in children.iter().enumerate() {
                 stack.push((
@@ -270,14 +259,7 @@ fn read_nested(
         let o = Obj::new(&named, path.clone(), &t.file);
         read_resource(&o, &raw, &lt, &segs, &mut found, &mut kids)?;
     }
-    for (vnet, s) in kids.subnets.into_iter().rev() {
-        crate::model::attach_subnet(&mut found.vnets, vnet, s);
-    }
-    for (vnet, p) in kids.peerings {
-        if let Some(v) = crate::model::vnet_named(&mut found.vnets, &vnet) {
-            v.peerings.push(p);
-        }
-    }
+    attach_children(&mut found, kids);
     if let Some((_, Value::Object(outs))) = get_ci(&t.value, "outputs") {
         for (k, o) in outs {
             if let Some((_, v)) = get_ci(o, "value") {
@@ -286,6 +268,34 @@ fn read_nested(
         }
     }
     Ok(found)
+}
+
+/// A resource's type and name; a child written inside its parent (`subnets` inside a VNet)
+/// gets the parent's as a prefix (`Microsoft.Network/virtualNetworks/subnets`, `vnet/nodes`).
+fn full_type_and_name(v: &Value, parent: &Option<(String, String)>) -> (String, String) {
+    let text = |k: &str| {
+        get_ci(v, k)
+            .and_then(|(_, s)| s.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (ty, name) = (text("type"), text("name"));
+    match parent {
+        Some((pt, pn)) if !ty.contains('/') => (format!("{pt}/{ty}"), format!("{pn}/{name}")),
+        _ => (ty, name),
+    }
+}
+
+/// Subnets and peerings written as resources of their own join their VNets.
+fn attach_children(found: &mut Found, kids: Children) {
+    for (vnet, s) in kids.subnets.into_iter().rev() {
+        crate::model::attach_subnet(&mut found.vnets, vnet, s);
+    }
+    for (vnet, p) in kids.peerings {
+        if let Some(v) = crate::model::vnet_named(&mut found.vnets, &vnet) {
+            v.peerings.push(p);
+        }
+    }
 }
 
 /// Subnets and peerings declared as resources of their own, attached to their VNets after

@@ -82,17 +82,9 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
                 i = next;
             }
             c if c.is_ascii_digit() || c.is_ascii_alphabetic() || c == b'_' => {
-                let digits = c.is_ascii_digit();
-                while i < b.len()
-                    && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || (digits && b[i] == b'.'))
-                {
-                    i += 1;
-                }
-                let tok = if digits {
-                    Tok::Num(src[start..i].parse().map_err(|_| err(line, "bad number"))?)
-                } else {
-                    Tok::Ident(src[start..i].to_string())
-                };
+                let (tok, next) = word(src, start);
+                let tok = tok.ok_or_else(|| err(line, "bad number"))?;
+                i = next;
                 out.push(T {
                     tok,
                     line,
@@ -116,6 +108,24 @@ fn lex(file: &str, src: &str) -> Result<Vec<T>, InputError> {
         }
     }
     Ok(out)
+}
+
+/// An identifier or a number starting at `start`, and the index after it; `None` for a
+/// malformed number.
+fn word(src: &str, start: usize) -> (Option<Tok>, usize) {
+    let b = src.as_bytes();
+    let digits = b[start].is_ascii_digit();
+    let mut i = start;
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || (digits && b[i] == b'.'))
+    {
+        i += 1;
+    }
+    let tok = if digits {
+        src[start..i].parse().ok().map(Tok::Num)
+    } else {
+        Some(Tok::Ident(src[start..i].to_string()))
+    };
+    (tok, i)
 }
 
 /// A `'''...'''` string (no escapes, no interpolation) starting at `i` on `line`.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::bicep::{Decl, DeclKind, Expr, StrPart};
-use super::value::UNRESOLVED;
+use super::value::{arg_array, UNRESOLVED};
 
 type R = Result<Value, String>;
 
@@ -102,24 +102,8 @@ impl Env<'_> {
             Expr::Num(n) => jnum(*n),
             Expr::Str(parts) => self.interpolate(parts)?,
             Expr::Var(name) => self.var(name)?,
-            Expr::Member(x, m) => {
-                let v = self.eval(x)?;
-                match v.get(m) {
-                    Some(v) => v.clone(),
-                    None if v.is_null() => Value::Null,
-                    None => return Err(format!("no property '{m}'")),
-                }
-            }
-            Expr::Child(x, c) => {
-                let Expr::Var(parent) = x.as_ref() else {
-                    return Err("'::' on something other than a resource".into());
-                };
-                let key = format!("{parent}::{c}");
-                self.resources
-                    .get(&key)
-                    .cloned()
-                    .ok_or(format!("resource {key} is not known"))?
-            }
+            Expr::Member(x, m) => self.member(x, m)?,
+            Expr::Child(x, c) => self.child(x, c)?,
             Expr::Index(x, i) => {
                 let (v, i) = (self.eval(x)?, self.eval(i)?);
                 index(&v, &i)?
@@ -139,14 +123,7 @@ impl Env<'_> {
                     jnum(-num(&v)?)
                 }
             }
-            Expr::Bin(op, a, b) => {
-                if *op == "??" {
-                    let l = self.eval(a).unwrap_or(Value::Null);
-                    return if l.is_null() { self.eval(b) } else { Ok(l) };
-                }
-                let (l, r) = (self.eval(a)?, self.eval(b)?);
-                binop(op, &l, &r)?
-            }
+            Expr::Bin(op, a, b) => self.binary(op, a, b)?,
             Expr::Cond(c, a, b) => {
                 if truthy(&self.eval(c)?) {
                     self.eval(a)?
@@ -179,6 +156,38 @@ impl Env<'_> {
             }
             Expr::Nested(_) => Value::Null,
         })
+    }
+
+    /// `x.m`: a property (null stays null, as Bicep's safe access does for absent values).
+    fn member(&mut self, x: &Expr, m: &str) -> R {
+        let v = self.eval(x)?;
+        match v.get(m) {
+            Some(v) => Ok(v.clone()),
+            None if v.is_null() => Ok(Value::Null),
+            None => Err(format!("no property '{m}'")),
+        }
+    }
+
+    /// `parent::child`: a nested resource declared inside its parent.
+    fn child(&mut self, x: &Expr, c: &str) -> R {
+        let Expr::Var(parent) = x else {
+            return Err("'::' on something other than a resource".into());
+        };
+        let key = format!("{parent}::{c}");
+        self.resources
+            .get(&key)
+            .cloned()
+            .ok_or(format!("resource {key} is not known"))
+    }
+
+    /// A binary operator; `??` evaluates its right side only when the left is null or unknown.
+    fn binary(&mut self, op: &str, a: &Expr, b: &Expr) -> R {
+        if op == "??" {
+            let l = self.eval(a).unwrap_or(Value::Null);
+            return if l.is_null() { self.eval(b) } else { Ok(l) };
+        }
+        let (l, r) = (self.eval(a)?, self.eval(b)?);
+        binop(op, &l, &r)
     }
 
     /// A string with `${...}` interpolations.
@@ -346,12 +355,7 @@ fn cidr4(s: &str) -> Result<ipnet::Ipv4Net, String> {
 /// The functions AKS and VNet Bicep uses (docs/plan.md, "Bicep").
 fn call(f: &str, a: &[Value]) -> R {
     let t = |i: usize| a.get(i).map(text).unwrap_or_default();
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |i: usize| arg_array(a, i);
     Ok(match f {
         "resourceId" | "subscriptionResourceId" | "resourceGroupResourceId" => {
             // resourceId([subscriptionId, resourceGroup,] type, name1, name2...)
@@ -435,12 +439,7 @@ fn call_collection(f: &str, a: &[Value]) -> R {
 
 /// More of the functions (split by kind).
 fn call_list(f: &str, a: &[Value]) -> R {
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |i: usize| arg_array(a, i);
     Ok(match f {
         "take" => Value::Array(
             arr(0)

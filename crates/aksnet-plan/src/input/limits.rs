@@ -101,7 +101,16 @@ struct Cursor<'a> {
     col: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
+    fn new(src: &'a str) -> Cursor<'a> {
+        Cursor {
+            b: src.as_bytes(),
+            i: 0,
+            line: 1,
+            col: 1,
+        }
+    }
+
     fn peek(&self, k: usize) -> Option<u8> {
         self.b.get(self.i + k).copied()
     }
@@ -144,12 +153,7 @@ enum Frame {
 /// quoted strings with their `${`/`%{` interpolations, heredocs and comments. Bicep's
 /// `'...'` strings and `${` interpolations are covered by `single_quotes`.
 pub fn check_nesting_hcl(file: &str, src: &str, single_quotes: bool) -> Result<(), InputError> {
-    let mut c = Cursor {
-        b: src.as_bytes(),
-        i: 0,
-        line: 1,
-        col: 1,
-    };
+    let mut c = Cursor::new(src);
     let mut stack: Vec<Frame> = Vec::new();
     let mut markers: Vec<String> = Vec::new();
     let quote = if single_quotes { b'\'' } else { b'"' };
@@ -223,12 +227,7 @@ fn heredoc_marker(after: &str) -> Option<String> {
 /// Check JSON text (comments allowed): structural nesting, and inside every string that is an
 /// ARM expression (`"[...]"`), the nesting of its calls and indexes.
 pub fn check_nesting_json(file: &str, src: &str) -> Result<(), InputError> {
-    let mut c = Cursor {
-        b: src.as_bytes(),
-        i: 0,
-        line: 1,
-        col: 1,
-    };
+    let mut c = Cursor::new(src);
     let mut depth = 0usize;
     while let Some(ch) = c.peek(0) {
         match ch {

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod spans;
 pub mod spec;
 pub mod terraform;
+pub mod tfavmvnet;
 pub mod tfeval;
 pub mod tfmodule;
 pub mod tfvarsonly;

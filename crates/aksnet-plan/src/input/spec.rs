@@ -62,53 +62,59 @@ fn read_cluster(c: &Obj) -> Result<Cluster, InputError> {
     out.appgw_subnet_cidr = c.str(&["appGatewaySubnetCidr"])?;
     out.node_auto_provisioning = c.bool(&["nodeAutoProvisioning"])?.unwrap_or(false);
     if let Some(n) = c.obj(&["network"])? {
-        out.network_location = n.location();
-        n.only(&[
-            "plugin",
-            "pluginMode",
-            "policy",
-            "dataplane",
-            "podCidr",
-            "podCidrs",
-            "serviceCidr",
-            "serviceCidrs",
-            "dnsServiceIp",
-            "dockerBridgeCidr",
-            "ipFamilies",
-            "outboundType",
-            "loadBalancerSku",
-        ])?;
-        if let Some(p) = n.str(&["plugin"])? {
-            out.network_plugin = Some(Plugin::parse(&p).ok_or_else(|| {
-                n.err(
-                    "plugin",
-                    format!("unknown network plugin '{p}' (azure, kubenet, none)"),
-                )
-            })?);
-        }
-        out.network_plugin_mode = n.str(&["pluginMode"])?;
-        if let Some(m) = &out.network_plugin_mode {
-            if !m.eq_ignore_ascii_case("overlay") {
-                return Err(n.err(
-                    "pluginMode",
-                    format!("unknown plugin mode '{m}' (only overlay exists)"),
-                ));
-            }
-        }
-        out.network_policy = n.str(&["policy"])?;
-        out.network_dataplane = n.str(&["dataplane"])?;
-        out.pod_cidrs = n.strs(&["podCidrs", "podCidr"])?;
-        out.service_cidrs = n.strs(&["serviceCidrs", "serviceCidr"])?;
-        out.dns_service_ip = n.str(&["dnsServiceIp"])?;
-        out.docker_bridge_cidr = n.str(&["dockerBridgeCidr"])?;
-        out.ip_families = n.strs(&["ipFamilies"])?;
-        out.outbound_type = n.str(&["outboundType"])?;
-        out.load_balancer_sku = n.str(&["loadBalancerSku"])?;
+        read_network(&n, &mut out)?;
     }
     for p in c.list(&["pools"])? {
         out.pools.push(read_pool(&p)?);
     }
     Ok(out)
+}
+
+/// The cluster's `network:` section (the API's networkProfile).
+fn read_network(n: &Obj, out: &mut Cluster) -> Result<(), InputError> {
+    out.network_location = n.location();
+    n.only(&[
+        "plugin",
+        "pluginMode",
+        "policy",
+        "dataplane",
+        "podCidr",
+        "podCidrs",
+        "serviceCidr",
+        "serviceCidrs",
+        "dnsServiceIp",
+        "dockerBridgeCidr",
+        "ipFamilies",
+        "outboundType",
+        "loadBalancerSku",
+    ])?;
+    if let Some(p) = n.str(&["plugin"])? {
+        out.network_plugin = Some(Plugin::parse(&p).ok_or_else(|| {
+            n.err(
+                "plugin",
+                format!("unknown network plugin '{p}' (azure, kubenet, none)"),
+            )
+        })?);
+    }
+    out.network_plugin_mode = n.str(&["pluginMode"])?;
+    if let Some(m) = &out.network_plugin_mode {
+        if !m.eq_ignore_ascii_case("overlay") {
+            return Err(n.err(
+                "pluginMode",
+                format!("unknown plugin mode '{m}' (only overlay exists)"),
+            ));
+        }
+    }
+    out.network_policy = n.str(&["policy"])?;
+    out.network_dataplane = n.str(&["dataplane"])?;
+    out.pod_cidrs = n.strs(&["podCidrs", "podCidr"])?;
+    out.service_cidrs = n.strs(&["serviceCidrs", "serviceCidr"])?;
+    out.dns_service_ip = n.str(&["dnsServiceIp"])?;
+    out.docker_bridge_cidr = n.str(&["dockerBridgeCidr"])?;
+    out.ip_families = n.strs(&["ipFamilies"])?;
+    out.outbound_type = n.str(&["outboundType"])?;
+    out.load_balancer_sku = n.str(&["loadBalancerSku"])?;
+    Ok(())
 }
 
 fn read_pool(p: &Obj) -> Result<Pool, InputError> {

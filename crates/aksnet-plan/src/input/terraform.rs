@@ -15,6 +15,9 @@ pub struct Found {
     pub cluster: Option<(String, Cluster)>,
     pub pools: Vec<Pool>,
     pub vnets: Vec<Vnet>,
+    /// Subnets written apart from their VNet (`azurerm_subnet`, the AVM subnet submodule):
+    /// (VNet name, subnet), joined to their VNet once every block is read.
+    pub subnets: Vec<(String, Subnet)>,
     /// Variables without a default or a value (name, file, line): named in a note when a
     /// needed value depends on one.
     pub unset_vars: Vec<(String, String, usize)>,
@@ -111,9 +114,9 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
         cluster: None,
         pools: Vec::new(),
         vnets: Vec::new(),
+        subnets: Vec::new(),
         unset_vars: ev.unset_vars.clone(),
     };
-    let mut subnets: Vec<(String, Subnet)> = Vec::new();
     for (r, insts) in &ev.instances {
         for inst in insts {
             let path = format!("{}.{}{} (line {})", r.ty, r.name, inst.index, r.line);
@@ -123,6 +126,7 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
             match (r.kind, r.ty.as_str()) {
                 ("module", _) => {
                     super::tfmodule::read(&o, &r.name, &mut found)?;
+                    super::tfavmvnet::read(&o, &r.name, &loc, &mut found)?;
                     if let Some((_, c)) =
                         found.cluster.as_mut().filter(|(_, c)| c.location.is_none())
                     {
@@ -151,13 +155,13 @@ pub fn read(files: &[(String, String, TfKind)]) -> Result<Found, InputError> {
                         .ok_or_else(|| o.err("virtual_network_name", "required"))?;
                     let mut sn = subnet(&o)?;
                     sn.location = loc.clone();
-                    subnets.push((vnet, sn));
+                    found.subnets.push((vnet, sn));
                 }
                 _ => {}
             }
         }
     }
-    for (vnet, s) in subnets {
+    for (vnet, s) in std::mem::take(&mut found.subnets) {
         crate::model::attach_subnet(&mut found.vnets, vnet, s);
     }
     associations(&ev, &mut found);

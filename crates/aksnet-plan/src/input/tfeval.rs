@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::azure::synthetic_subnet_id;
 use super::hcl::{self as h, Expr, Item};
-use super::value::UNRESOLVED;
+use super::value::{arg_array, UNRESOLVED};
 
 /// Passes over resources: each pass resolves one more level of references between them.
 const PASSES: usize = 8;
@@ -105,6 +105,36 @@ fn marker(e: &Expr, file: &str, line: usize, why: &str) -> Value {
     ))
 }
 
+/// An attribute's value. An object or tuple constructor that does not evaluate as a whole is
+/// evaluated element by element, so one unknown element (a route table's ID beside a subnet's
+/// prefixes) leaves its siblings known; the unknown element becomes a marker.
+fn attr_value(e: &Expr, ctx: &Context, file: &str, line: usize) -> Value {
+    let why = match eval(e, ctx) {
+        Ok(v) => return v,
+        Err(why) => why,
+    };
+    match e {
+        Expr::Object(o) => Value::Object(
+            o.iter()
+                .filter_map(|(k, v)| {
+                    let key = match k {
+                        hcl::ObjectKey::Identifier(i) => i.as_str().to_string(),
+                        hcl::ObjectKey::Expression(ke) => match eval(ke, ctx).ok()? {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        },
+                        _ => return None,
+                    };
+                    Some((key, attr_value(v, ctx, file, line)))
+                })
+                .collect(),
+        ),
+        Expr::Array(a) => Value::Array(a.iter().map(|x| attr_value(x, ctx, file, line)).collect()),
+        Expr::Parenthesis(inner) => attr_value(inner, ctx, file, line),
+        _ => marker(e, file, line, &why),
+    }
+}
+
 /// A block body as JSON: attributes evaluated (or markers), nested blocks as arrays of
 /// objects, `dynamic` blocks expanded.
 pub fn block_value(body: &[Item], ctx: &Context, file: &str) -> Value {
@@ -118,8 +148,7 @@ pub fn block_value(body: &[Item], ctx: &Context, file: &str) -> Value {
     for i in body {
         match i {
             Item::Attr { name, expr, line } => {
-                let v = eval(expr, ctx).unwrap_or_else(|why| marker(expr, file, *line, &why));
-                m.insert(name.clone(), v);
+                m.insert(name.clone(), attr_value(expr, ctx, file, *line));
             }
             Item::Block {
                 ty, labels, body, ..
@@ -287,6 +316,9 @@ fn instances(r: &Res, ctx: &Context) -> Vec<Instance> {
                     "name".into(),
                     Value::String(format!("{}.{}{index}", r.ty, r.name)),
                 );
+            }
+            if r.kind == "module" {
+                super::tfavmvnet::outputs(m);
             }
             if !m.contains_key("id") && r.kind != "module" {
                 let id = synthetic_id(&r.ty, &Value::Object(m.clone()));
@@ -544,12 +576,7 @@ fn format_fn(a: &[Value]) -> Value {
 /// The functions AKS and VNet definitions use; an unknown one fails its expression only.
 fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
     let t = |i: usize| a.get(i).map(as_text).unwrap_or_default();
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |i: usize| arg_array(&a, i);
     Ok(match name {
         "lower" => Value::String(t(0).to_lowercase()),
         "upper" => Value::String(t(0).to_uppercase()),
@@ -573,12 +600,7 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
 
 /// More of the functions (split by kind).
 fn call_collection(name: &str, a: Vec<Value>) -> Result<Value, String> {
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |i: usize| arg_array(&a, i);
     Ok(match name {
         "concat" => Value::Array(
             a.iter()

@@ -287,6 +287,14 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// A function's argument `i` as an array (empty when absent or not an array).
+pub fn arg_array(a: &[Value], i: usize) -> Vec<Value> {
+    a.get(i)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 pub fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.chars().count() > 40 {

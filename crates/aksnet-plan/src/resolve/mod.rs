@@ -5,7 +5,7 @@
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::model::{Origin, PlanInput, Plugin, Tier};
+use crate::model::{Cluster, Origin, PlanInput, Plugin, Tier};
 use crate::net;
 use crate::report::DefaultApplied;
 
@@ -375,22 +375,21 @@ pub const MANAGED_SUBNET: &str = "10.224.0.0/16";
 /// The network profile's field prefix in findings and defaults.
 const NP: &str = "networkProfile";
 
-/// Apply the defaults of docs/plan.md to the input; see docs/plan.md for the decisions.
-pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
-    let mut d = Defaults(Vec::new());
-    let c = input.cluster.clone().unwrap_or_default();
-    let (plugin, overlay, plugin_explicit) = network::plugin(&c, input.origin, &mut d);
-    let tier = c.tier.unwrap_or_else(|| {
-        d.add("sku.tier", "free", "absent: the API's default tier");
-        Tier::Free
-    });
-    let n = network::addresses(&c, plugin, overlay, &mut d);
-    let mut v = vnets::vnets(input);
-    let raw_pools = pools::merged(&c, input);
+/// The pools joined to their subnets, and whether the cluster is on the AKS-managed VNet (no
+/// pool names a subnet and no VNet is given; it is then added to `v`). A live cluster's own
+/// nodes are taken off its subnets' other tenants.
+fn resolve_pools(
+    c: &Cluster,
+    input: &PlanInput,
+    (plugin, overlay): (Plugin, bool),
+    v: &mut vnets::Vnets,
+    d: &mut Defaults,
+) -> (Vec<RPool>, bool) {
+    let raw_pools = pools::merged(c, input);
     let managed_vnet =
         !raw_pools.iter().any(|p| p.vnet_subnet_id.is_some()) && input.vnets.is_empty();
     if managed_vnet {
-        vnets::add_managed(&mut v, &mut d);
+        vnets::add_managed(v, d);
     }
     let pre_model = NetModel::of(plugin, overlay, &raw_pools);
     let ctx = pools::Ctx {
@@ -403,11 +402,26 @@ pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
     let rpools: Vec<RPool> = raw_pools
         .iter()
         .enumerate()
-        .map(|(i, p)| pools::pool(i, p, &ctx, &mut d))
+        .map(|(i, p)| pools::pool(i, p, &ctx, d))
         .collect();
     if c.live {
         pools::discount_own_nodes(input, &rpools, &mut v.subnets, pre_model);
     }
+    (rpools, managed_vnet)
+}
+
+/// Apply the defaults of docs/plan.md to the input; see docs/plan.md for the decisions.
+pub fn resolve(input: &PlanInput) -> (Resolved, Vec<DefaultApplied>) {
+    let mut d = Defaults(Vec::new());
+    let c = input.cluster.clone().unwrap_or_default();
+    let (plugin, overlay, plugin_explicit) = network::plugin(&c, input.origin, &mut d);
+    let tier = c.tier.unwrap_or_else(|| {
+        d.add("sku.tier", "free", "absent: the API's default tier");
+        Tier::Free
+    });
+    let n = network::addresses(&c, plugin, overlay, &mut d);
+    let mut v = vnets::vnets(input);
+    let (rpools, managed_vnet) = resolve_pools(&c, input, (plugin, overlay), &mut v, &mut d);
     let resolved = Resolved {
         name: c.name.clone().unwrap_or_else(|| "cluster".into()),
         origin: input.origin,
