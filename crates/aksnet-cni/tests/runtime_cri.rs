@@ -395,11 +395,12 @@ fn kubenet_conflist(data: &Path, bridge: &str) -> String {
     .to_string()
 }
 
-fn nodesubnet_conflist(data: &Path) -> String {
+/// A routed mode's conflist (`mode`: nodesubnet, overlay).
+fn routed_conflist(data: &Path, mode: &str) -> String {
     serde_json::json!({
         "cniVersion": "1.0.0",
         "name": NETWORK,
-        "plugins": [{"type": "aksnet-cni", "mode": "nodesubnet", "dataDir": data,
+        "plugins": [{"type": "aksnet-cni", "mode": mode, "dataDir": data,
                      "logFile": data.join("aksnet-cni.log")}]
     })
     .to_string()
@@ -539,7 +540,7 @@ fn nodesubnet_pods_through_the_cri_and_the_31st_is_refused() {
     )
     .unwrap();
     aksnet_store::local_pool::write_node_pool(&data, &joined.reservation().to_node_pool()).unwrap();
-    let mut cri = Cri::new(&node, &nodesubnet_conflist(&data));
+    let mut cri = Cri::new(&node, &routed_conflist(&data, "nodesubnet"));
     let t0 = Instant::now();
     two_pods_restart_and_lost_netns(&mut cri, &data);
 
@@ -570,4 +571,37 @@ fn nodesubnet_pods_through_the_cri_and_the_31st_is_refused() {
         "nodesubnet through the CRI: {} ms",
         t0.elapsed().as_millis()
     );
+}
+
+/// Overlay through the CRI: the pool `aksnet node join --overlay --pod-cidr-from
+/// 10.246.0.0/16` writes for a node holding 10.246.3.0/24 (docs/models.md#overlay).
+#[test]
+fn overlay_pods_through_the_cri() {
+    let _serial = require();
+    let node = NodeNetns::new();
+    let tmp = tempfile::Builder::new()
+        .prefix("aksh1-cri-ov")
+        .tempdir()
+        .unwrap();
+    let data = tmp.path().join("data");
+    let overlay = aksnet_core::pool::OverlayPool {
+        cluster_pod_cidr: "10.246.0.0/16".parse().unwrap(),
+        pod_cidr: "10.246.3.0/24".parse().unwrap(),
+    };
+    let pool = aksnet_core::pool::NodePool {
+        version: aksnet_core::pool::NODE_POOL_VERSION_OVERLAY,
+        node: "aksh1-node".into(),
+        subnet_name: "aks-subnet".into(),
+        subnet: "10.245.0.0/24".parse().unwrap(),
+        node_ip: "10.245.0.4".parse().unwrap(),
+        max_pods: 250,
+        pod_ips: overlay.pod_ips(250),
+        pod_subnet: None,
+        overlay: Some(overlay),
+    };
+    aksnet_store::local_pool::write_node_pool(&data, &pool).unwrap();
+    let mut cri = Cri::new(&node, &routed_conflist(&data, "overlay"));
+    let t0 = Instant::now();
+    two_pods_restart_and_lost_netns(&mut cri, &data);
+    eprintln!("overlay through the CRI: {} ms", t0.elapsed().as_millis());
 }
