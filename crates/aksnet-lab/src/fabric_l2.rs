@@ -36,6 +36,19 @@ fn net(ip: Ipv4Addr, len: u8) -> aksnet_netlink::IpNet {
         .unwrap_or_else(|_| aksnet_netlink::IpNet::from(IpAddr::V4(ip)))
 }
 
+/// The l2 fabric builds the two legacy models only: a LAN knows nothing of a
+/// pod subnet's blocks or an overlay's /24s (docs/lab.md, "Fabrics").
+pub(crate) fn l2_refusal(model: Model) -> LabError {
+    LabError::invalid(
+        "--fabric",
+        "l2",
+        format!(
+            "builds nodesubnet and kubenet labs, not {}; use --fabric sdn",
+            model.as_str()
+        ),
+    )
+}
+
 impl Builder<'_> {
     fn open(&self, name: &str) -> Result<(Netns, Handle)> {
         let ns = Netns::open(aksnet_netlink::named_netns_path(name))?;
@@ -114,6 +127,8 @@ impl Builder<'_> {
         self.plug(&n.fabric_link, ns)?;
         match self.spec.model {
             Model::NodeSubnet => Ok(None),
+            // Refused by `LabSpec::topology` before anything exists.
+            Model::PodSubnet | Model::Overlay => Err(l2_refusal(self.spec.model)),
             Model::Kubenet => exec::node_join_pod_cidr(
                 self.bins,
                 &n.name,
@@ -136,6 +151,7 @@ impl Builder<'_> {
                 "--data-dir".into(),
                 data_dir,
             ],
+            Model::PodSubnet | Model::Overlay => Vec::new(),
             Model::Kubenet => vec![
                 "--store".into(),
                 self.state.store_dir().display().to_string(),
