@@ -61,6 +61,7 @@ pub enum Mode {
     Kubenet(KubenetConf),
     NodeSubnet(NodeSubnetConf),
     PodSubnet(crate::podsubnet::PodSubnetConf),
+    Overlay(crate::overlay::OverlayConf),
 }
 
 impl Mode {
@@ -69,6 +70,7 @@ impl Mode {
             Mode::Kubenet(_) => "kubenet",
             Mode::NodeSubnet(_) => "nodesubnet",
             Mode::PodSubnet(_) => "podsubnet",
+            Mode::Overlay(_) => "overlay",
         }
     }
 
@@ -78,6 +80,7 @@ impl Mode {
             Mode::Kubenet(k) => k,
             Mode::NodeSubnet(n) => n,
             Mode::PodSubnet(p) => p,
+            Mode::Overlay(o) => o,
         }
     }
 }
@@ -284,7 +287,7 @@ impl PluginConfig {
             bad(
                 "mode",
                 "(missing)",
-                "is required: \"kubenet\", \"nodesubnet\" or \"podsubnet\"",
+                "is required: \"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"",
             )
         })?;
         let mode = match mode_s {
@@ -295,13 +298,15 @@ impl PluginConfig {
             "podsubnet" => Mode::PodSubnet(crate::podsubnet::PodSubnetConf {
                 routed: parse_routed(obj)?,
             }),
-            other => {
-                return Err(bad(
-                    "mode",
-                    other,
-                    "is not supported: use \"kubenet\", \"nodesubnet\" or \"podsubnet\" (overlay comes later)",
-                ))
-            }
+            // Overlay: the same routed datapath, addresses of the node's /24.
+            "overlay" => Mode::Overlay(crate::overlay::OverlayConf {
+                routed: parse_routed(obj)?,
+            }),
+            other => return Err(bad(
+                "mode",
+                other,
+                "is not supported: use \"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"",
+            )),
         };
 
         let ipam = obj.get("ipam").and_then(Value::as_object);
@@ -453,7 +458,7 @@ fn parse_attachments(v: &Value) -> Result<Vec<Attachment>, PluginError> {
         .collect()
 }
 
-/// The routed per-pod veth datapath's settings (nodesubnet, podsubnet).
+/// The routed per-pod veth datapath's settings (nodesubnet, podsubnet, overlay).
 fn parse_routed(obj: &Map<String, Value>) -> Result<NodeSubnetConf, PluginError> {
     Ok(NodeSubnetConf {
         mtu: get_mtu(obj)?,

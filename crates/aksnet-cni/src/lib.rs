@@ -14,6 +14,7 @@ pub mod ipmasq;
 mod kubenet;
 mod mode;
 mod nodesubnet;
+mod overlay;
 mod podsubnet;
 pub mod undo;
 pub mod verblog;

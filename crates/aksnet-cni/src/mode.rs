@@ -3,12 +3,17 @@
 //! own the rest — the attachment lock, the IPAM transaction, the undo list,
 //! ipMasq and the result — once for every mode (issue 16, item 4).
 
+use std::net::IpAddr;
+
 use aksnet_cniproto::{CmdArgs, CniResult};
-use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, LeaseInfo, ValidPool};
+use aksnet_core::allocator::{
+    AllocationMeta, Allocator, AttachmentKey, LeaseInfo, Pool, ValidPool,
+};
+use aksnet_core::pool::{NodePool, NODE_POOL_FILE};
 use aksnet_netlink::Handle;
 use ipnet::IpNet;
 
-use crate::config::PluginConfig;
+use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
 use crate::undo::Undo;
 use crate::veth::{AddCtx, PodNs};
@@ -43,14 +48,7 @@ pub(crate) trait Datapath: Sync {
         in_use: usize,
     ) -> Option<PluginError> {
         let _ = cfg;
-        addresses
-            .node
-            .as_ref()
-            .map(|(node, reserved)| PluginError::NodeFull {
-                node: node.clone(),
-                reserved: *reserved,
-                in_use,
-            })
+        node_full(addresses, in_use)
     }
 
     /// Builds the attachment's datapath for the reserved addresses. Each step
@@ -77,4 +75,122 @@ pub(crate) trait Datapath: Sync {
         host: &mut Handle,
         problems: &mut Vec<String>,
     ) -> Result<(), PluginError>;
+}
+
+/// A node whose up-front reservation is all in use (code 18), when `addresses`
+/// is one.
+pub(crate) fn node_full(addresses: &Addresses, in_use: usize) -> Option<PluginError> {
+    addresses
+        .node
+        .as_ref()
+        .map(|(node, reserved)| PluginError::NodeFull {
+            node: node.clone(),
+            reserved: *reserved,
+            in_use,
+        })
+}
+
+/// Reads the node's local pool that `aksnet node join` wrote (one reader for
+/// the file, `aksnet_store::local_pool`, which checks every field), requires
+/// it to be a pool of the model `mode` (`NodePool::model`), and returns it
+/// with the addresses it hands out. `join` is the command that makes one.
+pub(crate) fn node_pool_addresses(
+    cfg: &PluginConfig,
+    mode: &'static str,
+    join: &'static str,
+) -> Result<(NodePool, Addresses), PluginError> {
+    let err = |why: String| PluginError::NodePool {
+        path: cfg.data_dir.join(NODE_POOL_FILE),
+        why,
+    };
+    let pool = match aksnet_store::local_pool::read_node_pool(&cfg.data_dir) {
+        Ok(Some(pool)) => pool,
+        Ok(None) => {
+            return Err(err(format!(
+                "is missing: this node has not joined (run `{join}`)"
+            )))
+        }
+        Err(e) => return Err(PluginError::LocalPool(e)),
+    };
+    if pool.model() != mode {
+        return Err(err(format!(
+            "is the pool of a {0} node: use \"mode\": \"{0}\", or leave and run `{join}`",
+            pool.model()
+        )));
+    }
+    let valid = Pool::Addresses {
+        prefix: IpNet::V4(pool.pod_prefix()),
+        addrs: pool.pod_ips.iter().copied().map(IpAddr::V4).collect(),
+    }
+    .validate()
+    .map_err(|e| err(format!("is invalid: {e}")))?;
+    let node = Some((pool.node.clone(), pool.pod_ips.len()));
+    Ok((pool, Addresses { pool: valid, node }))
+}
+
+/// A mode whose datapath is nodesubnet's routed per-pod veth and whose
+/// addresses are its own (podsubnet, overlay): it implements [`Datapath`]
+/// through nodesubnet's, so the datapath has one implementation.
+pub(crate) trait RoutedMode: Sync {
+    /// The routed datapath's settings.
+    fn routed(&self) -> &NodeSubnetConf;
+
+    /// See [`Datapath::addresses`].
+    fn routed_addresses(&self, cfg: &PluginConfig) -> Result<Addresses, PluginError>;
+
+    /// See [`Datapath::no_free_address`].
+    fn routed_no_free_address(
+        &self,
+        cfg: &PluginConfig,
+        addresses: &Addresses,
+        in_use: usize,
+    ) -> Option<PluginError> {
+        let _ = cfg;
+        node_full(addresses, in_use)
+    }
+}
+
+impl<T: RoutedMode> Datapath for T {
+    fn prepare_pod_netns(&self) -> aksnet_netlink::Result<()> {
+        self.routed().prepare_pod_netns()
+    }
+
+    fn addresses(&self, cfg: &PluginConfig) -> Result<Addresses, PluginError> {
+        self.routed_addresses(cfg)
+    }
+
+    fn no_free_address(
+        &self,
+        cfg: &PluginConfig,
+        addresses: &Addresses,
+        in_use: usize,
+    ) -> Option<PluginError> {
+        self.routed_no_free_address(cfg, addresses, in_use)
+    }
+
+    fn setup(
+        &self,
+        ctx: &AddCtx<'_>,
+        host: &mut Handle,
+        pod: &mut PodNs,
+        addresses: &[LeaseInfo],
+        undo: &mut Undo<'_>,
+    ) -> Result<CniResult, PluginError> {
+        self.routed().setup(ctx, host, pod, addresses, undo)
+    }
+
+    fn host_veth(&self, key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String {
+        self.routed().host_veth(key, meta)
+    }
+
+    fn check_host(
+        &self,
+        args: &CmdArgs,
+        state: &Allocator,
+        ours: &[IpNet],
+        host: &mut Handle,
+        problems: &mut Vec<String>,
+    ) -> Result<(), PluginError> {
+        self.routed().check_host(args, state, ours, host, problems)
+    }
 }

@@ -8,23 +8,20 @@
 //! `proxy_arp=1`, `accept_ra=0`, one `/32` route per pod, MTU of the uplink.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 
 use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
-use aksnet_core::allocator::{
-    AllocationMeta, Allocator, AttachmentKey, LeaseInfo, Pool, ValidPool,
-};
+use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, LeaseInfo};
 use aksnet_core::naming::{
     azure_host_veth_name, container_host_veth_name, pod_interface_host_veth_name,
 };
-use aksnet_core::pool::{NodePool, NODE_POOL_FILE};
+use aksnet_core::pool::NODE_POOL_FILE;
 use aksnet_netlink::{Handle, NeighbourState, Route as KRoute, RouteProtocol};
 use ipnet::IpNet;
 
 use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
 use crate::ipam::key;
-use crate::mode::{Addresses, Datapath};
+use crate::mode::{node_pool_addresses, Addresses, Datapath};
 use crate::undo::Undo;
 use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, HostEnd, PodNs};
 
@@ -38,38 +35,6 @@ const DEFAULT_MTU: u32 = 1500;
 /// Routes of a pod's interfaces other than `eth0` use this plus the
 /// interface's index as their metric (unique within the pod).
 const SECONDARY_METRIC_BASE: u32 = 100;
-
-/// Reads the node's local pool that `aksnet node join` wrote (one reader
-/// for the file, `aksnet_store::local_pool`, which checks every field).
-fn load_pool(cfg: &PluginConfig) -> Result<(NodePool, ValidPool), PluginError> {
-    let path: PathBuf = cfg.data_dir.join(NODE_POOL_FILE);
-    let err = |why: String| PluginError::NodePool {
-        path: path.clone(),
-        why,
-    };
-    let pool = match aksnet_store::local_pool::read_node_pool(&cfg.data_dir) {
-        Ok(Some(pool)) => pool,
-        Ok(None) => {
-            return Err(err(
-                "is missing: this node has not joined (run `aksnet node join`)".into(),
-            ))
-        }
-        Err(e) => return Err(PluginError::LocalPool(e)),
-    };
-    if pool.pod_subnet.is_some() {
-        return Err(err(
-            "is a Pod Subnet pool (the node joined with --pod-subnet): use \"mode\": \"podsubnet\""
-                .into(),
-        ));
-    }
-    let valid = Pool::Addresses {
-        prefix: IpNet::V4(pool.subnet),
-        addrs: pool.pod_ips.iter().copied().map(IpAddr::V4).collect(),
-    }
-    .validate()
-    .map_err(|e| err(format!("is invalid: {e}")))?;
-    Ok((pool, valid))
-}
 
 /// Host veth name. A Kubernetes pod's `eth0` gets Azure's name, `azv` +
 /// SHA-1("<namespace>.<pod>")[:11]; every other attachment (a second interface
@@ -117,11 +82,7 @@ impl Datapath for NodeSubnetConf {
     }
 
     fn addresses(&self, cfg: &PluginConfig) -> Result<Addresses, PluginError> {
-        let (node, pool) = load_pool(cfg)?;
-        Ok(Addresses {
-            pool,
-            node: Some((node.node, node.pod_ips.len())),
-        })
+        Ok(node_pool_addresses(cfg, "nodesubnet", "aksnet node join")?.1)
     }
 
     fn setup(

@@ -3,7 +3,9 @@
 //! plugin inside the node netns exactly as a runtime on that node would.
 //! Checks the transparent-mode contract (docs/architecture.md#datapath-contracts),
 //! for nodesubnet and for podsubnet (issue 15: the same routed datapath, pod
-//! addresses from a pod subnet's /28 blocks, the node joined with `--pod-subnet`).
+//! addresses from a pod subnet's /28 blocks, the node joined with `--pod-subnet`)
+//! and overlay (issue 15: the same datapath, addresses of the node's /24 of the
+//! cluster pod CIDR, the node joined with `--overlay --pod-cidr-from`).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -22,10 +24,45 @@ struct Node {
     store: tempfile::TempDir,
     pool: Value,
     conf: Value,
+    /// Prefix of the namespaces the suites create for this node's pods.
+    prefix: &'static str,
 }
 
-/// A Pod Subnet join: the pod subnet's CIDR and `static` or `dynamic`.
-type PodSubnet<'a> = Option<(&'a str, &'a str)>;
+/// Where a node's pods take their addresses.
+#[derive(Clone, Copy)]
+enum Pods<'a> {
+    NodeSubnet,
+    /// A Pod Subnet join: the pod subnet's CIDR and `static` or `dynamic`.
+    PodSubnet(&'a str, &'a str),
+    /// An Overlay join: the cluster pod CIDR.
+    Overlay(&'a str),
+}
+
+impl Pods<'_> {
+    fn mode(self) -> &'static str {
+        match self {
+            Pods::NodeSubnet => "nodesubnet",
+            Pods::PodSubnet(..) => "podsubnet",
+            Pods::Overlay(_) => "overlay",
+        }
+    }
+
+    fn join_args(self) -> Vec<String> {
+        let v: Vec<&str> = match self {
+            Pods::NodeSubnet => vec![],
+            Pods::PodSubnet(cidr, alloc) => vec![
+                "--pod-subnet",
+                cidr,
+                "--pod-subnet-name",
+                "aksnt-pods",
+                "--pod-allocation",
+                alloc,
+            ],
+            Pods::Overlay(cidr) => vec!["--overlay", "--pod-cidr-from", cidr],
+        };
+        v.into_iter().map(str::to_string).collect()
+    }
+}
 
 fn aksnet_bin() -> PathBuf {
     let p = Path::new(PLUGIN).with_file_name("aksnet");
@@ -40,16 +77,20 @@ fn aksnet_bin() -> PathBuf {
 /// A node on 10.240.<x>.0/24 with an uplink of MTU 1400 (so the pods' copy of
 /// it is visible), joined at `max_pods`.
 fn node(x: u8, max_pods: u32) -> Node {
-    node_in(x, max_pods, None)
+    node_in(x, max_pods, Pods::NodeSubnet)
 }
 
-/// [`node`]; with `pods`, joined as a Pod Subnet node and configured with
-/// `"mode": "podsubnet"`.
-fn node_in(x: u8, max_pods: u32, pods: PodSubnet<'_>) -> Node {
+/// [`node`]; joined and configured for the model `pods` (`"mode"` nodesubnet,
+/// podsubnet or overlay).
+fn node_in(x: u8, max_pods: u32, pods: Pods<'_>) -> Node {
     require_root();
+    let prefix = match pods {
+        Pods::Overlay(_) => "aksov",
+        _ => "aksnt",
+    };
     let t = tag("n");
-    let ns = NetnsGuard::new(&format!("aksnt-{t}"));
-    let fabric = NetnsGuard::new(&format!("aksnt-{t}f"));
+    let ns = NetnsGuard::new(&format!("{prefix}-{t}"));
+    let fabric = NetnsGuard::new(&format!("{prefix}-{t}f"));
     let data = tempfile::tempdir().unwrap();
     let store = tempfile::tempdir().unwrap();
     let subnet = format!("10.240.{x}.0/24");
@@ -58,7 +99,7 @@ fn node_in(x: u8, max_pods: u32, pods: PodSubnet<'_>) -> Node {
             "node",
             "join",
             "--node",
-            &format!("aksnt-node-{t}"),
+            &format!("{prefix}-node-{t}"),
             "--subnet",
             &subnet,
         ])
@@ -68,16 +109,7 @@ fn node_in(x: u8, max_pods: u32, pods: PodSubnet<'_>) -> Node {
             "--max-pods",
             &max_pods.to_string(),
         ])
-        .args(pods.map_or_else(Vec::new, |(cidr, alloc)| {
-            vec![
-                "--pod-subnet",
-                cidr,
-                "--pod-subnet-name",
-                "aksnt-pods",
-                "--pod-allocation",
-                alloc,
-            ]
-        }))
+        .args(pods.join_args())
         .arg("--store")
         .arg(store.path())
         .arg("--data-dir")
@@ -113,7 +145,7 @@ fn node_in(x: u8, max_pods: u32, pods: PodSubnet<'_>) -> Node {
 
     let conf = json!({
         "cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
-        "mode": if pods.is_some() { "podsubnet" } else { "nodesubnet" },
+        "mode": pods.mode(),
         "dataDir": data.path()
     });
     Node {
@@ -123,6 +155,7 @@ fn node_in(x: u8, max_pods: u32, pods: PodSubnet<'_>) -> Node {
         store,
         pool,
         conf,
+        prefix,
     }
 }
 
@@ -155,7 +188,7 @@ fn transparent_datapath_contract() {
 
 #[test]
 fn podsubnet_static_has_the_same_datapath_with_pod_subnet_addresses() {
-    let n = node_in(6, 15, Some(("10.243.6.0/23", "static")));
+    let n = node_in(6, 15, Pods::PodSubnet("10.243.6.0/23", "static"));
     let pool = &n.pool["podSubnet"];
     assert_eq!(pool["blocks"], json!(["10.243.6.16"]), "{pool}");
     assert_eq!(n.pool["podIps"].as_array().map(Vec::len), Some(15));
@@ -165,8 +198,8 @@ fn podsubnet_static_has_the_same_datapath_with_pod_subnet_addresses() {
 /// The routed datapath (docs/architecture.md#datapath-contracts), the pods'
 /// addresses with the prefix length `prefix` of the subnet they come from.
 fn datapath_contract(n: &Node, prefix: u8) {
-    let a = NetnsGuard::new(&format!("aksnt-{}", tag("a")));
-    let b = NetnsGuard::new(&format!("aksnt-{}", tag("b")));
+    let a = NetnsGuard::new(&format!("{}-{}", n.prefix, tag("a")));
+    let b = NetnsGuard::new(&format!("{}-{}", n.prefix, tag("b")));
     let ra = n.add("ca", &a, Some("web-a")).expect_ok().json();
     let rb = n.add("cb", &b, None).expect_ok().json();
     let (ipa, ipb) = (result_ip(&ra), result_ip(&rb));
@@ -269,12 +302,12 @@ fn the_pod_after_max_pods_is_refused_and_leaves_nothing() {
 
 #[test]
 fn podsubnet_static_node_is_full_at_max_pods() {
-    max_pods_suite(&node_in(7, 10, Some(("10.243.8.0/24", "static"))));
+    max_pods_suite(&node_in(7, 10, Pods::PodSubnet("10.243.8.0/24", "static")));
 }
 
 fn max_pods_suite(n: &Node) {
     let pods: Vec<NetnsGuard> = (0..11)
-        .map(|_| NetnsGuard::new(&format!("aksnt-{}", tag("m"))))
+        .map(|_| NetnsGuard::new(&format!("{}-{}", n.prefix, tag("m"))))
         .collect();
     for (i, p) in pods.iter().take(10).enumerate() {
         n.add(&format!("m{i}"), p, None).expect_ok();
@@ -366,7 +399,7 @@ fn pool_size(n: &Node) -> usize {
 /// batch, the ADD succeeds; after every DEL two rounds return the extra batch.
 #[test]
 fn podsubnet_dynamic_pool_is_topped_up_by_pod_sync_and_trimmed_back() {
-    let n = node_in(9, 30, Some(("10.243.10.0/24", "dynamic")));
+    let n = node_in(9, 30, Pods::PodSubnet("10.243.10.0/24", "dynamic"));
     assert_eq!(pool_size(&n), 15);
     let pods: Vec<NetnsGuard> = (0..16)
         .map(|_| NetnsGuard::new(&format!("aksnt-{}", tag("d"))))
@@ -421,7 +454,7 @@ fn every_version(n: &Node, prefix: u8) {
     for (i, v) in VERSIONS.iter().enumerate() {
         let mut c = n.conf.clone();
         c["cniVersion"] = json!(v);
-        let ns = NetnsGuard::new(&format!("aksnt-{}", tag("v")));
+        let ns = NetnsGuard::new(&format!("{}-{}", n.prefix, tag("v")));
         let id = format!("ver{i}");
         let res = verb(Some(&n.ns.name), "ADD", &id, &ns.path(), &c, "")
             .expect_ok()
@@ -485,5 +518,56 @@ fn nodesubnet_every_spec_version() {
 
 #[test]
 fn podsubnet_every_spec_version() {
-    every_version(&node_in(12, 30, Some(("10.243.12.0/24", "dynamic"))), 24);
+    every_version(
+        &node_in(12, 30, Pods::PodSubnet("10.243.12.0/24", "dynamic")),
+        24,
+    );
+}
+
+#[test]
+fn overlay_has_the_same_datapath_with_addresses_of_the_nodes_24() {
+    let n = node_in(13, 30, Pods::Overlay("192.168.0.0/16"));
+    assert_eq!(n.pool["version"], 3, "{}", n.pool);
+    assert_eq!(
+        n.pool["overlay"],
+        json!({"clusterPodCidr": "192.168.0.0/16", "podCidr": "192.168.0.0/24"})
+    );
+    let ips = n.pool["podIps"].as_array().unwrap();
+    assert_eq!(ips.len(), 30);
+    assert_eq!(ips[0], "192.168.0.1");
+    datapath_contract(&n, 24);
+}
+
+#[test]
+fn overlay_node_is_full_at_max_pods() {
+    max_pods_suite(&node_in(14, 10, Pods::Overlay("192.168.0.0/16")));
+}
+
+#[test]
+fn overlay_every_spec_version() {
+    every_version(&node_in(15, 10, Pods::Overlay("192.168.0.0/16")), 24);
+}
+
+/// A conflist whose mode is not the model the node joined in is refused by
+/// ADD and STATUS, naming the pool's model.
+#[test]
+fn overlay_conflist_on_a_node_subnet_pool_is_refused_naming_the_model() {
+    let n = node(16, 10);
+    let mut conf = n.conf.clone();
+    conf["mode"] = json!("overlay");
+    let o = call_in(
+        Some(&n.ns.name),
+        &[("CNI_COMMAND", "STATUS")],
+        &conf.to_string(),
+    );
+    assert_ne!(o.code(), 0, "{}", o.stdout);
+    assert!(
+        o.msg().contains("nodesubnet node") && o.msg().contains("--overlay"),
+        "{}",
+        o.msg()
+    );
+    let p = NetnsGuard::new(&format!("aksov-{}", tag("w")));
+    let o = verb(Some(&n.ns.name), "ADD", "w", &p.path(), &conf, "");
+    assert!(o.msg().contains("nodesubnet node"), "{}", o.msg());
+    assert!(allocations(n.data.path(), "azure").is_empty());
 }

@@ -23,6 +23,34 @@ pub const NODE_POOL_FILE: &str = "node-pool.json";
 pub const NODE_POOL_VERSION: u32 = 1;
 /// Format version of a pool with `podSubnet` (issue 15).
 pub const NODE_POOL_VERSION_POD_SUBNET: u32 = 2;
+/// Format version of a pool with `overlay` (issue 15, docs/models.md#overlay).
+pub const NODE_POOL_VERSION_OVERLAY: u32 = 3;
+
+/// Where an Overlay node's pod addresses come from (`node-pool.json`'s `overlay`):
+/// its /24 of the cluster pod CIDR, outside the VNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OverlayPool {
+    /// The cluster pod CIDR (what the agent leaves unmasqueraded).
+    pub cluster_pod_cidr: Ipv4Net,
+    /// The node's block of it (a /24); `podIps` lie in it and carry its prefix.
+    pub pod_cidr: Ipv4Net,
+}
+
+impl OverlayPool {
+    /// The pod addresses an Overlay node of `max_pods` hands out: the first `max_pods`
+    /// of its block from `.1` (aksnet's choice: never the block's first or last address,
+    /// which some stacks treat as network and broadcast addresses). Fewer when the block
+    /// is smaller than `max_pods + 2` addresses.
+    pub fn pod_ips(&self, max_pods: u32) -> Vec<Ipv4Addr> {
+        self.pod_cidr
+            .hosts()
+            .skip_while(|ip| *ip == self.pod_cidr.network())
+            .filter(|ip| *ip != self.pod_cidr.broadcast())
+            .take(max_pods as usize)
+            .collect()
+    }
+}
 
 /// Where a Pod Subnet node's pod addresses come from (`node-pool.json`'s
 /// `podSubnet`): its `podIps` are addresses of this subnet, not of the node subnet.
@@ -67,21 +95,37 @@ pub struct NodePool {
     /// Set for a Pod Subnet node (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_subnet: Option<PodSubnetPool>,
+    /// Set for an Overlay node (version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<OverlayPool>,
 }
 
 impl NodePool {
-    /// The network pods take their prefix length from: the pod subnet's when
-    /// there is one, else the node subnet's.
+    /// The network pods take their prefix length from: the pod subnet's or the
+    /// overlay block's when there is one, else the node subnet's.
     pub fn pod_prefix(&self) -> Ipv4Net {
-        self.pod_subnet.as_ref().map_or(self.subnet, |p| p.cidr)
+        match (&self.pod_subnet, &self.overlay) {
+            (Some(p), _) => p.cidr,
+            (None, Some(o)) => o.pod_cidr,
+            (None, None) => self.subnet,
+        }
     }
 
     /// The format version this pool is written with.
     pub fn expected_version(&self) -> u32 {
-        if self.pod_subnet.is_some() {
-            NODE_POOL_VERSION_POD_SUBNET
-        } else {
-            NODE_POOL_VERSION
+        match (&self.pod_subnet, &self.overlay) {
+            (Some(_), _) => NODE_POOL_VERSION_POD_SUBNET,
+            (None, Some(_)) => NODE_POOL_VERSION_OVERLAY,
+            (None, None) => NODE_POOL_VERSION,
+        }
+    }
+
+    /// The model the node joined in, as the plugin's `mode` names it.
+    pub fn model(&self) -> &'static str {
+        match (&self.pod_subnet, &self.overlay) {
+            (Some(_), _) => "podsubnet",
+            (None, Some(_)) => "overlay",
+            (None, None) => "nodesubnet",
         }
     }
 }
@@ -103,5 +147,27 @@ mod tests {
         assert_eq!(p.expected_version(), NODE_POOL_VERSION);
         let back = serde_json::to_string(&p).expect("json");
         assert!(!back.contains("podSubnet"), "{back}");
+        assert!(!back.contains("overlay"), "{back}");
+    }
+
+    #[test]
+    fn an_overlay_pool_hands_out_its_block_from_dot_1() {
+        let o = OverlayPool {
+            cluster_pod_cidr: "192.168.0.0/16".parse().expect("net"),
+            pod_cidr: "192.168.3.0/24".parse().expect("net"),
+        };
+        let ips = o.pod_ips(250);
+        assert_eq!(ips.len(), 250);
+        assert_eq!(ips[0], Ipv4Addr::new(192, 168, 3, 1));
+        assert_eq!(ips[249], Ipv4Addr::new(192, 168, 3, 250));
+        assert_eq!(o.pod_ips(10).len(), 10);
+        // A block too small for maxPods gives what it has, never .0 or the last.
+        let small = OverlayPool {
+            pod_cidr: "192.168.3.0/28".parse().expect("net"),
+            ..o
+        };
+        let ips = small.pod_ips(250);
+        assert_eq!(ips.len(), 14);
+        assert!(!ips.contains(&Ipv4Addr::new(192, 168, 3, 15)));
     }
 }

@@ -299,6 +299,7 @@ impl World {
                 max_pods: u32::try_from(n.pool.len()).unwrap_or(250),
                 pod_ips: n.pool.clone(),
                 pod_subnet: None,
+                overlay: None,
             };
             let file = data.join(aksnet_core::pool::NODE_POOL_FILE);
             let text = serde_json::to_string(&pool).map_err(|e| LabError::State {

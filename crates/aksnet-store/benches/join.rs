@@ -60,6 +60,7 @@ fn fill<S: Store>(store: &S) {
             max_pods: MAX_PODS,
             pod_ips: (1..per_node).map(|j| Ipv4Addr::from(base + j)).collect(),
             pod_subnet: None,
+            overlay: false,
             lease: None,
         };
         ops.push(Op::Put {

@@ -8,13 +8,15 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use aksnet_core::azure::{MaxPods, NodeSubnet};
+use aksnet_core::azure::{MaxPods, NodeSubnet, OVERLAY_NODE_PREFIX_LEN};
 use std::net::Ipv4Addr;
 
 use aksnet_core::podsubnet;
 use aksnet_core::pool::{
-    NodePool, PodSubnetPool, NODE_POOL_FILE, NODE_POOL_VERSION, NODE_POOL_VERSION_POD_SUBNET,
+    NodePool, OverlayPool, PodSubnetPool, NODE_POOL_FILE, NODE_POOL_VERSION,
+    NODE_POOL_VERSION_OVERLAY, NODE_POOL_VERSION_POD_SUBNET,
 };
+use ipnet::IpNet;
 
 use aksnet_fs::{ensure_private_dir, read_regular_capped, remove_durably, write_atomic, FsError};
 
@@ -194,8 +196,9 @@ fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
             "version",
             pool.version.to_string(),
             format!(
-                "this aksnet understands version {NODE_POOL_VERSION} (Node Subnet) and \
-                 {NODE_POOL_VERSION_POD_SUBNET} (with podSubnet); this file's content is \
+                "this aksnet understands version {NODE_POOL_VERSION} (Node Subnet), \
+                 {NODE_POOL_VERSION_POD_SUBNET} (with podSubnet) and \
+                 {NODE_POOL_VERSION_OVERLAY} (with overlay); this file's content is \
                  version {}",
                 pool.expected_version()
             ),
@@ -212,8 +215,20 @@ fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
             format!("not a usable address of {}", pool.subnet),
         ));
     }
-    let usable: Box<dyn Fn(&Ipv4Addr) -> bool> = match &pool.pod_subnet {
-        None => {
+    let usable: Box<dyn Fn(&Ipv4Addr) -> bool> = match (&pool.pod_subnet, &pool.overlay) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "overlay",
+                "set".to_string(),
+                "a pool has podSubnet or overlay, not both".to_string(),
+            ))
+        }
+        (None, Some(o)) => {
+            let ok = check_overlay(pool, o)
+                .map_err(|(field, value, reason)| invalid(field, value, reason))?;
+            Box::new(move |ip| ok.contains(ip))
+        }
+        (None, None) => {
             if pool.pod_ips.len() != pool.max_pods as usize {
                 return Err(invalid(
                     "podIps",
@@ -223,7 +238,7 @@ fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
             }
             Box::new(move |ip| subnet.is_usable(*ip))
         }
-        Some(ps) => {
+        (Some(ps), None) => {
             let ok = check_pod_subnet(pool, ps, max_pods)
                 .map_err(|(field, value, reason)| invalid(field, value, reason))?;
             Box::new(move |ip| ok.contains(ip))
@@ -247,6 +262,43 @@ fn check_pool(path: &Path, pool: &NodePool) -> Result<(), LocalPoolError> {
         }
     }
     Ok(())
+}
+
+/// An Overlay pool's own rules; the pod addresses its block allows.
+fn check_overlay(
+    pool: &NodePool,
+    o: &OverlayPool,
+) -> Result<BTreeSet<Ipv4Addr>, (&'static str, String, String)> {
+    if o.pod_cidr.prefix_len() != OVERLAY_NODE_PREFIX_LEN
+        || o.pod_cidr.trunc() != o.pod_cidr
+        || !o.cluster_pod_cidr.contains(&o.pod_cidr)
+    {
+        return Err((
+            "overlay.podCidr",
+            o.pod_cidr.to_string(),
+            format!(
+                "not an aligned /{OVERLAY_NODE_PREFIX_LEN} of the cluster pod CIDR {}",
+                o.cluster_pod_cidr
+            ),
+        ));
+    }
+    if aksnet_core::azure::overlaps(&IpNet::V4(o.cluster_pod_cidr), &IpNet::V4(pool.subnet)) {
+        return Err((
+            "overlay.clusterPodCidr",
+            o.cluster_pod_cidr.to_string(),
+            format!("overlaps the node subnet {}", pool.subnet),
+        ));
+    }
+    if pool.pod_ips.len() != pool.max_pods as usize {
+        return Err((
+            "podIps",
+            format!("{} addresses", pool.pod_ips.len()),
+            format!("maxPods is {}", pool.max_pods),
+        ));
+    }
+    Ok(o.pod_ips(aksnet_core::azure::OVERLAY_MAX_PODS_PER_NODE)
+        .into_iter()
+        .collect())
 }
 
 /// A Pod Subnet pool's own rules; the pod addresses its blocks allow.
@@ -324,6 +376,7 @@ mod tests {
             max_pods: 10,
             pod_ips: (5..15).map(|d| Ipv4Addr::new(10, 240, 0, d)).collect(),
             pod_subnet: None,
+            overlay: None,
         }
     }
 

@@ -105,6 +105,7 @@ pub fn pod_subnet_pool(
         max_pods: pods.max_pods,
         pod_ips,
         pod_subnet: Some(part),
+        overlay: None,
     }
 }
 
@@ -178,6 +179,7 @@ pub fn sync_pod_pool<S: Store + ?Sized>(
         max_pods: pool.max_pods,
         pod_ips: Vec::new(),
         pod_subnet: Some(pods.pod_subnet_name.clone()),
+        overlay: false,
         lease: pods.lease,
     };
     let next = pod_subnet_pool(&node, &pods, &returning);

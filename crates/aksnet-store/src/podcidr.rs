@@ -153,7 +153,10 @@ pub enum PodCidrError {
         registered: PodCidrPool,
         asked: PodCidrPool,
     },
-    #[error("pod CIDR {cidr} overlaps node subnet {subnet_name} ({subnet}) in the cluster store")]
+    #[error(
+        "pod CIDR {cidr} overlaps subnet {subnet_name} ({subnet}) in the cluster store: {}",
+        aksnet_core::azure::OVERLAY_POD_CIDR_OVERLAP_REASON
+    )]
     OverlapsSubnet {
         cidr: Ipv4Net,
         subnet_name: String,
@@ -252,6 +255,25 @@ pub fn get_pool<S: Store + ?Sized>(
     Ok(Some((p, rev)))
 }
 
+/// Refuses a pod CIDR that overlaps a subnet of the cluster store's registry
+/// (node subnets and pod subnets), with AKS's reason.
+pub fn refuse_overlapping_subnets<S: Store + ?Sized>(
+    store: &S,
+    cidr: Ipv4Net,
+) -> Result<(), PodCidrError> {
+    for (subnet_name, subnet) in crate::reservation::list_subnets(store)? {
+        let subnet = subnet.cidr();
+        if aksnet_core::azure::overlaps(&cidr.into(), &subnet.into()) {
+            return Err(PodCidrError::OverlapsSubnet {
+                cidr,
+                subnet_name,
+                subnet,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The compares and ops that guard the pool: registers `asked` when no pool is
 /// registered (refusing one that overlaps a node subnet), else requires the
 /// same pool. Read BEFORE anything is listed (module comment).
@@ -276,16 +298,7 @@ fn guard_pool<S: Store + ?Sized>(
         return Ok((pool, vec![Compare::ModRevision(key, rev)], ops));
     }
     let pool = asked.ok_or(PodCidrError::NoPool)?;
-    for (subnet_name, subnet) in crate::reservation::list_subnets(store)? {
-        let subnet = subnet.cidr();
-        if subnet.contains(&pool.cidr) || pool.cidr.contains(&subnet) {
-            return Err(PodCidrError::OverlapsSubnet {
-                cidr: pool.cidr,
-                subnet_name,
-                subnet,
-            });
-        }
-    }
+    refuse_overlapping_subnets(store, pool.cidr)?;
     let value = to_json(&key, &pool)?;
     Ok((
         pool,

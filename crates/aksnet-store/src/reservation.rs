@@ -79,6 +79,11 @@ pub struct NodeReservation {
     /// address and `podIps` is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_subnet: Option<String>,
+    /// Set for an Overlay node (issue 15): its pods take addresses of its /24 of
+    /// the cluster pod CIDR (`crate::podcidr`), outside the VNet, so the node
+    /// subnet holds only the node's own address and `podIps` is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overlay: bool,
     /// The lease the reservation lives on (etcd store, `node join --lease-ttl`):
     /// when it expires the store deletes the reservation and its index keys, and
     /// the addresses are free again (docs/node.md, "Leases").
@@ -87,6 +92,12 @@ pub struct NodeReservation {
 }
 
 impl NodeReservation {
+    /// Whether the node's pods take addresses outside the node subnet (Pod
+    /// Subnet, Overlay): the node subnet then holds only the node's own address.
+    pub fn pods_elsewhere(&self) -> bool {
+        self.pod_subnet.is_some() || self.overlay
+    }
+
     /// The node's own address followed by its pod addresses (`1 + maxPods`).
     pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         std::iter::once(self.node_ip).chain(self.pod_ips.iter().copied())
@@ -102,8 +113,10 @@ impl NodeReservation {
             node_ip: self.node_ip,
             max_pods: self.max_pods,
             pod_ips: self.pod_ips.clone(),
-            // A Pod Subnet node's pool is completed by `crate::podsubnet`.
+            // A Pod Subnet node's pool is completed by `crate::podsubnet`, an
+            // Overlay node's by its pod CIDR block.
             pod_subnet: None,
+            overlay: None,
         }
     }
 
@@ -111,7 +124,10 @@ impl NodeReservation {
     fn check(&self) -> Result<(), String> {
         let subnet = NodeSubnet::new(self.subnet).map_err(|e| e.to_string())?;
         MaxPods::new(self.max_pods).map_err(|e| e.to_string())?;
-        let pods_here = if self.pod_subnet.is_some() {
+        if self.pod_subnet.is_some() && self.overlay {
+            return Err("a node is a Pod Subnet node or an Overlay node, not both".into());
+        }
+        let pods_here = if self.pods_elsewhere() {
             0
         } else {
             self.max_pods as usize
@@ -455,7 +471,7 @@ fn backoff(attempt: u32) {
 fn existing<S: Store + ?Sized>(
     store: &S,
     req: &JoinRequest,
-    pod_subnet: Option<&str>,
+    pods: PodHome<'_>,
 ) -> Result<Option<NodeReservation>, ReservationError> {
     let Some((existing, _)) = get_node(store, &req.node)? else {
         return Ok(None);
@@ -464,7 +480,8 @@ fn existing<S: Store + ?Sized>(
     if existing.subnet_name == req.subnet_name
         && existing.subnet == cidr
         && existing.max_pods == req.max_pods.get()
-        && existing.pod_subnet.as_deref() == pod_subnet
+        && existing.pod_subnet.as_deref() == pods.pod_subnet()
+        && existing.overlay == matches!(pods, PodHome::Overlay)
     {
         check_in_use(req, &existing)?;
         return Ok(Some(existing));
@@ -676,11 +693,44 @@ pub fn join_with_pods_in<S: Store + ?Sized>(
     req: &JoinRequest,
     pod_subnet: Option<&str>,
 ) -> Result<JoinOutcome, ReservationError> {
+    join_node(
+        store,
+        req,
+        pod_subnet.map_or(PodHome::NodeSubnet, PodHome::PodSubnet),
+    )
+}
+
+/// Where a joining node's pods take their addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodHome<'a> {
+    /// The node subnet: `1 + maxPods` reserved up front (Node Subnet).
+    NodeSubnet,
+    /// This pod subnet (Pod Subnet): the node subnet gives only the node's address.
+    PodSubnet(&'a str),
+    /// The node's /24 of the cluster pod CIDR (Overlay): likewise one address.
+    Overlay,
+}
+
+impl<'a> PodHome<'a> {
+    fn pod_subnet(self) -> Option<&'a str> {
+        match self {
+            PodHome::PodSubnet(name) => Some(name),
+            PodHome::NodeSubnet | PodHome::Overlay => None,
+        }
+    }
+}
+
+/// [`join`] for a node whose pods live in `pods`.
+pub fn join_node<S: Store + ?Sized>(
+    store: &S,
+    req: &JoinRequest,
+    pods: PodHome<'_>,
+) -> Result<JoinOutcome, ReservationError> {
     validate_node_name(&req.node)?;
     validate_subnet_name(&req.subnet_name)?;
     let nkey = node_key(&req.node);
     for attempt in 0..MAX_ATTEMPTS {
-        if let Some(r) = existing(store, req, pod_subnet)? {
+        if let Some(r) = existing(store, req, pods)? {
             return Ok(JoinOutcome::AlreadyJoined(r));
         }
         let (mut compares, mut ops, indexed) = guard_subnet(store, req)?;
@@ -690,9 +740,11 @@ pub fn join_with_pods_in<S: Store + ?Sized>(
         // taken, as Azure counts other NICs. Read after the guard, like the index:
         // a reserve bumps the same guard, so it and this join serialise.
         reserved.extend(crate::tenants::tenant_addresses(store, &req.subnet_name)?);
-        let picked = match pod_subnet {
-            None => pick_node_addresses(&req.subnet, &req.subnet_name, req.max_pods, &reserved)?,
-            Some(_) => {
+        let picked = match pods {
+            PodHome::NodeSubnet => {
+                pick_node_addresses(&req.subnet, &req.subnet_name, req.max_pods, &reserved)?
+            }
+            PodHome::PodSubnet(_) | PodHome::Overlay => {
                 aksnet_core::azure::pick_node_address(&req.subnet, &req.subnet_name, &reserved)?
             }
         };
@@ -703,7 +755,8 @@ pub fn join_with_pods_in<S: Store + ?Sized>(
             node_ip: picked.node_ip,
             max_pods: req.max_pods.get(),
             pod_ips: picked.pod_ips,
-            pod_subnet: pod_subnet.map(str::to_string),
+            pod_subnet: pods.pod_subnet().map(str::to_string),
+            overlay: pods == PodHome::Overlay,
             lease: req.lease,
         };
         check_in_use(req, &reservation)?;

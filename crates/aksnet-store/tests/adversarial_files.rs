@@ -30,6 +30,7 @@ fn pool() -> NodePool {
         max_pods: 10,
         pod_ips: (5..15).map(|d| Ipv4Addr::new(10, 240, 0, d)).collect(),
         pod_subnet: None,
+        overlay: None,
     }
 }
 

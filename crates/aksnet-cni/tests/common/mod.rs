@@ -36,8 +36,8 @@ pub struct NetnsGuard {
 impl NetnsGuard {
     pub fn new(name: &str) -> Self {
         assert!(
-            name.starts_with("aksnt"),
-            "test names carry the aksnt prefix"
+            name.starts_with("aksnt") || name.starts_with("aksov"),
+            "test names carry the aksnt prefix (aksov for the overlay suites)"
         );
         aksnet_netlink::create_named_netns(name)
             .unwrap_or_else(|e| panic!("creating netns {name}: {e}"));

@@ -352,6 +352,7 @@ impl Network {
             max_pods,
             pod_ips: (1..=max_pods).map(|i| Ipv4Addr::from(base + i)).collect(),
             pod_subnet: None,
+            overlay: None,
         };
         std::fs::write(
             data_dir.join(NODE_POOL_FILE),

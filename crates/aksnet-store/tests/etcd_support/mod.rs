@@ -473,6 +473,7 @@ pub fn fill(
                 .map(|j| std::net::Ipv4Addr::from(base + j))
                 .collect(),
             pod_subnet: None,
+            overlay: false,
             lease: None,
         };
         ops.push(Op::Put {

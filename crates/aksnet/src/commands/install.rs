@@ -4,7 +4,7 @@
 //! install, in order, each step idempotent:
 //! 1. copies `aksnet-cni` into the runtime's CNI bin dir with `aksnet_fs::write_atomic`
 //!    (temp file, fdatasync, rename): a runtime never executes a half-written binary;
-//! 2. nodesubnet: `aksnet node join` with the node's name (`--node` or the downward API's
+//! 2. nodesubnet, overlay, podsubnet: `aksnet node join` with the node's name (`--node` or the downward API's
 //!    `NODE_NAME`), and checks the reserved node address against `--node-ip`/`NODE_IP`;
 //! 3. writes the conflist at the highest cniVersion the local runtime accepts
 //!    (`--cni-version auto`: containerd 1.x and CRI-O get 1.0.0, containerd 2.x 1.1.0;
@@ -44,6 +44,27 @@ const BINARY_MODE: u32 = 0o755;
 pub enum InstallMode {
     Kubenet,
     Nodesubnet,
+    /// Azure CNI Overlay: joins with --overlay --pod-cidr-from (docs/models.md#overlay).
+    Overlay,
+    /// Azure CNI Pod Subnet: joins with --pod-subnet (docs/models.md#pod-subnet).
+    Podsubnet,
+}
+
+impl InstallMode {
+    /// The plugin's `mode` for this model.
+    fn plugin_mode(self) -> &'static str {
+        match self {
+            InstallMode::Kubenet => "kubenet",
+            InstallMode::Nodesubnet => "nodesubnet",
+            InstallMode::Overlay => "overlay",
+            InstallMode::Podsubnet => "podsubnet",
+        }
+    }
+
+    /// Whether install joins the node (every model whose plugin reads node-pool.json).
+    fn joins(self) -> bool {
+        self != InstallMode::Kubenet
+    }
 }
 
 #[derive(clap::Args)]
@@ -76,19 +97,26 @@ pub struct InstallArgs {
     /// kubenet: the bridge.
     #[arg(long, value_name = "NAME", default_value = "cbr0")]
     pub bridge: String,
-    /// nodesubnet: the node's name; default: the environment's NODE_NAME (downward API).
+    /// nodesubnet, overlay, podsubnet: the node's name; default: the environment's NODE_NAME (downward API).
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
-    /// nodesubnet: the node's address; default: NODE_IP. Checked against the reservation.
+    /// nodesubnet, overlay, podsubnet: the node's address; default: NODE_IP. Checked against the reservation.
     #[arg(long, value_name = "IP")]
     pub node_ip: Option<Ipv4Addr>,
-    /// nodesubnet: the node subnet.
+    /// nodesubnet, overlay, podsubnet: the node subnet.
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
     #[arg(long, value_name = "NAME", default_value = super::node::DEFAULT_SUBNET_NAME)]
     pub subnet_name: String,
-    #[arg(long, value_name = "N", default_value_t = 30)]
-    pub max_pods: u32,
+    /// maxPods; default: the model's (30, Overlay 250).
+    #[arg(long, value_name = "N")]
+    pub max_pods: Option<u32>,
+    /// overlay: the cluster pod CIDR the node takes its /24 of (e.g. 192.168.0.0/16).
+    #[arg(long, value_name = "CIDR")]
+    pub pod_cidr_from: Option<Ipv4Net>,
+    /// podsubnet: the pod subnet and its allocation (as `aksnet node join`).
+    #[command(flatten)]
+    pub pods: super::node::PodSubnetArgs,
     /// The cluster store (a directory or an etcd:// / etcds:// URL, as for
     /// `aksnet node join`); etcd TLS files and credentials come from etcdctl's
     /// ETCDCTL_* environment names.
@@ -212,8 +240,8 @@ pub fn conflist(a: &InstallArgs, version: &str) -> Result<serde_json::Value, Ins
                 "ipam": {"ranges": [[{"subnet": cidr.to_string()}]]}
             })
         }
-        InstallMode::Nodesubnet => serde_json::json!({
-            "type": PLUGIN_NAME, "mode": "nodesubnet", "dataDir": a.data_dir
+        mode => serde_json::json!({
+            "type": PLUGIN_NAME, "mode": mode.plugin_mode(), "dataDir": a.data_dir
         }),
     };
     Ok(serde_json::json!({"cniVersion": version, "name": a.network, "plugins": [plugin]}))
@@ -308,7 +336,42 @@ fn plugin_source(a: &InstallArgs) -> Result<PathBuf, InstallError> {
     Ok(exe.with_file_name(PLUGIN_NAME))
 }
 
-/// nodesubnet: `aksnet node join` as its own command does it, then the NODE_IP check.
+/// The join flags of the model: overlay's pod CIDR, podsubnet's pod subnet.
+fn model_join_args(
+    a: &InstallArgs,
+) -> Result<
+    (
+        super::node::podcidr::PodCidrArgs,
+        super::node::PodSubnetArgs,
+    ),
+    InstallError,
+> {
+    let mut pod_cidr = super::node::podcidr::PodCidrArgs::default();
+    let mut pods = super::node::PodSubnetArgs::none();
+    match a.mode {
+        InstallMode::Overlay => {
+            pod_cidr.pod_cidr_from = Some(a.pod_cidr_from.ok_or_else(|| InstallError::Flag {
+                flag: "pod-cidr-from",
+                value: String::new(),
+                why: "required in overlay mode (the cluster pod CIDR, e.g. 192.168.0.0/16)".into(),
+            })?);
+            pod_cidr.pod_cidr_mask_size = aksnet_core::azure::OVERLAY_NODE_PREFIX_LEN;
+        }
+        InstallMode::Podsubnet if a.pods.pod_subnet.is_none() => {
+            return Err(InstallError::Flag {
+                flag: "pod-subnet",
+                value: String::new(),
+                why: "required in podsubnet mode (the pod subnet, e.g. 10.241.0.0/16)".into(),
+            })
+        }
+        InstallMode::Podsubnet => pods = a.pods.clone(),
+        InstallMode::Kubenet | InstallMode::Nodesubnet => {}
+    }
+    Ok((pod_cidr, pods))
+}
+
+/// nodesubnet, overlay, podsubnet: `aksnet node join` as its own command does it,
+/// then the NODE_IP check.
 fn join_node(a: &InstallArgs, record: &mut InstallRecord) -> Result<(), InstallError> {
     let node = a
         .node
@@ -317,7 +380,7 @@ fn join_node(a: &InstallArgs, record: &mut InstallRecord) -> Result<(), InstallE
         .ok_or_else(|| InstallError::Flag {
             flag: "node",
             value: String::new(),
-            why: "required in nodesubnet mode (or the environment's NODE_NAME)".into(),
+            why: "required in nodesubnet, overlay and podsubnet modes (or the environment's NODE_NAME)".into(),
         })?;
     let subnet_text = a.subnet.clone().unwrap_or_default();
     let bad_subnet = |why: String| InstallError::Flag {
@@ -329,23 +392,28 @@ fn join_node(a: &InstallArgs, record: &mut InstallRecord) -> Result<(), InstallE
         .parse()
         .map_err(|e: ipnet::AddrParseError| bad_subnet(e.to_string()))
         .and_then(|n| NodeSubnet::new(n).map_err(|e| bad_subnet(e.to_string())))?;
-    let max_pods = MaxPods::new(a.max_pods).map_err(|e| InstallError::Flag {
-        flag: "max-pods",
-        value: a.max_pods.to_string(),
-        why: e.to_string(),
-    })?;
+    let max_pods = a
+        .max_pods
+        .map(|n| {
+            MaxPods::new(n).map_err(|e| InstallError::Flag {
+                flag: "max-pods",
+                value: n.to_string(),
+                why: e.to_string(),
+            })
+        })
+        .transpose()?;
+    let (pod_cidr, pods) = model_join_args(a)?;
     let join = JoinArgs {
         node: node.clone(),
         subnet: Some(subnet),
         subnet_name: a.subnet_name.clone(),
-        max_pods,
+        max_pods_flag: max_pods,
         store: store_args(&a.store)?,
         data_dir: a.data_dir.clone(),
         lease_ttl: None,
-        pod_cidr: super::node::podcidr::PodCidrArgs::default(),
-        // `aksnet install` joins Node Subnet nodes only (issue 15 adds Pod Subnet
-        // to `node join`; install follows when the lab does).
-        pods: super::node::PodSubnetArgs::none(),
+        pod_cidr,
+        pods,
+        overlay: a.mode == InstallMode::Overlay,
     };
     if super::node::run(NodeCommand::Join(join)) != ExitCode::SUCCESS {
         return Err(InstallError::Node { verb: "join" });
@@ -396,7 +464,7 @@ fn install(a: &InstallArgs) -> Result<(), InstallError> {
     // The conflist goes last: a CRI runtime reports the node's network ready as
     // soon as a conflist is in its directory (containerd 1.6 never asks the
     // plugin's STATUS), so a nodesubnet node without a pool must not have one.
-    if a.mode == InstallMode::Nodesubnet {
+    if a.mode.joins() {
         let joined = join_node(a, &mut record);
         write_record(&a.data_dir, &record)?;
         joined?;

@@ -15,23 +15,27 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aksnet_core::azure::{format_address_runs, MaxPods, NodeSubnet, DEFAULT_MAX_PODS_NODE_SUBNET};
+use aksnet_core::azure::{
+    format_address_runs, MaxPods, NodeSubnet, DEFAULT_MAX_PODS_NODE_SUBNET,
+    DEFAULT_MAX_PODS_OVERLAY,
+};
 use aksnet_core::pool::NodePool;
 use aksnet_store::local_pool::{
     node_pool_path, read_node_pool_ignoring_fence as read_node_pool, remove_node_lease,
     remove_node_pool, unfence, write_node_lease, write_node_pool, LocalPoolError, NodeLease,
 };
 use aksnet_store::podcidr::PodCidrOutcome;
-use aksnet_store::reservation::join_with_pods_in;
 use aksnet_store::reservation::{
     get_node, release, subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
+use aksnet_store::reservation::{join_node, PodHome};
 use aksnet_store::{
     list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
 };
 use ipnet::Ipv4Net;
 
 mod keepalive;
+mod overlay;
 pub mod podcidr;
 mod podpool;
 mod store_args;
@@ -112,9 +116,9 @@ pub struct JoinArgs {
     /// The subnet's name, as in Azure's InsufficientSubnetSize message.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_SUBNET_NAME, value_parser = parse_subnet_name)]
     pub subnet_name: String,
-    /// Maximum pods on the node, 10..=250 (AKS's Node Subnet default is 30).
-    #[arg(long, value_name = "N", default_value_t = default_max_pods(), value_parser = parse_max_pods)]
-    pub max_pods: MaxPods,
+    /// Maximum pods on the node, 10..=250 (AKS's defaults: Node Subnet 30, Overlay 250).
+    #[arg(long = "max-pods", value_name = "N", value_parser = parse_max_pods)]
+    pub max_pods_flag: Option<MaxPods>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// The node's data directory, where node-pool.json is written.
@@ -129,6 +133,32 @@ pub struct JoinArgs {
     pub pod_cidr: podcidr::PodCidrArgs,
     #[command(flatten)]
     pub pods: podpool::PodSubnetArgs,
+    /// An Azure CNI Overlay node (docs/models.md#overlay): its pods take addresses of
+    /// its /24 of --pod-cidr-from; the node subnet gives only the node's address.
+    #[arg(long, requires_all = ["pod_cidr_from", "subnet"], conflicts_with_all = ["pod_subnet", "lease_ttl"])]
+    pub overlay: bool,
+}
+
+impl JoinArgs {
+    /// --max-pods, or the model's AKS default.
+    pub fn max_pods(&self) -> MaxPods {
+        self.max_pods_flag.unwrap_or_else(|| {
+            if self.overlay {
+                MaxPods::new(DEFAULT_MAX_PODS_OVERLAY).unwrap_or_default()
+            } else {
+                MaxPods::default()
+            }
+        })
+    }
+
+    /// Where the node's pods take their addresses.
+    fn pod_home(&self) -> PodHome<'_> {
+        match (&self.pods.pod_subnet, self.overlay) {
+            (Some(_), _) => PodHome::PodSubnet(&self.pods.pod_subnet_name),
+            (None, true) => PodHome::Overlay,
+            (None, false) => PodHome::NodeSubnet,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -163,10 +193,6 @@ pub struct ListArgs {
     /// (other nodes show "-").
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
-}
-
-fn default_max_pods() -> MaxPods {
-    MaxPods::default()
 }
 
 fn parse_node_name(s: &str) -> Result<String, String> {
@@ -285,6 +311,12 @@ pub enum NodeError {
         data_dir.display()
     )]
     PodsInSeveralBlocks { data_dir: PathBuf, blocks: String },
+    #[error("{flag} {value}: {why}")]
+    OverlayFlag {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
     #[error(transparent)]
     PodSubnet(#[from] aksnet_store::podsubnet::PodSubnetError),
     #[error(transparent)]
@@ -307,6 +339,7 @@ impl NodeError {
             )
             | Self::DataDirOfAnotherNode { .. }
             | Self::NodeIpMismatch { .. }
+            | Self::OverlayFlag { .. }
             | Self::NodeIpNeeded => 2,
             Self::PodCidr(e) if e.is_bad_input() => 2,
             #[cfg(not(feature = "etcd"))]
@@ -451,6 +484,7 @@ fn subnet_room(
 }
 
 fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
+    overlay::check_args(a)?;
     // Refuse before touching the store if the data dir is another node's.
     own_pool(&a.data_dir, &a.node)?;
     let in_use = match a.subnet {
@@ -459,22 +493,23 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     };
     let store = a.store.open()?;
     check_store_not_lost(&*store, &a.data_dir)?;
+    overlay::check_store(a, &*store)?;
     let lease = match a.lease_ttl {
         Some(ttl) => Some(store.grant_lease(ttl).map_err(ReservationError::from)?),
         None => None,
     };
     let outcome = match a.subnet {
-        Some(subnet) => Some(join_with_pods_in(
+        Some(subnet) => Some(join_node(
             &*store,
             &JoinRequest {
                 node: a.node.clone(),
                 subnet_name: a.subnet_name.clone(),
                 subnet,
-                max_pods: a.max_pods,
+                max_pods: a.max_pods(),
                 in_use,
                 lease,
             },
-            a.pods.pod_subnet.map(|_| a.pods.pod_subnet_name.as_str()),
+            a.pod_home(),
         )?),
         None => None,
     };
@@ -502,7 +537,8 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
         }
     };
     if let (Some(outcome), Some(subnet)) = (&outcome, a.subnet) {
-        finish_subnet_join(a, &*store, outcome, &subnet)?;
+        let block = pod_cidr.as_ref().map(|p| p.record().cidr);
+        finish_subnet_join(a, &*store, outcome, &subnet, block)?;
     }
     if let Some(p) = pod_cidr {
         let verb = match p {
@@ -527,6 +563,7 @@ fn finish_subnet_join(
     store: &dyn Store,
     outcome: &JoinOutcome,
     subnet: &NodeSubnet,
+    pod_cidr: Option<Ipv4Net>,
 ) -> Result<(), NodeError> {
     let r = outcome.reservation();
     // The store is the truth: (re)write the local pool from it, also on a rejoin,
@@ -536,18 +573,21 @@ fn finish_subnet_join(
             let (pods, path) = podpool::join(store, &a.pods, ps, r, &a.data_dir)?;
             (path, Some(pods))
         }
-        None => (write_node_pool(&a.data_dir, &r.to_node_pool())?, None),
+        None => {
+            let pool = overlay::node_pool(a, r, pod_cidr)?;
+            (write_node_pool(&a.data_dir, &pool)?, None)
+        }
     };
     record_lease(a, r)?;
     unfence(&a.data_dir)?;
     // Everything below is a summary: the join is done, so a failure here is a
     // warning and the exit status stays 0 (issue 17: automation that saw exit 1
     // would delete the VM and leak its addresses).
-    // A Pod Subnet node costs one address of the node subnet.
-    let per_node = if a.pods.pod_subnet.is_some() {
+    // A Pod Subnet or Overlay node costs one address of the node subnet.
+    let per_node = if r.pods_elsewhere() {
         1
     } else {
-        a.max_pods.per_node_reservation()
+        a.max_pods().per_node_reservation()
     };
     let room = if failpoint("join-summary") {
         Err(NodeError::Failpoint("join-summary"))
@@ -579,6 +619,7 @@ fn finish_subnet_join(
                 .join(","),
             p.pod_ips().len()
         ),
+        None if r.overlay => out!("  overlay  pods take addresses of the node's pod CIDR"),
         None => out!(
             "  pod IPs  {} ({})",
             format_address_runs(&r.pod_ips),
@@ -590,7 +631,7 @@ fn finish_subnet_join(
         Ok((free, usable)) => out!(
             "  subnet   {free} of {usable} usable addresses free, room for {} more node(s) at maxPods {}",
             free / per_node,
-            a.max_pods
+            a.max_pods()
         ),
         Err(e) => eprintln!(
             "aksnet node join: warning: node {} is joined, but the subnet's free room could not be read: {e}",
@@ -811,7 +852,7 @@ fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let mut per_subnet: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
     for n in &nodes {
         let e = per_subnet.entry(n.subnet_name.as_str()).or_default();
-        e.0 += if n.pod_subnet.is_some() {
+        e.0 += if n.pods_elsewhere() {
             1
         } else {
             n.pod_ips.len() as u64 + 1
