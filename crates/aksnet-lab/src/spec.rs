@@ -753,6 +753,103 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn pod_subnet_and_overlay_are_validated_before_anything_exists() {
+        let ok = spec(Model::PodSubnet);
+        assert_eq!(ok.max_pods, 250);
+        assert_eq!(ok.title(), "Azure CNI Pod Subnet (dynamic)");
+        let t = ok.topology().unwrap();
+        assert!(t
+            .nodes
+            .iter()
+            .all(|n| n.ip.is_none() && n.pod_cidr.is_none()));
+        type Mutation = Box<dyn Fn(&mut LabSpec)>;
+        let cases: Vec<(Model, Mutation, &str, &str)> = vec![
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.224.0.0/24".parse().unwrap()),
+                "--pod-subnet",
+                "node subnet",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.225.0.0/24".parse().unwrap()),
+                "--pod-subnet",
+                "VM's subnet",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.10.0.0/16".parse().unwrap()),
+                "--pod-subnet",
+                "not inside --vnet",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.226.0.0/29".parse().unwrap()),
+                "--pod-subnet",
+                "/28",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.226.0.1/16".parse().unwrap()),
+                "--pod-subnet",
+                "host bits",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet_name = s.subnet_name.clone()),
+                "--pod-subnet-name",
+                "node subnet's name",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.fabric = Fabric::L2),
+                "--fabric",
+                "not podsubnet",
+            ),
+            (
+                Model::Overlay,
+                Box::new(|s| s.fabric = Fabric::L2),
+                "--fabric",
+                "not overlay",
+            ),
+            (
+                Model::Overlay,
+                Box::new(|s| s.pod_cidr = "10.230.0.0/16".parse().unwrap()),
+                "--pod-cidr",
+                "overlaps --vnet",
+            ),
+            (
+                Model::Overlay,
+                Box::new(|s| s.pod_cidr = "10.100.0.0/16".parse().unwrap()),
+                "--pod-cidr",
+                "overlaps --peer",
+            ),
+        ];
+        for (model, mutate, flag, why) in cases {
+            let mut s = spec(model);
+            mutate(&mut s);
+            let err = s.topology().unwrap_err();
+            assert!(
+                matches!(&err, LabError::Invalid { flag: f, .. } if *f == flag)
+                    && err.to_string().contains(why),
+                "{flag} {why}: {err}"
+            );
+        }
+        // A lab.json written before Pod Subnet existed reads with its defaults.
+        let mut v = serde_json::to_value(spec(Model::Kubenet)).unwrap();
+        for k in ["podSubnet", "podSubnetName", "podAllocation"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        let old: LabSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(old.pod_allocation, Allocation::Dynamic);
+        assert_eq!(old.pod_subnet, net(DEFAULT_POD_SUBNET));
+        assert!("nope"
+            .parse::<Model>()
+            .unwrap_err()
+            .contains("podsubnet or overlay"));
+    }
+
     proptest::proptest! {
         #[test]
         fn names_are_prefixed_and_fit(prefix in "[a-z][a-z0-9-]{0,15}", nodes in 1u32..20, pods in 0u32..10) {

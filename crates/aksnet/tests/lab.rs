@@ -414,7 +414,9 @@ fn demo_proves_every_claim_and_cleans_up() {
         "a VM cannot be placed in the pod subnet",
         "VMs cannot be placed in a pod subnet",
         "(CNI code 11), one `aksnet node pod-sync` took a batch",
-        "two rounds return the batch: 10.226.0.16/28 held again; the fabric dropped 1 route(s)",
+        // Which block a node gets depends on the order of the parallel joins.
+        "two rounds return the batch: 10.226.0.",
+        "/28 held again; the fabric dropped 1 route(s)",
         "side by side: the source address each destination observes",
         "the legacy models on a plain LAN",
         "VM in node subnet: address",
