@@ -530,7 +530,7 @@ fn journal(
 /// Every pod's address lies in a /28 the fabric routes to its own node: the
 /// fabric follows the store's blocks.
 fn assert_pods_routed_to_their_nodes(lab: &LabGuard, blocks: usize) {
-    let routes = fabric_routes(&lab.prefix, "main", "10.226.0.0/16".parse().unwrap());
+    let routes = fabric_routes(&lab.prefix, "main", "10.226.0.0/16".parse().expect("CIDR"));
     assert_eq!(routes.len(), blocks, "{routes:?}");
     assert!(
         routes.iter().all(|(b, _)| b.prefix_len() == 28),
@@ -539,7 +539,7 @@ fn assert_pods_routed_to_their_nodes(lab: &LabGuard, blocks: usize) {
     let (nodes, pods) = journal(lab);
     assert!(!pods.is_empty());
     for (node, ip) in &pods {
-        let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+        let ip: std::net::Ipv4Addr = ip.parse().expect("journal address");
         let (block, via) = routes
             .iter()
             .find(|(b, _)| b.contains(&ip))
