@@ -152,7 +152,7 @@ pub fn desired_table(settings: &AgentSettings, config: &MasqConfig) -> Table {
         masq_link_local: config.masq_link_local_ipv6,
     };
     let mut sets = vec![
-        interval_set(SET_PODS_V4, SetType::Ipv4Addr, aggregate(pods, true)),
+        interval_set(SET_PODS_V4, SetType::Ipv4Addr, aggregate(&pods, true)),
         interval_set(
             SET_NON_MASQ_V4,
             SetType::Ipv4Addr,
@@ -165,7 +165,7 @@ pub fn desired_table(settings: &AgentSettings, config: &MasqConfig) -> Table {
         sets.push(interval_set(
             SET_PODS_V6,
             SetType::Ipv6Addr,
-            aggregate(pods, false),
+            aggregate(&pods, false),
         ));
         sets.push(interval_set(
             SET_NON_MASQ_V6,

@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | nodesubnet | the VNet's prefixes (aks-engine `GetNonMasqueradeCIDR()`, Azure/AKS#1207) | the VNet's prefixes (pods take node-subnet addresses) |
 //! | kubenet | the cluster pod CIDR (aks-engine `ClusterSubnet`, Azure/AKS#2653) | the cluster pod CIDR |
+//! | overlay | the cluster pod CIDR (ACN's `azure-ip-masq-agent-config-reconciled.yaml`; Overlay article: "all traffic leaving the pod CIDR is SNATed to the node IP") | the cluster pod CIDR |
+//! | podsubnet | the IPv4 space minus Azure DNS 168.63.129.16 and IMDS 169.254.169.254 (ACN's `azure-dns-imds-ip-masq-agent-config.yaml`) | `--pod-cidr` (the pod subnet), required |
 //!
 //! The defaults are merged with the files like AKS's reconciled ConfigMap
 //! (`azure-ip-masq-agent-config-reconciled`) is merged with the user's: user files add ranges
@@ -14,6 +16,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aksnet_core::azure::{ipv4_space_without, AZURE_DNS, AZURE_IMDS};
 use ipnet::IpNet;
 
 use crate::masq_config::MasqFragment;
@@ -29,6 +32,8 @@ pub const DEFAULT_TABLE: &str = "aksnet";
 pub enum Mode {
     NodeSubnet,
     Kubenet,
+    Overlay,
+    PodSubnet,
 }
 
 impl Mode {
@@ -36,6 +41,8 @@ impl Mode {
         match self {
             Mode::NodeSubnet => "nodesubnet",
             Mode::Kubenet => "kubenet",
+            Mode::Overlay => "overlay",
+            Mode::PodSubnet => "podsubnet",
         }
     }
 }
@@ -46,8 +53,10 @@ impl std::str::FromStr for Mode {
         match s {
             "nodesubnet" => Ok(Mode::NodeSubnet),
             "kubenet" => Ok(Mode::Kubenet),
+            "overlay" => Ok(Mode::Overlay),
+            "podsubnet" => Ok(Mode::PodSubnet),
             other => Err(format!(
-                "unknown mode {other:?}: expected nodesubnet or kubenet"
+                "unknown mode {other:?}: expected nodesubnet, kubenet, overlay or podsubnet"
             )),
         }
     }
@@ -58,7 +67,8 @@ pub struct AgentSettings {
     pub mode: Mode,
     /// `--vnet-cidr`: the VNet's address prefixes (nodesubnet's non-masquerade default).
     pub vnet_cidrs: Vec<IpNet>,
-    /// `--cluster-pod-cidr`: the cluster pod CIDR(s) (kubenet's non-masquerade default).
+    /// `--cluster-pod-cidr`: the cluster pod CIDR(s) (kubenet's and overlay's
+    /// non-masquerade default).
     pub cluster_pod_cidrs: Vec<IpNet>,
     /// `--pod-cidr`: the source ranges to masquerade; empty means the mode's default.
     pub pod_cidrs: Vec<IpNet>,
@@ -146,10 +156,18 @@ impl AgentSettings {
                     mode: "nodesubnet",
                 })
             }
-            Mode::Kubenet if self.cluster_pod_cidrs.is_empty() => {
+            Mode::Kubenet | Mode::Overlay if self.cluster_pod_cidrs.is_empty() => {
                 return Err(SettingsError::Missing {
                     flag: "cluster-pod-cidr",
-                    mode: "kubenet",
+                    mode: self.mode.as_str(),
+                })
+            }
+            // No default source range: every address but two is non-masquerade,
+            // so the pods' own range must be named.
+            Mode::PodSubnet if self.pod_cidrs.is_empty() => {
+                return Err(SettingsError::Missing {
+                    flag: "pod-cidr",
+                    mode: "podsubnet",
                 })
             }
             _ => {}
@@ -166,19 +184,23 @@ impl AgentSettings {
     }
 
     /// The mode's non-masquerade default.
-    pub fn default_non_masquerade(&self) -> &[IpNet] {
+    pub fn default_non_masquerade(&self) -> Vec<IpNet> {
         match self.mode {
-            Mode::NodeSubnet => &self.vnet_cidrs,
-            Mode::Kubenet => &self.cluster_pod_cidrs,
+            Mode::NodeSubnet => self.vnet_cidrs.clone(),
+            Mode::Kubenet | Mode::Overlay => self.cluster_pod_cidrs.clone(),
+            Mode::PodSubnet => ipv4_space_without(&[AZURE_DNS, AZURE_IMDS])
+                .into_iter()
+                .map(IpNet::V4)
+                .collect(),
         }
     }
 
     /// The source ranges whose traffic is masqueraded.
-    pub fn pod_sources(&self) -> &[IpNet] {
+    pub fn pod_sources(&self) -> Vec<IpNet> {
         if self.pod_cidrs.is_empty() {
             self.default_non_masquerade()
         } else {
-            &self.pod_cidrs
+            self.pod_cidrs.clone()
         }
     }
 
@@ -186,7 +208,7 @@ impl AgentSettings {
     pub fn defaults_fragment(&self) -> MasqFragment {
         MasqFragment {
             source: format!("defaults({})", self.mode.as_str()),
-            non_masquerade_cidrs: self.default_non_masquerade().to_vec(),
+            non_masquerade_cidrs: self.default_non_masquerade(),
             masq_link_local: self.masq_link_local,
             masq_link_local_ipv6: self.masq_link_local,
             resync_interval: None,

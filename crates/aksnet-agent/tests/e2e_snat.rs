@@ -5,9 +5,11 @@
 //! Pods are made exactly as a runtime makes them: the real `aksnet-cni` binary runs in the node
 //! namespace (the runtime's namespace) with `CNI_*` variables, kubelet-style `CNI_ARGS` and the
 //! request configuration on stdin (SPEC.md section 3): kubenet mode on `cbr0` for the kubenet
-//! test, nodesubnet mode on a pool written by `aksnet node join` for the Node Subnet test.
+//! test, nodesubnet, overlay and podsubnet modes on a pool written by `aksnet node join` for
+//! the Node Subnet, Overlay and Pod Subnet tests.
 //!
-//! Every kernel object lives in namespaces named `aksnt<unique>…`, removed by a Drop guard even
+//! Every kernel object lives in namespaces named `aksnt<unique>…` (`aksov<unique>…` for the
+//! Overlay and Pod Subnet tests), removed by a Drop guard even
 //! when an assertion fails; deleting a namespace removes its links and its nftables table.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -87,6 +89,8 @@ struct Lab {
     attachments: Vec<(String, usize)>,
     /// The request configuration sent to `aksnet-cni` on stdin.
     cni_config: String,
+    /// Prefix of every namespace and table name.
+    prefix: &'static str,
 }
 
 impl Drop for Lab {
@@ -115,9 +119,18 @@ enum Datapath {
     /// Azure CNI Node Subnet: the node joins `subnet` (`aksnet node join`, docs/node.md) and
     /// pods take addresses from its reservation (docs/architecture.md#datapath-contracts).
     NodeSubnet { subnet: &'static str },
+    /// A routed model whose node joins `subnet` with `join` added to `aksnet node join`
+    /// (overlay: `--overlay --pod-cidr-from`; podsubnet: `--pod-subnet`), plugin `mode`.
+    Joined {
+        mode: &'static str,
+        subnet: &'static str,
+        join: &'static [&'static str],
+    },
 }
 
 struct Addrs {
+    /// Prefix of the lab's namespaces and table.
+    prefix: &'static str,
     /// The node's address on the fabric (what masqueraded traffic carries).
     node: &'static str,
     datapath: Datapath,
@@ -133,7 +146,7 @@ struct Addrs {
 
 impl Lab {
     fn ns(&self, role: &str) -> String {
-        format!("aksnt{}{role}", self.id)
+        format!("{}{}{role}", self.prefix, self.id)
     }
 
     fn add_ns(&mut self, role: &str) -> String {
@@ -154,6 +167,7 @@ impl Lab {
             data_dir: tempfile::tempdir().expect("tempdir"),
             attachments: Vec::new(),
             cni_config: String::new(),
+            prefix: a.prefix,
         };
         let node = lab.add_ns("node");
         let fab = lab.add_ns("fab");
@@ -229,25 +243,31 @@ impl Lab {
                 "dataDir": data, "logFile": format!("{data}/aksnet-cni.log"),
                 "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]]}
             }),
-            Datapath::NodeSubnet { subnet } => {
-                let store = self.data_dir.path().join("cluster");
-                let o = Command::new(aksnet_binary())
-                    .args(["node", "join", "--node", &self.ns("node")])
-                    .args(["--subnet", subnet, "--subnet-name", "aks-subnet"])
-                    .args(["--max-pods", "30", "--store"])
-                    .arg(&store)
-                    .args(["--data-dir", data])
-                    .output()
-                    .expect("run aksnet node join");
-                assert!(o.status.success(), "aksnet node join: {}", stderr(&o));
-                serde_json::json!({
-                    "cniVersion": "1.0.0", "name": name, "type": "aksnet-cni",
-                    "mode": "nodesubnet", "dataDir": data,
-                    "logFile": format!("{data}/aksnet-cni.log")
-                })
-            }
+            Datapath::NodeSubnet { subnet } => self.joined("nodesubnet", subnet, &[]),
+            Datapath::Joined { mode, subnet, join } => self.joined(mode, subnet, join),
         }
         .to_string()
+    }
+
+    /// Joins the node to `subnet` (plus `join`) and returns the plugin object of `mode`.
+    fn joined(&self, mode: &str, subnet: &str, join: &[&str]) -> serde_json::Value {
+        let data = self.data_dir.path().to_str().unwrap();
+        let store = self.data_dir.path().join("cluster");
+        let o = Command::new(aksnet_binary())
+            .args(["node", "join", "--node", &self.ns("node")])
+            .args(["--subnet", subnet, "--subnet-name", "aks-subnet"])
+            .args(["--max-pods", "30", "--store"])
+            .arg(&store)
+            .args(["--data-dir", data])
+            .args(join)
+            .output()
+            .expect("run aksnet node join");
+        assert!(o.status.success(), "aksnet node join: {}", stderr(&o));
+        serde_json::json!({
+            "cniVersion": "1.0.0", "name": self.table(), "type": "aksnet-cni",
+            "mode": mode, "dataDir": data,
+            "logFile": format!("{data}/aksnet-cni.log")
+        })
     }
 
     /// Runs `aksnet-cni` as a runtime does: in the runtime's (node's) namespace, the pod's
@@ -365,7 +385,7 @@ impl Lab {
     }
 
     fn table(&self) -> String {
-        format!("aksnt{}", self.id)
+        format!("{}{}", self.prefix, self.id)
     }
 
     fn write_config(&self, name: &str, text: &str) {
@@ -411,6 +431,7 @@ fn nodesubnet_inside_sees_pod_outside_sees_node_and_config_flips_it() {
     // 10.224.0.4 (the first address Azure does not keep) and pods 10.224.0.5 onwards.
     // Inside host 10.225.0.10; outside: 198.51.100.10 (TEST-NET-2).
     let lab = Lab::build(&Addrs {
+        prefix: "aksnt",
         node: "10.224.0.4",
         datapath: Datapath::NodeSubnet {
             subnet: "10.224.0.0/24",
@@ -535,6 +556,7 @@ fn kubenet_defaults_keep_pod_ip_only_for_the_cluster_pod_cidr() {
     // "inside" here is another node's pod (10.244.2.10): not NATed. "outside" is a VNet VM
     // (10.225.0.10): kubenet NATs pod traffic to VNet addresses (docs/azure.md#kubenet-snat).
     let lab = Lab::build(&Addrs {
+        prefix: "aksnt",
         node: "10.224.0.4",
         datapath: Datapath::Kubenet {
             pod_cidr: "10.244.1.0/24",
@@ -575,6 +597,7 @@ fn daemon_applies_config_changes_and_survives_bad_config() {
         data_dir: tempfile::tempdir().unwrap(),
         attachments: Vec::new(),
         cni_config: String::new(),
+        prefix: "aksnt",
     };
     lab.add_ns("node");
     let status_file = lab.config_dir.path().join("status.json");
@@ -635,4 +658,92 @@ fn daemon_applies_config_changes_and_survives_bad_config() {
             .is_some_and(|(_, t)| t.contains("203.0.113.0/24"))
     });
     assert_eq!(status(&lab)["ok"], true);
+}
+
+/// Azure CNI Overlay: every destination outside the pod CIDR, inside the VNet or not, sees
+/// the node IP ("all traffic leaving the pod CIDR is SNATed to the node IP", Overlay article);
+/// the fabric routes the node's /24 to it as Azure routes the overlay CIDR.
+#[test]
+fn overlay_every_destination_outside_the_pod_cidr_sees_the_node() {
+    let lab = Lab::build(&Addrs {
+        prefix: "aksov",
+        node: "10.224.0.4",
+        datapath: Datapath::Joined {
+            mode: "overlay",
+            subnet: "10.224.0.0/24",
+            join: &["--overlay", "--pod-cidr-from", "192.168.0.0/16"],
+        },
+        pods: ["192.168.0.1", "192.168.0.2"],
+        inside: ("10.225.0.10", "10.225.0.1"),
+        outside: ("198.51.100.10", "198.51.100.1"),
+        pod_routes: &["192.168.0.0/24"],
+    });
+    // Without the agent the pod address leaves as is.
+    assert_eq!(lab.seen_by(0, "10.225.0.10"), "192.168.0.1");
+    let o = lab.agent(&[
+        "--once",
+        "--mode",
+        "overlay",
+        "--cluster-pod-cidr",
+        "192.168.0.0/16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for pod in 0..2 {
+        assert_eq!(lab.seen_by(pod, "10.225.0.10"), "10.224.0.4", "VNet host");
+        assert_eq!(lab.seen_by(pod, "198.51.100.10"), "10.224.0.4", "internet");
+    }
+    // The mode's flag is required.
+    let o = lab.agent(&["--once", "--mode", "overlay"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--cluster-pod-cidr"), "{}", stderr(&o));
+}
+
+/// Azure CNI Pod Subnet: the pod IP is the source everywhere except toward Azure DNS
+/// (168.63.129.16) and IMDS, which see the node IP (docs/azure.md#snat-defaults-per-mode).
+#[test]
+fn podsubnet_only_azure_dns_sees_the_node() {
+    // Pod subnet 10.226.0.0/24, static: block 10.226.0.16/28, whose first address is the
+    // node's own; pods .17 and .18. The "outside" host plays Azure DNS.
+    let lab = Lab::build(&Addrs {
+        prefix: "aksov",
+        node: "10.224.0.4",
+        datapath: Datapath::Joined {
+            mode: "podsubnet",
+            subnet: "10.224.0.0/24",
+            join: &[
+                "--pod-subnet",
+                "10.226.0.0/24",
+                "--pod-subnet-name",
+                "aksov-pods",
+                "--pod-allocation",
+                "static",
+            ],
+        },
+        pods: ["10.226.0.17", "10.226.0.18"],
+        inside: ("198.51.100.10", "198.51.100.1"),
+        outside: ("168.63.129.16", "168.63.129.1"),
+        pod_routes: &["10.226.0.16/28"],
+    });
+    let o = lab.agent(&[
+        "--once",
+        "--mode",
+        "podsubnet",
+        "--pod-cidr",
+        "10.226.0.0/24",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        lab.seen_by(0, "198.51.100.10"),
+        "10.226.0.17",
+        "internet: pod IP"
+    );
+    assert_eq!(lab.seen_by(1, "198.51.100.10"), "10.226.0.18");
+    assert_eq!(
+        lab.seen_by(0, "168.63.129.16"),
+        "10.224.0.4",
+        "Azure DNS: node IP"
+    );
+    let o = lab.agent(&["--once", "--mode", "podsubnet"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--pod-cidr"), "{}", stderr(&o));
 }

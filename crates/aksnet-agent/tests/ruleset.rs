@@ -47,6 +47,22 @@ fn kubenet(dir: &Path) -> AgentSettings {
     s
 }
 
+/// AKS Overlay: pod CIDR 192.168.0.0/16 (the Overlay article's example).
+fn overlay(dir: &Path) -> AgentSettings {
+    let mut s = AgentSettings::new(Mode::Overlay);
+    s.cluster_pod_cidrs = nets(&["192.168.0.0/16"]);
+    s.config_dir = dir.to_path_buf();
+    s
+}
+
+/// AKS Pod Subnet: pods in 10.241.0.0/16.
+fn podsubnet(dir: &Path) -> AgentSettings {
+    let mut s = AgentSettings::new(Mode::PodSubnet);
+    s.pod_cidrs = nets(&["10.241.0.0/16"]);
+    s.config_dir = dir.to_path_buf();
+    s
+}
+
 fn render_for(settings: &AgentSettings) -> String {
     let config = load_config(settings).unwrap();
     let t = desired_table(settings, &config);
@@ -67,6 +83,45 @@ fn golden_nodesubnet_defaults() {
 fn golden_kubenet_defaults() {
     let dir = tempfile::tempdir().unwrap();
     golden("kubenet-defaults.nft", &render_for(&kubenet(dir.path())));
+}
+
+#[test]
+fn golden_overlay_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    golden("overlay-defaults.nft", &render_for(&overlay(dir.path())));
+}
+
+/// Everything but Azure DNS and IMDS is non-masquerade; masqLinkLocal stays true so no
+/// blanket link-local return hides IMDS.
+#[test]
+fn golden_podsubnet_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = render_for(&podsubnet(dir.path()));
+    assert!(!text.contains("169.254.0.0/16"), "{text}");
+    golden("podsubnet-defaults.nft", &text);
+}
+
+#[test]
+fn overlay_and_podsubnet_name_their_required_flag() {
+    let d = Path::new("/nonexistent");
+    let mut s = overlay(d);
+    s.cluster_pod_cidrs.clear();
+    assert_eq!(
+        s.validate(),
+        Err(SettingsError::Missing {
+            flag: "cluster-pod-cidr",
+            mode: "overlay"
+        })
+    );
+    let mut s = podsubnet(d);
+    s.pod_cidrs.clear();
+    assert_eq!(
+        s.validate(),
+        Err(SettingsError::Missing {
+            flag: "pod-cidr",
+            mode: "podsubnet"
+        })
+    );
 }
 
 /// Node Subnet with a user file adding a peered VNet and on-premises range (Azure/AKS#1207),
@@ -154,7 +209,9 @@ fn settings_are_validated_with_flag_and_value() {
         s.validate(),
         Err(SettingsError::BadTableName { .. })
     ));
-    assert!("overlay".parse::<Mode>().is_err());
+    assert!("azure".parse::<Mode>().is_err());
+    assert_eq!("overlay".parse::<Mode>(), Ok(Mode::Overlay));
+    assert_eq!("podsubnet".parse::<Mode>(), Ok(Mode::PodSubnet));
 }
 
 #[test]

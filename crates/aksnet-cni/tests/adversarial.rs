@@ -226,6 +226,20 @@ fn podsubnet_del_racing_add_never_leaves_an_unbacked_pod() {
 }
 
 #[test]
+fn overlay_concurrent_adds_of_one_attachment_never_free_the_live_address() {
+    let node = Node::create("aoc");
+    let net = Network::overlay("1.0.0", 30);
+    concurrent_adds_keep_the_winner(&net, &node, "aoc");
+}
+
+#[test]
+fn overlay_del_racing_add_never_leaves_an_unbacked_pod() {
+    let node = Node::create("aod");
+    let net = Network::overlay("1.0.0", 30);
+    del_racing_add_leaves_no_orphan(&net, &node, "aod");
+}
+
+#[test]
 fn kubenet_del_racing_add_never_leaves_an_unbacked_pod() {
     let node = Node::create("adk");
     let net = Network::kubenet(&node, "1.0.0");

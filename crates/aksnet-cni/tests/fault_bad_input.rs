@@ -52,6 +52,7 @@ enum ModeKind {
     Kubenet,
     NodeSubnet,
     PodSubnet,
+    Overlay,
 }
 
 /// One defect in an otherwise valid config, and the code it must produce.
@@ -264,6 +265,10 @@ fn base_config(mode: ModeKind, version: &str, data_dir: &Path) -> Map<String, Va
             "cniVersion": version, "name": "aksntbad", "type": "aksnet-cni", "mode": "podsubnet",
             "dataDir": data_dir
         }),
+        ModeKind::Overlay => json!({
+            "cniVersion": version, "name": "aksntbad", "type": "aksnet-cni", "mode": "overlay",
+            "dataDir": data_dir
+        }),
     };
     match v {
         Value::Object(m) => m,
@@ -367,7 +372,7 @@ fn common_mutation() -> BoxedStrategy<Mutation> {
             .prop_filter("unknown mode", |s| {
                 !matches!(
                     s.as_str(),
-                    "kubenet" | "bridge" | "nodesubnet" | "transparent" | "podsubnet"
+                    "kubenet" | "bridge" | "nodesubnet" | "transparent" | "podsubnet" | "overlay"
                 )
             })
             .prop_map(|s| m("mode unknown", &["mode"], Some(json!(s)), 7)),
@@ -509,7 +514,8 @@ fn arb_mode() -> impl Strategy<Value = ModeKind> {
     prop_oneof![
         Just(ModeKind::Kubenet),
         Just(ModeKind::NodeSubnet),
-        Just(ModeKind::PodSubnet)
+        Just(ModeKind::PodSubnet),
+        Just(ModeKind::Overlay)
     ]
 }
 
@@ -522,8 +528,10 @@ fn arb_stdin() -> impl Strategy<Value = Stdin> {
         |(mode, version, noise, specific)| {
             let muts = match (mode, specific) {
                 (ModeKind::Kubenet, true) => kubenet_mutation(),
-                // podsubnet takes nodesubnet's datapath settings.
-                (ModeKind::NodeSubnet | ModeKind::PodSubnet, true) => nodesubnet_mutation(),
+                // podsubnet and overlay take nodesubnet's datapath settings.
+                (ModeKind::NodeSubnet | ModeKind::PodSubnet | ModeKind::Overlay, true) => {
+                    nodesubnet_mutation()
+                }
                 _ => common_mutation(),
             };
             muts.prop_map(move |m| Stdin::Mutated {

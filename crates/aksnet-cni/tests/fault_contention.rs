@@ -1,6 +1,6 @@
 //! Contention (issue 7, item 5): 250 ADDs from 32 concurrent plugin
-//! processes against one node pool (nodesubnet, maxPods 250; and podsubnet
-//! static at maxPods 250), then 250 DELs the same way.
+//! processes against one node pool (nodesubnet, maxPods 250; podsubnet
+//! static and overlay at maxPods 250), then 250 DELs the same way.
 //!
 //! Asserted: every ADD succeeds, the 250 addresses are distinct and all from
 //! the pool, each pod holds its address, the node holds one /32 per pod; the
@@ -131,6 +131,12 @@ fn two_hundred_fifty_adds_from_32_processes_share_one_node_pool() {
 #[test]
 fn two_hundred_fifty_adds_from_32_processes_share_one_pod_subnet_pool() {
     contention_suite("ctq", Network::podsubnet("1.1.0", PODS as u32));
+}
+
+/// The same for an Overlay node at maxPods 250 (its whole /24 but .0, .251-.255).
+#[test]
+fn two_hundred_fifty_adds_from_32_processes_share_one_overlay_pool() {
+    contention_suite("cto", Network::overlay("1.1.0", PODS as u32));
 }
 
 /// One burst at a time: two bursts of 250 pods at once would measure each

@@ -153,6 +153,7 @@ fn harness(tag: &str, mode: &'static str) -> Harness {
     let net = match mode {
         "kubenet" => Network::kubenet(&node, "1.1.0"),
         "podsubnet" => Network::podsubnet("1.1.0", 31),
+        "overlay" => Network::overlay("1.1.0", 30),
         _ => Network::nodesubnet("1.1.0", 30),
     };
     Harness {
@@ -270,4 +271,9 @@ fn sigkill_during_add_and_del_nodesubnet_leaks_nothing() {
 #[test]
 fn sigkill_during_add_and_del_podsubnet_leaks_nothing() {
     crash_suite("crp", "podsubnet");
+}
+
+#[test]
+fn sigkill_during_add_and_del_overlay_leaks_nothing() {
+    crash_suite("cro", "overlay");
 }

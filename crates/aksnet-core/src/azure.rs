@@ -52,6 +52,56 @@ pub const OVERLAY_POD_CIDR_OVERLAP_REASON: &str =
     "an Azure CNI Overlay pod CIDR must not overlap the cluster subnet or any network \
      connected to it (VNet peering, ExpressRoute, VPN)";
 
+/// Azure's virtual public IP for DNS, DHCP and the health probe, and the Instance
+/// Metadata Service: the only destinations AKS masquerades pod traffic to in Pod Subnet
+/// mode (its ip-masq-agent config lists every other range as non-masquerade:
+/// `Azure/azure-container-networking: test/integration/manifests/cilium/v1.18/ebpf/podsubnet/static/azure-dns-imds-ip-masq-agent-config.yaml`;
+/// https://learn.microsoft.com/en-us/azure/virtual-network/what-is-ip-address-168-63-129-16,
+/// https://learn.microsoft.com/en-us/azure/virtual-machines/instance-metadata-service;
+/// docs/azure.md#snat-defaults-per-mode).
+pub const AZURE_DNS: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
+/// See [`AZURE_DNS`].
+pub const AZURE_IMDS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+
+/// The IPv4 space minus `holes` (host addresses), as the fewest prefixes: what an
+/// ip-masq-agent `nonMasqueradeCIDRs` list must hold to masquerade traffic to `holes`
+/// only (Pod Subnet's list is this for [`AZURE_DNS`] and [`AZURE_IMDS`]).
+pub fn ipv4_space_without(holes: &[Ipv4Addr]) -> Vec<Ipv4Net> {
+    let mut out = vec![Ipv4Net::default()];
+    for hole in holes {
+        let mut next = Vec::with_capacity(out.len() + 32);
+        for net in out {
+            next.extend(net_without(net, *hole));
+        }
+        out = next;
+    }
+    out.sort();
+    out
+}
+
+/// `net` minus one address: itself if it does not hold it, else the halves on
+/// the way down to the address, without it.
+fn net_without(net: Ipv4Net, hole: Ipv4Addr) -> Vec<Ipv4Net> {
+    if !net.contains(&hole) {
+        return vec![net];
+    }
+    let mut out = Vec::new();
+    let mut cur = net;
+    while cur.prefix_len() < 32 {
+        let Ok(halves) = cur.subnets(cur.prefix_len() + 1) else {
+            break;
+        };
+        for half in halves {
+            if half.contains(&hole) {
+                cur = half;
+            } else {
+                out.push(half);
+            }
+        }
+    }
+    out
+}
+
 /// Routes an Azure route table holds as AKS's kubenet article documents it, hence
 /// the most nodes of a kubenet cluster (docs/azure.md#kubenet-routes). The lab's
 /// route table and `aksnet agent --kubenet-routes` both stop there.
@@ -396,6 +446,30 @@ mod tests {
         assert!(overlaps(&n("10.1.2.0/24"), &n("10.0.0.0/8")));
         assert!(!overlaps(&n("10.0.0.0/24"), &n("10.0.1.0/24")));
         assert!(!overlaps(&n("10.0.0.0/8"), &n("fd00::/8")));
+    }
+
+    #[test]
+    fn the_ipv4_space_without_azure_dns_and_imds() {
+        let nets = ipv4_space_without(&[AZURE_DNS, AZURE_IMDS]);
+        // One address alone leaves 32 prefixes; these two share their first 7
+        // bits (168 and 169), so 7 siblings are common and the /8 split keeps
+        // neither sibling: 32 + 32 - 7 - 2 = 55.
+        assert_eq!(nets.len(), 55, "{nets:?}");
+        let total: u64 = nets.iter().map(|n| 1u64 << (32 - n.prefix_len())).sum();
+        assert_eq!(total, (1u64 << 32) - 2);
+        for hole in [AZURE_DNS, AZURE_IMDS] {
+            assert!(!nets.iter().any(|n| n.contains(&hole)), "{hole}");
+        }
+        for kept in [
+            "168.63.129.17",
+            "169.254.169.253",
+            "10.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+        ] {
+            let ip: Ipv4Addr = kept.parse().expect("ip");
+            assert!(nets.iter().any(|n| n.contains(&ip)), "{kept}");
+        }
     }
 
     /// Joins nodes until the subnet refuses; returns the nodes and the refusal.

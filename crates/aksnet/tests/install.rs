@@ -177,3 +177,128 @@ fn nodesubnet_install_joins_with_node_name_from_the_environment() {
     ));
     assert!(!listed.contains("aks-nodepool1-0"), "{listed}");
 }
+
+/// `aksnet install --mode <mode> --subnet 10.240.0.0/24 <extra>` into `t`, as node
+/// aksov-node-0; returns the output.
+fn install_model(t: &Path, mode: &str, extra: &[&str]) -> Output {
+    fs::write(t.join("aksnet-cni.build"), b"plugin").unwrap();
+    let mut args: Vec<String> = ["install", "--mode", mode, "--subnet", "10.240.0.0/24"]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(base_args(t));
+    args.extend([
+        "--store".to_string(),
+        t.join("cluster").display().to_string(),
+    ]);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    aksnet(&a, &[("NODE_NAME", "aksov-node-0")])
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+}
+
+fn uninstall(t: &Path) {
+    ok(aksnet(
+        &[
+            "uninstall",
+            "--data-dir",
+            &t.join("data").display().to_string(),
+        ],
+        &[],
+    ));
+    assert!(!t.join("data/node-pool.json").exists(), "the node left");
+    assert!(!t.join("net.d/10-aksnet.conflist").exists());
+}
+
+#[test]
+fn overlay_install_joins_with_a_24_of_the_pod_cidr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // The pod CIDR is required, and one overlapping the node subnet is refused with
+    // AKS's reason; neither writes a conflist.
+    let o = install_model(t, "overlay", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--pod-cidr-from"));
+    let o = install_model(t, "overlay", &["--pod-cidr-from", "10.240.0.0/16"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("overlaps the node subnet 10.240.0.0/24") && err.contains("must not overlap"),
+        "{err}"
+    );
+    assert!(!t.join("net.d/10-aksnet.conflist").exists());
+    assert!(!t.join("data/node-pool.json").exists());
+
+    ok(install_model(
+        t,
+        "overlay",
+        &["--pod-cidr-from", "192.168.0.0/16"],
+    ));
+    let pool = read_json(&t.join("data/node-pool.json"));
+    assert_eq!(pool["version"], 3);
+    assert_eq!(pool["maxPods"], 250, "AKS's Overlay default");
+    assert_eq!(pool["overlay"]["podCidr"], "192.168.0.0/24");
+    assert_eq!(pool["podIps"].as_array().map(Vec::len), Some(250));
+    let list = read_json(&t.join("net.d/10-aksnet.conflist"));
+    assert_eq!(list["plugins"][0]["mode"], "overlay");
+    // The node costs one address of the node subnet.
+    let listed = ok(aksnet(
+        &[
+            "node",
+            "list",
+            "--store",
+            &t.join("cluster").display().to_string(),
+            "--format",
+            "json",
+        ],
+        &[],
+    ));
+    assert!(listed.contains("aksov-node-0"), "{listed}");
+    uninstall(t);
+    let routes = ok(aksnet(
+        &[
+            "node",
+            "routes",
+            "--store",
+            &t.join("cluster").display().to_string(),
+        ],
+        &[],
+    ));
+    assert!(
+        !routes.contains("192.168.0.0/24"),
+        "the /24 was freed: {routes}"
+    );
+}
+
+#[test]
+fn podsubnet_install_joins_with_blocks_of_the_pod_subnet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let o = install_model(t, "podsubnet", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--pod-subnet"));
+    ok(install_model(
+        t,
+        "podsubnet",
+        &[
+            "--pod-subnet",
+            "10.241.0.0/24",
+            "--pod-allocation",
+            "static",
+            "--max-pods",
+            "31",
+        ],
+    ));
+    let pool = read_json(&t.join("data/node-pool.json"));
+    assert_eq!(pool["podSubnet"]["allocation"], "static");
+    assert_eq!(
+        pool["podSubnet"]["blocks"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let list = read_json(&t.join("net.d/10-aksnet.conflist"));
+    assert_eq!(list["plugins"][0]["mode"], "podsubnet");
+    uninstall(t);
+}

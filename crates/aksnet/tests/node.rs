@@ -762,3 +762,65 @@ fn a_committed_join_exits_0_when_its_summary_query_fails() {
         again.stdout
     );
 }
+
+/// `node join --overlay` (docs/models.md#overlay): one node-subnet address, a /24 of
+/// the pod CIDR; a pod CIDR overlapping a subnet the store knows, or a block other than
+/// /24, is refused with the reason and changes nothing; leave frees both.
+#[test]
+fn overlay_join_takes_one_address_and_a_24_and_refuses_overlaps() {
+    let c = Cluster::new();
+    let overlay = ["--overlay", "--pod-cidr-from"];
+    // A Node Subnet node registers 10.240.0.0/24; a pod CIDR holding it is refused.
+    assert_eq!(c.join("aksov-a", &[]).code, Some(0));
+    let r = c.join_with(
+        "aksov-b",
+        &[("--subnet", "10.250.0.0/24"), ("--subnet-name", "aksov-b")],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let a = with_flags(
+        c.join_args("aksov-c", &[overlay[0], overlay[1], "10.0.0.0/8"]),
+        &[("--subnet", "172.16.0.0/24"), ("--subnet-name", "aksov-c")],
+    );
+    let r = aksnet(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("overlaps subnet")
+            && r.stderr.contains("must not overlap the cluster subnet"),
+        "{}",
+        r.stderr
+    );
+    assert!(!c.data("aksov-c").join("node-pool.json").exists());
+    let r = c.join(
+        "aksov-c",
+        &[
+            overlay[0],
+            overlay[1],
+            "192.168.0.0/16",
+            "--pod-cidr-mask-size",
+            "26",
+        ],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("fixed /24"), "{}", r.stderr);
+
+    let r = c.join("aksov-c", &[overlay[0], overlay[1], "192.168.0.0/16"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let pool = c.pool("aksov-c").expect("pool");
+    let o = pool.overlay.expect("overlay pool");
+    assert_eq!(o.pod_cidr.to_string(), "192.168.0.0/24");
+    assert_eq!(pool.pod_ips.len(), 30);
+    // Rejoining with the same flags is idempotent; the node holds one address.
+    let r = c.join("aksov-c", &[overlay[0], overlay[1], "192.168.0.0/16"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let list = c.list_json(None);
+    let text = list.to_string();
+    assert!(text.contains("aksov-c"), "{text}");
+    let r = c.leave("aksov-c", &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("released pod CIDR 192.168.0.0/24"),
+        "{}",
+        r.stdout
+    );
+    assert!(c.pool("aksov-c").is_none());
+}

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use aksnet_core::podsubnet::{blocks_for, pod_addresses, Allocation, BATCH};
 use aksnet_core::pool::{
-    NodePool, PodSubnetPool, NODE_POOL_FILE, NODE_POOL_VERSION, NODE_POOL_VERSION_POD_SUBNET,
+    NodePool, OverlayPool, PodSubnetPool, NODE_POOL_FILE, NODE_POOL_VERSION,
+    NODE_POOL_VERSION_OVERLAY, NODE_POOL_VERSION_POD_SUBNET,
 };
 use aksnet_netlink::{create_named_netns, delete_named_netns, named_netns_path, Handle, Netns};
 use ipnet::{IpNet, Ipv4Net};
@@ -332,45 +333,50 @@ impl Network {
         }
     }
 
-    /// nodesubnet: a node pool of `max_pods` addresses in 10.98.0.0/22 (what
-    /// `aksnet node join` writes, docs/node.md), the node IP first.
-    pub fn nodesubnet(cni_version: &str, max_pods: u32) -> Self {
+    /// A routed mode (`mode`: nodesubnet, podsubnet, overlay) over `pool`,
+    /// written where `aksnet node join` writes it.
+    fn routed(cni_version: &str, mode: &str, pool: &NodePool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("aksnt-fault-")
             .tempdir()
             .expect("tempdir");
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
-        let subnet: Ipv4Net = "10.98.0.0/22".parse().expect("cidr");
-        let base = u32::from(Ipv4Addr::new(10, 98, 0, 4));
-        let pool = NodePool {
-            version: NODE_POOL_VERSION,
-            node: "aksnt-node".into(),
-            subnet_name: "aksnt".into(),
-            subnet,
-            node_ip: Ipv4Addr::from(base),
-            max_pods,
-            pod_ips: (1..=max_pods).map(|i| Ipv4Addr::from(base + i)).collect(),
-            pod_subnet: None,
-            overlay: None,
-        };
         std::fs::write(
             data_dir.join(NODE_POOL_FILE),
-            serde_json::to_vec(&pool).expect("serialise node pool"),
+            serde_json::to_vec(pool).expect("serialise node pool"),
         )
         .expect("write node pool");
         let name = "aksntfault".to_string();
         let conf = json!({
-            "cniVersion": cni_version, "name": name, "type": "aksnet-cni", "mode": "nodesubnet",
+            "cniVersion": cni_version, "name": name, "type": "aksnet-cni", "mode": mode,
             "dataDir": data_dir
         });
         Network {
             name,
             data_dir,
             conf,
-            subnet,
+            subnet: pool.pod_prefix(),
             _dir: dir,
         }
+    }
+
+    /// nodesubnet: a node pool of `max_pods` addresses in 10.98.0.0/22 (what
+    /// `aksnet node join` writes, docs/node.md), the node IP first.
+    pub fn nodesubnet(cni_version: &str, max_pods: u32) -> Self {
+        let base = u32::from(Ipv4Addr::new(10, 98, 0, 4));
+        let pool = NodePool {
+            version: NODE_POOL_VERSION,
+            node: "aksnt-node".into(),
+            subnet_name: "aksnt".into(),
+            subnet: "10.98.0.0/22".parse().expect("cidr"),
+            node_ip: Ipv4Addr::from(base),
+            max_pods,
+            pod_ips: (1..=max_pods).map(|i| Ipv4Addr::from(base + i)).collect(),
+            pod_subnet: None,
+            overlay: None,
+        };
+        Self::routed(cni_version, "nodesubnet", &pool)
     }
 
     /// podsubnet (issue 15): a static-block Pod Subnet node's pool, what `aksnet
@@ -378,13 +384,6 @@ impl Network {
     /// ceil((maxPods+1)/16) /28 blocks, maxPods pod addresses of them; the
     /// node's own address in a node subnet of its own.
     pub fn podsubnet(cni_version: &str, max_pods: u32) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("aksnt-fault-")
-            .tempdir()
-            .expect("tempdir");
-        let data_dir = dir.path().join("data");
-        std::fs::create_dir_all(&data_dir).expect("create data dir");
-        let subnet: Ipv4Net = "10.97.0.0/22".parse().expect("cidr");
         let max = aksnet_core::azure::MaxPods::new(max_pods).expect("maxPods");
         let first = u32::from(Ipv4Addr::new(10, 97, 0, 16));
         let blocks: Vec<Ipv4Addr> = (0..blocks_for(max))
@@ -400,29 +399,36 @@ impl Network {
             pod_ips: pod_addresses(&blocks, Some(max_pods as usize)),
             pod_subnet: Some(PodSubnetPool {
                 name: "aksnt-pods".into(),
-                cidr: subnet,
+                cidr: "10.97.0.0/22".parse().expect("cidr"),
                 allocation: Allocation::Static,
                 blocks,
                 returning: Vec::new(),
             }),
+            overlay: None,
         };
-        std::fs::write(
-            data_dir.join(NODE_POOL_FILE),
-            serde_json::to_vec(&pool).expect("serialise node pool"),
-        )
-        .expect("write node pool");
-        let name = "aksntfault".to_string();
-        let conf = json!({
-            "cniVersion": cni_version, "name": name, "type": "aksnet-cni", "mode": "podsubnet",
-            "dataDir": data_dir
-        });
-        Network {
-            name,
-            data_dir,
-            conf,
-            subnet,
-            _dir: dir,
-        }
+        Self::routed(cni_version, "podsubnet", &pool)
+    }
+
+    /// overlay (issue 15): an Overlay node's pool, what `aksnet node join
+    /// --overlay --pod-cidr-from 10.95.0.0/16` writes for a node holding
+    /// 10.95.3.0/24: the block's first maxPods addresses from .1.
+    pub fn overlay(cni_version: &str, max_pods: u32) -> Self {
+        let overlay = OverlayPool {
+            cluster_pod_cidr: "10.95.0.0/16".parse().expect("cidr"),
+            pod_cidr: "10.95.3.0/24".parse().expect("cidr"),
+        };
+        let pool = NodePool {
+            version: NODE_POOL_VERSION_OVERLAY,
+            node: "aksov-node".into(),
+            subnet_name: "aksov".into(),
+            subnet: "10.94.0.0/24".parse().expect("cidr"),
+            node_ip: Ipv4Addr::new(10, 94, 0, 4),
+            max_pods,
+            pod_ips: overlay.pod_ips(max_pods),
+            pod_subnet: None,
+            overlay: Some(overlay),
+        };
+        Self::routed(cni_version, "overlay", &pool)
     }
 
     pub fn state_path(&self) -> PathBuf {

@@ -13,17 +13,20 @@ use ipnet::IpNet;
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
-    /// Network model: nodesubnet or kubenet (selects the non-masquerade default).
+    /// Network model: nodesubnet, kubenet, overlay or podsubnet (selects the non-masquerade
+    /// default; docs/agent.md#modes).
     #[arg(long, value_parser = parse_mode, required_unless_present_any = ["uninstall", "policy_only"])]
     pub mode: Option<Mode>,
     /// A VNet address prefix (repeatable); the nodesubnet non-masquerade default.
     #[arg(long = "vnet-cidr", value_name = "CIDR")]
     pub vnet_cidrs: Vec<IpNet>,
-    /// The cluster pod CIDR (repeatable for dual stack); the kubenet non-masquerade default.
+    /// The cluster pod CIDR (repeatable for dual stack); the kubenet and overlay
+    /// non-masquerade default.
     #[arg(long = "cluster-pod-cidr", value_name = "CIDR")]
     pub cluster_pod_cidrs: Vec<IpNet>,
     /// Pod source range to masquerade (repeatable); default: the mode's non-masquerade default
-    /// (nodesubnet: the VNet prefixes; kubenet: the cluster pod CIDR).
+    /// (nodesubnet: the VNet prefixes; kubenet, overlay: the cluster pod CIDR); required in
+    /// podsubnet (the pod subnet).
     #[arg(long = "pod-cidr", value_name = "CIDR")]
     pub pod_cidrs: Vec<IpNet>,
     /// Directory holding the ip-masq-agent config files (every file named ip-masq*).
