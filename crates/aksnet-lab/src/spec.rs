@@ -383,7 +383,7 @@ impl LabSpec {
         if self.model == Model::PodSubnet {
             self.validate_pod_subnet(vm_subnet)?;
         }
-        if self.fabric == Fabric::L2 && !matches!(self.model, Model::NodeSubnet | Model::Kubenet) {
+        if self.fabric == Fabric::L2 && self.model == Model::PodSubnet {
             return Err(crate::fabric_l2::l2_refusal(self.model));
         }
         let p = &self.prefix;
@@ -806,12 +806,6 @@ mod tests {
                 Box::new(|s| s.fabric = Fabric::L2),
                 "--fabric",
                 "not podsubnet",
-            ),
-            (
-                Model::Overlay,
-                Box::new(|s| s.fabric = Fabric::L2),
-                "--fabric",
-                "not overlay",
             ),
             (
                 Model::Overlay,

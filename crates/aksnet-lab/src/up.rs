@@ -301,7 +301,7 @@ impl<'a> Builder<'a> {
                 self.connect_sdn_node(n, &ns, ip, &pod_ips, cidr)?;
                 cidr
             }
-            Fabric::L2 => self.plug_l2_node(n, &ns, ip)?,
+            Fabric::L2 => self.plug_l2_node(n, &ns, ip, joined_cidr)?,
         };
         Self::configure_uplink(&ns, ip, self.spec.subnet.prefix_len(), self.topo.gateway)?;
         let node = NodeUp {

@@ -310,7 +310,7 @@ fn bad_input_is_refused_before_anything_is_created() {
                 "--prefix",
                 "aksntlabbad-",
                 "--model",
-                "overlay",
+                "podsubnet",
                 "--fabric",
                 "l2",
             ],
@@ -418,7 +418,7 @@ fn demo_proves_every_claim_and_cleans_up() {
         "two rounds return the batch: 10.226.0.",
         "/28 held again; the fabric dropped 1 route(s)",
         "side by side: the source address each destination observes",
-        "the legacy models on a plain LAN",
+        "the same claims on a plain LAN",
         "VM in node subnet: address",
         "every claim holds",
     ] {

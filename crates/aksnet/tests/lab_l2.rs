@@ -25,7 +25,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 
 mod lab_support;
-use lab_support::{assert_matrix, KUBENET_EXPECTED, NODESUBNET_EXPECTED};
+use lab_support::{assert_matrix, KUBENET_EXPECTED, NODESUBNET_EXPECTED, OVERLAY_EXPECTED};
 
 /// The sdn matrix and the subnet VM's rows: its address is no pod's (the Node
 /// Subnet FAQ), and it reaches pods as the model's other VMs do.
@@ -166,6 +166,27 @@ fn pods(lab: &LabGuard) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// Overlay on a LAN: each node's /24 comes from the store at join and the other
+/// nodes route it (`agent --kubenet-routes`, docs/models.md#overlay); nothing else
+/// reaches a pod, and every pod leaves the pod CIDR as its node.
+#[test]
+fn overlay_on_a_plain_lan_three_nodes_ten_pods() {
+    let lab = LabGuard::new("akslbl2o-");
+    up_and_check(
+        &lab,
+        "overlay",
+        &l2_expected(&OVERLAY_EXPECTED, "unreachable"),
+    );
+    assert_eq!(pods(&lab).len(), 30);
+    for i in 0..3 {
+        let routes = ip_in(
+            &lab.ns(&format!("node-{i}")),
+            &["route", "show", "proto", "213"],
+        );
+        assert_eq!(routes.lines().count(), 2, "node-{i}: {routes}");
+    }
 }
 
 #[test]
