@@ -170,6 +170,10 @@ pub fn expectation(model: Model, path: &str, non_masq_peer: bool) -> (Expect, &'
             Sees(Who::Pod),
             "and outside it: no SNAT but to Azure DNS and IMDS (FAQ)",
         ),
+        (Model::PodSubnet, "pod-azuredns") => (
+            Sees(Who::Node),
+            "the exception: AKS masquerades Azure DNS (and IMDS)",
+        ),
         (Model::PodSubnet, "vm-pod") => {
             (Sees(Who::Vm), "pods are directly reachable from the VNet")
         }
@@ -219,6 +223,7 @@ pub fn path_title(path: &str) -> &'static str {
         "pod-onprem" => "pod → on-premises host",
         "vm-pod" => "VM → pod",
         "svm-address" => "VM in node subnet: address",
+        "pod-azuredns" => "pod → Azure DNS 168.63.129.16",
         "svm-pod" => "VM in node subnet → pod",
         _ => "?",
     }
@@ -475,6 +480,9 @@ pub fn check(lab: &Lab) -> Result<CheckReport> {
         ("vm-pod", Some(vm.clone()), vm_target.clone()),
     ];
     let mut plan = plan;
+    if let Some(dns) = &topo.azure_dns {
+        plan.insert(5, ("pod-azuredns", src.clone(), Some(host_ep(dns))));
+    }
     let svm = topo.subnet_vm.as_ref().map(host_ep);
     if let Some(svm) = &svm {
         plan.push(("svm-pod", Some(svm.clone()), vm_target));
@@ -608,8 +616,9 @@ fn header(s: &LabSpec) -> String {
 }
 
 /// AKS's exceptions to "the pod IP is always the source" in Pod Subnet
-/// (docs/models.md#pod-subnet): not probed, the lab has no Azure DNS or IMDS.
-pub const POD_SUBNET_EXCEPTIONS: &str = "exceptions (AKS masquerades these, not probed here): pod → Azure DNS 168.63.129.16 and IMDS 169.254.169.254 leave with the node IP";
+/// (docs/models.md#pod-subnet): Azure DNS is probed (a host answers at its
+/// address); IMDS, a link-local address, is not.
+pub const POD_SUBNET_EXCEPTIONS: &str = "exceptions: AKS masquerades pod → Azure DNS 168.63.129.16 (probed below) and IMDS 169.254.169.254 (not probed) to the node IP";
 
 impl CheckReport {
     /// The matrix as aligned text.

@@ -145,6 +145,12 @@ pub const DEFAULT_POD_SUBNET_NAME: &str = "aks-pods";
 pub const DEFAULT_PEER: &str = "10.100.0.0/16";
 pub const DEFAULT_ON_PREM: &str = "192.168.0.0/16";
 
+/// Azure DNS's virtual public address, reachable from every VM of every VNet
+/// (docs/azure.md#snat-defaults-per-mode: AKS masquerades pod traffic to it in Pod Subnet).
+pub const AZURE_DNS: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
+/// The lab's link to the Azure DNS host: the fabric holds `.1`.
+pub const AZURE_DNS_RANGE: &str = "168.63.129.0/24";
+
 /// Ranges AKS forbids for the VNet, pod and service ranges (docs/azure.md#reserved-ranges).
 pub const RESERVED_RANGES: [&str; 4] = [
     "169.254.0.0/16",
@@ -382,6 +388,21 @@ impl LabSpec {
 
         if self.model == Model::PodSubnet {
             self.validate_pod_subnet(vm_subnet)?;
+            // Azure keeps 168.63.129.16 out of every VNet (the planner's R4).
+            let dns = net(AZURE_DNS_RANGE);
+            for (flag, n) in [
+                ("--vnet", self.vnet),
+                ("--peer", self.peer),
+                ("--on-prem", self.on_prem),
+            ] {
+                if overlaps(n, dns) {
+                    return Err(LabError::invalid(
+                        flag,
+                        n,
+                        format!("overlaps {dns}, the lab's link to Azure DNS"),
+                    ));
+                }
+            }
         }
         if self.fabric == Fabric::L2 && self.model == Model::PodSubnet {
             return Err(crate::fabric_l2::l2_refusal(self.model));
@@ -448,6 +469,16 @@ impl LabSpec {
                 self.on_prem,
             ),
             nft_table: format!("{p}snat"),
+            azure_dns: (self.model == Model::PodSubnet).then(|| {
+                let mut h = HostPlan::new(
+                    "Azure DNS",
+                    format!("{p}azdns"),
+                    "azdns",
+                    net(AZURE_DNS_RANGE),
+                );
+                h.ip = AZURE_DNS;
+                h
+            }),
         })
     }
 }
@@ -468,6 +499,8 @@ impl LabSpec {
             format!("overlaps the node subnet --subnet {}", self.subnet)
         } else if overlaps(n, vm_subnet) {
             format!("overlaps the VM's subnet {vm_subnet}")
+        } else if overlaps(n, net(AZURE_DNS_RANGE)) {
+            format!("overlaps {AZURE_DNS_RANGE}, the lab's link to Azure DNS")
         } else if let Some(r) = RESERVED_RANGES
             .iter()
             .map(|r| net(r))
@@ -613,6 +646,9 @@ pub struct Topology {
     pub vm: HostPlan,
     pub peer: HostPlan,
     pub on_prem: HostPlan,
+    /// Pod Subnet: a host answering at Azure DNS's address, the exception AKS
+    /// masquerades in this model (docs/models.md#pod-subnet).
+    pub azure_dns: Option<HostPlan>,
     /// The agent's nftables table in every node netns.
     pub nft_table: String,
 }
@@ -800,6 +836,12 @@ mod tests {
                 Box::new(|s| s.pod_subnet_name = s.subnet_name.clone()),
                 "--pod-subnet-name",
                 "node subnet's name",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.peer = "168.63.129.0/24".parse().unwrap()),
+                "--peer",
+                "Azure DNS",
             ),
             (
                 Model::PodSubnet,

@@ -88,6 +88,9 @@ pub fn up(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<UpRepo
     if let Some(vm) = &topo.subnet_vm {
         b.build_subnet_vm(vm)?;
     }
+    if let Some(dns) = &topo.azure_dns {
+        b.build_host(dns)?;
+    }
     // One thread per node: joins serialise in the store, the rest is per node.
     let results: Vec<Result<NodeUp>> = std::thread::scope(|s| {
         let handles: Vec<_> = topo

@@ -37,15 +37,16 @@ pub const KUBENET_EXPECTED: [(&str, &str); 6] = [
 ];
 
 /// Pod Subnet, per the Legacy CNI article's FAQ (docs/models.md#pod-subnet): the pod IP is
-/// the source address inside and outside the VNet (only Azure DNS and IMDS are
-/// masqueraded, neither of which the lab has), and pods are directly reachable
-/// from the VNet.
-pub const PODSUBNET_EXPECTED: [(&str, &str); 6] = [
+/// the source address inside and outside the VNet, and pods are directly reachable
+/// from the VNet; the exception AKS makes, traffic to Azure DNS (168.63.129.16)
+/// masqueraded to the node IP (docs/azure.md#snat-defaults-per-mode), has its own row.
+pub const PODSUBNET_EXPECTED: [(&str, &str); 7] = [
     ("pod-pod-same-node", "pod"),
     ("pod-pod-across-nodes", "pod"),
     ("pod-vm", "pod"),
     ("pod-peer", "pod"),
     ("pod-onprem", "pod"),
+    ("pod-azuredns", "node"),
     ("vm-pod", "vm"),
 ];
 
