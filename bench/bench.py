@@ -5,6 +5,7 @@ One run measures, alternating between them in every round:
 
   kubenet     aksnet-cni mode kubenet      vs  reference bridge + host-local
   nodesubnet  aksnet-cni mode nodesubnet   vs  reference ptp + host-local
+  overlay     aksnet-cni mode overlay      vs  reference ptp + host-local
 
 for N = 50 and 250 pods, with 1 (serial) and 8 parallel callers. For each cell
 it reports the median and p99 latency of ADD, CHECK and DEL, the wall time of
@@ -61,6 +62,10 @@ UPLINK = "aksntbup0"
 UPLINK_PEER = "aksntbup1"
 KUBENET_SUBNET = "10.99.0.0/22"
 NODE_SUBNET = "10.98.0.0/22"
+# Overlay: the cluster pod CIDR, and the /24 the first node joined gets of it (the ptp
+# reference allocates from the same /24).
+OVERLAY_POD_CIDR = "10.95.0.0/16"
+OVERLAY_BLOCK = "10.95.0.0/24"
 CLONE_NEWNET = 0x40000000
 
 # pair -> [(label, conflist, kind)]: the reference first, then aksnet-cni
@@ -73,7 +78,14 @@ PAIRS = {
         ("reference ptp+host-local", "ref-ptp.conflist", "ref"),
         ("aksnet-cni nodesubnet", "aksnet-nodesubnet.conflist", "ours"),
     ],
+    "overlay": [
+        ("reference ptp+host-local", "ref-ptp.conflist", "ref"),
+        ("aksnet-cni overlay", "aksnet-overlay.conflist", "ours"),
+    ],
 }
+SUBNETS = {"kubenet": KUBENET_SUBNET, "nodesubnet": NODE_SUBNET, "overlay": OVERLAY_BLOCK}
+# `aksnet node join` flags of the modes that read node-pool.json.
+JOIN_FLAGS = {"nodesubnet": [], "overlay": ["--overlay", "--pod-cidr-from", OVERLAY_POD_CIDR]}
 OPS = ("ADD", "CHECK", "DEL")
 
 
@@ -291,11 +303,12 @@ def host_local_left(datadir):
     return len(leaked)
 
 
-def join_node(args, datadir, store):
-    """nodesubnet needs the node's up-front reservation (docs/node.md)."""
+def join_node(args, datadir, store, pair):
+    """nodesubnet needs the node's up-front reservation (docs/node.md), overlay its /24
+    of the pod CIDR (docs/models.md#overlay)."""
     p = sh(args.aksnet, "node", "join", "--node", "aksntb-node", "--subnet", NODE_SUBNET,
            "--subnet-name", "aksntb", "--max-pods", "250", "--store", store, "--data-dir", datadir,
-           check=False)
+           *JOIN_FLAGS[pair], check=False)
     if p.returncode != 0:
         raise SystemExit(f"aksnet node join failed: {p.stderr.decode()}{p.stdout.decode()}")
 
@@ -303,7 +316,7 @@ def join_node(args, datadir, store):
 def bench_one(args, pair, label, conflist, kind, n, jobs):
     datadir = tempfile.mkdtemp(prefix="aksntb-data-")
     store = tempfile.mkdtemp(prefix="aksntb-store-")
-    subnet = KUBENET_SUBNET if pair == "kubenet" else NODE_SUBNET
+    subnet = SUBNETS[pair]
     with open(os.path.join(HERE, conflist)) as f:
         text = f.read()
     text = text.replace("@BRIDGE@", BRIDGE).replace("@SUBNET@", subnet).replace("@DATADIR@", datadir)
@@ -315,8 +328,8 @@ def bench_one(args, pair, label, conflist, kind, n, jobs):
            "cniVersion": netlist["cniVersion"], "chain": [p["type"] for p in netlist["plugins"]]}
     created = []
     try:
-        if pair == "nodesubnet" and kind == "ours":
-            join_node(args, datadir, store)
+        if pair in JOIN_FLAGS and kind == "ours":
+            join_node(args, datadir, store, pair)
         for nm in names:
             sh("ip", "netns", "add", nm)
             created.append(nm)

@@ -354,19 +354,25 @@ fn max_pods_suite(n: &Node) {
 #[test]
 fn a_node_that_has_not_joined_is_not_ready() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = json!({"cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
-                      "mode": "nodesubnet", "dataDir": dir.path()});
-    let o = call(&[("CNI_COMMAND", "STATUS")], &conf.to_string());
-    assert_eq!(o.code(), 102, "{}", o.stdout);
-    assert!(
-        o.msg().contains("node-pool.json") && o.msg().contains("aksnet node join"),
-        "{}",
-        o.msg()
-    );
-    let p = NetnsGuard::new(&format!("aksnt-{}", tag("nj")));
-    let o = verb(None, "ADD", "x", &p.path(), &conf, "");
-    assert!(o.msg().contains("aksnet node join"), "{}", o.msg());
+    for (mode, join) in [
+        ("nodesubnet", "aksnet node join"),
+        ("podsubnet", "aksnet node join --pod-subnet"),
+        ("overlay", "aksnet node join --overlay"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = json!({"cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
+                          "mode": mode, "dataDir": dir.path()});
+        let o = call(&[("CNI_COMMAND", "STATUS")], &conf.to_string());
+        assert_eq!(o.code(), 102, "{mode}: {}", o.stdout);
+        assert!(
+            o.msg().contains("node-pool.json") && o.msg().contains(join),
+            "{mode}: {}",
+            o.msg()
+        );
+        let p = NetnsGuard::new(&format!("aksnt-{}", tag("nj")));
+        let o = verb(None, "ADD", "x", &p.path(), &conf, "");
+        assert!(o.msg().contains(join), "{mode}: {}", o.msg());
+    }
 }
 
 fn pod_sync(n: &Node) -> String {

@@ -128,7 +128,7 @@ fn invalid_config_is_code_7_naming_field_and_value() {
     let base = kubenet(dir.path());
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
         ("mode", json!(null), "mode"),
-        ("mode", json!("overlay"), "overlay"),
+        ("mode", json!("swift"), "swift"),
         (
             "ipam",
             json!({"ranges": [[{"subnet": "10.1.2.3/24"}]]}),

@@ -395,11 +395,12 @@ fn kubenet_conflist(data: &Path, bridge: &str) -> String {
     .to_string()
 }
 
-fn nodesubnet_conflist(data: &Path) -> String {
+/// A routed mode's conflist (`mode`: nodesubnet, overlay).
+fn routed_conflist(data: &Path, mode: &str) -> String {
     serde_json::json!({
         "cniVersion": "1.0.0",
         "name": NETWORK,
-        "plugins": [{"type": "aksnet-cni", "mode": "nodesubnet", "dataDir": data,
+        "plugins": [{"type": "aksnet-cni", "mode": mode, "dataDir": data,
                      "logFile": data.join("aksnet-cni.log")}]
     })
     .to_string()
@@ -539,7 +540,7 @@ fn nodesubnet_pods_through_the_cri_and_the_31st_is_refused() {
     )
     .unwrap();
     aksnet_store::local_pool::write_node_pool(&data, &joined.reservation().to_node_pool()).unwrap();
-    let mut cri = Cri::new(&node, &nodesubnet_conflist(&data));
+    let mut cri = Cri::new(&node, &routed_conflist(&data, "nodesubnet"));
     let t0 = Instant::now();
     two_pods_restart_and_lost_netns(&mut cri, &data);
 
@@ -570,4 +571,75 @@ fn nodesubnet_pods_through_the_cri_and_the_31st_is_refused() {
         "nodesubnet through the CRI: {} ms",
         t0.elapsed().as_millis()
     );
+}
+
+/// Two pods, a containerd restart and a lost netns through the CRI in the routed `mode`
+/// over `pool`, the node pool `aksnet node join` writes.
+fn routed_pods_through_the_cri(mode: &str, pool: aksnet_core::pool::NodePool) {
+    let _serial = require();
+    let node = NodeNetns::new();
+    let tmp = tempfile::Builder::new()
+        .prefix("aksh1-cri-routed")
+        .tempdir()
+        .unwrap();
+    let data = tmp.path().join("data");
+    aksnet_store::local_pool::write_node_pool(&data, &pool).unwrap();
+    let mut cri = Cri::new(&node, &routed_conflist(&data, mode));
+    let t0 = Instant::now();
+    two_pods_restart_and_lost_netns(&mut cri, &data);
+    eprintln!("{mode} through the CRI: {} ms", t0.elapsed().as_millis());
+}
+
+/// A node of node subnet 10.245.0.0/24 whose pods are `pod_ips` (no pod subnet, no overlay).
+fn pool_with(pod_ips: Vec<std::net::Ipv4Addr>, version: u32) -> aksnet_core::pool::NodePool {
+    aksnet_core::pool::NodePool {
+        version,
+        node: "aksh1-node".into(),
+        subnet_name: "aks-subnet".into(),
+        subnet: "10.245.0.0/24".parse().unwrap(),
+        node_ip: "10.245.0.4".parse().unwrap(),
+        max_pods: u32::try_from(pod_ips.len()).unwrap(),
+        pod_ips,
+        pod_subnet: None,
+        overlay: None,
+    }
+}
+
+/// Overlay through the CRI: the pool `aksnet node join --overlay --pod-cidr-from
+/// 10.246.0.0/16` writes for a node holding 10.246.3.0/24 (docs/models.md#overlay).
+#[test]
+fn overlay_pods_through_the_cri() {
+    let overlay = aksnet_core::pool::OverlayPool {
+        cluster_pod_cidr: "10.246.0.0/16".parse().unwrap(),
+        pod_cidr: "10.246.3.0/24".parse().unwrap(),
+    };
+    let pool = aksnet_core::pool::NodePool {
+        overlay: Some(overlay),
+        ..pool_with(
+            overlay.pod_ips(250),
+            aksnet_core::pool::NODE_POOL_VERSION_OVERLAY,
+        )
+    };
+    routed_pods_through_the_cri("overlay", pool);
+}
+
+/// Pod Subnet through the CRI: a static node of pod subnet 10.247.0.0/24 holding the block
+/// 10.247.0.16/28, whose first address is the node's (docs/models.md#pod-subnet).
+#[test]
+fn podsubnet_pods_through_the_cri() {
+    let blocks = vec!["10.247.0.16".parse().unwrap()];
+    let pool = aksnet_core::pool::NodePool {
+        pod_subnet: Some(aksnet_core::pool::PodSubnetPool {
+            name: "aksh1-pods".into(),
+            cidr: "10.247.0.0/24".parse().unwrap(),
+            allocation: aksnet_core::podsubnet::Allocation::Static,
+            blocks: blocks.clone(),
+            returning: Vec::new(),
+        }),
+        ..pool_with(
+            aksnet_core::podsubnet::pod_addresses(&blocks, Some(15)),
+            aksnet_core::pool::NODE_POOL_VERSION_POD_SUBNET,
+        )
+    };
+    routed_pods_through_the_cri("podsubnet", pool);
 }

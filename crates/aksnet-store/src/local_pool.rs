@@ -380,6 +380,69 @@ mod tests {
         }
     }
 
+    fn overlay_pool() -> NodePool {
+        let o = OverlayPool {
+            cluster_pod_cidr: "192.168.0.0/16".parse().expect("cidr"),
+            pod_cidr: "192.168.7.0/24".parse().expect("cidr"),
+        };
+        NodePool {
+            version: NODE_POOL_VERSION_OVERLAY,
+            pod_ips: o.pod_ips(10),
+            overlay: Some(o),
+            ..pool()
+        }
+    }
+
+    /// Writes `p` raw (as another writer might) and returns the read's error text.
+    fn refusal(p: &NodePool) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = serde_json::to_vec(p).expect("json");
+        std::fs::write(node_pool_path(dir.path()), text).expect("write");
+        read_node_pool(dir.path()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn overlay_pools_round_trip_and_bad_ones_name_the_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_node_pool(dir.path(), &overlay_pool()).expect("write");
+        assert_eq!(
+            read_node_pool(dir.path()).expect("read"),
+            Some(overlay_pool())
+        );
+        let mut p = overlay_pool();
+        p.version = NODE_POOL_VERSION;
+        assert!(refusal(&p).contains("version"), "{}", refusal(&p));
+        let mut p = overlay_pool();
+        p.overlay = Some(OverlayPool {
+            pod_cidr: "10.9.0.0/24".parse().expect("cidr"),
+            ..overlay_pool().overlay.expect("o")
+        });
+        assert!(refusal(&p).contains("overlay.podCidr"), "{}", refusal(&p));
+        let mut p = overlay_pool();
+        p.overlay = Some(OverlayPool {
+            cluster_pod_cidr: "10.240.0.0/12".parse().expect("cidr"),
+            pod_cidr: "10.240.7.0/24".parse().expect("cidr"),
+        });
+        assert!(
+            refusal(&p).contains("overlay.clusterPodCidr"),
+            "{}",
+            refusal(&p)
+        );
+        let mut p = overlay_pool();
+        p.pod_ips[2] = Ipv4Addr::new(192, 168, 7, 255);
+        assert!(refusal(&p).contains("192.168.7.255"), "{}", refusal(&p));
+        let mut p = overlay_pool();
+        p.pod_subnet = Some(PodSubnetPool {
+            name: "p".into(),
+            cidr: "10.241.0.0/24".parse().expect("cidr"),
+            allocation: podsubnet::Allocation::Static,
+            blocks: vec![],
+            returning: vec![],
+        });
+        p.version = NODE_POOL_VERSION_POD_SUBNET;
+        assert!(refusal(&p).contains("not both"), "{}", refusal(&p));
+    }
+
     #[test]
     fn round_trip_and_remove() {
         let dir = tempfile::tempdir().expect("tempdir");
