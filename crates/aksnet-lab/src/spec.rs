@@ -332,43 +332,7 @@ impl LabSpec {
             ));
         }
         if self.model.has_pod_cidr() {
-            for (flag, n) in [
-                ("--vnet", self.vnet),
-                ("--peer", self.peer),
-                ("--on-prem", self.on_prem),
-            ] {
-                if overlaps(n, self.pod_cidr) {
-                    return Err(LabError::invalid(
-                        "--pod-cidr",
-                        self.pod_cidr,
-                        format!("overlaps {flag} {n}"),
-                    ));
-                }
-            }
-            if self.pod_cidr.prefix_len() > 24 {
-                return Err(LabError::invalid(
-                    "--pod-cidr",
-                    self.pod_cidr,
-                    "must hold at least one /24 per node",
-                ));
-            }
-            let slots = 1u64 << (24 - self.pod_cidr.prefix_len());
-            if u64::from(self.nodes) > slots {
-                return Err(LabError::invalid(
-                    "--pod-cidr",
-                    self.pod_cidr,
-                    format!("holds {slots} node /24s, fewer than --nodes {}", self.nodes),
-                ));
-            }
-            // Azure keeps 5 addresses of the subnet; the nodes take the rest from .4.
-            let usable = (1u64 << (32 - self.subnet.prefix_len())) - 5;
-            if u64::from(self.nodes) > usable {
-                return Err(LabError::invalid(
-                    "--nodes",
-                    self.nodes,
-                    format!("--subnet {} has {usable} usable addresses", self.subnet),
-                ));
-            }
+            self.validate_pod_cidr()?;
         }
         // The VM's subnet: the /24 right after the node subnet, inside the VNet.
         let after = u32::from(self.subnet.broadcast()).checked_add(1);
@@ -388,21 +352,6 @@ impl LabSpec {
 
         if self.model == Model::PodSubnet {
             self.validate_pod_subnet(vm_subnet)?;
-            // Azure keeps 168.63.129.16 out of every VNet (the planner's R4).
-            let dns = net(AZURE_DNS_RANGE);
-            for (flag, n) in [
-                ("--vnet", self.vnet),
-                ("--peer", self.peer),
-                ("--on-prem", self.on_prem),
-            ] {
-                if overlaps(n, dns) {
-                    return Err(LabError::invalid(
-                        flag,
-                        n,
-                        format!("overlaps {dns}, the lab's link to Azure DNS"),
-                    ));
-                }
-            }
         }
         if self.fabric == Fabric::L2 && self.model == Model::PodSubnet {
             return Err(crate::fabric_l2::l2_refusal(self.model));
@@ -484,6 +433,49 @@ impl LabSpec {
 }
 
 impl LabSpec {
+    /// kubenet and Overlay: a cluster pod CIDR apart from the VNet, the peered
+    /// and on-premises ranges, with a /24 per node.
+    fn validate_pod_cidr(&self) -> Result<()> {
+        for (flag, n) in [
+            ("--vnet", self.vnet),
+            ("--peer", self.peer),
+            ("--on-prem", self.on_prem),
+        ] {
+            if overlaps(n, self.pod_cidr) {
+                return Err(LabError::invalid(
+                    "--pod-cidr",
+                    self.pod_cidr,
+                    format!("overlaps {flag} {n}"),
+                ));
+            }
+        }
+        if self.pod_cidr.prefix_len() > 24 {
+            return Err(LabError::invalid(
+                "--pod-cidr",
+                self.pod_cidr,
+                "must hold at least one /24 per node",
+            ));
+        }
+        let slots = 1u64 << (24 - self.pod_cidr.prefix_len());
+        if u64::from(self.nodes) > slots {
+            return Err(LabError::invalid(
+                "--pod-cidr",
+                self.pod_cidr,
+                format!("holds {slots} node /24s, fewer than --nodes {}", self.nodes),
+            ));
+        }
+        // Azure keeps 5 addresses of the subnet; the nodes take the rest from .4.
+        let usable = (1u64 << (32 - self.subnet.prefix_len())) - 5;
+        if u64::from(self.nodes) > usable {
+            return Err(LabError::invalid(
+                "--nodes",
+                self.nodes,
+                format!("--subnet {} has {usable} usable addresses", self.subnet),
+            ));
+        }
+        Ok(())
+    }
+
     /// Pod Subnet: a second subnet of the VNet, apart from the node subnet and
     /// the VM's (VMs cannot be placed in a pod subnet: Legacy CNI article, FAQ),
     /// and at least a /28 (one block of 16).
@@ -508,9 +500,30 @@ impl LabSpec {
         {
             format!("overlaps {r}, which AKS reserves (docs/azure.md#reserved-ranges)")
         } else {
-            return names_differ(&self.pod_subnet_name, &self.subnet_name);
+            return self.azure_dns_apart();
         };
         Err(LabError::invalid("--pod-subnet", n, why))
+    }
+
+    /// Azure keeps 168.63.129.16 out of every VNet (the planner's R4); the
+    /// lab's Azure DNS link must not overlap the lab's ranges either.
+    fn azure_dns_apart(&self) -> Result<()> {
+        names_differ(&self.pod_subnet_name, &self.subnet_name)?;
+        let dns = net(AZURE_DNS_RANGE);
+        for (flag, n) in [
+            ("--vnet", self.vnet),
+            ("--peer", self.peer),
+            ("--on-prem", self.on_prem),
+        ] {
+            if overlaps(n, dns) {
+                return Err(LabError::invalid(
+                    flag,
+                    n,
+                    format!("overlaps {dns}, the lab's link to Azure DNS"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -91,42 +91,8 @@ pub fn up(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<UpRepo
     if let Some(dns) = &topo.azure_dns {
         b.build_host(dns)?;
     }
-    // One thread per node: joins serialise in the store, the rest is per node.
-    let results: Vec<Result<NodeUp>> = std::thread::scope(|s| {
-        let handles: Vec<_> = topo
-            .nodes
-            .iter()
-            .map(|n| {
-                let b = &b;
-                s.spawn(move || -> Result<NodeUp> {
-                    let node = b.build_node(n)?;
-                    for pod in &n.pods {
-                        b.add_pod(&node, pod)?
-                            .map_err(|f| cni_error(&node, pod, f))?;
-                    }
-                    Ok(node)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(LabError::State {
-                        path: spec.state_dir.clone(),
-                        why: "a node thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut pods = 0;
-    let mut up_nodes = Vec::new();
-    for r in results {
-        let node = r?;
-        pods += node.plan.pods.len();
-        up_nodes.push(node);
-    }
+    let up_nodes = b.build_nodes()?;
+    let pods: usize = up_nodes.iter().map(|n| n.plan.pods.len()).sum();
     if spec.fabric == Fabric::L2 {
         b.converge_l2(&up_nodes)?;
     }
@@ -181,6 +147,42 @@ fn via_route(dst: IpNet, gw: Ipv4Addr, oif: u32, table: u32) -> Route {
 }
 
 impl<'a> Builder<'a> {
+    /// Every node and its pods, one thread per node: joins serialise in the
+    /// store, the rest is per node. The first error wins.
+    fn build_nodes(&self) -> Result<Vec<NodeUp>> {
+        // One thread per node: joins serialise in the store, the rest is per node.
+        let results: Vec<Result<NodeUp>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .topo
+                .nodes
+                .iter()
+                .map(|n| {
+                    let b = self;
+                    s.spawn(move || -> Result<NodeUp> {
+                        let node = b.build_node(n)?;
+                        for pod in &n.pods {
+                            b.add_pod(&node, pod)?
+                                .map_err(|f| cni_error(&node, pod, f))?;
+                        }
+                        Ok(node)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(LabError::State {
+                            path: self.spec.state_dir.clone(),
+                            why: "a node thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        results.into_iter().collect()
+    }
+
     /// A builder for a lab that is already up (the demo adds nodes and pods).
     pub fn resume(spec: &'a LabSpec, topo: &'a Topology, bins: &'a Binaries) -> Result<Self> {
         let state = StateDir::new(&spec.state_dir);
