@@ -6,6 +6,7 @@ One run measures, alternating between them in every round:
   kubenet     aksnet-cni mode kubenet      vs  reference bridge + host-local
   nodesubnet  aksnet-cni mode nodesubnet   vs  reference ptp + host-local
   overlay     aksnet-cni mode overlay      vs  reference ptp + host-local
+  podsubnet   aksnet-cni mode podsubnet    vs  reference ptp + host-local
 
 for N = 50 and 250 pods, with 1 (serial) and 8 parallel callers. For each cell
 it reports the median and p99 latency of ADD, CHECK and DEL, the wall time of
@@ -66,6 +67,8 @@ NODE_SUBNET = "10.98.0.0/22"
 # reference allocates from the same /24).
 OVERLAY_POD_CIDR = "10.95.0.0/16"
 OVERLAY_BLOCK = "10.95.0.0/24"
+# Pod Subnet (static blocks: 16 /28s for maxPods 250); the reference takes the same subnet.
+POD_SUBNET = "10.93.0.0/22"
 CLONE_NEWNET = 0x40000000
 
 # pair -> [(label, conflist, kind)]: the reference first, then aksnet-cni
@@ -82,10 +85,16 @@ PAIRS = {
         ("reference ptp+host-local", "ref-ptp.conflist", "ref"),
         ("aksnet-cni overlay", "aksnet-overlay.conflist", "ours"),
     ],
+    "podsubnet": [
+        ("reference ptp+host-local", "ref-ptp.conflist", "ref"),
+        ("aksnet-cni podsubnet", "aksnet-podsubnet.conflist", "ours"),
+    ],
 }
-SUBNETS = {"kubenet": KUBENET_SUBNET, "nodesubnet": NODE_SUBNET, "overlay": OVERLAY_BLOCK}
+SUBNETS = {"kubenet": KUBENET_SUBNET, "nodesubnet": NODE_SUBNET, "overlay": OVERLAY_BLOCK,
+           "podsubnet": POD_SUBNET}
 # `aksnet node join` flags of the modes that read node-pool.json.
-JOIN_FLAGS = {"nodesubnet": [], "overlay": ["--overlay", "--pod-cidr-from", OVERLAY_POD_CIDR]}
+JOIN_FLAGS = {"nodesubnet": [], "overlay": ["--overlay", "--pod-cidr-from", OVERLAY_POD_CIDR],
+              "podsubnet": ["--pod-subnet", POD_SUBNET, "--pod-allocation", "static"]}
 OPS = ("ADD", "CHECK", "DEL")
 
 
@@ -305,7 +314,7 @@ def host_local_left(datadir):
 
 def join_node(args, datadir, store, pair):
     """nodesubnet needs the node's up-front reservation (docs/node.md), overlay its /24
-    of the pod CIDR (docs/models.md#overlay)."""
+    of the pod CIDR (docs/models.md#overlay), podsubnet its /28 blocks of the pod subnet."""
     p = sh(args.aksnet, "node", "join", "--node", "aksntb-node", "--subnet", NODE_SUBNET,
            "--subnet-name", "aksntb", "--max-pods", "250", "--store", store, "--data-dir", datadir,
            *JOIN_FLAGS[pair], check=False)
@@ -460,6 +469,8 @@ def markdown(agg, meta):
                  f"operation, range of the per-round medians in brackets).")
     lines.append("")
     for pair in PAIRS:
+        if not any(k[0] == pair for k in agg):
+            continue  # not measured in this run (--pairs)
         lines.append(f"### {pair}: {PAIRS[pair][1][0]} vs {PAIRS[pair][0][0]}")
         lines.append("")
         lines.append("| N | callers | op | aksnet median | reference median | ratio | aksnet p99 | reference p99 | ratio |")

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | nodesubnet | the VNet's prefixes (aks-engine `GetNonMasqueradeCIDR()`, Azure/AKS#1207) | the VNet's prefixes (pods take node-subnet addresses) |
 //! | kubenet | the cluster pod CIDR (aks-engine `ClusterSubnet`, Azure/AKS#2653) | the cluster pod CIDR |
-//! | overlay | the cluster pod CIDR (ACN's `azure-ip-masq-agent-config-reconciled.yaml`; Overlay article: "all traffic leaving the pod CIDR is SNATed to the node IP") | the cluster pod CIDR |
+//! | overlay | the cluster pod CIDR (ACN's `azure-ip-masq-agent-config-reconciled.yaml`; the Overlay article: traffic leaving the pod CIDR is SNATed to the node IP) | the cluster pod CIDR |
 //! | podsubnet | the IPv4 space minus Azure DNS 168.63.129.16 and IMDS 169.254.169.254 (ACN's `azure-dns-imds-ip-masq-agent-config.yaml`) | `--pod-cidr` (the pod subnet), required |
 //!
 //! The defaults are merged with the files like AKS's reconciled ConfigMap

@@ -661,7 +661,7 @@ fn daemon_applies_config_changes_and_survives_bad_config() {
 }
 
 /// Azure CNI Overlay: every destination outside the pod CIDR, inside the VNet or not, sees
-/// the node IP ("all traffic leaving the pod CIDR is SNATed to the node IP", Overlay article);
+/// the node IP (traffic leaving the pod CIDR is SNATed to the node IP, Overlay article);
 /// the fabric routes the node's /24 to it as Azure routes the overlay CIDR.
 #[test]
 fn overlay_every_destination_outside_the_pod_cidr_sees_the_node() {

@@ -77,7 +77,7 @@ pub(crate) trait Datapath: Sync {
     ) -> Result<(), PluginError>;
 }
 
-/// A node whose up-front reservation is all in use (code 18), when `addresses`
+/// A node whose up-front reservation is all in use (code 100), when `addresses`
 /// is one.
 pub(crate) fn node_full(addresses: &Addresses, in_use: usize) -> Option<PluginError> {
     addresses

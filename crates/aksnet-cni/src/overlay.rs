@@ -5,7 +5,7 @@
 //! `podIps`, at most 250: `aksnet_core::azure::OVERLAY_MAX_PODS_PER_NODE`).
 //! The datapath is the routed per-pod veth of nodesubnet ([`RoutedMode`]), so
 //! policy and SNAT (the agent's `--mode overlay`) share one design; a full
-//! node is refused with code 18 like a full Node Subnet node.
+//! node is refused with code 100 like a full Node Subnet node.
 
 use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;

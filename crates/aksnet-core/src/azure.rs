@@ -38,16 +38,16 @@ pub const DEFAULT_MAX_PODS_KUBENET: u32 = 110;
 /// AKS's default maxPods for Azure CNI Overlay and `--network-plugin none`
 /// (docs/azure.md#max-pods); the planner uses it for Pod Subnet too (docs/plan.md, decisions).
 pub const DEFAULT_MAX_PODS_OVERLAY: u32 = 250;
-/// Most pods an Azure CNI Overlay node runs: "Each node is assigned a /24 address space
-/// carved out from the same CIDR" and "supports up to 250 pods per node"
+/// Most pods an Azure CNI Overlay node runs: every node gets a fixed /24 of the cluster's
+/// pod CIDR and runs up to 250 pods
 /// (https://learn.microsoft.com/en-us/azure/aks/concepts-network-azure-cni-overlay;
 /// docs/azure.md#overlay).
 pub const OVERLAY_MAX_PODS_PER_NODE: u32 = 250;
 /// The prefix length of an Overlay node's block of the pod CIDR, fixed by AKS (same source).
 pub const OVERLAY_NODE_PREFIX_LEN: u8 = 24;
-/// Why AKS refuses an Overlay pod CIDR that overlaps a network it knows (Overlay article:
-/// the pod CIDR "must not overlap with the cluster subnet range" nor with "directly
-/// connected networks (like VNet peering, ExpressRoute, or VPN)").
+/// Why AKS refuses an Overlay pod CIDR that overlaps a network it knows (Overlay article: the
+/// pod CIDR may overlap neither the cluster's subnet nor a network connected to it by
+/// peering, ExpressRoute or VPN).
 pub const OVERLAY_POD_CIDR_OVERLAP_REASON: &str =
     "an Azure CNI Overlay pod CIDR must not overlap the cluster subnet or any network \
      connected to it (VNet peering, ExpressRoute, VPN)";

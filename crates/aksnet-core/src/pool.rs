@@ -43,13 +43,18 @@ impl OverlayPool {
     /// which some stacks treat as network and broadcast addresses). Fewer when the block
     /// is smaller than `max_pods + 2` addresses.
     pub fn pod_ips(&self, max_pods: u32) -> Vec<Ipv4Addr> {
-        self.pod_cidr
-            .hosts()
-            .skip_while(|ip| *ip == self.pod_cidr.network())
-            .filter(|ip| *ip != self.pod_cidr.broadcast())
-            .take(max_pods as usize)
-            .collect()
+        overlay_pod_ips(self.pod_cidr, max_pods)
     }
+}
+
+/// [`OverlayPool::pod_ips`] of the block `pod_cidr`.
+pub fn overlay_pod_ips(pod_cidr: Ipv4Net, max_pods: u32) -> Vec<Ipv4Addr> {
+    pod_cidr
+        .hosts()
+        .skip_while(|ip| *ip == pod_cidr.network())
+        .filter(|ip| *ip != pod_cidr.broadcast())
+        .take(max_pods as usize)
+        .collect()
 }
 
 /// Where a Pod Subnet node's pod addresses come from (`node-pool.json`'s

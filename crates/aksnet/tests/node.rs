@@ -814,7 +814,10 @@ fn overlay_join_takes_one_address_and_a_24_and_refuses_overlaps() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let list = c.list_json(None);
     let text = list.to_string();
-    assert!(text.contains("aksov-c"), "{text}");
+    assert!(
+        text.contains("aksov-c") && text.contains("192.168.0.30"),
+        "the list shows the node's pod addresses: {text}"
+    );
     let r = c.leave("aksov-c", &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(

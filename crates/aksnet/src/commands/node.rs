@@ -619,7 +619,17 @@ fn finish_subnet_join(
                 .join(","),
             p.pod_ips().len()
         ),
-        None if r.overlay => out!("  overlay  pods take addresses of the node's pod CIDR"),
+        None if r.overlay => {
+            let ips = pod_cidr.map_or_else(Vec::new, |b| {
+                aksnet_core::pool::overlay_pod_ips(b, r.max_pods)
+            });
+            out!(
+                "  pod IPs  {} ({}, of pod CIDR {})",
+                format_address_runs(&ips),
+                ips.len(),
+                pod_cidr.map_or_else(|| "-".to_string(), |b| b.to_string())
+            )
+        }
         None => out!(
             "  pod IPs  {} ({})",
             format_address_runs(&r.pod_ips),
@@ -813,9 +823,18 @@ fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let subnets = list_subnets(&*store)?;
     // A Pod Subnet node's pod addresses are those of its blocks (issue 15).
     let pods = aksnet_store::podsubnet::list_pods(&*store)?;
+    // An Overlay node's are the first maxPods of its /24 of the pod CIDR.
+    let blocks = if nodes.iter().any(|n| n.overlay) {
+        aksnet_store::podcidr::list_pod_cidrs(&*store)?
+    } else {
+        Vec::new()
+    };
     for n in &mut nodes {
         if let Some(p) = pods.iter().find(|p| p.node == n.node) {
             n.pod_ips = p.pod_ips();
+        }
+        if let Some(b) = blocks.iter().find(|b| n.overlay && b.node == n.node) {
+            n.pod_ips = aksnet_core::pool::overlay_pod_ips(b.cidr, n.max_pods);
         }
     }
     // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
