@@ -150,6 +150,55 @@ pub fn expectation(model: Model, path: &str, non_masq_peer: bool) -> (Expect, &'
         (Model::Kubenet, "vm-pod") => {
             (Unreachable, "pods are not directly reachable from the VNet")
         }
+        (Model::PodSubnet, "pod-pod-same-node") => (
+            Sees(Who::Pod),
+            "pods talk directly with their pod-subnet IPs",
+        ),
+        (Model::PodSubnet, "pod-pod-across-nodes") => (
+            Sees(Who::Pod),
+            "the VNet routes the pod subnet to each node: no NAT",
+        ),
+        (Model::PodSubnet, "pod-vm") => (
+            Sees(Who::Pod),
+            "the pod IP is the source address inside the VNet (FAQ)",
+        ),
+        (Model::PodSubnet, "pod-peer") => (
+            Sees(Who::Pod),
+            "and outside it: no SNAT but to Azure DNS and IMDS (FAQ)",
+        ),
+        (Model::PodSubnet, "pod-onprem") => (
+            Sees(Who::Pod),
+            "and outside it: no SNAT but to Azure DNS and IMDS (FAQ)",
+        ),
+        (Model::PodSubnet, "pod-azuredns") => (
+            Sees(Who::Node),
+            "the exception: AKS masquerades Azure DNS (and IMDS)",
+        ),
+        (Model::PodSubnet, "vm-pod") => {
+            (Sees(Who::Vm), "pods are directly reachable from the VNet")
+        }
+        (Model::Overlay, "pod-pod-same-node") => {
+            (Sees(Who::Pod), "pods talk directly with their overlay IPs")
+        }
+        (Model::Overlay, "pod-pod-across-nodes") => (
+            Sees(Who::Pod),
+            "each node's /24 is routed to the node: no NAT",
+        ),
+        (Model::Overlay, "pod-vm") => (
+            Sees(Who::Node),
+            "traffic leaving the pod CIDR is SNATed to the node IP",
+        ),
+        // A peered range added to nonMasqueradeCIDRs keeps the pod IP, which
+        // nothing outside the cluster routes back: the reply is lost.
+        (Model::Overlay, "pod-peer") if non_masq_peer => (
+            Unreachable,
+            "not SNATed, the pod IP is not routable outside the cluster",
+        ),
+        (Model::Overlay, "pod-peer") | (Model::Overlay, "pod-onprem") => (
+            Sees(Who::Node),
+            "traffic leaving the pod CIDR is SNATed to the node IP",
+        ),
+        (Model::Overlay, "vm-pod") => (Unreachable, "the VNet cannot reach overlay pods directly"),
         (_, "svm-address") => (
             NotGiven,
             "VMs may share the node subnet; their addresses never go to a pod (FAQ)",
@@ -158,14 +207,14 @@ pub fn expectation(model: Model, path: &str, non_masq_peer: bool) -> (Expect, &'
             (Sees(Who::Vm), "pods can be accessed directly from the VNet")
         }
         // The LAN's router holds no pod CIDR route (no route table is associated).
-        (Model::Kubenet, "svm-pod") => {
+        (Model::Kubenet | Model::Overlay, "svm-pod") => {
             (Unreachable, "pods are not directly reachable from the VNet")
         }
         _ => (Unreachable, "unknown path"),
     }
 }
 
-fn path_title(path: &str) -> &'static str {
+pub fn path_title(path: &str) -> &'static str {
     match path {
         "pod-pod-same-node" => "pod → pod, same node",
         "pod-pod-across-nodes" => "pod → pod, other node",
@@ -174,6 +223,7 @@ fn path_title(path: &str) -> &'static str {
         "pod-onprem" => "pod → on-premises host",
         "vm-pod" => "VM → pod",
         "svm-address" => "VM in node subnet: address",
+        "pod-azuredns" => "pod → Azure DNS 168.63.129.16",
         "svm-pod" => "VM in node subnet → pod",
         _ => "?",
     }
@@ -202,6 +252,18 @@ pub enum Seen {
 }
 
 impl Seen {
+    /// Short words for a table cell: whose address the target saw.
+    pub fn text(&self) -> String {
+        match self {
+            Seen::Reached { who: Some(w), .. } => w.text().to_string(),
+            Seen::Reached { address, who: None } => format!("other {address}"),
+            Seen::Unreachable { .. } => "unreachable".into(),
+            Seen::NotApplicable { .. } => "n/a".into(),
+            Seen::HeldBy { holder: None } => "no pool, no pod".into(),
+            Seen::HeldBy { holder: Some(h) } => format!("held by {h}"),
+        }
+    }
+
     pub fn key(&self) -> &'static str {
         match self {
             Seen::Reached {
@@ -382,6 +444,17 @@ fn probe(netns: &str, target: Ipv4Addr) -> Result<std::result::Result<IpAddr, St
         .map_err(|_| format!("unexpected answer {text:?}")))
 }
 
+/// One probe: a listener in `to_netns`, a connection from `from_netns` to
+/// `to`; the address the target saw, or why it was not reached.
+pub fn probe_once(
+    from_netns: &str,
+    to_netns: &str,
+    to: Ipv4Addr,
+) -> Result<std::result::Result<IpAddr, String>> {
+    let _listener = Listener::start(to_netns)?;
+    probe(from_netns, to)
+}
+
 /// Runs every probe of the lab.
 pub fn check(lab: &Lab) -> Result<CheckReport> {
     let topo = &lab.topo;
@@ -407,6 +480,9 @@ pub fn check(lab: &Lab) -> Result<CheckReport> {
         ("vm-pod", Some(vm.clone()), vm_target.clone()),
     ];
     let mut plan = plan;
+    if let Some(dns) = &topo.azure_dns {
+        plan.insert(5, ("pod-azuredns", src.clone(), Some(host_ep(dns))));
+    }
     let svm = topo.subnet_vm.as_ref().map(host_ep);
     if let Some(svm) = &svm {
         plan.push(("svm-pod", Some(svm.clone()), vm_target));
@@ -516,6 +592,34 @@ fn address_row(lab: &Lab, svm: &Endpoint) -> Result<Row> {
     })
 }
 
+/// The lab's ranges, one line: what the matrix is about.
+fn header(s: &LabSpec) -> String {
+    let ranges = match s.model {
+        Model::NodeSubnet => String::new(),
+        Model::Kubenet | Model::Overlay => format!(", pod CIDR {}", s.pod_cidr),
+        Model::PodSubnet => format!(", pod subnet {}", s.pod_subnet),
+    };
+    let mut out = format!(
+        "{}: VNet {}, node subnet {}{ranges}, {} nodes, peered VNet {}, on-premises {}\n",
+        s.title(),
+        s.vnet,
+        s.subnet,
+        s.nodes,
+        s.peer,
+        s.on_prem
+    );
+    if s.model == Model::PodSubnet {
+        out.push_str(POD_SUBNET_EXCEPTIONS);
+        out.push('\n');
+    }
+    out
+}
+
+/// AKS's exceptions to "the pod IP is always the source" in Pod Subnet
+/// (docs/models.md#pod-subnet): Azure DNS is probed (a host answers at its
+/// address); IMDS, a link-local address, is not.
+pub const POD_SUBNET_EXCEPTIONS: &str = "exceptions: AKS masquerades pod → Azure DNS 168.63.129.16 (probed below) and IMDS 169.254.169.254 (not probed) to the node IP";
+
 impl CheckReport {
     /// The matrix as aligned text.
     pub fn render(&self, lab: &Lab) -> String {
@@ -524,27 +628,7 @@ impl CheckReport {
         if s.fabric == crate::spec::Fabric::L2 {
             out.push_str("fabric l2: a plain bridge, no routes; nodes answer ARP and route pod CIDRs themselves; an ordinary router\n");
         }
-        out += &match s.model {
-            Model::NodeSubnet => format!(
-                "{}: VNet {}, node subnet {}, {} nodes, peered VNet {}, on-premises {}\n",
-                s.model.title(),
-                s.vnet,
-                s.subnet,
-                s.nodes,
-                s.peer,
-                s.on_prem
-            ),
-            Model::Kubenet => format!(
-                "{}: VNet {}, node subnet {}, pod CIDR {}, {} nodes, peered VNet {}, on-premises {}\n",
-                s.model.title(),
-                s.vnet,
-                s.subnet,
-                s.pod_cidr,
-                s.nodes,
-                s.peer,
-                s.on_prem
-            ),
-        };
+        out += &header(s);
         let cells: Vec<[String; 6]> = self
             .rows
             .iter()
@@ -625,7 +709,7 @@ mod tests {
 
     #[test]
     fn every_path_has_a_documented_expectation() {
-        for model in [Model::NodeSubnet, Model::Kubenet] {
+        for model in Model::ALL {
             for p in PATHS {
                 for nm in [false, true] {
                     let (_, claim) = expectation(model, p, nm);

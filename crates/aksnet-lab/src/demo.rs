@@ -1,19 +1,21 @@
-//! `lab demo`: AKS's documented claims (docs/azure.md), live. For each model: up, check, the
-//! capacity example (Node Subnet: a /24 at maxPods 30 takes 8 nodes, refuses
-//! the 9th, and a node refuses its 31st pod; kubenet: the route table refuses
-//! its 401st route), then down — also when something fails. Last, the NetworkPolicy act
-//! ([`crate::demo_policy`]): a default-deny namespace and one allow, live.
+//! `lab demo`: AKS's documented claims (docs/azure.md, docs/models.md), live. For each of
+//! the four models: up, check, the model's own act, then down — also when something fails:
+//! kubenet's route table refuses its 401st route; Node Subnet's capacity example (a /24 at
+//! maxPods 30 takes 8 nodes, refuses the 9th, and a node refuses its 31st pod); Pod Subnet
+//! refuses a VM in the pod subnet and its dynamic blocks move ([`crate::demo_podsubnet`]).
+//! Then the four matrices side by side, three models on a plain LAN, and the
+//! NetworkPolicy act ([`crate::demo_policy`]).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::check::{check, Lab};
+use crate::check::{check, CheckReport, Lab};
 use crate::down::down;
 use crate::error::{LabError, Result};
 use crate::exec::{self, Binaries};
 use crate::routetable::{RouteTable, AZURE_ROUTE_TABLE_LIMIT};
-use crate::spec::{pod_name, LabSpec, Model, PodPlan};
+use crate::spec::{pod_name, Fabric, LabSpec, Model, PodPlan};
 use crate::up::{up, Builder, NodeUp};
 
 /// The demo's prefix: not `lab up`'s default, so the demo never removes a
@@ -27,55 +29,72 @@ pub struct DemoOptions {
     pub state_dir: Option<PathBuf>,
 }
 
+/// The demo's lab of `model` on `fabric`.
+fn demo_spec(opts: &DemoOptions, model: Model, fabric: Fabric) -> Result<LabSpec> {
+    let mut spec = LabSpec::defaults(&opts.prefix, model);
+    if let Some(d) = &opts.state_dir {
+        spec.state_dir = d.clone();
+    }
+    spec.fabric = fabric;
+    // The Legacy CNI article's capacity example: a /24 at maxPods 30 holds 8 nodes.
+    if model == Model::NodeSubnet && fabric == Fabric::Sdn {
+        spec.subnet = "10.224.0.0/24".parse().unwrap_or(spec.subnet);
+        spec.nodes = 8;
+    }
+    spec.topology()?;
+    // Leftovers of an interrupted demo under the demo's own prefix.
+    down(&spec.prefix, &spec.state_dir)?;
+    Ok(spec)
+}
+
 /// Runs the demo; `Ok(true)` when every claim held.
 pub fn demo(opts: &DemoOptions, bins: &Binaries, out: &mut dyn Write) -> Result<bool> {
     let started = Instant::now();
-    let _ = writeln!(out, "aksnet lab demo: AKS's legacy network models, live, in network namespaces on this machine.");
     let _ = writeln!(
         out,
-        "Each line checks a claim of \"AKS Legacy Container Networking Interfaces (CNI)\" (Microsoft Learn, 2025-04-01):"
+        "aksnet lab demo: AKS's four network models, live, in network namespaces on this machine."
+    );
+    let _ = writeln!(
+        out,
+        "Each line checks a claim of Microsoft Learn's AKS networking articles (docs/models.md lists them):"
     );
     let _ = writeln!(
         out,
         "a TCP connection, the source address the documentation says its target sees, and the one it saw.\n"
     );
     let mut all_ok = true;
-    for (n, model) in [Model::NodeSubnet, Model::Kubenet].into_iter().enumerate() {
-        let mut spec = LabSpec::defaults(&opts.prefix, model);
-        if let Some(d) = &opts.state_dir {
-            spec.state_dir = d.clone();
-        }
-        match model {
-            // The Legacy CNI article's capacity example: a /24 at maxPods 30 holds 8 nodes.
-            Model::NodeSubnet => {
-                spec.subnet = "10.224.0.0/24".parse().unwrap_or(spec.subnet);
-                spec.nodes = 8;
-            }
-            Model::Kubenet => spec.nodes = 3,
-        }
-        spec.topology()?;
-        // Leftovers of an interrupted demo under the demo's own prefix.
-        down(&spec.prefix, &spec.state_dir)?;
-        let _ = writeln!(out, "{}/4 {}", n + 1, model.title());
-        all_ok &= run_and_down(&spec, bins, out, run_model)?;
+    let mut columns = Vec::new();
+    let acts = Model::ALL.len() + 3;
+    for (n, model) in Model::ALL.into_iter().enumerate() {
+        let spec = demo_spec(opts, model, Fabric::Sdn)?;
+        let _ = writeln!(out, "{}/{acts} {}", n + 1, spec.title());
+        let mut act = |spec: &LabSpec, out: &mut dyn Write| -> Result<bool> {
+            let (ok, report) = run_model(spec, bins, out)?;
+            columns.push((spec.model, report));
+            Ok(ok)
+        };
+        all_ok &= run_and_down(&spec, out, &mut act)?;
     }
-    // Real hosts of one LAN: the same claims with a plain bridge and no SDN.
     let _ = writeln!(
         out,
-        "3/4 the same claims on a plain LAN (--fabric l2: a bridge, no SDN, an ordinary router)"
+        "{}/{acts} side by side: the source address each destination observes",
+        Model::ALL.len() + 1
     );
-    for model in [Model::NodeSubnet, Model::Kubenet] {
-        let mut spec = LabSpec::defaults(&opts.prefix, model);
-        if let Some(d) = &opts.state_dir {
-            spec.state_dir = d.clone();
-        }
-        spec.fabric = crate::spec::Fabric::L2;
-        spec.topology()?;
-        down(&spec.prefix, &spec.state_dir)?;
-        all_ok &= run_and_down(&spec, bins, out, run_l2)?;
+    let _ = write!(out, "{}", side_by_side(&columns));
+    // Real hosts of one LAN: the same claims with a plain bridge and no SDN
+    // (not Pod Subnet: nothing on a LAN routes its blocks yet).
+    let _ = writeln!(
+        out,
+        "\n{}/{acts} the same claims on a plain LAN (--fabric l2: a bridge, no SDN, an ordinary router; not Pod Subnet)",
+        Model::ALL.len() + 2
+    );
+    for model in [Model::Kubenet, Model::NodeSubnet, Model::Overlay] {
+        let spec = demo_spec(opts, model, Fabric::L2)?;
+        let mut act = |spec: &LabSpec, out: &mut dyn Write| run_l2(spec, bins, out);
+        all_ok &= run_and_down(&spec, out, &mut act)?;
     }
     // The NetworkPolicy act: default-deny plus one allow, in both models.
-    let _ = writeln!(out, "4/4 NetworkPolicy (docs/policy.md)");
+    let _ = writeln!(out, "{acts}/{acts} NetworkPolicy (docs/policy.md)");
     for (model, tag) in [(Model::NodeSubnet, "n"), (Model::Kubenet, "k")] {
         // Under the demo's own prefix (shortened: link names are at most 15 bytes).
         let prefix = format!("{}np{tag}", opts.prefix.chars().take(6).collect::<String>());
@@ -95,11 +114,58 @@ pub fn demo(opts: &DemoOptions, bins: &Binaries, out: &mut dyn Write) -> Result<
     Ok(all_ok)
 }
 
-type Act = fn(&LabSpec, &Binaries, &mut dyn Write) -> Result<bool>;
+/// The matrices of the models that ran, one column each: what each target saw.
+pub fn side_by_side(columns: &[(Model, CheckReport)]) -> String {
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut head = vec!["path".to_string()];
+    head.extend(columns.iter().map(|(m, _)| m.title().to_string()));
+    table.push(head);
+    for path in crate::check::PATHS {
+        let mut line = vec![crate::check::path_title(path).to_string()];
+        for (_, report) in columns {
+            let cell = report
+                .rows
+                .iter()
+                .find(|r| r.path == path)
+                .map(|r| {
+                    let mark = if r.ok == Some(false) { " FAIL" } else { "" };
+                    format!("{}{mark}", r.seen.text())
+                })
+                .unwrap_or_else(|| "-".into());
+            line.push(cell);
+        }
+        table.push(line);
+    }
+    let cols = table.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            table
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for line in &table {
+        out.push_str("  ");
+        for (i, cell) in line.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            out.push_str(cell);
+            if i + 1 < line.len() {
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+type Act<'a> = dyn FnMut(&LabSpec, &mut dyn Write) -> Result<bool> + 'a;
 
 /// Runs `act` on a lab of `spec`, then removes the lab, also when `act` failed.
-fn run_and_down(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write, act: Act) -> Result<bool> {
-    let result = act(spec, bins, out);
+fn run_and_down(spec: &LabSpec, out: &mut dyn Write, act: &mut Act<'_>) -> Result<bool> {
+    let result = act(spec, out);
     let t = Instant::now();
     let cleaned = down(&spec.prefix, &spec.state_dir);
     match (&result, cleaned) {
@@ -132,7 +198,7 @@ fn run_l2(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<bool> 
     Ok(matrix.ok)
 }
 
-fn mark(ok: bool) -> &'static str {
+pub(crate) fn mark(ok: bool) -> &'static str {
     if ok {
         "ok  "
     } else {
@@ -140,9 +206,10 @@ fn mark(ok: bool) -> &'static str {
     }
 }
 
-fn run_model(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<bool> {
+/// Up, check and the model's own act; the matrix for the side-by-side table.
+fn run_model(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<(bool, CheckReport)> {
     let mut buf = Vec::new();
-    let report = up(spec, bins, &mut buf)?;
+    up(spec, bins, &mut buf)?;
     let _ = write!(out, "  {}", String::from_utf8_lossy(&buf));
     let lab = Lab::open(&spec.prefix, &spec.state_dir)?;
     let matrix = check(&lab)?;
@@ -152,37 +219,42 @@ fn run_model(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<boo
     }
     let mut ok = matrix.ok;
     let _ = writeln!(out);
-    match spec.model {
-        Model::NodeSubnet => ok &= capacity(spec, &lab, bins, out)?,
-        Model::Kubenet => {
-            let mut t = RouteTable::new(format!("{}routetable", spec.prefix));
-            let mut refused = None;
-            for i in 0..=AZURE_ROUTE_TABLE_LIMIT as u32 {
-                let cidr =
-                    ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(0x0a80_0000 + (i << 8)), 24)
-                        .map_err(|e| LabError::invalid("pod CIDR", i, e.to_string()))?;
-                if let Err(e) = t.add(
-                    &format!("node-{i}"),
-                    cidr,
-                    crate::spec::host(spec.subnet, 4),
-                ) {
-                    refused = Some((i, e));
-                }
-            }
-            let held = t.routes().len() == AZURE_ROUTE_TABLE_LIMIT
-                && refused.as_ref().is_some_and(|(i, _)| *i == 400);
-            ok &= held;
-            let _ = writeln!(
-                out,
-                "  {} the route table (one route per node, as the fabric uses it) holds {} routes; the 401st is refused\n         {}",
-                mark(held),
-                t.routes().len(),
-                refused.map(|(_, e)| e.to_string()).unwrap_or_else(|| "NOT refused".into())
-            );
+    ok &= match spec.model {
+        Model::NodeSubnet => capacity(spec, &lab, bins, out)?,
+        Model::Kubenet => route_table_limit(spec, out)?,
+        Model::PodSubnet => crate::demo_podsubnet::pod_subnet_act(spec, &lab, bins, out)?,
+        // Overlay's claims are all in the matrix.
+        Model::Overlay => true,
+    };
+    Ok((ok, matrix))
+}
+
+/// The route table (one route per node, as the fabric uses it) holds 400
+/// routes and refuses the 401st (docs/azure.md#kubenet-routes).
+fn route_table_limit(spec: &LabSpec, out: &mut dyn Write) -> Result<bool> {
+    let mut t = RouteTable::new(format!("{}routetable", spec.prefix));
+    let mut refused = None;
+    for i in 0..=AZURE_ROUTE_TABLE_LIMIT as u32 {
+        let cidr = ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(0x0a80_0000 + (i << 8)), 24)
+            .map_err(|e| LabError::invalid("pod CIDR", i, e.to_string()))?;
+        if let Err(e) = t.add(
+            &format!("node-{i}"),
+            cidr,
+            crate::spec::host(spec.subnet, 4),
+        ) {
+            refused = Some((i, e));
         }
     }
-    let _ = report;
-    Ok(ok)
+    let held = t.routes().len() == AZURE_ROUTE_TABLE_LIMIT
+        && refused.as_ref().is_some_and(|(i, _)| *i == 400);
+    let _ = writeln!(
+        out,
+        "  {} the route table (one route per node, as the fabric uses it) holds {} routes; the 401st is refused\n         {}",
+        mark(held),
+        t.routes().len(),
+        refused.map(|(_, e)| e.to_string()).unwrap_or_else(|| "NOT refused".into())
+    );
+    Ok(held)
 }
 
 /// docs/azure.md#up-front-reservation: "That same basic /24 subnet range can only support a maximum of
@@ -216,6 +288,7 @@ fn capacity(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> 
         spec.max_pods,
         &builder.state.store_dir(),
         &data_dir,
+        &[],
     ) {
         Ok(_) => None,
         Err(LabError::Command { message, .. }) => Some(message),

@@ -48,6 +48,12 @@ pub enum LabError {
     },
     #[error(transparent)]
     RouteTable(#[from] RouteTableError),
+    /// The lab's cluster store could not be read (the fabric follows it).
+    #[error("cluster store {}: {source}", dir.display())]
+    Store {
+        dir: PathBuf,
+        source: aksnet_store::ReservationError,
+    },
     #[error("a lab with prefix {prefix:?} is already up (state in {}); run `aksnet lab down --prefix {prefix}` first", dir.display())]
     AlreadyUp { prefix: String, dir: PathBuf },
     #[error("no lab with prefix {prefix:?} is up (no state in {}); run `aksnet lab up --prefix {prefix}` first", dir.display())]

@@ -114,7 +114,20 @@ fn failed(what: String, out: &Output) -> LabError {
 pub struct NodePool {
     pub node_ip: Ipv4Addr,
     pub pod_ips: Vec<Ipv4Addr>,
+    /// An Overlay node's /24 (version 3, docs/models.md#overlay).
+    #[serde(default)]
+    pub overlay: Option<OverlayPool>,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverlayPool {
+    pub pod_cidr: ipnet::Ipv4Net,
+}
+
+/// CNI error code 11, "try again later": a Pod Subnet node with no free
+/// address waits for a batch (docs/models.md, "Who tops up").
+pub const CNI_TRY_AGAIN: u64 = 11;
 
 /// `aksnet node join`: reserves the node's addresses in the lab's store and
 /// writes its pool. `Err(Command)` carries the refusal text (e.g.
@@ -128,6 +141,7 @@ pub fn node_join(
     max_pods: u32,
     store: &Path,
     data_dir: &Path,
+    model_args: &[String],
 ) -> Result<NodePool> {
     let mut cmd = Command::new(&bins.aksnet);
     cmd.args([
@@ -147,7 +161,8 @@ pub fn node_join(
     .arg("--store")
     .arg(store)
     .arg("--data-dir")
-    .arg(data_dir);
+    .arg(data_dir)
+    .args(model_args);
     let what = format!("aksnet node join --node {node}");
     let out = run(&what, None, cmd, b"")?;
     if !out.status.success() {
@@ -160,6 +175,22 @@ pub fn node_join(
         path,
         why: e.to_string(),
     })
+}
+
+/// `aksnet node pod-sync` (one round): a dynamic Pod Subnet node takes a
+/// batch when it runs low, or returns a wholly free one.
+pub fn pod_sync(bins: &Binaries, store: &Path, data_dir: &Path) -> Result<()> {
+    let mut cmd = Command::new(&bins.aksnet);
+    cmd.args(["node", "pod-sync", "--store"])
+        .arg(store)
+        .arg("--data-dir")
+        .arg(data_dir);
+    let what = format!("aksnet node pod-sync --data-dir {}", data_dir.display());
+    let out = run(&what, None, cmd, b"")?;
+    if !out.status.success() {
+        return Err(failed(what, &out));
+    }
+    Ok(())
 }
 
 /// `aksnet subnet reserve`: `ip` is held by `owner` (a VM of the node subnet),

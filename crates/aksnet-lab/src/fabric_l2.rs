@@ -36,6 +36,20 @@ fn net(ip: Ipv4Addr, len: u8) -> aksnet_netlink::IpNet {
         .unwrap_or_else(|_| aksnet_netlink::IpNet::from(IpAddr::V4(ip)))
 }
 
+/// The l2 fabric builds no Pod Subnet lab: on a LAN nothing routes a pod
+/// subnet's /28 blocks to their nodes (no agent does that yet; docs/lab.md,
+/// "Fabrics").
+pub(crate) fn l2_refusal(model: Model) -> LabError {
+    LabError::invalid(
+        "--fabric",
+        "l2",
+        format!(
+            "builds nodesubnet, kubenet and overlay labs, not {}; use --fabric sdn",
+            model.as_str()
+        ),
+    )
+}
+
 impl Builder<'_> {
     fn open(&self, name: &str) -> Result<(Netns, Handle)> {
         let ns = Netns::open(aksnet_netlink::named_netns_path(name))?;
@@ -104,16 +118,21 @@ impl Builder<'_> {
     }
 
     /// The node's uplink on the switch; kubenet nodes get their pod CIDR from
-    /// the cluster store (`aksnet node join --pod-cidr-from`).
+    /// the cluster store (`aksnet node join --pod-cidr-from`); Overlay nodes
+    /// got theirs at join (`joined`).
     pub(crate) fn plug_l2_node(
         &self,
         n: &NodePlan,
         ns: &Netns,
         ip: Ipv4Addr,
+        joined: Option<Ipv4Net>,
     ) -> Result<Option<Ipv4Net>> {
         self.plug(&n.fabric_link, ns)?;
         match self.spec.model {
             Model::NodeSubnet => Ok(None),
+            Model::Overlay => Ok(joined),
+            // Refused by `LabSpec::topology` before anything exists.
+            Model::PodSubnet => Err(l2_refusal(self.spec.model)),
             Model::Kubenet => exec::node_join_pod_cidr(
                 self.bins,
                 &n.name,
@@ -136,7 +155,10 @@ impl Builder<'_> {
                 "--data-dir".into(),
                 data_dir,
             ],
-            Model::Kubenet => vec![
+            Model::PodSubnet => Vec::new(),
+            // The other nodes' /24s, from the store, as for kubenet
+            // (docs/models.md#overlay: `--kubenet-routes` on real hosts).
+            Model::Kubenet | Model::Overlay => vec![
                 "--store".into(),
                 self.state.store_dir().display().to_string(),
                 "--kubenet-routes".into(),

@@ -15,11 +15,13 @@
 
 pub mod check;
 pub mod demo;
+pub mod demo_podsubnet;
 pub mod demo_policy;
 pub mod down;
 pub mod error;
 pub mod exec;
 pub mod fabric_l2;
+pub mod fabric_podsubnet;
 pub mod netpol;
 pub mod netpol_down;
 pub mod netpol_plan;

@@ -126,6 +126,13 @@ fn group_key(a: &PodAddrs) -> String {
 }
 
 pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
+    if !matches!(model, Model::NodeSubnet | Model::Kubenet) {
+        return Err(LabError::invalid(
+            "--model",
+            model.as_str(),
+            "lab netpol builds nodesubnet and kubenet clusters",
+        ));
+    }
     let pods = all_pods(s, model)?;
     let mut used: BTreeSet<Ipv4Addr> = pods.values().filter_map(|a| a.v4).collect();
     for step in &s.steps {
@@ -150,7 +157,8 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
         return Err(invalid("pods", "kubenet needs pods in at least two /24s (one pod CIDR per node) so that cross-node paths are exercised"));
     }
     let (subnet, gateway) = match model {
-        Model::NodeSubnet => nodesubnet_subnet(&pods, &used)?,
+        // (Pod Subnet and Overlay are refused above.)
+        Model::NodeSubnet | Model::PodSubnet | Model::Overlay => nodesubnet_subnet(&pods, &used)?,
         Model::Kubenet => kubenet_subnet(&used)?,
     };
     let mut free = subnet
@@ -187,7 +195,7 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
                 }
                 (Some(cidr), Vec::new())
             }
-            Model::NodeSubnet => {
+            Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
                 let mut pool = ips.clone();
                 // maxPods is at least 10 (AKS's minimum): pad with free addresses.
                 while pool.len() < 10 {
@@ -206,7 +214,7 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
         });
     }
     let pods6 = match model {
-        Model::NodeSubnet => pods
+        Model::NodeSubnet | Model::PodSubnet | Model::Overlay => pods
             .iter()
             .filter(|(_, a)| !a.v6.is_empty())
             .map(|(k, a)| (k.clone(), a.v6.clone()))

@@ -231,7 +231,8 @@ impl World {
             }
         }
         match plan.model {
-            Model::NodeSubnet => {
+            // (`netpol_plan::plan` refuses Pod Subnet and Overlay.)
+            Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
                 for ip in &n.pool {
                     exec::ip(
                         &f,
@@ -332,7 +333,7 @@ impl World {
         self.netns(&ns, false)?;
         let data = self.node_dir(node);
         let mut cfg = match plan.model {
-            Model::NodeSubnet => {
+            Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
                 serde_json::json!({"cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni", "mode": "nodesubnet", "dataDir": data})
             }
             Model::Kubenet => {
@@ -480,7 +481,9 @@ impl World {
         for (i, n) in plan.nodes.iter().enumerate() {
             let ranges: Vec<String> = match plan.model {
                 Model::Kubenet => n.pod_cidr.iter().map(ToString::to_string).collect(),
-                Model::NodeSubnet => n.pool.iter().map(|a| format!("{a}/32")).collect(),
+                Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
+                    n.pool.iter().map(|a| format!("{a}/32")).collect()
+                }
             };
             // The node's IPv6 pod addresses: fail closed for IPv6 too.
             let ranges6 = plan

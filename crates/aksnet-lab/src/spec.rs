@@ -8,22 +8,37 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use aksnet_core::podsubnet::Allocation;
+
 use crate::error::{LabError, Result};
 use crate::routetable::RouteTable;
 
-/// The network model the lab builds (AKS's two legacy models, docs/azure.md).
+/// The network model the lab builds: AKS's two legacy models and the two it
+/// recommends today (docs/models.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Model {
     NodeSubnet,
     Kubenet,
+    PodSubnet,
+    Overlay,
 }
 
 impl Model {
+    /// Every model, in the order the demo shows them.
+    pub const ALL: [Model; 4] = [
+        Model::Kubenet,
+        Model::NodeSubnet,
+        Model::Overlay,
+        Model::PodSubnet,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Model::NodeSubnet => "nodesubnet",
             Model::Kubenet => "kubenet",
+            Model::PodSubnet => "podsubnet",
+            Model::Overlay => "overlay",
         }
     }
 
@@ -31,16 +46,32 @@ impl Model {
         match self {
             Model::NodeSubnet => "Azure CNI Node Subnet",
             Model::Kubenet => "kubenet",
+            Model::PodSubnet => "Azure CNI Pod Subnet",
+            Model::Overlay => "Azure CNI Overlay",
         }
     }
 
     /// AKS's default maxPods per model (`az aks create` help: "30 for azure,
-    /// 110 for kubenet"; docs/azure.md#max-pods).
+    /// 110 for kubenet"; Overlay 250; docs/azure.md#max-pods). Pod Subnet
+    /// takes the planner's choice, Overlay's 250 (docs/plan.md).
     pub fn default_max_pods(self) -> u32 {
+        use aksnet_core::azure::*;
         match self {
-            Model::NodeSubnet => 30,
-            Model::Kubenet => 110,
+            Model::NodeSubnet => DEFAULT_MAX_PODS_NODE_SUBNET,
+            Model::Kubenet => DEFAULT_MAX_PODS_KUBENET,
+            Model::PodSubnet | Model::Overlay => DEFAULT_MAX_PODS_OVERLAY,
         }
+    }
+
+    /// Pods take a per-node /24 of a cluster pod CIDR outside the VNet.
+    pub fn has_pod_cidr(self) -> bool {
+        matches!(self, Model::Kubenet | Model::Overlay)
+    }
+
+    /// Nodes join through `aksnet node join --subnet` (their addresses come
+    /// from the cluster store).
+    pub fn joins_subnet(self) -> bool {
+        matches!(self, Model::NodeSubnet | Model::PodSubnet)
     }
 }
 
@@ -50,8 +81,10 @@ impl std::str::FromStr for Model {
         match s {
             "nodesubnet" => Ok(Model::NodeSubnet),
             "kubenet" => Ok(Model::Kubenet),
+            "podsubnet" => Ok(Model::PodSubnet),
+            "overlay" => Ok(Model::Overlay),
             _ => Err(format!(
-                "unknown model {s:?}: expected nodesubnet or kubenet"
+                "unknown model {s:?}: expected nodesubnet, kubenet, podsubnet or overlay"
             )),
         }
     }
@@ -104,8 +137,19 @@ pub const DEFAULT_VNET: &str = "10.224.0.0/12";
 pub const DEFAULT_SUBNET: &str = "10.224.0.0/16";
 pub const DEFAULT_SUBNET_NAME: &str = "aks-subnet";
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
+/// Pod Subnet: the lab's pod subnet, a second subnet of the VNet after the
+/// node subnet and the VM's subnet (the Pod Subnet article's example puts
+/// nodes in 10.240.0.0/16 and pods in 10.241.0.0/16 of one VNet).
+pub const DEFAULT_POD_SUBNET: &str = "10.226.0.0/16";
+pub const DEFAULT_POD_SUBNET_NAME: &str = "aks-pods";
 pub const DEFAULT_PEER: &str = "10.100.0.0/16";
 pub const DEFAULT_ON_PREM: &str = "192.168.0.0/16";
+
+/// Azure DNS's virtual public address, reachable from every VM of every VNet
+/// (docs/azure.md#snat-defaults-per-mode: AKS masquerades pod traffic to it in Pod Subnet).
+pub const AZURE_DNS: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
+/// The lab's link to the Azure DNS host: the fabric holds `.1`.
+pub const AZURE_DNS_RANGE: &str = "168.63.129.0/24";
 
 /// Ranges AKS forbids for the VNet, pod and service ranges (docs/azure.md#reserved-ranges).
 pub const RESERVED_RANGES: [&str; 4] = [
@@ -118,6 +162,10 @@ pub const RESERVED_RANGES: [&str; 4] = [
 /// The fabric's routing table id that plays the Azure route table of a
 /// kubenet cluster (associated with the node subnet only).
 pub const UDR_TABLE_ID: u32 = 100;
+/// The fabric's routing table id for Overlay's per-node pod CIDR routes:
+/// Azure routes the overlay between nodes only, so only traffic entering
+/// from a node link consults it (docs/models.md#overlay).
+pub const OVERLAY_TABLE_ID: u32 = 101;
 
 /// Everything `lab up` was asked for; stored in the state directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +189,26 @@ pub struct LabSpec {
     /// What joins the nodes; labs written before it existed are `sdn`.
     #[serde(default)]
     pub fabric: Fabric,
+    /// Pod Subnet: the pod subnet (inside the VNet, beside the node subnet).
+    #[serde(default = "default_pod_subnet")]
+    pub pod_subnet: Ipv4Net,
+    #[serde(default = "default_pod_subnet_name")]
+    pub pod_subnet_name: String,
+    /// Pod Subnet: static blocks or dynamic batches (AKS's default).
+    #[serde(default = "default_allocation")]
+    pub pod_allocation: Allocation,
+}
+
+fn default_pod_subnet() -> Ipv4Net {
+    net(DEFAULT_POD_SUBNET)
+}
+
+fn default_pod_subnet_name() -> String {
+    DEFAULT_POD_SUBNET_NAME.to_string()
+}
+
+fn default_allocation() -> Allocation {
+    Allocation::Dynamic
 }
 
 /// `/run/<prefix>lab`: the default state directory of a lab.
@@ -170,6 +238,17 @@ impl LabSpec {
             on_prem: net(DEFAULT_ON_PREM),
             non_masq_peer: false,
             fabric: Fabric::Sdn,
+            pod_subnet: default_pod_subnet(),
+            pod_subnet_name: default_pod_subnet_name(),
+            pod_allocation: default_allocation(),
+        }
+    }
+
+    /// The model's title, with the allocation for Pod Subnet.
+    pub fn title(&self) -> String {
+        match self.model {
+            Model::PodSubnet => format!("{} ({})", self.model.title(), self.pod_allocation),
+            m => m.title().to_string(),
         }
     }
 
@@ -252,44 +331,8 @@ impl LabSpec {
                 format!("overlaps --peer {}", self.peer),
             ));
         }
-        if self.model == Model::Kubenet {
-            for (flag, n) in [
-                ("--vnet", self.vnet),
-                ("--peer", self.peer),
-                ("--on-prem", self.on_prem),
-            ] {
-                if overlaps(n, self.pod_cidr) {
-                    return Err(LabError::invalid(
-                        "--pod-cidr",
-                        self.pod_cidr,
-                        format!("overlaps {flag} {n}"),
-                    ));
-                }
-            }
-            if self.pod_cidr.prefix_len() > 24 {
-                return Err(LabError::invalid(
-                    "--pod-cidr",
-                    self.pod_cidr,
-                    "must hold at least one /24 per node",
-                ));
-            }
-            let slots = 1u64 << (24 - self.pod_cidr.prefix_len());
-            if u64::from(self.nodes) > slots {
-                return Err(LabError::invalid(
-                    "--pod-cidr",
-                    self.pod_cidr,
-                    format!("holds {slots} node /24s, fewer than --nodes {}", self.nodes),
-                ));
-            }
-            // Azure keeps 5 addresses of the subnet; the nodes take the rest from .4.
-            let usable = (1u64 << (32 - self.subnet.prefix_len())) - 5;
-            if u64::from(self.nodes) > usable {
-                return Err(LabError::invalid(
-                    "--nodes",
-                    self.nodes,
-                    format!("--subnet {} has {usable} usable addresses", self.subnet),
-                ));
-            }
+        if self.model.has_pod_cidr() {
+            self.validate_pod_cidr()?;
         }
         // The VM's subnet: the /24 right after the node subnet, inside the VNet.
         let after = u32::from(self.subnet.broadcast()).checked_add(1);
@@ -307,13 +350,21 @@ impl LabSpec {
                 )
             })?;
 
+        if self.model == Model::PodSubnet {
+            self.validate_pod_subnet(vm_subnet)?;
+        }
+        if self.fabric == Fabric::L2 && self.model == Model::PodSubnet {
+            return Err(crate::fabric_l2::l2_refusal(self.model));
+        }
         let p = &self.prefix;
         let mut nodes = Vec::new();
         let mut route_table = RouteTable::new(format!("{p}routetable"));
         for i in 0..self.nodes {
             let name = format!("{p}node-{i}");
             let (ip, pod_cidr) = match self.model {
-                Model::NodeSubnet => (None, None),
+                // Their addresses (and an Overlay node's /24) come from the
+                // cluster store at join.
+                Model::NodeSubnet | Model::PodSubnet | Model::Overlay => (None, None),
                 Model::Kubenet => {
                     let ip = host(self.subnet, 4 + i);
                     let cidr = nth_24(self.pod_cidr, i);
@@ -367,8 +418,125 @@ impl LabSpec {
                 self.on_prem,
             ),
             nft_table: format!("{p}snat"),
+            azure_dns: (self.model == Model::PodSubnet).then(|| {
+                let mut h = HostPlan::new(
+                    "Azure DNS",
+                    format!("{p}azdns"),
+                    "azdns",
+                    net(AZURE_DNS_RANGE),
+                );
+                h.ip = AZURE_DNS;
+                h
+            }),
         })
     }
+}
+
+impl LabSpec {
+    /// kubenet and Overlay: a cluster pod CIDR apart from the VNet, the peered
+    /// and on-premises ranges, with a /24 per node.
+    fn validate_pod_cidr(&self) -> Result<()> {
+        for (flag, n) in [
+            ("--vnet", self.vnet),
+            ("--peer", self.peer),
+            ("--on-prem", self.on_prem),
+        ] {
+            if overlaps(n, self.pod_cidr) {
+                return Err(LabError::invalid(
+                    "--pod-cidr",
+                    self.pod_cidr,
+                    format!("overlaps {flag} {n}"),
+                ));
+            }
+        }
+        if self.pod_cidr.prefix_len() > 24 {
+            return Err(LabError::invalid(
+                "--pod-cidr",
+                self.pod_cidr,
+                "must hold at least one /24 per node",
+            ));
+        }
+        let slots = 1u64 << (24 - self.pod_cidr.prefix_len());
+        if u64::from(self.nodes) > slots {
+            return Err(LabError::invalid(
+                "--pod-cidr",
+                self.pod_cidr,
+                format!("holds {slots} node /24s, fewer than --nodes {}", self.nodes),
+            ));
+        }
+        // Azure keeps 5 addresses of the subnet; the nodes take the rest from .4.
+        let usable = (1u64 << (32 - self.subnet.prefix_len())) - 5;
+        if u64::from(self.nodes) > usable {
+            return Err(LabError::invalid(
+                "--nodes",
+                self.nodes,
+                format!("--subnet {} has {usable} usable addresses", self.subnet),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Pod Subnet: a second subnet of the VNet, apart from the node subnet and
+    /// the VM's (VMs cannot be placed in a pod subnet: Legacy CNI article, FAQ),
+    /// and at least a /28 (one block of 16).
+    fn validate_pod_subnet(&self, vm_subnet: Ipv4Net) -> Result<()> {
+        let n = self.pod_subnet;
+        let why = if n.trunc() != n {
+            format!("host bits set (did you mean {}?)", n.trunc())
+        } else if n.prefix_len() > 28 {
+            "must be /28 or larger (one block of 16)".to_string()
+        } else if !self.vnet.contains(&n) {
+            format!("not inside --vnet {}", self.vnet)
+        } else if overlaps(n, self.subnet) {
+            format!("overlaps the node subnet --subnet {}", self.subnet)
+        } else if overlaps(n, vm_subnet) {
+            format!("overlaps the VM's subnet {vm_subnet}")
+        } else if overlaps(n, net(AZURE_DNS_RANGE)) {
+            format!("overlaps {AZURE_DNS_RANGE}, the lab's link to Azure DNS")
+        } else if let Some(r) = RESERVED_RANGES
+            .iter()
+            .map(|r| net(r))
+            .find(|r| overlaps(n, *r))
+        {
+            format!("overlaps {r}, which AKS reserves (docs/azure.md#reserved-ranges)")
+        } else {
+            return self.azure_dns_apart();
+        };
+        Err(LabError::invalid("--pod-subnet", n, why))
+    }
+
+    /// Azure keeps 168.63.129.16 out of every VNet (the planner's R4); the
+    /// lab's Azure DNS link must not overlap the lab's ranges either.
+    fn azure_dns_apart(&self) -> Result<()> {
+        names_differ(&self.pod_subnet_name, &self.subnet_name)?;
+        let dns = net(AZURE_DNS_RANGE);
+        for (flag, n) in [
+            ("--vnet", self.vnet),
+            ("--peer", self.peer),
+            ("--on-prem", self.on_prem),
+        ] {
+            if overlaps(n, dns) {
+                return Err(LabError::invalid(
+                    flag,
+                    n,
+                    format!("overlaps {dns}, the lab's link to Azure DNS"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The pod subnet and the node subnet are two subnets: two names.
+fn names_differ(pod: &str, node: &str) -> Result<()> {
+    if pod == node {
+        return Err(LabError::invalid(
+            "--pod-subnet-name",
+            pod,
+            "is the node subnet's name too (--subnet-name)",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn pod_name(prefix: &str, node: u32, pod: u32) -> String {
@@ -491,6 +659,9 @@ pub struct Topology {
     pub vm: HostPlan,
     pub peer: HostPlan,
     pub on_prem: HostPlan,
+    /// Pod Subnet: a host answering at Azure DNS's address, the exception AKS
+    /// masquerades in this model (docs/models.md#pod-subnet).
+    pub azure_dns: Option<HostPlan>,
     /// The agent's nftables table in every node netns.
     pub nft_table: String,
 }
@@ -629,6 +800,103 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn pod_subnet_and_overlay_are_validated_before_anything_exists() {
+        let ok = spec(Model::PodSubnet);
+        assert_eq!(ok.max_pods, 250);
+        assert_eq!(ok.title(), "Azure CNI Pod Subnet (dynamic)");
+        let t = ok.topology().unwrap();
+        assert!(t
+            .nodes
+            .iter()
+            .all(|n| n.ip.is_none() && n.pod_cidr.is_none()));
+        type Mutation = Box<dyn Fn(&mut LabSpec)>;
+        let cases: Vec<(Model, Mutation, &str, &str)> = vec![
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.224.0.0/24".parse().unwrap()),
+                "--pod-subnet",
+                "node subnet",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.225.0.0/24".parse().unwrap()),
+                "--pod-subnet",
+                "VM's subnet",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.10.0.0/16".parse().unwrap()),
+                "--pod-subnet",
+                "not inside --vnet",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.226.0.0/29".parse().unwrap()),
+                "--pod-subnet",
+                "/28",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet = "10.226.0.1/16".parse().unwrap()),
+                "--pod-subnet",
+                "host bits",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.pod_subnet_name = s.subnet_name.clone()),
+                "--pod-subnet-name",
+                "node subnet's name",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.peer = "168.63.129.0/24".parse().unwrap()),
+                "--peer",
+                "Azure DNS",
+            ),
+            (
+                Model::PodSubnet,
+                Box::new(|s| s.fabric = Fabric::L2),
+                "--fabric",
+                "not podsubnet",
+            ),
+            (
+                Model::Overlay,
+                Box::new(|s| s.pod_cidr = "10.230.0.0/16".parse().unwrap()),
+                "--pod-cidr",
+                "overlaps --vnet",
+            ),
+            (
+                Model::Overlay,
+                Box::new(|s| s.pod_cidr = "10.100.0.0/16".parse().unwrap()),
+                "--pod-cidr",
+                "overlaps --peer",
+            ),
+        ];
+        for (model, mutate, flag, why) in cases {
+            let mut s = spec(model);
+            mutate(&mut s);
+            let err = s.topology().unwrap_err();
+            assert!(
+                matches!(&err, LabError::Invalid { flag: f, .. } if *f == flag)
+                    && err.to_string().contains(why),
+                "{flag} {why}: {err}"
+            );
+        }
+        // A lab.json written before Pod Subnet existed reads with its defaults.
+        let mut v = serde_json::to_value(spec(Model::Kubenet)).unwrap();
+        for k in ["podSubnet", "podSubnetName", "podAllocation"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        let old: LabSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(old.pod_allocation, Allocation::Dynamic);
+        assert_eq!(old.pod_subnet, net(DEFAULT_POD_SUBNET));
+        assert!("nope"
+            .parse::<Model>()
+            .unwrap_err()
+            .contains("podsubnet or overlay"));
     }
 
     proptest::proptest! {

@@ -26,7 +26,9 @@ use aksnet_netlink::{
 
 use crate::error::{LabError, Result};
 use crate::exec::{self, Binaries, CniFailure};
-use crate::spec::{Fabric, HostPlan, LabSpec, Model, NodePlan, PodPlan, Topology, UDR_TABLE_ID};
+use crate::spec::{
+    Fabric, HostPlan, LabSpec, Model, NodePlan, PodPlan, Topology, OVERLAY_TABLE_ID, UDR_TABLE_ID,
+};
 use crate::state::{Entry, Journal, StateDir};
 
 /// The MTU of every lab link (an Azure NIC's usual MTU, docs/azure.md#transparent-mode).
@@ -57,6 +59,8 @@ pub struct Builder<'a> {
     pub state: StateDir,
     pub journal: Journal,
     pub bins: &'a Binaries,
+    /// Serialises changes of the fabric's Pod Subnet routes (`fabric_podsubnet`).
+    pub(crate) fabric_lock: std::sync::Mutex<()>,
 }
 
 /// Builds the lab. On error the state stays for `lab down`.
@@ -72,6 +76,7 @@ pub fn up(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<UpRepo
         state,
         journal,
         bins,
+        fabric_lock: std::sync::Mutex::new(()),
     };
     b.build_fabric()?;
     for host in topo.hosts() {
@@ -83,44 +88,16 @@ pub fn up(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<UpRepo
     if let Some(vm) = &topo.subnet_vm {
         b.build_subnet_vm(vm)?;
     }
-    // One thread per node: joins serialise in the store, the rest is per node.
-    let results: Vec<Result<NodeUp>> = std::thread::scope(|s| {
-        let handles: Vec<_> = topo
-            .nodes
-            .iter()
-            .map(|n| {
-                let b = &b;
-                s.spawn(move || -> Result<NodeUp> {
-                    let node = b.build_node(n)?;
-                    for pod in &n.pods {
-                        b.add_pod(&node, pod)?
-                            .map_err(|f| cni_error(&node, pod, f))?;
-                    }
-                    Ok(node)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(LabError::State {
-                        path: spec.state_dir.clone(),
-                        why: "a node thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut pods = 0;
-    let mut up_nodes = Vec::new();
-    for r in results {
-        let node = r?;
-        pods += node.plan.pods.len();
-        up_nodes.push(node);
+    if let Some(dns) = &topo.azure_dns {
+        b.build_host(dns)?;
     }
+    let up_nodes = b.build_nodes()?;
+    let pods: usize = up_nodes.iter().map(|n| n.plan.pods.len()).sum();
     if spec.fabric == Fabric::L2 {
         b.converge_l2(&up_nodes)?;
+    }
+    if spec.model == Model::PodSubnet {
+        b.sync_pod_subnet_routes()?;
     }
     b.journal.record(&Entry::UpDone)?;
     let report = UpReport {
@@ -132,7 +109,7 @@ pub fn up(spec: &LabSpec, bins: &Binaries, out: &mut dyn Write) -> Result<UpRepo
         out,
         "lab {} up: {}, {} nodes, {} pods in {:.1} s (state {})",
         spec.prefix,
-        spec.model.title(),
+        spec.title(),
         report.nodes,
         report.pods,
         report.elapsed.as_secs_f64(),
@@ -170,6 +147,42 @@ fn via_route(dst: IpNet, gw: Ipv4Addr, oif: u32, table: u32) -> Route {
 }
 
 impl<'a> Builder<'a> {
+    /// Every node and its pods, one thread per node: joins serialise in the
+    /// store, the rest is per node. The first error wins.
+    fn build_nodes(&self) -> Result<Vec<NodeUp>> {
+        // One thread per node: joins serialise in the store, the rest is per node.
+        let results: Vec<Result<NodeUp>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .topo
+                .nodes
+                .iter()
+                .map(|n| {
+                    let b = self;
+                    s.spawn(move || -> Result<NodeUp> {
+                        let node = b.build_node(n)?;
+                        for pod in &n.pods {
+                            b.add_pod(&node, pod)?
+                                .map_err(|f| cni_error(&node, pod, f))?;
+                        }
+                        Ok(node)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(LabError::State {
+                            path: self.spec.state_dir.clone(),
+                            why: "a node thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        results.into_iter().collect()
+    }
+
     /// A builder for a lab that is already up (the demo adds nodes and pods).
     pub fn resume(spec: &'a LabSpec, topo: &'a Topology, bins: &'a Binaries) -> Result<Self> {
         let state = StateDir::new(&spec.state_dir);
@@ -180,6 +193,7 @@ impl<'a> Builder<'a> {
             state,
             journal,
             bins,
+            fabric_lock: std::sync::Mutex::new(()),
         })
     }
 
@@ -265,8 +279,8 @@ impl<'a> Builder<'a> {
         let data_dir = self.state.node_dir(&n.name);
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| LabError::io("create node data dir", &data_dir, e))?;
-        let (ip, pod_ips) = match self.spec.model {
-            Model::NodeSubnet => {
+        let (ip, pod_ips, joined_cidr) = match self.spec.model {
+            Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
                 let pool = exec::node_join(
                     self.bins,
                     &n.name,
@@ -275,10 +289,11 @@ impl<'a> Builder<'a> {
                     self.spec.max_pods,
                     &self.state.store_dir(),
                     &data_dir,
+                    &self.join_args(),
                 )?;
-                (pool.node_ip, pool.pod_ips)
+                (pool.node_ip, pool.pod_ips, pool.overlay.map(|o| o.pod_cidr))
             }
-            Model::Kubenet => (n.ip.unwrap_or(self.topo.gateway), Vec::new()),
+            Model::Kubenet => (n.ip.unwrap_or(self.topo.gateway), Vec::new(), None),
         };
         self.journal.record(&Entry::Node {
             name: n.name.clone(),
@@ -287,10 +302,11 @@ impl<'a> Builder<'a> {
         let ns = self.create_netns(&n.netns, true)?;
         let pod_cidr = match self.spec.fabric {
             Fabric::Sdn => {
-                self.connect_sdn_node(n, &ns, ip, &pod_ips)?;
-                n.pod_cidr
+                let cidr = n.pod_cidr.or(joined_cidr);
+                self.connect_sdn_node(n, &ns, ip, &pod_ips, cidr)?;
+                cidr
             }
-            Fabric::L2 => self.plug_l2_node(n, &ns, ip)?,
+            Fabric::L2 => self.plug_l2_node(n, &ns, ip, joined_cidr)?,
         };
         Self::configure_uplink(&ns, ip, self.spec.subnet.prefix_len(), self.topo.gateway)?;
         let node = NodeUp {
@@ -308,9 +324,46 @@ impl<'a> Builder<'a> {
         Ok(node)
     }
 
+    /// `aksnet node join`'s flags for the lab's model, after the node
+    /// subnet's (docs/models.md: Pod Subnet, and Overlay's contract).
+    fn join_args(&self) -> Vec<String> {
+        let s = self.spec;
+        match s.model {
+            Model::PodSubnet => vec![
+                "--pod-subnet".into(),
+                s.pod_subnet.to_string(),
+                "--pod-subnet-name".into(),
+                s.pod_subnet_name.clone(),
+                "--pod-allocation".into(),
+                s.pod_allocation.to_string(),
+            ],
+            Model::Overlay => vec![
+                "--overlay".into(),
+                "--pod-cidr-from".into(),
+                s.pod_cidr.to_string(),
+            ],
+            Model::NodeSubnet | Model::Kubenet => Vec::new(),
+        }
+    }
+
     /// The agent's SNAT flags for the lab's model.
     pub(crate) fn mode_args(&self, node: &NodeUp) -> Vec<String> {
         match self.spec.model {
+            // AKS masquerades only Azure DNS and IMDS in Pod Subnet; the
+            // agent's podsubnet default (docs/models.md, the contract).
+            Model::PodSubnet => vec![
+                "--mode".into(),
+                "podsubnet".into(),
+                "--pod-cidr".into(),
+                self.spec.pod_subnet.to_string(),
+            ],
+            // Everything leaving the pod CIDR is SNATed to the node IP (Overlay article).
+            Model::Overlay => vec![
+                "--mode".into(),
+                "overlay".into(),
+                "--cluster-pod-cidr".into(),
+                self.spec.pod_cidr.to_string(),
+            ],
             Model::NodeSubnet => vec![
                 "--mode".into(),
                 "nodesubnet".into(),
@@ -337,6 +390,7 @@ impl<'a> Builder<'a> {
         ns: &Netns,
         ip: Ipv4Addr,
         pod_ips: &[Ipv4Addr],
+        pod_cidr: Option<ipnet::Ipv4Net>,
     ) -> Result<()> {
         let link = self.connect_to_fabric(&n.fabric_link, ns)?;
         // The fabric side: the subnet gateway (.1) on every node link, /32 so
@@ -372,37 +426,59 @@ impl<'a> Builder<'a> {
                         path: self.spec.state_dir.clone(),
                         why: format!("no route table entry for {}", n.name),
                     })?;
-                fabric.add_route(&via_route(
-                    IpNet::V4(route.address_prefix),
-                    ip,
-                    link,
-                    UDR_TABLE_ID,
-                ))?;
-                exec::ip(
-                    &self.topo.fabric_netns,
-                    &[
-                        "rule",
-                        "add",
-                        "iif",
-                        &n.fabric_link,
-                        "lookup",
-                        &UDR_TABLE_ID.to_string(),
-                        "pref",
-                        "100",
-                    ],
-                )?;
+                self.node_only_route(&mut fabric, n, link, route.address_prefix, ip, UDR_TABLE_ID)?;
             }
+            // Azure routes the overlay between nodes: the node's /24 (from the
+            // store) via its IP, and nothing for the rest of the VNet: "the
+            // VNet cannot reach pods directly" (Overlay article).
+            Model::Overlay => {
+                let cidr = pod_cidr.ok_or_else(|| LabError::State {
+                    path: self.spec.state_dir.clone(),
+                    why: format!("overlay node {} joined without a pod CIDR", n.name),
+                })?;
+                self.node_only_route(&mut fabric, n, link, cidr, ip, OVERLAY_TABLE_ID)?;
+            }
+            // The store's blocks, once every node has joined
+            // (`sync_pod_subnet_routes`): a dynamic node's blocks move.
+            Model::PodSubnet => {}
         }
         Ok(())
+    }
+
+    /// `cidr via ip` in `table`, which only traffic entering from node links
+    /// consults (`ip rule iif <link> lookup <table>`).
+    fn node_only_route(
+        &self,
+        fabric: &mut Handle,
+        n: &NodePlan,
+        link: u32,
+        cidr: ipnet::Ipv4Net,
+        ip: Ipv4Addr,
+        table: u32,
+    ) -> Result<()> {
+        fabric.add_route(&via_route(IpNet::V4(cidr), ip, link, table))?;
+        exec::ip(
+            &self.topo.fabric_netns,
+            &[
+                "rule",
+                "add",
+                "iif",
+                &n.fabric_link,
+                "lookup",
+                &table.to_string(),
+                "pref",
+                "100",
+            ],
+        )
     }
 
     /// The CNI network config a runtime on this node would pass.
     pub fn cni_config(&self, node: &NodeUp) -> String {
         let data_dir = self.state.node_dir(&node.plan.name);
         let cfg = match self.spec.model {
-            Model::NodeSubnet => serde_json::json!({
+            Model::NodeSubnet | Model::PodSubnet | Model::Overlay => serde_json::json!({
                 "cniVersion": "1.1.0", "name": "azure", "type": "aksnet-cni",
-                "mode": "nodesubnet", "dataDir": data_dir,
+                "mode": self.spec.model.as_str(), "dataDir": data_dir,
                 "logFile": data_dir.join("aksnet-cni.log"),
             }),
             Model::Kubenet => serde_json::json!({
@@ -424,27 +500,49 @@ impl<'a> Builder<'a> {
     ) -> Result<std::result::Result<Ipv4Addr, CniFailure>> {
         self.create_netns(&pod.netns, false)?;
         let config = self.cni_config(node);
+        let mut answer = self.cni_add(node, pod, &config)?;
+        if self.spec.model == Model::PodSubnet
+            && matches!(&answer, Err(f) if f.code == exec::CNI_TRY_AGAIN)
+        {
+            // The node's dynamic pool is empty: what CNS does then is take a
+            // batch (`aksnet node pod-sync`); the SDN then delivers the new
+            // block to the node, and the runtime retries.
+            let data_dir = self.state.node_dir(&node.plan.name);
+            exec::pod_sync(self.bins, &self.state.store_dir(), &data_dir)?;
+            self.sync_pod_subnet_routes()?;
+            answer = self.cni_add(node, pod, &config)?;
+        }
+        if let Ok(ip) = answer {
+            self.journal.record(&Entry::Pod {
+                node: node.plan.name.clone(),
+                name: pod.name.clone(),
+                ip,
+            })?;
+        }
+        Ok(answer)
+    }
+
+    fn cni_add(
+        &self,
+        node: &NodeUp,
+        pod: &PodPlan,
+        config: &str,
+    ) -> Result<std::result::Result<Ipv4Addr, CniFailure>> {
         match exec::cni(
             self.bins,
             "ADD",
             &node.plan.netns,
             &pod.name,
             &pod.netns,
-            &config,
+            config,
         )? {
-            Ok(result) => {
-                let ip = exec::result_ipv4(&result).ok_or_else(|| LabError::Command {
+            Ok(result) => exec::result_ipv4(&result)
+                .map(Ok)
+                .ok_or_else(|| LabError::Command {
                     what: format!("aksnet-cni ADD {}", pod.name),
                     status: "exit 0".into(),
                     message: format!("result has no IPv4 address: {result}"),
-                })?;
-                self.journal.record(&Entry::Pod {
-                    node: node.plan.name.clone(),
-                    name: pod.name.clone(),
-                    ip,
-                })?;
-                Ok(Ok(ip))
-            }
+                }),
             Err(f) => Ok(Err(f)),
         }
     }

@@ -4,8 +4,8 @@
 //! uses its own `aksnt…-` prefix, so they run in parallel, and a guard runs
 //! `lab down` on drop, also when the test fails.
 //!
-//! The expected matrix of each model is written here, from the AKS
-//! documentation, not derived from the run.
+//! The expected matrix of each model is written in `lab_support`, from the
+//! AKS documentation, not derived from the run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,35 +15,10 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 
-/// Node Subnet, per docs/azure.md#source-addresses: "Systems in the same virtual network as the AKS
-/// cluster see the pod IP as the source address for any traffic from the
-/// pod. Systems outside the AKS cluster virtual network see the node IP";
-/// "every pod gets an IP address from the subnet and can be accessed
-/// directly"; a peered VNet is outside the VNet (Azure/AKS#1207: by default
-/// nonMasqueradeCIDRs holds only the VNet).
-const NODESUBNET_EXPECTED: [(&str, &str); 6] = [
-    ("pod-pod-same-node", "pod"),
-    ("pod-pod-across-nodes", "pod"),
-    ("pod-vm", "pod"),
-    ("pod-peer", "node"),
-    ("pod-onprem", "node"),
-    ("vm-pod", "vm"),
-];
-
-/// kubenet, per AKS's kubenet page and docs/azure.md#kubenet-snat, #kubenet-routes: pods
-/// keep their IP only towards other pods (the pod CIDR is the only
-/// non-masquerade range) and cross nodes by the route table; everything else
-/// sees the node IP; pods "can't be reached directly": the route table is
-/// associated with the node subnet only, so a VM in another subnet has no
-/// route to a pod CIDR.
-const KUBENET_EXPECTED: [(&str, &str); 6] = [
-    ("pod-pod-same-node", "pod"),
-    ("pod-pod-across-nodes", "pod"),
-    ("pod-vm", "node"),
-    ("pod-peer", "node"),
-    ("pod-onprem", "node"),
-    ("vm-pod", "unreachable"),
-];
+mod lab_support;
+use lab_support::{
+    assert_matrix, KUBENET_EXPECTED, NODESUBNET_EXPECTED, OVERLAY_EXPECTED, PODSUBNET_EXPECTED,
+};
 
 struct Run {
     code: Option<i32>,
@@ -172,27 +147,6 @@ impl Drop for LabGuard {
     fn drop(&mut self) {
         let _ = self.down();
     }
-}
-
-fn assert_matrix(report: &Value, expected: &[(&str, &str)]) {
-    let rows = report["rows"].as_array().expect("rows");
-    let seen: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r["path"].as_str().unwrap_or_default().to_string(),
-                r["seenAs"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    let want: Vec<(String, String)> = expected
-        .iter()
-        .map(|(p, s)| (p.to_string(), s.to_string()))
-        .collect();
-    assert_eq!(
-        seen, want,
-        "observed matrix differs from the documented one:\n{report:#}"
-    );
 }
 
 fn ip(v: &Value) -> std::net::Ipv4Addr {
@@ -326,7 +280,7 @@ fn two_labs_with_different_prefixes_at_once() {
 #[test]
 fn bad_input_is_refused_before_anything_is_created() {
     prerequisites();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--prefix", "Bad_"], "--prefix"),
         (
             &["--prefix", "aksntlabbad-", "--subnet", "10.10.0.0/24"],
@@ -339,6 +293,39 @@ fn bad_input_is_refused_before_anything_is_created() {
         (
             &["--prefix", "aksntlabbad-", "--state-dir", "/tmp"],
             "--state-dir",
+        ),
+        (
+            &[
+                "--prefix",
+                "aksntlabbad-",
+                "--model",
+                "podsubnet",
+                "--pod-subnet",
+                "10.224.0.0/24",
+            ],
+            "--pod-subnet",
+        ),
+        (
+            &[
+                "--prefix",
+                "aksntlabbad-",
+                "--model",
+                "podsubnet",
+                "--fabric",
+                "l2",
+            ],
+            "--fabric",
+        ),
+        (
+            &[
+                "--prefix",
+                "aksntlabbad-",
+                "--model",
+                "overlay",
+                "--pod-cidr",
+                "10.230.0.0/16",
+            ],
+            "--pod-cidr",
         ),
     ];
     for (args, flag) in cases {
@@ -415,22 +402,256 @@ fn down_after_an_up_killed_midway_leaves_nothing() {
 
 #[test]
 fn demo_proves_every_claim_and_cleans_up() {
-    let lab = LabGuard::new("aksntlabdemo-");
+    let lab = LabGuard::new("akslbdemo-");
     let r = aksnet(&["lab", "demo", "--prefix", &lab.prefix]);
     assert_eq!(r.code, Some(0), "demo: {}{}", r.stdout, r.stderr);
     for needle in [
         "8 nodes joined 10.224.0.0/24 at maxPods 30",
         "the 9th node is refused\n         InsufficientSubnetSize: Pre-allocated IPs 31 exceeds IPs \
          available 3 in Subnet Cidr 10.224.0.0/24, Subnet Name aks-subnet",
-        "pod 31 is refused by aksnet-cni ADD\n         CNI error 100: node aksntlabdemo-node-0",
+        "pod 31 is refused by aksnet-cni ADD\n         CNI error 100: node akslbdemo-node-0",
         "the 401st is refused",
-        "3/4 the same claims on a plain LAN",
+        "a VM cannot be placed in the pod subnet",
+        "VMs cannot be placed in a pod subnet",
+        "(CNI code 11), one `aksnet node pod-sync` took a batch",
+        // Which block a node gets depends on the order of the parallel joins.
+        "two rounds return the batch: 10.226.0.",
+        "/28 held again; the fabric dropped 1 route(s)",
+        "side by side: the source address each destination observes",
+        "the same claims on a plain LAN",
         "VM in node subnet: address",
         "every claim holds",
     ] {
         assert!(r.stdout.contains(needle), "missing {needle:?} in:\n{}", r.stdout);
     }
     assert!(!r.stdout.contains("FAIL"), "{}", r.stdout);
+    // The side-by-side table: one column per model, the documented cell in each.
+    let table = side_by_side(&r.stdout);
+    let want = [
+        (
+            "pod → VM in the VNet",
+            ["node IP", "pod IP", "node IP", "pod IP"],
+        ),
+        (
+            "pod → peered VNet host",
+            ["node IP", "node IP", "node IP", "pod IP"],
+        ),
+        (
+            "pod → on-premises host",
+            ["node IP", "node IP", "node IP", "pod IP"],
+        ),
+        ("VM → pod", ["unreachable", "VM IP", "unreachable", "VM IP"]),
+    ];
+    for (path, cells) in want {
+        let line = table
+            .iter()
+            .find(|l| l.starts_with(path))
+            .unwrap_or_else(|| panic!("no row {path:?} in {table:#?}"));
+        let got: Vec<&str> = line[path.len()..]
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(got, cells, "{path}: {line}");
+    }
+    lab.assert_gone();
+}
+
+/// The lines of the demo's side-by-side table (header first), unindented.
+fn side_by_side(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.contains("side by side"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// The fabric's routes into `range` (`ip -n <prefix>vnet -4 route`), as
+/// (destination, next hop).
+fn fabric_routes(
+    prefix: &str,
+    table: &str,
+    range: ipnet::Ipv4Net,
+) -> Vec<(ipnet::Ipv4Net, String)> {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &format!("{prefix}vnet"),
+            "-4",
+            "route",
+            "show",
+            "table",
+            table,
+        ])
+        .output()
+        .expect("run ip route");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let dst: ipnet::Ipv4Net = w.next()?.parse().ok()?;
+            let via = l
+                .split(" via ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .to_string();
+            range.contains(&dst).then_some((dst, via))
+        })
+        .collect()
+}
+
+/// Nodes (name → IP) and pods (node, IP) from the lab's journal.
+fn journal(
+    lab: &LabGuard,
+) -> (
+    std::collections::BTreeMap<String, String>,
+    Vec<(String, String)>,
+) {
+    let text = std::fs::read_to_string(lab.state_dir().join("journal.jsonl")).expect("journal");
+    let mut nodes = std::collections::BTreeMap::new();
+    let mut pods = Vec::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).expect("journal line");
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        match v["kind"].as_str() {
+            Some("node") => {
+                nodes.insert(s("name"), s("ip"));
+            }
+            Some("pod") => pods.push((s("node"), s("ip"))),
+            _ => {}
+        }
+    }
+    (nodes, pods)
+}
+
+/// Every pod's address lies in a /28 the fabric routes to its own node: the
+/// fabric follows the store's blocks.
+fn assert_pods_routed_to_their_nodes(lab: &LabGuard, blocks: usize) {
+    let routes = fabric_routes(&lab.prefix, "main", "10.226.0.0/16".parse().expect("CIDR"));
+    assert_eq!(routes.len(), blocks, "{routes:?}");
+    assert!(
+        routes.iter().all(|(b, _)| b.prefix_len() == 28),
+        "{routes:?}"
+    );
+    let (nodes, pods) = journal(lab);
+    assert!(!pods.is_empty());
+    for (node, ip) in &pods {
+        let ip: std::net::Ipv4Addr = ip.parse().expect("journal address");
+        let (block, via) = routes
+            .iter()
+            .find(|(b, _)| b.contains(&ip))
+            .unwrap_or_else(|| panic!("pod {ip} of {node}: no fabric route: {routes:?}"));
+        assert_eq!(Some(via), nodes.get(node), "pod {ip} in {block}");
+    }
+}
+
+#[test]
+fn podsubnet_static_up_check_down() {
+    let lab = LabGuard::new("akslbps-");
+    let up = lab.up(&[
+        "--model",
+        "podsubnet",
+        "--pod-allocation",
+        "static",
+        "--max-pods",
+        "31",
+        "--nodes",
+        "2",
+        "--pods-per-node",
+        "2",
+    ]);
+    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
+    let (r, report) = lab.check_json();
+    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
+    assert_matrix(&report, &PODSUBNET_EXPECTED);
+    // Pods take pod-subnet addresses; hosts outside the VNet see them too.
+    let pods: ipnet::Ipv4Net = "10.226.0.0/16".parse().unwrap();
+    let onprem = row(&report, "pod-onprem");
+    assert!(pods.contains(&ip(&onprem["seen"]["address"])), "{onprem:#}");
+    // The exception: Azure DNS sees the node IP (in the node subnet), never the pod's.
+    let dns = row(&report, "pod-azuredns");
+    let subnet: ipnet::Ipv4Net = "10.224.0.0/16".parse().unwrap();
+    assert!(subnet.contains(&ip(&dns["seen"]["address"])), "{dns:#}");
+    // maxPods 31: ceil(32 / 16) = 2 blocks per node, each routed to its node.
+    assert_pods_routed_to_their_nodes(&lab, 4);
+    // No VM is placed in the pod subnet: the fabric holds no address of it.
+    let addrs = Command::new("ip")
+        .args(["-n", &format!("{}vnet", lab.prefix), "-4", "-o", "addr"])
+        .output()
+        .expect("ip addr");
+    assert!(!String::from_utf8_lossy(&addrs.stdout).contains(" 10.226."));
+    let text = aksnet(&["lab", "check", "--prefix", &lab.prefix]);
+    assert!(
+        text.stdout
+            .contains("IMDS 169.254.169.254 (not probed) to the node IP")
+            && text.stdout.contains("pod → Azure DNS 168.63.129.16"),
+        "{}",
+        text.stdout
+    );
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}
+
+#[test]
+fn podsubnet_dynamic_nodes_take_a_batch_and_the_fabric_follows() {
+    let lab = LabGuard::new("akslbpd-");
+    // 16 pods per node: one batch holds 15 (its first address is the node's),
+    // so every node's 16th ADD waits for a second batch during `up`.
+    let up = lab.up(&[
+        "--model",
+        "podsubnet",
+        "--nodes",
+        "2",
+        "--pods-per-node",
+        "16",
+    ]);
+    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
+    assert!(
+        up.stdout
+            .contains("Azure CNI Pod Subnet (dynamic), 2 nodes, 32 pods"),
+        "{}",
+        up.stdout
+    );
+    let (r, report) = lab.check_json();
+    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
+    assert_matrix(&report, &PODSUBNET_EXPECTED);
+    assert_pods_routed_to_their_nodes(&lab, 4);
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}
+
+#[test]
+fn overlay_up_check_down() {
+    let lab = LabGuard::new("akslbov-");
+    let up = lab.up(&["--model", "overlay", "--nodes", "2", "--pods-per-node", "2"]);
+    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
+    let (r, report) = lab.check_json();
+    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
+    assert_matrix(&report, &OVERLAY_EXPECTED);
+    // Pods on the overlay CIDR, a /24 per node from the store; the VM sees the node IP.
+    let overlay: ipnet::Ipv4Net = "10.244.0.0/16".parse().unwrap();
+    let across = row(&report, "pod-pod-across-nodes");
+    let (from, to) = (ip(&across["fromAddress"]), ip(&across["toAddress"]));
+    assert!(
+        overlay.contains(&from) && overlay.contains(&to),
+        "{across:#}"
+    );
+    assert_ne!(from.octets()[2], to.octets()[2], "one /24 per node");
+    let subnet: ipnet::Ipv4Net = "10.224.0.0/16".parse().unwrap();
+    assert!(subnet.contains(&ip(&row(&report, "pod-vm")["seen"]["address"])));
+    // The fabric routes each node's /24 to the node, for node links only;
+    // nothing in its main table leads into the overlay.
+    let (nodes, _) = journal(&lab);
+    let routed = fabric_routes(&lab.prefix, "101", overlay);
+    assert_eq!(routed.len(), 2, "{routed:?}");
+    assert!(routed
+        .iter()
+        .all(|(c, via)| c.prefix_len() == 24 && nodes.values().any(|n| n == via)));
+    assert!(fabric_routes(&lab.prefix, "main", overlay).is_empty());
+    assert_eq!(lab.down().code, Some(0));
     lab.assert_gone();
 }
 

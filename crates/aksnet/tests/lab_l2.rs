@@ -24,27 +24,19 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 
-const NODESUBNET_EXPECTED: [(&str, &str); 8] = [
-    ("pod-pod-same-node", "pod"),
-    ("pod-pod-across-nodes", "pod"),
-    ("pod-vm", "pod"),
-    ("pod-peer", "node"),
-    ("pod-onprem", "node"),
-    ("vm-pod", "vm"),
-    ("svm-address", "not given"),
-    ("svm-pod", "vm"),
-];
+mod lab_support;
+use lab_support::{assert_matrix, KUBENET_EXPECTED, NODESUBNET_EXPECTED, OVERLAY_EXPECTED};
 
-const KUBENET_EXPECTED: [(&str, &str); 8] = [
-    ("pod-pod-same-node", "pod"),
-    ("pod-pod-across-nodes", "pod"),
-    ("pod-vm", "node"),
-    ("pod-peer", "node"),
-    ("pod-onprem", "node"),
-    ("vm-pod", "unreachable"),
-    ("svm-address", "not given"),
-    ("svm-pod", "unreachable"),
-];
+/// The sdn matrix and the subnet VM's rows: its address is no pod's (the Node
+/// Subnet FAQ), and it reaches pods as the model's other VMs do.
+fn l2_expected(
+    sdn: &[(&'static str, &'static str)],
+    svm_pod: &'static str,
+) -> Vec<(&'static str, &'static str)> {
+    let mut v = sdn.to_vec();
+    v.extend([("svm-address", "not given"), ("svm-pod", svm_pod)]);
+    v
+}
 
 fn bin_dir() -> PathBuf {
     Path::new(BIN).parent().expect("bin dir").to_path_buf()
@@ -152,22 +144,7 @@ fn up_and_check(lab: &LabGuard, model: &str, expected: &[(&str, &str)]) -> Value
     let report: Value =
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
     assert!(o.status.success(), "check: {report:#}");
-    let seen: Vec<(String, String)> = report["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| {
-            (
-                r["path"].as_str().unwrap_or_default().to_string(),
-                r["seenAs"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    let want: Vec<(String, String)> = expected
-        .iter()
-        .map(|(p, s)| (p.to_string(), s.to_string()))
-        .collect();
-    assert_eq!(seen, want, "{report:#}");
+    assert_matrix(&report, expected);
     // The switch routes nothing: no IPv4 route at all in the fabric namespace.
     let routes = ip_in(&lab.ns("vnet"), &["-4", "route", "show", "table", "all"]);
     let own: Vec<&str> = routes.lines().filter(|l| !l.contains(" dev lo ")).collect();
@@ -191,10 +168,35 @@ fn pods(lab: &LabGuard) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Overlay on a LAN: each node's /24 comes from the store at join and the other
+/// nodes route it (`agent --kubenet-routes`, docs/models.md#overlay); nothing else
+/// reaches a pod, and every pod leaves the pod CIDR as its node.
+#[test]
+fn overlay_on_a_plain_lan_three_nodes_ten_pods() {
+    let lab = LabGuard::new("akslbl2o-");
+    up_and_check(
+        &lab,
+        "overlay",
+        &l2_expected(&OVERLAY_EXPECTED, "unreachable"),
+    );
+    assert_eq!(pods(&lab).len(), 30);
+    for i in 0..3 {
+        let routes = ip_in(
+            &lab.ns(&format!("node-{i}")),
+            &["route", "show", "proto", "213"],
+        );
+        assert_eq!(routes.lines().count(), 2, "node-{i}: {routes}");
+    }
+}
+
 #[test]
 fn kubenet_on_a_plain_lan_three_nodes_ten_pods() {
     let lab = LabGuard::new("aksntl2k-");
-    up_and_check(&lab, "kubenet", &KUBENET_EXPECTED);
+    up_and_check(
+        &lab,
+        "kubenet",
+        &l2_expected(&KUBENET_EXPECTED, "unreachable"),
+    );
     let all = pods(&lab);
     assert_eq!(all.len(), 30);
     // Each node routes the two other nodes' pod CIDRs, with aksnet's protocol.
@@ -218,7 +220,7 @@ fn kubenet_on_a_plain_lan_three_nodes_ten_pods() {
 #[test]
 fn node_subnet_on_a_plain_lan_three_nodes_ten_pods_and_an_address_move() {
     let lab = LabGuard::new("aksntl2n-");
-    let report = up_and_check(&lab, "nodesubnet", &NODESUBNET_EXPECTED);
+    let report = up_and_check(&lab, "nodesubnet", &l2_expected(&NODESUBNET_EXPECTED, "vm"));
     let svm_ip = report["rows"][6]["fromAddress"]
         .as_str()
         .expect("svm address")

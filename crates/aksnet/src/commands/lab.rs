@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use aksnet_core::podsubnet::Allocation;
 use aksnet_lab::{Binaries, LabError, LabSpec, Model};
 use ipnet::Ipv4Net;
 
@@ -36,12 +37,13 @@ impl Common {
 pub struct UpArgs {
     #[command(flatten)]
     pub common: Common,
-    /// nodesubnet (Azure CNI Node Subnet) or kubenet.
+    /// nodesubnet (Azure CNI Node Subnet), kubenet, podsubnet (Azure CNI Pod
+    /// Subnet) or overlay (Azure CNI Overlay).
     #[arg(long, default_value = "nodesubnet")]
     pub model: Model,
     #[arg(long, default_value_t = 3)]
     pub nodes: u32,
-    /// maxPods per node; default AKS's: 30 (nodesubnet), 110 (kubenet).
+    /// maxPods per node; default AKS's: 30 (nodesubnet), 110 (kubenet), 250 (overlay, podsubnet).
     #[arg(long)]
     pub max_pods: Option<u32>,
     #[arg(long, default_value_t = 2)]
@@ -53,9 +55,17 @@ pub struct UpArgs {
     pub subnet: Ipv4Net,
     #[arg(long, default_value = aksnet_lab::spec::DEFAULT_SUBNET_NAME)]
     pub subnet_name: String,
-    /// kubenet's cluster pod CIDR (a /24 per node).
+    /// The cluster pod CIDR of kubenet and overlay (a /24 per node).
     #[arg(long, default_value = aksnet_lab::spec::DEFAULT_POD_CIDR)]
     pub pod_cidr: Ipv4Net,
+    /// podsubnet: the pod subnet, a second subnet of --vnet.
+    #[arg(long, default_value = aksnet_lab::spec::DEFAULT_POD_SUBNET)]
+    pub pod_subnet: Ipv4Net,
+    #[arg(long, default_value = aksnet_lab::spec::DEFAULT_POD_SUBNET_NAME)]
+    pub pod_subnet_name: String,
+    /// podsubnet: static (/28 blocks for maxPods at join) or dynamic (batches of 16 on demand).
+    #[arg(long, default_value = "dynamic", value_parser = parse_allocation)]
+    pub pod_allocation: Allocation,
     /// The peered VNet's range.
     #[arg(long, default_value = aksnet_lab::spec::DEFAULT_PEER)]
     pub peer: Ipv4Net,
@@ -100,13 +110,23 @@ pub enum LabCommand {
     Up(UpArgs),
     /// Probe every path that matters and compare with the documented behaviour.
     Check(CheckArgs),
-    /// Up, check and AKS's documented capacity example for both models, then down.
+    /// Up, check and each model's own claims for the four models, side by side, then down.
     Demo(DemoArgs),
     /// Remove everything the lab created (also after an interrupted up).
     Down(Common),
     /// Build a probe file's cluster, apply its NetworkPolicies through the real agent and
     /// observe every verdict with a real connection (docs/policy.md).
     Netpol(super::lab_netpol::NetpolArgs),
+}
+
+fn parse_allocation(s: &str) -> Result<Allocation, String> {
+    match s {
+        "static" => Ok(Allocation::Static),
+        "dynamic" => Ok(Allocation::Dynamic),
+        _ => Err(format!(
+            "unknown allocation {s:?}: expected static or dynamic"
+        )),
+    }
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
@@ -141,6 +161,9 @@ pub fn run(cmd: LabCommand) -> ExitCode {
                 on_prem: a.on_prem,
                 non_masq_peer: a.non_masq_peer,
                 fabric: a.fabric,
+                pod_subnet: a.pod_subnet,
+                pod_subnet_name: a.pod_subnet_name,
+                pod_allocation: a.pod_allocation,
             };
             if let Err(e) = spec.topology() {
                 return fail(&e);
