@@ -268,9 +268,9 @@ fn contention_suite(tag: &str, net: Network) {
     let (del_med, del_p99, del_sum) = stats(&dels);
     assert_eq!(net.held(), 0, "addresses left after DEL: {:?}", net.state());
     assert_eq!(
-        node.pod_links(),
+        node.pod_links_after_async_delete(15),
         Vec::<String>::new(),
-        "host veths left after DEL"
+        "host veths left 15 s after DEL"
     );
     assert_eq!(
         node.host_routes_in(net.subnet),

@@ -44,23 +44,16 @@ const NETWORK: &str = "aksh1net";
 const LOOPBACK: &str = "/usr/lib/cni/loopback";
 
 /// A named network namespace for the node, deleted on drop.
-struct NodeNetns(String);
+struct NodeNetns(aksnet_testkit::Netns);
 
 impl NodeNetns {
     fn new() -> NodeNetns {
-        let name = format!("aksh1n{}", std::process::id());
-        run_ok(Command::new("ip").args(["netns", "add", &name]));
-        run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
-        NodeNetns(name)
+        let ns = aksnet_testkit::Netns::create(&format!("aksh1n{}", std::process::id()));
+        ns.ip(&["link", "set", "lo", "up"]);
+        NodeNetns(ns)
     }
     fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-}
-
-impl Drop for NodeNetns {
-    fn drop(&mut self) {
-        run_quiet(Command::new("ip").args(["netns", "del", &self.0]));
+        self.0.path().display().to_string()
     }
 }
 

@@ -21,7 +21,7 @@ use aksnet_core::pool::{
     NodePool, OverlayPool, PodSubnetPool, NODE_POOL_FILE, NODE_POOL_VERSION,
     NODE_POOL_VERSION_OVERLAY, NODE_POOL_VERSION_POD_SUBNET,
 };
-use aksnet_netlink::{create_named_netns, delete_named_netns, named_netns_path, Handle, Netns};
+use aksnet_netlink::{named_netns_path, Handle, Netns};
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::{json, Value};
 
@@ -35,21 +35,23 @@ pub fn plugin_bin() -> String {
 pub const UPLINK: &str = "aksntup0";
 pub const UPLINK_PEER: &str = "aksntup1";
 
-/// A named network namespace, deleted on drop.
+/// A named network namespace, deleted on drop (by its testkit guard).
 pub struct NamedNs {
     pub name: String,
     pub netns: Netns,
+    // Declared last: deleted after `netns` is closed.
+    _guard: aksnet_testkit::Netns,
 }
 
 impl NamedNs {
     pub fn create(name: &str) -> Self {
-        // A leftover of an earlier, killed run of the same test is removed first.
-        let _ = delete_named_netns(name);
-        let netns = create_named_netns(name)
-            .unwrap_or_else(|e| panic!("creating netns {name} (needs root): {e}"));
+        let guard = aksnet_testkit::Netns::create(name);
+        let netns =
+            Netns::open(guard.path()).unwrap_or_else(|e| panic!("opening netns {name}: {e}"));
         NamedNs {
             name: name.to_string(),
             netns,
+            _guard: guard,
         }
     }
 
@@ -96,12 +98,6 @@ impl NamedNs {
             .wait_with_output()
             .expect("wait for aksnet-cni");
         Outcome::from_output(out, start.elapsed())
-    }
-}
-
-impl Drop for NamedNs {
-    fn drop(&mut self) {
-        let _ = delete_named_netns(&self.name);
     }
 }
 
@@ -171,6 +167,21 @@ impl Node {
             .into_iter()
             .filter(|l| l != "lo" && l != UPLINK && l != UPLINK_PEER && *l != self.bridge)
             .collect()
+    }
+
+    /// The pod links left once DEL's detached veth deletions (asyncDelete, the
+    /// default) had up to `secs` seconds to finish: empty when none is left.
+    /// Bounded, so a leak still fails; generous, because a loaded machine
+    /// delays the helpers (250 of them after a contention burst).
+    pub fn pod_links_after_async_delete(&self, secs: u64) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = self.pod_links();
+            if left.is_empty() || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Pod links of the node that are administratively up (still carrying traffic).
