@@ -29,14 +29,7 @@ pub struct Metrics {
     store_retries: AtomicU64,
 }
 
-/// The node's pod addresses (nodesubnet: its reservation in the cluster store and what the
-/// IPAM state holds of it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolUsage {
-    pub node: String,
-    pub reserved: u64,
-    pub used: u64,
-}
+pub use crate::pod_addresses::{BlockUsage, PoolUsage};
 
 /// One of the agent's own nftables tables, as read back from the kernel at scrape time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,18 +192,7 @@ impl Metrics {
             &[(String::new(), get(&self.store_retries).to_string())],
         );
         if let Some(p) = pool {
-            let node = label(&p.node);
-            let free = p.reserved.saturating_sub(p.used);
-            family(
-                "aksnet_node_pod_addresses",
-                "gauge",
-                "The node's pod addresses: reserved (maxPods), used (held in the IPAM state), free.",
-                &[
-                    (format!("{{node=\"{node}\",state=\"reserved\"}}"), p.reserved.to_string()),
-                    (format!("{{node=\"{node}\",state=\"used\"}}"), p.used.to_string()),
-                    (format!("{{node=\"{node}\",state=\"free\"}}"), free.to_string()),
-                ],
-            );
+            render_pool(p, &mut family);
         }
         if !scrape.tables.is_empty() {
             let of = |f: fn(&TableCounts) -> u64| -> Vec<(String, String)> {
@@ -246,6 +228,42 @@ impl Metrics {
 }
 
 type FamilyFn<'a> = dyn FnMut(&str, &str, &str, &[(String, String)]) + 'a;
+
+/// The node's pod addresses (crate::pod_addresses) and, Pod Subnet, its blocks.
+fn render_pool(p: &PoolUsage, family: &mut FamilyFn<'_>) {
+    let (node, mode) = (label(&p.node), p.mode);
+    let by_state = |states: &[(&str, u64)], extra: &str| -> Vec<(String, String)> {
+        states
+            .iter()
+            .map(|(s, n)| {
+                (
+                    format!("{{node=\"{node}\",{extra},state=\"{s}\"}}"),
+                    n.to_string(),
+                )
+            })
+            .collect()
+    };
+    family(
+        "aksnet_node_pod_addresses",
+        "gauge",
+        "The node's pod addresses by model: reserved (what the plugin can hand out), used (held in the IPAM state), free.",
+        &by_state(
+            &[("reserved", p.reserved), ("used", p.used), ("free", p.free())],
+            &format!("mode=\"{mode}\""),
+        ),
+    );
+    if let Some(b) = &p.blocks {
+        family(
+            "aksnet_node_pod_subnet_blocks",
+            "gauge",
+            "Pod Subnet: the node's /28 blocks of the pod subnet: held (in the cluster store), returning (of those, dynamic and on their way back: no longer handed out).",
+            &by_state(
+                &[("held", b.held), ("returning", b.returning)],
+                &format!("subnet=\"{}\"", label(&b.subnet)),
+            ),
+        );
+    }
+}
 
 /// The plugin's calls, from its log (crate::cni_log).
 fn render_cni(c: &CallCounts, family: &mut FamilyFn<'_>) {

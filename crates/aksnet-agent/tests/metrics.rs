@@ -45,8 +45,10 @@ fn metrics_count_reconciles_and_show_the_pool() {
     let pool = Arc::new(|| Scrape {
         pool: Some(PoolUsage {
             node: "aks-nodepool1-0".into(),
+            mode: "nodesubnet",
             reserved: 30,
             used: 4,
+            blocks: None,
         }),
         ..Scrape::default()
     });
@@ -62,7 +64,7 @@ fn metrics_count_reconciles_and_show_the_pool() {
         "aksnet_agent_reconcile_duration_seconds_sum 0.007",
         "aksnet_agent_reconcile_duration_seconds_count 3",
         "aksnet_agent_non_masquerade_cidrs 1",
-        "aksnet_node_pod_addresses{node=\"aks-nodepool1-0\",state=\"free\"} 26",
+        "aksnet_node_pod_addresses{node=\"aks-nodepool1-0\",mode=\"nodesubnet\",state=\"free\"} 26",
         "# TYPE aksnet_agent_reconciles_total counter",
         "aksnet_agent_keepalive_rounds_total{result=\"ok\"} 1",
         "aksnet_agent_keepalive_rounds_total{result=\"failed\"} 1",
