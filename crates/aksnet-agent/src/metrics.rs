@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aksnet_nft::{Family, NftBackend};
 
 use crate::cni_log::CallCounts;
+use crate::policy_controller::{Applied, PolicyAgentError, PolicyReport};
 use crate::reconcile::{AgentError, Outcome, ReconcileReport};
 
 /// Counters and gauges of the reconcile loop; shared with the HTTP thread.
@@ -27,6 +28,22 @@ pub struct Metrics {
     keepalive_ok: AtomicU64,
     keepalive_failed: AtomicU64,
     store_retries: AtomicU64,
+    policy: PolicyCounters,
+}
+
+/// The NetworkPolicy loop's reconciles (`crate::policy_controller::run_policy_loop_observed`).
+#[derive(Debug, Default)]
+struct PolicyCounters {
+    replaced: AtomicU64,
+    updated: AtomicU64,
+    unchanged: AtomicU64,
+    /// Errors by kind: the source (a bad manifest, no complete list from the API yet), the
+    /// compile, nft.
+    source_errors: AtomicU64,
+    compile_errors: AtomicU64,
+    nft_errors: AtomicU64,
+    duration_micros_sum: AtomicU64,
+    last_success_unix: AtomicU64,
 }
 
 pub use crate::pod_addresses::{BlockUsage, PoolUsage};
@@ -70,6 +87,19 @@ pub struct Scrape {
     pub pool: Option<PoolUsage>,
     pub cni: Option<CallCounts>,
     pub tables: Vec<TableCounts>,
+    /// Whether the NetworkPolicy loop runs (its families are shown only then).
+    pub policy: bool,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 fn label(v: &str) -> String {
@@ -91,11 +121,31 @@ impl Metrics {
         self.store_retries.store(store_retries, Ordering::Relaxed);
     }
 
+    /// Records one NetworkPolicy reconcile and how long it took (source read, compile, nft).
+    pub fn observe_policy(&self, result: &Result<PolicyReport, PolicyAgentError>, took: Duration) {
+        let p = &self.policy;
+        p.duration_micros_sum
+            .fetch_add(micros(took), Ordering::Relaxed);
+        let counter = match result {
+            Ok(r) => {
+                p.last_success_unix.store(now_unix(), Ordering::Relaxed);
+                match r.applied {
+                    Applied::Replaced => &p.replaced,
+                    Applied::Updated { .. } => &p.updated,
+                    Applied::Unchanged => &p.unchanged,
+                }
+            }
+            Err(PolicyAgentError::Source(_)) => &p.source_errors,
+            Err(PolicyAgentError::Compile(_)) => &p.compile_errors,
+            Err(PolicyAgentError::Nft { .. }) => &p.nft_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records one reconcile and how long it took.
     pub fn observe(&self, result: &Result<ReconcileReport, AgentError>, took: Duration) {
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.duration_micros_sum
-            .fetch_add(micros, Ordering::Relaxed);
+            .fetch_add(micros(took), Ordering::Relaxed);
         match result {
             Ok(r) => {
                 let counter = match r.outcome {
@@ -103,11 +153,7 @@ impl Metrics {
                     Outcome::Unchanged => &self.unchanged,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                self.last_success_unix.store(now, Ordering::Relaxed);
+                self.last_success_unix.store(now_unix(), Ordering::Relaxed);
                 let n = r.config.non_masquerade_cidrs.len() as u64;
                 self.non_masquerade_cidrs.store(n, Ordering::Relaxed);
                 let s = r.config.skipped.len() as u64;
@@ -194,6 +240,9 @@ impl Metrics {
         if let Some(p) = pool {
             render_pool(p, &mut family);
         }
+        if scrape.policy {
+            self.policy.render(&mut family);
+        }
         if !scrape.tables.is_empty() {
             let of = |f: fn(&TableCounts) -> u64| -> Vec<(String, String)> {
                 scrape
@@ -228,6 +277,59 @@ impl Metrics {
 }
 
 type FamilyFn<'a> = dyn FnMut(&str, &str, &str, &[(String, String)]) + 'a;
+
+impl PolicyCounters {
+    fn render(&self, family: &mut FamilyFn<'_>) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let outcomes = [
+            ("replaced", &self.replaced),
+            ("updated", &self.updated),
+            ("unchanged", &self.unchanged),
+        ];
+        let errors = [
+            ("source", &self.source_errors),
+            ("compile", &self.compile_errors),
+            ("nft", &self.nft_errors),
+        ];
+        let samples = |key: &str, list: &[(&str, &AtomicU64)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(v, a)| (format!("{{{key}=\"{v}\"}}"), get(a).to_string()))
+                .collect()
+        };
+        let mut reconciles = samples("outcome", &outcomes);
+        let failed: u64 = errors.iter().map(|(_, a)| get(a)).sum();
+        reconciles.push(("{outcome=\"error\"}".into(), failed.to_string()));
+        family(
+            "aksnet_policy_reconciles_total",
+            "counter",
+            "NetworkPolicy reconciles by outcome: replaced (whole table, first apply), updated (a difference), unchanged, error.",
+            &reconciles,
+        );
+        family(
+            "aksnet_policy_reconcile_errors_total",
+            "counter",
+            "Failed NetworkPolicy reconciles by kind (source, compile, nft); the policy in force stays.",
+            &samples("kind", &errors),
+        );
+        let count: u64 = outcomes.iter().map(|(_, a)| get(a)).sum::<u64>() + failed;
+        let sum = get(&self.duration_micros_sum) as f64 / 1e6;
+        family(
+            "aksnet_policy_reconcile_duration_seconds",
+            "summary",
+            "Time spent in NetworkPolicy reconciles (source read, compile, nft transaction).",
+            &[
+                ("_sum".into(), format!("{sum}")),
+                ("_count".into(), count.to_string()),
+            ],
+        );
+        family(
+            "aksnet_policy_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last NetworkPolicy reconcile that succeeded (0: none yet).",
+            &[(String::new(), get(&self.last_success_unix).to_string())],
+        );
+    }
+}
 
 /// The node's pod addresses (crate::pod_addresses) and, Pod Subnet, its blocks.
 fn render_pool(p: &PoolUsage, family: &mut FamilyFn<'_>) {

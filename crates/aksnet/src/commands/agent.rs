@@ -123,7 +123,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
     if args.policy.policy_only {
         return super::agent_policy::run(&args.policy, &args.nft, args.once);
     }
-    let _policy_thread = match super::agent_policy::spawn(&args.policy, &args.nft) {
+    let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
+    let _policy_thread = match super::agent_policy::spawn(&args.policy, &args.nft, &metrics) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -168,7 +169,6 @@ pub fn run(args: AgentArgs) -> ExitCode {
         settings.resync_interval,
     );
     super::agent_routes::spawn(&args.routes, &args.lease.store);
-    let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
     let observed = metrics.clone();
     super::node::spawn_lease_hook(&args.lease, move |r: super::node::RoundReport| {
         observed.record_keepalive(r.ok, r.store_retries)
@@ -210,7 +210,8 @@ fn scraper(args: &AgentArgs) -> aksnet_agent::metrics::Scraper {
     let node = node_name(args);
     let nft = NftCommand::new(&args.nft);
     let mut tables = vec![args.table.clone()];
-    if args.policy.enabled() {
+    let policy = args.policy.enabled();
+    if policy {
         tables.push(args.policy.policy_table.clone());
     }
     Arc::new(move || aksnet_agent::metrics::Scrape {
@@ -224,6 +225,7 @@ fn scraper(args: &AgentArgs) -> aksnet_agent::metrics::Scraper {
             .iter()
             .filter_map(|t| aksnet_agent::metrics::TableCounts::read(&nft, t))
             .collect(),
+        policy,
     })
 }
 
