@@ -77,7 +77,7 @@ pub enum PodAddressError {
         path: PathBuf,
         entry: usize,
         #[source]
-        source: aksnet_cni::error::PluginError,
+        source: Box<aksnet_cni::error::PluginError>,
     },
     #[error("CNI config {}: field {field} = {value}: {why}", path.display())]
     Conf {
@@ -189,7 +189,7 @@ fn kubenet_entry(path: &Path, bytes: &[u8]) -> Result<(PluginConfig, ValidPool),
     let cfg = PluginConfig::parse(text.as_bytes()).map_err(|source| PodAddressError::Plugin {
         path: path.to_path_buf(),
         entry: i,
-        source,
+        source: Box::new(source),
     })?;
     match &cfg.mode {
         PluginMode::Kubenet(k) => {
