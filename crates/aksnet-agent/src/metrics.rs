@@ -29,6 +29,15 @@ pub struct Metrics {
     keepalive_failed: AtomicU64,
     store_retries: AtomicU64,
     policy: PolicyCounters,
+    /// The LAN loops (`l2_answers`, `kubenet_routes`): rounds ok, failed, time.
+    loops: std::sync::Mutex<std::collections::BTreeMap<&'static str, LoopCounts>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct LoopCounts {
+    ok: u64,
+    error: u64,
+    micros: u64,
 }
 
 /// The NetworkPolicy loop's reconciles (`crate::policy_controller::run_policy_loop_observed`).
@@ -119,6 +128,19 @@ impl Metrics {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.store_retries.store(store_retries, Ordering::Relaxed);
+    }
+
+    /// Records one round of a LAN loop (`--l2-uplink`: `l2_answers`; `--kubenet-routes`:
+    /// `kubenet_routes`).
+    pub fn observe_loop(&self, name: &'static str, ok: bool, took: Duration) {
+        let mut loops = self.loops.lock().unwrap_or_else(|p| p.into_inner());
+        let c = loops.entry(name).or_default();
+        if ok {
+            c.ok += 1;
+        } else {
+            c.error += 1;
+        }
+        c.micros = c.micros.saturating_add(micros(took));
     }
 
     /// Records one NetworkPolicy reconcile and how long it took (source read, compile, nft).
@@ -243,6 +265,7 @@ impl Metrics {
         if scrape.policy {
             self.policy.render(&mut family);
         }
+        self.render_loops(&mut family);
         if !scrape.tables.is_empty() {
             let of = |f: fn(&TableCounts) -> u64| -> Vec<(String, String)> {
                 scrape
@@ -277,6 +300,40 @@ impl Metrics {
 }
 
 type FamilyFn<'a> = dyn FnMut(&str, &str, &str, &[(String, String)]) + 'a;
+
+impl Metrics {
+    fn render_loops(&self, family: &mut FamilyFn<'_>) {
+        let loops = self.loops.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if loops.is_empty() {
+            return;
+        }
+        let (mut rounds, mut time) = (Vec::new(), Vec::new());
+        for (name, c) in &loops {
+            for (outcome, n) in [("ok", c.ok), ("error", c.error)] {
+                let l = format!("{{loop=\"{name}\",outcome=\"{outcome}\"}}");
+                rounds.push((l, n.to_string()));
+            }
+            let secs = c.micros as f64 / 1e6;
+            time.push((format!("_sum{{loop=\"{name}\"}}"), format!("{secs}")));
+            time.push((
+                format!("_count{{loop=\"{name}\"}}"),
+                (c.ok + c.error).to_string(),
+            ));
+        }
+        family(
+            "aksnet_agent_loop_reconciles_total",
+            "counter",
+            "Rounds of the agent's LAN loops (l2_answers, kubenet_routes) by outcome (ok, error).",
+            &rounds,
+        );
+        family(
+            "aksnet_agent_loop_reconcile_duration_seconds",
+            "summary",
+            "Time spent in rounds of the agent's LAN loops.",
+            &time,
+        );
+    }
+}
 
 impl PolicyCounters {
     fn render(&self, family: &mut FamilyFn<'_>) {

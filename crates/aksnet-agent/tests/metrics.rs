@@ -79,3 +79,25 @@ fn metrics_count_reconciles_and_show_the_pool() {
     );
     assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
 }
+
+#[test]
+fn lan_loop_rounds_are_counted_per_loop() {
+    let metrics = Metrics::default();
+    assert!(!metrics
+        .render(&Scrape::default())
+        .contains("aksnet_agent_loop_"));
+    metrics.observe_loop("l2_answers", true, Duration::from_millis(2));
+    metrics.observe_loop("l2_answers", false, Duration::from_millis(1));
+    metrics.observe_loop("kubenet_routes", true, Duration::from_millis(4));
+    let m = metrics.render(&Scrape::default());
+    for line in [
+        "# TYPE aksnet_agent_loop_reconciles_total counter",
+        "aksnet_agent_loop_reconciles_total{loop=\"kubenet_routes\",outcome=\"ok\"} 1",
+        "aksnet_agent_loop_reconciles_total{loop=\"l2_answers\",outcome=\"ok\"} 1",
+        "aksnet_agent_loop_reconciles_total{loop=\"l2_answers\",outcome=\"error\"} 1",
+        "aksnet_agent_loop_reconcile_duration_seconds_sum{loop=\"l2_answers\"} 0.003",
+        "aksnet_agent_loop_reconcile_duration_seconds_count{loop=\"kubenet_routes\"} 1",
+    ] {
+        assert!(m.contains(&format!("{line}\n")), "missing {line:?} in\n{m}");
+    }
+}

@@ -167,8 +167,9 @@ pub fn run(args: AgentArgs) -> ExitCode {
         args.l2_uplink.as_deref(),
         &args.data_dir,
         settings.resync_interval,
+        &metrics,
     );
-    super::agent_routes::spawn(&args.routes, &args.lease.store);
+    super::agent_routes::spawn(&args.routes, &args.lease.store, &metrics);
     let observed = metrics.clone();
     super::node::spawn_lease_hook(&args.lease, move |r: super::node::RoundReport| {
         observed.record_keepalive(r.ok, r.store_retries)
