@@ -8,9 +8,9 @@
 //!   (`podSubnet.blocks`; a dynamic node's `returning` blocks are on their way back and no
 //!   longer handed out), docs/models.md;
 //! - kubenet: the range sets of the conflist's `ipam.ranges` (the node's pod CIDR, Node
-//!   `spec.podCIDR`), read through the plugin's own parser (`aksnet_cni::config`) so that the
-//!   agent counts exactly the addresses the plugin hands out (host-local's rules: not the
-//!   network, gateway or broadcast address).
+//!   `spec.podCIDR`), as `aksnet_core::allocator::Range`s validated by `Pool::validate`, the
+//!   same type and rules the plugin's IPAM uses, so the agent counts exactly the addresses the
+//!   plugin hands out (host-local's rules: not the network, gateway or broadcast address).
 //!
 //! `used` counts held addresses inside the pool only, so `used + free == reserved` always; an
 //! address still held after the pool changed (a config edit) is held outside it and counted
@@ -18,8 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aksnet_cni::config::{Mode as PluginMode, PluginConfig};
-use aksnet_core::allocator::ValidPool;
+use aksnet_core::allocator::{Pool, PoolError, Range, ValidPool};
 use aksnet_ipam::{IpamError, IpamStore};
 use aksnet_store::local_pool::{read_node_pool, LocalPoolError};
 use serde_json::Value;
@@ -72,12 +71,12 @@ pub enum PodAddressError {
         #[source]
         source: aksnet_fs::FsError,
     },
-    #[error("CNI config {}: plugins[{entry}]: {source}", path.display())]
-    Plugin {
+    #[error("CNI config {}: {field}: {source}", path.display())]
+    Ranges {
         path: PathBuf,
-        entry: usize,
+        field: String,
         #[source]
-        source: Box<aksnet_cni::error::PluginError>,
+        source: PoolError,
     },
     #[error("CNI config {}: field {field} = {value}: {why}", path.display())]
     Conf {
@@ -132,8 +131,9 @@ pub fn from_kubenet_conf(conf: &Path, node: &str) -> Result<Option<PoolUsage>, P
             })
         }
     };
-    let (cfg, pool) = kubenet_entry(conf, &bytes)?;
-    let used = held_in(&cfg.data_dir, &cfg.name, &pool)?;
+    let entry = kubenet_entry(conf, &bytes)?;
+    let used = held_in(&entry.data_dir, &entry.network, &entry.pool)?;
+    let pool = entry.pool;
     Ok(Some(PoolUsage {
         node: node.to_string(),
         mode: "kubenet",
@@ -156,50 +156,71 @@ fn held_in(data_dir: &Path, network: &str, pool: &ValidPool) -> Result<u64, PodA
     Ok(u64::try_from(state.in_use(pool)).unwrap_or(u64::MAX))
 }
 
-/// The conflist's `aksnet-cni` entry in kubenet mode, parsed as the runtime hands it to the
-/// plugin: the entry with the list's `name` and `cniVersion` (libcni's injection, SPEC.md
-/// section 1, "Network configuration lists").
-fn kubenet_entry(path: &Path, bytes: &[u8]) -> Result<(PluginConfig, ValidPool), PodAddressError> {
-    let bad = |field: &str, value: String, why: &str| PodAddressError::Conf {
+/// What the address count needs of a kubenet entry.
+struct KubenetEntry {
+    /// The network's name: its IPAM state is `<dataDir>/<name>.json`.
+    network: String,
+    data_dir: PathBuf,
+    pool: ValidPool,
+}
+
+/// The conflist's `aksnet-cni` entry in kubenet mode, read as the plugin reads it (crates/
+/// aksnet-cni/README.md): the list's `name` (the entry's in a single `.conf`), `dataDir` or
+/// `ipam.dataDir` (default `/var/lib/aksnet`), `ipam.ranges` or host-local's single-range
+/// shorthand (`ipam.subnet`, `rangeStart`, `rangeEnd`, `gateway`).
+fn kubenet_entry(path: &Path, bytes: &[u8]) -> Result<KubenetEntry, PodAddressError> {
+    let bad = |field: &str, value: &dyn std::fmt::Display, why: &str| PodAddressError::Conf {
         path: path.to_path_buf(),
         field: field.to_string(),
-        value,
+        value: value.to_string(),
         why: why.to_string(),
     };
-    let root: Value = serde_json::from_slice(bytes)
-        .map_err(|e| bad("(file)", String::new(), &format!("not JSON: {e}")))?;
-    let entries: Vec<Value> = match root.get("plugins") {
-        Some(Value::Array(list)) => list.clone(),
-        Some(v) => return Err(bad("plugins", v.to_string(), "must be a list")),
-        None => vec![root.clone()],
+    let root: Value =
+        serde_json::from_slice(bytes).map_err(|e| bad("(file)", &"", &format!("not JSON: {e}")))?;
+    let (i, entry) = match root.get("plugins") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.get("type").and_then(Value::as_str) == Some("aksnet-cni"))
+            .map(|(i, e)| (Some(i), e))
+            .ok_or_else(|| bad("plugins[].type", &"(none)", "no aksnet-cni entry"))?,
+        Some(v) => return Err(bad("plugins", v, "must be a list")),
+        None => (None, &root),
     };
-    let (i, mut entry) = entries
-        .into_iter()
-        .enumerate()
-        .find(|(_, e)| e.get("type").and_then(Value::as_str) == Some("aksnet-cni"))
-        .ok_or_else(|| bad("plugins[].type", "(none)".into(), "no aksnet-cni entry"))?;
-    if let Some(obj) = entry.as_object_mut() {
-        for key in ["name", "cniVersion"] {
-            if let Some(v) = root.get(key) {
-                obj.insert(key.to_string(), v.clone());
-            }
-        }
+    let field = |k: &str| match i {
+        Some(i) => format!("plugins[{i}].{k}"),
+        None => k.to_string(),
+    };
+    let str_at = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let mode = str_at(entry, "mode").unwrap_or_default();
+    if !matches!(mode.as_str(), "kubenet" | "bridge") {
+        let why = "the agent runs with --mode kubenet: expected a kubenet entry";
+        return Err(bad(&field("mode"), &mode, why));
     }
-    let text = entry.to_string();
-    let cfg = PluginConfig::parse(text.as_bytes()).map_err(|source| PodAddressError::Plugin {
-        path: path.to_path_buf(),
-        entry: i,
-        source: Box::new(source),
-    })?;
-    match &cfg.mode {
-        PluginMode::Kubenet(k) => {
-            let pool = k.pool.clone();
-            Ok((cfg, pool))
-        }
-        other => Err(bad(
-            &format!("plugins[{i}].mode"),
-            other.name().to_string(),
-            "the agent runs with --mode kubenet: expected a kubenet entry",
-        )),
-    }
+    let network = str_at(&root, "name").unwrap_or_default();
+    aksnet_ipam::validate_network_name(&network)
+        .map_err(|e| bad("name", &network, &e.to_string()))?;
+    let ipam = entry.get("ipam").cloned().unwrap_or(Value::Null);
+    let data_dir = str_at(entry, "dataDir")
+        .or_else(|| str_at(&ipam, "dataDir"))
+        .unwrap_or_else(|| aksnet_ipam::DEFAULT_DATA_DIR.to_string());
+    let sets: Vec<Vec<Range>> = match (ipam.get("ranges"), ipam.get("subnet")) {
+        (Some(r), _) => serde_json::from_value(r.clone())
+            .map_err(|e| bad(&field("ipam.ranges"), r, &e.to_string()))?,
+        (None, Some(_)) => vec![vec![serde_json::from_value(ipam.clone())
+            .map_err(|e| bad(&field("ipam"), &ipam, &e.to_string()))?]],
+        (None, None) => return Err(bad(&field("ipam.ranges"), &"(missing)", "is required")),
+    };
+    let pool = Pool::Ranges(sets)
+        .validate()
+        .map_err(|source| PodAddressError::Ranges {
+            path: path.to_path_buf(),
+            field: field("ipam"),
+            source,
+        })?;
+    Ok(KubenetEntry {
+        network,
+        data_dir: PathBuf::from(data_dir),
+        pool,
+    })
 }

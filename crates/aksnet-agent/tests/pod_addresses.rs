@@ -143,6 +143,15 @@ fn kubenet_counts_the_conflist_ranges_and_the_ipam_state() {
         blocks: None,
     };
     assert_eq!(u, want);
+    // A single plugin `.conf` with host-local's single-range shorthand, IPAM dataDir.
+    let single = dir.path().join("10-aksnet.conf");
+    let text = format!(
+        r#"{{"cniVersion": "0.4.0", "name": "akskbnet", "type": "aksnet-cni", "mode": "kubenet",
+            "ipam": {{"type": "host-local", "subnet": "10.244.1.0/29", "dataDir": "{}"}}}}"#,
+        data.display()
+    );
+    std::fs::write(&single, text).unwrap();
+    assert_eq!(from_kubenet_conf(&single, "akskb-node-1").unwrap().unwrap(), want);
 }
 
 #[test]
@@ -152,7 +161,14 @@ fn a_bad_kubenet_conflist_is_named_with_its_field() {
     let cases = [
         (
             KUBENET.replace("10.244.1.0/29", "10.244.1.300/29"),
-            "ipam.ranges[0][0].subnet",
+            "plugins[0].ipam.ranges = [[{\"subnet\":\"10.244.1.300/29\"}]]",
+        ),
+        (
+            KUBENET.replace(
+                "\"10.244.1.0/29\"}",
+                "\"10.244.1.0/29\", \"rangeStart\": \"10.244.2.1\"}",
+            ),
+            "plugins[0].ipam: ranges[0][0].rangeStart 10.244.2.1",
         ),
         (
             KUBENET.replace("aksnet-cni", "bridge"),
