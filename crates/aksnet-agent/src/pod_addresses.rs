@@ -76,7 +76,7 @@ pub enum PodAddressError {
         path: PathBuf,
         field: String,
         #[source]
-        source: PoolError,
+        source: Box<PoolError>,
     },
     #[error("CNI config {}: field {field} = {value}: {why}", path.display())]
     Conf {
@@ -216,7 +216,7 @@ fn kubenet_entry(path: &Path, bytes: &[u8]) -> Result<KubenetEntry, PodAddressEr
         .map_err(|source| PodAddressError::Ranges {
             path: path.to_path_buf(),
             field: field("ipam"),
-            source,
+            source: Box::new(source),
         })?;
     Ok(KubenetEntry {
         network,

@@ -151,7 +151,10 @@ fn kubenet_counts_the_conflist_ranges_and_the_ipam_state() {
         data.display()
     );
     std::fs::write(&single, text).unwrap();
-    assert_eq!(from_kubenet_conf(&single, "akskb-node-1").unwrap().unwrap(), want);
+    assert_eq!(
+        from_kubenet_conf(&single, "akskb-node-1").unwrap().unwrap(),
+        want
+    );
 }
 
 #[test]
