@@ -9,7 +9,7 @@
 #                    every start, writing to its read-only-after-relocation pages, which
 #                    cost about 0.15 ms of every call here (docs/benchmarks.md).
 #   dist/aksnet      the CLI (node, agent, plan, lab, install), dynamically linked against
-#                    glibc only; with the Kubernetes API as the agent's source (feature
+#                    glibc and libgcc_s only (no OpenSSL); with the Kubernetes API as the agent's source (feature
 #                    `kube`: kube-rs over rustls and ring, no OpenSSL; `aksnet agent
 #                    --in-cluster`, docs/kubernetes.md), and with the etcd store backend when
 #                    protoc is installed (Debian protobuf-compiler; scripts/install-deps.sh).
