@@ -8,7 +8,10 @@
 #                    the reference plugins on amd64): a static PIE relocates itself at
 #                    every start, writing to its read-only-after-relocation pages, which
 #                    cost about 0.15 ms of every call here (docs/benchmarks.md).
-#   dist/aksnet      the CLI (node, agent, plan, lab), with the etcd store backend when
+#   dist/aksnet      the CLI (node, agent, plan, lab, install), dynamically linked against
+#                    glibc and libgcc_s only (no OpenSSL); with the Kubernetes API as the agent's source (feature
+#                    `kube`: kube-rs over rustls and ring, no OpenSSL; `aksnet agent
+#                    --in-cluster`, docs/kubernetes.md), and with the etcd store backend when
 #                    protoc is installed (Debian protobuf-compiler; scripts/install-deps.sh).
 # Install: cp dist/aksnet-cni /opt/cni/bin/ (or your runtime's plugin directory) and
 # dist/aksnet somewhere on PATH.
@@ -18,10 +21,10 @@ triple="$(rustc -vV | sed -n 's/^host: //p')"
 # An explicit --target keeps the static flag off build scripts and proc macros.
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C relocation-model=static" \
   cargo build --locked --release --target "$triple" -p aksnet-cni
-features=()
-if command -v protoc >/dev/null; then features=(--features etcd); fi
-cargo build --locked --release -p aksnet "${features[@]}"
+features=kube
+if command -v protoc >/dev/null; then features=kube,etcd; fi
+cargo build --locked --release -p aksnet --features "$features"
 mkdir -p dist
 install -m 0755 "target/$triple/release/aksnet-cni" dist/aksnet-cni
 install -m 0755 target/release/aksnet dist/aksnet
-echo "dist/aksnet-cni (static) and dist/aksnet built${features:+ with the etcd backend}"
+echo "dist/aksnet-cni (static) and dist/aksnet (features: $features) built"

@@ -7,7 +7,8 @@
 //! - [`ruleset`]: settings + merged config → the desired nftables table (pure, golden-tested).
 //! - [`reconcile`]: read our table, compare, replace atomically only when it differs; the
 //!   daemon loop and the status file. A bad config never removes working rules (issue 4).
-//! - [`metrics`]: Prometheus text metrics and `/healthz` on `--metrics-addr`.
+//! - [`metrics`]: Prometheus text metrics and `/healthz` on `--metrics-addr`;
+//!   [`pod_addresses`]: the node's reserved/used/free pod addresses in each model.
 //! - [`policy_source`], [`policy_controller`]: NetworkPolicy from a manifest directory (or
 //!   any [`policy_source::PolicySource`]) onto the node's own policy table (docs/policy.md).
 //! - [`l2`], [`routes`]: on a plain LAN, the ARP answers for the node's pods and one
@@ -21,6 +22,7 @@ pub mod kube_source;
 pub mod l2;
 pub mod masq_config;
 pub mod metrics;
+pub mod pod_addresses;
 pub mod policy_controller;
 pub mod policy_source;
 pub mod reconcile;

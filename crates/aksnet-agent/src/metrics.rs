@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aksnet_nft::{Family, NftBackend};
 
 use crate::cni_log::CallCounts;
+use crate::policy_controller::{Applied, PolicyAgentError, PolicyReport};
 use crate::reconcile::{AgentError, Outcome, ReconcileReport};
 
 /// Counters and gauges of the reconcile loop; shared with the HTTP thread.
@@ -27,16 +28,34 @@ pub struct Metrics {
     keepalive_ok: AtomicU64,
     keepalive_failed: AtomicU64,
     store_retries: AtomicU64,
+    policy: PolicyCounters,
+    /// The LAN loops (`l2_answers`, `kubenet_routes`): rounds ok, failed, time.
+    loops: std::sync::Mutex<std::collections::BTreeMap<&'static str, LoopCounts>>,
 }
 
-/// The node's pod addresses (nodesubnet: its reservation in the cluster store and what the
-/// IPAM state holds of it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolUsage {
-    pub node: String,
-    pub reserved: u64,
-    pub used: u64,
+#[derive(Debug, Default, Clone, Copy)]
+struct LoopCounts {
+    ok: u64,
+    error: u64,
+    micros: u64,
 }
+
+/// The NetworkPolicy loop's reconciles (`crate::policy_controller::run_policy_loop_observed`).
+#[derive(Debug, Default)]
+struct PolicyCounters {
+    replaced: AtomicU64,
+    updated: AtomicU64,
+    unchanged: AtomicU64,
+    /// Errors by kind: the source (a bad manifest, no complete list from the API yet), the
+    /// compile, nft.
+    source_errors: AtomicU64,
+    compile_errors: AtomicU64,
+    nft_errors: AtomicU64,
+    duration_micros_sum: AtomicU64,
+    last_success_unix: AtomicU64,
+}
+
+pub use crate::pod_addresses::{BlockUsage, PoolUsage};
 
 /// One of the agent's own nftables tables, as read back from the kernel at scrape time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +96,19 @@ pub struct Scrape {
     pub pool: Option<PoolUsage>,
     pub cni: Option<CallCounts>,
     pub tables: Vec<TableCounts>,
+    /// Whether the NetworkPolicy loop runs (its families are shown only then).
+    pub policy: bool,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 fn label(v: &str) -> String {
@@ -98,11 +130,44 @@ impl Metrics {
         self.store_retries.store(store_retries, Ordering::Relaxed);
     }
 
+    /// Records one round of a LAN loop (`--l2-uplink`: `l2_answers`; `--kubenet-routes`:
+    /// `kubenet_routes`).
+    pub fn observe_loop(&self, name: &'static str, ok: bool, took: Duration) {
+        let mut loops = self.loops.lock().unwrap_or_else(|p| p.into_inner());
+        let c = loops.entry(name).or_default();
+        if ok {
+            c.ok += 1;
+        } else {
+            c.error += 1;
+        }
+        c.micros = c.micros.saturating_add(micros(took));
+    }
+
+    /// Records one NetworkPolicy reconcile and how long it took (source read, compile, nft).
+    pub fn observe_policy(&self, result: &Result<PolicyReport, PolicyAgentError>, took: Duration) {
+        let p = &self.policy;
+        p.duration_micros_sum
+            .fetch_add(micros(took), Ordering::Relaxed);
+        let counter = match result {
+            Ok(r) => {
+                p.last_success_unix.store(now_unix(), Ordering::Relaxed);
+                match r.applied {
+                    Applied::Replaced => &p.replaced,
+                    Applied::Updated { .. } => &p.updated,
+                    Applied::Unchanged => &p.unchanged,
+                }
+            }
+            Err(PolicyAgentError::Source(_)) => &p.source_errors,
+            Err(PolicyAgentError::Compile(_)) => &p.compile_errors,
+            Err(PolicyAgentError::Nft { .. }) => &p.nft_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records one reconcile and how long it took.
     pub fn observe(&self, result: &Result<ReconcileReport, AgentError>, took: Duration) {
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.duration_micros_sum
-            .fetch_add(micros, Ordering::Relaxed);
+            .fetch_add(micros(took), Ordering::Relaxed);
         match result {
             Ok(r) => {
                 let counter = match r.outcome {
@@ -110,11 +175,7 @@ impl Metrics {
                     Outcome::Unchanged => &self.unchanged,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                self.last_success_unix.store(now, Ordering::Relaxed);
+                self.last_success_unix.store(now_unix(), Ordering::Relaxed);
                 let n = r.config.non_masquerade_cidrs.len() as u64;
                 self.non_masquerade_cidrs.store(n, Ordering::Relaxed);
                 let s = r.config.skipped.len() as u64;
@@ -199,19 +260,12 @@ impl Metrics {
             &[(String::new(), get(&self.store_retries).to_string())],
         );
         if let Some(p) = pool {
-            let node = label(&p.node);
-            let free = p.reserved.saturating_sub(p.used);
-            family(
-                "aksnet_node_pod_addresses",
-                "gauge",
-                "The node's pod addresses: reserved (maxPods), used (held in the IPAM state), free.",
-                &[
-                    (format!("{{node=\"{node}\",state=\"reserved\"}}"), p.reserved.to_string()),
-                    (format!("{{node=\"{node}\",state=\"used\"}}"), p.used.to_string()),
-                    (format!("{{node=\"{node}\",state=\"free\"}}"), free.to_string()),
-                ],
-            );
+            render_pool(p, &mut family);
         }
+        if scrape.policy {
+            self.policy.render(&mut family);
+        }
+        self.render_loops(&mut family);
         if !scrape.tables.is_empty() {
             let of = |f: fn(&TableCounts) -> u64| -> Vec<(String, String)> {
                 scrape
@@ -246,6 +300,129 @@ impl Metrics {
 }
 
 type FamilyFn<'a> = dyn FnMut(&str, &str, &str, &[(String, String)]) + 'a;
+
+impl Metrics {
+    fn render_loops(&self, family: &mut FamilyFn<'_>) {
+        let loops = self.loops.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if loops.is_empty() {
+            return;
+        }
+        let (mut rounds, mut time) = (Vec::new(), Vec::new());
+        for (name, c) in &loops {
+            for (outcome, n) in [("ok", c.ok), ("error", c.error)] {
+                let l = format!("{{loop=\"{name}\",outcome=\"{outcome}\"}}");
+                rounds.push((l, n.to_string()));
+            }
+            let secs = c.micros as f64 / 1e6;
+            time.push((format!("_sum{{loop=\"{name}\"}}"), format!("{secs}")));
+            time.push((
+                format!("_count{{loop=\"{name}\"}}"),
+                (c.ok + c.error).to_string(),
+            ));
+        }
+        family(
+            "aksnet_agent_loop_reconciles_total",
+            "counter",
+            "Rounds of the agent's LAN loops (l2_answers, kubenet_routes) by outcome (ok, error).",
+            &rounds,
+        );
+        family(
+            "aksnet_agent_loop_reconcile_duration_seconds",
+            "summary",
+            "Time spent in rounds of the agent's LAN loops.",
+            &time,
+        );
+    }
+}
+
+impl PolicyCounters {
+    fn render(&self, family: &mut FamilyFn<'_>) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let outcomes = [
+            ("replaced", &self.replaced),
+            ("updated", &self.updated),
+            ("unchanged", &self.unchanged),
+        ];
+        let errors = [
+            ("source", &self.source_errors),
+            ("compile", &self.compile_errors),
+            ("nft", &self.nft_errors),
+        ];
+        let samples = |key: &str, list: &[(&str, &AtomicU64)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(v, a)| (format!("{{{key}=\"{v}\"}}"), get(a).to_string()))
+                .collect()
+        };
+        let mut reconciles = samples("outcome", &outcomes);
+        let failed: u64 = errors.iter().map(|(_, a)| get(a)).sum();
+        reconciles.push(("{outcome=\"error\"}".into(), failed.to_string()));
+        family(
+            "aksnet_policy_reconciles_total",
+            "counter",
+            "NetworkPolicy reconciles by outcome: replaced (whole table, first apply), updated (a difference), unchanged, error.",
+            &reconciles,
+        );
+        family(
+            "aksnet_policy_reconcile_errors_total",
+            "counter",
+            "Failed NetworkPolicy reconciles by kind (source, compile, nft); the policy in force stays.",
+            &samples("kind", &errors),
+        );
+        let count: u64 = outcomes.iter().map(|(_, a)| get(a)).sum::<u64>() + failed;
+        let sum = get(&self.duration_micros_sum) as f64 / 1e6;
+        family(
+            "aksnet_policy_reconcile_duration_seconds",
+            "summary",
+            "Time spent in NetworkPolicy reconciles (source read, compile, nft transaction).",
+            &[
+                ("_sum".into(), format!("{sum}")),
+                ("_count".into(), count.to_string()),
+            ],
+        );
+        family(
+            "aksnet_policy_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last NetworkPolicy reconcile that succeeded (0: none yet).",
+            &[(String::new(), get(&self.last_success_unix).to_string())],
+        );
+    }
+}
+
+/// The node's pod addresses (crate::pod_addresses) and, Pod Subnet, its blocks.
+fn render_pool(p: &PoolUsage, family: &mut FamilyFn<'_>) {
+    let (node, mode) = (label(&p.node), p.mode);
+    let by_state = |states: &[(&str, u64)], extra: &str| -> Vec<(String, String)> {
+        states
+            .iter()
+            .map(|(s, n)| {
+                (
+                    format!("{{node=\"{node}\",{extra},state=\"{s}\"}}"),
+                    n.to_string(),
+                )
+            })
+            .collect()
+    };
+    family(
+        "aksnet_node_pod_addresses",
+        "gauge",
+        "The node's pod addresses by model: reserved (what the plugin can hand out), used (held in the IPAM state), free.",
+        &by_state(
+            &[("reserved", p.reserved), ("used", p.used), ("free", p.free())],
+            &format!("mode=\"{mode}\""),
+        ),
+    );
+    if let Some(b) = &p.blocks {
+        family(
+            "aksnet_node_pod_subnet_blocks",
+            "gauge",
+            "Pod Subnet: the node's /28 blocks of the pod subnet: held (in the cluster store), returning (of those, dynamic and on their way back: no longer handed out).",
+            &by_state(
+                &[("held", b.held), ("returning", b.returning)],
+                &format!("subnet=\"{}\"", label(&b.subnet)),
+            ),
+        );
+    }
+}
 
 /// The plugin's calls, from its log (crate::cni_log).
 fn render_cni(c: &CallCounts, family: &mut FamilyFn<'_>) {

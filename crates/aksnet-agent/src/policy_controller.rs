@@ -255,12 +255,31 @@ pub fn run_policy_loop<B: ScriptBackend>(
     resync: Duration,
     stop: &AtomicBool,
 ) {
+    run_policy_loop_observed(ctl, source, poll, resync, stop, &|_, _| {});
+}
+
+/// What the loop reports after each reconcile: its result and how long the whole call took
+/// (`--metrics-addr`: `crate::metrics::Metrics::observe_policy`).
+pub type PolicyObserver<'a> = dyn Fn(&Result<PolicyReport, PolicyAgentError>, Duration) + 'a;
+
+/// [`run_policy_loop`], handing every reconcile to `observe`.
+pub fn run_policy_loop_observed<B: ScriptBackend>(
+    ctl: &mut PolicyController<B>,
+    source: &dyn PolicySource,
+    poll: Duration,
+    resync: Duration,
+    stop: &AtomicBool,
+    observe: &PolicyObserver<'_>,
+) {
     let mut last: Option<Vec<u8>> = None;
     let mut last_apply = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let fp = source.fingerprint().ok();
         if fp.is_none() || fp != last || last_apply.elapsed() >= resync {
-            match ctl.reconcile(source) {
+            let started = Instant::now();
+            let result = ctl.reconcile(source);
+            observe(&result, started.elapsed());
+            match result {
                 Ok(r) => {
                     tracing::info!(source = %source.describe(), applied = ?r.applied, rules = r.rules, policies = r.policies, pods = r.pods, elapsed_us = r.elapsed.as_micros() as u64, "policy reconciled");
                     last = fp;

@@ -45,8 +45,10 @@ fn metrics_count_reconciles_and_show_the_pool() {
     let pool = Arc::new(|| Scrape {
         pool: Some(PoolUsage {
             node: "aks-nodepool1-0".into(),
+            mode: "nodesubnet",
             reserved: 30,
             used: 4,
+            blocks: None,
         }),
         ..Scrape::default()
     });
@@ -62,7 +64,7 @@ fn metrics_count_reconciles_and_show_the_pool() {
         "aksnet_agent_reconcile_duration_seconds_sum 0.007",
         "aksnet_agent_reconcile_duration_seconds_count 3",
         "aksnet_agent_non_masquerade_cidrs 1",
-        "aksnet_node_pod_addresses{node=\"aks-nodepool1-0\",state=\"free\"} 26",
+        "aksnet_node_pod_addresses{node=\"aks-nodepool1-0\",mode=\"nodesubnet\",state=\"free\"} 26",
         "# TYPE aksnet_agent_reconciles_total counter",
         "aksnet_agent_keepalive_rounds_total{result=\"ok\"} 1",
         "aksnet_agent_keepalive_rounds_total{result=\"failed\"} 1",
@@ -76,4 +78,26 @@ fn metrics_count_reconciles_and_show_the_pool() {
         "{h}"
     );
     assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
+}
+
+#[test]
+fn lan_loop_rounds_are_counted_per_loop() {
+    let metrics = Metrics::default();
+    assert!(!metrics
+        .render(&Scrape::default())
+        .contains("aksnet_agent_loop_"));
+    metrics.observe_loop("l2_answers", true, Duration::from_millis(2));
+    metrics.observe_loop("l2_answers", false, Duration::from_millis(1));
+    metrics.observe_loop("kubenet_routes", true, Duration::from_millis(4));
+    let m = metrics.render(&Scrape::default());
+    for line in [
+        "# TYPE aksnet_agent_loop_reconciles_total counter",
+        "aksnet_agent_loop_reconciles_total{loop=\"kubenet_routes\",outcome=\"ok\"} 1",
+        "aksnet_agent_loop_reconciles_total{loop=\"l2_answers\",outcome=\"ok\"} 1",
+        "aksnet_agent_loop_reconciles_total{loop=\"l2_answers\",outcome=\"error\"} 1",
+        "aksnet_agent_loop_reconcile_duration_seconds_sum{loop=\"l2_answers\"} 0.003",
+        "aksnet_agent_loop_reconcile_duration_seconds_count{loop=\"kubenet_routes\"} 1",
+    ] {
+        assert!(m.contains(&format!("{line}\n")), "missing {line:?} in\n{m}");
+    }
 }

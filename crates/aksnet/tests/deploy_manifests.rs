@@ -239,3 +239,121 @@ fn systemd_units_run_install_oneshot_and_the_agent_with_net_admin_only() {
         assert!(line.contains('='), "not a key=value line: {line}");
     }
 }
+
+/// Runs `aksnet <args> --help`: clap parses every flag and value before it (an unknown
+/// flag or a bad value fails with status 2) and checks nothing else, so this proves a
+/// command line is accepted by the CLI without running it.
+fn assert_cli_accepts(what: &str, args: &[String]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aksnet"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: aksnet {args:?} refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The words systemd makes of an ExecStart after `/usr/local/bin/aksnet`: `${VAR}` is
+/// replaced inside a word, a word `$VAR` becomes the value's words (none when empty)
+/// (systemd.service(5), "Command lines").
+fn systemd_words(unit: &str, env: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/aksnet "))
+        .unwrap();
+    let var = |k: &str| env.get(k).unwrap_or_else(|| panic!("${k} not set")).clone();
+    let mut words = Vec::new();
+    for w in exec.split_whitespace() {
+        if let Some(k) = w.strip_prefix('$').filter(|k| !k.starts_with('{')) {
+            words.extend(var(k).split_whitespace().map(str::to_string));
+            continue;
+        }
+        let mut w = w.to_string();
+        while let Some(start) = w.find("${") {
+            let end = start + w[start..].find('}').unwrap();
+            w = format!(
+                "{}{}{}",
+                &w[..start],
+                var(&w[start + 2..end]),
+                &w[end + 1..]
+            );
+        }
+        words.push(w);
+    }
+    words
+}
+
+fn env_file(name: &str) -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(deploy().join("systemd").join(name)).unwrap();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_units_and_the_daemonset_run_commands_the_cli_accepts_in_both_modes() {
+    let unit = |n: &str| std::fs::read_to_string(deploy().join("systemd").join(n)).unwrap();
+    let nodesubnet = env_file("aksnet.env");
+    let mut kubenet = nodesubnet.clone();
+    kubenet.insert("AKSNET_MODE".into(), "kubenet".into());
+    kubenet.insert(
+        "AKSNET_INSTALL_ARGS".into(),
+        "--pod-cidr=10.244.1.0/24".into(),
+    );
+    for (mode, env) in [("nodesubnet", &nodesubnet), ("kubenet", &kubenet)] {
+        for u in ["aksnet-install.service", "aksnet-agent.service"] {
+            assert_cli_accepts(&format!("{u} ({mode})"), &systemd_words(&unit(u), env));
+        }
+        // What each mode needs beyond parsing (checked by the agent's and install's own
+        // validation at run time): the mode's non-masquerade default, kubenet's pod CIDR.
+        let agent = systemd_words(&unit("aksnet-agent.service"), env);
+        let install = systemd_words(&unit("aksnet-install.service"), env);
+        let (flag, install_flag) = match mode {
+            "kubenet" => ("--cluster-pod-cidr=10.", "--pod-cidr=10."),
+            _ => ("--vnet-cidr=10.", "--subnet=10."),
+        };
+        assert!(agent.iter().any(|w| w.starts_with(flag)), "{agent:?}");
+        assert!(
+            install.iter().any(|w| w.starts_with(install_flag)),
+            "{install:?}"
+        );
+    }
+    // The LAN unit with each of its env file's AKSNET_AGENT_ARGS lines.
+    let lan = std::fs::read_to_string(deploy().join("systemd/aksnet-lan.env")).unwrap();
+    for line in lan.lines().filter(|l| l.contains("AKSNET_AGENT_ARGS=")) {
+        let mut env = env_file("aksnet-lan.env");
+        let args = line.trim_start_matches('#').split_once('=').unwrap().1;
+        env.insert("AKSNET_AGENT_ARGS".into(), args.to_string());
+        let words = systemd_words(&unit("aksnet-agent-lan.service"), &env);
+        assert_cli_accepts("aksnet-agent-lan.service", &words);
+    }
+    // The DaemonSet's containers, `$(VAR)` expanded from the ConfigMap and the downward API.
+    let cm: ConfigMap = strict("configmap.yaml", &load("configmap.yaml")[0]);
+    let mut vars = cm.data.unwrap();
+    vars.insert("NODE_NAME".into(), "node-1".into());
+    let ds: DaemonSet = strict("daemonset.yaml", &load("daemonset.yaml")[0]);
+    let pod = ds.spec.unwrap().template.spec.unwrap();
+    let containers = pod
+        .init_containers
+        .unwrap()
+        .into_iter()
+        .chain(pod.containers);
+    for c in containers {
+        let args: Vec<String> = c
+            .args
+            .unwrap()
+            .iter()
+            .map(|a| {
+                vars.iter()
+                    .fold(a.clone(), |a, (k, v)| a.replace(&format!("$({k})"), v))
+            })
+            .collect();
+        assert!(!args.iter().any(|a| a.contains("$(")), "{args:?}");
+        assert_cli_accepts(&format!("daemonset container {}", c.name), &args);
+    }
+}

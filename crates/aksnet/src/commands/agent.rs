@@ -71,6 +71,10 @@ pub struct AgentArgs {
     // refuses two arguments with one id (a debug-build panic at startup).
     #[arg(long, id = "agent_data_dir", value_name = "DIR", default_value = super::node::DEFAULT_DATA_DIR)]
     pub data_dir: std::path::PathBuf,
+    /// kubenet: the conflist whose `aksnet-cni` entry gives the node's pod addresses
+    /// (`ipam.ranges`, the address metrics); `aksnet install` writes this one.
+    #[arg(long, value_name = "FILE", default_value = aksnet_agent::pod_addresses::DEFAULT_CNI_CONF)]
+    pub cni_conf: PathBuf,
     /// The plugin's per-call log (its `logFile`), followed for the call metrics; `off`.
     #[arg(long, value_name = "FILE|off", default_value = aksnet_agent::cni_log::DEFAULT_CNI_LOG_FILE)]
     pub cni_log_file: String,
@@ -122,7 +126,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
     if args.policy.policy_only {
         return super::agent_policy::run(&args.policy, &args.nft, args.once);
     }
-    let _policy_thread = match super::agent_policy::spawn(&args.policy, &args.nft) {
+    let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
+    let _policy_thread = match super::agent_policy::spawn(&args.policy, &args.nft, &metrics) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -165,9 +170,9 @@ pub fn run(args: AgentArgs) -> ExitCode {
         args.l2_uplink.as_deref(),
         &args.data_dir,
         settings.resync_interval,
+        &metrics,
     );
-    super::agent_routes::spawn(&args.routes, &args.lease.store);
-    let metrics = std::sync::Arc::new(aksnet_agent::metrics::Metrics::default());
+    super::agent_routes::spawn(&args.routes, &args.lease.store, &metrics);
     let observed = metrics.clone();
     super::node::spawn_lease_hook(&args.lease, move |r: super::node::RoundReport| {
         observed.record_keepalive(r.ok, r.store_retries)
@@ -205,14 +210,16 @@ fn scraper(args: &AgentArgs) -> aksnet_agent::metrics::Scraper {
             f.lock().unwrap_or_else(|p| p.into_inner()).poll();
         });
     }
-    let data_dir = args.data_dir.clone();
+    let (mode, data_dir, conf) = (args.mode, args.data_dir.clone(), args.cni_conf.clone());
+    let node = node_name(args);
     let nft = NftCommand::new(&args.nft);
     let mut tables = vec![args.table.clone()];
-    if args.policy.enabled() {
+    let policy = args.policy.enabled();
+    if policy {
         tables.push(args.policy.policy_table.clone());
     }
     Arc::new(move || aksnet_agent::metrics::Scrape {
-        pool: pool_usage(&data_dir),
+        pool: pool_usage(mode, &data_dir, &conf, &node),
         cni: follower.as_ref().map(|f| {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
             f.poll();
@@ -222,23 +229,35 @@ fn scraper(args: &AgentArgs) -> aksnet_agent::metrics::Scraper {
             .iter()
             .filter_map(|t| aksnet_agent::metrics::TableCounts::read(&nft, t))
             .collect(),
+        policy,
     })
 }
 
-/// The node's reserved and used pod addresses (nodesubnet); `None` without a node pool.
-fn pool_usage(data_dir: &std::path::Path) -> Option<aksnet_agent::metrics::PoolUsage> {
-    let pool = aksnet_store::local_pool::read_node_pool(data_dir).ok()??;
-    let held = aksnet_ipam::allocated_addresses(data_dir).ok()?;
-    let used = held
-        .iter()
-        .filter(|h| match h.ip {
-            std::net::IpAddr::V4(ip) => pool.pod_ips.contains(&ip),
-            std::net::IpAddr::V6(_) => false,
-        })
-        .count() as u64;
-    Some(aksnet_agent::metrics::PoolUsage {
-        node: pool.node,
-        reserved: pool.pod_ips.len() as u64,
-        used,
+/// The node's pod addresses: kubenet from the conflist's ranges, nodesubnet and podsubnet
+/// from the node's pool file; `None` (logged at debug: scrapes are frequent) when unknown.
+fn pool_usage(
+    mode: Option<Mode>,
+    data_dir: &std::path::Path,
+    conf: &std::path::Path,
+    node: &str,
+) -> Option<aksnet_agent::metrics::PoolUsage> {
+    use aksnet_agent::pod_addresses::{from_kubenet_conf, from_node_pool};
+    let usage = match mode {
+        Some(Mode::Kubenet) => from_kubenet_conf(conf, node),
+        _ => from_node_pool(data_dir),
+    };
+    usage
+        .inspect_err(|e| tracing::debug!(error = %e, "metrics: node pod addresses"))
+        .ok()
+        .flatten()
+}
+
+/// The node's name for the kubenet address metrics: `--node-name`, else the host name
+/// (kubelet's default node name).
+fn node_name(args: &AgentArgs) -> String {
+    args.policy.node_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default()
     })
 }

@@ -3,9 +3,11 @@
 //! answers on a plain LAN"), on `--once` and every resync.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aksnet_agent::l2::{reconcile_l2, L2Error, L2Outcome};
+use aksnet_agent::metrics::Metrics;
 
 fn log(uplink: &str, result: &Result<L2Outcome, L2Error>) {
     match result {
@@ -42,16 +44,19 @@ pub const L2_MAX_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Reconciles every `interval` (at most [`L2_MAX_INTERVAL`]) on a thread of its
 /// own (SNAT's loop is untouched).
-pub fn spawn(uplink: Option<&str>, data_dir: &Path, interval: Duration) {
+pub fn spawn(uplink: Option<&str>, data_dir: &Path, interval: Duration, metrics: &Arc<Metrics>) {
     let interval = interval.min(L2_MAX_INTERVAL);
     let Some(uplink) = uplink.map(str::to_string) else {
         return;
     };
-    let data_dir: PathBuf = data_dir.to_path_buf();
+    let (data_dir, metrics): (PathBuf, _) = (data_dir.to_path_buf(), metrics.clone());
     let spawned = std::thread::Builder::new()
         .name("aksnet-l2".into())
         .spawn(move || loop {
-            log(&uplink, &reconcile_l2(&uplink, &data_dir));
+            let started = Instant::now();
+            let result = reconcile_l2(&uplink, &data_dir);
+            metrics.observe_loop("l2_answers", result.is_ok(), started.elapsed());
+            log(&uplink, &result);
             std::thread::sleep(interval);
         });
     if let Err(e) = spawned {

@@ -6,10 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
+use aksnet_agent::metrics::Metrics;
 use aksnet_agent::policy_controller::{
-    run_policy_loop, PolicyController, PolicySettings, DEFAULT_POLICY_TABLE,
+    run_policy_loop, run_policy_loop_observed, PolicyController, PolicySettings,
+    DEFAULT_POLICY_TABLE,
 };
 use aksnet_agent::policy_source::{ManifestDir, PolicySource};
 use aksnet_nft::NftCommand;
@@ -73,6 +76,7 @@ impl Source {
 
     /// The node's pod ranges: the flags, else (Kubernetes API) the Node's spec.podCIDRs,
     /// after waiting for the first list (blocking: call it off the SNAT thread).
+    // `node` names the Node object, which only the API source reads.
     #[cfg_attr(not(feature = "kube"), allow(unused_variables))]
     fn pod_ranges(&self, args: &PolicyArgs, node: &str) -> Vec<IpNet> {
         match self {
@@ -194,25 +198,28 @@ pub fn run(args: &PolicyArgs, nft: &Path, once: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// With SNAT: the policy loop in its own thread (when --policy-dir is given).
+/// With SNAT: the policy loop in its own thread (when a source is given), each reconcile
+/// recorded in `metrics` (`--metrics-addr`).
 pub fn spawn(
     args: &PolicyArgs,
     nft: &Path,
+    metrics: &Arc<Metrics>,
 ) -> Result<Option<std::thread::JoinHandle<()>>, ExitCode> {
     if !args.enabled() {
         return Ok(None);
     }
     let (node, source) = source(args)?;
-    let (args, nft) = (args.clone(), nft.to_path_buf());
+    let (args, nft, metrics) = (args.clone(), nft.to_path_buf(), metrics.clone());
     Ok(Some(std::thread::spawn(move || {
         let mut ctl = controller(&args, &nft, node, &source);
         let stop = AtomicBool::new(false);
-        run_policy_loop(
+        run_policy_loop_observed(
             &mut ctl,
             source.as_dyn(),
             Duration::from_millis(100),
             Duration::from_secs(60),
             &stop,
+            &|r, took| metrics.observe_policy(r, took),
         );
     })))
 }

@@ -4,8 +4,10 @@
 //! (issue 13 item 2; `aksnet_agent::routes`, docs/agent.md "kubenet routes on a
 //! plain LAN").
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use aksnet_agent::metrics::Metrics;
 use aksnet_agent::routes::{reconcile_routes, RoutesError, RoutesOutcome};
 
 use super::node::StoreArgs;
@@ -64,12 +66,13 @@ pub fn once(a: &RoutesArgs, store: &StoreArgs) -> Result<(), u8> {
     }
 }
 
-/// Reconciles every interval on a thread of its own.
-pub fn spawn(a: &RoutesArgs, store: &StoreArgs) {
+/// Reconciles every interval on a thread of its own, each round recorded in `metrics`.
+pub fn spawn(a: &RoutesArgs, store: &StoreArgs, metrics: &Arc<Metrics>) {
     let Some(node) = a.kubenet_routes.clone() else {
         return;
     };
     let (store, interval) = (store.clone(), a.kubenet_routes_interval);
+    let metrics = metrics.clone();
     let spawned = std::thread::Builder::new()
         .name("aksnet-routes".into())
         .spawn(move || {
@@ -80,10 +83,14 @@ pub fn spawn(a: &RoutesArgs, store: &StoreArgs) {
                 if opened.is_none() {
                     opened = open(&store).ok();
                 }
-                if let Some(s) = &opened {
-                    if round(&node, &**s) == Err(1) {
-                        opened = None;
-                    }
+                let started = Instant::now();
+                let result = match &opened {
+                    Some(s) => round(&node, &**s),
+                    None => Err(1),
+                };
+                metrics.observe_loop("kubenet_routes", result.is_ok(), started.elapsed());
+                if result == Err(1) {
+                    opened = None;
                 }
                 std::thread::sleep(interval);
             }
