@@ -87,7 +87,7 @@ pub enum PodAddressError {
     },
 }
 
-/// nodesubnet or podsubnet: the node's pool file and the IPAM state next to it; `None`
+/// nodesubnet, podsubnet or overlay: the node's pool file and the IPAM state next to it; `None`
 /// when the node has not joined (no `node-pool.json`).
 pub fn from_node_pool(data_dir: &Path) -> Result<Option<PoolUsage>, PodAddressError> {
     let Some(pool) = read_node_pool(data_dir)? else {
@@ -105,12 +105,8 @@ pub fn from_node_pool(data_dir: &Path) -> Result<Option<PoolUsage>, PodAddressEr
         returning: p.returning.len() as u64,
     });
     Ok(Some(PoolUsage {
+        mode: pool.model(),
         node: pool.node,
-        mode: if blocks.is_some() {
-            "podsubnet"
-        } else {
-            "nodesubnet"
-        },
         reserved: ips.len() as u64,
         used,
         blocks,

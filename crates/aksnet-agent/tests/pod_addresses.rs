@@ -12,7 +12,10 @@ use aksnet_agent::pod_addresses::{
 };
 use aksnet_core::allocator::{AllocationMeta, AttachmentKey, Pool, Range};
 use aksnet_core::podsubnet::Allocation;
-use aksnet_core::pool::{NodePool, PodSubnetPool, NODE_POOL_VERSION, NODE_POOL_VERSION_POD_SUBNET};
+use aksnet_core::pool::{
+    NodePool, OverlayPool, PodSubnetPool, NODE_POOL_VERSION, NODE_POOL_VERSION_OVERLAY,
+    NODE_POOL_VERSION_POD_SUBNET,
+};
 use aksnet_ipam::{IpamError, IpamStore};
 
 /// Allocates one address per container of `pool` in `network`'s state, as the plugin's
@@ -54,6 +57,7 @@ fn node_pool(n: u8, pod_subnet: Option<PodSubnetPool>) -> NodePool {
         max_pods: if pod_subnet.is_some() { 30 } else { 10 },
         pod_ips: (0..n).map(|i| Ipv4Addr::new(10, b, 0, first + i)).collect(),
         pod_subnet,
+        overlay: None,
     }
 }
 
@@ -72,6 +76,34 @@ fn nodesubnet_counts_the_pool_file_and_the_ipam_state() {
     assert_eq!(
         (u.node.as_str(), u.mode, u.reserved, u.used, u.free()),
         ("akskb-node-0", "nodesubnet", 10, 3, 7)
+    );
+    assert_eq!(u.blocks, None);
+}
+
+#[test]
+fn overlay_counts_the_nodes_block_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let block: ipnet::Ipv4Net = "10.250.3.0/24".parse().unwrap();
+    let pool = NodePool {
+        version: NODE_POOL_VERSION_OVERLAY,
+        max_pods: 250,
+        pod_ips: (1..=250).map(|i| Ipv4Addr::new(10, 250, 3, i)).collect(),
+        overlay: Some(OverlayPool {
+            cluster_pod_cidr: "10.250.0.0/16".parse().unwrap(),
+            pod_cidr: block,
+        }),
+        ..node_pool(1, None)
+    };
+    aksnet_store::local_pool::write_node_pool(dir.path(), &pool).unwrap();
+    let addrs = Pool::Addresses {
+        prefix: block.into(),
+        addrs: v4(&pool.pod_ips),
+    };
+    allocate(dir.path(), "overlay", addrs, &["c1", "c2"]);
+    let u = from_node_pool(dir.path()).unwrap().unwrap();
+    assert_eq!(
+        (u.mode, u.reserved, u.used, u.free()),
+        ("overlay", 250, 2, 248)
     );
     assert_eq!(u.blocks, None);
 }
