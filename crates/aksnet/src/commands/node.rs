@@ -410,9 +410,9 @@ fn own_pool(data_dir: &Path, node: &str) -> Result<Option<NodePool>, NodeError> 
     }
 }
 
-/// Pod addresses of `pod_ips` that the node's IPAM state in `data_dir` holds.
-fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
-    let ours: BTreeSet<Ipv4Addr> = pod_ips.iter().copied().collect();
+/// The IPv4 addresses the node's IPAM state (every network in `data_dir`) hands
+/// to pods: what join, leave, keepalive and pod-sync must not take away.
+pub(crate) fn held_v4(data_dir: &Path) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
     let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
         data_dir: data_dir.to_path_buf(),
         source: Box::new(e),
@@ -420,10 +420,16 @@ fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Add
     Ok(held
         .into_iter()
         .filter_map(|h| match h.ip {
-            IpAddr::V4(ip) if ours.contains(&ip) => Some(ip),
-            _ => None,
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
         })
         .collect())
+}
+
+/// Pod addresses of `pod_ips` that the node's IPAM state in `data_dir` holds.
+fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
+    let ours: BTreeSet<Ipv4Addr> = pod_ips.iter().copied().collect();
+    Ok(held_v4(data_dir)?.intersection(&ours).copied().collect())
 }
 
 /// Says on stderr what the store retried (issue 17: logs of retries).
@@ -453,17 +459,9 @@ fn check_store_not_lost(store: &dyn Store, data_dir: &Path) -> Result<(), NodeEr
 /// Addresses of `subnet` that the node's IPAM state (every network in `data_dir`)
 /// hands to pods: the block a join gives the node must hold them all.
 fn in_use_in_subnet(data_dir: &Path, subnet: Ipv4Net) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
-    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
-        data_dir: data_dir.to_path_buf(),
-        source: Box::new(e),
-    })?;
-    Ok(held
-        .into_iter()
-        .filter_map(|h| match h.ip {
-            IpAddr::V4(ip) if subnet.contains(&ip) => Some(ip),
-            _ => None,
-        })
-        .collect())
+    let mut held = held_v4(data_dir)?;
+    held.retain(|ip| subnet.contains(ip));
+    Ok(held)
 }
 
 /// `free of usable` for one subnet, from its address index (no full scan).

@@ -4,7 +4,7 @@
 //! (what a BYO route table on the LAN's gateway should hold).
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use aksnet_agent::routes::{route_table, ROUTE_PROTO};
@@ -49,18 +49,11 @@ fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
 /// The block the node's pods already use: the blocks holding the addresses its
 /// IPAM state hands out inside the pool. More than one is an error.
 fn block_in_use(data_dir: &Path, pool: &PodCidrPool) -> Result<Option<Ipv4Net>, NodeError> {
-    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
-        data_dir: data_dir.to_path_buf(),
-        source: Box::new(e),
-    })?;
-    let blocks: BTreeSet<Ipv4Net> = held
-        .iter()
-        .filter_map(|h| match h.ip {
-            IpAddr::V4(ip) if pool.cidr.contains(&ip) => Ipv4Net::new(ip, pool.node_prefix_len)
-                .ok()
-                .map(|n| n.trunc()),
-            _ => None,
-        })
+    let blocks: BTreeSet<Ipv4Net> = super::held_v4(data_dir)?
+        .into_iter()
+        .filter(|ip| pool.cidr.contains(ip))
+        .filter_map(|ip| Ipv4Net::new(ip, pool.node_prefix_len).ok())
+        .map(|n| n.trunc())
         .collect();
     match blocks.len() {
         0 => Ok(None),
@@ -117,18 +110,8 @@ pub fn leave(
     let Some((r, _)) = get_node_pod_cidr(store, node)? else {
         return Ok(None);
     };
-    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
-        data_dir: data_dir.to_path_buf(),
-        source: Box::new(e),
-    });
-    let used: Vec<Ipv4Addr> = match held {
-        Ok(h) => h
-            .iter()
-            .filter_map(|h| match h.ip {
-                IpAddr::V4(ip) if r.cidr.contains(&ip) => Some(ip),
-                _ => None,
-            })
-            .collect(),
+    let used: Vec<Ipv4Addr> = match super::held_v4(data_dir) {
+        Ok(h) => h.into_iter().filter(|ip| r.cidr.contains(ip)).collect(),
         Err(e) if force => {
             eprintln!(
                 "aksnet node leave: --force: pods of {} not checked: {e}",

@@ -6,7 +6,7 @@
 //! runs the same round for a Pod Subnet node.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -151,17 +151,7 @@ pub fn leave(store: &dyn Store, node: &str) -> Result<Option<PodReservation>, No
 
 /// The pod addresses the node's IPAM state holds (every network of the data dir).
 pub fn pod_ips_in_use(data_dir: &Path) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
-    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
-        data_dir: data_dir.to_path_buf(),
-        source: Box::new(e),
-    })?;
-    Ok(held
-        .into_iter()
-        .filter_map(|h| match h.ip {
-            IpAddr::V4(ip) => Some(ip),
-            IpAddr::V6(_) => None,
-        })
-        .collect())
+    super::held_v4(data_dir)
 }
 
 /// One round for the node of `data_dir` (also `node keepalive`'s, for a Pod
