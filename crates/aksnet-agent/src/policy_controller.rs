@@ -9,13 +9,16 @@
 //! - Pod churn (same policies and namespaces, pods added, removed, relabelled) goes through
 //!   the incremental compiler (`aksnet_policy::incremental`): only the sets, map entries and
 //!   chains the changed pods touch are recomputed and sent, so a pod change costs
-//!   milliseconds whatever the cluster's size (docs/benchmarks.md "NetworkPolicy"). A policy
-//!   or namespace change compiles whole and diffs whole.
+//!   milliseconds whatever the cluster's size (docs/benchmarks.md "NetworkPolicy"). When the
+//!   change is nothing but set and map elements (the usual pod change) it goes to the kernel
+//!   as one nf_tables netlink batch, without starting `nft` (`aksnet_nft::nfnetlink`). A
+//!   policy or namespace change compiles whole and diffs whole.
 //! - A failed apply forgets what is in the kernel, so the next apply is whole again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aksnet_nft::elements::{element_batch, ElementBatch};
 use aksnet_nft::filter::{partial_update_script, replace_script, update_script, FilterTable};
 use aksnet_nft::{NftCommand, NftError};
 use aksnet_policy::compile::{compile, CompileError, NodeScope};
@@ -31,6 +34,11 @@ pub const DEFAULT_POLICY_TABLE: &str = "aksnet-policy";
 /// Runs nft scripts; the real one is [`NftCommand`], tests record.
 pub trait ScriptBackend {
     fn run_script(&self, op: &str, script: &str) -> Result<(), NftError>;
+
+    /// An element-only change (pod churn) as ONE transaction; by default its nft script.
+    fn apply_elements(&self, op: &str, batch: &ElementBatch) -> Result<(), NftError> {
+        self.run_script(op, &batch.script())
+    }
 }
 
 impl ScriptBackend for NftCommand {
@@ -38,6 +46,12 @@ impl ScriptBackend for NftCommand {
     /// handing it over (`run_script_whole`): the table is the old one or the new one.
     fn run_script(&self, op: &str, script: &str) -> Result<(), NftError> {
         NftCommand::run_script_whole(self, op, script)
+    }
+
+    /// One nf_tables netlink batch, sent in one `sendmsg`: no `nft` process and no cache
+    /// fetch of the whole ruleset for a few elements (aksnet_nft::nfnetlink).
+    fn apply_elements(&self, op: &str, batch: &ElementBatch) -> Result<(), NftError> {
+        NftCommand::apply_elements(self, op, batch)
     }
 }
 
@@ -164,20 +178,38 @@ impl<B: ScriptBackend> PolicyController<B> {
         }
         let applied = match st.take_delta() {
             None => Applied::Unchanged,
-            Some((old, new)) => match partial_update_script(&old, &new) {
-                Ok(Some(script)) => {
-                    self.run(&script)?;
-                    Applied::Updated {
-                        lines: script.lines().count(),
-                        incremental: true,
-                    }
-                }
-                Ok(None) => Applied::Unchanged,
-                Err(e) => return Err(self.nft_err(e)),
-            },
+            Some((old, new)) => self.send_delta(&old, &new)?,
         };
         self.applied = Some(st);
         Ok(PodsOutcome::Done(applied))
+    }
+
+    /// An incremental delta as one transaction: a netlink element batch when it is nothing
+    /// but elements (the usual pod change), else the partial nft script.
+    fn send_delta(
+        &mut self,
+        old: &FilterTable,
+        new: &FilterTable,
+    ) -> Result<Applied, PolicyAgentError> {
+        let updated = |lines| Applied::Updated {
+            lines,
+            incremental: true,
+        };
+        if let Some(batch) = element_batch(old, new).map_err(|e| self.nft_err(e))? {
+            let op = format!("apply policy elements inet {}", self.settings.table);
+            self.backend.apply_elements(&op, &batch).map_err(|e| {
+                self.applied = None;
+                self.nft_err(e)
+            })?;
+            return Ok(updated(batch.len()));
+        }
+        match partial_update_script(old, new).map_err(|e| self.nft_err(e))? {
+            Some(script) => {
+                self.run(&script)?;
+                Ok(updated(script.lines().count()))
+            }
+            None => Ok(Applied::Unchanged),
+        }
     }
 
     /// A whole compile, diffed against `old` (what the kernel holds), or replacing the table.
