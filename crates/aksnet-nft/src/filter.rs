@@ -578,8 +578,10 @@ pub(crate) fn validate_parts(new: &FilterTable) -> Result<(), NftError> {
 
 /// The same change for two PARTS of a table: `old` holds the objects a change touched as the
 /// kernel has them (absent: not there yet), `new` the same objects as they must become
-/// (absent: to delete). Objects in neither are left alone, so the script is as small as the
-/// change (an incremental compiler's output: one pod → a few elements). References to
+/// (absent: to delete); a set or map on both sides may hold only the elements that differ
+/// (the elements of `old` not in `new` are deleted, those of `new` not in `old` added).
+/// Objects in neither are left alone, so the script is as small as the change (an
+/// incremental compiler's output: one pod → a few elements). References to
 /// objects outside the parts cannot be checked here, so the caller's parts must come from a
 /// validated table; names and element types are checked. A changed type or hook is an error
 /// (a whole replace is the caller's fallback).
