@@ -22,7 +22,7 @@ use aksnet_nft::filter::replace_script;
 use aksnet_nft::nfnetlink::send_batch;
 use aksnet_nft::NftCommand;
 use aksnet_policy::compile::{compile, rule_count, NodeScope};
-use aksnet_policy::incremental::{pod_changes, Compiled};
+use aksnet_policy::incremental::{pod_changes, Compiled, PodChange};
 use aksnet_policy::model::{
     Cluster, NamedPort, Namespace, NamespaceScope, Peer, Pod, Policy, PortMatch, PortSpec,
     Protocol, Rule, Selector,
@@ -486,6 +486,31 @@ fn timed(
     (median(times), how)
 }
 
+/// The same pod added, given to the controller as a pod event (what a watch delivers)
+/// instead of a whole view, then removed the same way; the median of `runs`.
+fn timed_events(
+    ctl: &mut PolicyController<NftCommand>,
+    c: &Cluster,
+    runs: usize,
+) -> (f64, Applied) {
+    let mut times = Vec::new();
+    let mut how = Applied::Unchanged;
+    for k in 0..runs {
+        let pod = added(c, k).pods.pop().expect("the added pod");
+        let key = pod.key();
+        let r = ctl
+            .apply_pod_events(vec![PodChange::Upsert(pod)])
+            .expect("apply")
+            .expect("incremental");
+        times.push(ms(r.elapsed));
+        how = r.applied;
+        ctl.apply_pod_events(vec![PodChange::Remove(key)])
+            .expect("back")
+            .expect("incremental");
+    }
+    (median(times), how)
+}
+
 /// Enters the node's namespace: nft then runs there exactly as the agent runs it.
 fn enter_node_ns() {
     let f = std::fs::File::open(format!("/run/netns/{NODE_NS}")).expect("netns");
@@ -524,6 +549,8 @@ fn churn(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
     };
     let (add, how) = timed(&mut ctl, &base, |k| view(added(c, k)), 50);
     println!("one local pod added -> enforced: median {add:.2} ms of 50 ({how:?})");
+    let (ev, how) = timed_events(&mut ctl, c, 50);
+    println!("one local pod added as a pod event -> enforced: median {ev:.2} ms of 50 ({how:?})");
     let (rel, how) = timed(&mut ctl, &base, |k| view(relabelled(c, k)), 50);
     println!("one pod relabelled -> enforced: median {rel:.2} ms of 50 ({how:?})");
     let (pol, how) = timed(
@@ -619,10 +646,6 @@ fn main() {
     let mut c = cluster(5000);
     let mut p = policies(1000);
     bench_pods(&mut c, &mut p);
-    if let Ok(path) = std::env::var("AKSNP_DUMP") {
-        let t = compile(&c, &p, &scope(&ranges)).expect("compile");
-        std::fs::write(path, replace_script(&t).expect("render")).expect("dump");
-    }
     if !churn_only {
         datapath(&ranges, &c, &p);
     }

@@ -265,6 +265,35 @@ impl<B: ScriptBackend> PolicyController<B> {
         })
     }
 
+    /// Pod events (a watch's added, changed and deleted pods) applied without comparing the
+    /// whole view with the last one: the incremental path of [`Self::apply_view`] alone.
+    /// `Ok(None)`: not possible from here (nothing applied yet by this process, or a change
+    /// the incremental compiler declines, e.g. a reused address); nothing was sent, and the
+    /// caller applies the whole view with [`Self::apply_view`] (then a whole replace).
+    pub fn apply_pod_events(
+        &mut self,
+        changes: Vec<PodChange>,
+    ) -> Result<Option<PolicyReport>, PolicyAgentError> {
+        let start = Instant::now();
+        if self.applied.is_none() {
+            return Ok(None);
+        }
+        let outcome = self
+            .apply_pods(changes)
+            .inspect_err(|_| self.applied = None)?;
+        let (PodsOutcome::Done(applied), Some(st)) = (outcome, self.applied.as_ref()) else {
+            self.applied = None;
+            return Ok(None);
+        };
+        Ok(Some(PolicyReport {
+            applied,
+            rules: st.rule_count(),
+            policies: st.policies().len(),
+            pods: st.cluster().pods.len(),
+            elapsed: start.elapsed(),
+        }))
+    }
+
     /// Loads the source and applies it; a source error leaves the kernel untouched.
     pub fn reconcile(
         &mut self,

@@ -12,6 +12,7 @@ use aksnet_agent::policy_controller::{Applied, PolicyController, PolicySettings,
 use aksnet_agent::policy_source::{ManifestDir, PolicySource, SourceErrors};
 use aksnet_nft::elements::ElementBatch;
 use aksnet_nft::{NftCommand, NftError};
+use aksnet_policy::incremental::PodChange;
 
 #[derive(Default)]
 struct Recorder {
@@ -127,6 +128,48 @@ fn manifests_load_and_churn_is_element_only() {
         "{}",
         scripts[1]
     );
+}
+
+#[test]
+fn pod_events_apply_without_a_whole_view() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), false);
+    let src = ManifestDir::new(dir.path());
+    let rec = Recorder::default();
+    let mut ctl = PolicyController::new(&rec, settings("aksh4t"));
+    let before = src.load().unwrap();
+    write_dir(dir.path(), true);
+    let after = src.load().unwrap();
+    let c = after.cluster.pods.iter().find(|p| p.name == "c").unwrap();
+    // Nothing applied yet: the events cannot be applied alone.
+    let event = || vec![PodChange::Upsert(c.clone())];
+    assert!(ctl.apply_pod_events(event()).unwrap().is_none());
+    assert_eq!(ctl.apply_view(&before).unwrap().applied, Applied::Replaced);
+    // The new pod as an event: the same elements the whole view would have sent.
+    let r = ctl.apply_pod_events(event()).unwrap().unwrap();
+    assert!(
+        matches!(
+            r.applied,
+            Applied::Updated {
+                incremental: true,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let by_event = rec.scripts.lock().unwrap()[1].clone();
+    assert!(by_event.contains("10.244.1.13 : jump gin-"), "{by_event}");
+    assert_eq!(ctl.apply_view(&after).unwrap().applied, Applied::Unchanged);
+    // A pod taking another's address is declined (nothing sent): the whole view follows.
+    let mut twin = c.clone();
+    twin.name = "twin".into();
+    let sent = rec.scripts.lock().unwrap().len();
+    assert!(ctl
+        .apply_pod_events(vec![PodChange::Upsert(twin)])
+        .unwrap()
+        .is_none());
+    assert_eq!(rec.scripts.lock().unwrap().len(), sent);
+    assert_eq!(ctl.apply_view(&after).unwrap().applied, Applied::Replaced);
 }
 
 #[test]
