@@ -590,24 +590,7 @@ impl Compiled {
                     new.sets.push(part(added));
                 }
                 (Obj::Map(n), Before::MapEntries(entries)) => {
-                    let Some(m) = self.parts.maps.get(&n) else {
-                        continue;
-                    };
-                    let part =
-                        |pick: &dyn Fn(&IpAddr, &Option<String>) -> Option<String>| VerdictMap {
-                            name: m.name.clone(),
-                            key: m.key,
-                            elements: entries
-                                .iter()
-                                .filter(|(ip, b)| m.elements.get(*ip) != b.as_ref())
-                                .filter_map(|(ip, b)| pick(ip, b).map(|c| (*ip, c)))
-                                .collect(),
-                        };
-                    let (o, n) = (
-                        part(&|_, b| b.clone()),
-                        part(&|ip, _| m.elements.get(ip).cloned()),
-                    );
-                    if !o.elements.is_empty() || !n.elements.is_empty() {
+                    if let Some((o, n)) = self.map_delta(&n, &entries) {
                         old.maps.push(o);
                         new.maps.push(n);
                     }
@@ -629,6 +612,30 @@ impl Compiled {
             && old.chains.is_empty()
             && new.chains.is_empty();
         (!nothing).then_some((old, new))
+    }
+
+    /// The entries of a map that differ from what they were (`.0`: as they were, `.1`: as
+    /// they are; an absent entry is left out), or `None` when none differs.
+    fn map_delta(
+        &self,
+        name: &str,
+        entries: &BTreeMap<IpAddr, Option<String>>,
+    ) -> Option<(VerdictMap, VerdictMap)> {
+        let m = self.parts.maps.get(name)?;
+        let part = |pick: &dyn Fn(&IpAddr, &Option<String>) -> Option<String>| VerdictMap {
+            name: m.name.clone(),
+            key: m.key,
+            elements: entries
+                .iter()
+                .filter(|(ip, b)| m.elements.get(*ip) != b.as_ref())
+                .filter_map(|(ip, b)| pick(ip, b).map(|c| (*ip, c)))
+                .collect(),
+        };
+        let (o, n) = (
+            part(&|_, b| b.clone()),
+            part(&|ip, _| m.elements.get(ip).cloned()),
+        );
+        (!o.elements.is_empty() || !n.elements.is_empty()).then_some((o, n))
     }
 
     /// The table before the changes since the last delta (what the kernel still holds when
