@@ -4,7 +4,7 @@
 //! conntrack only, and with the 1,000 policies (interleaved rounds); then, in the node's
 //! namespace with the agent's own controller and nft, the full compile + apply, one pod
 //! added and one relabelled (the incremental path: one small nft transaction) and one policy
-//! replaced. Root; creates namespaces `aksh4b*` and removes them.
+//! replaced. Root; creates namespaces `aksnp*` and removes them.
 //!
 //!     cargo run --release -p aksnet-agent --example policy_bench
 
@@ -17,21 +17,23 @@ use ipnet::IpNet;
 
 use aksnet_agent::policy_controller::{Applied, PolicyController, PolicySettings};
 use aksnet_agent::policy_source::ClusterView;
-use aksnet_nft::filter::{partial_update_script, replace_script};
+use aksnet_nft::elements::element_batch;
+use aksnet_nft::filter::replace_script;
+use aksnet_nft::nfnetlink::send_batch;
 use aksnet_nft::NftCommand;
 use aksnet_policy::compile::{compile, rule_count, NodeScope};
-use aksnet_policy::incremental::{pod_changes, Compiled};
+use aksnet_policy::incremental::{pod_changes, Compiled, PodChange};
 use aksnet_policy::model::{
     Cluster, NamedPort, Namespace, NamespaceScope, Peer, Pod, Policy, PortMatch, PortSpec,
     Protocol, Rule, Selector,
 };
 
-const NODE_NS: &str = "aksh4bn";
-const POD_A: &str = "aksh4ba";
-const POD_B: &str = "aksh4bb";
+const NODE_NS: &str = "aksnpn";
+const POD_A: &str = "aksnpa";
+const POD_B: &str = "aksnpb";
 const A_IP: &str = "10.244.0.2";
 const B_IP: &str = "10.244.0.3";
-const TABLE: &str = "aksh4pol";
+const TABLE: &str = "aksnppol";
 
 fn labels(p: &[(&str, String)]) -> BTreeMap<String, String> {
     p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
@@ -219,7 +221,7 @@ impl Topology {
             "-qw",
             "net.ipv4.ip_forward=1",
         ]);
-        for (pod, ip, host) in [(POD_A, A_IP, "aksh4va"), (POD_B, B_IP, "aksh4vb")] {
+        for (pod, ip, host) in [(POD_A, A_IP, "aksnpva"), (POD_B, B_IP, "aksnpvb")] {
             ipn(
                 NODE_NS,
                 &format!("link add {host} type veth peer name eth0 netns {pod}"),
@@ -383,30 +385,86 @@ fn relabelled(c: &Cluster, k: usize) -> Cluster {
     c2
 }
 
-/// The pure part of a pod change: the incremental compiler and the script it makes.
-fn pure_change(c: &Cluster, p: &[Policy], ranges: &[IpNet], runs: usize) -> (f64, usize) {
+/// Medians (ms) of the parts of one pod change: finding it in the view (policies,
+/// namespaces and pods compared with the last view), the incremental compiler and its
+/// element batch, and the kernel transaction (the batch sent over netlink; the table is the
+/// controller's, in the node's namespace; each change is sent back afterwards).
+struct Parts {
+    find: f64,
+    compile: f64,
+    kernel: f64,
+    /// CPU time of this thread (user + kernel) in the same three parts: what the change
+    /// costs whatever the machine's load.
+    cpu: [f64; 3],
+    lines: usize,
+}
+
+/// This thread's CPU time (user + system) in ms.
+#[allow(unsafe_code)]
+fn cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
+fn pod_change_parts(c: &Cluster, p: &[Policy], ranges: &[IpNet], runs: usize) -> Parts {
     let mut comp = Compiled::new(c.clone(), p.to_vec(), &scope(ranges)).expect("compile");
-    let mut times = Vec::new();
+    let (mut find, mut compile, mut kernel) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu: [Vec<f64>; 3] = Default::default();
     let mut lines = 0;
     for k in 0..runs {
-        let c2 = added(c, k);
-        let t = Instant::now();
-        let changes = pod_changes(&comp, &c2.pods).expect("changes");
+        let view = ClusterView {
+            cluster: added(c, k),
+            policies: p.to_vec(),
+        };
+        let (t, c0) = (Instant::now(), cpu_ms());
+        let same = comp.policies() == view.policies.as_slice()
+            && comp.cluster().namespaces == view.cluster.namespaces;
+        let changes = pod_changes(&comp, &view.cluster.pods).expect("changes");
+        find.push(ms(t.elapsed()));
+        cpu[0].push(cpu_ms() - c0);
+        assert!(same);
+        let (t, c0) = (Instant::now(), cpu_ms());
         for ch in changes {
             comp.apply_pod(ch).expect("incremental");
         }
         let (old, new) = comp.take_delta().expect("delta");
-        let script = partial_update_script(&old, &new)
-            .expect("script")
-            .expect("not empty");
-        times.push(ms(t.elapsed()));
-        lines = script.lines().count();
+        let batch = element_batch(&old, &new)
+            .expect("batch")
+            .expect("elements only");
+        compile.push(ms(t.elapsed()));
+        cpu[1].push(cpu_ms() - c0);
+        lines = batch.len();
+        let (t, c0) = (Instant::now(), cpu_ms());
+        assert!(
+            send_batch("bench", &batch).expect("netlink"),
+            "batch too large"
+        );
+        kernel.push(ms(t.elapsed()));
+        cpu[2].push(cpu_ms() - c0);
+        let back = element_batch(&new, &old)
+            .expect("batch")
+            .expect("elements only");
+        assert!(send_batch("bench back", &back).expect("netlink"));
         for ch in pod_changes(&comp, &c.pods).expect("changes") {
             comp.apply_pod(ch).expect("back");
         }
         comp.clear_delta();
     }
-    (median(times), lines)
+    Parts {
+        find: median(find),
+        compile: median(compile),
+        kernel: median(kernel),
+        cpu: cpu.map(median),
+        lines,
+    }
 }
 
 /// One change applied through the controller (the agent's code and real nft, in the node's
@@ -424,6 +482,31 @@ fn timed(
         times.push(ms(r.elapsed));
         how = r.applied;
         ctl.apply_view(base).expect("back");
+    }
+    (median(times), how)
+}
+
+/// The same pod added, given to the controller as a pod event (what a watch delivers)
+/// instead of a whole view, then removed the same way; the median of `runs`.
+fn timed_events(
+    ctl: &mut PolicyController<NftCommand>,
+    c: &Cluster,
+    runs: usize,
+) -> (f64, Applied) {
+    let mut times = Vec::new();
+    let mut how = Applied::Unchanged;
+    for k in 0..runs {
+        let pod = added(c, k).pods.pop().expect("the added pod");
+        let key = pod.key();
+        let r = ctl
+            .apply_pod_events(vec![PodChange::Upsert(pod)])
+            .expect("apply")
+            .expect("incremental");
+        times.push(ms(r.elapsed));
+        how = r.applied;
+        ctl.apply_pod_events(vec![PodChange::Remove(key)])
+            .expect("back")
+            .expect("incremental");
     }
     (median(times), how)
 }
@@ -455,14 +538,19 @@ fn churn(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
         rule_count(&desired),
         r.applied
     );
-    let (pure, lines) = pure_change(c, p, ranges, 50);
-    println!("one pod added, incremental compiler + script alone: median {pure:.2} ms ({lines} script lines)");
+    let parts = pod_change_parts(c, p, ranges, 50);
+    println!(
+        "one pod added, by part (medians of 50, wall / CPU ms): found in the view {:.2} / {:.2}, incremental compiler + element batch {:.2} / {:.2} ({} commands), kernel transaction (netlink) {:.2} / {:.2}",
+        parts.find, parts.cpu[0], parts.compile, parts.cpu[1], parts.lines, parts.kernel, parts.cpu[2]
+    );
     let view = |c: Cluster| ClusterView {
         cluster: c,
         policies: p.to_vec(),
     };
     let (add, how) = timed(&mut ctl, &base, |k| view(added(c, k)), 50);
     println!("one local pod added -> enforced: median {add:.2} ms of 50 ({how:?})");
+    let (ev, how) = timed_events(&mut ctl, c, 50);
+    println!("one local pod added as a pod event -> enforced: median {ev:.2} ms of 50 ({how:?})");
     let (rel, how) = timed(&mut ctl, &base, |k| view(relabelled(c, k)), 50);
     println!("one pod relabelled -> enforced: median {rel:.2} ms of 50 ({how:?})");
     let (pol, how) = timed(
@@ -485,7 +573,7 @@ fn churn(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
 
 /// The connect latency with conntrack but no policy: the table every node has anyway (the
 /// agent's SNAT table and kube-proxy use conntrack), so the policy's own cost shows apart.
-const CT_ONLY: &str = "table inet aksh4ct {\n chain f {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n";
+const CT_ONLY: &str = "table inet aksnpct {\n chain f {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n";
 
 fn nft_in_node(script: &str) {
     let mut child = Command::new("ip")
@@ -516,7 +604,7 @@ fn datapath(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
             (
                 "b: conntrack only",
                 CT_ONLY.to_string(),
-                "delete table inet aksh4ct\n".to_string(),
+                "delete table inet aksnpct\n".to_string(),
             ),
             ("c: 1,000 policies", table.clone(), drop_policy.clone()),
         ] {
@@ -548,13 +636,19 @@ fn datapath(ranges: &[IpNet], c: &Cluster, p: &[Policy]) {
 }
 
 fn main() {
+    // `--churn-only`: only the compile and churn figures (no rule counts, no datapath).
+    let churn_only = std::env::args().any(|a| a == "--churn-only");
     let ranges: Vec<IpNet> = vec!["10.244.0.0/24".parse().expect("net")];
-    rule_counts(&ranges);
+    if !churn_only {
+        rule_counts(&ranges);
+    }
     let _topo = Topology::build();
     let mut c = cluster(5000);
     let mut p = policies(1000);
     bench_pods(&mut c, &mut p);
-    datapath(&ranges, &c, &p);
+    if !churn_only {
+        datapath(&ranges, &c, &p);
+    }
     enter_node_ns();
     churn(&ranges, &c, &p);
 }

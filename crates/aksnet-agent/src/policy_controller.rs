@@ -9,13 +9,16 @@
 //! - Pod churn (same policies and namespaces, pods added, removed, relabelled) goes through
 //!   the incremental compiler (`aksnet_policy::incremental`): only the sets, map entries and
 //!   chains the changed pods touch are recomputed and sent, so a pod change costs
-//!   milliseconds whatever the cluster's size (docs/benchmarks.md "NetworkPolicy"). A policy
-//!   or namespace change compiles whole and diffs whole.
+//!   milliseconds whatever the cluster's size (docs/benchmarks.md "NetworkPolicy"). When the
+//!   change is nothing but set and map elements (the usual pod change) it goes to the kernel
+//!   as one nf_tables netlink batch, without starting `nft` (`aksnet_nft::nfnetlink`). A
+//!   policy or namespace change compiles whole and diffs whole.
 //! - A failed apply forgets what is in the kernel, so the next apply is whole again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aksnet_nft::elements::{element_batch, ElementBatch};
 use aksnet_nft::filter::{partial_update_script, replace_script, update_script, FilterTable};
 use aksnet_nft::{NftCommand, NftError};
 use aksnet_policy::compile::{compile, CompileError, NodeScope};
@@ -31,6 +34,11 @@ pub const DEFAULT_POLICY_TABLE: &str = "aksnet-policy";
 /// Runs nft scripts; the real one is [`NftCommand`], tests record.
 pub trait ScriptBackend {
     fn run_script(&self, op: &str, script: &str) -> Result<(), NftError>;
+
+    /// An element-only change (pod churn) as ONE transaction; by default its nft script.
+    fn apply_elements(&self, op: &str, batch: &ElementBatch) -> Result<(), NftError> {
+        self.run_script(op, &batch.script())
+    }
 }
 
 impl ScriptBackend for NftCommand {
@@ -38,6 +46,12 @@ impl ScriptBackend for NftCommand {
     /// handing it over (`run_script_whole`): the table is the old one or the new one.
     fn run_script(&self, op: &str, script: &str) -> Result<(), NftError> {
         NftCommand::run_script_whole(self, op, script)
+    }
+
+    /// One nf_tables netlink batch, sent in one `sendmsg`: no `nft` process and no cache
+    /// fetch of the whole ruleset for a few elements (aksnet_nft::nfnetlink).
+    fn apply_elements(&self, op: &str, batch: &ElementBatch) -> Result<(), NftError> {
+        NftCommand::apply_elements(self, op, batch)
     }
 }
 
@@ -164,20 +178,38 @@ impl<B: ScriptBackend> PolicyController<B> {
         }
         let applied = match st.take_delta() {
             None => Applied::Unchanged,
-            Some((old, new)) => match partial_update_script(&old, &new) {
-                Ok(Some(script)) => {
-                    self.run(&script)?;
-                    Applied::Updated {
-                        lines: script.lines().count(),
-                        incremental: true,
-                    }
-                }
-                Ok(None) => Applied::Unchanged,
-                Err(e) => return Err(self.nft_err(e)),
-            },
+            Some((old, new)) => self.send_delta(&old, &new)?,
         };
         self.applied = Some(st);
         Ok(PodsOutcome::Done(applied))
+    }
+
+    /// An incremental delta as one transaction: a netlink element batch when it is nothing
+    /// but elements (the usual pod change), else the partial nft script.
+    fn send_delta(
+        &mut self,
+        old: &FilterTable,
+        new: &FilterTable,
+    ) -> Result<Applied, PolicyAgentError> {
+        let updated = |lines| Applied::Updated {
+            lines,
+            incremental: true,
+        };
+        if let Some(batch) = element_batch(old, new).map_err(|e| self.nft_err(e))? {
+            let op = format!("apply policy elements inet {}", self.settings.table);
+            self.backend.apply_elements(&op, &batch).map_err(|e| {
+                self.applied = None;
+                self.nft_err(e)
+            })?;
+            return Ok(updated(batch.len()));
+        }
+        match partial_update_script(old, new).map_err(|e| self.nft_err(e))? {
+            Some(script) => {
+                self.run(&script)?;
+                Ok(updated(script.lines().count()))
+            }
+            None => Ok(Applied::Unchanged),
+        }
     }
 
     /// A whole compile, diffed against `old` (what the kernel holds), or replacing the table.
@@ -231,6 +263,35 @@ impl<B: ScriptBackend> PolicyController<B> {
             pods: view.cluster.pods.len(),
             elapsed: start.elapsed(),
         })
+    }
+
+    /// Pod events (a watch's added, changed and deleted pods) applied without comparing the
+    /// whole view with the last one: the incremental path of [`Self::apply_view`] alone.
+    /// `Ok(None)`: not possible from here (nothing applied yet by this process, or a change
+    /// the incremental compiler declines, e.g. a reused address); nothing was sent, and the
+    /// caller applies the whole view with [`Self::apply_view`] (then a whole replace).
+    pub fn apply_pod_events(
+        &mut self,
+        changes: Vec<PodChange>,
+    ) -> Result<Option<PolicyReport>, PolicyAgentError> {
+        let start = Instant::now();
+        if self.applied.is_none() {
+            return Ok(None);
+        }
+        let outcome = self
+            .apply_pods(changes)
+            .inspect_err(|_| self.applied = None)?;
+        let (PodsOutcome::Done(applied), Some(st)) = (outcome, self.applied.as_ref()) else {
+            self.applied = None;
+            return Ok(None);
+        };
+        Ok(Some(PolicyReport {
+            applied,
+            rules: st.rule_count(),
+            policies: st.policies().len(),
+            pods: st.cluster().pods.len(),
+            elapsed: start.elapsed(),
+        }))
     }
 
     /// Loads the source and applies it; a source error leaves the kernel untouched.

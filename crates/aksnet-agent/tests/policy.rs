@@ -10,7 +10,9 @@ use std::sync::Mutex;
 
 use aksnet_agent::policy_controller::{Applied, PolicyController, PolicySettings, ScriptBackend};
 use aksnet_agent::policy_source::{ManifestDir, PolicySource, SourceErrors};
-use aksnet_nft::NftError;
+use aksnet_nft::elements::ElementBatch;
+use aksnet_nft::{NftCommand, NftError};
+use aksnet_policy::incremental::PodChange;
 
 #[derive(Default)]
 struct Recorder {
@@ -129,6 +131,48 @@ fn manifests_load_and_churn_is_element_only() {
 }
 
 #[test]
+fn pod_events_apply_without_a_whole_view() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), false);
+    let src = ManifestDir::new(dir.path());
+    let rec = Recorder::default();
+    let mut ctl = PolicyController::new(&rec, settings("aksh4t"));
+    let before = src.load().unwrap();
+    write_dir(dir.path(), true);
+    let after = src.load().unwrap();
+    let c = after.cluster.pods.iter().find(|p| p.name == "c").unwrap();
+    // Nothing applied yet: the events cannot be applied alone.
+    let event = || vec![PodChange::Upsert(c.clone())];
+    assert!(ctl.apply_pod_events(event()).unwrap().is_none());
+    assert_eq!(ctl.apply_view(&before).unwrap().applied, Applied::Replaced);
+    // The new pod as an event: the same elements the whole view would have sent.
+    let r = ctl.apply_pod_events(event()).unwrap().unwrap();
+    assert!(
+        matches!(
+            r.applied,
+            Applied::Updated {
+                incremental: true,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let by_event = rec.scripts.lock().unwrap()[1].clone();
+    assert!(by_event.contains("10.244.1.13 : jump gin-"), "{by_event}");
+    assert_eq!(ctl.apply_view(&after).unwrap().applied, Applied::Unchanged);
+    // A pod taking another's address is declined (nothing sent): the whole view follows.
+    let mut twin = c.clone();
+    twin.name = "twin".into();
+    let sent = rec.scripts.lock().unwrap().len();
+    assert!(ctl
+        .apply_pod_events(vec![PodChange::Upsert(twin)])
+        .unwrap()
+        .is_none());
+    assert_eq!(rec.scripts.lock().unwrap().len(), sent);
+    assert_eq!(ctl.apply_view(&after).unwrap().applied, Applied::Replaced);
+}
+
+#[test]
 fn invalid_object_mid_way_keeps_the_policy_and_names_file_object_field() {
     let dir = tempfile::tempdir().unwrap();
     write_dir(dir.path(), false);
@@ -201,6 +245,10 @@ impl Drop for Netns {
 struct InNetns<'a>(&'a Netns);
 
 impl ScriptBackend for InNetns<'_> {
+    fn apply_elements(&self, op: &str, batch: &ElementBatch) -> Result<(), NftError> {
+        self.elements_in_netns(op, batch)
+    }
+
     fn run_script(&self, op: &str, script: &str) -> Result<(), NftError> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.0 .0, "nft", "-f", "-"])
@@ -231,6 +279,27 @@ impl ScriptBackend for InNetns<'_> {
     }
 }
 
+/// Element batches the controller sent over netlink (through the real backend's path).
+static NETLINK_BATCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl InNetns<'_> {
+    /// The real backend's element path (one nf_tables netlink batch), from a thread inside
+    /// the test's namespace: a netlink socket belongs to the namespace it is opened in.
+    fn elements_in_netns(&self, op: &str, batch: &ElementBatch) -> Result<(), NftError> {
+        let path = format!("/run/netns/{}", self.0 .0);
+        let (op, batch) = (op.to_string(), batch.clone());
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            NftCommand::default().apply_elements(&op, &batch)
+        })
+        .join()
+        .unwrap()?;
+        NETLINK_BATCHES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 #[test]
 fn real_nft_apply_update_bad_input_and_restart() {
     let ns = Netns::new();
@@ -243,10 +312,11 @@ fn real_nft_apply_update_bad_input_and_restart() {
     let first = ns.list(table);
     assert!(first.contains("10.244.1.11 : jump gin-"), "{first}");
     assert!(first.contains("10.244.2.12 . tcp . 80"), "{first}");
-    // Churn: element-only update accepted by the kernel.
+    // Churn: element-only update accepted by the kernel, sent as one netlink batch.
     write_dir(dir.path(), true);
     let r = ctl.reconcile(&src).unwrap();
     assert!(matches!(r.applied, Applied::Updated { .. }));
+    assert_eq!(NETLINK_BATCHES.load(std::sync::atomic::Ordering::SeqCst), 1);
     let second = ns.list(table);
     assert!(second.contains("10.244.1.13 : jump gin-"), "{second}");
     // Bad input: nothing changes in the kernel.

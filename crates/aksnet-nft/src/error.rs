@@ -26,6 +26,14 @@ pub enum NftError {
         status: String,
         stderr: String,
     },
+    /// The kernel refused a netlink batch (the errno is the source's raw OS error), or the
+    /// netlink socket failed.
+    #[error("{op}: nf_tables netlink: {source}")]
+    Netlink {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// `nft -j` printed something that is not the JSON schema we expect.
     #[error("{op}: cannot decode nft JSON output: {detail}")]
     Decode { op: String, detail: String },

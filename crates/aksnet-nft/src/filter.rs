@@ -316,7 +316,7 @@ fn net(n: &IpNet) -> String {
     }
 }
 
-fn elem(e: &Elem) -> String {
+pub(crate) fn elem(e: &Elem) -> String {
     match e {
         Elem::Net(n) => net(n),
         Elem::AddrProtoPort(a, p, port) => format!("{a} . {} . {port}", proto_name(*p)),
@@ -523,22 +523,6 @@ fn same_shape(a: &FilterTable, b: &FilterTable) -> bool {
     a.family == b.family && a.name == b.name && sets_ok && maps_ok && chains_ok
 }
 
-fn add_elements(out: &mut String, tbl: &str, name: &str, items: Vec<String>) {
-    if !items.is_empty() {
-        let _ = writeln!(out, "add element {tbl} {name} {{ {} }}", items.join(", "));
-    }
-}
-
-fn delete_elements(out: &mut String, tbl: &str, name: &str, items: Vec<String>) {
-    if !items.is_empty() {
-        let _ = writeln!(
-            out,
-            "delete element {tbl} {name} {{ {} }}",
-            items.join(", ")
-        );
-    }
-}
-
 /// The change from `old` (what the kernel holds) to `new` as ONE transaction that touches
 /// only what differs: set and map elements added or deleted, chains flushed and refilled only
 /// when their rules changed, new objects added, gone ones deleted. `None` when nothing
@@ -551,17 +535,9 @@ pub fn update_script(old: &FilterTable, new: &FilterTable) -> Result<Option<Stri
     Ok(diff_script(old, new))
 }
 
-/// The same change for two PARTS of a table: `old` holds the objects a change touched as the
-/// kernel has them (absent: not there yet), `new` the same objects as they must become
-/// (absent: to delete). Objects in neither are left alone, so the script is as small as the
-/// change (an incremental compiler's output: one pod → a few elements). References to
-/// objects outside the parts cannot be checked here, so the caller's parts must come from a
-/// validated table; names and element types are checked. A changed type or hook is an error
-/// (a whole replace is the caller's fallback).
-pub fn partial_update_script(
-    old: &FilterTable,
-    new: &FilterTable,
-) -> Result<Option<String>, NftError> {
+/// Names and element types of the parts of a table a change touches (references to
+/// objects outside the parts cannot be checked here).
+pub(crate) fn validate_parts(new: &FilterTable) -> Result<(), NftError> {
     validate_name("table name", &new.name)?;
     for s in &new.sets {
         validate_name("set name", &s.name)?;
@@ -582,10 +558,38 @@ pub fn partial_update_script(
                 "wrong family",
             ));
         }
+        if let Some(c) = m
+            .elements
+            .values()
+            .find(|c| validate_name("chain name", c).is_err())
+        {
+            return Err(invalid(
+                "map element",
+                format!("{}: jump {c}", m.name),
+                "bad chain name",
+            ));
+        }
     }
     for c in &new.chains {
         validate_name("chain name", &c.name)?;
     }
+    Ok(())
+}
+
+/// The same change for two PARTS of a table: `old` holds the objects a change touched as the
+/// kernel has them (absent: not there yet), `new` the same objects as they must become
+/// (absent: to delete); a set or map on both sides may hold only the elements that differ
+/// (the elements of `old` not in `new` are deleted, those of `new` not in `old` added).
+/// Objects in neither are left alone, so the script is as small as the change (an
+/// incremental compiler's output: one pod → a few elements). References to
+/// objects outside the parts cannot be checked here, so the caller's parts must come from a
+/// validated table; names and element types are checked. A changed type or hook is an error
+/// (a whole replace is the caller's fallback).
+pub fn partial_update_script(
+    old: &FilterTable,
+    new: &FilterTable,
+) -> Result<Option<String>, NftError> {
+    validate_parts(new)?;
     if !same_shape(old, new) {
         return Err(invalid(
             "partial update",
@@ -651,7 +655,7 @@ fn diff_script(old: &FilterTable, new: &FilterTable) -> Option<String> {
         let _ = writeln!(out, "flush chain {tbl} {}", c.name);
     }
     // 3. Elements: deletions, then additions.
-    elements_diff(&mut out, &tbl, old, new);
+    elements_diff(&mut out, old, new);
     // 4. Rules of changed and new chains.
     for c in new
         .chains
@@ -691,47 +695,9 @@ fn diff_script(old: &FilterTable, new: &FilterTable) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-fn elements_diff(out: &mut String, tbl: &str, old: &FilterTable, new: &FilterTable) {
-    let empty = BTreeSet::new();
-    for s in &new.sets {
-        let before = old
-            .sets
-            .iter()
-            .find(|o| o.name == s.name)
-            .map_or(&empty, |o| &o.elements);
-        delete_elements(
-            out,
-            tbl,
-            &s.name,
-            before.difference(&s.elements).map(elem).collect(),
-        );
-        add_elements(
-            out,
-            tbl,
-            &s.name,
-            s.elements.difference(before).map(elem).collect(),
-        );
-    }
-    let no_map = BTreeMap::new();
-    for m in &new.maps {
-        let before = old
-            .maps
-            .iter()
-            .find(|o| o.name == m.name)
-            .map_or(&no_map, |o| &o.elements);
-        let dels = before
-            .iter()
-            .filter(|(k, v)| m.elements.get(*k) != Some(*v))
-            .map(|(k, _)| k.to_string())
-            .collect();
-        delete_elements(out, tbl, &m.name, dels);
-        let adds = m
-            .elements
-            .iter()
-            .filter(|(k, v)| before.get(*k) != Some(*v))
-            .map(|(k, c)| format!("{k} : jump {c}"))
-            .collect();
-        add_elements(out, tbl, &m.name, adds);
+fn elements_diff(out: &mut String, old: &FilterTable, new: &FilterTable) {
+    for op in crate::elements::element_ops(old, new) {
+        let _ = writeln!(out, "{}", op.render(new.family, &new.name));
     }
 }
 

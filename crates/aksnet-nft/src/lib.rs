@@ -10,14 +10,18 @@
 //!   [`model::Expr::Unknown`], which simply makes the table compare unequal and get rewritten.
 //! - [`shared`]: in-place changes (declare, flush, add/delete elements) to a table several
 //!   owners share, e.g. the CNI plugin's `ipMasq` table; one transaction per change.
+//! - [`elements`], [`nfnetlink`]: element-only changes (set and map elements of existing
+//!   sets) as one list, sent as ONE nf_tables netlink batch without the `nft` process.
 //! - [`backend`]: the [`backend::NftBackend`] trait, the real [`backend::NftCommand`] driving the
 //!   `nft` binary, and a recording [`backend::FakeNft`] for unit tests of callers.
 
 pub mod backend;
+pub mod elements;
 pub mod error;
 pub mod filter;
 pub mod listing;
 pub mod model;
+pub mod nfnetlink;
 pub mod render;
 pub mod shared;
 

@@ -6,8 +6,10 @@
 //! changed pod is tested against it), and for a pod of this node its verdict-map entries, the
 //! `local` set and, when its isolating policies form a new combination, a group chain and
 //! the policy chains it needs. [`Compiled`] applies such a change to its parts and records
-//! what it touched; [`Compiled::take_delta`] hands the before and after of exactly those
-//! objects to `aksnet_nft::filter::partial_update_script`, which makes one small transaction.
+//! what it touched, as element changes for sets and maps that stay (never copies of them);
+//! [`Compiled::take_delta`] hands exactly that change to `aksnet_nft::elements::element_batch`
+//! (elements only: one netlink batch) or `aksnet_nft::filter::partial_update_script`, one
+//! small transaction either way.
 //!
 //! The result is, by construction and by the property test `tests/incremental_prop.rs`, the
 //! table a full compile of the new cluster gives. Namespace and policy changes are not pod
@@ -61,10 +63,20 @@ enum Obj {
     Chain(String),
 }
 
+/// What a touched object was before the first change since the last delta. Sets and maps
+/// that keep existing record only their element changes (a pod joins a few dozen sets of up
+/// to thousands of elements: copying them would cost more than the change).
 #[derive(Debug, Clone)]
 enum Before {
+    /// The whole set (absent: it did not exist): for sets created or deleted.
     Set(Option<NamedSet>),
-    Map(Option<VerdictMap>),
+    /// An existing set: the elements added and removed since (disjoint).
+    SetElems {
+        added: BTreeSet<Elem>,
+        removed: BTreeSet<Elem>,
+    },
+    /// An existing verdict map: each changed key's entry before.
+    MapEntries(BTreeMap<IpAddr, Option<String>>),
     Chain(Option<FilterChain>),
 }
 
@@ -293,16 +305,80 @@ impl Compiled {
         }
     }
 
-    fn touch(&mut self, obj: Obj) {
-        if self.touched.contains_key(&obj) {
+    fn touch_chain(&mut self, name: &str) {
+        let obj = Obj::Chain(name.to_string());
+        if !self.touched.contains_key(&obj) {
+            let before = Before::Chain(self.parts.chains.get(name).cloned());
+            self.touched.insert(obj, before);
+        }
+    }
+
+    /// Before a set is deleted: its whole content before the changes since the last delta.
+    fn touch_set_whole(&mut self, name: &str) {
+        let obj = Obj::Set(name.to_string());
+        let current = self.parts.sets.get(name).cloned();
+        let before = match self.touched.remove(&obj) {
+            Some(Before::SetElems { added, removed }) => current.map(|mut s| {
+                s.elements.retain(|e| !added.contains(e));
+                s.elements.extend(removed);
+                s
+            }),
+            Some(Before::Set(b)) => b,
+            _ => current,
+        };
+        self.touched.insert(obj, Before::Set(before));
+    }
+
+    /// Adds (`add`) or removes one element of a set, recording the element change.
+    fn set_elem(&mut self, name: &str, e: Elem, add: bool) {
+        let Some(s) = self.parts.sets.get_mut(name) else {
+            return;
+        };
+        let changed = match add {
+            true => s.elements.insert(e.clone()),
+            false => s.elements.remove(&e),
+        };
+        if !changed {
             return;
         }
-        let before = match &obj {
-            Obj::Set(n) => Before::Set(self.parts.sets.get(n).cloned()),
-            Obj::Map(n) => Before::Map(self.parts.maps.get(n).cloned()),
-            Obj::Chain(n) => Before::Chain(self.parts.chains.get(n).cloned()),
+        let rec = self
+            .touched
+            .entry(Obj::Set(name.to_string()))
+            .or_insert_with(|| Before::SetElems {
+                added: BTreeSet::new(),
+                removed: BTreeSet::new(),
+            });
+        if let Before::SetElems { added, removed } = rec {
+            let (this, other) = if add {
+                (added, removed)
+            } else {
+                (removed, added)
+            };
+            if !other.remove(&e) {
+                this.insert(e);
+            }
+        }
+    }
+
+    /// Sets (`Some`) or removes one verdict-map entry, recording the entry before.
+    fn map_entry(&mut self, map: &str, ip: IpAddr, to: Option<String>) {
+        let Some(m) = self.parts.maps.get_mut(map) else {
+            return;
         };
-        self.touched.insert(obj, before);
+        let before = match &to {
+            Some(c) => m.elements.insert(ip, c.clone()),
+            None => m.elements.remove(&ip),
+        };
+        if before == to {
+            return;
+        }
+        let rec = self
+            .touched
+            .entry(Obj::Map(map.to_string()))
+            .or_insert_with(|| Before::MapEntries(BTreeMap::new()));
+        if let Before::MapEntries(entries) = rec {
+            entries.entry(ip).or_insert(before);
+        }
     }
 
     /// Every pod-derived set: the old pod's members out, the new pod's in.
@@ -324,12 +400,11 @@ impl Compiled {
             }
         }
         for (name, before, after) in changes {
-            self.touch(Obj::Set(name.clone()));
-            if let Some(s) = self.parts.sets.get_mut(&name) {
-                for e in &before {
-                    s.elements.remove(e);
-                }
-                s.elements.extend(after);
+            for e in before {
+                self.set_elem(&name, e, false);
+            }
+            for e in after {
+                self.set_elem(&name, e, true);
             }
         }
     }
@@ -337,21 +412,14 @@ impl Compiled {
     fn unmap_local(&mut self, pod: &Pod) {
         for ip in &pod.ips {
             let fam = fam_of(ip);
-            let local = local_set_name(fam);
-            self.touch(Obj::Set(local.clone()));
-            if let Some(s) = self.parts.sets.get_mut(&local) {
-                s.elements.remove(&Elem::Net(IpNet::from(*ip)));
-            }
+            self.set_elem(&local_set_name(fam), Elem::Net(IpNet::from(*ip)), false);
             for dir in [Direction::Egress, Direction::Ingress] {
                 let map = map_name(dir, fam);
                 let Some(group) = self.parts.maps.get(&map).and_then(|m| m.elements.get(ip)) else {
                     continue;
                 };
                 let group = group.clone();
-                self.touch(Obj::Map(map.clone()));
-                if let Some(m) = self.parts.maps.get_mut(&map) {
-                    m.elements.remove(ip);
-                }
+                self.map_entry(&map, *ip, None);
                 self.unref_chain(&group);
             }
         }
@@ -365,11 +433,11 @@ impl Compiled {
 
     fn map_local(&mut self, pod: &Pod) {
         for ip in &pod.ips {
-            let local = local_set_name(fam_of(ip));
-            self.touch(Obj::Set(local.clone()));
-            if let Some(s) = self.parts.sets.get_mut(&local) {
-                s.elements.insert(Elem::Net(IpNet::from(*ip)));
-            }
+            self.set_elem(
+                &local_set_name(fam_of(ip)),
+                Elem::Net(IpNet::from(*ip)),
+                true,
+            );
         }
         for dir in [Direction::Egress, Direction::Ingress] {
             let ns_pols: Vec<&Policy> = self
@@ -386,11 +454,7 @@ impl Compiled {
                 self.add_group(chain, &keys, dir);
             }
             for ip in &pod.ips {
-                let map = map_name(dir, fam_of(ip));
-                self.touch(Obj::Map(map.clone()));
-                if let Some(m) = self.parts.maps.get_mut(&map) {
-                    m.elements.insert(*ip, gname.clone());
-                }
+                self.map_entry(&map_name(dir, fam_of(ip)), *ip, Some(gname.clone()));
                 *self.chain_refs.entry(gname.clone()).or_default() += 1;
             }
         }
@@ -435,7 +499,7 @@ impl Compiled {
         }
         new_chains.push(group);
         for c in new_chains {
-            self.touch(Obj::Chain(c.name.clone()));
+            self.touch_chain(&c.name);
             for t in jumps(&c) {
                 *self.chain_refs.entry(t.clone()).or_default() += 1;
             }
@@ -461,7 +525,7 @@ impl Compiled {
             }
             for name in dead {
                 self.chain_refs.remove(&name);
-                self.touch(Obj::Chain(name.clone()));
+                self.touch_chain(&name);
                 let Some(c) = self.parts.chains.remove(&name) else {
                     continue;
                 };
@@ -475,7 +539,7 @@ impl Compiled {
                     });
                     if gone {
                         self.set_refs.remove(&s);
-                        self.touch(Obj::Set(s.clone()));
+                        self.touch_set_whole(&s);
                         self.parts.sets.remove(&s);
                         self.parts.meta.remove(&s);
                     }
@@ -484,8 +548,12 @@ impl Compiled {
         }
     }
 
-    /// The objects touched since the last call, as the kernel has them (`.0`) and as they
-    /// must become (`.1`); `None` when nothing changed.
+    /// The change since the last call as two parts of the table, for
+    /// `aksnet_nft::filter::partial_update_script` (or `aksnet_nft::elements::element_batch`):
+    /// sets, maps and chains created, deleted or rewritten appear whole, as the kernel has
+    /// them (`.0`, absent: new) and as they must become (`.1`, absent: to delete); a set or
+    /// map that stays appears on both sides with only the elements that differ (`.0` the
+    /// ones to delete, `.1` the ones to add). `None` when nothing changed.
     pub fn take_delta(&mut self) -> Option<(FilterTable, FilterTable)> {
         let touched = std::mem::take(&mut self.touched);
         let empty = || FilterTable {
@@ -505,11 +573,26 @@ impl Compiled {
                         new.sets.extend(after);
                     }
                 }
-                (Obj::Map(n), Before::Map(b)) => {
-                    let after = self.parts.maps.get(&n).cloned();
-                    if b != after {
-                        old.maps.extend(b);
-                        new.maps.extend(after);
+                (Obj::Set(n), Before::SetElems { added, removed }) => {
+                    let Some(s) = self.parts.sets.get(&n) else {
+                        continue;
+                    };
+                    if added.is_empty() && removed.is_empty() {
+                        continue;
+                    }
+                    let part = |elements| NamedSet {
+                        name: s.name.clone(),
+                        key: s.key,
+                        interval: s.interval,
+                        elements,
+                    };
+                    old.sets.push(part(removed));
+                    new.sets.push(part(added));
+                }
+                (Obj::Map(n), Before::MapEntries(entries)) => {
+                    if let Some((o, n)) = self.map_delta(&n, &entries) {
+                        old.maps.push(o);
+                        new.maps.push(n);
                     }
                 }
                 (Obj::Chain(n), Before::Chain(b)) => {
@@ -531,6 +614,30 @@ impl Compiled {
         (!nothing).then_some((old, new))
     }
 
+    /// The entries of a map that differ from what they were (`.0`: as they were, `.1`: as
+    /// they are; an absent entry is left out), or `None` when none differs.
+    fn map_delta(
+        &self,
+        name: &str,
+        entries: &BTreeMap<IpAddr, Option<String>>,
+    ) -> Option<(VerdictMap, VerdictMap)> {
+        let m = self.parts.maps.get(name)?;
+        let part = |pick: &dyn Fn(&IpAddr, &Option<String>) -> Option<String>| VerdictMap {
+            name: m.name.clone(),
+            key: m.key,
+            elements: entries
+                .iter()
+                .filter(|(ip, b)| m.elements.get(*ip) != b.as_ref())
+                .filter_map(|(ip, b)| pick(ip, b).map(|c| (*ip, c)))
+                .collect(),
+        };
+        let (o, n) = (
+            part(&|_, b| b.clone()),
+            part(&|ip, _| m.elements.get(ip).cloned()),
+        );
+        (!o.elements.is_empty() || !n.elements.is_empty()).then_some((o, n))
+    }
+
     /// The table before the changes since the last delta (what the kernel still holds when
     /// they were not sent).
     pub fn kernel_table(&self) -> FilterTable {
@@ -541,9 +648,21 @@ impl Compiled {
                     parts.sets.remove(n);
                     parts.sets.extend(b.clone().map(|s| (n.clone(), s)));
                 }
-                (Obj::Map(n), Before::Map(b)) => {
-                    parts.maps.remove(n);
-                    parts.maps.extend(b.clone().map(|m| (n.clone(), m)));
+                (Obj::Set(n), Before::SetElems { added, removed }) => {
+                    if let Some(s) = parts.sets.get_mut(n) {
+                        s.elements.retain(|e| !added.contains(e));
+                        s.elements.extend(removed.iter().cloned());
+                    }
+                }
+                (Obj::Map(n), Before::MapEntries(entries)) => {
+                    if let Some(m) = parts.maps.get_mut(n) {
+                        for (ip, b) in entries {
+                            match b {
+                                Some(c) => m.elements.insert(*ip, c.clone()),
+                                None => m.elements.remove(ip),
+                            };
+                        }
+                    }
                 }
                 (Obj::Chain(n), Before::Chain(b)) => {
                     parts.chains.remove(n);
@@ -574,24 +693,43 @@ impl Compiled {
 
 /// The pod changes from `from` to `to` (by key), or `None` when the pod lists cannot be
 /// compared key by key (a key listed twice).
+///
+/// A source lists pods in a stable order (a directory read in name order, an informer's
+/// store), so a pod equal to the one at the same position in the last view is unchanged:
+/// the comparison by key (string building, hashing) is left for the few others.
 pub fn pod_changes(from: &Compiled, to: &[Pod]) -> Option<Vec<PodChange>> {
-    let mut seen: HashMap<String, ()> = HashMap::with_capacity(to.len());
-    let mut upserts = Vec::new();
-    for p in to {
-        let k = p.key();
-        if from.pod(&k) != Some(p) {
-            upserts.push(PodChange::Upsert(p.clone()));
+    let last = &from.cluster.pods;
+    let mut same = vec![false; last.len()];
+    let mut rest = Vec::new();
+    for (i, p) in to.iter().enumerate() {
+        match last.get(i) {
+            Some(q) if q == p && from.exact => same[i] = true,
+            _ => rest.push(p),
         }
-        if seen.insert(k, ()).is_some() {
+    }
+    let mut seen: HashMap<String, ()> = HashMap::with_capacity(rest.len());
+    let mut upserts = Vec::new();
+    for p in rest {
+        let k = p.key();
+        // A key already matched by position, or twice among the others: listed twice.
+        let matched = from
+            .pods
+            .get(&k)
+            .is_some_and(|&i| same.get(i) == Some(&true));
+        let changed = from.pod(&k) != Some(p);
+        if matched || seen.insert(k, ()).is_some() {
             return None;
+        }
+        if changed {
+            upserts.push(PodChange::Upsert(p.clone()));
         }
     }
     // Removals first: a new pod may take the address of one that went in the same change.
-    let mut out: Vec<PodChange> = from
-        .cluster
-        .pods
+    let mut out: Vec<PodChange> = last
         .iter()
-        .map(Pod::key)
+        .zip(&same)
+        .filter(|(_, s)| !**s)
+        .map(|(p, _)| p.key())
         .filter(|k| !seen.contains_key(k))
         .map(PodChange::Remove)
         .collect();

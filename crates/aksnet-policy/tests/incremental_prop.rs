@@ -1,15 +1,17 @@
 //! The incremental compiler equals the full one: on random clusters and policies, a random
 //! sequence of pod churn (added, removed, relabelled, ports changed, moved between nodes,
 //! addresses reused) applied pod by pod gives, after every batch, exactly the table a full
-//! compile of the cluster gives; and the delta it hands to nft (the touched objects before
-//! and after), patched onto the previous table, gives that table too, so the small
+//! compile of the cluster gives; and the delta it hands to nft (objects created, deleted or
+//! rewritten whole; element changes of the others), applied to the previous table as the
+//! transaction applies it, gives that table too, so the small
 //! transaction misses nothing; and the table before the batch is known (what the kernel
 //! holds when a change must be compiled whole instead).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
-use aksnet_nft::filter::{partial_update_script, FilterTable};
+use aksnet_nft::elements::{element_batch, element_ops, ElemOp};
+use aksnet_nft::filter::{partial_update_script, FilterTable, NamedSet};
 use aksnet_policy::compile::{compile, rule_count, NodeScope};
 use aksnet_policy::incremental::{pod_changes, Compiled, IncrementalError, PodChange};
 use aksnet_policy::model::{Cluster, NamedPort, Pod, Policy};
@@ -31,17 +33,55 @@ fn scope(r: &[IpNet]) -> NodeScope<'_> {
     }
 }
 
-/// `old` with the delta's objects replaced (absent in `new`: deleted).
+/// `old` with the delta applied as the transaction applies it: sets, maps and chains on one
+/// side only created (whole) or deleted, chains on both sides rewritten, and for sets and
+/// maps on both sides the element commands of `element_ops` (deletions, then additions).
 fn patch(old: &FilterTable, d_old: &FilterTable, d_new: &FilterTable) -> FilterTable {
     let mut t = old.clone();
-    let drop_set = |n: &str| d_old.sets.iter().any(|s| s.name == n);
-    t.sets.retain(|s| !drop_set(&s.name));
-    t.sets.extend(d_new.sets.iter().cloned());
+    let in_old = |n: &str| d_old.sets.iter().any(|s| s.name == n);
+    let in_new = |n: &str| d_new.sets.iter().any(|s| s.name == n);
+    t.sets.retain(|s| !in_old(&s.name) || in_new(&s.name));
+    // New sets are created empty; their elements come with the element commands.
+    t.sets.extend(
+        d_new
+            .sets
+            .iter()
+            .filter(|s| !in_old(&s.name))
+            .map(|s| NamedSet {
+                elements: Default::default(),
+                ..s.clone()
+            }),
+    );
     t.sets.sort_by(|a, b| a.name.cmp(&b.name));
-    t.maps
-        .retain(|m| !d_old.maps.iter().any(|x| x.name == m.name));
-    t.maps.extend(d_new.maps.iter().cloned());
-    t.maps.sort_by(|a, b| a.name.cmp(&b.name));
+    for op in element_ops(d_old, d_new) {
+        match op {
+            ElemOp::Set {
+                set, add, elems, ..
+            } => {
+                let s = t.sets.iter_mut().find(|s| s.name == set).unwrap();
+                for e in elems {
+                    assert_eq!(s.elements.contains(&e), !add, "{set}: {e:?} add={add}");
+                    if add {
+                        s.elements.insert(e);
+                    } else {
+                        s.elements.remove(&e);
+                    }
+                }
+            }
+            ElemOp::Map {
+                map, add, entries, ..
+            } => {
+                let m = t.maps.iter_mut().find(|m| m.name == map).unwrap();
+                for (k, c) in entries {
+                    if add {
+                        assert!(m.elements.insert(k, c).is_none(), "{map}: {k} added twice");
+                    } else {
+                        assert!(m.elements.remove(&k).is_some(), "{map}: {k} not there");
+                    }
+                }
+            }
+        }
+    }
     let base: Vec<_> = t
         .chains
         .iter()
@@ -170,6 +210,14 @@ fn check(
             if let Some((d_old, d_new)) = c.take_delta() {
                 prop_assert_eq!(&patch(before, &d_old, &d_new), &full);
                 prop_assert!(partial_update_script(&d_old, &d_new).is_ok());
+                // Element-only changes go as one netlink batch: the same commands.
+                if let Some(b) = element_batch(&d_old, &d_new).unwrap() {
+                    prop_assert!(d_old.chains.is_empty() && d_new.chains.is_empty());
+                    prop_assert_eq!(
+                        Some(b.script()),
+                        partial_update_script(&d_old, &d_new).unwrap()
+                    );
+                }
             } else {
                 prop_assert_eq!(before, &full);
             }
@@ -242,6 +290,13 @@ fn pod_changes_finds_added_changed_removed() {
         &scope(&r),
     )
     .unwrap();
+    // Unchanged pods in their places (found by position), one listed again after them.
+    let mut again = pods.clone();
+    assert_eq!(pod_changes(&c, &again).unwrap(), vec![]);
+    let mut twice = pods[2].clone();
+    twice.ips = vec!["10.244.1.8".parse().unwrap()];
+    again.push(twice);
+    assert!(pod_changes(&c, &again).is_none(), "a key twice");
     pods[0].labels.insert("a".into(), "b".into());
     pods.remove(1);
     let mut dup = pods[0].clone();
