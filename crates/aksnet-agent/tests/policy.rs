@@ -209,36 +209,20 @@ fn invalid_object_mid_way_keeps_the_policy_and_names_file_object_field() {
 
 // ------------------------------------------------------------------ real nft
 
-struct Netns(String);
+/// The node's namespace (deleted on drop).
+struct Netns(aksnet_testkit::Netns);
 
 impl Netns {
     fn new() -> Netns {
-        let name = format!("aksh4-pol{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "cannot create netns {name}: this test needs root and iproute2"
-        );
-        Netns(name)
+        aksnet_testkit::require_root();
+        Netns(aksnet_testkit::Netns::create(&format!(
+            "aksh4-pol{}",
+            std::process::id()
+        )))
     }
     fn list(&self, table: &str) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns", "exec", &self.0, "nft", "list", "table", "inet", table,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let o = self.0.exec(&["nft", "list", "table", "inet", table]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 }
 
@@ -251,7 +235,7 @@ impl ScriptBackend for InNetns<'_> {
 
     fn run_script(&self, op: &str, script: &str) -> Result<(), NftError> {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0 .0, "nft", "-f", "-"])
+            .args(["netns", "exec", self.0 .0.name(), "nft", "-f", "-"])
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -286,7 +270,7 @@ impl InNetns<'_> {
     /// The real backend's element path (one nf_tables netlink batch), from a thread inside
     /// the test's namespace: a netlink socket belongs to the namespace it is opened in.
     fn elements_in_netns(&self, op: &str, batch: &ElementBatch) -> Result<(), NftError> {
-        let path = format!("/run/netns/{}", self.0 .0);
+        let path = self.0 .0.path();
         let (op, batch) = (op.to_string(), batch.clone());
         std::thread::spawn(move || {
             let f = std::fs::File::open(&path).unwrap();

@@ -17,29 +17,23 @@ use serde_json::{json, Value};
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 const TABLE: &str = "akspolkill";
 
-struct Netns(String);
+/// The node's namespace (deleted on drop) and what the test does in it.
+struct Netns(aksnet_testkit::Netns);
 
 impl Netns {
     fn new() -> Netns {
-        let name = format!("akspol{}k", std::process::id() % 1000);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip (Debian iproute2) is missing: bash scripts/install-deps.sh")
-            .success();
-        assert!(ok, "ip netns add {name}: run as root (scripts/test.sh)");
-        Netns(name)
+        aksnet_testkit::require_root();
+        Netns(aksnet_testkit::Netns::create(&format!(
+            "akspol{}k",
+            std::process::id() % 1000
+        )))
     }
 
     /// The table as nft lists it, made comparable: no handles, set and map elements sorted.
     fn table(&self) -> Option<Value> {
         let out = Command::new("ip")
             .args([
-                "netns", "exec", &self.0, "nft", "-j", "list", "table", "inet", TABLE,
+                "netns", "exec", self.0.name(), "nft", "-j", "list", "table", "inet", TABLE,
             ])
             .output()
             .expect("nft (Debian nftables) is missing: bash scripts/install-deps.sh");
@@ -65,7 +59,7 @@ impl Netns {
 
     fn agent(&self, dir: &Path, once: bool) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, BIN, "agent", "--policy-only"]);
+        c.args(["netns", "exec", self.0.name(), BIN, "agent", "--policy-only"]);
         if once {
             c.arg("--once");
         }
@@ -78,12 +72,6 @@ impl Netns {
             "10.244.1.0/24",
         ]);
         c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
 
