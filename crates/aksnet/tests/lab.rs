@@ -693,3 +693,90 @@ fn check_fails_when_the_datapath_breaks_a_documented_claim() {
     assert_eq!(lab.down().code, Some(0));
     lab.assert_gone();
 }
+
+fn read_state(lab: &LabGuard) -> (String, String) {
+    let read = |f: &str| std::fs::read_to_string(lab.state_dir().join(f)).unwrap_or_default();
+    (read("lab.json"), read("journal.jsonl"))
+}
+
+/// `lab migrate --dry-run` plans the lab's migration with the planner's rules: a kubenet lab
+/// may migrate (its pod CIDR kept, the steps node by node); a pod CIDR that is not a superset
+/// of kubenet's is refused, and so is a Pod Subnet lab, with AKS's reason, exit 1, nothing
+/// changed.
+#[test]
+fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
+    let lab = LabGuard::new("aksmgdry-");
+    let up = lab.up(&["--model", "kubenet", "--nodes", "2"]);
+    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let before = read_state(&lab);
+    let base = ["lab", "migrate", "--prefix", &lab.prefix, "--to", "overlay"];
+    let ok = aksnet(&[&base[..], &["--dry-run"]].concat());
+    assert_eq!(ok.code, Some(0), "{}{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout.contains("migration kubenet → Azure CNI Overlay"),
+        "{}",
+        ok.stdout
+    );
+    assert!(ok.stdout.contains("Findings: 0 errors"), "{}", ok.stdout);
+    assert!(
+        ok.stdout
+            .contains("a /24 of 10.244.0.0/16 per node, room for 250 pods"),
+        "{}",
+        ok.stdout
+    );
+    for node in ["aksmgdry-node-0", "aksmgdry-node-1"] {
+        assert!(
+            ok.stdout.contains(&format!("{node} (")),
+            "no step for {node}: {}",
+            ok.stdout
+        );
+    }
+    let moved = aksnet(&[&base[..], &["--dry-run", "--pod-cidr", "10.245.0.0/16"]].concat());
+    assert_eq!(moved.code, Some(1), "{}{}", moved.stdout, moved.stderr);
+    assert!(
+        moved.stdout.contains("P6")
+            && moved
+                .stdout
+                .contains("contiguous superset of 10.244.0.0/16"),
+        "{}",
+        moved.stdout
+    );
+    assert!(
+        moved.stderr.contains("AKS refuses this migration"),
+        "{}",
+        moved.stderr
+    );
+    assert_eq!(
+        read_state(&lab),
+        before,
+        "a dry run changed the lab's state"
+    );
+    assert_eq!(lab.down().code, Some(0));
+
+    let up = lab.up(&["--model", "podsubnet", "--nodes", "2"]);
+    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let before = read_state(&lab);
+    let refused = aksnet(&[&base[..], &["--dry-run", "--pod-cidr", "192.169.0.0/16"]].concat());
+    assert_eq!(
+        refused.code,
+        Some(1),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert!(
+        refused.stdout.contains("MG2")
+            && refused
+                .stdout
+                .contains("Only kubenet and Azure CNI Node Subnet clusters can migrate to overlay"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(
+        read_state(&lab),
+        before,
+        "a refused migration changed the lab's state"
+    );
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}
