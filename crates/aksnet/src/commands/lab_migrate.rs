@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use aksnet_core::azure::OVERLAY_MAX_PODS_PER_NODE;
 use aksnet_core::podsubnet::Allocation;
 use aksnet_lab::check::Lab;
-use aksnet_lab::{LabSpec, Model};
+use aksnet_lab::{Binaries, LabSpec, Model};
 use aksnet_plan::{render, PlanOptions, Report, WhatIf};
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
@@ -39,6 +39,9 @@ pub struct MigrateArgs {
     /// Carry the migration out, node by node.
     #[arg(long)]
     pub apply: bool,
+    /// Where aksnet and aksnet-cni are (default: $AKSNET_BIN_DIR, else next to this binary).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// The lab as the planner's spec document (docs/plan.md, "Spec file"): one pool of the lab's
@@ -182,8 +185,34 @@ pub fn run(a: &MigrateArgs) -> ExitCode {
     let target = target_pod_cidr(&lab.spec, a.pod_cidr);
     super::lab::say(&steps(&lab, target));
     if a.apply {
-        eprintln!("aksnet lab migrate: --apply is not built yet; nothing changed");
-        return ExitCode::from(1);
+        return apply(&lab, a, target);
     }
     ExitCode::SUCCESS
+}
+
+fn apply(lab: &Lab, a: &MigrateArgs, target: Option<Ipv4Net>) -> ExitCode {
+    // The planner refuses Node Subnet without --pod-cidr (MG4), so a target is known here.
+    let Some(pod_cidr) = target else {
+        eprintln!("aksnet lab migrate: --pod-cidr is required from Node Subnet");
+        return ExitCode::from(2);
+    };
+    let bins = match Binaries::locate(a.bin_dir.as_deref()) {
+        Ok(b) => b,
+        Err(e) => return super::lab::fail(&e),
+    };
+    match aksnet_lab::migrate::migrate_to_overlay(lab, &bins, pod_cidr, &mut std::io::stdout()) {
+        Ok(r) if r.all_reachable => ExitCode::SUCCESS,
+        Ok(_) => {
+            eprintln!("aksnet lab migrate: migrated, but some pod pairs are unreachable (above)");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            let code = super::lab::fail(&e);
+            eprintln!(
+                "aksnet lab migrate: the migration stopped midway; `aksnet lab down --prefix {}` removes the lab",
+                lab.spec.prefix
+            );
+            code
+        }
+    }
 }
