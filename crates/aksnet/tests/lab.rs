@@ -756,7 +756,7 @@ fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
     let up = lab.up(&["--model", "podsubnet", "--nodes", "2"]);
     assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
     let before = read_state(&lab);
-    let refused = aksnet(&[&base[..], &["--dry-run", "--pod-cidr", "192.169.0.0/16"]].concat());
+    let refused = aksnet(&[&base[..], &["--apply", "--pod-cidr", "192.169.0.0/16"]].concat());
     assert_eq!(
         refused.code,
         Some(1),
@@ -777,6 +777,50 @@ fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
         before,
         "a refused migration changed the lab's state"
     );
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}
+
+/// `lab migrate --apply`: a kubenet lab of 2 nodes becomes an overlay lab node by node; the
+/// matrix is printed after each node, every cross-node pair answers at the end, `lab check`
+/// passes with Overlay's documented matrix and `lab down` leaves nothing.
+#[test]
+fn migrate_kubenet_to_overlay_node_by_node() {
+    let lab = LabGuard::new("aksmgapp-");
+    let up = lab.up(&["--model", "kubenet", "--nodes", "2"]);
+    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let run = aksnet(&[
+        "lab",
+        "migrate",
+        "--prefix",
+        &lab.prefix,
+        "--to",
+        "overlay",
+        "--apply",
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    for node in ["aksmgapp-node-0", "aksmgapp-node-1"] {
+        assert!(
+            run.stdout.contains(&format!("== node {node}")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(run.stdout.matches("CNI DEL ").count(), 4, "{}", run.stdout);
+    assert_eq!(run.stdout.matches("CNI ADD ").count(), 4, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches(" unreachable for ").count(),
+        4,
+        "{}",
+        run.stdout
+    );
+    // The last matrix: every cross-node pair, all of them overlay, all answered.
+    let last = run.stdout.rsplit("== node").next().unwrap_or_default();
+    assert_eq!(last.matches("[overlay] ").count(), 16, "{last}");
+    assert!(!last.contains("UNREACHABLE"), "{last}");
+    let (check, report) = lab.check_json();
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    assert_matrix(&report, &OVERLAY_EXPECTED);
     assert_eq!(lab.down().code, Some(0));
     lab.assert_gone();
 }
