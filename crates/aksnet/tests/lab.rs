@@ -756,7 +756,7 @@ fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
     let up = lab.up(&["--model", "podsubnet", "--nodes", "2"]);
     assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
     let before = read_state(&lab);
-    let refused = aksnet(&[&base[..], &["--apply", "--pod-cidr", "192.169.0.0/16"]].concat());
+    let refused = aksnet(&[&base[..], &["--apply", "--pod-cidr", "172.16.0.0/16"]].concat());
     assert_eq!(
         refused.code,
         Some(1),

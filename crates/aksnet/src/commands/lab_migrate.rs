@@ -89,10 +89,8 @@ pub fn lab_as_plan_spec(spec: &LabSpec) -> Value {
 fn plan(spec: &LabSpec, pod_cidr: Option<Ipv4Net>) -> Result<Report, String> {
     let doc = lab_as_plan_spec(spec);
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    let name = PathBuf::from(format!(
-        "{} (lab state)",
-        spec.state_dir.join("lab.json").display()
-    ));
+    // Findings' line numbers refer to this generated spec, not to lab.json: say so.
+    let name = PathBuf::from(format!("lab {} as a plan spec", spec.prefix));
     let input = aksnet_plan::input::load_texts(&[(name, text)]).map_err(|e| e.to_string())?;
     let what_if = WhatIf {
         pod_cidr: pod_cidr.map(|c| c.to_string()),
