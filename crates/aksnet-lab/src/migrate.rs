@@ -257,15 +257,15 @@ fn outage(
     deleted: Instant,
 ) -> Result<Outage> {
     let node = pods.get(pod).map(|(n, _)| n.clone()).unwrap_or_default();
-    let mut others: Vec<&String> = pods
+    let mut others: Vec<(&String, &String)> = pods
         .iter()
         .filter(|(_, (n, _))| *n != node)
-        .map(|(p, _)| p)
+        .map(|(p, (n, _))| (p, n))
         .collect();
-    others.sort_by_key(|p| !migrated.contains(&pods[*p].0));
+    others.sort_by_key(|(_, n)| !migrated.contains(n));
     let witness = others
         .first()
-        .map(|p| p.to_string())
+        .map(|(p, _)| p.to_string())
         .unwrap_or_else(|| pod.to_string());
     let added = Instant::now();
     let mut unreachable = None;
@@ -312,7 +312,7 @@ fn print_outages(outages: &[Outage], node: &str, pods: &Pods, out: &mut dyn Writ
 /// Every cross-node pod pair, probed; true when all answered.
 fn matrix(pods: &Pods, migrated: &[String], out: &mut dyn Write) -> Result<bool> {
     let tag = |p: &str| {
-        if migrated.contains(&pods[p].0) {
+        if pods.get(p).is_some_and(|(n, _)| migrated.contains(n)) {
             "overlay"
         } else {
             "old"

@@ -824,3 +824,58 @@ fn migrate_kubenet_to_overlay_node_by_node() {
     assert_eq!(lab.down().code, Some(0));
     lab.assert_gone();
 }
+
+/// From Node Subnet (`--pod-cidr` required): mid-way, the migrated node's pods reach the old
+/// node's (SNATed to the node IP, which the fabric routes) but the old pods, VNet addresses,
+/// cannot reach overlay pods; at the end every pair answers and `down` leaves nothing.
+#[test]
+fn migrate_nodesubnet_to_overlay_shows_the_one_way_middle() {
+    let lab = LabGuard::new("aksmgns-");
+    let up = lab.up(&[
+        "--model",
+        "nodesubnet",
+        "--nodes",
+        "2",
+        "--pods-per-node",
+        "1",
+    ]);
+    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let run = aksnet(&[
+        "lab",
+        "migrate",
+        "--prefix",
+        &lab.prefix,
+        "--to",
+        "overlay",
+        "--apply",
+        "--pod-cidr",
+        "172.16.0.0/16",
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout.matches("node leave ").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    let (middle, last) = run
+        .stdout
+        .split_once("== node aksmgns-node-1")
+        .unwrap_or_else(|| panic!("no second node step: {}", run.stdout));
+    let line = |text: &str, from: &str, to: &str| -> String {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(from) && l.contains(&format!("{to} [")))
+            .unwrap_or_else(|| panic!("no row {from} → {to}: {text}"))
+            .to_string()
+    };
+    let (p0, p1) = ("aksmgns-node-0-pod-0", "aksmgns-node-1-pod-0");
+    assert!(
+        line(middle, p0, p1).contains("ok (sees 10.224.0."),
+        "{middle}"
+    );
+    assert!(line(middle, p1, p0).contains("UNREACHABLE"), "{middle}");
+    assert!(line(last, p0, p1).contains("ok (sees 172.16."), "{last}");
+    assert!(line(last, p1, p0).contains("ok (sees 172.16."), "{last}");
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}
