@@ -90,25 +90,10 @@ pub fn migrate_to_overlay(
         let drained = drain(lab, &ob, n, &pods, out)?;
         let node = reimage(lab, &nb, n, nn, out)?;
         migrated.push(n.name.clone());
-        for (pod, (old_ip, deleted)) in drained {
-            let plan = nn
-                .pods
-                .iter()
-                .find(|p| p.name == pod)
-                .ok_or_else(|| state_err(old, "pod plan missing"))?;
-            let ip = nb
-                .cni_add(&node, plan, &nb.cni_config(&node))?
-                .map_err(|f| cni_error(&node, plan, f))?;
-            nb.journal.record(&crate::state::Entry::Pod {
-                node: n.name.clone(),
-                name: pod.clone(),
-                ip,
-            })?;
-            pods.insert(pod.clone(), (n.name.clone(), ip));
-            let _ = writeln!(out, "  CNI ADD {pod}: {ip} (was {old_ip})");
-            report
-                .outages
-                .push(outage(&pods, &migrated, &pod, old_ip, ip, deleted)?);
+        // Every ADD first, then the probes: a pod's ADD never waits for another's probing.
+        for (pod, old_ip, ip, deleted) in readd(&nb, &node, nn, drained, &mut pods, out)? {
+            let o = outage(&pods, &migrated, &pod, old_ip, ip, deleted)?;
+            report.outages.push(o);
         }
         print_outages(&report.outages, &n.name, &pods, out);
         report.all_reachable = matrix(&pods, &migrated, out)?;
@@ -126,6 +111,38 @@ pub fn migrate_to_overlay(
         Model::Overlay.title()
     );
     Ok(report)
+}
+
+/// CNI ADD of the drained pods on the reimaged node, journalled.
+fn readd(
+    nb: &Builder,
+    node: &NodeUp,
+    nn: &NodePlan,
+    drained: Vec<(String, (Ipv4Addr, Instant))>,
+    pods: &mut Pods,
+    out: &mut dyn Write,
+) -> Result<Vec<(String, Ipv4Addr, Ipv4Addr, Instant)>> {
+    let config = nb.cni_config(node);
+    let mut added = Vec::new();
+    for (pod, (old_ip, deleted)) in drained {
+        let plan = nn
+            .pods
+            .iter()
+            .find(|p| p.name == pod)
+            .ok_or_else(|| state_err(nb.spec, "pod plan missing"))?;
+        let ip = nb
+            .cni_add(node, plan, &config)?
+            .map_err(|f| cni_error(node, plan, f))?;
+        nb.journal.record(&crate::state::Entry::Pod {
+            node: nn.name.clone(),
+            name: pod.clone(),
+            ip,
+        })?;
+        pods.insert(pod.clone(), (nn.name.clone(), ip));
+        let _ = writeln!(out, "  CNI ADD {pod}: {ip} (was {old_ip})");
+        added.push((pod, old_ip, ip, deleted));
+    }
+    Ok(added)
 }
 
 fn state_err(spec: &LabSpec, why: &str) -> LabError {
