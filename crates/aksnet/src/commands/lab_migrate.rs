@@ -214,3 +214,53 @@ fn apply(lab: &Lab, a: &MigrateArgs, target: Option<Ipv4Net>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(spec: &LabSpec, pod_cidr: Option<&str>) -> Vec<String> {
+        let cidr = pod_cidr.map(|c| c.parse().expect("test CIDR"));
+        let report = plan(spec, cidr).expect("the lab's spec is a plan input");
+        report
+            .findings
+            .iter()
+            .filter(|f| f.severity == aksnet_plan::Severity::Error)
+            .map(|f| f.rule.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn each_model_is_planned_with_the_planners_migration_rules() {
+        let spec = |m| LabSpec::defaults("aksmgu-", m);
+        assert_eq!(errors(&spec(Model::Kubenet), None), Vec::<String>::new());
+        assert_eq!(
+            errors(&spec(Model::Kubenet), Some("10.240.0.0/12")),
+            Vec::<String>::new()
+        );
+        assert_eq!(errors(&spec(Model::NodeSubnet), None), vec!["MG4"]);
+        assert_eq!(
+            errors(&spec(Model::NodeSubnet), Some("172.16.0.0/16")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(&spec(Model::NodeSubnet), Some("10.224.0.0/12")),
+            vec!["P3"]
+        );
+        assert_eq!(
+            errors(&spec(Model::PodSubnet), Some("172.16.0.0/16")),
+            vec!["MG2"]
+        );
+        assert_eq!(errors(&spec(Model::Overlay), None), vec!["MG2"]);
+    }
+
+    #[test]
+    fn the_target_pod_cidr_is_kubenets_unless_one_is_given() {
+        let kubenet = LabSpec::defaults("aksmgu-", Model::Kubenet);
+        let nodesubnet = LabSpec::defaults("aksmgu-", Model::NodeSubnet);
+        let given: Ipv4Net = "10.240.0.0/12".parse().expect("test CIDR");
+        assert_eq!(target_pod_cidr(&kubenet, None), Some(kubenet.pod_cidr));
+        assert_eq!(target_pod_cidr(&kubenet, Some(given)), Some(given));
+        assert_eq!(target_pod_cidr(&nodesubnet, None), None);
+    }
+}
