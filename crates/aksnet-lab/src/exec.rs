@@ -177,6 +177,21 @@ pub fn node_join(
     })
 }
 
+/// `aksnet node leave`: releases the node's reservation in the lab's store.
+pub fn node_leave(bins: &Binaries, node: &str, store: &Path, data_dir: &Path) -> Result<()> {
+    let mut cmd = Command::new(&bins.aksnet);
+    cmd.args(["node", "leave", "--force", "--node", node, "--store"])
+        .arg(store)
+        .arg("--data-dir")
+        .arg(data_dir);
+    let what = format!("aksnet node leave --node {node}");
+    let out = run(&what, None, cmd, b"")?;
+    if !out.status.success() {
+        return Err(failed(what, &out));
+    }
+    Ok(())
+}
+
 /// `aksnet node pod-sync` (one round): a dynamic Pod Subnet node takes a
 /// batch when it runs low, or returns a wholly free one.
 pub fn pod_sync(bins: &Binaries, store: &Path, data_dir: &Path) -> Result<()> {

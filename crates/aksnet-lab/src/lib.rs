@@ -22,6 +22,7 @@ pub mod error;
 pub mod exec;
 pub mod fabric_l2;
 pub mod fabric_podsubnet;
+pub mod migrate;
 pub mod netpol;
 pub mod netpol_down;
 pub mod netpol_plan;

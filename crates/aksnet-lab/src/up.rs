@@ -133,7 +133,7 @@ fn net(ip: Ipv4Addr, len: u8) -> IpNet {
 }
 
 /// `<dst> via <gw> dev <oif>` in `table`.
-fn via_route(dst: IpNet, gw: Ipv4Addr, oif: u32, table: u32) -> Route {
+pub(crate) fn via_route(dst: IpNet, gw: Ipv4Addr, oif: u32, table: u32) -> Route {
     Route {
         dst,
         gateway: Some(IpAddr::V4(gw)),
@@ -220,7 +220,7 @@ impl<'a> Builder<'a> {
         Ok(ns)
     }
 
-    fn fabric(&self) -> Result<(Netns, Handle)> {
+    pub(crate) fn fabric(&self) -> Result<(Netns, Handle)> {
         let ns = Netns::open(aksnet_netlink::named_netns_path(&self.topo.fabric_netns))?;
         let h = Handle::in_netns(&ns)?;
         Ok((ns, h))
@@ -522,7 +522,7 @@ impl<'a> Builder<'a> {
         Ok(answer)
     }
 
-    fn cni_add(
+    pub(crate) fn cni_add(
         &self,
         node: &NodeUp,
         pod: &PodPlan,

@@ -163,7 +163,13 @@ fn migrate(
                 f.push(Finding::new(RuleId::MG5, "identity.type", format!("kubenet to overlay detaches the route table, which needs a user-assigned managed identity; the cluster's identity is {}.", r.identity_type.as_deref().unwrap_or("not given"))));
             }
         }
-        _ => {}
+        // MG2 refuses the migration; a --pod-cidr given is still planned, so the report
+        // does not add a missing-pod-CIDR error (V2) to the real reason.
+        _ => {
+            if let Some(pc) = &w.pod_cidr {
+                set_pod_cidr(r, pc);
+            }
+        }
     }
     r.plugin = Plugin::Azure;
     r.overlay = true;

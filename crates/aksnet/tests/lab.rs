@@ -693,3 +693,189 @@ fn check_fails_when_the_datapath_breaks_a_documented_claim() {
     assert_eq!(lab.down().code, Some(0));
     lab.assert_gone();
 }
+
+fn read_state(lab: &LabGuard) -> (String, String) {
+    let read = |f: &str| std::fs::read_to_string(lab.state_dir().join(f)).unwrap_or_default();
+    (read("lab.json"), read("journal.jsonl"))
+}
+
+/// `lab migrate --dry-run` plans the lab's migration with the planner's rules: a kubenet lab
+/// may migrate (its pod CIDR kept, the steps node by node); a pod CIDR that is not a superset
+/// of kubenet's is refused, and so is a Pod Subnet lab, with AKS's reason, exit 1, nothing
+/// changed.
+#[test]
+fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
+    let lab = LabGuard::new("aksmgdry-");
+    let up = lab.up(&["--model", "kubenet", "--nodes", "2"]);
+    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let before = read_state(&lab);
+    let base = ["lab", "migrate", "--prefix", &lab.prefix, "--to", "overlay"];
+    let ok = aksnet(&[&base[..], &["--dry-run"]].concat());
+    assert_eq!(ok.code, Some(0), "{}{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout.contains("migration kubenet → Azure CNI Overlay"),
+        "{}",
+        ok.stdout
+    );
+    assert!(ok.stdout.contains("Findings: 0 errors"), "{}", ok.stdout);
+    assert!(
+        ok.stdout
+            .contains("a /24 of 10.244.0.0/16 per node, room for 250 pods"),
+        "{}",
+        ok.stdout
+    );
+    for node in ["aksmgdry-node-0", "aksmgdry-node-1"] {
+        assert!(
+            ok.stdout.contains(&format!("{node} (")),
+            "no step for {node}: {}",
+            ok.stdout
+        );
+    }
+    let moved = aksnet(&[&base[..], &["--dry-run", "--pod-cidr", "10.245.0.0/16"]].concat());
+    assert_eq!(moved.code, Some(1), "{}{}", moved.stdout, moved.stderr);
+    assert!(
+        moved.stdout.contains("P6")
+            && moved
+                .stdout
+                .contains("contiguous superset of 10.244.0.0/16"),
+        "{}",
+        moved.stdout
+    );
+    assert!(
+        moved.stderr.contains("AKS refuses this migration"),
+        "{}",
+        moved.stderr
+    );
+    assert_eq!(
+        read_state(&lab),
+        before,
+        "a dry run changed the lab's state"
+    );
+    assert_eq!(lab.down().code, Some(0));
+
+    let up = lab.up(&["--model", "podsubnet", "--nodes", "2"]);
+    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let before = read_state(&lab);
+    let refused = aksnet(&[&base[..], &["--apply", "--pod-cidr", "172.16.0.0/16"]].concat());
+    assert_eq!(
+        refused.code,
+        Some(1),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert!(
+        refused.stdout.contains("MG2")
+            && refused
+                .stdout
+                .contains("Only kubenet and Azure CNI Node Subnet clusters can migrate to overlay"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(
+        read_state(&lab),
+        before,
+        "a refused migration changed the lab's state"
+    );
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}
+
+/// `lab migrate --apply`: a kubenet lab of 2 nodes becomes an overlay lab node by node; the
+/// matrix is printed after each node, every cross-node pair answers at the end, `lab check`
+/// passes with Overlay's documented matrix and `lab down` leaves nothing.
+#[test]
+fn migrate_kubenet_to_overlay_node_by_node() {
+    let lab = LabGuard::new("aksmgapp-");
+    let up = lab.up(&["--model", "kubenet", "--nodes", "2"]);
+    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let run = aksnet(&[
+        "lab",
+        "migrate",
+        "--prefix",
+        &lab.prefix,
+        "--to",
+        "overlay",
+        "--apply",
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    for node in ["aksmgapp-node-0", "aksmgapp-node-1"] {
+        assert!(
+            run.stdout.contains(&format!("== node {node}")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(run.stdout.matches("CNI DEL ").count(), 4, "{}", run.stdout);
+    assert_eq!(run.stdout.matches("CNI ADD ").count(), 4, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches(" unreachable for ").count(),
+        4,
+        "{}",
+        run.stdout
+    );
+    // The last matrix: every cross-node pair, all of them overlay, all answered.
+    let last = run.stdout.rsplit("== node").next().unwrap_or_default();
+    assert_eq!(last.matches("[overlay] ").count(), 16, "{last}");
+    assert!(!last.contains("UNREACHABLE"), "{last}");
+    let (check, report) = lab.check_json();
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    assert_matrix(&report, &OVERLAY_EXPECTED);
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}
+
+/// From Node Subnet (`--pod-cidr` required): mid-way, the migrated node's pods reach the old
+/// node's (SNATed to the node IP, which the fabric routes) but the old pods, VNet addresses,
+/// cannot reach overlay pods; at the end every pair answers and `down` leaves nothing.
+#[test]
+fn migrate_nodesubnet_to_overlay_shows_the_one_way_middle() {
+    let lab = LabGuard::new("aksmgns-");
+    let up = lab.up(&[
+        "--model",
+        "nodesubnet",
+        "--nodes",
+        "2",
+        "--pods-per-node",
+        "1",
+    ]);
+    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let run = aksnet(&[
+        "lab",
+        "migrate",
+        "--prefix",
+        &lab.prefix,
+        "--to",
+        "overlay",
+        "--apply",
+        "--pod-cidr",
+        "172.16.0.0/16",
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout.matches("node leave ").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    let (middle, last) = run
+        .stdout
+        .split_once("== node aksmgns-node-1")
+        .unwrap_or_else(|| panic!("no second node step: {}", run.stdout));
+    let line = |text: &str, from: &str, to: &str| -> String {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(from) && l.contains(&format!("{to} [")))
+            .unwrap_or_else(|| panic!("no row {from} → {to}: {text}"))
+            .to_string()
+    };
+    let (p0, p1) = ("aksmgns-node-0-pod-0", "aksmgns-node-1-pod-0");
+    assert!(
+        line(middle, p0, p1).contains("ok (sees 10.224.0."),
+        "{middle}"
+    );
+    assert!(line(middle, p1, p0).contains("UNREACHABLE"), "{middle}");
+    assert!(line(last, p0, p1).contains("ok (sees 172.16."), "{last}");
+    assert!(line(last, p1, p0).contains("ok (sees 172.16."), "{last}");
+    assert_eq!(lab.down().code, Some(0));
+    lab.assert_gone();
+}

@@ -26,7 +26,7 @@ pub struct Common {
 }
 
 impl Common {
-    fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.state_dir
             .clone()
             .unwrap_or_else(|| aksnet_lab::default_state_dir(&self.prefix))
@@ -117,6 +117,9 @@ pub enum LabCommand {
     /// Build a probe file's cluster, apply its NetworkPolicies through the real agent and
     /// observe every verdict with a real connection (docs/policy.md).
     Netpol(super::lab_netpol::NetpolArgs),
+    /// Migrate the lab to Azure CNI Overlay as AKS does (kubenet or Node Subnet):
+    /// --dry-run plans it with the planner's migration rules (docs/lab.md, "Migration").
+    Migrate(super::lab_migrate::MigrateArgs),
 }
 
 fn parse_allocation(s: &str) -> Result<Allocation, String> {
@@ -130,11 +133,11 @@ fn parse_allocation(s: &str) -> Result<Allocation, String> {
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
-fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
-fn fail(e: &LabError) -> ExitCode {
+pub(crate) fn fail(e: &LabError) -> ExitCode {
     eprintln!("aksnet lab: {e}");
     match e {
         LabError::Invalid { .. } => ExitCode::from(2),
@@ -145,6 +148,7 @@ fn fail(e: &LabError) -> ExitCode {
 pub fn run(cmd: LabCommand) -> ExitCode {
     match cmd {
         LabCommand::Netpol(a) => super::lab_netpol::run(&a),
+        LabCommand::Migrate(a) => super::lab_migrate::run(&a),
         LabCommand::Up(a) => {
             let spec = LabSpec {
                 prefix: a.common.prefix.clone(),

@@ -6,6 +6,7 @@ pub mod agent_policy;
 pub mod agent_routes;
 pub mod install;
 pub mod lab;
+pub mod lab_migrate;
 pub mod lab_netpol;
 pub mod node;
 pub mod plan;
