@@ -42,6 +42,10 @@ enum Command {
     /// NetworkPolicy: the model's verdicts for a probe file, and why a connection is blocked.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Migrate to Azure CNI Overlay as AKS does (from kubenet or Node Subnet): --dry-run
+    /// plans it with the planner's migration rules, --apply carries it out node by node
+    /// in a lab (`--prefix`); the same as `aksnet lab migrate` (docs/lab.md, "Migration").
+    Migrate(commands::lab_migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Install(a) => commands::install::run_install(a),
         Command::Uninstall(a) => commands::install::run_uninstall(a),
         Command::Policy(c) => commands::policy::run(c),
+        Command::Migrate(a) => commands::lab_migrate::run(&a),
     }
 }
 

@@ -33,7 +33,15 @@ impl Netns {
     fn table(&self) -> Option<Value> {
         let out = Command::new("ip")
             .args([
-                "netns", "exec", self.0.name(), "nft", "-j", "list", "table", "inet", TABLE,
+                "netns",
+                "exec",
+                self.0.name(),
+                "nft",
+                "-j",
+                "list",
+                "table",
+                "inet",
+                TABLE,
             ])
             .output()
             .expect("nft (Debian nftables) is missing: bash scripts/install-deps.sh");
@@ -59,7 +67,14 @@ impl Netns {
 
     fn agent(&self, dir: &Path, once: bool) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", self.0.name(), BIN, "agent", "--policy-only"]);
+        c.args([
+            "netns",
+            "exec",
+            self.0.name(),
+            BIN,
+            "agent",
+            "--policy-only",
+        ]);
         if once {
             c.arg("--once");
         }

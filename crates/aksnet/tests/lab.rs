@@ -731,6 +731,14 @@ fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
             ok.stdout
         );
     }
+    // The top-level `aksnet migrate` is the same command.
+    let top = aksnet(&[&base[1..], &["--dry-run"]].concat());
+    assert_eq!(
+        (top.code, &top.stdout),
+        (Some(0), &ok.stdout),
+        "{}",
+        top.stderr
+    );
     let moved = aksnet(&[&base[..], &["--dry-run", "--pod-cidr", "10.245.0.0/16"]].concat());
     assert_eq!(moved.code, Some(1), "{}{}", moved.stdout, moved.stderr);
     assert!(
