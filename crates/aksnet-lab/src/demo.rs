@@ -308,21 +308,8 @@ fn capacity(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> 
     );
 
     // Fill node 0 to maxPods, then one more.
-    let plan = lab
-        .topo
-        .nodes
-        .first()
-        .cloned()
-        .ok_or_else(|| LabError::invalid("--nodes", 0, "no node"))?;
-    let node = NodeUp {
-        ip: lab
-            .node_ips
-            .get(&plan.name)
-            .copied()
-            .unwrap_or(lab.topo.gateway),
-        pod_cidr: plan.pod_cidr,
-        plan: plan.clone(),
-    };
+    let node = first_node(lab)?;
+    let plan = node.plan.clone();
     let t = Instant::now();
     let have = plan.pods.len() as u32;
     for j in have..spec.max_pods {
@@ -354,4 +341,24 @@ fn capacity(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> 
         spec.max_pods + 1
     );
     Ok(eight && refused && refused31)
+}
+
+/// The lab's first node as the demo adds pods to it: its plan, the address it
+/// joined with and its pod CIDR (kubenet; the plan carries none otherwise).
+pub(crate) fn first_node(lab: &Lab) -> Result<NodeUp> {
+    let plan = lab
+        .topo
+        .nodes
+        .first()
+        .cloned()
+        .ok_or_else(|| LabError::invalid("--nodes", 0, "no node"))?;
+    Ok(NodeUp {
+        ip: lab
+            .node_ips
+            .get(&plan.name)
+            .copied()
+            .unwrap_or(lab.topo.gateway),
+        pod_cidr: plan.pod_cidr,
+        plan,
+    })
 }

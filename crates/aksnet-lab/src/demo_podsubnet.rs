@@ -76,21 +76,8 @@ fn show(blocks: &[Ipv4Addr]) -> String {
 /// one, and the VM reaches it through the fabric; then the pods go and the batch
 /// returns over two rounds.
 fn blocks_move(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> Result<bool> {
-    let plan = lab
-        .topo
-        .nodes
-        .first()
-        .cloned()
-        .ok_or_else(|| LabError::invalid("--nodes", 0, "no node"))?;
-    let node = NodeUp {
-        ip: lab
-            .node_ips
-            .get(&plan.name)
-            .copied()
-            .unwrap_or(lab.topo.gateway),
-        pod_cidr: None,
-        plan: plan.clone(),
-    };
+    let node = crate::demo::first_node(lab)?;
+    let plan = node.plan.clone();
     let b = Builder::resume(spec, &lab.topo, bins)?;
     let before = blocks(spec, &plan.name)?;
     // Add pods until the node holds one more block (at most two batches' worth).
