@@ -189,10 +189,6 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self, scrape: &Scrape) -> String {
-        let pool = scrape.pool.as_ref();
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (applied, unchanged, errors) =
-            (get(&self.applied), get(&self.unchanged), get(&self.errors));
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
@@ -200,6 +196,32 @@ impl Metrics {
                 out.push_str(&format!("{name}{labels} {value}\n"));
             }
         };
+        self.render_snat(&mut family);
+        self.render_store(&mut family);
+        if let Some(p) = scrape.pool.as_ref() {
+            render_pool(p, &mut family);
+        }
+        if scrape.policy {
+            self.policy.render(&mut family);
+        }
+        self.render_loops(&mut family);
+        render_tables(&scrape.tables, &mut family);
+        if let Some(c) = &scrape.cni {
+            render_cni(c, &mut family);
+        }
+        out
+    }
+}
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+impl Metrics {
+    /// The SNAT table's reconcile loop: outcomes, time, and what the config holds.
+    fn render_snat(&self, family: &mut FamilyFn<'_>) {
+        let (applied, unchanged, errors) =
+            (get(&self.applied), get(&self.unchanged), get(&self.errors));
         family(
             "aksnet_agent_reconciles_total",
             "counter",
@@ -238,6 +260,10 @@ impl Metrics {
             "ip-masq* entries of the config directory that are not regular files.",
             &[(String::new(), get(&self.skipped_config_files).to_string())],
         );
+    }
+
+    /// The node's lease keepalive and the cluster store's retries.
+    fn render_store(&self, family: &mut FamilyFn<'_>) {
         family(
             "aksnet_agent_keepalive_rounds_total",
             "counter",
@@ -259,44 +285,37 @@ impl Metrics {
             "Cluster-store attempts that failed transiently and were retried (etcd: another endpoint or later).",
             &[(String::new(), get(&self.store_retries).to_string())],
         );
-        if let Some(p) = pool {
-            render_pool(p, &mut family);
-        }
-        if scrape.policy {
-            self.policy.render(&mut family);
-        }
-        self.render_loops(&mut family);
-        if !scrape.tables.is_empty() {
-            let of = |f: fn(&TableCounts) -> u64| -> Vec<(String, String)> {
-                scrape
-                    .tables
-                    .iter()
-                    .map(|t| {
-                        (
-                            format!("{{table=\"{}\"}}", label(&t.table)),
-                            f(t).to_string(),
-                        )
-                    })
-                    .collect()
-            };
-            family(
-                "aksnet_nft_rules",
-                "gauge",
-                "Rules in the agent's own nftables table (inet family), read back from the kernel.",
-                &of(|t| t.rules),
-            );
-            family(
-                "aksnet_nft_set_elements",
-                "gauge",
-                "Addresses and prefixes in the sets of the agent's own nftables table.",
-                &of(|t| t.set_elements),
-            );
-        }
-        if let Some(c) = &scrape.cni {
-            render_cni(c, &mut family);
-        }
-        out
     }
+}
+
+/// Rules and set elements of the agent's own tables, read back from the kernel.
+fn render_tables(tables: &[TableCounts], family: &mut FamilyFn<'_>) {
+    if tables.is_empty() {
+        return;
+    }
+    let of = |f: fn(&TableCounts) -> u64| -> Vec<(String, String)> {
+        tables
+            .iter()
+            .map(|t| {
+                (
+                    format!("{{table=\"{}\"}}", label(&t.table)),
+                    f(t).to_string(),
+                )
+            })
+            .collect()
+    };
+    family(
+        "aksnet_nft_rules",
+        "gauge",
+        "Rules in the agent's own nftables table (inet family), read back from the kernel.",
+        &of(|t| t.rules),
+    );
+    family(
+        "aksnet_nft_set_elements",
+        "gauge",
+        "Addresses and prefixes in the sets of the agent's own nftables table.",
+        &of(|t| t.set_elements),
+    );
 }
 
 type FamilyFn<'a> = dyn FnMut(&str, &str, &str, &[(String, String)]) + 'a;
@@ -337,7 +356,6 @@ impl Metrics {
 
 impl PolicyCounters {
     fn render(&self, family: &mut FamilyFn<'_>) {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let outcomes = [
             ("replaced", &self.replaced),
             ("updated", &self.updated),

@@ -213,76 +213,10 @@ impl FilterTable {
 
     fn validate_rule(&self, r: &FilterRule, chains: &BTreeSet<&str>) -> Result<(), NftError> {
         if let Some(c) = &r.comment {
-            let ok = c.len() <= crate::model::MAX_COMMENT_LEN
-                && c.bytes()
-                    .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
-            if !ok {
-                return Err(invalid(
-                    "rule comment",
-                    c,
-                    "must be printable ASCII without quotes, at most 128 bytes",
-                ));
-            }
+            validate_comment(c)?;
         }
         for m in &r.matches {
-            match m {
-                Match::Addr {
-                    field,
-                    value: AddrValue::SetRef(s),
-                    ..
-                } => {
-                    let want = if field.is_v4() {
-                        KeyType::Ipv4
-                    } else {
-                        KeyType::Ipv6
-                    };
-                    if self.set(s).map(|s| s.key) != Some(want) {
-                        return Err(invalid(
-                            "set reference",
-                            s,
-                            "no address set of the field's family",
-                        ));
-                    }
-                }
-                Match::Addr {
-                    field,
-                    value: AddrValue::Prefix(n),
-                    ..
-                } if n.addr().is_ipv4() != field.is_v4() => {
-                    return Err(invalid(
-                        "address match",
-                        n.to_string(),
-                        "wrong family for the field",
-                    ));
-                }
-                Match::Addr {
-                    field,
-                    value: AddrValue::AnonSet(v),
-                    ..
-                } if v.is_empty() || v.iter().any(|n| n.addr().is_ipv4() != field.is_v4()) => {
-                    return Err(invalid(
-                        "anonymous set",
-                        format!("{v:?}"),
-                        "empty or wrong family",
-                    ));
-                }
-                Match::AddrProtoPort { field, set } => {
-                    let want = if field.is_v4() {
-                        KeyType::Ipv4ProtoPort
-                    } else {
-                        KeyType::Ipv6ProtoPort
-                    };
-                    if self.set(set).map(|s| s.key) != Some(want) {
-                        return Err(invalid(
-                            "set reference",
-                            set,
-                            "no address.proto.port set of the field's family",
-                        ));
-                    }
-                }
-                Match::CtState(v) if v.is_empty() => return Err(invalid("ct state", "", "empty")),
-                _ => {}
-            }
+            self.validate_match(m)?;
         }
         match &r.verdict {
             Verdict::Jump(t) if !chains.contains(t.as_str()) => {
@@ -294,6 +228,83 @@ impl FilterTable {
             },
             _ => Ok(()),
         }
+    }
+
+    fn validate_match(&self, m: &Match) -> Result<(), NftError> {
+        match m {
+            Match::Addr {
+                field,
+                value: AddrValue::SetRef(s),
+                ..
+            } => {
+                let want = if field.is_v4() {
+                    KeyType::Ipv4
+                } else {
+                    KeyType::Ipv6
+                };
+                if self.set(s).map(|s| s.key) != Some(want) {
+                    return Err(invalid(
+                        "set reference",
+                        s,
+                        "no address set of the field's family",
+                    ));
+                }
+            }
+            Match::Addr {
+                field,
+                value: AddrValue::Prefix(n),
+                ..
+            } if n.addr().is_ipv4() != field.is_v4() => {
+                return Err(invalid(
+                    "address match",
+                    n.to_string(),
+                    "wrong family for the field",
+                ));
+            }
+            Match::Addr {
+                field,
+                value: AddrValue::AnonSet(v),
+                ..
+            } if v.is_empty() || v.iter().any(|n| n.addr().is_ipv4() != field.is_v4()) => {
+                return Err(invalid(
+                    "anonymous set",
+                    format!("{v:?}"),
+                    "empty or wrong family",
+                ));
+            }
+            Match::AddrProtoPort { field, set } => {
+                let want = if field.is_v4() {
+                    KeyType::Ipv4ProtoPort
+                } else {
+                    KeyType::Ipv6ProtoPort
+                };
+                if self.set(set).map(|s| s.key) != Some(want) {
+                    return Err(invalid(
+                        "set reference",
+                        set,
+                        "no address.proto.port set of the field's family",
+                    ));
+                }
+            }
+            Match::CtState(v) if v.is_empty() => return Err(invalid("ct state", "", "empty")),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn validate_comment(c: &str) -> Result<(), NftError> {
+    let ok = c.len() <= crate::model::MAX_COMMENT_LEN
+        && c.bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "rule comment",
+            c,
+            "must be printable ASCII without quotes, at most 128 bytes",
+        ))
     }
 }
 
@@ -604,6 +615,35 @@ fn diff_script(old: &FilterTable, new: &FilterTable) -> Option<String> {
     let tbl = format!("{} {}", new.family, new.name);
     let mut out = String::new();
     // 1. New sets, maps and chains (empty chains first: map elements and rules may name them).
+    add_new_objects(&mut out, &tbl, old, new);
+    let old_chain = |n: &str| old.chains.iter().find(|c| c.name == n);
+    // 2. Chains whose rules changed are flushed (refilled in step 4).
+    let changed: Vec<&FilterChain> = new
+        .chains
+        .iter()
+        .filter(|c| old_chain(&c.name).is_some_and(|o| o.rules != c.rules))
+        .collect();
+    for c in &changed {
+        let _ = writeln!(out, "flush chain {tbl} {}", c.name);
+    }
+    // 3. Elements: deletions, then additions.
+    elements_diff(&mut out, old, new);
+    // 4. Rules of changed and new chains.
+    for c in new
+        .chains
+        .iter()
+        .filter(|c| old_chain(&c.name).is_none() || changed.iter().any(|x| x.name == c.name))
+    {
+        for r in &c.rules {
+            let _ = writeln!(out, "add rule {tbl} {} {}", c.name, render_rule(r));
+        }
+    }
+    // 5. Gone chains (flushed first: they may jump to each other), then gone sets and maps.
+    delete_gone_objects(&mut out, &tbl, old, new);
+    (!out.is_empty()).then_some(out)
+}
+
+fn add_new_objects(out: &mut String, tbl: &str, old: &FilterTable, new: &FilterTable) {
     for s in new
         .sets
         .iter()
@@ -629,8 +669,11 @@ fn diff_script(old: &FilterTable, new: &FilterTable) -> Option<String> {
             m.key.as_str()
         );
     }
-    let old_chain = |n: &str| old.chains.iter().find(|c| c.name == n);
-    for c in new.chains.iter().filter(|c| old_chain(&c.name).is_none()) {
+    for c in new
+        .chains
+        .iter()
+        .filter(|c| old.chains.iter().all(|o| o.name != c.name))
+    {
         match &c.base {
             Some(b) => {
                 let _ = writeln!(
@@ -645,28 +688,9 @@ fn diff_script(old: &FilterTable, new: &FilterTable) -> Option<String> {
             }
         }
     }
-    // 2. Chains whose rules changed are flushed (refilled in step 4).
-    let changed: Vec<&FilterChain> = new
-        .chains
-        .iter()
-        .filter(|c| old_chain(&c.name).is_some_and(|o| o.rules != c.rules))
-        .collect();
-    for c in &changed {
-        let _ = writeln!(out, "flush chain {tbl} {}", c.name);
-    }
-    // 3. Elements: deletions, then additions.
-    elements_diff(&mut out, old, new);
-    // 4. Rules of changed and new chains.
-    for c in new
-        .chains
-        .iter()
-        .filter(|c| old_chain(&c.name).is_none() || changed.iter().any(|x| x.name == c.name))
-    {
-        for r in &c.rules {
-            let _ = writeln!(out, "add rule {tbl} {} {}", c.name, render_rule(r));
-        }
-    }
-    // 5. Gone chains (flushed first: they may jump to each other), then gone sets and maps.
+}
+
+fn delete_gone_objects(out: &mut String, tbl: &str, old: &FilterTable, new: &FilterTable) {
     let gone: Vec<&FilterChain> = old
         .chains
         .iter()
@@ -692,7 +716,6 @@ fn diff_script(old: &FilterTable, new: &FilterTable) -> Option<String> {
     {
         let _ = writeln!(out, "delete map {tbl} {}", m.name);
     }
-    (!out.is_empty()).then_some(out)
 }
 
 fn elements_diff(out: &mut String, old: &FilterTable, new: &FilterTable) {
