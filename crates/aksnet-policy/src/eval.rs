@@ -152,16 +152,14 @@ pub fn evaluate(
             return exempt("a pod's traffic to its own node is always allowed");
         }
     }
-    let conn = Conn {
+    let conn = Conn::new(
         cluster,
         policies,
-        src,
-        src_ip,
-        dst,
-        dst_ip,
+        (src, src_ip),
+        (dst, dst_ip),
         port,
         protocol,
-    };
+    );
     let egress = match src.pod() {
         Some(p) => conn.side(Direction::Egress, p),
         None => Side::NotAPod,
@@ -210,7 +208,27 @@ struct Conn<'a> {
     protocol: Protocol,
 }
 
-impl Conn<'_> {
+impl<'a> Conn<'a> {
+    fn new(
+        cluster: &'a Cluster,
+        policies: &'a [Policy],
+        (src, src_ip): (&'a Endpoint<'a>, IpAddr),
+        (dst, dst_ip): (&'a Endpoint<'a>, IpAddr),
+        port: u16,
+        protocol: Protocol,
+    ) -> Self {
+        Conn {
+            cluster,
+            policies,
+            src,
+            src_ip,
+            dst,
+            dst_ip,
+            port,
+            protocol,
+        }
+    }
+
     fn side(&self, dir: Direction, subject: &Pod) -> Side {
         let isolating = isolating(self.policies, subject, dir);
         if isolating.is_empty() {
@@ -312,16 +330,14 @@ pub fn explain(
         out.push(format!("  {why}"));
         return out;
     }
-    let conn = Conn {
+    let conn = Conn::new(
         cluster,
         policies,
-        src,
-        src_ip,
-        dst,
-        dst_ip,
+        (src, src_ip),
+        (dst, dst_ip),
         port,
         protocol,
-    };
+    );
     for (dir, who, side) in [
         (Direction::Egress, src, &v.egress),
         (Direction::Ingress, dst, &v.ingress),
