@@ -16,42 +16,22 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+use aksnet_testkit::cmd::{ok, require_root, tag};
+use aksnet_testkit::cni::CniCall;
+use aksnet_testkit::netns::Netns;
+use aksnet_testkit::process::ChildGuard;
 
 const PORT: u16 = 18080;
 
-fn unique() -> String {
-    format!(
-        "{}{}",
-        std::process::id() % 100_000,
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn run(cmd: &[&str]) -> Output {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {cmd:?}: {e} (iproute2, nftables and python3 are required)")
-        });
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
+/// `ip <args>` (split on whitespace), which must succeed.
 fn ip(args: &str) {
     let v: Vec<&str> = std::iter::once("ip")
         .chain(args.split_whitespace())
         .collect();
-    run(&v);
+    ok(&v);
 }
 
 fn aksnet_binary() -> PathBuf {
@@ -76,12 +56,13 @@ fn built_binary(name: &str) -> PathBuf {
     bin
 }
 
-/// All namespaces of one test; Drop kills servers and deletes every namespace.
+/// All namespaces of one test. Drop sends CNI DEL for every attachment; then the fields drop
+/// in order: servers and daemons are killed, and every namespace is deleted.
 struct Lab {
     id: String,
-    namespaces: Vec<String>,
-    servers: Vec<Child>,
-    daemons: Vec<Child>,
+    servers: Vec<ChildGuard>,
+    daemons: Vec<ChildGuard>,
+    namespaces: Vec<Netns>,
     config_dir: tempfile::TempDir,
     /// The plugin's `dataDir` (IPAM state, node pool) and the cluster store.
     data_dir: tempfile::TempDir,
@@ -95,19 +76,12 @@ struct Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for c in self.servers.iter_mut().chain(self.daemons.iter_mut()) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
         // As the runtime would on pod deletion; best effort (deleting the node namespace
-        // below removes the links anyway, and the state is in a temp dir).
+        // afterwards removes the links anyway, and the state is in a temp dir).
         for (container_id, pod) in std::mem::take(&mut self.attachments) {
             if let Err(e) = self.try_cni("DEL", &container_id, pod) {
                 eprintln!("cleanup: CNI DEL {container_id}: {e}");
             }
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
 }
@@ -150,31 +124,37 @@ impl Lab {
     }
 
     fn add_ns(&mut self, role: &str) -> String {
-        let name = self.ns(role);
-        ip(&format!("netns add {name}"));
-        self.namespaces.push(name.clone());
-        ip(&format!("-n {name} link set lo up"));
+        let ns = Netns::create(&self.ns(role));
+        ns.ip(&["link", "set", "lo", "up"]);
+        let name = ns.name().to_string();
+        self.namespaces.push(ns);
         name
     }
 
-    fn build(a: &Addrs) -> Lab {
-        let mut lab = Lab {
-            id: unique(),
-            namespaces: Vec::new(),
+    /// An empty lab: no namespace yet, fresh config and data directories.
+    fn new(prefix: &'static str) -> Lab {
+        require_root();
+        Lab {
+            id: tag(""),
             servers: Vec::new(),
             daemons: Vec::new(),
+            namespaces: Vec::new(),
             config_dir: tempfile::tempdir().expect("tempdir"),
             data_dir: tempfile::tempdir().expect("tempdir"),
             attachments: Vec::new(),
             cni_config: String::new(),
-            prefix: a.prefix,
-        };
+            prefix,
+        }
+    }
+
+    fn build(a: &Addrs) -> Lab {
+        let mut lab = Lab::new(a.prefix);
         let node = lab.add_ns("node");
         let fab = lab.add_ns("fab");
         let inside = lab.add_ns("in");
         let outside = lab.add_ns("out");
         for ns in [&node, &fab] {
-            run(&[
+            ok(&[
                 "ip",
                 "netns",
                 "exec",
@@ -279,48 +259,23 @@ impl Lab {
         pod: usize,
     ) -> Result<serde_json::Value, String> {
         let bin = cni_binary();
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns("node")])
-            .arg(&bin)
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", container_id)
-            .env(
-                "CNI_NETNS",
-                format!("/run/netns/{}", self.ns(&format!("p{pod}"))),
-            )
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", bin.parent().unwrap())
-            .env(
-                "CNI_ARGS",
-                format!(
-                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod{pod};\
-                     K8S_POD_INFRA_CONTAINER_ID={container_id}"
-                ),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(self.cni_config.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let o = child.wait_with_output().map_err(|e| e.to_string())?;
-        if !o.status.success() {
-            return Err(format!(
-                "{command} exited {}: {} {}",
-                o.status,
-                String::from_utf8_lossy(&o.stdout),
-                stderr(&o)
-            ));
+        let node = self.ns("node");
+        let netns = format!("/run/netns/{}", self.ns(&format!("p{pod}")));
+        let args = format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod{pod};\
+             K8S_POD_INFRA_CONTAINER_ID={container_id}"
+        );
+        let o = CniCall::new(&bin)
+            .in_netns(Some(&node))
+            .verb(command, container_id, &netns, &args)
+            .run(&self.cni_config);
+        if !o.ok {
+            return Err(format!("{command} failed: {} {}", o.stdout, o.stderr));
         }
-        if o.stdout.iter().all(u8::is_ascii_whitespace) {
+        if o.stdout.is_empty() {
             return Ok(serde_json::Value::Null);
         }
-        serde_json::from_slice(&o.stdout).map_err(|e| format!("{command} result: {e}"))
+        serde_json::from_str(&o.stdout).map_err(|e| format!("{command} result: {e}"))
     }
 
     fn cni(&self, command: &str, container_id: &str, pod: usize) -> serde_json::Value {
@@ -341,7 +296,7 @@ impl Lab {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 is required for the echo servers");
-        self.servers.push(child);
+        self.servers.push(ChildGuard::new("echo server", child));
     }
 
     /// The source address `host` sees for a new TCP connection from pod `i`.
@@ -396,14 +351,14 @@ impl Lab {
     /// `(handle, listing)` of our table in the node namespace, or None.
     fn nft_table(&self) -> Option<(u64, String)> {
         let node = self.ns("node");
-        let tables = run(&["ip", "netns", "exec", &node, "nft", "-j", "list", "tables"]);
-        let v: serde_json::Value = serde_json::from_slice(&tables.stdout).unwrap();
+        let tables = ok(&["ip", "netns", "exec", &node, "nft", "-j", "list", "tables"]);
+        let v: serde_json::Value = serde_json::from_str(&tables).unwrap();
         let handle = v["nftables"].as_array().unwrap().iter().find_map(|o| {
             let t = o.get("table")?;
             (t["name"] == self.table().as_str() && t["family"] == "inet")
                 .then(|| t["handle"].as_u64().unwrap())
         })?;
-        let listing = run(&[
+        let listing = ok(&[
             "ip",
             "netns",
             "exec",
@@ -414,10 +369,7 @@ impl Lab {
             "inet",
             &self.table(),
         ]);
-        Some((
-            handle,
-            String::from_utf8_lossy(&listing.stdout).into_owned(),
-        ))
+        Some((handle, listing))
     }
 }
 
@@ -588,17 +540,7 @@ fn kubenet_defaults_keep_pod_ip_only_for_the_cluster_pod_cidr() {
 
 #[test]
 fn daemon_applies_config_changes_and_survives_bad_config() {
-    let mut lab = Lab {
-        id: unique(),
-        namespaces: Vec::new(),
-        servers: Vec::new(),
-        daemons: Vec::new(),
-        config_dir: tempfile::tempdir().unwrap(),
-        data_dir: tempfile::tempdir().unwrap(),
-        attachments: Vec::new(),
-        cni_config: String::new(),
-        prefix: "aksnt",
-    };
+    let mut lab = Lab::new("aksnt");
     lab.add_ns("node");
     let status_file = lab.config_dir.path().join("status.json");
     let child = lab
@@ -614,7 +556,7 @@ fn daemon_applies_config_changes_and_survives_bad_config() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    lab.daemons.push(child);
+    lab.daemons.push(ChildGuard::new("aksnet agent", child));
     fn wait_for(lab: &Lab, what: &str, pred: &dyn Fn(&Lab) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while !pred(lab) {
@@ -647,10 +589,7 @@ fn daemon_applies_config_changes_and_survives_bad_config() {
     wait_for(&lab, "the error status", &|l| status(l)["ok"] == false);
     assert!(status(&lab)["error"].as_str().unwrap().contains("bogusKey"));
     assert_eq!(lab.nft_table().unwrap().0, h);
-    assert!(
-        lab.daemons[0].try_wait().unwrap().is_none(),
-        "daemon exited on a bad config"
-    );
+    assert!(lab.daemons[0].running(), "daemon exited on a bad config");
     // The next good config is applied.
     lab.write_config("ip-masq-agent", "nonMasqueradeCIDRs: [203.0.113.0/24]\n");
     wait_for(&lab, "the fixed config", &|l| {
