@@ -36,25 +36,60 @@ pub fn sh(args: &[&str]) -> Output {
 /// Runs `args`, which must succeed; returns its stdout.
 #[track_caller]
 pub fn ok(args: &[&str]) -> String {
-    let o = sh(args);
+    let mut cmd = Command::new(args[0]);
+    run_ok(cmd.args(&args[1..]))
+}
+
+/// Runs a prepared command (environment, working directory, …), which must exit 0;
+/// returns its stdout. A failure names the command, its status, stderr and stdout.
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> String {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         o.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+        "{cmd:?} failed ({}): {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Best effort, for Drop guards: never panics, reports a failure on stderr; true on exit 0.
+pub fn run_quiet(cmd: &mut Command) -> bool {
+    match cmd.output() {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!(
+                "cleanup: {cmd:?} failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("cleanup: cannot run {cmd:?}: {e}");
+            false
+        }
+    }
+}
+
 /// Waits up to 10 s for `cond`, polling every 20 ms; panics naming `what`.
 #[track_caller]
-pub fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+pub fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    eventually_within(10, what, cond);
+}
+
+/// Waits up to `secs` seconds for `cond`, polling every 20 ms; panics naming `what`.
+#[track_caller]
+pub fn eventually_within(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if cond() {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("timed out after 10 s waiting for: {what}");
+    panic!("timed out after {secs} s waiting for: {what}");
 }

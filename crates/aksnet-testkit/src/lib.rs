@@ -1,5 +1,5 @@
 //! Test support shared by the privileged tests of every aksnet crate: named
-//! network namespaces removed on drop, commands that must succeed, a CNI plugin
+//! network namespaces and host links removed on drop, commands that must succeed, a CNI plugin
 //! invoked the way a runtime invokes it, and child processes killed on drop.
 //!
 //! A dev-dependency only: it panics with a message that says what failed and
@@ -10,10 +10,12 @@
 
 pub mod cmd;
 pub mod cni;
+pub mod link;
 pub mod netns;
 pub mod process;
 
-pub use cmd::{eventually, ok, require_root, sh, tag};
+pub use cmd::{eventually, eventually_within, ok, require_root, run_ok, run_quiet, sh, tag};
 pub use cni::{CniCall, Outcome};
+pub use link::{link_exists, LinkGuard};
 pub use netns::Netns;
 pub use process::ChildGuard;

@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_aksnet-cni");
 
+/// A host link deleted on drop (the bridge the plugin creates and never removes).
+#[allow(unused_imports)] // each test binary uses a subset
+pub use aksnet_testkit::LinkGuard;
 pub use aksnet_testkit::{require_root, tag, Outcome};
 
 /// A named netns (`/run/netns/<name>`) deleted on drop; names carry the
@@ -43,17 +46,6 @@ impl NetnsGuard {
 
     pub fn ping(&self, ip: &str) -> bool {
         self.ns.ping(ip, 2)
-    }
-}
-
-/// A host link deleted on drop (the bridge the plugin creates and never removes).
-pub struct LinkGuard(pub String);
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        if let Ok(mut h) = aksnet_netlink::Handle::new() {
-            let _ = h.del_link_by_name(&self.0);
-        }
     }
 }
 

@@ -12,7 +12,9 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+
+#[allow(unused_imports)] // each test binary uses a subset
+pub use aksnet_testkit::{link_exists, require_root, run_ok, run_quiet, LinkGuard};
 
 /// The plugin binary cargo built for this test run.
 pub fn plugin_binary() -> PathBuf {
@@ -45,22 +47,7 @@ pub fn require_tools(what: &str, tools: &[&str]) {
         busybox.exists(),
         "{what}: {BUSYBOX} is missing (Debian package busybox-static; scripts/install-deps.sh)"
     );
-    assert!(
-        is_root(),
-        "{what}: must run as root (real runtimes, bridges and /etc/cni/net.d)"
-    );
-}
-
-fn is_root() -> bool {
-    // /proc/self/status "Uid: real effective ..." without libc.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+    require_root();
 }
 
 pub fn find_in_path(program: &str) -> Option<PathBuf> {
@@ -71,16 +58,10 @@ pub fn find_in_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
 /// `aksnt` + tag + something unique per process and call; at most 15 bytes for short tags
 /// so it is usable as a link name (IFNAMSIZ).
 pub fn unique(tag: &str) -> String {
-    let s = format!(
-        "aksnt{tag}{}{}",
-        std::process::id() % 100_000,
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    );
+    let s = aksnet_testkit::tag(&format!("aksnt{tag}"));
     assert!(s.len() <= 15, "name {s} too long for a link");
     s
 }
@@ -92,40 +73,9 @@ pub fn subnet_octet(slot: u8) -> u8 {
     slot * 50 + pid + 1
 }
 
-/// Runs `cmd`, fails the test with its stderr unless it exits 0, returns stdout.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 pub fn output(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-/// Best effort, for Drop guards: never panics, reports failures on stderr.
-pub fn run_quiet(cmd: &mut Command) -> bool {
-    match cmd.output() {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            eprintln!(
-                "cleanup: {cmd:?} failed: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("cleanup: cannot run {cmd:?}: {e}");
-            false
-        }
-    }
 }
 
 /// The address `ip -4 -o addr show eth0` prints, e.g. `("10.248.3.2", 24)`.
@@ -196,14 +146,6 @@ pub fn allocations(data_dir: &Path, name: &str) -> Vec<serde_json::Value> {
         .clone()
 }
 
-pub fn link_exists(name: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", "dev", name])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// Names of the links enslaved to `bridge` in the host namespace.
 pub fn bridge_ports(bridge: &str) -> Vec<String> {
     let out = run_ok(Command::new("ip").args(["-j", "link", "show", "master", bridge]));
@@ -214,17 +156,6 @@ pub fn bridge_ports(bridge: &str) -> Vec<String> {
         .iter()
         .filter_map(|l| l["ifname"].as_str().map(str::to_string))
         .collect()
-}
-
-/// Deletes a host link (the network's bridge, which the plugin never deletes) on Drop.
-pub struct LinkGuard(pub String);
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        if link_exists(&self.0) {
-            run_quiet(Command::new("ip").args(["link", "del", &self.0]));
-        }
-    }
 }
 
 /// A busybox root filesystem tarball: /bin/busybox plus applet symlinks (recipe of
@@ -306,16 +237,9 @@ pub fn remove_empty_tree(dir: &Path) -> bool {
     empty && std::fs::remove_dir(dir).is_ok()
 }
 
-/// Polls `pred` every 50 ms for up to `secs` seconds.
-pub fn wait_until(secs: u64, what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !pred() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+/// Polls `pred` for up to `secs` seconds.
+pub fn wait_until(secs: u64, what: &str, pred: impl FnMut() -> bool) {
+    aksnet_testkit::eventually_within(secs, what, pred);
 }
 
 /// A docker-archive image (`ctr images import` reads it) of the busybox rootfs, tagged
