@@ -124,58 +124,6 @@ fn describe(side: &Side) -> String {
     }
 }
 
-/// The verdict for a new connection from `src` (address `src_ip`) to `dst` (address `dst_ip`)
-/// on `port`/`protocol`, after any Service DNAT (policy sees pod addresses).
-pub fn evaluate(
-    cluster: &Cluster,
-    policies: &[Policy],
-    (src, src_ip): (&Endpoint, IpAddr),
-    (dst, dst_ip): (&Endpoint, IpAddr),
-    port: u16,
-    protocol: Protocol,
-) -> Verdict {
-    // A pod's traffic to itself is never filtered (kubernetes/kubernetes#95879: e2e skips it).
-    if let (Some(s), Some(d)) = (src.pod(), dst.pod()) {
-        if s.key() == d.key() {
-            return exempt("a pod's traffic to itself is not filtered");
-        }
-    }
-    // Traffic from a node to the pods it runs is always allowed (concept page "Network
-    // Policies": "traffic to and from the node where a Pod is running is always allowed").
-    if let (Endpoint::Node { name, .. }, Some(d)) = (src, dst.pod()) {
-        if d.node.as_deref() == Some(*name) {
-            return exempt("a node's traffic to its own pods is always allowed");
-        }
-    }
-    if let (Some(s), Endpoint::Node { name, .. }) = (src.pod(), dst) {
-        if s.node.as_deref() == Some(*name) {
-            return exempt("a pod's traffic to its own node is always allowed");
-        }
-    }
-    let conn = Conn::new(
-        cluster,
-        policies,
-        (src, src_ip),
-        (dst, dst_ip),
-        port,
-        protocol,
-    );
-    let egress = match src.pod() {
-        Some(p) => conn.side(Direction::Egress, p),
-        None => Side::NotAPod,
-    };
-    let ingress = match dst.pod() {
-        Some(p) => conn.side(Direction::Ingress, p),
-        None => Side::NotAPod,
-    };
-    Verdict {
-        allowed: egress.allows() && ingress.allows(),
-        exempt: None,
-        egress,
-        ingress,
-    }
-}
-
 fn exempt(why: &'static str) -> Verdict {
     Verdict {
         allowed: true,
@@ -197,7 +145,9 @@ pub fn isolating<'p>(policies: &'p [Policy], pod: &Pod, dir: Direction) -> Vec<&
         .collect()
 }
 
-struct Conn<'a> {
+/// A new connection from `src` (address `src_ip`) to `dst` (address `dst_ip`) on
+/// `port`/`protocol` after any Service DNAT (policy sees pod addresses), under `policies`.
+pub struct Connection<'a> {
     cluster: &'a Cluster,
     policies: &'a [Policy],
     src: &'a Endpoint<'a>,
@@ -208,8 +158,8 @@ struct Conn<'a> {
     protocol: Protocol,
 }
 
-impl<'a> Conn<'a> {
-    fn new(
+impl<'a> Connection<'a> {
+    pub fn new(
         cluster: &'a Cluster,
         policies: &'a [Policy],
         (src, src_ip): (&'a Endpoint<'a>, IpAddr),
@@ -217,7 +167,7 @@ impl<'a> Conn<'a> {
         port: u16,
         protocol: Protocol,
     ) -> Self {
-        Conn {
+        Connection {
             cluster,
             policies,
             src,
@@ -227,6 +177,105 @@ impl<'a> Conn<'a> {
             port,
             protocol,
         }
+    }
+
+    /// The verdict: whether the connection is allowed, and why.
+    pub fn verdict(&self) -> Verdict {
+        let (src, dst) = (self.src, self.dst);
+        // A pod's traffic to itself is never filtered (kubernetes/kubernetes#95879: e2e skips it).
+        if let (Some(s), Some(d)) = (src.pod(), dst.pod()) {
+            if s.key() == d.key() {
+                return exempt("a pod's traffic to itself is not filtered");
+            }
+        }
+        // Traffic from a node to the pods it runs is always allowed (concept page "Network
+        // Policies": "traffic to and from the node where a Pod is running is always allowed").
+        if let (Endpoint::Node { name, .. }, Some(d)) = (src, dst.pod()) {
+            if d.node.as_deref() == Some(*name) {
+                return exempt("a node's traffic to its own pods is always allowed");
+            }
+        }
+        if let (Some(s), Endpoint::Node { name, .. }) = (src.pod(), dst) {
+            if s.node.as_deref() == Some(*name) {
+                return exempt("a pod's traffic to its own node is always allowed");
+            }
+        }
+        let egress = match src.pod() {
+            Some(p) => self.side(Direction::Egress, p),
+            None => Side::NotAPod,
+        };
+        let ingress = match dst.pod() {
+            Some(p) => self.side(Direction::Ingress, p),
+            None => Side::NotAPod,
+        };
+        Verdict {
+            allowed: egress.allows() && ingress.allows(),
+            exempt: None,
+            egress,
+            ingress,
+        }
+    }
+
+    /// Rule-by-rule detail for `aksnet policy explain`: for each side, each isolating
+    /// policy's rules with whether their peers and their ports matched.
+    pub fn explain(&self) -> Vec<String> {
+        let policies = self.policies;
+        let (src, src_ip, dst, dst_ip) = (self.src, self.src_ip, self.dst, self.dst_ip);
+        let (port, protocol) = (self.port, self.protocol);
+        let v = self.verdict();
+        let (from, to) = (src.label(), dst.label());
+        let mut out = vec![format!(
+            "{from} ({src_ip}) -> {to} ({dst_ip}) {port}/{protocol}: {}",
+            if v.allowed { "ALLOWED" } else { "DENIED" }
+        )];
+        if let Some(why) = v.exempt {
+            out.push(format!("  {why}"));
+            return out;
+        }
+        for (dir, who, side) in [
+            (Direction::Egress, src, &v.egress),
+            (Direction::Ingress, dst, &v.ingress),
+        ] {
+            out.push(format!(
+                "  {} of {}: {}",
+                dir.as_str(),
+                who.label(),
+                describe(side)
+            ));
+            let Some(pod) = who.pod() else { continue };
+            for pol in isolating(policies, pod, dir) {
+                let rules = pol.rules(dir).unwrap_or_default();
+                if rules.is_empty() {
+                    out.push(format!(
+                        "    {} has no {} rules (denies all)",
+                        pol.key(),
+                        dir.as_str()
+                    ));
+                }
+                for (i, rule) in rules.iter().enumerate() {
+                    let (peer, peer_ip) = match dir {
+                        Direction::Ingress => (src, src_ip),
+                        Direction::Egress => (dst, dst_ip),
+                    };
+                    let peer_ok = rule
+                        .peers
+                        .as_ref()
+                        .is_none_or(|ps| ps.iter().any(|p| self.peer_matches(p, peer, peer_ip)));
+                    let port_ok = rule
+                        .ports
+                        .as_ref()
+                        .is_none_or(|ps| ps.iter().any(|p| self.port_matches(p)));
+                    out.push(format!(
+                        "    {} {}[{i}]: peer {}, port {}",
+                        pol.key(),
+                        dir.as_str(),
+                        if peer_ok { "matches" } else { "does not match" },
+                        if port_ok { "matches" } else { "does not match" }
+                    ));
+                }
+            }
+        }
+        out
     }
 
     fn side(&self, dir: Direction, subject: &Pod) -> Side {
@@ -301,85 +350,4 @@ impl<'a> Conn<'a> {
             }
         }
     }
-}
-
-/// Rule-by-rule detail for `aksnet policy explain`: for each side, each isolating policy's
-/// rules with whether their peers and their ports matched.
-pub fn explain(
-    cluster: &Cluster,
-    policies: &[Policy],
-    (src, src_ip): (&Endpoint, IpAddr),
-    (dst, dst_ip): (&Endpoint, IpAddr),
-    port: u16,
-    protocol: Protocol,
-) -> Vec<String> {
-    let v = evaluate(
-        cluster,
-        policies,
-        (src, src_ip),
-        (dst, dst_ip),
-        port,
-        protocol,
-    );
-    let (from, to) = (src.label(), dst.label());
-    let mut out = vec![format!(
-        "{from} ({src_ip}) -> {to} ({dst_ip}) {port}/{protocol}: {}",
-        if v.allowed { "ALLOWED" } else { "DENIED" }
-    )];
-    if let Some(why) = v.exempt {
-        out.push(format!("  {why}"));
-        return out;
-    }
-    let conn = Conn::new(
-        cluster,
-        policies,
-        (src, src_ip),
-        (dst, dst_ip),
-        port,
-        protocol,
-    );
-    for (dir, who, side) in [
-        (Direction::Egress, src, &v.egress),
-        (Direction::Ingress, dst, &v.ingress),
-    ] {
-        out.push(format!(
-            "  {} of {}: {}",
-            dir.as_str(),
-            who.label(),
-            describe(side)
-        ));
-        let Some(pod) = who.pod() else { continue };
-        for pol in isolating(policies, pod, dir) {
-            let rules = pol.rules(dir).unwrap_or_default();
-            if rules.is_empty() {
-                out.push(format!(
-                    "    {} has no {} rules (denies all)",
-                    pol.key(),
-                    dir.as_str()
-                ));
-            }
-            for (i, rule) in rules.iter().enumerate() {
-                let (peer, peer_ip) = match dir {
-                    Direction::Ingress => (src, src_ip),
-                    Direction::Egress => (dst, dst_ip),
-                };
-                let peer_ok = rule
-                    .peers
-                    .as_ref()
-                    .is_none_or(|ps| ps.iter().any(|p| conn.peer_matches(p, peer, peer_ip)));
-                let port_ok = rule
-                    .ports
-                    .as_ref()
-                    .is_none_or(|ps| ps.iter().any(|p| conn.port_matches(p)));
-                out.push(format!(
-                    "    {} {}[{i}]: peer {}, port {}",
-                    pol.key(),
-                    dir.as_str(),
-                    if peer_ok { "matches" } else { "does not match" },
-                    if port_ok { "matches" } else { "does not match" }
-                ));
-            }
-        }
-    }
-    out
 }

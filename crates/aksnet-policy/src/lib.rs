@@ -19,5 +19,5 @@ pub mod probe;
 pub mod validate;
 
 pub use error::{FieldError, PolicyError};
-pub use eval::{evaluate, Endpoint, Side, Verdict};
+pub use eval::{Connection, Endpoint, Side, Verdict};
 pub use model::{Cluster, Direction, Policy, Protocol};

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldError, PolicyError};
-use crate::eval::{evaluate, Endpoint, Verdict};
+use crate::eval::{Connection, Endpoint, Verdict};
 use crate::k8s::{Labels, NetworkPolicy};
 use crate::model::{Cluster, External, NamedPort, Namespace, Pod, Policy, Protocol};
 use crate::validate::{self, check_labels, Collector};
@@ -457,14 +457,15 @@ pub fn evaluate_step(step: &Step) -> StepReport {
                 }
                 let (allowed, reason) = match source_ip(s, *s_ip, *d_ip) {
                     Some(src_ip) => {
-                        let v: Verdict = evaluate(
+                        let v: Verdict = Connection::new(
                             &step.cluster,
                             &step.policies,
                             (s, src_ip),
                             (d, *d_ip),
                             probe.port,
                             probe.protocol,
-                        );
+                        )
+                        .verdict();
                         (v.allowed, v.reason(&from, &to))
                     }
                     None => (false, format!("{from} has no address of {to}'s family")),

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use aksnet_nft::filter::{run_hook, CtState, FilterTable, Packet};
 use aksnet_nft::Hook;
 use aksnet_policy::compile::{compile, NodeScope};
-use aksnet_policy::eval::{evaluate, Endpoint};
+use aksnet_policy::eval::{Connection, Endpoint};
 use aksnet_policy::model::{Cluster, Policy, Protocol};
 use proptest::prelude::*;
 
@@ -81,7 +81,7 @@ proptest! {
                     let Some(s_ip) = s_ips.iter().copied().find(|i| i.is_ipv4() == d_ip.is_ipv4()) else { continue };
                     for proto in Protocol::ALL {
                         for port in [80u16, 81, 82, 83] {
-                            let model = evaluate(&cluster, &policies, (s, s_ip), (d, *d_ip), port, proto);
+                            let model = Connection::new(&cluster, &policies, (s, s_ip), (d, *d_ip), port, proto).verdict();
                             let pkt = Packet { saddr: s_ip, daddr: *d_ip, l4proto: proto.number(), dport: port, ct: CtState::New };
                             let dp = datapath(&tables, s, d, &pkt);
                             prop_assert_eq!(model.allowed, dp, "{} ({}) -> {} ({}) {}/{}: model says {}\npolicies: {:#?}", s.label(), s_ip, d.label(), d_ip, port, proto, model.reason(&s.label(), &d.label()), policies);

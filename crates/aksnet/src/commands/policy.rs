@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aksnet_policy::eval::{explain, Endpoint};
+use aksnet_policy::eval::{Connection, Endpoint};
 use aksnet_policy::probe::{self, Scenario};
 use aksnet_policy::Protocol;
 
@@ -149,12 +149,13 @@ fn explain_cmd(
         Endpoint::External { ip, .. } | Endpoint::Node { ip, .. } => Some(*ip),
     }
     .ok_or_else(|| format!("--from {from:?} has no address of {to}'s family"))?;
-    Ok(explain(
+    let conn = Connection::new(
         &step.cluster,
         &step.policies,
         (&src, src_ip),
         (&dst, dst_ip),
         port,
         proto,
-    ))
+    );
+    Ok(conn.explain())
 }
