@@ -184,99 +184,129 @@ pub fn parse_fragment(
     text: &str,
     enable_ipv6: bool,
 ) -> Result<MasqFragment, ConfigError> {
-    let doc: Value = serde_norway::from_str(text).map_err(|e| ConfigError::Malformed {
-        file: file.to_string(),
-        detail: e.to_string(),
-    })?;
     let mut frag = MasqFragment {
         source: file.to_string(),
         ..MasqFragment::default()
     };
-    let map = match doc {
-        // An empty file is an empty fragment (v2 unmarshals it to zero values).
-        Value::Null => return Ok(frag),
-        Value::Mapping(m) => m,
-        other => {
-            return Err(ConfigError::NotAMapping {
-                file: file.to_string(),
-                value: show(&other),
-            })
-        }
-    };
-    let wrong = |key: &str, v: &Value, expected: &'static str| ConfigError::WrongType {
-        file: file.to_string(),
-        key: key.to_string(),
-        value: show(v),
-        expected,
+    let Some(map) = document(file, text)? else {
+        return Ok(frag);
     };
     let mut limit = DEFAULT_CIDR_LIMIT;
     let mut cidrs: Option<&Vec<Value>> = None;
     for (k, v) in &map {
         let Value::String(key) = k else {
-            return Err(ConfigError::UnknownKey {
-                file: file.to_string(),
-                key: show(k),
-                value: show(v),
-            });
+            return Err(unknown_key(file, show(k), v));
         };
         match key.as_str() {
             KEY_NON_MASQ => match v {
                 Value::Sequence(s) => cidrs = Some(s),
                 Value::Null => {}
-                _ => return Err(wrong(key, v, "a list of CIDR strings")),
+                _ => return Err(wrong_type(file, key, v, "a list of CIDR strings")),
             },
-            KEY_MASQ_LINK_LOCAL => {
-                frag.masq_link_local = v.as_bool().ok_or_else(|| wrong(key, v, "true or false"))?
-            }
-            KEY_MASQ_LINK_LOCAL_V6 => {
-                frag.masq_link_local_ipv6 =
-                    v.as_bool().ok_or_else(|| wrong(key, v, "true or false"))?
-            }
-            KEY_RESYNC => {
-                let s = v
-                    .as_str()
-                    .ok_or_else(|| wrong(key, v, "a duration string like \"60s\""))?;
-                let d = parse_go_duration(s).ok_or_else(|| ConfigError::BadDuration {
-                    file: file.to_string(),
-                    key: key.clone(),
-                    value: s.to_string(),
-                })?;
-                frag.resync_interval = Some(d);
-            }
             KEY_CIDR_LIMIT => {
                 limit = v
                     .as_u64()
                     .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| wrong(key, v, "a non-negative integer"))?;
+                    .ok_or_else(|| wrong_type(file, key, v, "a non-negative integer"))?;
             }
-            _ => {
-                return Err(ConfigError::UnknownKey {
-                    file: file.to_string(),
-                    key: key.clone(),
-                    value: show(v),
-                })
-            }
+            _ => set_scalar(&mut frag, file, key, v)?,
         }
     }
     if let Some(list) = cidrs {
-        if list.len() > limit {
-            return Err(ConfigError::TooManyCidrs {
-                file: file.to_string(),
-                key: KEY_NON_MASQ.to_string(),
-                count: list.len(),
-                limit,
-            });
-        }
-        for (i, item) in list.iter().enumerate() {
-            let key = format!("{KEY_NON_MASQ}[{i}]");
-            let s = item
-                .as_str()
-                .ok_or_else(|| wrong(&key, item, "a CIDR string"))?;
-            frag.non_masquerade_cidrs
-                .push(parse_aligned_cidr(file, &key, s, enable_ipv6)?);
-        }
+        frag.non_masquerade_cidrs = parse_cidr_list(file, list, limit, enable_ipv6)?;
     }
     Ok(frag)
+}
+
+/// The file's YAML document: a mapping, or `None` for an empty file (v2 unmarshals it to
+/// zero values).
+fn document(file: &str, text: &str) -> Result<Option<serde_norway::Mapping>, ConfigError> {
+    let doc: Value = serde_norway::from_str(text).map_err(|e| ConfigError::Malformed {
+        file: file.to_string(),
+        detail: e.to_string(),
+    })?;
+    match doc {
+        Value::Null => Ok(None),
+        Value::Mapping(m) => Ok(Some(m)),
+        other => Err(ConfigError::NotAMapping {
+            file: file.to_string(),
+            value: show(&other),
+        }),
+    }
+}
+
+/// One of the scalar keys (link-local masquerading, resync interval); any other key is
+/// unknown, which v2 refuses too.
+fn set_scalar(
+    frag: &mut MasqFragment,
+    file: &str,
+    key: &str,
+    v: &Value,
+) -> Result<(), ConfigError> {
+    let flag = || {
+        v.as_bool()
+            .ok_or_else(|| wrong_type(file, key, v, "true or false"))
+    };
+    match key {
+        KEY_MASQ_LINK_LOCAL => frag.masq_link_local = flag()?,
+        KEY_MASQ_LINK_LOCAL_V6 => frag.masq_link_local_ipv6 = flag()?,
+        KEY_RESYNC => {
+            let s = v
+                .as_str()
+                .ok_or_else(|| wrong_type(file, key, v, "a duration string like \"60s\""))?;
+            let d = parse_go_duration(s).ok_or_else(|| ConfigError::BadDuration {
+                file: file.to_string(),
+                key: key.to_string(),
+                value: s.to_string(),
+            })?;
+            frag.resync_interval = Some(d);
+        }
+        _ => return Err(unknown_key(file, key.to_string(), v)),
+    }
+    Ok(())
+}
+
+/// `nonMasqueradeCIDRs`: at most `limit` entries, each an aligned CIDR string.
+fn parse_cidr_list(
+    file: &str,
+    list: &[Value],
+    limit: usize,
+    enable_ipv6: bool,
+) -> Result<Vec<IpNet>, ConfigError> {
+    if list.len() > limit {
+        return Err(ConfigError::TooManyCidrs {
+            file: file.to_string(),
+            key: KEY_NON_MASQ.to_string(),
+            count: list.len(),
+            limit,
+        });
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let key = format!("{KEY_NON_MASQ}[{i}]");
+        let s = item
+            .as_str()
+            .ok_or_else(|| wrong_type(file, &key, item, "a CIDR string"))?;
+        out.push(parse_aligned_cidr(file, &key, s, enable_ipv6)?);
+    }
+    Ok(out)
+}
+
+fn wrong_type(file: &str, key: &str, v: &Value, expected: &'static str) -> ConfigError {
+    ConfigError::WrongType {
+        file: file.to_string(),
+        key: key.to_string(),
+        value: show(v),
+        expected,
+    }
+}
+
+fn unknown_key(file: &str, key: String, v: &Value) -> ConfigError {
+    ConfigError::UnknownKey {
+        file: file.to_string(),
+        key,
+        value: show(v),
+    }
 }
 
 /// A CIDR as v2 accepts it: `addr/len`, host bits zero, IPv6 only when enabled.
