@@ -12,42 +12,31 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 use crate::error::PluginError;
+use raw::{RawConfig, RawIpam, RawRange};
+
+mod raw;
 
 /// Where state lives unless `dataDir` says otherwise (issue 2, item 3).
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/aksnet";
 /// kubenet's bridge on AKS (docs/azure.md#kubenet).
 pub const DEFAULT_BRIDGE: &str = "cbr0";
 
-/// Keys the plugin understands at the top level. Anything else is logged and
+/// Top-level keys the plugin accepts without reading them, besides those of
+/// `raw::RawConfig` (`cniVersion` is read before it). Anything else is logged and
 /// ignored: runtimes add keys of their own (SPEC.md section 3 says unknown keys
 /// must be preserved, and a plugin should not reject them).
-const KNOWN_KEYS: &[&str] = &[
+const ACCEPTED_KEYS: &[&str] = &[
     "cniVersion",
     "cniVersions",
-    "name",
     "type",
-    "mode",
-    "bridge",
-    "isGateway",
     "isDefaultGateway",
-    "mtu",
-    "hairpinMode",
-    "promiscMode",
-    "ipMasq",
-    "dataDir",
-    "uplink",
-    "asyncDelete",
-    "logFile",
-    "logMaxBytes",
-    "ipam",
-    "dns",
     "capabilities",
-    "runtimeConfig",
-    "args",
-    "prevResult",
-    "cni.dev/valid-attachments",
-    "cni.dev/attachments",
 ];
+
+/// Whether `key` is one the plugin reads or accepts.
+fn is_known_key(key: &str) -> bool {
+    ACCEPTED_KEYS.contains(&key) || raw::field_names().contains(&key)
+}
 
 /// A container attachment as GC names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,8 +130,8 @@ fn bad(field: impl Into<String>, value: impl Into<String>, why: impl Into<String
 
 /// `logFile` (read again by `crate::verblog`, which must not fail a call):
 /// absolute without `..`, or `""` for no log; `logMaxBytes` at least 4 KiB.
-fn check_log_settings(obj: &Map<String, Value>) -> Result<(), PluginError> {
-    if let Some(path) = get_str(obj, "logFile", "")? {
+fn check_log_settings(raw: &RawConfig) -> Result<(), PluginError> {
+    if let Some(path) = raw.log_file.as_deref() {
         let p = std::path::Path::new(path);
         let parent = p.components().any(|c| c == std::path::Component::ParentDir);
         if !path.is_empty() && (!p.is_absolute() || parent) {
@@ -153,18 +142,18 @@ fn check_log_settings(obj: &Map<String, Value>) -> Result<(), PluginError> {
             ));
         }
     }
-    match obj.get("logMaxBytes") {
-        None => Ok(()),
-        Some(v) if v.as_u64().is_some_and(|n| n >= 4096) => Ok(()),
-        Some(v) => Err(bad(
+    match raw.log_max_bytes {
+        Some(n) if n < 4096 => Err(bad(
             "logMaxBytes",
-            show(v),
+            n.to_string(),
             "must be a whole number of bytes, at least 4096",
         )),
+        _ => Ok(()),
     }
 }
 
-fn show(v: &Value) -> String {
+/// A JSON value for an error message, cut to 80 characters.
+pub(crate) fn show(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
         format!(
@@ -176,70 +165,27 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn get_bool(
-    obj: &Map<String, Value>,
-    key: &str,
-    default: bool,
-    prefix: &str,
-) -> Result<bool, PluginError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(v) => Err(bad(
-            format!("{prefix}{key}"),
-            show(v),
-            "must be true or false",
+/// `mtu`: absent, null or 0 is the default.
+fn parse_mtu(raw: &RawConfig) -> Result<Option<u32>, PluginError> {
+    match raw.mtu {
+        None | Some(0) => Ok(None),
+        // 68 is IPv4's minimum MTU (RFC 791); 65535 the veth maximum.
+        Some(m) if (68..=65535).contains(&m) => Ok(u32::try_from(m).ok()),
+        Some(m) => Err(bad(
+            "mtu",
+            m.to_string(),
+            "must be an integer from 68 to 65535 (0 = default)",
         )),
     }
 }
 
-fn get_str<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    prefix: &str,
-) -> Result<Option<&'a str>, PluginError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(bad(format!("{prefix}{key}"), show(v), "must be a string")),
-    }
+fn parse_ip(field: &str, s: &str) -> Result<IpAddr, PluginError> {
+    s.parse().map_err(|_| bad(field, s, "is not an IP address"))
 }
 
-fn get_mtu(obj: &Map<String, Value>) -> Result<Option<u32>, PluginError> {
-    match obj.get("mtu") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(0) => Ok(None),
-            // 68 is IPv4's minimum MTU (RFC 791); 65535 the veth maximum.
-            Some(m) if (68..=65535).contains(&m) => Ok(Some(m as u32)),
-            _ => Err(bad(
-                "mtu",
-                show(v),
-                "must be an integer from 68 to 65535 (0 = default)",
-            )),
-        },
-    }
-}
-
-fn parse_ip(field: &str, v: &Value) -> Result<IpAddr, PluginError> {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(field, show(v), "is not an IP address"))
-}
-
-fn parse_net(field: &str, v: &Value, strict: bool) -> Result<IpNet, PluginError> {
-    let net: IpNet = v
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(field, show(v), "is not a CIDR (address/prefix)"))?;
-    if strict && net != net.trunc() {
-        return Err(bad(
-            field,
-            show(v),
-            format!("has host bits set (the network is {})", net.trunc()),
-        ));
-    }
-    Ok(net)
+fn parse_net(field: &str, s: &str) -> Result<IpNet, PluginError> {
+    s.parse()
+        .map_err(|_| bad(field, s, "is not a CIDR (address/prefix)"))
 }
 
 /// `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$` and no path separators: the name is a file name.
@@ -258,9 +204,21 @@ fn validate_network_name(name: &str) -> Result<(), PluginError> {
     }
 }
 
+/// `cniVersion`, read before anything else so that a runtime that speaks another
+/// version gets code 1, not a config error.
+fn parse_version(obj: &Map<String, Value>) -> Result<CniVersion, PluginError> {
+    let given = match obj.get("cniVersion") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(v) => return Err(bad("cniVersion", show(v), "must be a string")),
+        None => return Err(bad("cniVersion", "(missing)", "is required")),
+    };
+    CniVersion::parse(given).ok_or_else(|| PluginError::Version {
+        given: given.to_string(),
+    })
+}
+
 impl PluginConfig {
-    /// Parses the stdin bytes. Version errors come first so that a runtime that
-    /// speaks another version gets code 1, not a config error.
+    /// Parses the stdin bytes: JSON, the version, the shape (serde derive), then the rules.
     pub fn parse(stdin: &[u8]) -> Result<Self, PluginError> {
         let root: Value = serde_json::from_slice(stdin).map_err(|e| PluginError::Decode {
             what: "network configuration on stdin",
@@ -269,141 +227,122 @@ impl PluginConfig {
         let obj = root
             .as_object()
             .ok_or_else(|| bad("(stdin)", show(&root), "must be a JSON object"))?;
-
-        let version_s = match obj.get("cniVersion") {
-            Some(Value::String(s)) => s.as_str(),
-            Some(v) => return Err(bad("cniVersion", show(v), "must be a string")),
-            None => return Err(bad("cniVersion", "(missing)", "is required")),
-        };
-        let version = CniVersion::parse(version_s).ok_or_else(|| PluginError::Version {
-            given: version_s.to_string(),
-        })?;
-
-        let name =
-            get_str(obj, "name", "")?.ok_or_else(|| bad("name", "(missing)", "is required"))?;
-        validate_network_name(name)?;
-
-        let mode_s = get_str(obj, "mode", "")?.ok_or_else(|| {
-            bad(
-                "mode",
-                "(missing)",
-                "is required: \"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"",
-            )
-        })?;
-        let mode = match mode_s {
-            "kubenet" | "bridge" => Mode::Kubenet(parse_kubenet(obj)?),
-            // "transparent" is azure-vnet's name for the same datapath (docs/azure.md#transparent-mode).
-            "nodesubnet" | "transparent" => Mode::NodeSubnet(parse_routed(obj)?),
-            // Pod Subnet: the same routed datapath, addresses of the pod subnet.
-            "podsubnet" => Mode::PodSubnet(crate::podsubnet::PodSubnetConf {
-                routed: parse_routed(obj)?,
-            }),
-            // Overlay: the same routed datapath, addresses of the node's /24.
-            "overlay" => Mode::Overlay(crate::overlay::OverlayConf {
-                routed: parse_routed(obj)?,
-            }),
-            other => return Err(bad(
-                "mode",
-                other,
-                "is not supported: use \"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"",
-            )),
-        };
-
-        let ipam = obj.get("ipam").and_then(Value::as_object);
-        let data_dir = match get_str(obj, "dataDir", "")? {
-            Some(d) => Some(d),
-            None => match ipam {
-                Some(i) => get_str(i, "dataDir", "ipam.")?,
-                None => None,
-            },
-        };
-        let data_dir = PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR));
-        if !data_dir.is_absolute() {
-            return Err(bad(
-                "dataDir",
-                data_dir.display().to_string(),
-                "must be an absolute path",
-            ));
-        }
-        check_log_settings(obj)?;
-        // A `..` could lead the state anywhere on the node (issue 10, item 7).
-        if data_dir
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
-        {
-            return Err(bad(
-                "dataDir",
-                data_dir.display().to_string(),
-                "must not contain `..`",
-            ));
-        }
-
-        let mut requested_ips = Vec::new();
-        let mut requested_mac = None;
-        if let Some(rc) = obj.get("runtimeConfig").and_then(Value::as_object) {
-            if let Some(ips) = rc.get("ips") {
-                requested_ips = parse_ip_list("runtimeConfig.ips", ips)?;
-            }
-            if let Some(mac) = rc.get("mac") {
-                requested_mac = Some(
-                    mac.as_str()
-                        .ok_or_else(|| bad("runtimeConfig.mac", show(mac), "must be a string"))?
-                        .to_string(),
-                );
-            }
-        }
-        // `args.cni.ips` wins over everything (CONVENTIONS.md "args").
-        if let Some(ips) = obj
-            .get("args")
-            .and_then(|a| a.get("cni"))
-            .and_then(|c| c.get("ips"))
-        {
-            requested_ips = parse_ip_list("args.cni.ips", ips)?;
-        }
-
-        let dns = match obj.get("dns") {
-            None | Some(Value::Null) => aksnet_cniproto::Dns::default(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| bad("dns", show(v), format!("is not a DNS object: {e}")))?,
-        };
-
-        let prev_result = match obj.get("prevResult") {
-            None | Some(Value::Null) => None,
-            Some(v) if v.as_object().is_some_and(|o| o.is_empty()) => None,
-            Some(v) => Some(CniResult::from_value(v).map_err(|e| PluginError::Decode {
-                what: "prevResult",
-                source: e,
-            })?),
-        };
-
-        let valid_attachments = match obj
-            .get("cni.dev/valid-attachments")
-            .or_else(|| obj.get("cni.dev/attachments"))
-        {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(parse_attachments(v)?),
-        };
-
-        let ignored_keys = obj
-            .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
-            .cloned()
-            .collect();
-
+        let version = parse_version(obj)?;
+        let raw = raw::decode(&root)?;
+        let name = raw
+            .name
+            .clone()
+            .ok_or_else(|| bad("name", "(missing)", "is required"))?;
+        validate_network_name(&name)?;
+        let mode = parse_mode(&raw)?;
+        let data_dir = parse_data_dir(&raw)?;
+        check_log_settings(&raw)?;
+        let (requested_ips, requested_mac) = parse_requested(&raw)?;
+        let prev_result = parse_prev_result(raw.prev_result.as_ref())?;
+        let ignored_keys = obj.keys().filter(|k| !is_known_key(k)).cloned().collect();
         Ok(PluginConfig {
             version,
-            name: name.to_string(),
+            name,
             mode,
-            ip_masq: get_bool(obj, "ipMasq", false, "")?,
-            async_delete: get_bool(obj, "asyncDelete", true, "")?,
+            ip_masq: raw.ip_masq.unwrap_or(false),
+            async_delete: raw.async_delete.unwrap_or(true),
             data_dir,
             requested_ips,
             requested_mac,
-            dns,
+            dns: raw.dns.unwrap_or_default(),
             prev_result,
-            valid_attachments,
+            // The spec's key wins over the 1.1.0 tag's.
+            valid_attachments: raw
+                .valid_attachments
+                .or(raw.attachments)
+                .map(|list| list.into_iter().map(Attachment::from).collect()),
             ignored_keys,
         })
+    }
+}
+
+impl From<raw::RawAttachment> for Attachment {
+    fn from(a: raw::RawAttachment) -> Self {
+        Attachment {
+            container_id: a.container_id,
+            ifname: a.ifname,
+        }
+    }
+}
+
+fn parse_mode(raw: &RawConfig) -> Result<Mode, PluginError> {
+    const MODES: &str = "\"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"";
+    let mode = raw
+        .mode
+        .as_deref()
+        .ok_or_else(|| bad("mode", "(missing)", format!("is required: {MODES}")))?;
+    Ok(match mode {
+        "kubenet" | "bridge" => Mode::Kubenet(parse_kubenet(raw)?),
+        // "transparent" is azure-vnet's name for the same datapath (docs/azure.md#transparent-mode).
+        "nodesubnet" | "transparent" => Mode::NodeSubnet(parse_routed(raw)?),
+        // Pod Subnet: the same routed datapath, addresses of the pod subnet.
+        "podsubnet" => Mode::PodSubnet(crate::podsubnet::PodSubnetConf {
+            routed: parse_routed(raw)?,
+        }),
+        // Overlay: the same routed datapath, addresses of the node's /24.
+        "overlay" => Mode::Overlay(crate::overlay::OverlayConf {
+            routed: parse_routed(raw)?,
+        }),
+        other => return Err(bad("mode", other, format!("is not supported: use {MODES}"))),
+    })
+}
+
+/// `dataDir`, or `ipam.dataDir` (host-local's key), or the default: absolute, no `..`.
+fn parse_data_dir(raw: &RawConfig) -> Result<PathBuf, PluginError> {
+    let given = raw
+        .data_dir
+        .as_deref()
+        .or_else(|| raw.ipam.as_ref().and_then(|i| i.data_dir.as_deref()));
+    let data_dir = PathBuf::from(given.unwrap_or(DEFAULT_DATA_DIR));
+    let shown = || data_dir.display().to_string();
+    if !data_dir.is_absolute() {
+        return Err(bad("dataDir", shown(), "must be an absolute path"));
+    }
+    // A `..` could lead the state anywhere on the node (issue 10, item 7).
+    if data_dir
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(bad("dataDir", shown(), "must not contain `..`"));
+    }
+    Ok(data_dir)
+}
+
+/// Addresses and MAC the runtime asks for: `runtimeConfig.ips`/`mac`, and
+/// `args.cni.ips`, which wins over everything (CONVENTIONS.md "args").
+fn parse_requested(raw: &RawConfig) -> Result<(Vec<IpAddr>, Option<String>), PluginError> {
+    let rc = raw.runtime_config.as_ref();
+    let mut ips = match rc.and_then(|r| r.ips.as_deref()) {
+        Some(list) => parse_ip_list("runtimeConfig.ips", list)?,
+        None => Vec::new(),
+    };
+    if let Some(list) = raw
+        .args
+        .as_ref()
+        .and_then(|a| a.cni.as_ref())
+        .and_then(|c| c.ips.as_deref())
+    {
+        ips = parse_ip_list("args.cni.ips", list)?;
+    }
+    Ok((ips, rc.and_then(|r| r.mac.clone())))
+}
+
+/// `prevResult` of any version; an empty object counts as none.
+fn parse_prev_result(v: Option<&Value>) -> Result<Option<CniResult>, PluginError> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.as_object().is_some_and(|o| o.is_empty()) => Ok(None),
+        Some(v) => CniResult::from_value(v)
+            .map(Some)
+            .map_err(|e| PluginError::Decode {
+                what: "prevResult",
+                source: e,
+            }),
     }
 }
 
@@ -414,17 +353,11 @@ pub fn peek_version(stdin: &[u8]) -> Option<String> {
     v.get("cniVersion")?.as_str().map(str::to_string)
 }
 
-fn parse_ip_list(field: &str, v: &Value) -> Result<Vec<IpAddr>, PluginError> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| bad(field, show(v), "must be a list of addresses"))?;
-    arr.iter()
+/// "10.1.2.3/24" (CONVENTIONS.md) or a bare address, for each entry.
+fn parse_ip_list(field: &str, list: &[String]) -> Result<Vec<IpAddr>, PluginError> {
+    list.iter()
         .enumerate()
-        .map(|(i, e)| {
-            let s = e
-                .as_str()
-                .ok_or_else(|| bad(format!("{field}[{i}]"), show(e), "must be a string"))?;
-            // "10.1.2.3/24" (CONVENTIONS.md) or a bare address.
+        .map(|(i, s)| {
             s.split('/')
                 .next()
                 .and_then(|a| a.parse().ok())
@@ -433,57 +366,26 @@ fn parse_ip_list(field: &str, v: &Value) -> Result<Vec<IpAddr>, PluginError> {
         .collect()
 }
 
-fn parse_attachments(v: &Value) -> Result<Vec<Attachment>, PluginError> {
-    let field = "cni.dev/valid-attachments";
-    let arr = v
-        .as_array()
-        .ok_or_else(|| bad(field, show(v), "must be a list of {containerID, ifname}"))?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let id = e.get("containerID").and_then(Value::as_str);
-            let ifname = e.get("ifname").and_then(Value::as_str);
-            match (id, ifname) {
-                (Some(id), Some(ifname)) => Ok(Attachment {
-                    container_id: id.to_string(),
-                    ifname: ifname.to_string(),
-                }),
-                _ => Err(bad(
-                    format!("{field}[{i}]"),
-                    show(e),
-                    "needs string keys containerID and ifname",
-                )),
-            }
-        })
-        .collect()
-}
-
 /// The routed per-pod veth datapath's settings (nodesubnet, podsubnet, overlay).
-fn parse_routed(obj: &Map<String, Value>) -> Result<NodeSubnetConf, PluginError> {
+fn parse_routed(raw: &RawConfig) -> Result<NodeSubnetConf, PluginError> {
     Ok(NodeSubnetConf {
-        mtu: get_mtu(obj)?,
-        uplink: get_str(obj, "uplink", "")?.map(str::to_string),
+        mtu: parse_mtu(raw)?,
+        uplink: raw.uplink.clone(),
     })
 }
 
-fn parse_kubenet(obj: &Map<String, Value>) -> Result<KubenetConf, PluginError> {
-    let bridge = get_str(obj, "bridge", "")?
-        .unwrap_or(DEFAULT_BRIDGE)
-        .to_string();
+fn parse_kubenet(raw: &RawConfig) -> Result<KubenetConf, PluginError> {
+    let bridge = raw.bridge.as_deref().unwrap_or(DEFAULT_BRIDGE).to_string();
     aksnet_cniproto::args::validate_ifname(&bridge)
         .map_err(|e| bad("bridge", &bridge, e.to_string()))?;
-    let ipam = match obj.get("ipam") {
-        Some(Value::Object(m)) => m,
-        Some(v) => return Err(bad("ipam", show(v), "must be an object")),
-        None => {
-            return Err(bad(
-                "ipam",
-                "(missing)",
-                "kubenet mode needs ipam.ranges (the node's pod CIDR)",
-            ))
-        }
-    };
-    if let Some(t) = get_str(ipam, "type", "ipam.")? {
+    let ipam = raw.ipam.as_ref().ok_or_else(|| {
+        bad(
+            "ipam",
+            "(missing)",
+            "kubenet mode needs ipam.ranges (the node's pod CIDR)",
+        )
+    })?;
+    if let Some(t) = ipam.kind.as_deref() {
         // The IPAM is built in; accepting host-local's name keeps bridge+host-local
         // conflists a drop-in. Delegating to another IPAM is not supported.
         if !matches!(t, "host-local" | "aksnet") {
@@ -497,97 +399,97 @@ fn parse_kubenet(obj: &Map<String, Value>) -> Result<KubenetConf, PluginError> {
     let pool = Pool::Ranges(parse_ranges(ipam)?)
         .validate()
         .map_err(PluginError::Pool)?;
-    let routes = match ipam.get("routes") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(a)) => Some(
-            a.iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let f = format!("ipam.routes[{i}]");
-                    let dst = r
-                        .get("dst")
-                        .ok_or_else(|| bad(format!("{f}.dst"), "(missing)", "is required"))?;
-                    let dst = parse_net(&format!("{f}.dst"), dst, false)?;
-                    let gw = match r.get("gw") {
-                        None | Some(Value::Null) => None,
-                        Some(g) => Some(parse_ip(&format!("{f}.gw"), g)?),
-                    };
-                    Ok(Route::new(dst, gw))
-                })
-                .collect::<Result<Vec<_>, PluginError>>()?,
-        ),
-        Some(v) => return Err(bad("ipam.routes", show(v), "must be a list of {dst, gw}")),
-    };
     Ok(KubenetConf {
         bridge,
-        is_gateway: get_bool(obj, "isGateway", true, "")?,
-        mtu: get_mtu(obj)?,
-        hairpin_mode: get_bool(obj, "hairpinMode", false, "")?,
-        promisc_mode: get_bool(obj, "promiscMode", false, "")?,
+        is_gateway: raw.is_gateway.unwrap_or(true),
+        mtu: parse_mtu(raw)?,
+        hairpin_mode: raw.hairpin_mode.unwrap_or(false),
+        promisc_mode: raw.promisc_mode.unwrap_or(false),
         pool,
-        routes,
+        routes: parse_routes(ipam)?,
     })
+}
+
+/// `ipam.routes`: each needs `dst`; `gw` is optional.
+fn parse_routes(ipam: &RawIpam) -> Result<Option<Vec<Route>>, PluginError> {
+    let Some(routes) = &ipam.routes else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(routes.len());
+    for (i, r) in routes.iter().enumerate() {
+        let f = format!("ipam.routes[{i}]");
+        let dst = r
+            .dst
+            .as_deref()
+            .ok_or_else(|| bad(format!("{f}.dst"), "(missing)", "is required"))?;
+        let dst = parse_net(&format!("{f}.dst"), dst)?;
+        let gw = match r.gw.as_deref() {
+            Some(g) => Some(parse_ip(&format!("{f}.gw"), g)?),
+            None => None,
+        };
+        out.push(Route::new(dst, gw));
+    }
+    Ok(Some(out))
 }
 
 /// Parses one range's syntax; the rules (inside the subnet, start <= end, room
 /// to allocate) are the allocator's `Pool::validate`, so they live in one place.
-fn parse_range(field: &str, r: &Map<String, Value>) -> Result<Range, PluginError> {
+fn parse_range(field: &str, r: &RawRange) -> Result<Range, PluginError> {
     let subnet = r
-        .get("subnet")
+        .subnet
+        .as_deref()
         .ok_or_else(|| bad(format!("{field}.subnet"), "(missing)", "is required"))?;
-    let subnet = parse_net(&format!("{field}.subnet"), subnet, false)?;
-    let opt_ip = |k: &str| -> Result<Option<IpAddr>, PluginError> {
-        match r.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => parse_ip(&format!("{field}.{k}"), v).map(Some),
-        }
+    let opt_ip = |k: &str, v: &Option<String>| -> Result<Option<IpAddr>, PluginError> {
+        v.as_deref()
+            .map(|s| parse_ip(&format!("{field}.{k}"), s))
+            .transpose()
     };
     Ok(Range {
-        subnet,
-        range_start: opt_ip("rangeStart")?,
-        range_end: opt_ip("rangeEnd")?,
-        gateway: opt_ip("gateway")?,
+        subnet: parse_net(&format!("{field}.subnet"), subnet)?,
+        range_start: opt_ip("rangeStart", &r.range_start)?,
+        range_end: opt_ip("rangeEnd", &r.range_end)?,
+        gateway: opt_ip("gateway", &r.gateway)?,
     })
 }
 
-fn parse_ranges(ipam: &Map<String, Value>) -> Result<Vec<Vec<Range>>, PluginError> {
-    match ipam.get("ranges") {
-        Some(Value::Array(sets)) => {
-            if sets.is_empty() {
-                return Err(bad("ipam.ranges", "[]", "needs at least one range set"));
-            }
-            sets.iter()
-                .enumerate()
-                .map(|(i, set)| {
-                    let set = set.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
-                        bad(
-                            format!("ipam.ranges[{i}]"),
-                            show(set),
-                            "must be a non-empty list of ranges",
-                        )
-                    })?;
-                    set.iter()
-                        .enumerate()
-                        .map(|(j, r)| {
-                            let f = format!("ipam.ranges[{i}][{j}]");
-                            let r = r
-                                .as_object()
-                                .ok_or_else(|| bad(&f, show(r), "must be an object with subnet"))?;
-                            parse_range(&f, r)
-                        })
-                        .collect()
-                })
-                .collect()
-        }
-        Some(v) => Err(bad("ipam.ranges", show(v), "must be a list of range sets")),
+fn parse_ranges(ipam: &RawIpam) -> Result<Vec<Vec<Range>>, PluginError> {
+    let Some(sets) = &ipam.ranges else {
         // host-local's older single-range shorthand: ipam.subnet/rangeStart/rangeEnd/gateway.
-        None if ipam.contains_key("subnet") => Ok(vec![vec![parse_range("ipam", ipam)?]]),
-        None => Err(bad(
+        if ipam.subnet.is_some() {
+            let single = RawRange {
+                subnet: ipam.subnet.clone(),
+                range_start: ipam.range_start.clone(),
+                range_end: ipam.range_end.clone(),
+                gateway: ipam.gateway.clone(),
+            };
+            return Ok(vec![vec![parse_range("ipam", &single)?]]);
+        }
+        return Err(bad(
             "ipam.ranges",
             "(missing)",
             "is required: e.g. [[{\"subnet\": \"10.244.1.0/24\"}]] (the node's pod CIDR)",
-        )),
+        ));
+    };
+    if sets.is_empty() {
+        return Err(bad("ipam.ranges", "[]", "needs at least one range set"));
     }
+    let mut out = Vec::with_capacity(sets.len());
+    for (i, set) in sets.iter().enumerate() {
+        if set.is_empty() {
+            return Err(bad(
+                format!("ipam.ranges[{i}]"),
+                "[]",
+                "must be a non-empty list of ranges",
+            ));
+        }
+        let ranges = set
+            .iter()
+            .enumerate()
+            .map(|(j, r)| parse_range(&format!("ipam.ranges[{i}][{j}]"), r))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(ranges);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

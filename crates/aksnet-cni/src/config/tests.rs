@@ -93,7 +93,7 @@ fn every_bad_field_is_named() {
         ),
         ("runtimeConfig", json!({"mac": 5}), "runtimeConfig.mac"),
         ("args", json!({"cni": {"ips": [1]}}), "args.cni.ips[0]"),
-        ("dns", json!({"nameservers": "x"}), "dns"),
+        ("dns", json!({"nameservers": "x"}), "dns.nameservers"),
         (
             "cni.dev/valid-attachments",
             json!({}),
@@ -219,5 +219,48 @@ fn not_json_or_not_an_object() {
     assert_eq!(
         field_of(PluginConfig::parse(b"[1]").unwrap_err()),
         "(stdin)"
+    );
+}
+
+#[test]
+fn a_type_error_names_the_path_and_the_value() {
+    let mut v = kubenet();
+    v["ipam"]["ranges"] = json!([[{"subnet": "10.244.1.0/24", "rangeEnd": 7}]]);
+    let e = parse(v).unwrap_err();
+    let PluginError::Config { field, value, why } = e else {
+        panic!("not a config error: {e}")
+    };
+    assert_eq!(field, "ipam.ranges[0][0].rangeEnd");
+    assert_eq!(value, "7");
+    assert!(why.contains("expected a string"), "{why}");
+}
+
+#[test]
+fn the_derive_lists_the_keys_it_reads() {
+    let names = raw::field_names();
+    for key in [
+        "mode",
+        "ipam",
+        "runtimeConfig",
+        "prevResult",
+        "cni.dev/valid-attachments",
+    ] {
+        assert!(names.contains(&key), "{key} in {names:?}");
+    }
+    let mut v = kubenet();
+    for (key, value) in [
+        ("isDefaultGateway", json!(true)),
+        ("uplink", json!("eth0")),
+        ("logMaxBytes", json!(8192)),
+        ("asyncDelete", json!(false)),
+        ("cniVersions", json!(["1.0.0"])),
+    ] {
+        v[key] = value;
+    }
+    let c = parse(v).expect("typed values");
+    assert!(
+        c.ignored_keys.is_empty() && !c.async_delete,
+        "{:?}",
+        c.ignored_keys
     );
 }
