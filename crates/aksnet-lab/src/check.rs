@@ -101,117 +101,159 @@ pub const SUBNET_VM_PATHS: [&str; 2] = ["svm-address", "svm-pod"];
 /// route table is associated with the node subnet only (docs/azure.md#kubenet-routes), so a
 /// VM in another subnet of the VNet has no route to a pod CIDR. Unreachable.
 pub fn expectation(model: Model, path: &str, non_masq_peer: bool) -> (Expect, &'static str) {
-    use Expect::*;
-    match (model, path) {
-        (Model::NodeSubnet, "pod-pod-same-node") => {
-            (Sees(Who::Pod), "pods talk directly with their subnet IPs")
-        }
-        (Model::NodeSubnet, "pod-pod-across-nodes") => (
-            Sees(Who::Pod),
+    let row = match model {
+        Model::NodeSubnet => node_subnet_expectation(path, non_masq_peer),
+        Model::Kubenet => kubenet_expectation(path, non_masq_peer),
+        Model::PodSubnet => pod_subnet_expectation(path),
+        Model::Overlay => overlay_expectation(path, non_masq_peer),
+    };
+    row.or_else(|| subnet_vm_expectation(model, path))
+        .unwrap_or((Expect::Unreachable, "unknown path"))
+}
+
+/// A row of the expectation tables: what the target sees, and the claim.
+type Claim = Option<(Expect, &'static str)>;
+
+fn node_subnet_expectation(path: &str, non_masq_peer: bool) -> Claim {
+    Some(match path {
+        "pod-pod-same-node" => (
+            Expect::Sees(Who::Pod),
+            "pods talk directly with their subnet IPs",
+        ),
+        "pod-pod-across-nodes" => (
+            Expect::Sees(Who::Pod),
             "every pod gets a subnet IP and can be accessed directly",
         ),
-        (Model::NodeSubnet, "pod-vm") => {
-            (Sees(Who::Pod), "systems in the same VNet see the pod IP")
-        }
-        (Model::NodeSubnet, "pod-peer") if non_masq_peer => (
-            Sees(Who::Pod),
+        "pod-vm" => (
+            Expect::Sees(Who::Pod),
+            "systems in the same VNet see the pod IP",
+        ),
+        "pod-peer" if non_masq_peer => (
+            Expect::Sees(Who::Pod),
             "peered range added to nonMasqueradeCIDRs keeps the pod IP (AKS#1207)",
         ),
-        (Model::NodeSubnet, "pod-peer") => (
-            Sees(Who::Node),
+        "pod-peer" => (
+            Expect::Sees(Who::Node),
             "outside the VNet (a peered VNet too, AKS#1207): node IP",
         ),
-        (Model::NodeSubnet, "pod-onprem") => {
-            (Sees(Who::Node), "systems outside the VNet see the node IP")
-        }
-        (Model::NodeSubnet, "vm-pod") => {
-            (Sees(Who::Vm), "pods can be accessed directly from the VNet")
-        }
-        (Model::Kubenet, "pod-pod-same-node") => {
-            (Sees(Who::Pod), "pods on a node share the bridge cbr0")
-        }
-        (Model::Kubenet, "pod-pod-across-nodes") => (
-            Sees(Who::Pod),
+        "pod-onprem" => (
+            Expect::Sees(Who::Node),
+            "systems outside the VNet see the node IP",
+        ),
+        "vm-pod" => (
+            Expect::Sees(Who::Vm),
+            "pods can be accessed directly from the VNet",
+        ),
+        _ => return None,
+    })
+}
+
+fn kubenet_expectation(path: &str, non_masq_peer: bool) -> Claim {
+    Some(match path {
+        "pod-pod-same-node" => (
+            Expect::Sees(Who::Pod),
+            "pods on a node share the bridge cbr0",
+        ),
+        "pod-pod-across-nodes" => (
+            Expect::Sees(Who::Pod),
             "across nodes via the route table; pod CIDR not NATed",
         ),
-        (Model::Kubenet, "pod-vm") => {
-            (Sees(Who::Node), "NAT: pods reach the VNet as the node's IP")
-        }
-        (Model::Kubenet, "pod-peer") if non_masq_peer => (
-            Sees(Who::Pod),
+        "pod-vm" => (
+            Expect::Sees(Who::Node),
+            "NAT: pods reach the VNet as the node's IP",
+        ),
+        "pod-peer" if non_masq_peer => (
+            Expect::Sees(Who::Pod),
             "peered range added to nonMasqueradeCIDRs keeps the pod IP",
         ),
-        (Model::Kubenet, "pod-peer") => {
-            (Sees(Who::Node), "NAT: outside the pod CIDR, the node's IP")
-        }
-        (Model::Kubenet, "pod-onprem") => {
-            (Sees(Who::Node), "NAT: outside the pod CIDR, the node's IP")
-        }
-        (Model::Kubenet, "vm-pod") => {
-            (Unreachable, "pods are not directly reachable from the VNet")
-        }
-        (Model::PodSubnet, "pod-pod-same-node") => (
-            Sees(Who::Pod),
+        "pod-peer" | "pod-onprem" => (
+            Expect::Sees(Who::Node),
+            "NAT: outside the pod CIDR, the node's IP",
+        ),
+        "vm-pod" => (
+            Expect::Unreachable,
+            "pods are not directly reachable from the VNet",
+        ),
+        _ => return None,
+    })
+}
+
+fn pod_subnet_expectation(path: &str) -> Claim {
+    Some(match path {
+        "pod-pod-same-node" => (
+            Expect::Sees(Who::Pod),
             "pods talk directly with their pod-subnet IPs",
         ),
-        (Model::PodSubnet, "pod-pod-across-nodes") => (
-            Sees(Who::Pod),
+        "pod-pod-across-nodes" => (
+            Expect::Sees(Who::Pod),
             "the VNet routes the pod subnet to each node: no NAT",
         ),
-        (Model::PodSubnet, "pod-vm") => (
-            Sees(Who::Pod),
+        "pod-vm" => (
+            Expect::Sees(Who::Pod),
             "the pod IP is the source address inside the VNet (FAQ)",
         ),
-        (Model::PodSubnet, "pod-peer") => (
-            Sees(Who::Pod),
+        "pod-peer" | "pod-onprem" => (
+            Expect::Sees(Who::Pod),
             "and outside it: no SNAT but to Azure DNS and IMDS (FAQ)",
         ),
-        (Model::PodSubnet, "pod-onprem") => (
-            Sees(Who::Pod),
-            "and outside it: no SNAT but to Azure DNS and IMDS (FAQ)",
-        ),
-        (Model::PodSubnet, "pod-azuredns") => (
-            Sees(Who::Node),
+        "pod-azuredns" => (
+            Expect::Sees(Who::Node),
             "the exception: AKS masquerades Azure DNS (and IMDS)",
         ),
-        (Model::PodSubnet, "vm-pod") => {
-            (Sees(Who::Vm), "pods are directly reachable from the VNet")
-        }
-        (Model::Overlay, "pod-pod-same-node") => {
-            (Sees(Who::Pod), "pods talk directly with their overlay IPs")
-        }
-        (Model::Overlay, "pod-pod-across-nodes") => (
-            Sees(Who::Pod),
-            "each node's /24 is routed to the node: no NAT",
+        "vm-pod" => (
+            Expect::Sees(Who::Vm),
+            "pods are directly reachable from the VNet",
         ),
-        (Model::Overlay, "pod-vm") => (
-            Sees(Who::Node),
-            "traffic leaving the pod CIDR is SNATed to the node IP",
+        _ => return None,
+    })
+}
+
+fn overlay_expectation(path: &str, non_masq_peer: bool) -> Claim {
+    Some(match path {
+        "pod-pod-same-node" => (
+            Expect::Sees(Who::Pod),
+            "pods talk directly with their overlay IPs",
+        ),
+        "pod-pod-across-nodes" => (
+            Expect::Sees(Who::Pod),
+            "each node's /24 is routed to the node: no NAT",
         ),
         // A peered range added to nonMasqueradeCIDRs keeps the pod IP, which
         // nothing outside the cluster routes back: the reply is lost.
-        (Model::Overlay, "pod-peer") if non_masq_peer => (
-            Unreachable,
+        "pod-peer" if non_masq_peer => (
+            Expect::Unreachable,
             "not SNATed, the pod IP is not routable outside the cluster",
         ),
-        (Model::Overlay, "pod-peer") | (Model::Overlay, "pod-onprem") => (
-            Sees(Who::Node),
+        "pod-vm" | "pod-peer" | "pod-onprem" => (
+            Expect::Sees(Who::Node),
             "traffic leaving the pod CIDR is SNATed to the node IP",
         ),
-        (Model::Overlay, "vm-pod") => (Unreachable, "the VNet cannot reach overlay pods directly"),
+        "vm-pod" => (
+            Expect::Unreachable,
+            "the VNet cannot reach overlay pods directly",
+        ),
+        _ => return None,
+    })
+}
+
+/// The l2 fabric's VM inside the node subnet.
+fn subnet_vm_expectation(model: Model, path: &str) -> Claim {
+    Some(match (model, path) {
         (_, "svm-address") => (
-            NotGiven,
+            Expect::NotGiven,
             "VMs may share the node subnet; their addresses never go to a pod (FAQ)",
         ),
-        (Model::NodeSubnet, "svm-pod") => {
-            (Sees(Who::Vm), "pods can be accessed directly from the VNet")
-        }
+        (Model::NodeSubnet, "svm-pod") => (
+            Expect::Sees(Who::Vm),
+            "pods can be accessed directly from the VNet",
+        ),
         // The LAN's router holds no pod CIDR route (no route table is associated).
-        (Model::Kubenet | Model::Overlay, "svm-pod") => {
-            (Unreachable, "pods are not directly reachable from the VNet")
-        }
-        _ => (Unreachable, "unknown path"),
-    }
+        (Model::Kubenet | Model::Overlay, "svm-pod") => (
+            Expect::Unreachable,
+            "pods are not directly reachable from the VNet",
+        ),
+        _ => return None,
+    })
 }
 
 pub fn path_title(path: &str) -> &'static str {
@@ -455,8 +497,40 @@ pub fn probe_once(
     probe(from_netns, to)
 }
 
+/// One probe of the plan: (path, source, target); `None` where the lab has
+/// no such endpoint (one node, or one pod per node).
+type Probe = (&'static str, Option<Endpoint>, Option<Endpoint>);
+
+/// What `check` probes: each path with its endpoints, and the VMs whose own
+/// address a target may see.
+struct ProbePlan {
+    probes: Vec<Probe>,
+    vm: Endpoint,
+    svm: Option<Endpoint>,
+}
+
 /// Runs every probe of the lab.
 pub fn check(lab: &Lab) -> Result<CheckReport> {
+    let plan = probe_plan(lab);
+    let mut listeners: BTreeMap<String, Listener> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for (path, from, to) in &plan.probes {
+        rows.push(probe_row(lab, &plan, &mut listeners, path, from, to)?);
+    }
+    drop(listeners);
+    if let Some(svm) = &plan.svm {
+        rows.insert(rows.len() - 1, address_row(lab, svm)?);
+    }
+    Ok(CheckReport {
+        prefix: lab.spec.prefix.clone(),
+        model: lab.spec.model,
+        ok: rows.iter().all(|r| r.ok != Some(false)),
+        rows,
+    })
+}
+
+/// The paths of the lab's matrix, in the report's order, with their endpoints.
+fn probe_plan(lab: &Lab) -> ProbePlan {
     let topo = &lab.topo;
     let src = lab.pod(0, 0);
     let same = lab.pod(0, 1);
@@ -470,8 +544,7 @@ pub fn check(lab: &Lab) -> Result<CheckReport> {
         node_ip: None,
     };
     let vm = host_ep(&topo.vm);
-    // (path, source, target)
-    let plan: Vec<(&'static str, Option<Endpoint>, Option<Endpoint>)> = vec![
+    let mut probes: Vec<Probe> = vec![
         ("pod-pod-same-node", src.clone(), same),
         ("pod-pod-across-nodes", src.clone(), other),
         ("pod-vm", src.clone(), Some(vm.clone())),
@@ -479,77 +552,81 @@ pub fn check(lab: &Lab) -> Result<CheckReport> {
         ("pod-onprem", src.clone(), Some(host_ep(&topo.on_prem))),
         ("vm-pod", Some(vm.clone()), vm_target.clone()),
     ];
-    let mut plan = plan;
     if let Some(dns) = &topo.azure_dns {
-        plan.insert(5, ("pod-azuredns", src.clone(), Some(host_ep(dns))));
+        probes.insert(5, ("pod-azuredns", src.clone(), Some(host_ep(dns))));
     }
     let svm = topo.subnet_vm.as_ref().map(host_ep);
     if let Some(svm) = &svm {
-        plan.push(("svm-pod", Some(svm.clone()), vm_target));
+        probes.push(("svm-pod", Some(svm.clone()), vm_target));
     }
-    let mut listeners: BTreeMap<String, Listener> = BTreeMap::new();
-    let mut rows = Vec::new();
-    for (path, from, to) in plan {
-        let (expect, claim) = expectation(lab.spec.model, path, lab.spec.non_masq_peer);
-        let (seen, from_name, from_ip, to_name, to_ip) = match (&from, &to) {
-            (Some(f), Some(t)) => {
-                if !listeners.contains_key(&t.netns) {
-                    listeners.insert(t.netns.clone(), Listener::start(&t.netns)?);
-                }
-                let seen = match probe(&f.netns, t.ip)? {
-                    Ok(address) => {
-                        let is_vm =
-                            f.netns == vm.netns || svm.as_ref().is_some_and(|s| s.netns == f.netns);
-                        let who = if address == IpAddr::V4(f.ip) {
-                            Some(if is_vm { Who::Vm } else { Who::Pod })
-                        } else if f.node_ip.map(IpAddr::V4) == Some(address) {
-                            Some(Who::Node)
-                        } else {
-                            None
-                        };
-                        Seen::Reached { address, who }
-                    }
-                    Err(reason) => Seen::Unreachable { reason },
-                };
-                (seen, f.name.clone(), Some(f.ip), t.name.clone(), Some(t.ip))
+    ProbePlan { probes, vm, svm }
+}
+
+/// Probes one path (starting the target's listener once) and compares what
+/// the target saw with the model's expectation.
+fn probe_row(
+    lab: &Lab,
+    plan: &ProbePlan,
+    listeners: &mut BTreeMap<String, Listener>,
+    path: &'static str,
+    from: &Option<Endpoint>,
+    to: &Option<Endpoint>,
+) -> Result<Row> {
+    let (expect, claim) = expectation(lab.spec.model, path, lab.spec.non_masq_peer);
+    let (seen, from_name, from_ip, to_name, to_ip) = match (from, to) {
+        (Some(f), Some(t)) => {
+            if !listeners.contains_key(&t.netns) {
+                listeners.insert(t.netns.clone(), Listener::start(&t.netns)?);
             }
-            _ => (
-                Seen::NotApplicable {
-                    reason: "needs 2 nodes and 2 pods per node".into(),
-                },
-                "-".into(),
-                None,
-                "-".into(),
-                None,
-            ),
-        };
-        let ok = match &seen {
-            Seen::NotApplicable { .. } => None,
-            s => Some(s.key() == expect.key()),
-        };
-        rows.push(Row {
-            path,
-            title: path_title(path),
-            claim,
-            from: from_name,
-            from_address: from_ip,
-            to: to_name,
-            to_address: to_ip,
-            expected: expect.key(),
-            seen_as: seen.key(),
-            seen,
-            ok,
-        });
-    }
-    drop(listeners);
-    if let Some(svm) = &svm {
-        rows.insert(rows.len() - 1, address_row(lab, svm)?);
-    }
-    Ok(CheckReport {
-        prefix: lab.spec.prefix.clone(),
-        model: lab.spec.model,
-        ok: rows.iter().all(|r| r.ok != Some(false)),
-        rows,
+            let seen = observe(plan, f, t)?;
+            (seen, f.name.clone(), Some(f.ip), t.name.clone(), Some(t.ip))
+        }
+        _ => (
+            Seen::NotApplicable {
+                reason: "needs 2 nodes and 2 pods per node".into(),
+            },
+            "-".into(),
+            None,
+            "-".into(),
+            None,
+        ),
+    };
+    let ok = match &seen {
+        Seen::NotApplicable { .. } => None,
+        s => Some(s.key() == expect.key()),
+    };
+    Ok(Row {
+        path,
+        title: path_title(path),
+        claim,
+        from: from_name,
+        from_address: from_ip,
+        to: to_name,
+        to_address: to_ip,
+        expected: expect.key(),
+        seen_as: seen.key(),
+        seen,
+        ok,
+    })
+}
+
+/// Connects from `f` to `t` and names whose address `t` saw: the source's own
+/// (a pod's or a VM's), its node's, or neither.
+fn observe(plan: &ProbePlan, f: &Endpoint, t: &Endpoint) -> Result<Seen> {
+    Ok(match probe(&f.netns, t.ip)? {
+        Ok(address) => {
+            let is_vm =
+                f.netns == plan.vm.netns || plan.svm.as_ref().is_some_and(|s| s.netns == f.netns);
+            let who = if address == IpAddr::V4(f.ip) {
+                Some(if is_vm { Who::Vm } else { Who::Pod })
+            } else if f.node_ip.map(IpAddr::V4) == Some(address) {
+                Some(Who::Node)
+            } else {
+                None
+            };
+            Seen::Reached { address, who }
+        }
+        Err(reason) => Seen::Unreachable { reason },
     })
 }
 

@@ -275,8 +275,22 @@ fn capacity(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> 
         spec.max_pods,
         joined * (spec.max_pods as usize + 1)
     );
-    let ninth = format!("{}node-{}", spec.prefix, joined);
     let builder = Builder::resume(spec, &lab.topo, bins)?;
+    let refused = ninth_node_refused(spec, &builder, bins, joined, out)?;
+    let refused31 = node_fills_to_max_pods(spec, lab, &builder, out)?;
+    Ok(eight && refused && refused31)
+}
+
+/// A node past the subnet's room: `node join` refuses it with AKS's
+/// InsufficientSubnetSize.
+fn ninth_node_refused(
+    spec: &LabSpec,
+    builder: &Builder,
+    bins: &Binaries,
+    joined: usize,
+    out: &mut dyn Write,
+) -> Result<bool> {
+    let ninth = format!("{}node-{}", spec.prefix, joined);
     let data_dir = builder.state.node_dir(&ninth);
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| LabError::io("create node data dir", &data_dir, e))?;
@@ -306,8 +320,16 @@ fn capacity(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> 
         "  {} the 9th node is refused\n         {shown}",
         mark(refused)
     );
+    Ok(refused)
+}
 
-    // Fill node 0 to maxPods, then one more.
+/// Fills node 0 to maxPods, then one more, which aksnet-cni ADD refuses.
+fn node_fills_to_max_pods(
+    spec: &LabSpec,
+    lab: &Lab,
+    builder: &Builder,
+    out: &mut dyn Write,
+) -> Result<bool> {
     let node = first_node(lab)?;
     let plan = node.plan.clone();
     let t = Instant::now();
@@ -340,7 +362,7 @@ fn capacity(spec: &LabSpec, lab: &Lab, bins: &Binaries, out: &mut dyn Write) -> 
         t.elapsed().as_secs_f64(),
         spec.max_pods + 1
     );
-    Ok(eight && refused && refused31)
+    Ok(refused31)
 }
 
 /// The lab's first node as the demo adds pods to it: its plan, the address it

@@ -98,6 +98,15 @@ fn run(what: &str, netns: Option<&str>, mut cmd: Command, stdin: &[u8]) -> Resul
     })
 }
 
+/// `run` with no stdin, where anything but success is a `Command` error.
+fn run_ok(what: &str, netns: Option<&str>, cmd: Command) -> Result<Output> {
+    let out = run(what, netns, cmd, b"")?;
+    if !out.status.success() {
+        return Err(failed(what.to_string(), &out));
+    }
+    Ok(out)
+}
+
 fn failed(what: String, out: &Output) -> LabError {
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -164,10 +173,7 @@ pub fn node_join(
     .arg(data_dir)
     .args(model_args);
     let what = format!("aksnet node join --node {node}");
-    let out = run(&what, None, cmd, b"")?;
-    if !out.status.success() {
-        return Err(failed(what, &out));
-    }
+    run_ok(&what, None, cmd)?;
     let path = data_dir.join("node-pool.json");
     let text =
         std::fs::read_to_string(&path).map_err(|e| LabError::io("read node pool", &path, e))?;
@@ -185,10 +191,7 @@ pub fn node_leave(bins: &Binaries, node: &str, store: &Path, data_dir: &Path) ->
         .arg("--data-dir")
         .arg(data_dir);
     let what = format!("aksnet node leave --node {node}");
-    let out = run(&what, None, cmd, b"")?;
-    if !out.status.success() {
-        return Err(failed(what, &out));
-    }
+    run_ok(&what, None, cmd)?;
     Ok(())
 }
 
@@ -201,10 +204,7 @@ pub fn pod_sync(bins: &Binaries, store: &Path, data_dir: &Path) -> Result<()> {
         .arg("--data-dir")
         .arg(data_dir);
     let what = format!("aksnet node pod-sync --data-dir {}", data_dir.display());
-    let out = run(&what, None, cmd, b"")?;
-    if !out.status.success() {
-        return Err(failed(what, &out));
-    }
+    run_ok(&what, None, cmd)?;
     Ok(())
 }
 
@@ -236,10 +236,7 @@ pub fn subnet_reserve(
     .arg("--store")
     .arg(store);
     let what = format!("aksnet subnet reserve --address {ip}");
-    let out = run(&what, None, cmd, b"")?;
-    if !out.status.success() {
-        return Err(failed(what, &out));
-    }
+    run_ok(&what, None, cmd)?;
     Ok(())
 }
 
@@ -262,10 +259,7 @@ pub fn node_join_pod_cidr(
         .arg("--data-dir")
         .arg(data_dir);
     let what = format!("aksnet node join --node {node} --pod-cidr-from {pod_cidr}");
-    let out = run(&what, None, cmd, b"")?;
-    if !out.status.success() {
-        return Err(failed(what, &out));
-    }
+    let out = run_ok(&what, None, cmd)?;
     // "node <name> pod CIDR <cidr> (allocated), next hop <ip>"
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
@@ -299,10 +293,7 @@ pub fn agent_once(
         .arg(config_dir)
         .args(["--table", table]);
     let what = format!("aksnet agent --once in {node_netns}");
-    let out = run(&what, Some(node_netns), cmd, b"")?;
-    if !out.status.success() {
-        return Err(failed(what, &out));
-    }
+    run_ok(&what, Some(node_netns), cmd)?;
     Ok(())
 }
 
@@ -380,10 +371,7 @@ pub fn ip(netns: &str, args: &[&str]) -> Result<()> {
     let mut cmd = Command::new("ip");
     cmd.arg("-n").arg(netns).args(args);
     let what = format!("ip -n {netns} {}", args.join(" "));
-    let out = run(&what, None, cmd, b"")?;
-    if !out.status.success() {
-        return Err(failed(what, &out));
-    }
+    run_ok(&what, None, cmd)?;
     Ok(())
 }
 

@@ -134,28 +134,8 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
         ));
     }
     let pods = all_pods(s, model)?;
-    let mut used: BTreeSet<Ipv4Addr> = pods.values().filter_map(|a| a.v4).collect();
-    for step in &s.steps {
-        for e in &step.externals {
-            if let IpAddr::V4(a) = e.ip {
-                used.insert(a);
-            }
-        }
-    }
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, a) in &pods {
-        groups.entry(group_key(a)).or_default().push(key.clone());
-    }
-    if groups.len() == 1 && model == Model::NodeSubnet {
-        let only: Vec<String> = groups.into_values().next().unwrap_or_default();
-        groups = BTreeMap::new();
-        for (i, k) in only.into_iter().enumerate() {
-            groups.entry(format!("node-{}", i % 2)).or_default().push(k);
-        }
-    }
-    if groups.len() < 2 {
-        return Err(invalid("pods", "kubenet needs pods in at least two /24s (one pod CIDR per node) so that cross-node paths are exercised"));
-    }
+    let used = used_addresses(s, &pods);
+    let groups = node_groups(&pods, model)?;
     let (subnet, gateway) = match model {
         // (Pod Subnet and Overlay are refused above.)
         Model::NodeSubnet | Model::PodSubnet | Model::Overlay => nodesubnet_subnet(&pods, &used)?,
@@ -172,40 +152,11 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
             .ok_or_else(|| invalid(subnet.to_string(), "no free address for a node"))?;
         let mut ips: Vec<Ipv4Addr> = Vec::new();
         for k in keys {
-            // An IPv6-only pod (Node Subnet): an address of the pool for the plugin.
-            let v4 = match pods[k].v4 {
-                Some(a) => a,
-                None => free.next().ok_or_else(|| {
-                    invalid(
-                        subnet.to_string(),
-                        "no free address for an IPv6 pod's plugin address",
-                    )
-                })?,
-            };
+            let v4 = plugin_address(&pods[k], subnet, &mut free)?;
             ips.push(v4);
             assigned.insert(k.clone(), (i, v4));
         }
-        let (pod_cidr, pool) = match model {
-            Model::Kubenet => {
-                let cidr = slash24(ips[0]);
-                if let Some(bad) = ips.iter().find(|a| {
-                    !cidr.contains(*a) || **a == cidr.network() || **a == first_host(cidr)
-                }) {
-                    return Err(invalid(bad.to_string(), format!("kubenet pods of one node must share a /24 ({cidr}) and not use its network or .1 (cbr0) address")));
-                }
-                (Some(cidr), Vec::new())
-            }
-            Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
-                let mut pool = ips.clone();
-                // maxPods is at least 10 (AKS's minimum): pad with free addresses.
-                while pool.len() < 10 {
-                    pool.push(free.next().ok_or_else(|| {
-                        invalid(subnet.to_string(), "no free address to pad a node pool")
-                    })?);
-                }
-                (None, pool)
-            }
-        };
+        let (pod_cidr, pool) = node_pod_range(model, ips, subnet, &mut free)?;
         nodes.push(NodeSlot {
             name: format!("node-{i}"),
             ip,
@@ -229,6 +180,92 @@ pub fn plan(s: &Scenario, model: Model) -> Result<NetpolPlan> {
         pods: assigned,
         pods6,
     })
+}
+
+/// The IPv4 addresses the file gives to pods and externals: no node takes one.
+fn used_addresses(s: &Scenario, pods: &BTreeMap<String, PodAddrs>) -> BTreeSet<Ipv4Addr> {
+    let mut used: BTreeSet<Ipv4Addr> = pods.values().filter_map(|a| a.v4).collect();
+    for step in &s.steps {
+        for e in &step.externals {
+            if let IpAddr::V4(a) = e.ip {
+                used.insert(a);
+            }
+        }
+    }
+    used
+}
+
+/// The pods of each node (see the module's comment): by `node`, else by /24 or /64;
+/// Node Subnet pods all in one group alternate over two nodes.
+fn node_groups(
+    pods: &BTreeMap<String, PodAddrs>,
+    model: Model,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, a) in pods {
+        groups.entry(group_key(a)).or_default().push(key.clone());
+    }
+    if groups.len() == 1 && model == Model::NodeSubnet {
+        let only: Vec<String> = groups.into_values().next().unwrap_or_default();
+        groups = BTreeMap::new();
+        for (i, k) in only.into_iter().enumerate() {
+            groups.entry(format!("node-{}", i % 2)).or_default().push(k);
+        }
+    }
+    if groups.len() < 2 {
+        return Err(invalid("pods", "kubenet needs pods in at least two /24s (one pod CIDR per node) so that cross-node paths are exercised"));
+    }
+    Ok(groups)
+}
+
+/// The IPv4 address the plugin gives the pod: the file's, or for an IPv6-only pod
+/// (Node Subnet) a free address of the pool.
+fn plugin_address(
+    pod: &PodAddrs,
+    subnet: Ipv4Net,
+    free: &mut dyn Iterator<Item = Ipv4Addr>,
+) -> Result<Ipv4Addr> {
+    match pod.v4 {
+        Some(a) => Ok(a),
+        None => free.next().ok_or_else(|| {
+            invalid(
+                subnet.to_string(),
+                "no free address for an IPv6 pod's plugin address",
+            )
+        }),
+    }
+}
+
+/// A node's pod range from its pods' addresses `ips`: kubenet, the /24 they share;
+/// Node Subnet, a pool of them padded to AKS's minimum maxPods.
+fn node_pod_range(
+    model: Model,
+    ips: Vec<Ipv4Addr>,
+    subnet: Ipv4Net,
+    free: &mut dyn Iterator<Item = Ipv4Addr>,
+) -> Result<(Option<Ipv4Net>, Vec<Ipv4Addr>)> {
+    match model {
+        Model::Kubenet => {
+            let cidr = slash24(ips[0]);
+            if let Some(bad) = ips
+                .iter()
+                .find(|a| !cidr.contains(*a) || **a == cidr.network() || **a == first_host(cidr))
+            {
+                return Err(invalid(bad.to_string(), format!("kubenet pods of one node must share a /24 ({cidr}) and not use its network or .1 (cbr0) address")));
+            }
+            Ok((Some(cidr), Vec::new()))
+        }
+        Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
+            let mut pool = ips;
+            // maxPods is at least 10 (AKS's minimum): pad with free addresses.
+            while pool.len() < 10 {
+                pool.push(free.next().ok_or_else(|| {
+                    invalid(subnet.to_string(), "no free address to pad a node pool")
+                })?);
+            }
+            Ok((None, pool))
+        }
+    }
 }
 
 fn first_host(n: Ipv4Net) -> Ipv4Addr {

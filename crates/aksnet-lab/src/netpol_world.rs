@@ -103,6 +103,19 @@ fn cmd_err(what: String, e: std::io::Error) -> LabError {
     }
 }
 
+/// Runs `cmd` to its end; a failure is a `Command` error naming `what`, with its stderr.
+fn run_ok(what: String, cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().map_err(|e| cmd_err(what.clone(), e))?;
+    if !out.status.success() {
+        return Err(LabError::Command {
+            what,
+            status: out.status.to_string(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
 impl World {
     pub fn new(prefix: &str, state: PathBuf) -> Result<World> {
         std::fs::create_dir_all(&state).map_err(|e| LabError::io("create", &state, e))?;
@@ -230,83 +243,12 @@ impl World {
                 }
             }
         }
-        match plan.model {
-            // (`netpol_plan::plan` refuses Pod Subnet and Overlay.)
-            Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
-                for ip in &n.pool {
-                    exec::ip(
-                        &f,
-                        &[
-                            "route",
-                            "add",
-                            &format!("{ip}/32"),
-                            "via",
-                            &n.ip.to_string(),
-                            "dev",
-                            &link,
-                        ],
-                    )?;
-                }
-            }
-            Model::Kubenet => {
-                let cidr = n.pod_cidr.map(|c| c.to_string()).unwrap_or_default();
-                exec::ip(
-                    &f,
-                    &[
-                        "route",
-                        "add",
-                        &cidr,
-                        "via",
-                        &n.ip.to_string(),
-                        "dev",
-                        &link,
-                    ],
-                )?;
-            }
-        }
-        exec::ip(
-            &ns,
-            &[
-                "addr",
-                "add",
-                &format!("{}/{}", n.ip, plan.subnet.prefix_len()),
-                "dev",
-                "eth0",
-            ],
-        )?;
-        exec::ip(
-            &ns,
-            &[
-                "route",
-                "add",
-                "default",
-                "via",
-                &plan.gateway.to_string(),
-                "dev",
-                "eth0",
-            ],
-        )?;
+        fabric_pod_routes(&f, plan.model, n, &link)?;
+        node_address(&ns, plan, n)?;
         let data = self.node_dir(i);
         std::fs::create_dir_all(&data).map_err(|e| LabError::io("create", &data, e))?;
         if plan.model == Model::NodeSubnet {
-            // What `aksnet node join` writes: the addresses reserved for this node.
-            let pool = aksnet_core::pool::NodePool {
-                version: aksnet_core::pool::NODE_POOL_VERSION,
-                node: n.name.clone(),
-                subnet_name: "netpol".into(),
-                subnet: plan.subnet,
-                node_ip: n.ip,
-                max_pods: u32::try_from(n.pool.len()).unwrap_or(250),
-                pod_ips: n.pool.clone(),
-                pod_subnet: None,
-                overlay: None,
-            };
-            let file = data.join(aksnet_core::pool::NODE_POOL_FILE);
-            let text = serde_json::to_string(&pool).map_err(|e| LabError::State {
-                path: file.clone(),
-                why: e.to_string(),
-            })?;
-            std::fs::write(&file, text).map_err(|e| LabError::io("write", &file, e))?;
+            write_node_pool(&data, plan, n)?;
         }
         Ok(())
     }
@@ -507,14 +449,7 @@ impl World {
                 cmd.args(["--policy-pod-range", r]);
             }
             let what = format!("aksnet agent --policy-only --once in {}", self.node_ns(i));
-            let out = cmd.output().map_err(|e| cmd_err(what.clone(), e))?;
-            if !out.status.success() {
-                return Err(LabError::Command {
-                    what,
-                    status: out.status.to_string(),
-                    message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                });
-            }
+            run_ok(what, &mut cmd)?;
         }
         Ok(())
     }
@@ -634,27 +569,98 @@ fn route6(ns: &str, a: Ipv6Addr, dev: &str) -> Result<()> {
     )
 }
 
+/// The fabric's routes to the node's pods over `link`: each pool address (Node Subnet)
+/// or the node's pod CIDR (kubenet), via the node.
+fn fabric_pod_routes(f: &str, model: Model, n: &NodeSlot, link: &str) -> Result<()> {
+    match model {
+        // (`netpol_plan::plan` refuses Pod Subnet and Overlay.)
+        Model::NodeSubnet | Model::PodSubnet | Model::Overlay => {
+            for ip in &n.pool {
+                exec::ip(
+                    f,
+                    &[
+                        "route",
+                        "add",
+                        &format!("{ip}/32"),
+                        "via",
+                        &n.ip.to_string(),
+                        "dev",
+                        link,
+                    ],
+                )?;
+            }
+        }
+        Model::Kubenet => {
+            let cidr = n.pod_cidr.map(|c| c.to_string()).unwrap_or_default();
+            exec::ip(
+                f,
+                &["route", "add", &cidr, "via", &n.ip.to_string(), "dev", link],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The node's address in the subnet and its default route via the gateway.
+fn node_address(ns: &str, plan: &NetpolPlan, n: &NodeSlot) -> Result<()> {
+    exec::ip(
+        ns,
+        &[
+            "addr",
+            "add",
+            &format!("{}/{}", n.ip, plan.subnet.prefix_len()),
+            "dev",
+            "eth0",
+        ],
+    )?;
+    exec::ip(
+        ns,
+        &[
+            "route",
+            "add",
+            "default",
+            "via",
+            &plan.gateway.to_string(),
+            "dev",
+            "eth0",
+        ],
+    )
+}
+
+/// What `aksnet node join` writes: the addresses reserved for this node.
+fn write_node_pool(data: &Path, plan: &NetpolPlan, n: &NodeSlot) -> Result<()> {
+    let pool = aksnet_core::pool::NodePool {
+        version: aksnet_core::pool::NODE_POOL_VERSION,
+        node: n.name.clone(),
+        subnet_name: "netpol".into(),
+        subnet: plan.subnet,
+        node_ip: n.ip,
+        max_pods: u32::try_from(n.pool.len()).unwrap_or(250),
+        pod_ips: n.pool.clone(),
+        pod_subnet: None,
+        overlay: None,
+    };
+    let file = data.join(aksnet_core::pool::NODE_POOL_FILE);
+    let text = serde_json::to_string(&pool).map_err(|e| LabError::State {
+        path: file.clone(),
+        why: e.to_string(),
+    })?;
+    std::fs::write(&file, text).map_err(|e| LabError::io("write", &file, e))
+}
+
 fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
     let what = format!("sysctl {key}={value} in {ns}");
-    let out = Command::new("ip")
-        .args([
+    run_ok(
+        what,
+        Command::new("ip").args([
             "netns",
             "exec",
             ns,
             "sysctl",
             "-qw",
             &format!("{key}={value}"),
-        ])
-        .output()
-        .map_err(|e| cmd_err(what.clone(), e))?;
-    if !out.status.success() {
-        return Err(LabError::Command {
-            what,
-            status: out.status.to_string(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
+        ]),
+    )
 }
 
 /// Whether this kernel offers SCTP sockets (many VM kernels are built without it).

@@ -257,6 +257,54 @@ impl LabSpec {
     pub fn topology(&self) -> Result<Topology> {
         validate_prefix(&self.prefix)?;
         validate_state_dir(&self.prefix, &self.state_dir)?;
+        self.validate_counts()?;
+        self.validate_ranges()?;
+        self.validate_placement()?;
+        if self.model.has_pod_cidr() {
+            self.validate_pod_cidr()?;
+        }
+        let vm_subnet = self.vm_subnet()?;
+        if self.model == Model::PodSubnet {
+            self.validate_pod_subnet(vm_subnet)?;
+        }
+        if self.fabric == Fabric::L2 && self.model == Model::PodSubnet {
+            return Err(crate::fabric_l2::l2_refusal(self.model));
+        }
+        let (nodes, route_table) = self.plan_nodes()?;
+        let p = &self.prefix;
+        Ok(Topology {
+            router_netns: format!("{p}rtr"),
+            subnet_vm: self.subnet_vm(),
+            fabric_netns: format!("{p}vnet"),
+            gateway: host(self.subnet, 1),
+            nodes,
+            route_table,
+            vm: HostPlan::new("VM in the VNet", format!("{p}vm"), "vm", vm_subnet),
+            peer: HostPlan::new("peered VNet host", format!("{p}peer"), "peer", self.peer),
+            on_prem: HostPlan::new(
+                "on-premises host",
+                format!("{p}onprem"),
+                "onprem",
+                self.on_prem,
+            ),
+            nft_table: format!("{p}snat"),
+            azure_dns: (self.model == Model::PodSubnet).then(|| {
+                let mut h = HostPlan::new(
+                    "Azure DNS",
+                    format!("{p}azdns"),
+                    "azdns",
+                    net(AZURE_DNS_RANGE),
+                );
+                h.ip = AZURE_DNS;
+                h
+            }),
+        })
+    }
+}
+
+impl LabSpec {
+    /// `--nodes`, `--max-pods` and `--pods-per-node` within what AKS allows.
+    fn validate_counts(&self) -> Result<()> {
         if self.nodes == 0 {
             return Err(LabError::invalid(
                 "--nodes",
@@ -278,6 +326,12 @@ impl LabSpec {
                 format!("more than --max-pods {}", self.max_pods),
             ));
         }
+        Ok(())
+    }
+
+    /// Every range flag on its own: no host bits, /29 or larger, clear of the
+    /// ranges AKS reserves.
+    fn validate_ranges(&self) -> Result<()> {
         let nets = [
             ("--vnet", self.vnet),
             ("--subnet", self.subnet),
@@ -307,6 +361,12 @@ impl LabSpec {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The ranges against each other: the subnet inside the VNet, the peered
+    /// and on-premises ranges outside it and apart.
+    fn validate_placement(&self) -> Result<()> {
         if !self.vnet.contains(&self.subnet) {
             return Err(LabError::invalid(
                 "--subnet",
@@ -331,12 +391,13 @@ impl LabSpec {
                 format!("overlaps --peer {}", self.peer),
             ));
         }
-        if self.model.has_pod_cidr() {
-            self.validate_pod_cidr()?;
-        }
-        // The VM's subnet: the /24 right after the node subnet, inside the VNet.
+        Ok(())
+    }
+
+    /// The VM's subnet: the /24 right after the node subnet, inside the VNet.
+    fn vm_subnet(&self) -> Result<Ipv4Net> {
         let after = u32::from(self.subnet.broadcast()).checked_add(1);
-        let vm_subnet = after
+        after
             .and_then(|a| Ipv4Net::new(Ipv4Addr::from(a), 24).ok())
             .filter(|v| self.vnet.contains(v))
             .ok_or_else(|| {
@@ -348,14 +409,12 @@ impl LabSpec {
                         self.subnet
                     ),
                 )
-            })?;
+            })
+    }
 
-        if self.model == Model::PodSubnet {
-            self.validate_pod_subnet(vm_subnet)?;
-        }
-        if self.fabric == Fabric::L2 && self.model == Model::PodSubnet {
-            return Err(crate::fabric_l2::l2_refusal(self.model));
-        }
+    /// Each node with its pods, and (kubenet) the route table that sends each
+    /// node's pod CIDR to it.
+    fn plan_nodes(&self) -> Result<(Vec<NodePlan>, RouteTable)> {
         let p = &self.prefix;
         let mut nodes = Vec::new();
         let mut route_table = RouteTable::new(format!("{p}routetable"));
@@ -390,49 +449,23 @@ impl LabSpec {
                 pods,
             });
         }
-        // l2: a VM inside the node subnet, after the nodes' kubenet addresses
-        // (Node Subnet joins skip it: it is reserved with `aksnet subnet reserve`).
-        let subnet_vm = (self.fabric == Fabric::L2).then(|| {
+        Ok((nodes, route_table))
+    }
+
+    /// l2: a VM inside the node subnet, after the nodes' kubenet addresses
+    /// (Node Subnet joins skip it: it is reserved with `aksnet subnet reserve`).
+    fn subnet_vm(&self) -> Option<HostPlan> {
+        (self.fabric == Fabric::L2).then(|| {
             let mut h = HostPlan::new(
                 "VM in the node subnet",
-                format!("{p}svm"),
+                format!("{}svm", self.prefix),
                 "svm",
                 self.subnet,
             );
             h.ip = host(self.subnet, 4 + self.nodes);
             h
-        });
-        Ok(Topology {
-            router_netns: format!("{p}rtr"),
-            subnet_vm,
-            fabric_netns: format!("{p}vnet"),
-            gateway: host(self.subnet, 1),
-            nodes,
-            route_table,
-            vm: HostPlan::new("VM in the VNet", format!("{p}vm"), "vm", vm_subnet),
-            peer: HostPlan::new("peered VNet host", format!("{p}peer"), "peer", self.peer),
-            on_prem: HostPlan::new(
-                "on-premises host",
-                format!("{p}onprem"),
-                "onprem",
-                self.on_prem,
-            ),
-            nft_table: format!("{p}snat"),
-            azure_dns: (self.model == Model::PodSubnet).then(|| {
-                let mut h = HostPlan::new(
-                    "Azure DNS",
-                    format!("{p}azdns"),
-                    "azdns",
-                    net(AZURE_DNS_RANGE),
-                );
-                h.ip = AZURE_DNS;
-                h
-            }),
         })
     }
-}
-
-impl LabSpec {
     /// kubenet and Overlay: a cluster pod CIDR apart from the VNet, the peered
     /// and on-premises ranges, with a /24 per node.
     fn validate_pod_cidr(&self) -> Result<()> {

@@ -1,153 +1,24 @@
 //! `aksnet lab` end to end (issue 6), through the real binaries: `aksnet`
 //! (this crate's) and `aksnet-cni` (built next to it by `cargo build
 //! --workspace --bins`, as scripts/test.sh does). Must run as root. Each test
-//! uses its own `aksnt…-` prefix, so they run in parallel, and a guard runs
+//! uses its own `akslb…-` prefix, so they run in parallel, and a guard runs
 //! `lab down` on drop, also when the test fails.
 //!
 //! The expected matrix of each model is written in `lab_support`, from the
 //! AKS documentation, not derived from the run.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aksnet_testkit::{exec_in, ip_in, netns_with_prefix, ChildGuard};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 
 mod lab_support;
 use lab_support::{
-    assert_matrix, KUBENET_EXPECTED, NODESUBNET_EXPECTED, OVERLAY_EXPECTED, PODSUBNET_EXPECTED,
+    aksnet, bin_dir, prerequisites, LabGuard, BIN, KUBENET_EXPECTED, NODESUBNET_EXPECTED,
+    OVERLAY_EXPECTED, PODSUBNET_EXPECTED,
 };
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn finish(out: Output) -> Run {
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn bin_dir() -> PathBuf {
-    Path::new(BIN)
-        .parent()
-        .expect("binary directory")
-        .to_path_buf()
-}
-
-/// Fails (never skips) when a prerequisite is missing.
-fn prerequisites() {
-    assert!(
-        nix_is_root(),
-        "the lab tests create network namespaces: run them as root (scripts/test.sh)"
-    );
-    let cni = bin_dir().join("aksnet-cni");
-    assert!(
-        cni.is_file(),
-        "{} is missing: build it first (cargo build -p aksnet-cni, or cargo build --workspace --bins)",
-        cni.display()
-    );
-    assert!(
-        Command::new("nft").arg("--version").output().is_ok(),
-        "nft (Debian package nftables) is missing: bash scripts/install-deps.sh"
-    );
-    assert!(
-        Command::new("ip").arg("-V").output().is_ok(),
-        "ip (Debian package iproute2) is missing: bash scripts/install-deps.sh"
-    );
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn aksnet(args: &[&str]) -> Run {
-    finish(
-        Command::new(BIN)
-            .args(args)
-            .env("AKSNET_BIN_DIR", bin_dir())
-            .output()
-            .expect("run the aksnet binary"),
-    )
-}
-
-fn netns_with_prefix(prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// A lab under a test-unique prefix; `lab down` on drop.
-struct LabGuard {
-    prefix: String,
-}
-
-impl LabGuard {
-    fn new(prefix: &str) -> Self {
-        prerequisites();
-        let g = Self {
-            prefix: prefix.to_string(),
-        };
-        // A previous run killed before its guard ran.
-        let _ = aksnet(&["lab", "down", "--prefix", prefix]);
-        g
-    }
-    fn state_dir(&self) -> PathBuf {
-        PathBuf::from(format!("/run/{}lab", self.prefix))
-    }
-    fn up(&self, extra: &[&str]) -> Run {
-        let mut args = vec!["lab", "up", "--prefix", &self.prefix];
-        args.extend_from_slice(extra);
-        aksnet(&args)
-    }
-    fn check_json(&self) -> (Run, Value) {
-        let r = aksnet(&["lab", "check", "--prefix", &self.prefix, "--format", "json"]);
-        let v = serde_json::from_str(&r.stdout)
-            .unwrap_or_else(|e| panic!("check JSON: {e}: {}\n{}", r.stdout, r.stderr));
-        (r, v)
-    }
-    fn down(&self) -> Run {
-        aksnet(&["lab", "down", "--prefix", &self.prefix])
-    }
-    fn assert_gone(&self) {
-        assert_eq!(
-            netns_with_prefix(&self.prefix),
-            Vec::<String>::new(),
-            "namespaces left behind"
-        );
-        assert!(
-            !self.state_dir().exists(),
-            "state dir {} left behind",
-            self.state_dir().display()
-        );
-    }
-}
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = self.down();
-    }
-}
 
 fn ip(v: &Value) -> std::net::Ipv4Addr {
     v.as_str()
@@ -164,8 +35,8 @@ fn row<'a>(report: &'a Value, path: &str) -> &'a Value {
 
 #[test]
 fn nodesubnet_up_check_down() {
-    let lab = LabGuard::new("aksntlabns-");
-    let up = lab.up(&[
+    let lab = LabGuard::new("akslbns-");
+    lab.up_ok(&[
         "--model",
         "nodesubnet",
         "--nodes",
@@ -173,10 +44,7 @@ fn nodesubnet_up_check_down() {
         "--pods-per-node",
         "2",
     ]);
-    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
-    let (r, report) = lab.check_json();
-    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
-    assert_matrix(&report, &NODESUBNET_EXPECTED);
+    let report = lab.check_matches(&NODESUBNET_EXPECTED);
     // Pod IPs come from the node subnet (AKS's default 10.224.0.0/16).
     let subnet: ipnet::Ipv4Net = "10.224.0.0/16".parse().unwrap();
     let across = row(&report, "pod-pod-across-nodes");
@@ -216,12 +84,9 @@ fn nodesubnet_up_check_down() {
 
 #[test]
 fn kubenet_up_check_down() {
-    let lab = LabGuard::new("aksntlabkn-");
-    let up = lab.up(&["--model", "kubenet", "--nodes", "3", "--pods-per-node", "2"]);
-    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
-    let (r, report) = lab.check_json();
-    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
-    assert_matrix(&report, &KUBENET_EXPECTED);
+    let lab = LabGuard::new("akslbkn-");
+    lab.up_ok(&["--model", "kubenet", "--nodes", "3", "--pods-per-node", "2"]);
+    let report = lab.check_matches(&KUBENET_EXPECTED);
     // Pods on the pod CIDR, a /24 per node; nodes on the subnet.
     let across = row(&report, "pod-pod-across-nodes");
     assert!(ip(&across["fromAddress"])
@@ -243,9 +108,8 @@ fn kubenet_up_check_down() {
 
 #[test]
 fn peered_range_in_non_masquerade_cidrs_keeps_the_pod_ip() {
-    let lab = LabGuard::new("aksntlabnm-");
-    let up = lab.up(&["--nodes", "2", "--pods-per-node", "1", "--non-masq-peer"]);
-    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
+    let lab = LabGuard::new("akslbnm-");
+    lab.up_ok(&["--nodes", "2", "--pods-per-node", "1", "--non-masq-peer"]);
     let (r, report) = lab.check_json();
     assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
     // Azure/AKS#1207's workaround: the peered VNet now sees the pod IP, on-prem still the node IP.
@@ -253,14 +117,13 @@ fn peered_range_in_non_masquerade_cidrs_keeps_the_pod_ip() {
     assert_eq!(row(&report, "pod-onprem")["seenAs"], "node");
     // One pod per node: the same-node path does not apply, and says so.
     assert_eq!(row(&report, "pod-pod-same-node")["seenAs"], "n/a");
-    assert!(lab.down().code == Some(0));
-    lab.assert_gone();
+    lab.down_clean();
 }
 
 #[test]
 fn two_labs_with_different_prefixes_at_once() {
-    let a = LabGuard::new("aksntlab2a-");
-    let b = LabGuard::new("aksntlab2b-");
+    let a = LabGuard::new("akslb2a-");
+    let b = LabGuard::new("akslb2b-");
     // Same (default) address ranges: each lab is its own set of namespaces.
     assert_eq!(a.up(&["--nodes", "2"]).code, Some(0));
     assert_eq!(b.up(&["--nodes", "2", "--model", "kubenet"]).code, Some(0));
@@ -268,13 +131,9 @@ fn two_labs_with_different_prefixes_at_once() {
     let again = a.up(&["--nodes", "2"]);
     assert_eq!(again.code, Some(1));
     assert!(again.stderr.contains("already up"), "{}", again.stderr);
-    assert_eq!(a.down().code, Some(0));
-    a.assert_gone();
-    let (r, report) = b.check_json();
-    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
-    assert_matrix(&report, &KUBENET_EXPECTED);
-    assert_eq!(b.down().code, Some(0));
-    b.assert_gone();
+    a.down_clean();
+    b.check_matches(&KUBENET_EXPECTED);
+    b.down_clean();
 }
 
 #[test]
@@ -283,21 +142,21 @@ fn bad_input_is_refused_before_anything_is_created() {
     let cases: [(&[&str], &str); 7] = [
         (&["--prefix", "Bad_"], "--prefix"),
         (
-            &["--prefix", "aksntlabbad-", "--subnet", "10.10.0.0/24"],
+            &["--prefix", "akslbbad-", "--subnet", "10.10.0.0/24"],
             "--subnet",
         ),
         (
-            &["--prefix", "aksntlabbad-", "--peer", "10.230.0.0/16"],
+            &["--prefix", "akslbbad-", "--peer", "10.230.0.0/16"],
             "--peer",
         ),
         (
-            &["--prefix", "aksntlabbad-", "--state-dir", "/tmp"],
+            &["--prefix", "akslbbad-", "--state-dir", "/tmp"],
             "--state-dir",
         ),
         (
             &[
                 "--prefix",
-                "aksntlabbad-",
+                "akslbbad-",
                 "--model",
                 "podsubnet",
                 "--pod-subnet",
@@ -308,7 +167,7 @@ fn bad_input_is_refused_before_anything_is_created() {
         (
             &[
                 "--prefix",
-                "aksntlabbad-",
+                "akslbbad-",
                 "--model",
                 "podsubnet",
                 "--fabric",
@@ -319,7 +178,7 @@ fn bad_input_is_refused_before_anything_is_created() {
         (
             &[
                 "--prefix",
-                "aksntlabbad-",
+                "akslbbad-",
                 "--model",
                 "overlay",
                 "--pod-cidr",
@@ -335,31 +194,34 @@ fn bad_input_is_refused_before_anything_is_created() {
         assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(flag), "{args:?}: {}", r.stderr);
     }
-    assert!(netns_with_prefix("aksntlabbad-").is_empty());
-    assert!(!Path::new("/run/aksntlabbad-lab").exists());
+    assert!(netns_with_prefix("akslbbad-").is_empty());
+    assert!(!Path::new("/run/akslbbad-lab").exists());
 }
 
 #[test]
 fn down_after_an_up_killed_midway_leaves_nothing() {
-    let lab = LabGuard::new("aksntlabkill-");
+    let lab = LabGuard::new("akslbkill-");
     let journal = lab.state_dir().join("journal.jsonl");
-    let mut child = Command::new(BIN)
-        .args([
-            "lab",
-            "up",
-            "--prefix",
-            &lab.prefix,
-            "--nodes",
-            "8",
-            "--subnet",
-            "10.224.0.0/24",
-        ])
-        .args(["--pods-per-node", "30"])
-        .env("AKSNET_BIN_DIR", bin_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lab up");
+    let mut up = ChildGuard::new(
+        "lab up",
+        Command::new(BIN)
+            .args([
+                "lab",
+                "up",
+                "--prefix",
+                &lab.prefix,
+                "--nodes",
+                "8",
+                "--subnet",
+                "10.224.0.0/24",
+            ])
+            .args(["--pods-per-node", "30"])
+            .env("AKSNET_BIN_DIR", bin_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn lab up"),
+    );
     // Kill it once it has created some namespaces (well before its 252).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -372,8 +234,8 @@ fn down_after_an_up_killed_midway_leaves_nothing() {
         assert!(Instant::now() < deadline, "lab up made no progress");
         std::thread::sleep(Duration::from_millis(1));
     }
-    child.kill().expect("kill lab up");
-    let _ = child.wait();
+    up.child.kill().expect("kill lab up");
+    let _ = up.child.wait();
     // SIGKILL reaches only `lab up` itself; a plugin or join it had just
     // started finishes on its own within milliseconds (a terminal's Ctrl-C
     // would have stopped the whole process group).
@@ -471,23 +333,11 @@ fn side_by_side(stdout: &str) -> Vec<String> {
 /// The fabric's routes into `range` (`ip -n <prefix>vnet -4 route`), as
 /// (destination, next hop).
 fn fabric_routes(
-    prefix: &str,
+    lab: &LabGuard,
     table: &str,
     range: ipnet::Ipv4Net,
 ) -> Vec<(ipnet::Ipv4Net, String)> {
-    let out = Command::new("ip")
-        .args([
-            "-n",
-            &format!("{prefix}vnet"),
-            "-4",
-            "route",
-            "show",
-            "table",
-            table,
-        ])
-        .output()
-        .expect("run ip route");
-    String::from_utf8_lossy(&out.stdout)
+    ip_in(&lab.ns("vnet"), &["-4", "route", "show", "table", table])
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
@@ -510,11 +360,9 @@ fn journal(
     std::collections::BTreeMap<String, String>,
     Vec<(String, String)>,
 ) {
-    let text = std::fs::read_to_string(lab.state_dir().join("journal.jsonl")).expect("journal");
     let mut nodes = std::collections::BTreeMap::new();
     let mut pods = Vec::new();
-    for line in text.lines() {
-        let v: Value = serde_json::from_str(line).expect("journal line");
+    for v in lab.journal() {
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
         match v["kind"].as_str() {
             Some("node") => {
@@ -530,7 +378,7 @@ fn journal(
 /// Every pod's address lies in a /28 the fabric routes to its own node: the
 /// fabric follows the store's blocks.
 fn assert_pods_routed_to_their_nodes(lab: &LabGuard, blocks: usize) {
-    let routes = fabric_routes(&lab.prefix, "main", "10.226.0.0/16".parse().expect("CIDR"));
+    let routes = fabric_routes(lab, "main", "10.226.0.0/16".parse().expect("CIDR"));
     assert_eq!(routes.len(), blocks, "{routes:?}");
     assert!(
         routes.iter().all(|(b, _)| b.prefix_len() == 28),
@@ -551,7 +399,7 @@ fn assert_pods_routed_to_their_nodes(lab: &LabGuard, blocks: usize) {
 #[test]
 fn podsubnet_static_up_check_down() {
     let lab = LabGuard::new("akslbps-");
-    let up = lab.up(&[
+    lab.up_ok(&[
         "--model",
         "podsubnet",
         "--pod-allocation",
@@ -563,10 +411,7 @@ fn podsubnet_static_up_check_down() {
         "--pods-per-node",
         "2",
     ]);
-    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
-    let (r, report) = lab.check_json();
-    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
-    assert_matrix(&report, &PODSUBNET_EXPECTED);
+    let report = lab.check_matches(&PODSUBNET_EXPECTED);
     // Pods take pod-subnet addresses; hosts outside the VNet see them too.
     let pods: ipnet::Ipv4Net = "10.226.0.0/16".parse().unwrap();
     let onprem = row(&report, "pod-onprem");
@@ -578,11 +423,8 @@ fn podsubnet_static_up_check_down() {
     // maxPods 31: ceil(32 / 16) = 2 blocks per node, each routed to its node.
     assert_pods_routed_to_their_nodes(&lab, 4);
     // No VM is placed in the pod subnet: the fabric holds no address of it.
-    let addrs = Command::new("ip")
-        .args(["-n", &format!("{}vnet", lab.prefix), "-4", "-o", "addr"])
-        .output()
-        .expect("ip addr");
-    assert!(!String::from_utf8_lossy(&addrs.stdout).contains(" 10.226."));
+    let addrs = ip_in(&lab.ns("vnet"), &["-4", "-o", "addr"]);
+    assert!(!addrs.contains(" 10.226."));
     let text = aksnet(&["lab", "check", "--prefix", &lab.prefix]);
     assert!(
         text.stdout
@@ -591,8 +433,7 @@ fn podsubnet_static_up_check_down() {
         "{}",
         text.stdout
     );
-    assert_eq!(lab.down().code, Some(0));
-    lab.assert_gone();
+    lab.down_clean();
 }
 
 #[test]
@@ -600,7 +441,7 @@ fn podsubnet_dynamic_nodes_take_a_batch_and_the_fabric_follows() {
     let lab = LabGuard::new("akslbpd-");
     // 16 pods per node: one batch holds 15 (its first address is the node's),
     // so every node's 16th ADD waits for a second batch during `up`.
-    let up = lab.up(&[
+    let up = lab.up_ok(&[
         "--model",
         "podsubnet",
         "--nodes",
@@ -608,29 +449,22 @@ fn podsubnet_dynamic_nodes_take_a_batch_and_the_fabric_follows() {
         "--pods-per-node",
         "16",
     ]);
-    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
     assert!(
         up.stdout
             .contains("Azure CNI Pod Subnet (dynamic), 2 nodes, 32 pods"),
         "{}",
         up.stdout
     );
-    let (r, report) = lab.check_json();
-    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
-    assert_matrix(&report, &PODSUBNET_EXPECTED);
+    lab.check_matches(&PODSUBNET_EXPECTED);
     assert_pods_routed_to_their_nodes(&lab, 4);
-    assert_eq!(lab.down().code, Some(0));
-    lab.assert_gone();
+    lab.down_clean();
 }
 
 #[test]
 fn overlay_up_check_down() {
     let lab = LabGuard::new("akslbov-");
-    let up = lab.up(&["--model", "overlay", "--nodes", "2", "--pods-per-node", "2"]);
-    assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
-    let (r, report) = lab.check_json();
-    assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
-    assert_matrix(&report, &OVERLAY_EXPECTED);
+    lab.up_ok(&["--model", "overlay", "--nodes", "2", "--pods-per-node", "2"]);
+    let report = lab.check_matches(&OVERLAY_EXPECTED);
     // Pods on the overlay CIDR, a /24 per node from the store; the VM sees the node IP.
     let overlay: ipnet::Ipv4Net = "10.244.0.0/16".parse().unwrap();
     let across = row(&report, "pod-pod-across-nodes");
@@ -645,38 +479,28 @@ fn overlay_up_check_down() {
     // The fabric routes each node's /24 to the node, for node links only;
     // nothing in its main table leads into the overlay.
     let (nodes, _) = journal(&lab);
-    let routed = fabric_routes(&lab.prefix, "101", overlay);
+    let routed = fabric_routes(&lab, "101", overlay);
     assert_eq!(routed.len(), 2, "{routed:?}");
     assert!(routed
         .iter()
         .all(|(c, via)| c.prefix_len() == 24 && nodes.values().any(|n| n == via)));
-    assert!(fabric_routes(&lab.prefix, "main", overlay).is_empty());
-    assert_eq!(lab.down().code, Some(0));
-    lab.assert_gone();
+    assert!(fabric_routes(&lab, "main", overlay).is_empty());
+    lab.down_clean();
 }
 
 #[test]
 fn check_fails_when_the_datapath_breaks_a_documented_claim() {
-    let lab = LabGuard::new("aksntlabmm-");
+    let lab = LabGuard::new("akslbmm-");
     assert_eq!(
         lab.up(&["--nodes", "2", "--pods-per-node", "2"]).code,
         Some(0)
     );
     // Remove node 0's SNAT (the agent's table): its pods now leave with their
     // own IP, which a host outside the VNet must not see.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "aksntlabmm-node-0",
-            BIN,
-            "agent",
-            "--uninstall",
-            "--table",
-            "aksntlabmm-snat",
-        ])
-        .output()
-        .expect("run aksnet agent --uninstall in node 0");
+    let out = exec_in(
+        "akslbmm-node-0",
+        &[BIN, "agent", "--uninstall", "--table", "akslbmm-snat"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -690,8 +514,7 @@ fn check_fails_when_the_datapath_breaks_a_documented_claim() {
     let text = aksnet(&["lab", "check", "--prefix", &lab.prefix]);
     assert_eq!(text.code, Some(1));
     assert!(text.stdout.contains("FAIL"), "{}", text.stdout);
-    assert_eq!(lab.down().code, Some(0));
-    lab.assert_gone();
+    lab.down_clean();
 }
 
 fn read_state(lab: &LabGuard) -> (String, String) {
@@ -705,9 +528,8 @@ fn read_state(lab: &LabGuard) -> (String, String) {
 /// changed.
 #[test]
 fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
-    let lab = LabGuard::new("aksmgdry-");
-    let up = lab.up(&["--model", "kubenet", "--nodes", "2"]);
-    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let lab = LabGuard::new("akslbmgdry-");
+    lab.up_ok(&["--model", "kubenet", "--nodes", "2"]);
     let before = read_state(&lab);
     let base = ["lab", "migrate", "--prefix", &lab.prefix, "--to", "overlay"];
     let ok = aksnet(&[&base[..], &["--dry-run"]].concat());
@@ -724,7 +546,7 @@ fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
         "{}",
         ok.stdout
     );
-    for node in ["aksmgdry-node-0", "aksmgdry-node-1"] {
+    for node in ["akslbmgdry-node-0", "akslbmgdry-node-1"] {
         assert!(
             ok.stdout.contains(&format!("{node} (")),
             "no step for {node}: {}",
@@ -761,8 +583,7 @@ fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
     );
     assert_eq!(lab.down().code, Some(0));
 
-    let up = lab.up(&["--model", "podsubnet", "--nodes", "2"]);
-    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    lab.up_ok(&["--model", "podsubnet", "--nodes", "2"]);
     let before = read_state(&lab);
     let refused = aksnet(&[&base[..], &["--apply", "--pod-cidr", "172.16.0.0/16"]].concat());
     assert_eq!(
@@ -785,8 +606,7 @@ fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
         before,
         "a refused migration changed the lab's state"
     );
-    assert_eq!(lab.down().code, Some(0));
-    lab.assert_gone();
+    lab.down_clean();
 }
 
 /// `lab migrate --apply`: a kubenet lab of 2 nodes becomes an overlay lab node by node; the
@@ -794,9 +614,8 @@ fn migrate_dry_run_plans_kubenet_and_refuses_what_aks_refuses() {
 /// passes with Overlay's documented matrix and `lab down` leaves nothing.
 #[test]
 fn migrate_kubenet_to_overlay_node_by_node() {
-    let lab = LabGuard::new("aksmgapp-");
-    let up = lab.up(&["--model", "kubenet", "--nodes", "2"]);
-    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
+    let lab = LabGuard::new("akslbmgapp-");
+    lab.up_ok(&["--model", "kubenet", "--nodes", "2"]);
     let run = aksnet(&[
         "lab",
         "migrate",
@@ -807,7 +626,7 @@ fn migrate_kubenet_to_overlay_node_by_node() {
         "--apply",
     ]);
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
-    for node in ["aksmgapp-node-0", "aksmgapp-node-1"] {
+    for node in ["akslbmgapp-node-0", "akslbmgapp-node-1"] {
         assert!(
             run.stdout.contains(&format!("== node {node}")),
             "{}",
@@ -826,11 +645,8 @@ fn migrate_kubenet_to_overlay_node_by_node() {
     let last = run.stdout.rsplit("== node").next().unwrap_or_default();
     assert_eq!(last.matches("[overlay] ").count(), 16, "{last}");
     assert!(!last.contains("UNREACHABLE"), "{last}");
-    let (check, report) = lab.check_json();
-    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
-    assert_matrix(&report, &OVERLAY_EXPECTED);
-    assert_eq!(lab.down().code, Some(0));
-    lab.assert_gone();
+    lab.check_matches(&OVERLAY_EXPECTED);
+    lab.down_clean();
 }
 
 /// From Node Subnet (`--pod-cidr` required): mid-way, the migrated node's pods reach the old
@@ -838,8 +654,8 @@ fn migrate_kubenet_to_overlay_node_by_node() {
 /// cannot reach overlay pods; at the end every pair answers and `down` leaves nothing.
 #[test]
 fn migrate_nodesubnet_to_overlay_shows_the_one_way_middle() {
-    let lab = LabGuard::new("aksmgns-");
-    let up = lab.up(&[
+    let lab = LabGuard::new("akslbmgns-");
+    lab.up_ok(&[
         "--model",
         "nodesubnet",
         "--nodes",
@@ -847,7 +663,6 @@ fn migrate_nodesubnet_to_overlay_shows_the_one_way_middle() {
         "--pods-per-node",
         "1",
     ]);
-    assert_eq!(up.code, Some(0), "{}{}", up.stdout, up.stderr);
     let run = aksnet(&[
         "lab",
         "migrate",
@@ -868,7 +683,7 @@ fn migrate_nodesubnet_to_overlay_shows_the_one_way_middle() {
     );
     let (middle, last) = run
         .stdout
-        .split_once("== node aksmgns-node-1")
+        .split_once("== node akslbmgns-node-1")
         .unwrap_or_else(|| panic!("no second node step: {}", run.stdout));
     let line = |text: &str, from: &str, to: &str| -> String {
         text.lines()
@@ -876,7 +691,7 @@ fn migrate_nodesubnet_to_overlay_shows_the_one_way_middle() {
             .unwrap_or_else(|| panic!("no row {from} → {to}: {text}"))
             .to_string()
     };
-    let (p0, p1) = ("aksmgns-node-0-pod-0", "aksmgns-node-1-pod-0");
+    let (p0, p1) = ("akslbmgns-node-0-pod-0", "akslbmgns-node-1-pod-0");
     assert!(
         line(middle, p0, p1).contains("ok (sees 10.224.0."),
         "{middle}"
@@ -884,6 +699,5 @@ fn migrate_nodesubnet_to_overlay_shows_the_one_way_middle() {
     assert!(line(middle, p1, p0).contains("UNREACHABLE"), "{middle}");
     assert!(line(last, p0, p1).contains("ok (sees 172.16."), "{last}");
     assert!(line(last, p1, p0).contains("ok (sees 172.16."), "{last}");
-    assert_eq!(lab.down().code, Some(0));
-    lab.assert_gone();
+    lab.down_clean();
 }

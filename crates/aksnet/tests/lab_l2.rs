@@ -1,6 +1,6 @@
 //! `aksnet lab up --fabric l2` end to end (issue 13): hosts joined only by a
 //! bridge, no SDN. Through the real binaries; must run as root. Each test uses
-//! its own `aksntl2…-` prefix and a guard runs `lab down` on drop.
+//! its own `akslbl2…-` prefix and a guard runs `lab down` on drop.
 //!
 //! - 3 nodes × 10 pods in each model pass every claim of `lab check`, plus the
 //!   subnet VM's rows: its address (reserved with `aksnet subnet reserve`) is no
@@ -15,17 +15,19 @@
 //!   answering at its agent's next run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Read;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aksnet_testkit::{exec_in, ip_in, ping_from, run, ChildGuard, CniCall, Outcome};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
-
 mod lab_support;
-use lab_support::{assert_matrix, KUBENET_EXPECTED, NODESUBNET_EXPECTED, OVERLAY_EXPECTED};
+use lab_support::{
+    aksnet, bin_dir, LabGuard, BIN, KUBENET_EXPECTED, NODESUBNET_EXPECTED, OVERLAY_EXPECTED,
+};
 
 /// The sdn matrix and the subnet VM's rows: its address is no pod's (the Node
 /// Subnet FAQ), and it reaches pods as the model's other VMs do.
@@ -38,98 +40,13 @@ fn l2_expected(
     v
 }
 
-fn bin_dir() -> PathBuf {
-    Path::new(BIN).parent().expect("bin dir").to_path_buf()
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e} (is it installed?)"))
-}
-
-fn aksnet(args: &[&str]) -> Output {
-    run(Command::new(BIN)
-        .args(args)
-        .env("AKSNET_BIN_DIR", bin_dir()))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ip_in(ns: &str, args: &[&str]) -> String {
-    let o = run(Command::new("ip").arg("-n").arg(ns).args(args));
-    assert!(o.status.success(), "ip -n {ns} {args:?}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn exec_in(ns: &str, args: &[&str]) -> Output {
-    run(Command::new("ip").args(["netns", "exec", ns]).args(args))
-}
-
+/// One ping from `ns`, waiting a second.
 fn ping(ns: &str, ip: &str) -> bool {
-    exec_in(ns, &["ping", "-c", "1", "-W", "1", ip])
-        .status
-        .success()
-}
-
-struct LabGuard {
-    prefix: String,
-    /// Namespaces the test adds (a new node and its pods): `lab down` removes
-    /// only what its journal names, so the guard removes these.
-    extra: std::cell::RefCell<Vec<String>>,
-}
-
-impl LabGuard {
-    fn new(prefix: &str) -> Self {
-        let uid = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        assert!(
-            uid.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-            "the lab tests create network namespaces: run them as root"
-        );
-        assert!(
-            bin_dir().join("aksnet-cni").is_file(),
-            "aksnet-cni is missing next to aksnet: cargo build --workspace --bins"
-        );
-        let _ = aksnet(&["lab", "down", "--prefix", prefix]);
-        Self {
-            prefix: prefix.to_string(),
-            extra: std::cell::RefCell::new(Vec::new()),
-        }
-    }
-    fn add_netns(&self, name: &str) {
-        let o = run(Command::new("ip").args(["netns", "add", name]));
-        assert!(o.status.success(), "{}", text(&o));
-        self.extra.borrow_mut().push(name.to_string());
-    }
-    fn state(&self) -> PathBuf {
-        PathBuf::from(format!("/run/{}lab", self.prefix))
-    }
-    fn ns(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-}
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        for ns in self.extra.borrow().iter().rev() {
-            let _ = run(Command::new("ip").args(["netns", "del", ns]));
-        }
-        let _ = aksnet(&["lab", "down", "--prefix", &self.prefix]);
-    }
+    ping_from(ns, ip, 1)
 }
 
 fn up_and_check(lab: &LabGuard, model: &str, expected: &[(&str, &str)]) -> Value {
-    let o = aksnet(&[
-        "lab",
-        "up",
-        "--prefix",
-        &lab.prefix,
+    lab.up_ok(&[
         "--fabric",
         "l2",
         "--model",
@@ -139,12 +56,7 @@ fn up_and_check(lab: &LabGuard, model: &str, expected: &[(&str, &str)]) -> Value
         "--pods-per-node",
         "10",
     ]);
-    assert!(o.status.success(), "up: {}", text(&o));
-    let o = aksnet(&["lab", "check", "--prefix", &lab.prefix, "--format", "json"]);
-    let report: Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
-    assert!(o.status.success(), "check: {report:#}");
-    assert_matrix(&report, expected);
+    let report = lab.check_matches(expected);
     // The switch routes nothing: no IPv4 route at all in the fabric namespace.
     let routes = ip_in(&lab.ns("vnet"), &["-4", "route", "show", "table", "all"]);
     let own: Vec<&str> = routes.lines().filter(|l| !l.contains(" dev lo ")).collect();
@@ -152,12 +64,21 @@ fn up_and_check(lab: &LabGuard, model: &str, expected: &[(&str, &str)]) -> Value
     report
 }
 
+/// Each node routes the two other nodes' pod CIDRs, with aksnet's protocol (213).
+fn assert_each_node_routes_the_two_others(lab: &LabGuard) {
+    for i in 0..3 {
+        let routes = ip_in(
+            &lab.ns(&format!("node-{i}")),
+            &["route", "show", "proto", "213"],
+        );
+        assert_eq!(routes.lines().count(), 2, "node-{i}: {routes}");
+    }
+}
+
 /// Every pod of the lab, with its netns, from `lab check`'s journal view.
 fn pods(lab: &LabGuard) -> Vec<(String, String)> {
-    let journal = std::fs::read_to_string(lab.state().join("journal.jsonl")).expect("journal");
-    journal
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    lab.journal()
+        .into_iter()
         .filter(|e| e["kind"] == "pod")
         .map(|e| {
             (
@@ -180,18 +101,12 @@ fn overlay_on_a_plain_lan_three_nodes_ten_pods() {
         &l2_expected(&OVERLAY_EXPECTED, "unreachable"),
     );
     assert_eq!(pods(&lab).len(), 30);
-    for i in 0..3 {
-        let routes = ip_in(
-            &lab.ns(&format!("node-{i}")),
-            &["route", "show", "proto", "213"],
-        );
-        assert_eq!(routes.lines().count(), 2, "node-{i}: {routes}");
-    }
+    assert_each_node_routes_the_two_others(&lab);
 }
 
 #[test]
 fn kubenet_on_a_plain_lan_three_nodes_ten_pods() {
-    let lab = LabGuard::new("aksntl2k-");
+    let lab = LabGuard::new("akslbl2k-");
     up_and_check(
         &lab,
         "kubenet",
@@ -199,14 +114,7 @@ fn kubenet_on_a_plain_lan_three_nodes_ten_pods() {
     );
     let all = pods(&lab);
     assert_eq!(all.len(), 30);
-    // Each node routes the two other nodes' pod CIDRs, with aksnet's protocol.
-    for i in 0..3 {
-        let routes = ip_in(
-            &lab.ns(&format!("node-{i}")),
-            &["route", "show", "proto", "213"],
-        );
-        assert_eq!(routes.lines().count(), 2, "node-{i}: {routes}");
-    }
+    assert_each_node_routes_the_two_others(&lab);
     let vm = "10.225.0.4";
     for (pod, ip) in &all {
         assert!(ping(pod, vm), "pod {pod} ({ip}) cannot reach the VM");
@@ -219,7 +127,7 @@ fn kubenet_on_a_plain_lan_three_nodes_ten_pods() {
 
 #[test]
 fn node_subnet_on_a_plain_lan_three_nodes_ten_pods_and_an_address_move() {
-    let lab = LabGuard::new("aksntl2n-");
+    let lab = LabGuard::new("akslbl2n-");
     let report = up_and_check(&lab, "nodesubnet", &l2_expected(&NODESUBNET_EXPECTED, "vm"));
     let svm_ip = report["rows"][6]["fromAddress"]
         .as_str()
@@ -243,7 +151,7 @@ fn node_subnet_on_a_plain_lan_three_nodes_ten_pods_and_an_address_move() {
     agent_restart_changes_nothing(&lab, &lab.ns("node-0"));
 
     // The move: node-2 drains (CNI DEL of its pods), leaves, a new node takes its block.
-    let state = lab.state();
+    let state = lab.state_dir();
     let node2 = lab.ns("node-2");
     let moved: Vec<(String, String)> = all
         .iter()
@@ -265,7 +173,7 @@ fn node_subnet_on_a_plain_lan_three_nodes_ten_pods_and_an_address_move() {
         .arg(state.join("store"))
         .arg("--data-dir")
         .arg(&data2));
-    assert!(o.status.success(), "leave: {}", text(&o));
+    assert!(o.success(), "leave: {}", o.text());
     assert_eq!(
         ip_in(&node2, &["neigh", "show", "proxy"]).trim(),
         "",
@@ -336,7 +244,7 @@ fn node_subnet_on_a_plain_lan_three_nodes_ten_pods_and_an_address_move() {
         "--data-dir",
         &state.join("nodes").join(&node1).display().to_string(),
     ]);
-    assert!(o.status.success(), "leave --force: {}", text(&o));
+    assert!(o.success(), "leave --force: {}", o.text());
     agent_l2_once(&lab, &node1, &state.join("nodes").join(&node1));
     assert_eq!(
         ip_in(&node1, &["neigh", "show", "proxy"]).trim(),
@@ -358,50 +266,30 @@ fn cni_config(data_dir: &Path) -> String {
     .to_string()
 }
 
-fn cni(command: &str, node_ns: &str, data_dir: &Path, pod: &str) -> Output {
-    use std::io::Write;
-    let cni = bin_dir().join("aksnet-cni");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", node_ns])
-        .arg(&cni)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_PATH", bin_dir())
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", pod)
-        .env("CNI_NETNS", format!("/run/netns/{pod}"))
-        .env("CNI_IFNAME", "eth0")
-        .env(
-            "CNI_ARGS",
-            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}"),
+/// `aksnet-cni <command>` for `pod` in node `node_ns`, as kubelet's runtime calls it.
+fn cni(command: &str, node_ns: &str, data_dir: &Path, pod: &str) -> Outcome {
+    let plugin = bin_dir().join("aksnet-cni");
+    CniCall::new(&plugin)
+        .in_netns(Some(node_ns))
+        .verb(
+            command,
+            pod,
+            &format!("/run/netns/{pod}"),
+            &format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}"),
         )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aksnet-cni");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(cni_config(data_dir).as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .run(&cni_config(data_dir))
 }
 
 fn cni_del(lab: &LabGuard, node: &str, pod: &str) {
     let ns = lab.ns(node);
-    let data = lab.state().join("nodes").join(&ns);
-    let o = cni("DEL", &ns, &data, pod);
-    assert!(o.status.success(), "DEL {pod}: {}", text(&o));
+    let data = lab.state_dir().join("nodes").join(&ns);
+    cni("DEL", &ns, &data, pod).expect_ok();
 }
 
 /// A pod of a node the test added: its netns is removed by the guard.
 fn cni_add(lab: &LabGuard, node_ns: &str, data: &Path, pod: &str) -> String {
     lab.add_netns(pod);
-    let o = cni("ADD", node_ns, data, pod);
-    assert!(o.status.success(), "ADD {pod}: {}", text(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = cni("ADD", node_ns, data, pod).expect_ok().json();
     v["ips"][0]["address"]
         .as_str()
         .unwrap()
@@ -423,7 +311,7 @@ fn join_new_node(lab: &LabGuard, name: &str) -> (String, String) {
         ],
     );
     ip_in(&fabric, &["link", "set", "n9", "master", "br0", "up"]);
-    let state = lab.state();
+    let state = lab.state_dir();
     let data = state.join("nodes").join(&ns);
     std::fs::create_dir_all(&data).unwrap();
     let o = aksnet(&[
@@ -440,7 +328,7 @@ fn join_new_node(lab: &LabGuard, name: &str) -> (String, String) {
         "--data-dir",
         &data.display().to_string(),
     ]);
-    assert!(o.status.success(), "join: {}", text(&o));
+    assert!(o.success(), "join: {}", o.text());
     let pool: Value =
         serde_json::from_slice(&std::fs::read(data.join("node-pool.json")).unwrap()).unwrap();
     let node_ip: Ipv4Addr = pool["nodeIp"].as_str().unwrap().parse().unwrap();
@@ -452,7 +340,7 @@ fn join_new_node(lab: &LabGuard, name: &str) -> (String, String) {
     );
     ip_in(&ns, &["route", "add", "default", "via", "10.224.0.1"]);
     let o = exec_in(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let link = ip_in(&ns, &["-o", "link", "show", "eth0"]);
     let mac = link
         .split("link/ether ")
@@ -467,41 +355,47 @@ fn join_new_node(lab: &LabGuard, name: &str) -> (String, String) {
 /// watches routes, neighbours (proxy entries included) and rules: no event, and
 /// the nftables ruleset is the same.
 fn agent_restart_changes_nothing(lab: &LabGuard, ns: &str) {
-    let data = lab.state().join("nodes").join(ns);
+    let data = lab.state_dir().join("nodes").join(ns);
     let args = agent_args(lab, &data);
     let start = |log: Stdio| {
-        Command::new("ip")
-            .args(["netns", "exec", ns, BIN, "agent"])
-            .args(&args)
-            .args(["--metrics-addr", "off"])
-            .env("RUST_LOG", "info")
-            .stderr(log)
-            .spawn()
-            .expect("start the agent")
+        ChildGuard::new(
+            "aksnet agent",
+            Command::new("ip")
+                .args(["netns", "exec", ns, BIN, "agent"])
+                .args(&args)
+                .args(["--metrics-addr", "off"])
+                .env("RUST_LOG", "info")
+                .stderr(log)
+                .spawn()
+                .expect("start the agent"),
+        )
     };
     let nft =
         || String::from_utf8_lossy(&exec_in(ns, &["nft", "list", "ruleset"]).stdout).into_owned();
     let mut agent = start(Stdio::null());
     std::thread::sleep(Duration::from_millis(1500));
     let (nft_before, proxies_before) = (nft(), ip_in(ns, &["neigh", "show", "proxy"]));
-    let mut mon = Command::new("ip")
-        .args(["-n", ns, "-o", "monitor", "route", "neigh", "rule"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ip monitor");
+    let mut mon = ChildGuard::new(
+        "ip monitor",
+        Command::new("ip")
+            .args(["-n", ns, "-o", "monitor", "route", "neigh", "rule"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ip monitor"),
+    );
     std::thread::sleep(Duration::from_millis(300));
-    let _ = agent.kill();
-    let _ = agent.wait();
-    let again = start(Stdio::piped());
+    let _ = agent.child.kill();
+    let _ = agent.child.wait();
+    let mut again = start(Stdio::piped());
     std::thread::sleep(Duration::from_millis(2500));
     // Stop it (SIGTERM), then read what it logged.
-    let pid = again.id();
+    let pid = again.child.id();
     let _ = Command::new("kill").arg(pid.to_string()).status();
-    let log = again.wait_with_output().expect("agent output");
-    let log = String::from_utf8_lossy(&log.stderr);
-    let _ = mon.kill();
-    let out = mon.wait_with_output().expect("ip monitor output");
-    let events = String::from_utf8_lossy(&out.stdout);
+    let log = read_all(again.child.stderr.take());
+    let _ = again.child.wait();
+    let _ = mon.child.kill();
+    let events = read_all(mon.child.stdout.take());
+    let _ = mon.child.wait();
     // The kernel's own changes (neighbour cache states, IPv6 link-local routes) are
     // not the agent's.
     let ours: Vec<&str> = events
@@ -536,6 +430,18 @@ fn agent_restart_changes_nothing(lab: &LabGuard, ns: &str) {
     }
 }
 
+/// Everything a child wrote to the pipe, up to its end.
+fn read_all(pipe: Option<impl Read>) -> String {
+    let mut text = String::new();
+    if let Some(mut p) = pipe {
+        p.read_to_string(&mut text)
+            .expect("read the child's output");
+    }
+    text
+}
+
+/// The node agent's flags on the LAN (Node Subnet, L2 answers on eth0), for the
+/// daemon and for one `--once` round alike.
 fn agent_args(lab: &LabGuard, data: &Path) -> Vec<String> {
     [
         "--mode",
@@ -547,7 +453,7 @@ fn agent_args(lab: &LabGuard, data: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .chain([
-        lab.state().join("ip-masq").display().to_string(),
+        lab.state_dir().join("ip-masq").display().to_string(),
         "--table".into(),
         format!("{}snat", lab.prefix),
         "--data-dir".into(),
@@ -558,26 +464,16 @@ fn agent_args(lab: &LabGuard, data: &Path) -> Vec<String> {
     .collect()
 }
 
+/// One round of the node's agent, which must succeed.
 fn agent_l2_once(lab: &LabGuard, ns: &str, data: &Path) {
-    let o = exec_in(
-        ns,
-        &[
-            BIN,
-            "agent",
-            "--once",
-            "--mode",
-            "nodesubnet",
-            "--vnet-cidr",
-            "10.224.0.0/12",
-            "--config-dir",
-            &lab.state().join("ip-masq").display().to_string(),
-            "--table",
-            &format!("{}snat", lab.prefix),
-            "--data-dir",
-            &data.display().to_string(),
-            "--l2-uplink",
-            "eth0",
-        ],
+    let args = agent_args(lab, data);
+    let mut argv = vec![BIN, "agent", "--once"];
+    argv.extend(args.iter().map(String::as_str));
+    let o = exec_in(ns, &argv);
+    assert!(
+        o.status.success(),
+        "agent: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "agent: {}", text(&o));
 }

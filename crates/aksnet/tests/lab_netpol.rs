@@ -11,36 +11,25 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use aksnet_testkit::{
+    netns_with_prefix, require_root, require_tools, sibling_bin, ChildGuard, CleanupGuard,
+};
+
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
 
 fn prerequisites() {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    assert!(
-        root,
-        "lab netpol creates network namespaces: run as root (scripts/test.sh)"
-    );
-    let cni = Path::new(BIN).parent().unwrap().join("aksnet-cni");
-    assert!(
-        cni.is_file(),
-        "{} is missing: cargo build -p aksnet-cni",
-        cni.display()
-    );
-    for (tool, pkg) in [
+    require_root();
+    sibling_bin(BIN, "aksnet-cni");
+    require_tools(&[
         ("nft", "nftables"),
         ("ip", "iproute2"),
         ("python3", "python3"),
-    ] {
-        assert!(
-            Command::new(tool).arg("--version").output().is_ok()
-                || Command::new(tool).arg("-V").output().is_ok(),
-            "{tool} (Debian {pkg}) is missing: bash scripts/install-deps.sh"
-        );
-    }
+    ]);
+}
+
+/// `lab netpol --down --prefix <prefix>` when the test ends, also when it fails.
+fn down_on_drop(prefix: &str) -> CleanupGuard {
+    CleanupGuard::new(BIN, &["lab", "netpol", "--down", "--prefix", prefix])
 }
 
 fn corpus_dir() -> PathBuf {
@@ -58,23 +47,10 @@ fn corpus(model: &str) -> Vec<PathBuf> {
     v
 }
 
-fn netns_with(prefix: &str) -> Vec<String> {
-    String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .lines()
-    .filter(|l| l.starts_with(prefix))
-    .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
-    .collect()
-}
-
 fn run_corpus(model: &str, letter: char) {
     prerequisites();
-    let prefix = format!("aksh4{}{letter}", std::process::id() % 1000);
+    let prefix = format!("akslb{}{letter}", std::process::id() % 1000);
+    let _down = down_on_drop(&prefix);
     let mut failures = Vec::new();
     for f in corpus(model) {
         let out = Command::new(BIN)
@@ -119,7 +95,7 @@ fn run_corpus(model: &str, letter: char) {
                 }
             }
         }
-        let left = netns_with(&prefix);
+        let left = netns_with_prefix(&prefix);
         assert!(left.is_empty(), "left behind: {left:?}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -140,16 +116,20 @@ fn corpus_observed_equals_model_kubenet() {
 #[test]
 fn killed_run_is_cleaned_by_down() {
     prerequisites();
-    let prefix = format!("aksh4{}d", std::process::id() % 1000);
+    let prefix = format!("akslb{}d", std::process::id() % 1000);
+    let _down = down_on_drop(&prefix);
     let file = corpus_dir().join("e2e-updates.json");
-    let mut child = Command::new(BIN)
-        .args(["lab", "netpol"])
-        .arg(&file)
-        .args(["--prefix", &prefix])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = ChildGuard::new(
+        "lab netpol",
+        Command::new(BIN)
+            .args(["lab", "netpol"])
+            .arg(&file)
+            .args(["--prefix", &prefix])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let pod0 = format!("{prefix}p0");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let listeners = loop {
@@ -167,10 +147,13 @@ fn killed_run_is_cleaned_by_down() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let state = format!("/run/{prefix}netpol-{}", child.id());
-    assert!(!netns_with(&prefix).is_empty(), "nothing left to clean?");
+    run.child.kill().unwrap(); // SIGKILL
+    run.child.wait().unwrap();
+    let state = format!("/run/{prefix}netpol-{}", run.child.id());
+    assert!(
+        !netns_with_prefix(&prefix).is_empty(),
+        "nothing left to clean?"
+    );
     assert!(Path::new(&state).exists(), "{state}");
     let again = Command::new(BIN)
         .args(["lab", "netpol"])
@@ -193,7 +176,11 @@ fn killed_run_is_cleaned_by_down() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    assert!(netns_with(&prefix).is_empty(), "{:?}", netns_with(&prefix));
+    assert!(
+        netns_with_prefix(&prefix).is_empty(),
+        "{:?}",
+        netns_with_prefix(&prefix)
+    );
     assert!(!Path::new(&state).exists(), "{state} left");
     for pid in listeners.split_whitespace() {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

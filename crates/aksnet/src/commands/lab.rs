@@ -149,108 +149,128 @@ pub fn run(cmd: LabCommand) -> ExitCode {
     match cmd {
         LabCommand::Netpol(a) => super::lab_netpol::run(&a),
         LabCommand::Migrate(a) => super::lab_migrate::run(&a),
-        LabCommand::Up(a) => {
-            let spec = LabSpec {
-                prefix: a.common.prefix.clone(),
-                state_dir: a.common.state_dir(),
-                model: a.model,
-                nodes: a.nodes,
-                max_pods: a.max_pods.unwrap_or(a.model.default_max_pods()),
-                pods_per_node: a.pods_per_node,
-                vnet: a.vnet,
-                subnet: a.subnet,
-                subnet_name: a.subnet_name,
-                pod_cidr: a.pod_cidr,
-                peer: a.peer,
-                on_prem: a.on_prem,
-                non_masq_peer: a.non_masq_peer,
-                fabric: a.fabric,
-                pod_subnet: a.pod_subnet,
-                pod_subnet_name: a.pod_subnet_name,
-                pod_allocation: a.pod_allocation,
-            };
-            if let Err(e) = spec.topology() {
-                return fail(&e);
+        LabCommand::Up(a) => up(a),
+        LabCommand::Check(a) => check(&a),
+        LabCommand::Demo(a) => demo(&a),
+        LabCommand::Down(c) => down(&c),
+    }
+}
+
+impl UpArgs {
+    /// The lab these flags describe (maxPods defaults to the model's AKS default).
+    fn spec(self) -> LabSpec {
+        LabSpec {
+            prefix: self.common.prefix.clone(),
+            state_dir: self.common.state_dir(),
+            model: self.model,
+            nodes: self.nodes,
+            max_pods: self.max_pods.unwrap_or(self.model.default_max_pods()),
+            pods_per_node: self.pods_per_node,
+            vnet: self.vnet,
+            subnet: self.subnet,
+            subnet_name: self.subnet_name,
+            pod_cidr: self.pod_cidr,
+            peer: self.peer,
+            on_prem: self.on_prem,
+            non_masq_peer: self.non_masq_peer,
+            fabric: self.fabric,
+            pod_subnet: self.pod_subnet,
+            pod_subnet_name: self.pod_subnet_name,
+            pod_allocation: self.pod_allocation,
+        }
+    }
+}
+
+/// `lab up`: every flag checked before anything is created; a failure past that
+/// point says how to remove what was made.
+fn up(a: UpArgs) -> ExitCode {
+    let bin_dir = a.bin_dir.clone();
+    let spec = a.spec();
+    if let Err(e) = spec.topology() {
+        return fail(&e);
+    }
+    let bins = match Binaries::locate(bin_dir.as_deref()) {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    match aksnet_lab::up(&spec, &bins, &mut std::io::stdout()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = fail(&e);
+            if !matches!(e, LabError::AlreadyUp { .. }) {
+                eprintln!(
+                    "aksnet lab: the lab is partly up; remove it with `aksnet lab down --prefix {}`",
+                    spec.prefix
+                );
             }
-            let bins = match Binaries::locate(a.bin_dir.as_deref()) {
-                Ok(b) => b,
-                Err(e) => return fail(&e),
-            };
-            match aksnet_lab::up(&spec, &bins, &mut std::io::stdout()) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    let code = fail(&e);
-                    if !matches!(e, LabError::AlreadyUp { .. }) {
-                        eprintln!(
-                            "aksnet lab: the lab is partly up; remove it with `aksnet lab down --prefix {}`",
-                            spec.prefix
-                        );
-                    }
-                    code
-                }
+            code
+        }
+    }
+}
+
+/// `lab check`: the report as text or JSON; exit 1 when a path differs from the docs.
+fn check(a: &CheckArgs) -> ExitCode {
+    let lab = match aksnet_lab::Lab::open(&a.common.prefix, &a.common.state_dir()) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let report = match aksnet_lab::check(&lab) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    if a.format == "json" {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => say(&format!("{s}\n")),
+            Err(e) => {
+                eprintln!("aksnet lab: encode check report: {e}");
+                return ExitCode::from(1);
             }
         }
-        LabCommand::Check(a) => {
-            let lab = match aksnet_lab::Lab::open(&a.common.prefix, &a.common.state_dir()) {
-                Ok(l) => l,
-                Err(e) => return fail(&e),
-            };
-            match aksnet_lab::check(&lab) {
-                Ok(report) => {
-                    if a.format == "json" {
-                        match serde_json::to_string_pretty(&report) {
-                            Ok(s) => say(&format!("{s}\n")),
-                            Err(e) => {
-                                eprintln!("aksnet lab: encode check report: {e}");
-                                return ExitCode::from(1);
-                            }
-                        }
-                    } else {
-                        say(&report.render(&lab));
-                        if !lab.complete {
-                            say("note: `lab up` did not finish; some paths may be missing\n");
-                        }
-                    }
-                    if report.ok {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    }
-                }
-                Err(e) => fail(&e),
-            }
+    } else {
+        say(&report.render(&lab));
+        if !lab.complete {
+            say("note: `lab up` did not finish; some paths may be missing\n");
         }
-        LabCommand::Demo(a) => {
-            if let Err(e) = aksnet_lab::spec::validate_prefix(&a.prefix) {
-                return fail(&e);
-            }
-            let bins = match Binaries::locate(a.bin_dir.as_deref()) {
-                Ok(b) => b,
-                Err(e) => return fail(&e),
-            };
-            let opts = aksnet_lab::DemoOptions {
-                prefix: a.prefix.clone(),
-                state_dir: a.state_dir.clone(),
-            };
-            match aksnet_lab::demo(&opts, &bins, &mut std::io::stdout()) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::from(1),
-                Err(e) => fail(&e),
-            }
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn demo(a: &DemoArgs) -> ExitCode {
+    if let Err(e) = aksnet_lab::spec::validate_prefix(&a.prefix) {
+        return fail(&e);
+    }
+    let bins = match Binaries::locate(a.bin_dir.as_deref()) {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    let opts = aksnet_lab::DemoOptions {
+        prefix: a.prefix.clone(),
+        state_dir: a.state_dir.clone(),
+    };
+    match aksnet_lab::demo(&opts, &bins, &mut std::io::stdout()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => fail(&e),
+    }
+}
+
+fn down(c: &Common) -> ExitCode {
+    match aksnet_lab::down(&c.prefix, &c.state_dir()) {
+        Ok(r) if !r.found => {
+            say(&format!("lab {}: nothing to remove\n", c.prefix));
+            ExitCode::SUCCESS
         }
-        LabCommand::Down(c) => match aksnet_lab::down(&c.prefix, &c.state_dir()) {
-            Ok(r) if !r.found => {
-                say(&format!("lab {}: nothing to remove\n", c.prefix));
-                ExitCode::SUCCESS
-            }
-            Ok(r) => {
-                say(&format!(
-                    "lab {} down: {} namespaces removed\n",
-                    c.prefix, r.netns_deleted
-                ));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e),
-        },
+        Ok(r) => {
+            say(&format!(
+                "lab {} down: {} namespaces removed\n",
+                c.prefix, r.netns_deleted
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }

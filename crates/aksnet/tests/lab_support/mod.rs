@@ -1,10 +1,144 @@
-//! Shared by the lab tests (`lab.rs`, `lab_l2.rs`): each model's documented
+//! Shared by the lab tests (`lab.rs`, `lab_l2.rs`): a lab under a test's own
+//! prefix on aksnet-testkit (`lab down` on drop), each model's documented
 //! matrix and the assertion that a `lab check --format json` report matches it.
 //! The expected matrices are written here from the AKS documentation, not
 //! derived from a run.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aksnet_testkit::{require_root, require_tools, run, sibling_bin, CleanupGuard, Netns, Run};
 use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aksnet");
+
+/// Where `aksnet` and `aksnet-cni` were built; the lab runs them from there.
+pub fn bin_dir() -> PathBuf {
+    Path::new(BIN)
+        .parent()
+        .expect("binary directory")
+        .to_path_buf()
+}
+
+/// Fails (never skips) when a prerequisite is missing.
+pub fn prerequisites() {
+    require_root();
+    sibling_bin(BIN, "aksnet-cni");
+    require_tools(&[("nft", "nftables"), ("ip", "iproute2")]);
+}
+
+/// `aksnet <args>`, finding its sibling binaries through `AKSNET_BIN_DIR`.
+pub fn aksnet(args: &[&str]) -> Run {
+    run(Command::new(BIN)
+        .args(args)
+        .env("AKSNET_BIN_DIR", bin_dir()))
+}
+
+/// A lab under a test-unique prefix; `lab down` on drop, also when the test
+/// fails, after removing the namespaces the test added itself.
+pub struct LabGuard {
+    pub prefix: String,
+    /// Namespaces the test adds (a new node and its pods): `lab down` removes
+    /// only what its journal names. Declared before `down`, so dropped first.
+    extra: RefCell<Vec<Netns>>,
+    down: CleanupGuard,
+}
+
+impl LabGuard {
+    pub fn new(prefix: &str) -> Self {
+        prerequisites();
+        let down = CleanupGuard::new(BIN, &["lab", "down", "--prefix", prefix])
+            .env("AKSNET_BIN_DIR", bin_dir());
+        // A previous run killed before its guard ran.
+        let _ = down.run_now();
+        Self {
+            prefix: prefix.to_string(),
+            extra: RefCell::new(Vec::new()),
+            down,
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/run/{}lab", self.prefix))
+    }
+
+    /// The lab's name for `name` (a namespace, a node).
+    pub fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// A namespace the test adds to the lab; the guard removes it.
+    pub fn add_netns(&self, name: &str) {
+        self.extra.borrow_mut().push(Netns::create(name));
+    }
+
+    pub fn up(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["lab", "up", "--prefix", &self.prefix];
+        args.extend_from_slice(extra);
+        aksnet(&args)
+    }
+
+    pub fn check_json(&self) -> (Run, Value) {
+        let r = aksnet(&["lab", "check", "--prefix", &self.prefix, "--format", "json"]);
+        let v = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("check JSON: {e}: {}\n{}", r.stdout, r.stderr));
+        (r, v)
+    }
+
+    /// `lab up` with `extra` flags, which must succeed.
+    #[track_caller]
+    pub fn up_ok(&self, extra: &[&str]) -> Run {
+        let up = self.up(extra);
+        assert_eq!(up.code, Some(0), "up: {}{}", up.stdout, up.stderr);
+        up
+    }
+
+    /// `lab check`, which must pass with the documented matrix `expected`; the report.
+    #[track_caller]
+    pub fn check_matches(&self, expected: &[(&str, &str)]) -> Value {
+        let (r, report) = self.check_json();
+        assert_eq!(r.code, Some(0), "check: {}{}", r.stdout, r.stderr);
+        assert_matrix(&report, expected);
+        report
+    }
+
+    pub fn down(&self) -> Run {
+        self.down.run_now()
+    }
+
+    /// `lab down`, which must succeed and leave no namespace and no state behind.
+    #[track_caller]
+    pub fn down_clean(&self) {
+        let d = self.down();
+        assert_eq!(d.code, Some(0), "down: {}{}", d.stdout, d.stderr);
+        self.assert_gone();
+    }
+
+    /// The lab's journal: one entry per thing `lab up` made (`kind` node, pod, ...).
+    pub fn journal(&self) -> Vec<Value> {
+        let path = self.state_dir().join("journal.jsonl");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("journal line"))
+            .collect()
+    }
+
+    pub fn assert_gone(&self) {
+        assert_eq!(
+            aksnet_testkit::netns_with_prefix(&self.prefix),
+            Vec::<String>::new(),
+            "namespaces left behind"
+        );
+        assert!(
+            !self.state_dir().exists(),
+            "state dir {} left behind",
+            self.state_dir().display()
+        );
+    }
+}
 
 /// Node Subnet, per docs/azure.md#source-addresses: "Systems in the same virtual network as the AKS
 /// cluster see the pod IP as the source address for any traffic from the
