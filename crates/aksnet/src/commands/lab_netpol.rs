@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use aksnet_lab::netpol::{netpol, NetpolOptions};
 use aksnet_lab::{Binaries, Model};
-use aksnet_policy::probe;
 
 use super::policy::Format;
 
@@ -90,19 +89,5 @@ pub fn run(a: &NetpolArgs) -> ExitCode {
             });
         }
     };
-    match a.format {
-        Format::Human => print!("{}", probe::render_human(&report)),
-        Format::Json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("aksnet lab netpol: {e}");
-                return ExitCode::from(1);
-            }
-        },
-    }
-    if report.mismatches() > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    super::policy::print_report(&report, a.format, "aksnet lab netpol", 1)
 }

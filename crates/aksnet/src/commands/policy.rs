@@ -82,13 +82,24 @@ fn eval(file: &Path, format: Format) -> ExitCode {
         }
     };
     let report = probe::evaluate_scenario(&scenario);
+    print_report(&report, format, "aksnet policy eval", 2)
+}
+
+/// Prints a probe report in `format`; exit 1 when an expectation is not met,
+/// `render_failed` when the JSON cannot be rendered.
+pub(crate) fn print_report(
+    report: &probe::Report,
+    format: Format,
+    command: &str,
+    render_failed: u8,
+) -> ExitCode {
     match format {
-        Format::Human => print!("{}", probe::render_human(&report)),
-        Format::Json => match serde_json::to_string_pretty(&report) {
+        Format::Human => print!("{}", probe::render_human(report)),
+        Format::Json => match serde_json::to_string_pretty(report) {
             Ok(s) => println!("{s}"),
             Err(e) => {
-                eprintln!("aksnet policy eval: {e}");
-                return ExitCode::from(2);
+                eprintln!("{command}: {e}");
+                return ExitCode::from(render_failed);
             }
         },
     }
