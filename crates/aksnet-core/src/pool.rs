@@ -153,27 +153,6 @@ impl NodePool {
         }
     }
 
-    /// The node's share of its node subnet, as the cluster store holds it: a Pod
-    /// Subnet or Overlay node's pod addresses lie elsewhere.
-    pub fn record(&self) -> NodeRecord {
-        let elsewhere = self.pod_subnet.is_some() || self.overlay.is_some();
-        NodeRecord {
-            node: self.node.clone(),
-            subnet_name: self.subnet_name.clone(),
-            subnet: self.subnet,
-            node_ip: self.node_ip,
-            max_pods: self.max_pods,
-            pod_ips: if elsewhere {
-                Vec::new()
-            } else {
-                self.pod_ips.clone()
-            },
-            pod_subnet: self.pod_subnet.as_ref().map(|p| p.name.clone()),
-            overlay: self.overlay.is_some(),
-            lease: None,
-        }
-    }
-
     /// Checks every field (the one validator of the pool file; the cluster store's
     /// record is checked by the same rules, [`NodeRecord::validate`]).
     pub fn validate(&self) -> Result<(), NodePoolInvalid> {

@@ -29,7 +29,9 @@ use aksnet_store::local_pool::{
 use aksnet_store::reservation::{get_node, node_key, ReservationError};
 use aksnet_store::Store;
 
-use super::{in_use_in_subnet, parse_node_name, NodeError, StoreArgs, DEFAULT_DATA_DIR};
+use aksnet_node::held::in_use_in_subnet;
+
+use super::{parse_node_name, NodeError, StoreArgs, DEFAULT_DATA_DIR};
 
 #[derive(clap::Args)]
 pub struct KeepaliveArgs {
@@ -156,7 +158,7 @@ fn round(store: &dyn Store, a: &KeepaliveArgs, lease: &NodeLease) -> Result<Roun
     if record.pod_subnet.is_some() {
         // A Pod Subnet node's pool is its blocks of the pod subnet (topped up
         // and trimmed by the same round as `aksnet node pod-sync`).
-        super::podpool::round(store, &a.data_dir)?;
+        aksnet_node::pods::top_up_pod_pool(store, &a.data_dir)?;
         return Ok(Round::Alive(
             Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1)),
             rev,
