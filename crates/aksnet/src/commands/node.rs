@@ -176,6 +176,7 @@ pub struct LeaveArgs {
     pub data_dir: PathBuf,
 }
 
+/// `--format` of `node list` and `subnet list`.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ListFormat {
     Table,

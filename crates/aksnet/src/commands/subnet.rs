@@ -19,7 +19,8 @@ use aksnet_store::tenants::{
 use aksnet_store::{list_subnets, Store};
 
 use super::node::{
-    checked_name, parse_subnet_name, subnet_flag, NodeError, StoreArgs, DEFAULT_SUBNET_NAME,
+    checked_name, parse_subnet_name, subnet_flag, ListFormat, NodeError, StoreArgs,
+    DEFAULT_SUBNET_NAME,
 };
 
 #[derive(clap::Subcommand)]
@@ -103,12 +104,6 @@ pub struct ReleaseArgs {
     pub subnet_name: String,
     #[command(flatten)]
     pub store: StoreArgs,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ListFormat {
-    Table,
-    Json,
 }
 
 #[derive(clap::Args)]
