@@ -8,6 +8,8 @@
 //! - [`held`]: the addresses the node's IPAM state hands to pods — what join,
 //!   leave, keepalive and pod-sync must not take away.
 //! - [`local`]: the node's own pool in its data directory, and a lost store.
+//! - [`join`]: a node's join: its share of the node subnet, its pod addresses,
+//!   its local pool file.
 //! - [`leave`]: a node's leave, in the order that never lets two nodes answer for
 //!   one address.
 //! - [`pods`]: the node's pod addresses outside the node subnet: Pod Subnet blocks
@@ -20,6 +22,7 @@
 pub mod backend;
 pub mod error;
 pub mod held;
+pub mod join;
 pub mod leave;
 pub mod local;
 pub mod pods;

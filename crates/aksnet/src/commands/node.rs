@@ -10,7 +10,7 @@
 //! the node, the node joined with other parameters, store or file errors); 2 bad
 //! input (clap's usage errors and our flag checks, always naming the flag and value).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,19 +19,15 @@ use aksnet_core::azure::{
     format_address_runs, MaxPods, NodeSubnet, DEFAULT_MAX_PODS_NODE_SUBNET,
     DEFAULT_MAX_PODS_OVERLAY,
 };
+use aksnet_node::join::{NodeJoin, PodPlace, SubnetShare};
+use aksnet_node::pods::PodSubnetJoin;
 use aksnet_node::{LeaveEvent, LeaveRequest};
-use aksnet_store::local_pool::{
-    read_node_pool_ignoring_fence as read_node_pool, remove_node_lease, unfence, write_node_lease,
-    write_node_pool, NodeLease,
-};
+use aksnet_store::local_pool::read_node_pool_ignoring_fence as read_node_pool;
 use aksnet_store::podcidr::PodCidrOutcome;
-use aksnet_store::reservation::{join_node, PodHome};
 use aksnet_store::reservation::{
     subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
-use aksnet_store::{
-    list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
-};
+use aksnet_store::{list_nodes, list_subnets, JoinOutcome, Store, StoreError, WriteOutcome};
 use ipnet::Ipv4Net;
 
 mod keepalive;
@@ -151,12 +147,28 @@ impl JoinArgs {
         })
     }
 
-    /// Where the node's pods take their addresses.
-    fn pod_home(&self) -> PodHome<'_> {
-        match (&self.pods.pod_subnet, self.overlay) {
-            (Some(_), _) => PodHome::PodSubnet(&self.pods.pod_subnet_name),
-            (None, true) => PodHome::Overlay,
-            (None, false) => PodHome::NodeSubnet,
+    /// The join the flags ask for.
+    fn request(&self) -> NodeJoin {
+        let pods = match (self.pods.pod_subnet, self.overlay) {
+            (Some(subnet), _) => PodPlace::PodSubnet(PodSubnetJoin {
+                subnet_name: self.pods.pod_subnet_name.clone(),
+                subnet,
+                allocation: self.pods.pod_allocation.into(),
+            }),
+            (None, true) => PodPlace::Overlay,
+            (None, false) => PodPlace::NodeSubnet,
+        };
+        NodeJoin {
+            node: self.node.clone(),
+            data_dir: self.data_dir.clone(),
+            subnet: self.subnet.map(|subnet| SubnetShare {
+                name: self.subnet_name.clone(),
+                subnet,
+                max_pods: self.max_pods(),
+                pods,
+            }),
+            pod_cidr: self.pod_cidr.request(),
+            lease_ttl: self.lease_ttl,
         }
     }
 }
@@ -310,62 +322,15 @@ fn subnet_room(
 
 fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     overlay::check_args(a)?;
-    // Refuse before touching the store if the data dir is another node's.
-    aksnet_node::own_pool(&a.data_dir, &a.node)?;
-    let in_use = match a.subnet {
-        Some(subnet) => aksnet_node::held::in_use_in_subnet(&a.data_dir, subnet.cidr())?,
-        None => BTreeSet::new(),
-    };
-    let store = a.store.open()?;
-    aksnet_node::check_store_not_lost(&*store, &a.data_dir)?;
-    overlay::check_store(a, &*store)?;
-    let lease = match a.lease_ttl {
-        Some(ttl) => Some(store.grant_lease(ttl).map_err(ReservationError::from)?),
-        None => None,
-    };
-    let outcome = match a.subnet {
-        Some(subnet) => Some(join_node(
-            &*store,
-            &JoinRequest {
-                node: a.node.clone(),
-                subnet_name: a.subnet_name.clone(),
-                subnet,
-                max_pods: a.max_pods(),
-                in_use,
-                lease,
-            },
-            a.pod_home(),
-        )?),
-        None => None,
-    };
-    let reserved_ip = outcome.as_ref().map(|o| o.reservation().node_ip);
-    let pod_cidr = match podcidr::join(
-        &a.pod_cidr,
-        &*store,
-        &a.node,
-        reserved_ip,
-        &a.data_dir,
-        lease,
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            // A reservation this join made goes too: the join is all or nothing.
-            if let Some(JoinOutcome::Joined(r)) = &outcome {
-                if let Err(undo) = aksnet_store::reservation::leave(&*store, &r.node) {
-                    eprintln!(
-                        "aksnet node join: warning: undo the reservation of {}: {undo}",
-                        r.node
-                    );
-                }
-            }
-            return Err(e);
-        }
-    };
-    if let (Some(outcome), Some(subnet)) = (&outcome, a.subnet) {
-        let block = pod_cidr.as_ref().map(|p| p.record().cidr);
-        finish_subnet_join(a, &*store, outcome, &subnet, block)?;
+    let (store, report) =
+        aksnet_node::join::join(&a.store.options(), &a.request(), &mut |node, undo| {
+            eprintln!("aksnet node join: warning: undo the reservation of {node}: {undo}")
+        })?;
+    let block = report.pod_cidr.as_ref().map(|p| p.record().cidr);
+    if let (Some(joined), Some(subnet)) = (&report.subnet, a.subnet) {
+        print_subnet_join(a, &*store, joined, &subnet, block);
     }
-    if let Some(p) = pod_cidr {
+    if let Some(p) = report.pod_cidr {
         let verb = match p {
             PodCidrOutcome::Allocated(_) => "allocated",
             PodCidrOutcome::AlreadyAllocated(_) => "already held",
@@ -382,29 +347,16 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Writes the node's local pool after a Node Subnet join, then prints its summary.
-fn finish_subnet_join(
+/// Prints the summary of a node-subnet join.
+fn print_subnet_join(
     a: &JoinArgs,
     store: &dyn Store,
-    outcome: &JoinOutcome,
+    joined: &aksnet_node::join::SubnetJoined,
     subnet: &NodeSubnet,
     pod_cidr: Option<Ipv4Net>,
-) -> Result<(), NodeError> {
+) {
+    let (outcome, path, pods) = (&joined.outcome, &joined.pool_path, &joined.pods);
     let r = outcome.reservation();
-    // The store is the truth: (re)write the local pool from it, also on a rejoin,
-    // then the lease record, then lift a fence: the pool is this node's again.
-    let (path, pods) = match a.pods.pod_subnet {
-        Some(ps) => {
-            let (pods, path) = podpool::join(store, &a.pods, ps, r, &a.data_dir)?;
-            (path, Some(pods))
-        }
-        None => {
-            let pool = overlay::node_pool(a, r, pod_cidr)?;
-            (write_node_pool(&a.data_dir, &pool)?, None)
-        }
-    };
-    record_lease(a, r)?;
-    unfence(&a.data_dir)?;
     // Everything below is a summary: the join is done, so a failure here is a
     // warning and the exit status stays 0 (issue 17: automation that saw exit 1
     // would delete the VM and leak its addresses).
@@ -473,28 +425,6 @@ fn finish_subnet_join(
             r.node
         ),
     }
-    Ok(())
-}
-
-/// Writes (or removes) `<data-dir>/node-pool.lease` after the reservation's lease
-/// (a rejoin keeps the lease the reservation already lives on).
-fn record_lease(a: &JoinArgs, r: &aksnet_store::NodeReservation) -> Result<(), NodeError> {
-    match (r.lease, a.lease_ttl) {
-        (Some(lease), ttl) => {
-            write_node_lease(
-                &a.data_dir,
-                &NodeLease {
-                    node: r.node.clone(),
-                    lease,
-                    ttl_seconds: ttl.map_or(0, |t| t.as_secs().max(1)),
-                },
-            )?;
-        }
-        (None, _) => {
-            remove_node_lease(&a.data_dir)?;
-        }
-    }
-    Ok(())
 }
 
 fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {

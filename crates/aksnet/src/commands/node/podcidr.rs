@@ -4,12 +4,10 @@
 //! (what a BYO route table on the LAN's gateway should hold).
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use aksnet_agent::routes::{route_table, ROUTE_PROTO};
-use aksnet_node::pods::{join_pod_cidr, PodCidrJoin};
-use aksnet_store::podcidr::{list_pod_cidrs, PodCidrOutcome, DEFAULT_NODE_PREFIX_LEN};
-use aksnet_store::{LeaseId, Store};
+use aksnet_node::pods::PodCidrJoin;
+use aksnet_store::podcidr::{list_pod_cidrs, DEFAULT_NODE_PREFIX_LEN};
 use ipnet::Ipv4Net;
 
 use super::{NodeError, StoreArgs};
@@ -43,25 +41,15 @@ fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
     Ok(cidr)
 }
 
-/// Gives `node` its block when `--pod-cidr-from` is set. `node_ip` is the
-/// reservation's node IP (Node Subnet) or `None` (then `--node-ip` is needed).
-pub fn join(
-    a: &PodCidrArgs,
-    store: &dyn Store,
-    node: &str,
-    reserved_ip: Option<Ipv4Addr>,
-    data_dir: &Path,
-    lease: Option<LeaseId>,
-) -> Result<Option<PodCidrOutcome>, NodeError> {
-    let Some(cluster_cidr) = a.pod_cidr_from else {
-        return Ok(None);
-    };
-    let req = PodCidrJoin {
-        cluster_cidr,
-        node_prefix_len: a.pod_cidr_mask_size,
-        node_ip: a.node_ip,
-    };
-    join_pod_cidr(store, &req, node, reserved_ip, data_dir, lease).map(Some)
+impl PodCidrArgs {
+    /// The pod CIDR join the flags ask for, when `--pod-cidr-from` is set.
+    pub fn request(&self) -> Option<PodCidrJoin> {
+        self.pod_cidr_from.map(|cluster_cidr| PodCidrJoin {
+            cluster_cidr,
+            node_prefix_len: self.pod_cidr_mask_size,
+            node_ip: self.node_ip,
+        })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -6,15 +6,13 @@
 //! runs the same round for a Pod Subnet node.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aksnet_core::azure::NodeSubnet;
 use aksnet_core::podsubnet::Allocation;
-use aksnet_node::pods::{top_up_pod_pool, PodSubnetJoin};
+use aksnet_node::pods::top_up_pod_pool;
 use aksnet_store::pod_pool::SyncReport;
-use aksnet_store::podsubnet::PodReservation;
-use aksnet_store::{NodeReservation, Store};
 
 use super::{store_args, NodeError, StoreArgs, DEFAULT_DATA_DIR};
 
@@ -93,23 +91,6 @@ fn parse_every(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(d)
-}
-
-/// Takes the node's blocks and writes its pool (after its node-subnet
-/// reservation `r`).
-pub fn join(
-    store: &dyn Store,
-    p: &PodSubnetArgs,
-    subnet: NodeSubnet,
-    r: &NodeReservation,
-    data_dir: &Path,
-) -> Result<(PodReservation, PathBuf), NodeError> {
-    let req = PodSubnetJoin {
-        subnet_name: p.pod_subnet_name.clone(),
-        subnet,
-        allocation: p.pod_allocation.into(),
-    };
-    aksnet_node::pods::join_pod_subnet(store, &req, r, data_dir)
 }
 
 fn describe(r: &SyncReport) -> String {
