@@ -10,6 +10,7 @@
 //! - [`local`]: the node's own pool in its data directory, and a lost store.
 //! - [`join`]: a node's join: its share of the node subnet, its pod addresses,
 //!   its local pool file.
+//! - [`keepalive`]: one round of a node's lease keepalive.
 //! - [`leave`]: a node's leave, in the order that never lets two nodes answer for
 //!   one address.
 //! - [`pods`]: the node's pod addresses outside the node subnet: Pod Subnet blocks
@@ -23,6 +24,7 @@ pub mod backend;
 pub mod error;
 pub mod held;
 pub mod join;
+pub mod keepalive;
 pub mod leave;
 pub mod local;
 pub mod pods;
