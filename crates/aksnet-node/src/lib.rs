@@ -7,6 +7,8 @@
 //!   etcd), with etcd's TLS files and credentials.
 //! - [`held`]: the addresses the node's IPAM state hands to pods — what join,
 //!   leave, keepalive and pod-sync must not take away.
+//! - [`list`]: the cluster's nodes, their pod addresses and use, and each
+//!   subnet's reserved addresses.
 //! - [`local`]: the node's own pool in its data directory, and a lost store.
 //! - [`join`]: a node's join: its share of the node subnet, its pod addresses,
 //!   its local pool file.
@@ -26,6 +28,7 @@ pub mod held;
 pub mod join;
 pub mod keepalive;
 pub mod leave;
+pub mod list;
 pub mod local;
 pub mod pods;
 

@@ -10,7 +10,6 @@
 //! the node, the node joined with other parameters, store or file errors); 2 bad
 //! input (clap's usage errors and our flag checks, always naming the flag and value).
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,14 +19,14 @@ use aksnet_core::azure::{
     DEFAULT_MAX_PODS_OVERLAY,
 };
 use aksnet_node::join::{NodeJoin, PodPlace, SubnetShare};
+use aksnet_node::list::{list_cluster, NodeList};
 use aksnet_node::pods::PodSubnetJoin;
 use aksnet_node::{LeaveEvent, LeaveRequest};
-use aksnet_store::local_pool::read_node_pool_ignoring_fence as read_node_pool;
 use aksnet_store::podcidr::PodCidrOutcome;
 use aksnet_store::reservation::{
     subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
-use aksnet_store::{list_nodes, list_subnets, JoinOutcome, Store, StoreError, WriteOutcome};
+use aksnet_store::{JoinOutcome, Store, StoreError, WriteOutcome};
 use ipnet::Ipv4Net;
 
 mod keepalive;
@@ -517,114 +516,36 @@ fn withdraw_answers(r: &aksnet_store::NodeReservation) {
     }
 }
 
-/// One row of `node list`.
-struct Row {
-    node: String,
-    subnet_name: String,
-    subnet: Ipv4Net,
-    node_ip: Ipv4Addr,
-    max_pods: u32,
-    pod_ips: Vec<Ipv4Addr>,
-    in_use: Option<usize>,
-}
-
 fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let store = a.store.open()?;
-    aksnet_node::check_store_not_lost(&*store, &a.data_dir)?;
-    let mut nodes = list_nodes(&*store)?;
-    let subnets = list_subnets(&*store)?;
-    // A Pod Subnet node's pod addresses are those of its blocks (issue 15).
-    let pods = aksnet_store::podsubnet::list_pods(&*store)?;
-    // An Overlay node's are the first maxPods of its /24 of the pod CIDR.
-    let blocks = if nodes.iter().any(|n| n.overlay) {
-        aksnet_store::podcidr::list_pod_cidrs(&*store)?
-    } else {
-        Vec::new()
-    };
-    for n in &mut nodes {
-        if let Some(p) = pods.iter().find(|p| p.node == n.node) {
-            n.pod_ips = p.pod_ips();
-        }
-        if let Some(b) = blocks.iter().find(|b| n.overlay && b.node == n.node) {
-            n.pod_ips = aksnet_core::pool::overlay_pod_ips(b.cidr, n.max_pods);
-        }
-    }
-    // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
-    let local = match read_node_pool(&a.data_dir) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("aksnet node list: warning: {e}; in-use not shown");
-            None
-        }
-    };
-    let mut rows = Vec::with_capacity(nodes.len());
-    for n in &nodes {
-        let in_use = match &local {
-            Some(p) if p.node == n.node => {
-                match aksnet_node::pods_in_use(&a.data_dir, &n.pod_ips) {
-                    Ok(u) => Some(u.len()),
-                    Err(e) => {
-                        eprintln!("aksnet node list: warning: {e}; in-use not shown");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        rows.push(Row {
-            node: n.node.clone(),
-            subnet_name: n.subnet_name.clone(),
-            subnet: n.subnet,
-            node_ip: n.node_ip,
-            max_pods: n.max_pods,
-            pod_ips: n.pod_ips.clone(),
-            in_use,
-        });
-    }
-    // Per subnet: reserved addresses and node count.
-    let mut per_subnet: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
-    for n in &nodes {
-        let e = per_subnet.entry(n.subnet_name.as_str()).or_default();
-        e.0 += if n.pods_elsewhere() {
-            1
-        } else {
-            n.pod_ips.len() as u64 + 1
-        };
-        e.1 += 1;
-    }
-    for p in &pods {
-        let e = per_subnet.entry(p.pod_subnet_name.as_str()).or_default();
-        e.0 += p.blocks.len() as u64 * u64::from(aksnet_core::podsubnet::BATCH);
-        e.1 += 1;
-    }
+    let list = list_cluster(&*store, &a.data_dir, &mut |e| {
+        eprintln!("aksnet node list: warning: {e}; in-use not shown")
+    })?;
     match a.format {
-        ListFormat::Json => print_json(&rows, &subnets, &per_subnet),
-        ListFormat::Table => print_table(a, &rows, &subnets, &per_subnet),
+        ListFormat::Json => print_json(&list),
+        ListFormat::Table => print_table(a, &list),
     }
     note_retries("list", &*store);
     Ok(())
 }
 
-fn print_json(
-    rows: &[Row],
-    subnets: &[(String, NodeSubnet)],
-    per_subnet: &BTreeMap<&str, (u64, usize)>,
-) {
-    let subnets: Vec<serde_json::Value> = subnets
+fn print_json(list: &NodeList) {
+    let subnets: Vec<serde_json::Value> = list
+        .subnets
         .iter()
-        .map(|(name, s)| {
-            let (reserved, count) = per_subnet.get(name.as_str()).copied().unwrap_or_default();
+        .map(|u| {
             serde_json::json!({
-                "name": name,
-                "cidr": s.cidr().to_string(),
-                "usable": s.usable(),
-                "reserved": reserved,
-                "free": s.usable().saturating_sub(reserved),
-                "nodes": count,
+                "name": u.name,
+                "cidr": u.subnet.cidr().to_string(),
+                "usable": u.subnet.usable(),
+                "reserved": u.reserved,
+                "free": u.subnet.usable().saturating_sub(u.reserved),
+                "nodes": u.nodes,
             })
         })
         .collect();
-    let nodes: Vec<serde_json::Value> = rows
+    let nodes: Vec<serde_json::Value> = list
+        .nodes
         .iter()
         .map(|r| {
             serde_json::json!({
@@ -677,12 +598,8 @@ fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn print_table(
-    a: &ListArgs,
-    rows: &[Row],
-    subnets: &[(String, NodeSubnet)],
-    per_subnet: &BTreeMap<&str, (u64, usize)>,
-) {
+fn print_table(a: &ListArgs, list: &NodeList) {
+    let (rows, subnets) = (&list.nodes, &list.subnets);
     if rows.is_empty() && subnets.is_empty() {
         out!("no nodes joined in {}", a.store.describe());
         return;
@@ -711,15 +628,14 @@ fn print_table(
     out!();
     let subnet_rows: Vec<Vec<String>> = subnets
         .iter()
-        .map(|(name, s)| {
-            let (reserved, count) = per_subnet.get(name.as_str()).copied().unwrap_or_default();
+        .map(|u| {
             vec![
-                name.clone(),
-                s.cidr().to_string(),
-                count.to_string(),
-                s.usable().to_string(),
-                reserved.to_string(),
-                s.usable().saturating_sub(reserved).to_string(),
+                u.name.clone(),
+                u.subnet.cidr().to_string(),
+                u.nodes.to_string(),
+                u.subnet.usable().to_string(),
+                u.reserved.to_string(),
+                u.subnet.usable().saturating_sub(u.reserved).to_string(),
             ]
         })
         .collect();
