@@ -84,17 +84,11 @@ pub fn desired_addresses(
     let Some(pool) = aksnet_store::local_pool::read_node_pool(data_dir)? else {
         return Ok(None);
     };
-    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|source| L2Error::Ipam {
-        data_dir: data_dir.to_path_buf(),
-        source,
+    let mut desired = aksnet_node::held::held_addresses(data_dir).map_err(|e| L2Error::Ipam {
+        data_dir: e.data_dir,
+        source: e.source,
     })?;
-    let desired = held
-        .iter()
-        .filter_map(|h| match h.ip {
-            IpAddr::V4(ip) if pool.subnet.contains(&ip) && ip != pool.node_ip => Some(ip),
-            _ => None,
-        })
-        .collect();
+    desired.retain(|ip| pool.subnet.contains(ip) && *ip != pool.node_ip);
     Ok(Some((pool.subnet, desired)))
 }
 

@@ -93,11 +93,10 @@ pub fn from_node_pool(data_dir: &Path) -> Result<Option<PoolUsage>, PodAddressEr
     let Some(pool) = read_node_pool(data_dir)? else {
         return Ok(None);
     };
-    let ips: std::collections::HashSet<std::net::IpAddr> =
-        pool.pod_ips.iter().map(|ip| (*ip).into()).collect();
-    let used = aksnet_ipam::allocated_addresses(data_dir)?
-        .iter()
-        .filter(|h| ips.contains(&h.ip))
+    let reserved: std::collections::BTreeSet<_> = pool.pod_ips.iter().copied().collect();
+    let used = aksnet_node::held::held_addresses(data_dir)
+        .map_err(|e| e.source)?
+        .intersection(&reserved)
         .count() as u64;
     let blocks = pool.pod_subnet.as_ref().map(|p| BlockUsage {
         subnet: p.name.clone(),
@@ -107,7 +106,7 @@ pub fn from_node_pool(data_dir: &Path) -> Result<Option<PoolUsage>, PodAddressEr
     Ok(Some(PoolUsage {
         mode: pool.model(),
         node: pool.node,
-        reserved: ips.len() as u64,
+        reserved: reserved.len() as u64,
         used,
         blocks,
     }))

@@ -106,7 +106,7 @@ pub enum PluginError {
     NodePool { path: PathBuf, why: String },
 
     #[error(transparent)]
-    LocalPool(#[from] aksnet_store::local_pool::LocalPoolError),
+    LocalPool(#[from] aksnet_ipam::node_pool::NodePoolFileError),
 
     /// `script` is the nft transaction that failed (empty when it could not be built).
     #[error("ipMasq: {source}")]

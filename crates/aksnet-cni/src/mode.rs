@@ -3,12 +3,8 @@
 //! own the rest — the attachment lock, the IPAM transaction, the undo list,
 //! ipMasq and the result — once for every mode (issue 16, item 4).
 
-use std::net::IpAddr;
-
 use aksnet_cniproto::{CmdArgs, CniResult};
-use aksnet_core::allocator::{
-    AllocationMeta, Allocator, AttachmentKey, LeaseInfo, Pool, ValidPool,
-};
+use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, LeaseInfo, ValidPool};
 use aksnet_core::pool::{NodePool, NODE_POOL_FILE};
 use aksnet_netlink::Handle;
 use ipnet::IpNet;
@@ -91,9 +87,9 @@ pub(crate) fn node_full(addresses: &Addresses, in_use: usize) -> Option<PluginEr
 }
 
 /// Reads the node's local pool that `aksnet node join` wrote (one reader for
-/// the file, `aksnet_store::local_pool`, which checks every field), requires
-/// it to be a pool of the model `mode` (`NodePool::model`), and returns it
-/// with the addresses it hands out. `join` is the command that makes one.
+/// the file, `aksnet_ipam::node_pool`, which parses it and checks every field
+/// once), requires it to be a pool of the model `mode` (`NodePool::model`), and
+/// returns it with the addresses it hands out. `join` is the command that makes one.
 pub(crate) fn node_pool_addresses(
     cfg: &PluginConfig,
     mode: &'static str,
@@ -103,8 +99,8 @@ pub(crate) fn node_pool_addresses(
         path: cfg.data_dir.join(NODE_POOL_FILE),
         why,
     };
-    let pool = match aksnet_store::local_pool::read_node_pool(&cfg.data_dir) {
-        Ok(Some(pool)) => pool,
+    let (pool, valid) = match aksnet_ipam::node_pool::read_node_pool_addresses(&cfg.data_dir) {
+        Ok(Some(read)) => read,
         Ok(None) => {
             return Err(err(format!(
                 "is missing: this node has not joined (run `{join}`)"
@@ -118,12 +114,6 @@ pub(crate) fn node_pool_addresses(
             pool.model()
         )));
     }
-    let valid = Pool::Addresses {
-        prefix: IpNet::V4(pool.pod_prefix()),
-        addrs: pool.pod_ips.iter().copied().map(IpAddr::V4).collect(),
-    }
-    .validate()
-    .map_err(|e| err(format!("is invalid: {e}")))?;
     let node = Some((pool.node.clone(), pool.pod_ips.len()));
     Ok((pool, Addresses { pool: valid, node }))
 }

@@ -40,7 +40,7 @@ impl RoutedMode for PodSubnetConf {
         in_use: usize,
     ) -> Option<PluginError> {
         let (node, held) = addresses.node.clone()?;
-        let pool = aksnet_store::local_pool::read_node_pool(&cfg.data_dir).ok()??;
+        let pool = aksnet_ipam::node_pool::read_node_pool(&cfg.data_dir).ok()??;
         let ps = pool.pod_subnet?;
         match ps.allocation {
             Allocation::Dynamic => Some(PluginError::PoolEmpty {

@@ -474,26 +474,61 @@ fn validate_addresses(prefix: IpNet, addrs: &[IpAddr]) -> Result<ValidPool, Pool
     }
     let mut pos = HashMap::with_capacity(addrs.len());
     for (i, ip) in addrs.iter().enumerate() {
-        let field = format!("podIps[{i}]");
-        check_host_address(&field, *ip, prefix)?;
+        // The field name is formatted only for an error: the valid path of a
+        // 250-address pool allocates nothing per address.
+        if let Err(e) = check_host_address("", *ip, prefix) {
+            return Err(e.with_field(format!("podIps[{i}]")));
+        }
         if let Some(first) = pos.insert(*ip, i) {
             return Err(PoolError::Duplicate {
-                field,
+                field: format!("podIps[{i}]"),
                 value: *ip,
                 first_field: format!("podIps[{first}]"),
             });
         }
     }
-    Ok(ValidPool {
-        sets: vec![ValidSet::List {
-            prefix,
-            addrs: addrs.to_vec(),
-            pos,
-        }],
-    })
+    Ok(ValidPool::from_checked_list(prefix, addrs.to_vec(), pos))
+}
+
+impl PoolError {
+    /// The same error naming `field` (for errors built before their field name).
+    fn with_field(self, name: String) -> Self {
+        match self {
+            Self::NotInSubnet { value, subnet, .. } => Self::NotInSubnet {
+                field: name,
+                value,
+                subnet,
+            },
+            Self::Reserved {
+                value,
+                what,
+                subnet,
+                ..
+            } => Self::Reserved {
+                field: name,
+                value,
+                what,
+                subnet,
+            },
+            other => other,
+        }
+    }
 }
 
 impl ValidPool {
+    /// An address-list pool whose addresses the caller has already checked (host
+    /// addresses of `prefix`, each once, `pos` their positions):
+    /// `crate::pool::NodePool::address_pool`, whose rules are stricter.
+    pub(crate) fn from_checked_list(
+        prefix: IpNet,
+        addrs: Vec<IpAddr>,
+        pos: HashMap<IpAddr, usize>,
+    ) -> Self {
+        ValidPool {
+            sets: vec![ValidSet::List { prefix, addrs, pos }],
+        }
+    }
+
     /// Number of range sets: each attachment gets one address from each.
     pub fn set_count(&self) -> usize {
         self.sets.len()

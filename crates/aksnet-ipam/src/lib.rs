@@ -22,6 +22,7 @@
 pub mod attachment_lock;
 mod boot;
 pub mod error;
+pub mod node_pool;
 pub mod store;
 
 use std::net::IpAddr;

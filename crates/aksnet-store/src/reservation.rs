@@ -37,7 +37,7 @@ use std::time::Duration;
 use aksnet_core::azure::{
     pick_node_addresses, AzureError, InsufficientSubnetSize, MaxPods, NodeSubnet,
 };
-use aksnet_core::pool::{NodePool, NODE_POOL_VERSION};
+use aksnet_core::pool::NodeRecord;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
@@ -65,96 +65,14 @@ pub fn subnet_key(name: &str) -> String {
     format!("{SUBNETS_PREFIX}{name}")
 }
 
-/// What a node holds: the value of `nodes/<node>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NodeReservation {
-    pub node: String,
-    pub subnet_name: String,
-    pub subnet: Ipv4Net,
-    pub node_ip: Ipv4Addr,
-    pub max_pods: u32,
-    pub pod_ips: Vec<Ipv4Addr>,
-    /// Set for a Pod Subnet node (issue 15): its pods take addresses of this pod
-    /// subnet (`crate::podsubnet`), so the node subnet holds only the node's own
-    /// address and `podIps` is empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_subnet: Option<String>,
-    /// Set for an Overlay node (issue 15): its pods take addresses of its /24 of
-    /// the cluster pod CIDR (`crate::podcidr`), outside the VNet, so the node
-    /// subnet holds only the node's own address and `podIps` is empty.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub overlay: bool,
-    /// The lease the reservation lives on (etcd store, `node join --lease-ttl`):
-    /// when it expires the store deletes the reservation and its index keys, and
-    /// the addresses are free again (docs/node.md, "Leases").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease: Option<LeaseId>,
-}
+/// What a node holds: the value of `nodes/<node>`. The record and its rules live
+/// in `aksnet_core::pool` ([`NodeRecord`], one record with the node's pool file,
+/// checked by the same validator); this is its name in the store.
+pub type NodeReservation = NodeRecord;
 
-impl NodeReservation {
-    /// Whether the node's pods take addresses outside the node subnet (Pod
-    /// Subnet, Overlay): the node subnet then holds only the node's own address.
-    pub fn pods_elsewhere(&self) -> bool {
-        self.pod_subnet.is_some() || self.overlay
-    }
-
-    /// The node's own address followed by its pod addresses (`1 + maxPods`).
-    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        std::iter::once(self.node_ip).chain(self.pod_ips.iter().copied())
-    }
-
-    /// The node's local pool file content (crates/aksnet-core/src/pool.rs).
-    pub fn to_node_pool(&self) -> NodePool {
-        NodePool {
-            version: NODE_POOL_VERSION,
-            node: self.node.clone(),
-            subnet_name: self.subnet_name.clone(),
-            subnet: self.subnet,
-            node_ip: self.node_ip,
-            max_pods: self.max_pods,
-            pod_ips: self.pod_ips.clone(),
-            // A Pod Subnet node's pool is completed by `crate::podsubnet`, an
-            // Overlay node's by its pod CIDR block.
-            pod_subnet: None,
-            overlay: None,
-        }
-    }
-
-    /// Invariants a stored record must meet; `Err` says which is broken.
-    fn check(&self) -> Result<(), String> {
-        let subnet = NodeSubnet::new(self.subnet).map_err(|e| e.to_string())?;
-        MaxPods::new(self.max_pods).map_err(|e| e.to_string())?;
-        if self.pod_subnet.is_some() && self.overlay {
-            return Err("a node is a Pod Subnet node or an Overlay node, not both".into());
-        }
-        let pods_here = if self.pods_elsewhere() {
-            0
-        } else {
-            self.max_pods as usize
-        };
-        if self.pod_ips.len() != pods_here {
-            return Err(format!(
-                "podIps has {} addresses, want {pods_here} (maxPods {}, pod subnet {:?})",
-                self.pod_ips.len(),
-                self.max_pods,
-                self.pod_subnet
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        for ip in self.addresses() {
-            if !subnet.is_usable(ip) {
-                return Err(format!(
-                    "address {ip} is not a usable address of {}",
-                    self.subnet
-                ));
-            }
-            if !seen.insert(ip) {
-                return Err(format!("address {ip} appears twice"));
-            }
-        }
-        Ok(())
-    }
+/// Invariants a stored record must meet; `Err` says which is broken.
+fn check(r: &NodeReservation) -> Result<(), String> {
+    r.validate().map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,7 +273,7 @@ pub fn validate_subnet_name(name: &str) -> Result<(), ReservationError> {
 
 fn parse_reservation(key: &str, value: &[u8]) -> Result<NodeReservation, ReservationError> {
     let r: NodeReservation = parse(key, value)?;
-    r.check().map_err(|detail| corrupt(key, detail))?;
+    check(&r).map_err(|detail| corrupt(key, detail))?;
     if node_key(&r.node) != key {
         return Err(corrupt(key, format!("record names node {:?}", r.node)));
     }
@@ -1118,7 +1036,7 @@ mod tests {
         let s = MemStore::new();
         let r = joined(join(&s, &req("a", "10.0.0.0/24", 10)).expect("join"));
         let p = r.to_node_pool();
-        assert_eq!(p.version, NODE_POOL_VERSION);
+        assert_eq!(p.version, aksnet_core::pool::NODE_POOL_VERSION);
         assert_eq!(
             (p.node.as_str(), p.node_ip, p.max_pods, p.pod_ips.len()),
             ("a", r.node_ip, 10, 10)

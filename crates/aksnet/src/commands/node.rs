@@ -10,8 +10,7 @@
 //! the node, the node joined with other parameters, store or file errors); 2 bad
 //! input (clap's usage errors and our flag checks, always naming the flag and value).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,19 +18,15 @@ use aksnet_core::azure::{
     format_address_runs, MaxPods, NodeSubnet, DEFAULT_MAX_PODS_NODE_SUBNET,
     DEFAULT_MAX_PODS_OVERLAY,
 };
-use aksnet_core::pool::NodePool;
-use aksnet_store::local_pool::{
-    node_pool_path, read_node_pool_ignoring_fence as read_node_pool, remove_node_lease,
-    remove_node_pool, unfence, write_node_lease, write_node_pool, LocalPoolError, NodeLease,
-};
+use aksnet_node::join::{NodeJoin, PodPlace, SubnetShare};
+use aksnet_node::list::{list_cluster, NodeList};
+use aksnet_node::pods::PodSubnetJoin;
+use aksnet_node::{LeaveEvent, LeaveRequest};
 use aksnet_store::podcidr::PodCidrOutcome;
 use aksnet_store::reservation::{
-    get_node, release, subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
+    subnet_usage, validate_node_name, validate_subnet_name, ReservationError,
 };
-use aksnet_store::reservation::{join_node, PodHome};
-use aksnet_store::{
-    list_nodes, list_subnets, JoinOutcome, JoinRequest, Store, StoreError, WriteOutcome,
-};
+use aksnet_store::{JoinOutcome, Store, StoreError, WriteOutcome};
 use ipnet::Ipv4Net;
 
 mod keepalive;
@@ -151,12 +146,28 @@ impl JoinArgs {
         })
     }
 
-    /// Where the node's pods take their addresses.
-    fn pod_home(&self) -> PodHome<'_> {
-        match (&self.pods.pod_subnet, self.overlay) {
-            (Some(_), _) => PodHome::PodSubnet(&self.pods.pod_subnet_name),
-            (None, true) => PodHome::Overlay,
-            (None, false) => PodHome::NodeSubnet,
+    /// The join the flags ask for.
+    fn request(&self) -> NodeJoin {
+        let pods = match (self.pods.pod_subnet, self.overlay) {
+            (Some(subnet), _) => PodPlace::PodSubnet(PodSubnetJoin {
+                subnet_name: self.pods.pod_subnet_name.clone(),
+                subnet,
+                allocation: self.pods.pod_allocation.into(),
+            }),
+            (None, true) => PodPlace::Overlay,
+            (None, false) => PodPlace::NodeSubnet,
+        };
+        NodeJoin {
+            node: self.node.clone(),
+            data_dir: self.data_dir.clone(),
+            subnet: self.subnet.map(|subnet| SubnetShare {
+                name: self.subnet_name.clone(),
+                subnet,
+                max_pods: self.max_pods(),
+                pods,
+            }),
+            pod_cidr: self.pod_cidr.request(),
+            lease_ttl: self.lease_ttl,
         }
     }
 }
@@ -176,6 +187,7 @@ pub struct LeaveArgs {
     pub data_dir: PathBuf,
 }
 
+/// `--format` of `node list` and `subnet list`.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ListFormat {
     Table,
@@ -195,23 +207,33 @@ pub struct ListArgs {
     pub data_dir: PathBuf,
 }
 
-fn parse_node_name(s: &str) -> Result<String, String> {
-    validate_node_name(s)
-        .map(|()| s.to_string())
-        .map_err(|e| e.to_string())
+/// `s` if `check` accepts it, else `check`'s error as clap's message: the
+/// value parser of every name flag.
+pub(crate) fn checked_name<E: std::fmt::Display>(
+    s: &str,
+    check: impl Fn(&str) -> Result<(), E>,
+) -> Result<String, String> {
+    check(s).map(|()| s.to_string()).map_err(|e| e.to_string())
 }
 
-fn parse_subnet_name(s: &str) -> Result<String, String> {
-    validate_subnet_name(s)
-        .map(|()| s.to_string())
-        .map_err(|e| e.to_string())
+fn parse_node_name(s: &str) -> Result<String, String> {
+    checked_name(s, validate_node_name)
+}
+
+pub(crate) fn parse_subnet_name(s: &str) -> Result<String, String> {
+    checked_name(s, validate_subnet_name)
+}
+
+/// A node subnet flag's value; `note` follows the example in the message.
+pub(crate) fn subnet_flag(s: &str, note: &str) -> Result<NodeSubnet, String> {
+    let cidr: Ipv4Net = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 CIDR such as 10.240.0.0/24{note}"))?;
+    NodeSubnet::new(cidr).map_err(|e| e.to_string())
 }
 
 fn parse_subnet(s: &str) -> Result<NodeSubnet, String> {
-    let cidr: Ipv4Net = s.parse().map_err(|_| {
-        format!("{s:?} is not an IPv4 CIDR such as 10.240.0.0/24 (Node Subnet is IPv4 only)")
-    })?;
-    NodeSubnet::new(cidr).map_err(|e| e.to_string())
+    subnet_flag(s, " (Node Subnet is IPv4 only)")
 }
 
 fn parse_max_pods(s: &str) -> Result<MaxPods, String> {
@@ -222,137 +244,14 @@ fn parse_max_pods(s: &str) -> Result<MaxPods, String> {
     MaxPods::new(n).map_err(|e| e.to_string())
 }
 
-/// Why a node command did not succeed, with its exit status.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// A test-only fault (`failpoint`).
-    #[error("injected fault {0} (AKSNET_FAILPOINT)")]
-    Failpoint(&'static str),
-    #[error(transparent)]
-    Reservation(#[from] ReservationError),
-    #[error(transparent)]
-    LocalPool(#[from] LocalPoolError),
-    #[error(
-        "--data-dir {}: it holds the pool of node {pool_node} ({}), not of node {node}; \
-         each node has its own data directory",
-        data_dir.display(), pool_path.display()
-    )]
-    DataDirOfAnotherNode {
-        data_dir: PathBuf,
-        pool_path: PathBuf,
-        pool_node: String,
-        node: String,
-    },
-    #[error(
-        "refusing to release node {node}: {count} pod address(es) of its reservation are still \
-         allocated in {} ({ips}); drain the node first, or pass --force",
-        data_dir.display()
-    )]
-    PodsPresent {
-        node: String,
-        count: usize,
-        ips: String,
-        data_dir: PathBuf,
-    },
-    #[error("read the IPAM state in {}: {source}", data_dir.display())]
-    Ipam {
-        data_dir: PathBuf,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error(
-        "--store {value:?}: this aksnet was built without etcd support; rebuild with \
-         `cargo build -p aksnet --features etcd`, or pass a directory for the embedded store"
-    )]
-    #[cfg(not(feature = "etcd"))]
-    EtcdNotCompiled { value: String },
-    #[cfg(feature = "etcd")]
-    #[error(transparent)]
-    Etcd(#[from] aksnet_store::EtcdError),
-    #[error(
-        "cluster store {store} is empty, but {} holds node {node}'s pool: the store was lost \
-         or replaced, and treating it as an empty cluster would hand this node's addresses \
-         to another node. Restore the store; if the cluster really was reset and no pod uses \
-         the pool, `aksnet node leave --node {node} --force` removes the pool",
-        pool_path.display()
-    )]
-    StoreLost {
-        store: String,
-        pool_path: PathBuf,
-        node: String,
-    },
-    #[error(
-        "node {node} has no lease in --data-dir {} (node-pool.lease): join it with \
-         --lease-ttl to put its reservation on a lease",
-        data_dir.display()
-    )]
-    NoLease { node: String, data_dir: PathBuf },
-    #[error("fenced the node's pool ({}): {reason}; rejoin with `aksnet node join`", path.display())]
-    Fenced { path: PathBuf, reason: String },
-    #[error("--etcd-password-file {}: {source}", path.display())]
-    PasswordFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("node {node}'s reservation changed while it was leaving (a concurrent join or leave); run leave again")]
-    ChangedWhileLeaving { node: String },
-    #[error(transparent)]
-    PodCidr(#[from] aksnet_store::podcidr::PodCidrError),
-    #[error(transparent)]
-    Routes(#[from] aksnet_agent::routes::RoutesError),
-    #[error("--node-ip {given}: the node's reservation in the node subnet gives it {reserved}; omit --node-ip or pass {reserved}")]
-    NodeIpMismatch { given: Ipv4Addr, reserved: Ipv4Addr },
-    #[error("--pod-cidr-from without --subnet needs --node-ip (the next hop of the node's pod CIDR route)")]
-    NodeIpNeeded,
-    #[error(
-        "the IPAM state in {} hands out addresses of several pod CIDR blocks ({blocks}); \
-         a node has one block: delete the pods of the others first",
-        data_dir.display()
-    )]
-    PodsInSeveralBlocks { data_dir: PathBuf, blocks: String },
-    #[error("{flag} {value}: {why}")]
-    OverlayFlag {
-        flag: &'static str,
-        value: String,
-        why: String,
-    },
-    #[error(transparent)]
-    PodSubnet(#[from] aksnet_store::podsubnet::PodSubnetError),
-    #[error(transparent)]
-    PodPool(#[from] aksnet_store::pod_pool::PodPoolError),
-    #[error(
-        "node {node}'s IPAM state hands {ips} to pods, outside the pod-subnet blocks the \
-         cluster store holds for it (was the store lost?); its pool was not rewritten"
-    )]
-    PodsOutsideBlocks { node: String, ips: String },
-}
+pub use aksnet_node::NodeError;
 
-impl NodeError {
-    /// 1 refused or failed, 2 bad input.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Reservation(
-                ReservationError::InvalidNodeName { .. }
-                | ReservationError::InvalidSubnetName { .. }
-                | ReservationError::Azure(_),
-            )
-            | Self::DataDirOfAnotherNode { .. }
-            | Self::NodeIpMismatch { .. }
-            | Self::OverlayFlag { .. }
-            | Self::NodeIpNeeded => 2,
-            Self::PodCidr(e) if e.is_bad_input() => 2,
-            #[cfg(not(feature = "etcd"))]
-            Self::EtcdNotCompiled { .. } => 2,
-            #[cfg(feature = "etcd")]
-            Self::Etcd(
-                aksnet_store::EtcdError::InvalidUrl(_)
-                | aksnet_store::EtcdError::InvalidConfig { .. }
-                | aksnet_store::EtcdError::TlsFile { .. },
-            )
-            | Self::PasswordFile { .. } => 2,
-            _ => 1,
-        }
+/// 1 refused or failed, 2 bad input.
+pub(crate) fn exit_code(e: &NodeError) -> u8 {
+    if e.is_bad_input() {
+        2
+    } else {
+        1
     }
 }
 
@@ -369,7 +268,7 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aksnet node {name}: {e}{}", rerun_hint(name, &e));
-            ExitCode::from(e.exit_code())
+            ExitCode::from(exit_code(&e))
         }
     }
 }
@@ -396,72 +295,11 @@ fn rerun_hint(name: &str, e: &NodeError) -> &'static str {
     }
 }
 
-/// The node's local pool if `data_dir` holds one for `node`; an error if it holds
-/// another node's.
-fn own_pool(data_dir: &Path, node: &str) -> Result<Option<NodePool>, NodeError> {
-    match read_node_pool(data_dir)? {
-        Some(p) if p.node != node => Err(NodeError::DataDirOfAnotherNode {
-            data_dir: data_dir.to_path_buf(),
-            pool_path: node_pool_path(data_dir),
-            pool_node: p.node,
-            node: node.to_string(),
-        }),
-        other => Ok(other),
-    }
-}
-
-/// The IPv4 addresses the node's IPAM state (every network in `data_dir`) hands
-/// to pods: what join, leave, keepalive and pod-sync must not take away.
-pub(crate) fn held_v4(data_dir: &Path) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
-    let held = aksnet_ipam::allocated_addresses(data_dir).map_err(|e| NodeError::Ipam {
-        data_dir: data_dir.to_path_buf(),
-        source: Box::new(e),
-    })?;
-    Ok(held
-        .into_iter()
-        .filter_map(|h| match h.ip {
-            IpAddr::V4(ip) => Some(ip),
-            IpAddr::V6(_) => None,
-        })
-        .collect())
-}
-
-/// Pod addresses of `pod_ips` that the node's IPAM state in `data_dir` holds.
-fn pods_in_use(data_dir: &Path, pod_ips: &[Ipv4Addr]) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
-    let ours: BTreeSet<Ipv4Addr> = pod_ips.iter().copied().collect();
-    Ok(held_v4(data_dir)?.intersection(&ours).copied().collect())
-}
-
 /// Says on stderr what the store retried (issue 17: logs of retries).
 fn note_retries(cmd: &str, store: &dyn Store) {
     if let Some(note) = store.take_retry_note() {
         eprintln!("aksnet node {cmd}: note: {note}");
     }
-}
-
-/// An empty store on a node that holds a pool is a lost store, not an empty
-/// cluster (issue 10 item 4).
-fn check_store_not_lost(store: &dyn Store, data_dir: &Path) -> Result<(), NodeError> {
-    let Ok(Some(pool)) = read_node_pool(data_dir) else {
-        // No pool (or an unreadable one, reported by the command's own read).
-        return Ok(());
-    };
-    if store.is_empty().map_err(ReservationError::from)? {
-        return Err(NodeError::StoreLost {
-            store: store.describe(),
-            pool_path: node_pool_path(data_dir),
-            node: pool.node,
-        });
-    }
-    Ok(())
-}
-
-/// Addresses of `subnet` that the node's IPAM state (every network in `data_dir`)
-/// hands to pods: the block a join gives the node must hold them all.
-fn in_use_in_subnet(data_dir: &Path, subnet: Ipv4Net) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
-    let mut held = held_v4(data_dir)?;
-    held.retain(|ip| subnet.contains(ip));
-    Ok(held)
 }
 
 /// `free of usable` for one subnet, from its address index (no full scan).
@@ -483,62 +321,15 @@ fn subnet_room(
 
 fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     overlay::check_args(a)?;
-    // Refuse before touching the store if the data dir is another node's.
-    own_pool(&a.data_dir, &a.node)?;
-    let in_use = match a.subnet {
-        Some(subnet) => in_use_in_subnet(&a.data_dir, subnet.cidr())?,
-        None => BTreeSet::new(),
-    };
-    let store = a.store.open()?;
-    check_store_not_lost(&*store, &a.data_dir)?;
-    overlay::check_store(a, &*store)?;
-    let lease = match a.lease_ttl {
-        Some(ttl) => Some(store.grant_lease(ttl).map_err(ReservationError::from)?),
-        None => None,
-    };
-    let outcome = match a.subnet {
-        Some(subnet) => Some(join_node(
-            &*store,
-            &JoinRequest {
-                node: a.node.clone(),
-                subnet_name: a.subnet_name.clone(),
-                subnet,
-                max_pods: a.max_pods(),
-                in_use,
-                lease,
-            },
-            a.pod_home(),
-        )?),
-        None => None,
-    };
-    let reserved_ip = outcome.as_ref().map(|o| o.reservation().node_ip);
-    let pod_cidr = match podcidr::join(
-        &a.pod_cidr,
-        &*store,
-        &a.node,
-        reserved_ip,
-        &a.data_dir,
-        lease,
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            // A reservation this join made goes too: the join is all or nothing.
-            if let Some(JoinOutcome::Joined(r)) = &outcome {
-                if let Err(undo) = aksnet_store::reservation::leave(&*store, &r.node) {
-                    eprintln!(
-                        "aksnet node join: warning: undo the reservation of {}: {undo}",
-                        r.node
-                    );
-                }
-            }
-            return Err(e);
-        }
-    };
-    if let (Some(outcome), Some(subnet)) = (&outcome, a.subnet) {
-        let block = pod_cidr.as_ref().map(|p| p.record().cidr);
-        finish_subnet_join(a, &*store, outcome, &subnet, block)?;
+    let (store, report) =
+        aksnet_node::join::join(&a.store.options(), &a.request(), &mut |node, undo| {
+            eprintln!("aksnet node join: warning: undo the reservation of {node}: {undo}")
+        })?;
+    let block = report.pod_cidr.as_ref().map(|p| p.record().cidr);
+    if let (Some(joined), Some(subnet)) = (&report.subnet, a.subnet) {
+        print_subnet_join(a, &*store, joined, &subnet, block);
     }
-    if let Some(p) = pod_cidr {
+    if let Some(p) = report.pod_cidr {
         let verb = match p {
             PodCidrOutcome::Allocated(_) => "allocated",
             PodCidrOutcome::AlreadyAllocated(_) => "already held",
@@ -555,29 +346,16 @@ fn run_join(a: &JoinArgs) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Writes the node's local pool after a Node Subnet join, then prints its summary.
-fn finish_subnet_join(
+/// Prints the summary of a node-subnet join.
+fn print_subnet_join(
     a: &JoinArgs,
     store: &dyn Store,
-    outcome: &JoinOutcome,
+    joined: &aksnet_node::join::SubnetJoined,
     subnet: &NodeSubnet,
     pod_cidr: Option<Ipv4Net>,
-) -> Result<(), NodeError> {
+) {
+    let (outcome, path, pods) = (&joined.outcome, &joined.pool_path, &joined.pods);
     let r = outcome.reservation();
-    // The store is the truth: (re)write the local pool from it, also on a rejoin,
-    // then the lease record, then lift a fence: the pool is this node's again.
-    let (path, pods) = match a.pods.pod_subnet {
-        Some(ps) => {
-            let (pods, path) = podpool::join(store, &a.pods, ps, r, &a.data_dir)?;
-            (path, Some(pods))
-        }
-        None => {
-            let pool = overlay::node_pool(a, r, pod_cidr)?;
-            (write_node_pool(&a.data_dir, &pool)?, None)
-        }
-    };
-    record_lease(a, r)?;
-    unfence(&a.data_dir)?;
     // Everything below is a summary: the join is done, so a failure here is a
     // warning and the exit status stays 0 (issue 17: automation that saw exit 1
     // would delete the VM and leak its addresses).
@@ -646,123 +424,84 @@ fn finish_subnet_join(
             r.node
         ),
     }
-    Ok(())
-}
-
-/// Writes (or removes) `<data-dir>/node-pool.lease` after the reservation's lease
-/// (a rejoin keeps the lease the reservation already lives on).
-fn record_lease(a: &JoinArgs, r: &aksnet_store::NodeReservation) -> Result<(), NodeError> {
-    match (r.lease, a.lease_ttl) {
-        (Some(lease), ttl) => {
-            write_node_lease(
-                &a.data_dir,
-                &NodeLease {
-                    node: r.node.clone(),
-                    lease,
-                    ttl_seconds: ttl.map_or(0, |t| t.as_secs().max(1)),
-                },
-            )?;
-        }
-        (None, _) => {
-            remove_node_lease(&a.data_dir)?;
-        }
-    }
-    Ok(())
 }
 
 fn run_leave(a: &LeaveArgs) -> Result<(), NodeError> {
-    let local = own_pool(&a.data_dir, &a.node)?;
-    let store = a.store.open()?;
-    if !a.force {
-        check_store_not_lost(&*store, &a.data_dir)?;
+    let req = LeaveRequest {
+        node: &a.node,
+        data_dir: &a.data_dir,
+        force: a.force,
+    };
+    let retried = aksnet_node::leave(&a.store.options(), &req, &mut |e| {
+        print_leave(&a.node, &a.data_dir, e)
+    })?;
+    if let Some(note) = retried {
+        eprintln!("aksnet node leave: note: {note}");
     }
-    // A Pod Subnet node's pod addresses are its blocks of the pod subnet.
-    let pods = aksnet_store::podsubnet::get_pods(&*store, &a.node)?.map(|(p, _)| p);
-    let joined = get_node(&*store, &a.node)?;
-    if let Some((r, _)) = &joined {
-        check_pods(
-            a,
-            &pods
-                .as_ref()
-                .map_or_else(|| r.pod_ips.clone(), |p| p.pod_ips()),
-        )?;
-    }
-    // The pod CIDR first: it checks its own pods, and a failure leaves the
-    // reservation as it was.
-    let block = podcidr::leave(&*store, &a.node, &a.data_dir, a.force)?;
-    if let Some(b) = &block {
-        out!(
+    Ok(())
+}
+
+/// Prints one step of a leave as it happens (stdout: what changed; stderr:
+/// notes and what --force skipped).
+fn print_leave(node: &str, data_dir: &Path, e: LeaveEvent<'_>) {
+    match e {
+        LeaveEvent::ForcedWithPods { count, ips } => eprintln!(
+            "aksnet node leave: --force: releasing node {node} with {count} pod address(es) still allocated ({ips})"
+        ),
+        LeaveEvent::PodsNotChecked { error } => {
+            eprintln!("aksnet node leave: --force: pods not checked: {error}")
+        }
+        LeaveEvent::PodCidrPodsNotChecked { cidr, error } => {
+            eprintln!("aksnet node leave: --force: pods of {cidr} not checked: {error}")
+        }
+        LeaveEvent::PodCidrReleased(b) => out!(
             "node {} released pod CIDR {} (next hop {})",
             b.node,
             b.cidr,
             b.node_ip
-        );
-    }
-    let Some((r, rev)) = joined else {
-        // Not in the store: still clear a stale local pool so the plugin stops using it,
-        // under the same pod check.
-        if let Some(p) = local {
-            check_pods(a, &p.pod_ips)?;
-            remove_node_pool(&a.data_dir)?;
-            podpool::leave(&*store, &a.node)?;
-            out!(
-                "node {} is not joined; removed its stale pool {}",
-                a.node,
-                node_pool_path(&a.data_dir).display()
-            );
-        } else {
-            match block {
-                Some(_) => out!("node {} holds no node subnet reservation", a.node),
-                None => out!("node {} is not joined; nothing to release", a.node),
-            }
-        }
-        return Ok(());
-    };
-    if local.is_none() {
-        eprintln!(
-            "aksnet node leave: note: no pool of node {} in --data-dir {}; its pods could only \
+        ),
+        LeaveEvent::NotJoined {
+            stale_pool_removed: Some(path),
+            ..
+        } => out!(
+            "node {node} is not joined; removed its stale pool {}",
+            path.display()
+        ),
+        LeaveEvent::NotJoined { had_pod_cidr, .. } => match had_pod_cidr {
+            true => out!("node {node} holds no node subnet reservation"),
+            false => out!("node {node} is not joined; nothing to release"),
+        },
+        LeaveEvent::NoLocalPool => eprintln!(
+            "aksnet node leave: note: no pool of node {node} in --data-dir {}; its pods could only \
              be checked against the IPAM state there",
-            a.node,
-            a.data_dir.display()
-        );
-    }
-    // Local pool first, then the store: once the store releases the addresses another
-    // node may take them, so this node's plugin must already have stopped using them,
-    // and this node must have stopped answering ARP for them (docs/agent.md).
-    let removed = remove_node_pool(&a.data_dir)?;
-    withdraw_answers(&r);
-    remove_node_lease(&a.data_dir)?;
-    unfence(&a.data_dir)?;
-    if let Some(p) = podpool::leave(&*store, &a.node)? {
-        out!(
+            data_dir.display()
+        ),
+        LeaveEvent::WithdrawAnswers(r) => withdraw_answers(r),
+        LeaveEvent::BlocksReturned(p) => out!(
             "node {} returned {} block(s) of pod subnet {} ({})",
             p.node,
             p.blocks.len(),
             p.pod_subnet_name,
             p.pod_subnet
-        );
+        ),
+        LeaveEvent::Left {
+            reservation: r,
+            removed_pool,
+        } => {
+            out!(
+                "node {} left subnet {} ({}): released {} addresses (node IP {}, pod IPs {})",
+                r.node,
+                r.subnet_name,
+                r.subnet,
+                r.pod_ips.len() + 1,
+                r.node_ip,
+                format_address_runs(&r.pod_ips)
+            );
+            if let Some(path) = removed_pool {
+                out!("  removed {}", path.display());
+            }
+        }
     }
-    // A failed compare after a retried attempt may mean our own first attempt
-    // committed (its answer was lost): the node being gone is the outcome we wanted.
-    if !release(&*store, &r, rev)? && get_node(&*store, &a.node)?.is_some() {
-        return Err(NodeError::ChangedWhileLeaving {
-            node: a.node.clone(),
-        });
-    }
-    out!(
-        "node {} left subnet {} ({}): released {} addresses (node IP {}, pod IPs {})",
-        r.node,
-        r.subnet_name,
-        r.subnet,
-        r.pod_ips.len() + 1,
-        r.node_ip,
-        format_address_runs(&r.pod_ips)
-    );
-    if removed {
-        out!("  removed {}", node_pool_path(&a.data_dir).display());
-    }
-    note_retries("leave", &*store);
-    Ok(())
 }
 
 /// This node stops answering ARP for the reservation's addresses (docs/agent.md,
@@ -777,138 +516,36 @@ fn withdraw_answers(r: &aksnet_store::NodeReservation) {
     }
 }
 
-fn check_pods(a: &LeaveArgs, pod_ips: &[Ipv4Addr]) -> Result<(), NodeError> {
-    match pods_in_use(&a.data_dir, pod_ips) {
-        Ok(used) if used.is_empty() => Ok(()),
-        Ok(used) if a.force => {
-            eprintln!(
-                "aksnet node leave: --force: releasing node {} with {} pod address(es) still allocated ({})",
-                a.node,
-                used.len(),
-                format_address_runs(&used.iter().copied().collect::<Vec<_>>())
-            );
-            Ok(())
-        }
-        Ok(used) => Err(NodeError::PodsPresent {
-            node: a.node.clone(),
-            count: used.len(),
-            ips: format_address_runs(&used.into_iter().collect::<Vec<_>>()),
-            data_dir: a.data_dir.clone(),
-        }),
-        Err(e) if a.force => {
-            eprintln!("aksnet node leave: --force: pods not checked: {e}");
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// One row of `node list`.
-struct Row {
-    node: String,
-    subnet_name: String,
-    subnet: Ipv4Net,
-    node_ip: Ipv4Addr,
-    max_pods: u32,
-    pod_ips: Vec<Ipv4Addr>,
-    in_use: Option<usize>,
-}
-
 fn run_list(a: &ListArgs) -> Result<(), NodeError> {
     let store = a.store.open()?;
-    check_store_not_lost(&*store, &a.data_dir)?;
-    let mut nodes = list_nodes(&*store)?;
-    let subnets = list_subnets(&*store)?;
-    // A Pod Subnet node's pod addresses are those of its blocks (issue 15).
-    let pods = aksnet_store::podsubnet::list_pods(&*store)?;
-    // An Overlay node's are the first maxPods of its /24 of the pod CIDR.
-    let blocks = if nodes.iter().any(|n| n.overlay) {
-        aksnet_store::podcidr::list_pod_cidrs(&*store)?
-    } else {
-        Vec::new()
-    };
-    for n in &mut nodes {
-        if let Some(p) = pods.iter().find(|p| p.node == n.node) {
-            n.pod_ips = p.pod_ips();
-        }
-        if let Some(b) = blocks.iter().find(|b| n.overlay && b.node == n.node) {
-            n.pod_ips = aksnet_core::pool::overlay_pod_ips(b.cidr, n.max_pods);
-        }
-    }
-    // In-use comes from the local IPAM state of the node whose pool is in --data-dir.
-    let local = match read_node_pool(&a.data_dir) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("aksnet node list: warning: {e}; in-use not shown");
-            None
-        }
-    };
-    let mut rows = Vec::with_capacity(nodes.len());
-    for n in &nodes {
-        let in_use = match &local {
-            Some(p) if p.node == n.node => match pods_in_use(&a.data_dir, &n.pod_ips) {
-                Ok(u) => Some(u.len()),
-                Err(e) => {
-                    eprintln!("aksnet node list: warning: {e}; in-use not shown");
-                    None
-                }
-            },
-            _ => None,
-        };
-        rows.push(Row {
-            node: n.node.clone(),
-            subnet_name: n.subnet_name.clone(),
-            subnet: n.subnet,
-            node_ip: n.node_ip,
-            max_pods: n.max_pods,
-            pod_ips: n.pod_ips.clone(),
-            in_use,
-        });
-    }
-    // Per subnet: reserved addresses and node count.
-    let mut per_subnet: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
-    for n in &nodes {
-        let e = per_subnet.entry(n.subnet_name.as_str()).or_default();
-        e.0 += if n.pods_elsewhere() {
-            1
-        } else {
-            n.pod_ips.len() as u64 + 1
-        };
-        e.1 += 1;
-    }
-    for p in &pods {
-        let e = per_subnet.entry(p.pod_subnet_name.as_str()).or_default();
-        e.0 += p.blocks.len() as u64 * u64::from(aksnet_core::podsubnet::BATCH);
-        e.1 += 1;
-    }
+    let list = list_cluster(&*store, &a.data_dir, &mut |e| {
+        eprintln!("aksnet node list: warning: {e}; in-use not shown")
+    })?;
     match a.format {
-        ListFormat::Json => print_json(&rows, &subnets, &per_subnet),
-        ListFormat::Table => print_table(a, &rows, &subnets, &per_subnet),
+        ListFormat::Json => print_json(&list),
+        ListFormat::Table => print_table(a, &list),
     }
     note_retries("list", &*store);
     Ok(())
 }
 
-fn print_json(
-    rows: &[Row],
-    subnets: &[(String, NodeSubnet)],
-    per_subnet: &BTreeMap<&str, (u64, usize)>,
-) {
-    let subnets: Vec<serde_json::Value> = subnets
+fn print_json(list: &NodeList) {
+    let subnets: Vec<serde_json::Value> = list
+        .subnets
         .iter()
-        .map(|(name, s)| {
-            let (reserved, count) = per_subnet.get(name.as_str()).copied().unwrap_or_default();
+        .map(|u| {
             serde_json::json!({
-                "name": name,
-                "cidr": s.cidr().to_string(),
-                "usable": s.usable(),
-                "reserved": reserved,
-                "free": s.usable().saturating_sub(reserved),
-                "nodes": count,
+                "name": u.name,
+                "cidr": u.subnet.cidr().to_string(),
+                "usable": u.subnet.usable(),
+                "reserved": u.reserved,
+                "free": u.subnet.usable().saturating_sub(u.reserved),
+                "nodes": u.nodes,
             })
         })
         .collect();
-    let nodes: Vec<serde_json::Value> = rows
+    let nodes: Vec<serde_json::Value> = list
+        .nodes
         .iter()
         .map(|r| {
             serde_json::json!({
@@ -961,12 +598,8 @@ fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn print_table(
-    a: &ListArgs,
-    rows: &[Row],
-    subnets: &[(String, NodeSubnet)],
-    per_subnet: &BTreeMap<&str, (u64, usize)>,
-) {
+fn print_table(a: &ListArgs, list: &NodeList) {
+    let (rows, subnets) = (&list.nodes, &list.subnets);
     if rows.is_empty() && subnets.is_empty() {
         out!("no nodes joined in {}", a.store.describe());
         return;
@@ -995,15 +628,14 @@ fn print_table(
     out!();
     let subnet_rows: Vec<Vec<String>> = subnets
         .iter()
-        .map(|(name, s)| {
-            let (reserved, count) = per_subnet.get(name.as_str()).copied().unwrap_or_default();
+        .map(|u| {
             vec![
-                name.clone(),
-                s.cidr().to_string(),
-                count.to_string(),
-                s.usable().to_string(),
-                reserved.to_string(),
-                s.usable().saturating_sub(reserved).to_string(),
+                u.name.clone(),
+                u.subnet.cidr().to_string(),
+                u.nodes.to_string(),
+                u.subnet.usable().to_string(),
+                u.reserved.to_string(),
+                u.subnet.usable().saturating_sub(u.reserved).to_string(),
             ]
         })
         .collect();

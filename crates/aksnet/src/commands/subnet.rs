@@ -11,15 +11,17 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use aksnet_core::azure::NodeSubnet;
-use aksnet_store::reservation::{validate_subnet_name, ReservationError};
+use aksnet_store::reservation::ReservationError;
 use aksnet_store::tenants::{
     self, check_range, list_subnet_tenants, list_tenants, validate_owner, ReserveOutcome, Tenant,
     TenantError,
 };
 use aksnet_store::{list_subnets, Store};
-use ipnet::Ipv4Net;
 
-use super::node::{NodeError, StoreArgs, DEFAULT_SUBNET_NAME};
+use super::node::{
+    checked_name, parse_subnet_name, subnet_flag, ListFormat, NodeError, StoreArgs,
+    DEFAULT_SUBNET_NAME,
+};
 
 #[derive(clap::Subcommand)]
 pub enum SubnetCommand {
@@ -66,23 +68,12 @@ fn parse_range(s: &str) -> Result<AddressRange, String> {
     Ok(AddressRange { first, last })
 }
 
-fn parse_subnet_name(s: &str) -> Result<String, String> {
-    validate_subnet_name(s)
-        .map(|()| s.to_string())
-        .map_err(|e| e.to_string())
-}
-
 fn parse_owner(s: &str) -> Result<String, String> {
-    validate_owner(s)
-        .map(|()| s.to_string())
-        .map_err(|e| e.to_string())
+    checked_name(s, validate_owner)
 }
 
 fn parse_subnet(s: &str) -> Result<NodeSubnet, String> {
-    let cidr: Ipv4Net = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not an IPv4 CIDR such as 10.240.0.0/24"))?;
-    NodeSubnet::new(cidr).map_err(|e| e.to_string())
+    subnet_flag(s, "")
 }
 
 #[derive(clap::Args)]
@@ -113,12 +104,6 @@ pub struct ReleaseArgs {
     pub subnet_name: String,
     #[command(flatten)]
     pub store: StoreArgs,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ListFormat {
-    Table,
-    Json,
 }
 
 #[derive(clap::Args)]
@@ -163,7 +148,7 @@ impl SubnetError {
             Self::UnknownSubnet { .. } => 2,
             Self::Tenant(e) if e.is_bad_input() => 2,
             Self::Reservation(ReservationError::SubnetCidrMismatch { .. }) => 2,
-            Self::Node(e) => e.exit_code(),
+            Self::Node(e) => super::node::exit_code(e),
             _ => 1,
         }
     }

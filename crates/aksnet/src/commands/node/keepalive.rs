@@ -23,13 +23,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aksnet_store::local_pool::{
-    fence, read_node_lease, read_node_pool_ignoring_fence, write_node_pool, NodeLease,
-};
-use aksnet_store::reservation::{get_node, node_key, ReservationError};
+use aksnet_node::keepalive::{keepalive_round, Round};
+use aksnet_store::local_pool::{fence, read_node_lease, NodeLease};
+use aksnet_store::reservation::node_key;
 use aksnet_store::Store;
 
-use super::{in_use_in_subnet, parse_node_name, NodeError, StoreArgs, DEFAULT_DATA_DIR};
+use super::{parse_node_name, NodeError, StoreArgs, DEFAULT_DATA_DIR};
 
 #[derive(clap::Args)]
 pub struct KeepaliveArgs {
@@ -45,12 +44,6 @@ pub struct KeepaliveArgs {
     /// store, 1 when the pool was fenced or the store could not be reached.
     #[arg(long)]
     pub once: bool,
-}
-
-enum Round {
-    /// The lease's TTL and the reservation's revision (the watch starts after it).
-    Alive(Duration, u64),
-    Lost(String),
 }
 
 pub fn run(a: &KeepaliveArgs) -> Result<(), NodeError> {
@@ -85,13 +78,15 @@ pub fn run_observed(a: &KeepaliveArgs, observe: &dyn Fn(RoundReport)) -> Result<
         store.restart_deadline();
         let result = round(&*store, a, &lease);
         observe(RoundReport {
-            ok: matches!(result, Ok(Round::Alive(..))),
+            ok: matches!(result, Ok(Round::Alive { .. })),
             store_retries: store.retries_so_far(),
         });
         let reason = match result {
-            Ok(Round::Alive(t, rev)) => {
+            Ok(Round::Alive {
+                ttl: t, revision, ..
+            }) => {
                 ttl = t;
-                seen = rev;
+                seen = revision;
                 last_ok = Instant::now();
                 None
             }
@@ -128,62 +123,16 @@ pub fn run_observed(a: &KeepaliveArgs, observe: &dyn Fn(RoundReport)) -> Result<
     }
 }
 
+/// One round; says on stderr when it rewrote the local pool.
 fn round(store: &dyn Store, a: &KeepaliveArgs, lease: &NodeLease) -> Result<Round, NodeError> {
-    let Some(left) = store
-        .keep_alive(lease.lease)
-        .map_err(ReservationError::from)?
-    else {
-        return Ok(Round::Lost(format!(
-            "lease {:x} of node {} expired: the store has freed its addresses",
-            lease.lease, a.node
-        )));
-    };
-    let (record, rev) = match get_node(store, &a.node)? {
-        None => {
-            return Ok(Round::Lost(format!(
-                "node {}'s reservation is gone from the store",
-                a.node
-            )))
-        }
-        Some((r, _)) if r.lease != Some(lease.lease) => {
-            return Ok(Round::Lost(format!(
-                "the store holds node {}'s reservation on another lease than {:x}",
-                a.node, lease.lease
-            )))
-        }
-        Some((r, rev)) => (r, rev),
-    };
-    if record.pod_subnet.is_some() {
-        // A Pod Subnet node's pool is its blocks of the pod subnet (topped up
-        // and trimmed by the same round as `aksnet node pod-sync`).
-        super::podpool::round(store, &a.data_dir)?;
-        return Ok(Round::Alive(
-            Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1)),
-            rev,
-        ));
-    }
-    let want = record.to_node_pool();
-    if read_node_pool_ignoring_fence(&a.data_dir)?.as_ref() != Some(&want) {
-        let outside: Vec<_> = in_use_in_subnet(&a.data_dir, record.subnet)?
-            .into_iter()
-            .filter(|ip| !record.pod_ips.contains(ip))
-            .collect();
-        if !outside.is_empty() {
-            return Ok(Round::Lost(format!(
-                "the local pool differs from the store and pods hold {outside:?}, outside \
-                 the store's reservation"
-            )));
-        }
-        write_node_pool(&a.data_dir, &want)?;
+    let r = keepalive_round(store, &a.node, &a.data_dir, lease)?;
+    if let Round::Alive { rewrote: true, .. } = r {
         eprintln!(
             "aksnet node keepalive: rewrote the local pool of node {} from the store",
             a.node
         );
     }
-    Ok(Round::Alive(
-        Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1)),
-        rev,
-    ))
+    Ok(r)
 }
 
 /// The agent's lease hook (`aksnet agent --keepalive-node NAME ...`): the same

@@ -3,16 +3,11 @@
 //! leave` frees it, and `node routes` prints the route table those blocks make
 //! (what a BYO route table on the LAN's gateway should hold).
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use aksnet_agent::routes::{route_table, ROUTE_PROTO};
-use aksnet_store::podcidr::{
-    allocate, get_node_pod_cidr, list_pod_cidrs, release, NodePodCidr, PodCidrOutcome, PodCidrPool,
-    PodCidrRequest, DEFAULT_NODE_PREFIX_LEN,
-};
-use aksnet_store::{LeaseId, Store};
+use aksnet_node::pods::PodCidrJoin;
+use aksnet_store::podcidr::{list_pod_cidrs, DEFAULT_NODE_PREFIX_LEN};
 use ipnet::Ipv4Net;
 
 use super::{NodeError, StoreArgs};
@@ -46,90 +41,15 @@ fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
     Ok(cidr)
 }
 
-/// The block the node's pods already use: the blocks holding the addresses its
-/// IPAM state hands out inside the pool. More than one is an error.
-fn block_in_use(data_dir: &Path, pool: &PodCidrPool) -> Result<Option<Ipv4Net>, NodeError> {
-    let blocks: BTreeSet<Ipv4Net> = super::held_v4(data_dir)?
-        .into_iter()
-        .filter(|ip| pool.cidr.contains(ip))
-        .filter_map(|ip| Ipv4Net::new(ip, pool.node_prefix_len).ok())
-        .map(|n| n.trunc())
-        .collect();
-    match blocks.len() {
-        0 => Ok(None),
-        1 => Ok(blocks.into_iter().next()),
-        _ => Err(NodeError::PodsInSeveralBlocks {
-            data_dir: data_dir.to_path_buf(),
-            blocks: blocks
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+impl PodCidrArgs {
+    /// The pod CIDR join the flags ask for, when `--pod-cidr-from` is set.
+    pub fn request(&self) -> Option<PodCidrJoin> {
+        self.pod_cidr_from.map(|cluster_cidr| PodCidrJoin {
+            cluster_cidr,
+            node_prefix_len: self.pod_cidr_mask_size,
+            node_ip: self.node_ip,
+        })
     }
-}
-
-/// Gives `node` its block when `--pod-cidr-from` is set. `node_ip` is the
-/// reservation's node IP (Node Subnet) or `None` (then `--node-ip` is needed).
-pub fn join(
-    a: &PodCidrArgs,
-    store: &dyn Store,
-    node: &str,
-    reserved_ip: Option<Ipv4Addr>,
-    data_dir: &Path,
-    lease: Option<LeaseId>,
-) -> Result<Option<PodCidrOutcome>, NodeError> {
-    let Some(cidr) = a.pod_cidr_from else {
-        return Ok(None);
-    };
-    let pool = PodCidrPool::new(cidr, a.pod_cidr_mask_size)?;
-    let node_ip = match (reserved_ip, a.node_ip) {
-        (Some(r), Some(given)) if r != given => {
-            return Err(NodeError::NodeIpMismatch { given, reserved: r })
-        }
-        (Some(ip), _) | (None, Some(ip)) => ip,
-        (None, None) => return Err(NodeError::NodeIpNeeded),
-    };
-    let req = PodCidrRequest {
-        node: node.to_string(),
-        node_ip,
-        keep: block_in_use(data_dir, &pool)?,
-        lease,
-    };
-    Ok(Some(allocate(store, Some(pool), &req)?))
-}
-
-/// Frees `node`'s block, refusing (unless `force`) while the node's IPAM state
-/// in `data_dir` still hands out addresses of it.
-pub fn leave(
-    store: &dyn Store,
-    node: &str,
-    data_dir: &Path,
-    force: bool,
-) -> Result<Option<NodePodCidr>, NodeError> {
-    let Some((r, _)) = get_node_pod_cidr(store, node)? else {
-        return Ok(None);
-    };
-    let used: Vec<Ipv4Addr> = match super::held_v4(data_dir) {
-        Ok(h) => h.into_iter().filter(|ip| r.cidr.contains(ip)).collect(),
-        Err(e) if force => {
-            eprintln!(
-                "aksnet node leave: --force: pods of {} not checked: {e}",
-                r.cidr
-            );
-            Vec::new()
-        }
-        Err(e) => return Err(e),
-    };
-    if !used.is_empty() && !force {
-        return Err(NodeError::PodsPresent {
-            node: node.to_string(),
-            count: used.len(),
-            ips: aksnet_core::azure::format_address_runs(&used),
-            data_dir: data_dir.to_path_buf(),
-        });
-    }
-    Ok(release(store, node)?)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,7 +73,8 @@ pub struct RoutesArgs {
 /// `aksnet node routes`: the route table the cluster's pod CIDRs make.
 pub fn run_routes(a: &RoutesArgs) -> Result<(), NodeError> {
     let store = a.store.open()?;
-    let table = route_table(&list_pod_cidrs(&*store)?)?;
+    let table =
+        route_table(&list_pod_cidrs(&*store)?).map_err(|e| NodeError::Routes(Box::new(e)))?;
     match a.format {
         RoutesFormat::Json => {
             let v: Vec<serde_json::Value> = table

@@ -5,17 +5,14 @@
 //! returned when more than 24 are, `aksnet_store::pod_pool`). `node keepalive`
 //! runs the same round for a Pod Subnet node.
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aksnet_core::azure::NodeSubnet;
 use aksnet_core::podsubnet::Allocation;
-use aksnet_store::local_pool::{read_node_pool_ignoring_fence, write_node_pool};
-use aksnet_store::pod_pool::{pod_subnet_pool, sync_pod_pool, SyncReport};
-use aksnet_store::podsubnet::{join_pods, leave_pods, PodJoin, PodReservation};
-use aksnet_store::{NodeReservation, Store};
+use aksnet_node::pods::top_up_pod_pool;
+use aksnet_store::pod_pool::SyncReport;
 
 use super::{store_args, NodeError, StoreArgs, DEFAULT_DATA_DIR};
 
@@ -96,71 +93,6 @@ fn parse_every(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Takes the node's blocks and writes its pool (after its node-subnet
-/// reservation `r`). A rejoin keeps what a previous round was returning.
-pub fn join(
-    store: &dyn Store,
-    p: &PodSubnetArgs,
-    subnet: NodeSubnet,
-    r: &NodeReservation,
-    data_dir: &Path,
-) -> Result<(PodReservation, PathBuf), NodeError> {
-    let (pods, _) = join_pods(
-        store,
-        &PodJoin {
-            node: r.node.clone(),
-            subnet_name: p.pod_subnet_name.clone(),
-            subnet,
-            allocation: p.pod_allocation.into(),
-            max_pods: aksnet_core::azure::MaxPods::new(r.max_pods)
-                .map_err(aksnet_store::ReservationError::from)?,
-            lease: r.lease,
-        },
-    )?;
-    let returning = read_node_pool_ignoring_fence(data_dir)?
-        .and_then(|p| p.pod_subnet)
-        .map(|ps| ps.returning)
-        .unwrap_or_default();
-    let pool = pod_subnet_pool(r, &pods, &returning);
-    let in_use = pod_ips_in_use(data_dir)?;
-    let outside: Vec<Ipv4Addr> = in_use
-        .iter()
-        .filter(|ip| p.pod_subnet.is_some_and(|s| s.cidr().contains(*ip)))
-        .filter(|ip| {
-            !pods
-                .blocks
-                .iter()
-                .any(|b| aksnet_core::podsubnet::block_of(**ip) == *b)
-        })
-        .copied()
-        .collect();
-    if !outside.is_empty() {
-        return Err(NodeError::PodsOutsideBlocks {
-            node: r.node.clone(),
-            ips: aksnet_core::azure::format_address_runs(&outside),
-        });
-    }
-    let path = write_node_pool(data_dir, &pool)?;
-    Ok((pods, path))
-}
-
-/// Releases the node's blocks (`node leave`); `None` when it held none.
-pub fn leave(store: &dyn Store, node: &str) -> Result<Option<PodReservation>, NodeError> {
-    Ok(leave_pods(store, node)?)
-}
-
-/// The pod addresses the node's IPAM state holds (every network of the data dir).
-pub fn pod_ips_in_use(data_dir: &Path) -> Result<BTreeSet<Ipv4Addr>, NodeError> {
-    super::held_v4(data_dir)
-}
-
-/// One round for the node of `data_dir` (also `node keepalive`'s, for a Pod
-/// Subnet node).
-pub fn round(store: &dyn Store, data_dir: &Path) -> Result<SyncReport, NodeError> {
-    let in_use = pod_ips_in_use(data_dir)?;
-    Ok(sync_pod_pool(store, data_dir, &in_use)?)
-}
-
 fn describe(r: &SyncReport) -> String {
     let list = |v: &[Ipv4Addr]| {
         v.iter()
@@ -189,7 +121,7 @@ pub fn run(a: &PodSyncArgs) -> Result<(), NodeError> {
     let store = a.store.open()?;
     loop {
         store.restart_deadline();
-        let report = round(&*store, &a.data_dir)?;
+        let report = top_up_pod_pool(&*store, &a.data_dir)?;
         super::emit(format!("pod-sync: {}", describe(&report)));
         match a.every {
             Some(every) => std::thread::sleep(every),

@@ -1,23 +1,15 @@
 //! The cluster store flags shared by `node join|leave|list` (docs/node.md, "Store
 //! URLs"): `--store` (a directory or an `etcd://`/`etcds://` URL), TLS files and
-//! credentials for etcd with etcdctl's environment names as fallbacks, and the
-//! whole-command deadline.
+//! credentials for etcd, and the whole-command deadline. Which store they open
+//! (and etcdctl's environment names as fallbacks) is `aksnet_node::backend`'s.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aksnet_store::spec::Secret;
-use aksnet_store::{parse_store, EmbeddedStore, EtcdConfig, Store, StoreSpec};
+use aksnet_node::StoreOptions;
+use aksnet_store::{parse_store, Store, StoreSpec};
 
 use super::{NodeError, DEFAULT_STORE_DIR};
-
-/// etcdctl's environment names (etcd's etcdctl/README.md, "global flags"), read
-/// when the matching flag is absent.
-const ENV_CACERT: &str = "ETCDCTL_CACERT";
-const ENV_CERT: &str = "ETCDCTL_CERT";
-const ENV_KEY: &str = "ETCDCTL_KEY";
-const ENV_USER: &str = "ETCDCTL_USER";
-const ENV_PASSWORD: &str = "ETCDCTL_PASSWORD";
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct StoreArgs {
@@ -77,76 +69,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 impl StoreArgs {
     /// How messages name the store.
     pub fn describe(&self) -> String {
-        match &self.store {
-            StoreSpec::Embedded(dir) => dir.display().to_string(),
-            StoreSpec::Etcd(c) => c.url(),
-        }
+        self.options().describe()
     }
 
-    /// The etcd config: the URL's, completed by the flags, then etcdctl's
-    /// environment. TLS files from the environment apply only to etcds:// (an
-    /// etcdctl environment for another cluster must not break a plain etcd:// URL);
-    /// TLS flags with etcd:// are an error (the store says so).
-    fn etcd_config(&self, url: &EtcdConfig) -> Result<EtcdConfig, NodeError> {
-        let mut c = url.clone();
-        let env = |name| std::env::var_os(name).map(PathBuf::from);
-        let tls_env = |name| if c.tls { env(name) } else { None };
-        c.ca_file = self.etcd_cacert.clone().or_else(|| tls_env(ENV_CACERT));
-        c.cert_file = self.etcd_cert.clone().or_else(|| tls_env(ENV_CERT));
-        c.key_file = self.etcd_key.clone().or_else(|| tls_env(ENV_KEY));
-        let user_flag = self
-            .etcd_user
-            .clone()
-            .or_else(|| std::env::var(ENV_USER).ok().filter(|u| !u.is_empty()));
-        if c.user.is_none() {
-            if let Some(u) = user_flag {
-                match u.split_once(':') {
-                    Some((user, pw)) => {
-                        c.user = Some(user.to_string());
-                        c.password = Some(Secret(pw.to_string()));
-                    }
-                    None => c.user = Some(u),
-                }
-            }
-        }
-        if c.user.is_some() && c.password.is_none() {
-            c.password = self.password()?;
-        }
-        c.deadline = self.store_timeout;
-        c.attempt_timeout = c.attempt_timeout.min(self.store_timeout);
-        Ok(c)
-    }
-
-    fn password(&self) -> Result<Option<Secret>, NodeError> {
-        match &self.etcd_password_file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| NodeError::PasswordFile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Ok(Some(Secret(
-                    text.trim_end_matches(['\n', '\r']).to_string(),
-                )))
-            }
-            None => Ok(std::env::var(ENV_PASSWORD).ok().map(Secret)),
+    /// The store the flags name, for `aksnet_node`.
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            store: self.store.clone(),
+            etcd_cacert: self.etcd_cacert.clone(),
+            etcd_cert: self.etcd_cert.clone(),
+            etcd_key: self.etcd_key.clone(),
+            etcd_user: self.etcd_user.clone(),
+            etcd_password_file: self.etcd_password_file.clone(),
+            store_timeout: self.store_timeout,
         }
     }
 
     /// Opens the store the flags name.
     pub fn open(&self) -> Result<Box<dyn Store>, NodeError> {
-        match &self.store {
-            StoreSpec::Embedded(dir) => Ok(Box::new(EmbeddedStore::new(dir))),
-            #[cfg(feature = "etcd")]
-            StoreSpec::Etcd(url) => Ok(Box::new(aksnet_store::EtcdStore::connect(
-                self.etcd_config(url)?,
-            )?)),
-            #[cfg(not(feature = "etcd"))]
-            StoreSpec::Etcd(url) => {
-                self.etcd_config(url)?;
-                Err(NodeError::EtcdNotCompiled { value: url.url() })
-            }
-        }
+        aksnet_node::open_store(&self.options())
     }
 }
 
