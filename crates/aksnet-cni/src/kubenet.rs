@@ -6,7 +6,7 @@
 use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
 use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, LeaseInfo};
 use aksnet_core::naming::kubenet_host_veth_name;
-use aksnet_netlink::{Handle, Route as KRoute, RouteProtocol, RouteScope, RT_TABLE_MAIN};
+use aksnet_netlink::{Handle, Link, Route as KRoute, RouteProtocol, RouteScope, RT_TABLE_MAIN};
 use ipnet::IpNet;
 
 use crate::config::{KubenetConf, PluginConfig};
@@ -80,22 +80,7 @@ fn setup(
     // deleted (the reference bridge plugin keeps it too).
     let bridge = host.ensure_bridge(&k.bridge, mtu, k.promisc_mode)?;
     if k.is_gateway {
-        for info in infos {
-            if let Some(gw) = info.gateway {
-                let net =
-                    IpNet::new(gw, info.address.prefix_len()).map_err(|_| PluginError::Config {
-                        field: "ipam.ranges".into(),
-                        value: info.address.to_string(),
-                        why: "gateway prefix is invalid".into(),
-                    })?;
-                host.ensure_addr(bridge.index, net)?;
-                if gw.is_ipv4() {
-                    aksnet_netlink::enable_ip_forward()?;
-                } else {
-                    aksnet_netlink::enable_ipv6_forward()?;
-                }
-            }
-        }
+        gateway_addresses(host, bridge.index, infos)?;
     }
 
     let host_name = kubenet_host_veth_name(&args.container_id, &args.ifname);
@@ -131,38 +116,95 @@ fn setup(
     }
     pod.set_link_up(pod_link)?;
 
-    let routes: Vec<Route> = match &k.routes {
+    let routes = pod_routes(k, infos);
+    for r in &routes {
+        pod.add_route(&kernel_route(r, infos, pod_link))?;
+    }
+
+    let pod_end = PodEnd {
+        name: args.ifname.clone(),
+        mac: pod_mac,
+        sandbox: netns.path().display().to_string(),
+    };
+    Ok(add_result(&bridge, &host_link, pod_end, infos, routes))
+}
+
+/// The gateway addresses on the bridge, and forwarding on for their families.
+fn gateway_addresses(
+    host: &mut Handle,
+    bridge: u32,
+    infos: &[LeaseInfo],
+) -> Result<(), PluginError> {
+    for info in infos {
+        let Some(gw) = info.gateway else { continue };
+        let net = IpNet::new(gw, info.address.prefix_len()).map_err(|_| PluginError::Config {
+            field: "ipam.ranges".into(),
+            value: info.address.to_string(),
+            why: "gateway prefix is invalid".into(),
+        })?;
+        host.ensure_addr(bridge, net)?;
+        if gw.is_ipv4() {
+            aksnet_netlink::enable_ip_forward()?;
+        } else {
+            aksnet_netlink::enable_ipv6_forward()?;
+        }
+    }
+    Ok(())
+}
+
+/// `ipam.routes`, or a default route via each family's gateway.
+fn pod_routes(k: &KubenetConf, infos: &[LeaseInfo]) -> Vec<Route> {
+    match &k.routes {
         Some(r) => r.clone(),
         None => infos
             .iter()
             .filter_map(|i| i.gateway.map(|gw| Route::new(default_dst(gw), Some(gw))))
             .collect(),
-    };
-    for r in &routes {
-        // A route without gw goes via the gateway of its family (host-local's rule).
-        let gw = r.gw.or_else(|| {
-            infos
-                .iter()
-                .filter_map(|i| i.gateway)
-                .find(|g| g.is_ipv4() == r.dst.addr().is_ipv4())
-        });
-        pod.add_route(&KRoute {
-            dst: r.dst,
-            gateway: gw,
-            oif: Some(pod_link),
-            scope: if gw.is_some() {
-                RouteScope::Universe
-            } else {
-                RouteScope::Link
-            },
-            protocol: RouteProtocol::Boot,
-            table: RT_TABLE_MAIN,
-            metric: None,
-            src: None,
-        })?;
     }
+}
 
-    let result = CniResult {
+/// A pod route for the kernel; one without gw goes via the gateway of its family
+/// (host-local's rule).
+fn kernel_route(r: &Route, infos: &[LeaseInfo], pod_link: u32) -> KRoute {
+    let gw = r.gw.or_else(|| {
+        infos
+            .iter()
+            .filter_map(|i| i.gateway)
+            .find(|g| g.is_ipv4() == r.dst.addr().is_ipv4())
+    });
+    KRoute {
+        dst: r.dst,
+        gateway: gw,
+        oif: Some(pod_link),
+        scope: if gw.is_some() {
+            RouteScope::Universe
+        } else {
+            RouteScope::Link
+        },
+        protocol: RouteProtocol::Boot,
+        table: RT_TABLE_MAIN,
+        metric: None,
+        src: None,
+    }
+}
+
+/// The pod's end of the veth as the result reports it.
+struct PodEnd {
+    name: String,
+    mac: String,
+    sandbox: String,
+}
+
+/// ADD's result: the bridge, the host veth and the pod's interface, as the reference
+/// bridge plugin orders them; every address on the pod's interface (index 2).
+fn add_result(
+    bridge: &Link,
+    host_link: &Link,
+    pod: PodEnd,
+    infos: &[LeaseInfo],
+    routes: Vec<Route>,
+) -> CniResult {
+    CniResult {
         cni_version: String::new(),
         interfaces: vec![
             Interface {
@@ -178,10 +220,10 @@ fn setup(
                 ..Default::default()
             },
             Interface {
-                name: args.ifname.clone(),
-                mac: Some(pod_mac),
+                name: pod.name,
+                mac: Some(pod.mac),
                 mtu: Some(host_link.mtu),
-                sandbox: Some(netns.path().display().to_string()),
+                sandbox: Some(pod.sandbox),
                 ..Default::default()
             },
         ],
@@ -196,8 +238,7 @@ fn setup(
             .collect(),
         routes,
         dns: Default::default(),
-    };
-    Ok(result)
+    }
 }
 
 fn default_dst(gw: std::net::IpAddr) -> IpNet {

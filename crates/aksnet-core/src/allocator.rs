@@ -922,8 +922,43 @@ impl Allocator {
             return Ok(existing.leases.clone());
         }
 
-        // Place each requested address in its set (host-local main.go: each range set
-        // takes the requested IP it contains; leftovers are an error).
+        let pinned = self.pin_requested(pool, requested)?;
+        // Choose every address before changing anything: all or nothing.
+        let mut chosen: Vec<Lease> = Vec::with_capacity(pool.set_count());
+        for (set, pin) in pinned.iter().enumerate() {
+            let ip = match pin {
+                Some(ip) => *ip,
+                None => self.next_free(pool, set)?,
+            };
+            chosen.push(Lease { ip, set });
+        }
+
+        for lease in &chosen {
+            self.by_ip.insert(lease.ip, key.clone());
+            self.recently_released.retain(|ip| *ip != lease.ip);
+            if pinned[lease.set].is_none() {
+                // A requested address is not part of the round-robin sequence.
+                self.cursors.insert(lease.set, lease.ip);
+            }
+        }
+        self.allocations.insert(
+            key.clone(),
+            Allocation {
+                leases: chosen.clone(),
+                meta,
+            },
+        );
+        self.revision += 1;
+        Ok(chosen)
+    }
+
+    /// Places each requested address in its set (host-local main.go: each range set
+    /// takes the requested IP it contains; leftovers are an error).
+    fn pin_requested(
+        &self,
+        pool: &ValidPool,
+        requested: &[IpAddr],
+    ) -> Result<Vec<Option<IpAddr>>, AllocError> {
         let mut pinned: Vec<Option<IpAddr>> = vec![None; pool.set_count()];
         for &ip in requested {
             let Some(set) = pool.set_of(ip) else {
@@ -947,71 +982,44 @@ impl Allocator {
             }
             pinned[set] = Some(ip);
         }
+        Ok(pinned)
+    }
 
-        // Choose every address before changing anything: all or nothing.
-        let mut chosen: Vec<Lease> = Vec::with_capacity(pool.set_count());
-        for (set, pin) in pinned.iter().enumerate() {
-            if let Some(ip) = pin {
-                chosen.push(Lease { ip: *ip, set });
-                continue;
-            }
-            let capacity = pool.set_capacity(set);
-            let in_use = self.set_in_use(pool, set);
-            if in_use >= capacity {
-                return Err(AllocError::Exhausted {
-                    set,
-                    capacity,
-                    in_use,
-                });
-            }
-            let quarantined: HashSet<IpAddr> = self
-                .recently_released
+    /// The next free address of `set` after its cursor, skipping recently released
+    /// addresses unless only those are free.
+    fn next_free(&self, pool: &ValidPool, set: usize) -> Result<IpAddr, AllocError> {
+        let capacity = pool.set_capacity(set);
+        let in_use = self.set_in_use(pool, set);
+        let exhausted = AllocError::Exhausted {
+            set,
+            capacity,
+            in_use,
+        };
+        if in_use >= capacity {
+            return Err(exhausted);
+        }
+        let quarantined: HashSet<IpAddr> = self
+            .recently_released
+            .iter()
+            .copied()
+            .filter(|ip| pool.set_contains(set, *ip) && !self.by_ip.contains_key(ip))
+            .collect();
+        let cursor = self.cursors.get(&set).copied();
+        let ip = if in_use + (quarantined.len() as u128) < capacity {
+            // A free address outside the quarantine exists, so this scan stops after
+            // at most in_use + quarantined + gateways + 1 steps, not the whole range.
+            pool.scan(set, cursor, |ip| {
+                !self.by_ip.contains_key(&ip) && !quarantined.contains(&ip)
+            })
+        } else {
+            // Only recently released addresses are free: the oldest one first.
+            self.recently_released
                 .iter()
                 .copied()
-                .filter(|ip| pool.set_contains(set, *ip) && !self.by_ip.contains_key(ip))
-                .collect();
-            let cursor = self.cursors.get(&set).copied();
-            let ip = if in_use + (quarantined.len() as u128) < capacity {
-                // A free address outside the quarantine exists, so this scan stops after
-                // at most in_use + quarantined + gateways + 1 steps, not the whole range.
-                pool.scan(set, cursor, |ip| {
-                    !self.by_ip.contains_key(&ip) && !quarantined.contains(&ip)
-                })
-            } else {
-                // Only recently released addresses are free: the oldest one first.
-                self.recently_released
-                    .iter()
-                    .copied()
-                    .find(|ip| quarantined.contains(ip))
-            };
-            let Some(ip) = ip else {
-                // Unreachable when the counts are right; report exhaustion, not a panic.
-                return Err(AllocError::Exhausted {
-                    set,
-                    capacity,
-                    in_use,
-                });
-            };
-            chosen.push(Lease { ip, set });
-        }
-
-        for lease in &chosen {
-            self.by_ip.insert(lease.ip, key.clone());
-            self.recently_released.retain(|ip| *ip != lease.ip);
-            if pinned[lease.set].is_none() {
-                // A requested address is not part of the round-robin sequence.
-                self.cursors.insert(lease.set, lease.ip);
-            }
-        }
-        self.allocations.insert(
-            key.clone(),
-            Allocation {
-                leases: chosen.clone(),
-                meta,
-            },
-        );
-        self.revision += 1;
-        Ok(chosen)
+                .find(|ip| quarantined.contains(ip))
+        };
+        // None is unreachable when the counts are right; report exhaustion, not a panic.
+        ip.ok_or(exhausted)
     }
 
     /// Releases `key`'s addresses. Idempotent: an unknown key releases nothing and

@@ -89,6 +89,16 @@ struct SubnetRecord {
     pods: bool,
 }
 
+impl SubnetRecord {
+    fn role(&self) -> SubnetRole {
+        if self.pods {
+            SubnetRole::Pods
+        } else {
+            SubnetRole::Nodes
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SubnetRegistry {
@@ -423,11 +433,7 @@ pub fn subnet_role<S: Store + ?Sized>(
     let skey = subnet_key(name);
     Ok(match store.get(&skey)? {
         None => None,
-        Some((v, _)) => Some(if parse::<SubnetRecord>(&skey, &v)?.pods {
-            SubnetRole::Pods
-        } else {
-            SubnetRole::Nodes
-        }),
+        Some((v, _)) => Some(parse::<SubnetRecord>(&skey, &v)?.role()),
     })
 }
 
@@ -442,27 +448,7 @@ pub(crate) fn guard_subnet_as<S: Store + ?Sized>(
     let skey = subnet_key(&req.subnet_name);
     if let Some((value, rev)) = store.get(&skey)? {
         let rec: SubnetRecord = parse(&skey, &value)?;
-        let registered = if rec.pods {
-            SubnetRole::Pods
-        } else {
-            SubnetRole::Nodes
-        };
-        if registered != role && rec.cidr == cidr {
-            return Err(ReservationError::SubnetRoleMismatch {
-                name: req.subnet_name.clone(),
-                cidr,
-                registered: registered.name(),
-                asked: role.name(),
-                why: ROLE_REASON,
-            });
-        }
-        if rec.cidr != cidr {
-            return Err(ReservationError::SubnetCidrMismatch {
-                name: req.subnet_name.clone(),
-                registered: rec.cidr,
-                asked: cidr,
-            });
-        }
+        check_registered(req, &rec, role)?;
         // Putting the same value bumps the guard's mod revision.
         let ops = vec![Op::Put {
             key: skey.clone(),
@@ -480,6 +466,57 @@ pub(crate) fn guard_subnet_as<S: Store + ?Sized>(
             Compare::Absent(SUBNET_REGISTRY_KEY.to_string()),
         ),
     };
+    check_no_conflict(&registry, req)?;
+    registry.subnets.insert(req.subnet_name.clone(), cidr);
+    let record = SubnetRecord {
+        cidr,
+        indexed: true,
+        pods: role == SubnetRole::Pods,
+    };
+    let ops = vec![
+        Op::Put {
+            key: SUBNET_REGISTRY_KEY.to_string(),
+            value: to_json(SUBNET_REGISTRY_KEY, &registry)?,
+        },
+        Op::Put {
+            key: skey.clone(),
+            value: to_json(&skey, &record)?,
+        },
+    ];
+    Ok((vec![reg_compare, Compare::Absent(skey)], ops, true))
+}
+
+/// A registered subnet of the same name must have the same CIDR and role.
+fn check_registered(
+    req: &JoinRequest,
+    rec: &SubnetRecord,
+    role: SubnetRole,
+) -> Result<(), ReservationError> {
+    let cidr = req.subnet.cidr();
+    let registered = rec.role();
+    if registered != role && rec.cidr == cidr {
+        return Err(ReservationError::SubnetRoleMismatch {
+            name: req.subnet_name.clone(),
+            cidr,
+            registered: registered.name(),
+            asked: role.name(),
+            why: ROLE_REASON,
+        });
+    }
+    if rec.cidr != cidr {
+        return Err(ReservationError::SubnetCidrMismatch {
+            name: req.subnet_name.clone(),
+            registered: rec.cidr,
+            asked: cidr,
+        });
+    }
+    Ok(())
+}
+
+/// A new subnet must not reuse a registered name with another CIDR, nor overlap
+/// another registered subnet.
+fn check_no_conflict(registry: &SubnetRegistry, req: &JoinRequest) -> Result<(), ReservationError> {
+    let cidr = req.subnet.cidr();
     for (other_name, other_cidr) in &registry.subnets {
         if *other_name == req.subnet_name {
             if *other_cidr != cidr {
@@ -498,23 +535,7 @@ pub(crate) fn guard_subnet_as<S: Store + ?Sized>(
             });
         }
     }
-    registry.subnets.insert(req.subnet_name.clone(), cidr);
-    let record = SubnetRecord {
-        cidr,
-        indexed: true,
-        pods: role == SubnetRole::Pods,
-    };
-    let ops = vec![
-        Op::Put {
-            key: SUBNET_REGISTRY_KEY.to_string(),
-            value: to_json(SUBNET_REGISTRY_KEY, &registry)?,
-        },
-        Op::Put {
-            key: skey.clone(),
-            value: to_json(&skey, &record)?,
-        },
-    ];
-    Ok((vec![reg_compare, Compare::Absent(skey)], ops, true))
+    Ok(())
 }
 
 /// Every address reserved in the request's subnet: from the subnet's index when
