@@ -56,11 +56,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 REFERENCE_PATH = "/usr/lib/cni"
 
-NODE_NS = "aksntb-node"
-POD_PREFIX = "aksntb"
-BRIDGE = "aksntbbr0"
-UPLINK = "aksntbup0"
-UPLINK_PEER = "aksntbup1"
+# Every name this script creates starts with PREFIX (AKSNET_BENCH_PREFIX, default aksntb),
+# so two runs on one machine can use different prefixes and never touch each other's objects.
+PREFIX = os.environ.get("AKSNET_BENCH_PREFIX", "aksntb")
+NODE_NS = f"{PREFIX}-node"
+POD_PREFIX = PREFIX
+BRIDGE = f"{PREFIX}br0"
+UPLINK = f"{PREFIX}up0"
+UPLINK_PEER = f"{PREFIX}up1"
 KUBENET_SUBNET = "10.99.0.0/22"
 NODE_SUBNET = "10.98.0.0/22"
 # Overlay: the cluster pod CIDR, and the /24 the first node joined gets of it (the ptp
@@ -315,16 +318,16 @@ def host_local_left(datadir):
 def join_node(args, datadir, store, pair):
     """nodesubnet needs the node's up-front reservation (docs/node.md), overlay its /24
     of the pod CIDR (docs/models.md#overlay), podsubnet its /28 blocks of the pod subnet."""
-    p = sh(args.aksnet, "node", "join", "--node", "aksntb-node", "--subnet", NODE_SUBNET,
-           "--subnet-name", "aksntb", "--max-pods", "250", "--store", store, "--data-dir", datadir,
+    p = sh(args.aksnet, "node", "join", "--node", NODE_NS, "--subnet", NODE_SUBNET,
+           "--subnet-name", PREFIX, "--max-pods", "250", "--store", store, "--data-dir", datadir,
            *JOIN_FLAGS[pair], check=False)
     if p.returncode != 0:
         raise SystemExit(f"aksnet node join failed: {p.stderr.decode()}{p.stdout.decode()}")
 
 
 def bench_one(args, pair, label, conflist, kind, n, jobs):
-    datadir = tempfile.mkdtemp(prefix="aksntb-data-")
-    store = tempfile.mkdtemp(prefix="aksntb-store-")
+    datadir = tempfile.mkdtemp(prefix=f"{PREFIX}-data-")
+    store = tempfile.mkdtemp(prefix=f"{PREFIX}-store-")
     subnet = SUBNETS[pair]
     with open(os.path.join(HERE, conflist)) as f:
         text = f.read()
@@ -344,7 +347,7 @@ def bench_one(args, pair, label, conflist, kind, n, jobs):
             created.append(nm)
 
         def cid(nm):
-            return f"aksntb-{nm}"
+            return f"{PREFIX}-{nm}"
 
         def nspath(nm):
             return f"/run/netns/{nm}"

@@ -124,11 +124,11 @@ fn exhaustion_and_unavailable_map_to_their_variants() {
     assert!(
         matches!(
             e,
-            IpamError::Exhausted {
+            IpamError::Alloc(AllocError::Exhausted {
                 set: 0,
                 capacity: 1,
                 in_use: 1
-            }
+            })
         ),
         "{e}"
     );
@@ -141,7 +141,10 @@ fn exhaustion_and_unavailable_map_to_their_variants() {
         e.to_string(),
         "requested address 10.0.0.2 is already held by a/eth0"
     );
-    assert!(matches!(e, IpamError::Unavailable { .. }));
+    assert!(matches!(
+        e,
+        IpamError::Alloc(AllocError::Unavailable { .. })
+    ));
 }
 
 fn write_state(dir: &Path, text: &str) {
