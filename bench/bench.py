@@ -326,13 +326,18 @@ def join_node(args, datadir, store, pair):
 
 
 def bench_one(args, pair, label, conflist, kind, n, jobs):
-    datadir = tempfile.mkdtemp(prefix=f"{PREFIX}-data-")
+    parent = args.aksnet_data_parent if kind == "ours" else None
+    datadir = tempfile.mkdtemp(prefix=f"{PREFIX}-data-", dir=parent)
     store = tempfile.mkdtemp(prefix=f"{PREFIX}-store-")
     subnet = SUBNETS[pair]
     with open(os.path.join(HERE, conflist)) as f:
         text = f.read()
     text = text.replace("@BRIDGE@", BRIDGE).replace("@SUBNET@", subnet).replace("@DATADIR@", datadir)
     netlist = json.loads(text)
+    if kind == "ours":
+        for kv in args.aksnet_set:
+            key, _, value = kv.partition("=")
+            netlist["plugins"][0][key] = json.loads(value)
     cni_path = REFERENCE_PATH if kind == "ref" else args.aksnet_cni_dir
     r = Runner(netlist, cni_path, args.cni_args)
     names = [f"{POD_PREFIX}{i}" for i in range(n)]
@@ -532,6 +537,15 @@ def main():
                     help="directory holding the aksnet-cni binary (default dist/, what "
                          "scripts/build-release.sh builds and users install)")
     ap.add_argument("--aksnet", default=None, help="the aksnet CLI (default target/release or target/debug)")
+    ap.add_argument("--aksnet-data-parent", default=None,
+                    help="directory in which aksnet-cni's dataDir is made (default: the system's temp "
+                         "dir). A node's default dataDir keeps the attachments' state in /run/aksnet, a "
+                         "tmpfs (docs/architecture.md, \"Crash and reboot\"); /dev/shm gives the same "
+                         "here when /run is not a tmpfs. The reference's host-local dataDir stays in the "
+                         "temp dir, as /var/lib/cni/networks is on disk on a node.")
+    ap.add_argument("--aksnet-set", action="append", default=[], metavar="KEY=JSON",
+                    help="set a key of aksnet-cni's plugin configuration, e.g. mtu=0 (look the uplink "
+                         "MTU up at every ADD, as a conflist without `mtu` does)")
     ap.add_argument("--cni-args", default="IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=@POD@")
     ap.add_argument("--json-out")
     ap.add_argument("--markdown-out")

@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 
 use crate::error::PluginError;
 
-/// Where state lives unless `dataDir` says otherwise (issue 2, item 3).
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/aksnet";
+/// The node's data directory unless `dataDir` says otherwise (issue 2, item 3); the
+/// attachments' state of this default lives in `/run/aksnet` (`aksnet_ipam::state_dir`).
+pub const DEFAULT_DATA_DIR: &str = aksnet_ipam::DEFAULT_DATA_DIR;
 /// kubenet's bridge on AKS (docs/azure.md#kubenet).
 pub const DEFAULT_BRIDGE: &str = "cbr0";
 
@@ -269,127 +270,19 @@ impl PluginConfig {
         let obj = root
             .as_object()
             .ok_or_else(|| bad("(stdin)", show(&root), "must be a JSON object"))?;
-
-        let version_s = match obj.get("cniVersion") {
-            Some(Value::String(s)) => s.as_str(),
-            Some(v) => return Err(bad("cniVersion", show(v), "must be a string")),
-            None => return Err(bad("cniVersion", "(missing)", "is required")),
-        };
-        let version = CniVersion::parse(version_s).ok_or_else(|| PluginError::Version {
-            given: version_s.to_string(),
-        })?;
-
+        let version = parse_version(obj)?;
         let name =
             get_str(obj, "name", "")?.ok_or_else(|| bad("name", "(missing)", "is required"))?;
         validate_network_name(name)?;
-
-        let mode_s = get_str(obj, "mode", "")?.ok_or_else(|| {
-            bad(
-                "mode",
-                "(missing)",
-                "is required: \"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"",
-            )
-        })?;
-        let mode = match mode_s {
-            "kubenet" | "bridge" => Mode::Kubenet(parse_kubenet(obj)?),
-            // "transparent" is azure-vnet's name for the same datapath (docs/azure.md#transparent-mode).
-            "nodesubnet" | "transparent" => Mode::NodeSubnet(parse_routed(obj)?),
-            // Pod Subnet: the same routed datapath, addresses of the pod subnet.
-            "podsubnet" => Mode::PodSubnet(crate::podsubnet::PodSubnetConf {
-                routed: parse_routed(obj)?,
-            }),
-            // Overlay: the same routed datapath, addresses of the node's /24.
-            "overlay" => Mode::Overlay(crate::overlay::OverlayConf {
-                routed: parse_routed(obj)?,
-            }),
-            other => return Err(bad(
-                "mode",
-                other,
-                "is not supported: use \"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"",
-            )),
-        };
-
-        let ipam = obj.get("ipam").and_then(Value::as_object);
-        let data_dir = match get_str(obj, "dataDir", "")? {
-            Some(d) => Some(d),
-            None => match ipam {
-                Some(i) => get_str(i, "dataDir", "ipam.")?,
-                None => None,
-            },
-        };
-        let data_dir = PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR));
-        if !data_dir.is_absolute() {
-            return Err(bad(
-                "dataDir",
-                data_dir.display().to_string(),
-                "must be an absolute path",
-            ));
-        }
+        let mode = parse_mode(obj)?;
+        let data_dir = parse_data_dir(obj)?;
         check_log_settings(obj)?;
-        // A `..` could lead the state anywhere on the node (issue 10, item 7).
-        if data_dir
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
-        {
-            return Err(bad(
-                "dataDir",
-                data_dir.display().to_string(),
-                "must not contain `..`",
-            ));
-        }
-
-        let mut requested_ips = Vec::new();
-        let mut requested_mac = None;
-        if let Some(rc) = obj.get("runtimeConfig").and_then(Value::as_object) {
-            if let Some(ips) = rc.get("ips") {
-                requested_ips = parse_ip_list("runtimeConfig.ips", ips)?;
-            }
-            if let Some(mac) = rc.get("mac") {
-                requested_mac = Some(
-                    mac.as_str()
-                        .ok_or_else(|| bad("runtimeConfig.mac", show(mac), "must be a string"))?
-                        .to_string(),
-                );
-            }
-        }
-        // `args.cni.ips` wins over everything (CONVENTIONS.md "args").
-        if let Some(ips) = obj
-            .get("args")
-            .and_then(|a| a.get("cni"))
-            .and_then(|c| c.get("ips"))
-        {
-            requested_ips = parse_ip_list("args.cni.ips", ips)?;
-        }
-
-        let dns = match obj.get("dns") {
-            None | Some(Value::Null) => aksnet_cniproto::Dns::default(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| bad("dns", show(v), format!("is not a DNS object: {e}")))?,
-        };
-
-        let prev_result = match obj.get("prevResult") {
-            None | Some(Value::Null) => None,
-            Some(v) if v.as_object().is_some_and(|o| o.is_empty()) => None,
-            Some(v) => Some(CniResult::from_value(v).map_err(|e| PluginError::Decode {
-                what: "prevResult",
-                source: e,
-            })?),
-        };
-
-        let valid_attachments = match obj
-            .get("cni.dev/valid-attachments")
-            .or_else(|| obj.get("cni.dev/attachments"))
-        {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(parse_attachments(v)?),
-        };
-
+        let (requested_ips, requested_mac) = parse_requested(obj)?;
         let ignored_keys = obj
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
             .cloned()
             .collect();
-
         Ok(PluginConfig {
             version,
             name: name.to_string(),
@@ -399,11 +292,147 @@ impl PluginConfig {
             data_dir,
             requested_ips,
             requested_mac,
-            dns,
-            prev_result,
-            valid_attachments,
+            dns: parse_dns(obj)?,
+            prev_result: parse_prev_result(obj)?,
+            valid_attachments: parse_valid_attachments(obj)?,
             ignored_keys,
         })
+    }
+}
+
+/// `cniVersion`: required, and one this plugin speaks (else CNI code 1).
+fn parse_version(obj: &Map<String, Value>) -> Result<CniVersion, PluginError> {
+    let version_s = match obj.get("cniVersion") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(v) => return Err(bad("cniVersion", show(v), "must be a string")),
+        None => return Err(bad("cniVersion", "(missing)", "is required")),
+    };
+    CniVersion::parse(version_s).ok_or_else(|| PluginError::Version {
+        given: version_s.to_string(),
+    })
+}
+
+/// `mode` and the settings of its datapath.
+fn parse_mode(obj: &Map<String, Value>) -> Result<Mode, PluginError> {
+    let mode_s = get_str(obj, "mode", "")?.ok_or_else(|| {
+        bad(
+            "mode",
+            "(missing)",
+            "is required: \"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"",
+        )
+    })?;
+    Ok(match mode_s {
+        "kubenet" | "bridge" => Mode::Kubenet(parse_kubenet(obj)?),
+        // "transparent" is azure-vnet's name for the same datapath (docs/azure.md#transparent-mode).
+        "nodesubnet" | "transparent" => Mode::NodeSubnet(parse_routed(obj)?),
+        // Pod Subnet: the same routed datapath, addresses of the pod subnet.
+        "podsubnet" => Mode::PodSubnet(crate::podsubnet::PodSubnetConf {
+            routed: parse_routed(obj)?,
+        }),
+        // Overlay: the same routed datapath, addresses of the node's /24.
+        "overlay" => Mode::Overlay(crate::overlay::OverlayConf {
+            routed: parse_routed(obj)?,
+        }),
+        other => {
+            return Err(bad(
+                "mode",
+                other,
+                "is not supported: use \"kubenet\", \"nodesubnet\", \"podsubnet\" or \"overlay\"",
+            ))
+        }
+    })
+}
+
+/// `dataDir` (or `ipam.dataDir`): absolute, without `..`.
+fn parse_data_dir(obj: &Map<String, Value>) -> Result<PathBuf, PluginError> {
+    let ipam = obj.get("ipam").and_then(Value::as_object);
+    let data_dir = match get_str(obj, "dataDir", "")? {
+        Some(d) => Some(d),
+        None => match ipam {
+            Some(i) => get_str(i, "dataDir", "ipam.")?,
+            None => None,
+        },
+    };
+    let data_dir = PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR));
+    if !data_dir.is_absolute() {
+        return Err(bad(
+            "dataDir",
+            data_dir.display().to_string(),
+            "must be an absolute path",
+        ));
+    }
+    // A `..` could lead the state anywhere on the node (issue 10, item 7).
+    if data_dir
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(bad(
+            "dataDir",
+            data_dir.display().to_string(),
+            "must not contain `..`",
+        ));
+    }
+    Ok(data_dir)
+}
+
+/// The addresses and MAC the runtime asks for: `runtimeConfig.ips`/`mac`, and
+/// `args.cni.ips`, which wins over everything (CONVENTIONS.md "args").
+fn parse_requested(obj: &Map<String, Value>) -> Result<(Vec<IpAddr>, Option<String>), PluginError> {
+    let mut requested_ips = Vec::new();
+    let mut requested_mac = None;
+    if let Some(rc) = obj.get("runtimeConfig").and_then(Value::as_object) {
+        if let Some(ips) = rc.get("ips") {
+            requested_ips = parse_ip_list("runtimeConfig.ips", ips)?;
+        }
+        if let Some(mac) = rc.get("mac") {
+            requested_mac = Some(
+                mac.as_str()
+                    .ok_or_else(|| bad("runtimeConfig.mac", show(mac), "must be a string"))?
+                    .to_string(),
+            );
+        }
+    }
+    if let Some(ips) = obj
+        .get("args")
+        .and_then(|a| a.get("cni"))
+        .and_then(|c| c.get("ips"))
+    {
+        requested_ips = parse_ip_list("args.cni.ips", ips)?;
+    }
+    Ok((requested_ips, requested_mac))
+}
+
+fn parse_dns(obj: &Map<String, Value>) -> Result<aksnet_cniproto::Dns, PluginError> {
+    match obj.get("dns") {
+        None | Some(Value::Null) => Ok(aksnet_cniproto::Dns::default()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| bad("dns", show(v), format!("is not a DNS object: {e}"))),
+    }
+}
+
+fn parse_prev_result(obj: &Map<String, Value>) -> Result<Option<CniResult>, PluginError> {
+    match obj.get("prevResult") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) if v.as_object().is_some_and(|o| o.is_empty()) => Ok(None),
+        Some(v) => CniResult::from_value(v)
+            .map(Some)
+            .map_err(|e| PluginError::Decode {
+                what: "prevResult",
+                source: e,
+            }),
+    }
+}
+
+/// GC's `cni.dev/valid-attachments` (or the 1.1.0 tag's `cni.dev/attachments`).
+fn parse_valid_attachments(
+    obj: &Map<String, Value>,
+) -> Result<Option<Vec<Attachment>>, PluginError> {
+    match obj
+        .get("cni.dev/valid-attachments")
+        .or_else(|| obj.get("cni.dev/attachments"))
+    {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => parse_attachments(v).map(Some),
     }
 }
 

@@ -475,3 +475,46 @@ fn an_unreadable_state_from_before_this_boot_starts_empty() {
     assert!(store.snapshot().expect("snapshot").records().is_empty());
     alloc(&store, &pool("10.0.0.0/24"), "a").expect("the next ADD rewrites it");
 }
+
+#[test]
+fn the_default_data_dir_keeps_its_state_on_the_run_dir_and_others_beside_the_pool() {
+    assert_eq!(
+        aksnet_ipam::state_dir(Path::new(aksnet_ipam::DEFAULT_DATA_DIR)),
+        Path::new(aksnet_ipam::DEFAULT_RUN_DIR)
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    assert_eq!(aksnet_ipam::state_dir(tmp.path()), tmp.path());
+    let store = IpamStore::open(tmp.path(), "n").expect("open");
+    assert_eq!(store.state_path(), tmp.path().join("n.json"));
+}
+
+/// An upgrade in place: the state an earlier aksnet kept in the data directory is read
+/// while the state directory has none, and the first write moves it.
+#[test]
+fn a_legacy_state_is_read_then_moved_by_the_first_write() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let run = tempfile::tempdir().expect("tempdir");
+    let p = pool("10.0.0.0/24");
+    let old = IpamStore::open(data.path(), "n").expect("open legacy");
+    let held = alloc(&old, &p, "a").expect("a");
+    let legacy = Some(data.path().join("n.json"));
+    let store = IpamStore::open_in(run.path(), legacy.clone(), "n").expect("open");
+    assert!(store.snapshot().expect("snapshot").get(&key("a")).is_some());
+    assert!(!store.state_path().exists(), "a read moves nothing");
+    assert_eq!(
+        aksnet_ipam::allocated_addresses(data.path())
+            .expect("held")
+            .len(),
+        1,
+        "readers of the data directory still see it"
+    );
+    let next = alloc(&store, &p, "b").expect("b");
+    assert_ne!(next, held, "the legacy allocation is kept");
+    assert!(store.state_path().exists());
+    assert!(
+        !data.path().join("n.json").exists(),
+        "the legacy file is gone"
+    );
+    let again = IpamStore::open_in(run.path(), legacy, "n").expect("reopen");
+    assert_eq!(release(&again, "a"), vec![held]);
+}
