@@ -30,7 +30,7 @@ use std::path::Path;
 pub use attachment_lock::AttachmentLock;
 pub use error::IpamError;
 pub use store::{
-    networks_in, state_dir, validate_network_name, IpamStore, DEFAULT_DATA_DIR,
+    networks_in, networks_in_at, state_dir, validate_network_name, IpamStore, DEFAULT_DATA_DIR,
     DEFAULT_LOCK_TIMEOUT, DEFAULT_RUN_DIR, STATE_KIND, STATE_VERSION,
 };
 

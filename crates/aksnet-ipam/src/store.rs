@@ -465,13 +465,34 @@ fn parse_state(
 /// directory has none.
 pub fn networks_in(data_dir: &Path) -> Result<Vec<String>, IpamError> {
     let dir = state_dir(data_dir);
-    let mut out = networks_in_dir(&dir)?;
-    if dir != data_dir {
-        out.extend(networks_in_dir(data_dir)?);
+    networks_in_at(&dir, (dir != data_dir).then_some(data_dir))
+}
+
+/// The network names whose state files are in `dir`, and in `legacy` (the directory
+/// where an earlier aksnet kept them, [`IpamStore::open_in`]).
+pub fn networks_in_at(dir: &Path, legacy: Option<&Path>) -> Result<Vec<String>, IpamError> {
+    let mut out = networks_in_dir(dir)?;
+    if let Some(legacy) = legacy {
+        // The data directory holds other JSON files too (the agent's status file is
+        // `/var/lib/aksnet/agent-status.json` in deploy/): only IPAM states count.
+        let old = networks_in_dir(legacy)?;
+        out.extend(
+            old.into_iter()
+                .filter(|n| is_state_file(&legacy.join(format!("{n}{STATE_SUFFIX}")))),
+        );
         out.sort();
         out.dedup();
     }
     Ok(out)
+}
+
+/// Whether `path` is an IPAM state file (its `kind`), read only to list an earlier
+/// aksnet's states.
+fn is_state_file(path: &Path) -> bool {
+    aksnet_fs::read_regular_capped(path, MAX_STATE_BYTES)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Header>(&b).ok())
+        .is_some_and(|h| h.kind.as_deref() == Some(STATE_KIND))
 }
 
 fn networks_in_dir(data_dir: &Path) -> Result<Vec<String>, IpamError> {

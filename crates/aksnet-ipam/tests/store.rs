@@ -518,3 +518,18 @@ fn a_legacy_state_is_read_then_moved_by_the_first_write() {
     let again = IpamStore::open_in(run.path(), legacy, "n").expect("reopen");
     assert_eq!(release(&again, "a"), vec![held]);
 }
+
+/// The data directory's other JSON files (the agent's status file) are not states.
+#[test]
+fn the_legacy_listing_counts_only_ipam_states() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let run = tempfile::tempdir().expect("tempdir");
+    let p = pool("10.0.0.0/24");
+    alloc(&IpamStore::open(data.path(), "old").expect("open"), &p, "a").expect("a");
+    alloc(&IpamStore::open(run.path(), "new").expect("open"), &p, "b").expect("b");
+    fs::write(data.path().join("agent-status.json"), b"{\"healthy\":true}").expect("write");
+    assert_eq!(
+        aksnet_ipam::networks_in_at(run.path(), Some(data.path())).expect("list"),
+        vec!["new".to_string(), "old".to_string()]
+    );
+}
