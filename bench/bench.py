@@ -56,11 +56,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 REFERENCE_PATH = "/usr/lib/cni"
 
-NODE_NS = "aksntb-node"
-POD_PREFIX = "aksntb"
-BRIDGE = "aksntbbr0"
-UPLINK = "aksntbup0"
-UPLINK_PEER = "aksntbup1"
+# Every name this script creates starts with PREFIX (AKSNET_BENCH_PREFIX, default aksntb),
+# so two runs on one machine can use different prefixes and never touch each other's objects.
+PREFIX = os.environ.get("AKSNET_BENCH_PREFIX", "aksntb")
+NODE_NS = f"{PREFIX}-node"
+POD_PREFIX = PREFIX
+BRIDGE = f"{PREFIX}br0"
+UPLINK = f"{PREFIX}up0"
+UPLINK_PEER = f"{PREFIX}up1"
 KUBENET_SUBNET = "10.99.0.0/22"
 NODE_SUBNET = "10.98.0.0/22"
 # Overlay: the cluster pod CIDR, and the /24 the first node joined gets of it (the ptp
@@ -315,21 +318,26 @@ def host_local_left(datadir):
 def join_node(args, datadir, store, pair):
     """nodesubnet needs the node's up-front reservation (docs/node.md), overlay its /24
     of the pod CIDR (docs/models.md#overlay), podsubnet its /28 blocks of the pod subnet."""
-    p = sh(args.aksnet, "node", "join", "--node", "aksntb-node", "--subnet", NODE_SUBNET,
-           "--subnet-name", "aksntb", "--max-pods", "250", "--store", store, "--data-dir", datadir,
+    p = sh(args.aksnet, "node", "join", "--node", NODE_NS, "--subnet", NODE_SUBNET,
+           "--subnet-name", PREFIX, "--max-pods", "250", "--store", store, "--data-dir", datadir,
            *JOIN_FLAGS[pair], check=False)
     if p.returncode != 0:
         raise SystemExit(f"aksnet node join failed: {p.stderr.decode()}{p.stdout.decode()}")
 
 
 def bench_one(args, pair, label, conflist, kind, n, jobs):
-    datadir = tempfile.mkdtemp(prefix="aksntb-data-")
-    store = tempfile.mkdtemp(prefix="aksntb-store-")
+    parent = args.aksnet_data_parent if kind == "ours" else None
+    datadir = tempfile.mkdtemp(prefix=f"{PREFIX}-data-", dir=parent)
+    store = tempfile.mkdtemp(prefix=f"{PREFIX}-store-")
     subnet = SUBNETS[pair]
     with open(os.path.join(HERE, conflist)) as f:
         text = f.read()
     text = text.replace("@BRIDGE@", BRIDGE).replace("@SUBNET@", subnet).replace("@DATADIR@", datadir)
     netlist = json.loads(text)
+    if kind == "ours":
+        for kv in args.aksnet_set:
+            key, _, value = kv.partition("=")
+            netlist["plugins"][0][key] = json.loads(value)
     cni_path = REFERENCE_PATH if kind == "ref" else args.aksnet_cni_dir
     r = Runner(netlist, cni_path, args.cni_args)
     names = [f"{POD_PREFIX}{i}" for i in range(n)]
@@ -344,7 +352,7 @@ def bench_one(args, pair, label, conflist, kind, n, jobs):
             created.append(nm)
 
         def cid(nm):
-            return f"aksntb-{nm}"
+            return f"{PREFIX}-{nm}"
 
         def nspath(nm):
             return f"/run/netns/{nm}"
@@ -529,6 +537,15 @@ def main():
                     help="directory holding the aksnet-cni binary (default dist/, what "
                          "scripts/build-release.sh builds and users install)")
     ap.add_argument("--aksnet", default=None, help="the aksnet CLI (default target/release or target/debug)")
+    ap.add_argument("--aksnet-data-parent", default=None,
+                    help="directory in which aksnet-cni's dataDir is made (default: the system's temp "
+                         "dir). A node's default dataDir keeps the attachments' state in /run/aksnet, a "
+                         "tmpfs (docs/architecture.md, \"Crash and reboot\"); /dev/shm gives the same "
+                         "here when /run is not a tmpfs. The reference's host-local dataDir stays in the "
+                         "temp dir, as /var/lib/cni/networks is on disk on a node.")
+    ap.add_argument("--aksnet-set", action="append", default=[], metavar="KEY=JSON",
+                    help="set a key of aksnet-cni's plugin configuration, e.g. mtu=0 (look the uplink "
+                         "MTU up at every ADD, as a conflist without `mtu` does)")
     ap.add_argument("--cni-args", default="IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=@POD@")
     ap.add_argument("--json-out")
     ap.add_argument("--markdown-out")

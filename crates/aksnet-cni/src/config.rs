@@ -16,8 +16,9 @@ use raw::{RawConfig, RawIpam, RawRange};
 
 mod raw;
 
-/// Where state lives unless `dataDir` says otherwise (issue 2, item 3).
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/aksnet";
+/// The node's data directory unless `dataDir` says otherwise (issue 2, item 3); the
+/// attachments' state of this default lives in `/run/aksnet` (`aksnet_ipam::state_dir`).
+pub const DEFAULT_DATA_DIR: &str = aksnet_ipam::DEFAULT_DATA_DIR;
 /// kubenet's bridge on AKS (docs/azure.md#kubenet).
 pub const DEFAULT_BRIDGE: &str = "cbr0";
 

@@ -132,6 +132,7 @@ pub enum PluginError {
 
 impl PluginError {
     pub fn code(&self) -> ErrorCode {
+        use aksnet_core::allocator::AllocError;
         use aksnet_ipam::IpamError as I;
         match self {
             PluginError::Env(_) => ErrorCode::InvalidEnv,
@@ -149,7 +150,9 @@ impl PluginError {
             | PluginError::IfnameMissing { .. }
             | PluginError::Netlink(_) => ErrorCode::Kernel,
             PluginError::Ipam(e) => match e {
-                I::Exhausted { .. } | I::Unavailable { .. } => ErrorCode::NoAddressAvailable,
+                I::Alloc(AllocError::Exhausted { .. } | AllocError::Unavailable { .. }) => {
+                    ErrorCode::NoAddressAvailable
+                }
                 I::Alloc(_) | I::InvalidNetwork { .. } => ErrorCode::InvalidConfig,
                 I::LockTimeout { .. } => ErrorCode::TryAgainLater,
                 _ => ErrorCode::State,

@@ -169,9 +169,12 @@ fn add_attachment(
     let mode = cfg.mode.datapath();
     let addresses = mode.addresses(cfg)?;
     let (leases, fresh) = reserve(store, &addresses.pool, args, cfg).map_err(|e| match e {
-        PluginError::Ipam(aksnet_ipam::IpamError::Exhausted { in_use, .. }) => mode
-            .no_free_address(cfg, &addresses, in_use as usize)
-            .unwrap_or(e),
+        PluginError::Ipam(ref i) => match i.exhausted_in_use() {
+            Some(in_use) => mode
+                .no_free_address(cfg, &addresses, in_use as usize)
+                .unwrap_or(e),
+            None => e,
+        },
         other => other,
     })?;
     let mut undo = Undo::new();

@@ -34,12 +34,13 @@ pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 << 20;
 /// and for test harnesses, which must not write to /var/log.
 pub const LOG_FILE_ENV: &str = "AKSNET_CNI_LOG_FILE";
 
-/// The two keys of the network configuration this module reads. They are read
-/// on their own, so that a call whose configuration is otherwise invalid is
-/// logged too (those are the calls an operator most needs to see).
+/// The keys of the network configuration this module reads, in one pass. They
+/// are read on their own, so that a call whose configuration is otherwise
+/// invalid is logged too (those are the calls an operator most needs to see).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Settings {
+    name: Option<String>,
     log_file: Option<String>,
     log_max_bytes: Option<u64>,
 }
@@ -64,7 +65,7 @@ pub fn record(call: &Call<'_>) {
         _ => DEFAULT_LOG_FILE,
     };
     let max = settings.log_max_bytes.unwrap_or(DEFAULT_LOG_MAX_BYTES);
-    let mut line = line(call).to_string();
+    let mut line = line(call, settings.name).to_string();
     line.push('\n');
     let _ = append(Path::new(path), line.as_bytes(), max);
 }
@@ -73,11 +74,8 @@ fn usable(p: &Path) -> bool {
     p.is_absolute() && !p.components().any(|c| c == std::path::Component::ParentDir)
 }
 
-fn line(call: &Call<'_>) -> Value {
+fn line(call: &Call<'_>, network: Option<String>) -> Value {
     let env = |k: &str| (call.env)(k).filter(|v| !v.is_empty());
-    let network = serde_json::from_slice::<Value>(call.stdin)
-        .ok()
-        .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string));
     let args = env("CNI_ARGS").unwrap_or_default();
     let arg = |key: &str| {
         args.split(';')
@@ -127,20 +125,28 @@ fn line(call: &Call<'_>) -> Value {
 /// then rotates the file if it passed `max`. The directory is created 0700
 /// and the file 0600 (pod names are in it); a symlink is never followed.
 fn append(path: &Path, bytes: &[u8], max: u64) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
+    let open = || {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+    };
+    // The directory exists on every call but the first: open first, and
+    // create the directory only when the open says it is missing.
+    let mut file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+            open()?
         }
-    }
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
+        other => other?,
+    };
     file.write_all(bytes)?;
     let ours = file.metadata()?;
     if ours.len() > max {

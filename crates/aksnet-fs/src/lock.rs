@@ -3,10 +3,11 @@
 use std::fs::File;
 use std::path::Path;
 
-use nix::fcntl::{open, OFlag};
-use nix::sys::stat::{fchmod, fstat, Mode};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fchmod, Mode};
 
-use crate::error::{open_error, FileKind, FsError};
+use crate::error::FsError;
+use crate::read::open_regular;
 use crate::PRIVATE_FILE_MODE;
 
 /// Opens (creating if needed) the lock file `path` for `flock`. Refuses a symlink at
@@ -21,17 +22,13 @@ pub fn open_lock_file(path: &Path) -> Result<File, FsError> {
         | OFlag::O_CLOEXEC
         | OFlag::O_NOCTTY
         | OFlag::O_NONBLOCK;
-    let fd = open(path, flags, Mode::from_bits_truncate(PRIVATE_FILE_MODE))
-        .map_err(|e| open_error("open lock file", path, e))?;
-    let st = fstat(&fd).map_err(|e| FsError::io("stat lock file", path, e))?;
-    let kind = FileKind::from_mode(st.st_mode);
-    if kind != FileKind::Regular {
-        return Err(FsError::WrongKind {
-            path: path.to_path_buf(),
-            found: kind,
-            expected: FileKind::Regular,
-        });
-    }
+    let (fd, st) = open_regular(
+        path,
+        flags,
+        Mode::from_bits_truncate(PRIVATE_FILE_MODE),
+        "open lock file",
+        "stat lock file",
+    )?;
     if st.st_mode & 0o7777 != PRIVATE_FILE_MODE {
         fchmod(&fd, Mode::from_bits_truncate(PRIVATE_FILE_MODE))
             .map_err(|e| FsError::io("chmod lock file", path, e))?;

@@ -4,8 +4,10 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use std::os::fd::OwnedFd;
+
 use nix::fcntl::{open, OFlag};
-use nix::sys::stat::{fstat, Mode};
+use nix::sys::stat::{fstat, FileStat, Mode};
 
 use crate::error::{open_error, FileKind, FsError};
 
@@ -24,13 +26,19 @@ pub fn read_regular_capped_following(path: &Path, max_bytes: u64) -> Result<Vec<
     read_capped(path, max_bytes, false)
 }
 
-fn read_capped(path: &Path, max_bytes: u64, nofollow: bool) -> Result<Vec<u8>, FsError> {
-    let mut flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
-    if nofollow {
-        flags |= OFlag::O_NOFOLLOW;
-    }
-    let fd = open(path, flags, Mode::empty()).map_err(|e| open_error("read", path, e))?;
-    let st = fstat(&fd).map_err(|e| FsError::io("stat", path, e))?;
+/// Opens `path` with `flags` and fstats it; anything but a regular file is refused
+/// (`FsError::WrongKind`), so a FIFO opened with `O_NONBLOCK` never blocks a reader. `op`
+/// and `stat_op` name the steps in errors. The one open-and-check of `read_*` and
+/// `open_lock_file`.
+pub(crate) fn open_regular(
+    path: &Path,
+    flags: OFlag,
+    mode: Mode,
+    op: &'static str,
+    stat_op: &'static str,
+) -> Result<(OwnedFd, FileStat), FsError> {
+    let fd = open(path, flags, mode).map_err(|e| open_error(op, path, e))?;
+    let st = fstat(&fd).map_err(|e| FsError::io(stat_op, path, e))?;
     let kind = FileKind::from_mode(st.st_mode);
     if kind != FileKind::Regular {
         return Err(FsError::WrongKind {
@@ -39,6 +47,15 @@ fn read_capped(path: &Path, max_bytes: u64, nofollow: bool) -> Result<Vec<u8>, F
             expected: FileKind::Regular,
         });
     }
+    Ok((fd, st))
+}
+
+fn read_capped(path: &Path, max_bytes: u64, nofollow: bool) -> Result<Vec<u8>, FsError> {
+    let mut flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+    if nofollow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let (fd, st) = open_regular(path, flags, Mode::empty(), "read", "stat")?;
     let size = u64::try_from(st.st_size).unwrap_or(0);
     if size > max_bytes {
         return Err(FsError::TooLarge {

@@ -12,7 +12,8 @@
 //! each other, so this is not a node-wide lock across netlink work (the node's
 //! IPAM lock is still held only inside one short transaction).
 //!
-//! Layout: `<dataDir>/<network>.attachments/<sha1(containerID NUL ifname)>.lock`,
+//! Layout: `<stateDir>/<network>.attachments/<sha1(containerID NUL ifname)>.lock`
+//! (`crate::store::state_dir`: `/run/aksnet` for the default data directory),
 //! directory 0700, files 0600, created and opened through `aksnet_fs` (a
 //! symlink planted there is refused, never followed). The lock is `flock(2)`, so a killed
 //! holder releases it with its last file descriptor.
@@ -42,9 +43,11 @@ pub struct AttachmentLock {
     path: PathBuf,
 }
 
-/// The directory of one network's attachment locks.
+/// The directory of one network's attachment locks, beside the network's state
+/// (`crate::store::state_dir`: tmpfs for the default data directory, so creating and
+/// removing a lock file costs no disk inode).
 pub fn attachment_lock_dir(data_dir: &Path, network: &str) -> PathBuf {
-    data_dir.join(format!("{network}.attachments"))
+    crate::store::state_dir(data_dir).join(format!("{network}.attachments"))
 }
 
 impl AttachmentLock {

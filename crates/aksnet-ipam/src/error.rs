@@ -2,11 +2,10 @@
 //! io::Error (and so the errno) as its source (docs/prior-art.md#errors).
 
 use std::io;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aksnet_core::allocator::{AllocError, AttachmentKey, StateError};
+use aksnet_core::allocator::{AllocError, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {
@@ -74,46 +73,27 @@ pub enum IpamError {
     #[error("invalid network name {name:?}: {reason}")]
     InvalidNetwork { name: String, reason: &'static str },
 
-    /// No free address in a range set. The plugin maps this to "no addresses".
-    #[error("no free address in range set {set}: {in_use} of {capacity} in use")]
-    Exhausted {
-        set: usize,
-        capacity: u128,
-        in_use: u128,
-    },
-
-    /// A requested address (runtimeConfig `ips`, CNI_ARGS `IP=`) is held by another
-    /// attachment.
-    #[error("requested address {ip} is already held by {holder}")]
-    Unavailable { ip: IpAddr, holder: AttachmentKey },
-
-    /// Any other allocation error (requested address outside the pool, gateway, ...).
+    /// An allocation failed: no free address in a range set (`AllocError::Exhausted`,
+    /// the plugin's "no addresses"), a requested address held by another attachment
+    /// (`Unavailable`), outside the pool, a gateway, ... The allocator's own error, kept
+    /// whole: one definition of each case.
     #[error(transparent)]
-    Alloc(AllocError),
-}
-
-impl From<AllocError> for IpamError {
-    fn from(e: AllocError) -> Self {
-        match e {
-            AllocError::Exhausted {
-                set,
-                capacity,
-                in_use,
-            } => IpamError::Exhausted {
-                set,
-                capacity,
-                in_use,
-            },
-            AllocError::Unavailable { ip, holder } => IpamError::Unavailable { ip, holder },
-            other => IpamError::Alloc(other),
-        }
-    }
+    Alloc(#[from] AllocError),
 }
 
 impl IpamError {
     /// Whether retrying later may succeed (lock contention): CNI code 11.
     pub fn is_retryable(&self) -> bool {
         matches!(self, IpamError::LockTimeout { .. })
+    }
+
+    /// How many addresses were in use when a range set had none free, if that is
+    /// the failure.
+    pub fn exhausted_in_use(&self) -> Option<u128> {
+        match self {
+            IpamError::Alloc(AllocError::Exhausted { in_use, .. }) => Some(*in_use),
+            _ => None,
+        }
     }
 
     /// The errno of an I/O failure, if this is one.

@@ -31,8 +31,8 @@ use std::path::Path;
 pub use attachment_lock::AttachmentLock;
 pub use error::IpamError;
 pub use store::{
-    networks_in, validate_network_name, IpamStore, DEFAULT_DATA_DIR, DEFAULT_LOCK_TIMEOUT,
-    STATE_KIND, STATE_VERSION,
+    networks_in, networks_in_at, state_dir, validate_network_name, IpamStore, DEFAULT_DATA_DIR,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_RUN_DIR, STATE_KIND, STATE_VERSION,
 };
 
 /// One address held in a node's IPAM state.
@@ -44,7 +44,8 @@ pub struct HeldAddress {
     pub ifname: String,
 }
 
-/// Every address allocated in any network whose state lives in `data_dir` (used by
+/// Every address allocated in any network of the node whose data directory is `data_dir`
+/// (its state is in [`state_dir`]`(data_dir)`; used by
 /// `aksnet node leave` to refuse while pods still hold addresses). Lock files, temp
 /// files and the node pool file are ignored; a missing directory holds nothing; a
 /// corrupt state file is an error (it may hold addresses). Each network is read under

@@ -4,14 +4,19 @@
 //! # On-disk layout (format version 1)
 //!
 //! ```text
-//! <dataDir>/                      default /var/lib/aksnet
+//! <stateDir>/                     state_dir(dataDir): /run/aksnet (tmpfs) for the default
+//!                                 dataDir /var/lib/aksnet, else dataDir itself
 //!   <network>.json                the state of one network (this module)
 //!   <network>.lock                empty; flock'ed around every read-modify-write; never removed
 //!   .<network>.json.<pid>.<n>.tmp the next state while it is written; renamed over
 //!                                 <network>.json (aksnet_fs::write_atomic_volatile; a
 //!                                 writer killed mid-write leaves it behind, ignored)
-//!   node-pool.json                the node's nodesubnet pool (aksnet_core::pool), not ours
+//!   <network>.attachments/        the attachment locks (crate::attachment_lock)
+//! <dataDir>/node-pool.json        the node's pool (aksnet_core::pool), not ours
 //! ```
+//!
+//! A state file an earlier aksnet left in `<dataDir>` is read while `<stateDir>` has none,
+//! and removed by the first transaction that writes the state in `<stateDir>`.
 //!
 //! The directory is created 0700 and the files 0600 whatever the umask; a symlink at the
 //! state, temp or lock path is never followed (`aksnet-fs`, docs/architecture.md "Files
@@ -80,8 +85,29 @@ use serde::{Deserialize, Serialize};
 use crate::boot;
 use crate::error::IpamError;
 
-/// Where state lives unless the config says otherwise.
+/// Where the node's durable files live unless the config says otherwise (the node pool).
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/aksnet";
+
+/// Where the attachments' state of the default data directory lives: `/run` is a tmpfs
+/// emptied at every boot (file-hierarchy(7), "/run"; systemd mounts it so), so a reboot,
+/// which ends every pod network namespace, also ends their allocations, and writing it
+/// costs no disk block (docs/architecture.md, "Crash and reboot").
+pub const DEFAULT_RUN_DIR: &str = "/run/aksnet";
+
+/// The directory that holds the attachments' state (`<network>.json`, its lock and the
+/// attachment locks) of the node whose data directory is `data_dir`: the one place that
+/// knows it. The default data directory keeps its state in [`DEFAULT_RUN_DIR`]; any
+/// other data directory (tests, the lab, a node configured by hand) keeps it beside the
+/// node pool, where the boot id voids it after a reboot. Every reader (the plugin,
+/// `aksnet node leave`, the agent, the lab) reaches the state through [`IpamStore::open`],
+/// [`networks_in`] or [`crate::allocated_addresses`], which all call this.
+pub fn state_dir(data_dir: &Path) -> PathBuf {
+    if data_dir == Path::new(DEFAULT_DATA_DIR) {
+        PathBuf::from(DEFAULT_RUN_DIR)
+    } else {
+        data_dir.to_path_buf()
+    }
+}
 
 /// The `kind` field of every state file.
 pub const STATE_KIND: &str = "aksnet-ipam-state";
@@ -131,10 +157,15 @@ struct Header {
 /// The IPAM state of one network in one data directory.
 #[derive(Debug, Clone)]
 pub struct IpamStore {
+    /// The directory of the state ([`state_dir`] of the data directory).
     data_dir: PathBuf,
     network: String,
     state_path: PathBuf,
     lock_path: PathBuf,
+    /// The state file where an earlier aksnet kept it (the data directory), when that
+    /// differs from `state_path`: read while `state_path` does not exist yet, and
+    /// removed by the first write to `state_path` (an upgrade in place).
+    legacy_path: Option<PathBuf>,
     lock_timeout: Duration,
 }
 
@@ -170,18 +201,28 @@ pub fn validate_network_name(name: &str) -> Result<(), IpamError> {
 }
 
 impl IpamStore {
-    /// Opens the store of `network` in `data_dir`, creating the directory (0700) and the
-    /// lock file (0600). Refuses a data directory or lock file that is a symlink, and a
-    /// data directory writable by others (`aksnet_fs::ensure_private_dir`). Does not read
-    /// the state.
+    /// Opens the store of `network` of the node whose data directory is `data_dir`; the
+    /// state lives in [`state_dir`]`(data_dir)`. Creates that directory (0700) and the
+    /// lock file (0600). Refuses a directory or lock file that is a symlink, and a
+    /// directory writable by others (`aksnet_fs::ensure_private_dir`). Does not read the
+    /// state.
     pub fn open(data_dir: &Path, network: &str) -> Result<Self, IpamError> {
+        let dir = state_dir(data_dir);
+        let legacy = (dir != data_dir).then(|| data_dir.join(format!("{network}{STATE_SUFFIX}")));
+        Self::open_in(&dir, legacy, network)
+    }
+
+    /// Opens the store of `network` whose state is in `dir`, reading `legacy` while
+    /// `dir` has none ([`IpamStore::open`]; tests give both directories explicitly).
+    pub fn open_in(dir: &Path, legacy: Option<PathBuf>, network: &str) -> Result<Self, IpamError> {
         validate_network_name(network)?;
-        aksnet_fs::ensure_private_dir(data_dir)?;
+        aksnet_fs::ensure_private_dir(dir)?;
         let store = IpamStore {
-            data_dir: data_dir.to_path_buf(),
+            data_dir: dir.to_path_buf(),
             network: network.to_string(),
-            state_path: data_dir.join(format!("{network}{STATE_SUFFIX}")),
-            lock_path: data_dir.join(format!("{network}{LOCK_SUFFIX}")),
+            state_path: dir.join(format!("{network}{STATE_SUFFIX}")),
+            lock_path: dir.join(format!("{network}{LOCK_SUFFIX}")),
+            legacy_path: legacy,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
         };
         store.open_lock_file()?;
@@ -197,6 +238,7 @@ impl IpamStore {
     pub fn network(&self) -> &str {
         &self.network
     }
+    /// The directory the state is in ([`state_dir`] of the data directory).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -218,11 +260,14 @@ impl IpamStore {
         // so two threads sharing one fd would not exclude each other.
         let lock = self.open_lock_file()?;
         self.acquire(&lock, false)?;
-        let mut state = self.read_state()?;
+        let (mut state, legacy) = self.read_state()?;
         let before = state.revision();
         let out = f(&mut state)?;
-        if state.revision() != before {
+        if state.revision() != before || legacy {
             self.write_state(&state)?;
+            if legacy {
+                self.remove_legacy()?;
+            }
         }
         // Closing `lock` releases the flock.
         drop(lock);
@@ -233,7 +278,7 @@ impl IpamStore {
     pub fn snapshot(&self) -> Result<Allocator, IpamError> {
         let lock = self.open_lock_file()?;
         self.acquire(&lock, true)?;
-        self.read_state()
+        Ok(self.read_state()?.0)
     }
 
     fn open_lock_file(&self) -> Result<File, IpamError> {
@@ -244,22 +289,51 @@ impl IpamStore {
         crate::attachment_lock::lock_with_deadline(lock, &self.lock_path, shared, self.lock_timeout)
     }
 
-    fn read_state(&self) -> Result<Allocator, IpamError> {
-        let bytes = match aksnet_fs::read_regular_capped(&self.state_path, MAX_STATE_BYTES) {
+    /// The state, and whether it came from the legacy path (then the next write moves
+    /// it).
+    fn read_state(&self) -> Result<(Allocator, bool), IpamError> {
+        match self.read_state_at(&self.state_path)? {
+            Some(state) => Ok((state, false)),
+            None => match &self.legacy_path {
+                Some(legacy) => match self.read_state_at(legacy)? {
+                    Some(state) => Ok((state, true)),
+                    None => Ok((Allocator::new(), false)),
+                },
+                None => Ok((Allocator::new(), false)),
+            },
+        }
+    }
+
+    /// The state in `path`; `None` when there is no file.
+    fn read_state_at(&self, path: &Path) -> Result<Option<Allocator>, IpamError> {
+        let bytes = match aksnet_fs::read_regular_capped(path, MAX_STATE_BYTES) {
             Ok(b) => b,
-            Err(e) if e.is_not_found() => return Ok(Allocator::new()),
+            Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        match parse_state(&self.state_path, &bytes, Some(&self.network), boot::id()) {
+        match parse_state(path, &bytes, Some(&self.network), boot::id()) {
             // Only a crash of the whole machine can tear a file that is replaced by
             // rename (the page cache keeps a killed process's writes); one last written
             // before this boot is such a leftover, and its allocations are void anyway.
-            Err(IpamError::Corrupt { .. }) if boot::written_before_boot(&self.state_path) => {
-                tracing::warn!(path = %self.state_path.display(),
+            Err(IpamError::Corrupt { .. }) if boot::written_before_boot(path) => {
+                tracing::warn!(path = %path.display(),
                     "unreadable IPAM state from before this boot: starting empty");
-                Ok(Allocator::new())
+                Ok(Some(Allocator::new()))
             }
-            other => other,
+            other => other.map(Some),
+        }
+    }
+
+    /// After the state moved to `state_path`: the legacy file goes. Not durably: should
+    /// a reboot bring it back, its `bootId` voids its allocations.
+    fn remove_legacy(&self) -> Result<(), IpamError> {
+        let Some(legacy) = &self.legacy_path else {
+            return Ok(());
+        };
+        match fs::remove_file(legacy) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(IpamError::io("remove the moved IPAM state", legacy, e)),
         }
     }
 
@@ -385,9 +459,43 @@ fn parse_state(
     })
 }
 
-/// The network names whose state files are in `data_dir` (lock, temp and the node pool
-/// file are not state files). A missing directory has none.
+/// The network names whose state files belong to the node whose data directory is
+/// `data_dir`: those in [`state_dir`]`(data_dir)`, and those an earlier aksnet left in
+/// `data_dir` itself (lock, temp and the node pool file are not state files). A missing
+/// directory has none.
 pub fn networks_in(data_dir: &Path) -> Result<Vec<String>, IpamError> {
+    let dir = state_dir(data_dir);
+    networks_in_at(&dir, (dir != data_dir).then_some(data_dir))
+}
+
+/// The network names whose state files are in `dir`, and in `legacy` (the directory
+/// where an earlier aksnet kept them, [`IpamStore::open_in`]).
+pub fn networks_in_at(dir: &Path, legacy: Option<&Path>) -> Result<Vec<String>, IpamError> {
+    let mut out = networks_in_dir(dir)?;
+    if let Some(legacy) = legacy {
+        // The data directory holds other JSON files too (the agent's status file is
+        // `/var/lib/aksnet/agent-status.json` in deploy/): only IPAM states count.
+        let old = networks_in_dir(legacy)?;
+        out.extend(
+            old.into_iter()
+                .filter(|n| is_state_file(&legacy.join(format!("{n}{STATE_SUFFIX}")))),
+        );
+        out.sort();
+        out.dedup();
+    }
+    Ok(out)
+}
+
+/// Whether `path` is an IPAM state file (its `kind`), read only to list an earlier
+/// aksnet's states.
+fn is_state_file(path: &Path) -> bool {
+    aksnet_fs::read_regular_capped(path, MAX_STATE_BYTES)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Header>(&b).ok())
+        .is_some_and(|h| h.kind.as_deref() == Some(STATE_KIND))
+}
+
+fn networks_in_dir(data_dir: &Path) -> Result<Vec<String>, IpamError> {
     let entries = match fs::read_dir(data_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -124,11 +124,11 @@ fn exhaustion_and_unavailable_map_to_their_variants() {
     assert!(
         matches!(
             e,
-            IpamError::Exhausted {
+            IpamError::Alloc(AllocError::Exhausted {
                 set: 0,
                 capacity: 1,
                 in_use: 1
-            }
+            })
         ),
         "{e}"
     );
@@ -141,7 +141,10 @@ fn exhaustion_and_unavailable_map_to_their_variants() {
         e.to_string(),
         "requested address 10.0.0.2 is already held by a/eth0"
     );
-    assert!(matches!(e, IpamError::Unavailable { .. }));
+    assert!(matches!(
+        e,
+        IpamError::Alloc(AllocError::Unavailable { .. })
+    ));
 }
 
 fn write_state(dir: &Path, text: &str) {
@@ -471,4 +474,62 @@ fn an_unreadable_state_from_before_this_boot_starts_empty() {
     drop(f);
     assert!(store.snapshot().expect("snapshot").records().is_empty());
     alloc(&store, &pool("10.0.0.0/24"), "a").expect("the next ADD rewrites it");
+}
+
+#[test]
+fn the_default_data_dir_keeps_its_state_on_the_run_dir_and_others_beside_the_pool() {
+    assert_eq!(
+        aksnet_ipam::state_dir(Path::new(aksnet_ipam::DEFAULT_DATA_DIR)),
+        Path::new(aksnet_ipam::DEFAULT_RUN_DIR)
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    assert_eq!(aksnet_ipam::state_dir(tmp.path()), tmp.path());
+    let store = IpamStore::open(tmp.path(), "n").expect("open");
+    assert_eq!(store.state_path(), tmp.path().join("n.json"));
+}
+
+/// An upgrade in place: the state an earlier aksnet kept in the data directory is read
+/// while the state directory has none, and the first write moves it.
+#[test]
+fn a_legacy_state_is_read_then_moved_by_the_first_write() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let run = tempfile::tempdir().expect("tempdir");
+    let p = pool("10.0.0.0/24");
+    let old = IpamStore::open(data.path(), "n").expect("open legacy");
+    let held = alloc(&old, &p, "a").expect("a");
+    let legacy = Some(data.path().join("n.json"));
+    let store = IpamStore::open_in(run.path(), legacy.clone(), "n").expect("open");
+    assert!(store.snapshot().expect("snapshot").get(&key("a")).is_some());
+    assert!(!store.state_path().exists(), "a read moves nothing");
+    assert_eq!(
+        aksnet_ipam::allocated_addresses(data.path())
+            .expect("held")
+            .len(),
+        1,
+        "readers of the data directory still see it"
+    );
+    let next = alloc(&store, &p, "b").expect("b");
+    assert_ne!(next, held, "the legacy allocation is kept");
+    assert!(store.state_path().exists());
+    assert!(
+        !data.path().join("n.json").exists(),
+        "the legacy file is gone"
+    );
+    let again = IpamStore::open_in(run.path(), legacy, "n").expect("reopen");
+    assert_eq!(release(&again, "a"), vec![held]);
+}
+
+/// The data directory's other JSON files (the agent's status file) are not states.
+#[test]
+fn the_legacy_listing_counts_only_ipam_states() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let run = tempfile::tempdir().expect("tempdir");
+    let p = pool("10.0.0.0/24");
+    alloc(&IpamStore::open(data.path(), "old").expect("open"), &p, "a").expect("a");
+    alloc(&IpamStore::open(run.path(), "new").expect("open"), &p, "b").expect("b");
+    fs::write(data.path().join("agent-status.json"), b"{\"healthy\":true}").expect("write");
+    assert_eq!(
+        aksnet_ipam::networks_in_at(run.path(), Some(data.path())).expect("list"),
+        vec!["new".to_string(), "old".to_string()]
+    );
 }

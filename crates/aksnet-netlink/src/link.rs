@@ -113,6 +113,17 @@ fn first_link(replies: Vec<RouteNetlinkMessage>) -> Option<Link> {
 /// Builds the one RTM_NEWLINK that creates a veth pair with the peer born
 /// inside `peer_netns_fd` under its final name, the host end up (netavark
 /// `bridge.rs: create_veth_pair`, docs/prior-art.md#network-namespaces).
+/// One veth pair to create: both names, the peer's namespace, the MTU of both
+/// ends, and the host end's MAC and bridge when it has them.
+struct VethSpec<'a> {
+    host_ifname: &'a str,
+    peer_ifname: &'a str,
+    peer_netns: &'a Netns,
+    mtu: u32,
+    host_mac: Option<[u8; 6]>,
+    master: Option<u32>,
+}
+
 pub(crate) fn veth_message(
     host_ifname: &str,
     peer_ifname: &str,
@@ -241,7 +252,14 @@ impl Handle {
         mtu: u32,
         host_mac: Option<[u8; 6]>,
     ) -> Result<Link> {
-        self.create_veth_inner(host_ifname, peer_ifname, peer_netns, mtu, host_mac, None)
+        self.create_veth_inner(VethSpec {
+            host_ifname,
+            peer_ifname,
+            peer_netns,
+            mtu,
+            host_mac,
+            master: None,
+        })
     }
 
     /// [`Self::create_veth`] with the host end already a port of bridge
@@ -255,25 +273,25 @@ impl Handle {
         mtu: u32,
         bridge_index: u32,
     ) -> Result<Link> {
-        self.create_veth_inner(
+        self.create_veth_inner(VethSpec {
             host_ifname,
             peer_ifname,
             peer_netns,
             mtu,
-            None,
-            Some(bridge_index),
-        )
+            host_mac: None,
+            master: Some(bridge_index),
+        })
     }
 
-    fn create_veth_inner(
-        &mut self,
-        host_ifname: &str,
-        peer_ifname: &str,
-        peer_netns: &Netns,
-        mtu: u32,
-        host_mac: Option<[u8; 6]>,
-        master: Option<u32>,
-    ) -> Result<Link> {
+    fn create_veth_inner(&mut self, spec: VethSpec<'_>) -> Result<Link> {
+        let VethSpec {
+            host_ifname,
+            peer_ifname,
+            peer_netns,
+            mtu,
+            host_mac,
+            master,
+        } = spec;
         const OP: &str = "create veth";
         let object = || {
             format!(

@@ -324,11 +324,39 @@ impl Handle {
         }))
     }
 
+    /// The MTU of the device this namespace would send a packet to `dst` through (the
+    /// FIB lookup of `ip route get`, then that link); `None` when nothing routes `dst`.
+    /// What a pod's veth copies (Azure copies the node interface's MTU): the plugin asks
+    /// at ADD when its configuration has no `mtu`, and `aksnet install` asks once and
+    /// writes the answer into the conflist.
+    pub fn mtu_towards(&mut self, dst: IpAddr) -> Result<Option<u32>> {
+        match self.route_get(dst)?.and_then(|r| r.oif) {
+            Some(oif) => Ok(self.link_by_index(oif)?.map(|l| l.mtu)),
+            None => Ok(None),
+        }
+    }
+
     pub fn list_routes(&mut self) -> Result<Vec<Route>> {
+        self.dump_main_routes(RouteMessage::default())
+    }
+
+    /// The main table's routes through link `oif` only. The kernel filters the dump
+    /// (`RTA_OIF` in a strictly checked dump request, which this handle's socket is:
+    /// `NETLINK_GET_STRICT_CHK`, rtnetlink(7)), so the answer does not grow with the
+    /// routes through other links: a node's main table holds one /32 per pod.
+    pub fn list_routes_via(&mut self, oif: u32) -> Result<Vec<Route>> {
+        let mut msg = RouteMessage::default();
+        msg.attributes.push(RouteAttribute::Oif(oif));
+        let routes = self.dump_main_routes(msg)?;
+        // A kernel without the filter answers with every route: filter here too.
+        Ok(routes.into_iter().filter(|r| r.oif == Some(oif)).collect())
+    }
+
+    fn dump_main_routes(&mut self, msg: RouteMessage) -> Result<Vec<Route>> {
         let replies = self.dump(
             "list routes",
             || "table main".to_string(),
-            RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+            RouteNetlinkMessage::GetRoute(msg),
         )?;
         Ok(replies
             .iter()

@@ -550,3 +550,27 @@ fn kernel_error_text_reaches_the_error() {
     );
     assert!(shown.contains("(kernel: "), "{shown}");
 }
+
+#[test]
+fn routes_through_one_link_and_the_mtu_towards_an_address() {
+    let host = TestNetns::new("via");
+    let mut h = host.handle();
+    let a = h
+        .create_veth("aksntva", "aksntva2", &host.netns, 1400, None)
+        .unwrap();
+    let b = h
+        .create_veth("aksntvb", "aksntvb2", &host.netns, 1500, None)
+        .unwrap();
+    h.add_host_route(ip("10.240.0.5"), a.index).unwrap();
+    h.add_host_route(ip("10.240.0.6"), b.index).unwrap();
+    h.add_host_route(ip("10.240.0.7"), b.index).unwrap();
+    // The kernel filters the dump by link: only a's route, none of b's.
+    assert_eq!(
+        h.list_routes_via(a.index).unwrap(),
+        vec![Route::host(ip("10.240.0.5"), a.index)]
+    );
+    assert_eq!(h.list_routes_via(b.index).unwrap().len(), 2);
+    assert_eq!(h.mtu_towards(ip("10.240.0.5")).unwrap(), Some(1400));
+    assert_eq!(h.mtu_towards(ip("10.240.0.6")).unwrap(), Some(1500));
+    assert_eq!(h.mtu_towards(ip("10.9.9.9")).unwrap(), None, "unroutable");
+}

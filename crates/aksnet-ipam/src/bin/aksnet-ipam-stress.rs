@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aksnet_core::allocator::{AllocationMeta, AttachmentKey, Pool, Range, ValidPool};
+use aksnet_core::allocator::{AllocError, AllocationMeta, AttachmentKey, Pool, Range, ValidPool};
 use aksnet_ipam::{IpamError, IpamStore};
 use ipnet::IpNet;
 
@@ -103,7 +103,7 @@ fn cycles(args: &[String]) -> Result<(), String> {
             });
             match res {
                 Ok(ip) => break ip,
-                Err(IpamError::Exhausted { .. }) => {
+                Err(IpamError::Alloc(AllocError::Exhausted { .. })) => {
                     exhausted += 1;
                     thread::sleep(Duration::from_micros(200 + rng.below(800)));
                 }
@@ -172,7 +172,7 @@ fn crash_loop(args: &[String]) -> Result<(), String> {
                     log_line(&log, &format!("C {key} {}", l[0].ip))?;
                     held.push(key);
                 }
-                Err(IpamError::Exhausted { .. }) => {}
+                Err(IpamError::Alloc(AllocError::Exhausted { .. })) => {}
                 Err(e) => return Err(format!("allocate {key}: {e}")),
             }
         } else if choice < 9 {

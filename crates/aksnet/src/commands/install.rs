@@ -67,7 +67,7 @@ impl InstallMode {
     }
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct InstallArgs {
     /// The network model.
     #[arg(long, value_enum)]
@@ -122,6 +122,12 @@ pub struct InstallArgs {
     /// ETCDCTL_* environment names.
     #[arg(long, value_name = "DIR|URL", default_value = DEFAULT_STORE_DIR)]
     pub store: String,
+    /// nodesubnet, overlay, podsubnet: the pods' MTU written into the conflist; default: the
+    /// MTU of the device through which the node reaches its subnet's gateway, looked up
+    /// now, so that no ADD has to (docs/benchmarks.md). Run install again after changing
+    /// the node interface's MTU.
+    #[arg(long, value_name = "BYTES")]
+    pub mtu: Option<u32>,
     /// Restart this systemd unit (the agent) after installing.
     #[arg(long, value_name = "UNIT")]
     pub restart_agent_unit: Option<String>,
@@ -240,9 +246,15 @@ pub fn conflist(a: &InstallArgs, version: &str) -> Result<serde_json::Value, Ins
                 "ipam": {"ranges": [[{"subnet": cidr.to_string()}]]}
             })
         }
-        mode => serde_json::json!({
-            "type": PLUGIN_NAME, "mode": mode.plugin_mode(), "dataDir": a.data_dir
-        }),
+        mode => {
+            let mut p = serde_json::json!({
+                "type": PLUGIN_NAME, "mode": mode.plugin_mode(), "dataDir": a.data_dir
+            });
+            if let Some(mtu) = a.mtu {
+                p["mtu"] = mtu.into();
+            }
+            p
+        }
     };
     Ok(serde_json::json!({"cniVersion": version, "name": a.network, "plugins": [plugin]}))
 }
@@ -442,8 +454,47 @@ fn join_node(a: &InstallArgs, record: &mut InstallRecord) -> Result<(), InstallE
     Ok(())
 }
 
+/// The uplink's MTU for the routed modes' conflist: `--mtu`, else the MTU of the device
+/// that routes to the node subnet's gateway (its first address), as the plugin would
+/// find it at every ADD without it; `None` for kubenet (AKS's template fixes 1500) or
+/// when nothing routes there yet (the plugin then looks at ADD).
+fn uplink_mtu(a: &InstallArgs) -> Result<Option<u32>, InstallError> {
+    if a.mode == InstallMode::Kubenet {
+        return Ok(None);
+    }
+    if let Some(m) = a.mtu {
+        if !(68..=65535).contains(&m) {
+            return Err(InstallError::Flag {
+                flag: "mtu",
+                value: m.to_string(),
+                why: "must be from 68 to 65535".into(),
+            });
+        }
+        return Ok(Some(m));
+    }
+    let Some(gw) = a
+        .subnet
+        .as_deref()
+        .and_then(|s| s.parse::<Ipv4Net>().ok())
+        .and_then(|n| u32::from(n.network()).checked_add(1))
+    else {
+        return Ok(None);
+    };
+    let lookup = aksnet_netlink::Handle::new()
+        .and_then(|mut h| h.mtu_towards(Ipv4Addr::from(gw).into()))
+        .map_err(|e| InstallError::Command {
+            command: "look up the uplink's MTU".into(),
+            why: e.to_string(),
+        })?;
+    Ok(lookup)
+}
+
 fn install(a: &InstallArgs) -> Result<(), InstallError> {
     let version = detect_cni_version(&a.cni_version)?;
+    let a = &InstallArgs {
+        mtu: uplink_mtu(a)?,
+        ..a.clone()
+    };
     let list = conflist(a, &version)?;
     let mut record = read_record(&a.data_dir)?.unwrap_or(InstallRecord {
         version: RECORD_VERSION,
@@ -608,5 +659,38 @@ mod tests {
         assert_eq!(cni_version_for(Some(c20)), "1.1.0");
         assert_eq!(cni_version_for(None), "1.0.0");
         assert_eq!(cni_version_for(Some("garbage")), "1.0.0");
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: InstallArgs,
+    }
+
+    fn args(extra: &[&str]) -> InstallArgs {
+        let base = [
+            "install",
+            "--mode",
+            "nodesubnet",
+            "--subnet",
+            "10.240.0.0/24",
+        ];
+        <Cli as clap::Parser>::try_parse_from(base.iter().chain(extra))
+            .map(|c| c.a)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The routed modes' conflist carries the uplink's MTU, so that ADD looks nothing up.
+    #[test]
+    fn the_routed_conflist_carries_the_mtu() {
+        let a = args(&["--mtu", "9000"]);
+        assert_eq!(uplink_mtu(&a).ok().flatten(), Some(9000));
+        let list = conflist(&a, "1.1.0").unwrap_or_default();
+        assert_eq!(list["plugins"][0]["mtu"], 9000);
+        let bad = args(&["--mtu", "40"]);
+        assert!(matches!(
+            uplink_mtu(&bad),
+            Err(InstallError::Flag { flag: "mtu", .. })
+        ));
     }
 }
