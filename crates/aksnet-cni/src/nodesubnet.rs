@@ -218,30 +218,8 @@ fn setup(
 
     let netns = &pod.netns;
     let (pod_link, pod_mac) = prepare_pod_link(&mut pod.handle, args, cfg, netns)?;
-    let pod = &mut pod.handle;
-    // The subnet prefix without its connected route: nothing is on-link, all
-    // traffic goes to 169.254.1.1 (Azure PR #753).
-    pod.add_addr_noprefixroute(pod_link, address)?;
-    pod.set_link_up(pod_link)?;
+    pod_side(&mut pod.handle, &args.ifname, pod_link, address)?;
     let gw = IpAddr::V4(VIRTUAL_GATEWAY);
-    // A second interface of the pod (eth1, ...) reaches the same virtual
-    // gateway: its routes get a metric of their own so they sit beside eth0's
-    // instead of colliding with them (EEXIST).
-    let metric = (args.ifname != "eth0").then_some(SECONDARY_METRIC_BASE + pod_link);
-    // `169.254.1.1 dev eth0 scope link`, as Azure's `ip route add` makes it.
-    pod.add_route(&KRoute {
-        protocol: RouteProtocol::Boot,
-        metric,
-        ..KRoute::host(gw, pod_link)
-    })?;
-    pod.add_route(&KRoute {
-        metric,
-        ..KRoute::default_via(gw, pod_link)
-    })?;
-    // Azure writes this entry in NUD_PROBE and relies on proxy ARP to confirm
-    // it; a permanent entry needs no ARP at all, which also removes the
-    // first-packet ARP delay of Azure/azure-container-networking#778.
-    pod.add_neighbour(pod_link, gw, HOST_VETH_MAC, NeighbourState::Permanent)?;
 
     let result = CniResult {
         cni_version: String::new(),
@@ -270,4 +248,39 @@ fn setup(
         dns: Default::default(),
     };
     Ok(result)
+}
+
+/// The pod's side: its address without a connected route, the link up, the routes
+/// to the virtual gateway and a permanent neighbour entry for it.
+fn pod_side(
+    pod: &mut Handle,
+    ifname: &str,
+    pod_link: u32,
+    address: IpNet,
+) -> Result<(), PluginError> {
+    // The subnet prefix without its connected route: nothing is on-link, all
+    // traffic goes to 169.254.1.1 (Azure PR #753).
+    pod.add_addr_noprefixroute(pod_link, address)?;
+    pod.set_link_up(pod_link)?;
+    let gw = IpAddr::V4(VIRTUAL_GATEWAY);
+    // A second interface of the pod (eth1, ...) reaches the same virtual
+    // gateway: its routes get a metric of their own so they sit beside eth0's
+    // instead of colliding with them (EEXIST).
+    let metric = (ifname != "eth0").then_some(SECONDARY_METRIC_BASE + pod_link);
+    // `169.254.1.1 dev eth0 scope link`, as Azure's `ip route add` makes it.
+    pod.add_route(&KRoute {
+        protocol: RouteProtocol::Boot,
+        metric,
+        ..KRoute::host(gw, pod_link)
+    })?;
+    pod.add_route(&KRoute {
+        metric,
+        ..KRoute::default_via(gw, pod_link)
+    })?;
+    // Azure writes this entry in NUD_PROBE and relies on proxy ARP to confirm
+    // it; a permanent entry needs no ARP at all, which also removes the
+    // first-packet ARP delay of Azure/azure-container-networking#778.
+    pod.add_neighbour(pod_link, gw, HOST_VETH_MAC, NeighbourState::Permanent)?;
+
+    Ok(())
 }

@@ -184,7 +184,7 @@ fn daemonset_has_host_network_and_only_the_documented_capabilities() {
             ("NODE_IP".to_string(), "status.hostIP".to_string())
         ]
     );
-    // Every host path it uses is one of the four documented (the plugin's log read-only).
+    // Every host path it uses is one of the five documented (the plugin's log read-only).
     let mut host: Vec<String> = pod
         .volumes
         .unwrap()
@@ -197,6 +197,7 @@ fn daemonset_has_host_network_and_only_the_documented_capabilities() {
         [
             "/etc/cni/net.d",
             "/opt/cni/bin",
+            "/run/aksnet",
             "/var/lib/aksnet",
             "/var/log/aksnet"
         ]
