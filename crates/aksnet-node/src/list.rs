@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::net::Ipv4Addr;
 use std::path::Path;
 
 use aksnet_core::azure::NodeSubnet;
@@ -15,7 +14,6 @@ use aksnet_store::local_pool::read_node_pool_ignoring_fence;
 use aksnet_store::podcidr::list_pod_cidrs;
 use aksnet_store::podsubnet::{list_pods, PodReservation};
 use aksnet_store::{list_nodes, list_subnets, NodeReservation, Store};
-use ipnet::Ipv4Net;
 
 use crate::held::pods_in_use;
 use crate::local::check_store_not_lost;
@@ -24,13 +22,8 @@ use crate::NodeError;
 /// One joined node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRow {
-    pub node: String,
-    pub subnet_name: String,
-    pub subnet: Ipv4Net,
-    pub node_ip: Ipv4Addr,
-    pub max_pods: u32,
-    /// Its pod addresses, wherever they lie.
-    pub pod_ips: Vec<Ipv4Addr>,
+    /// Its reservation, with `pod_ips` its pod addresses wherever they lie.
+    pub record: NodeReservation,
     /// How many of them pods hold: known only for the node whose data directory
     /// was given.
     pub in_use: Option<usize>,
@@ -101,12 +94,7 @@ pub fn list_cluster(
                 _ => None,
             };
             NodeRow {
-                node: n.node.clone(),
-                subnet_name: n.subnet_name.clone(),
-                subnet: n.subnet,
-                node_ip: n.node_ip,
-                max_pods: n.max_pods,
-                pod_ips: n.pod_ips.clone(),
+                record: n.clone(),
                 in_use,
             }
         })

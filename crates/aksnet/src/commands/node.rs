@@ -547,7 +547,8 @@ fn print_json(list: &NodeList) {
     let nodes: Vec<serde_json::Value> = list
         .nodes
         .iter()
-        .map(|r| {
+        .map(|row| {
+            let r = &row.record;
             serde_json::json!({
                 "node": r.node,
                 "subnetName": r.subnet_name,
@@ -556,7 +557,7 @@ fn print_json(list: &NodeList) {
                 "maxPods": r.max_pods,
                 "podIps": r.pod_ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
                 "podRanges": format_address_runs(&r.pod_ips),
-                "inUse": r.in_use,
+                "inUse": row.in_use,
             })
         })
         .collect();
@@ -606,14 +607,15 @@ fn print_table(a: &ListArgs, list: &NodeList) {
     }
     let node_rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| {
+        .map(|row| {
+            let r = &row.record;
             vec![
                 r.node.clone(),
                 r.subnet_name.clone(),
                 r.node_ip.to_string(),
                 r.max_pods.to_string(),
                 format_address_runs(&r.pod_ips),
-                r.in_use
+                row.in_use
                     .map_or_else(|| "-".to_string(), |u| format!("{u}/{}", r.pod_ips.len())),
             ]
         })
