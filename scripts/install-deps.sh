@@ -28,3 +28,16 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# The Rust standard library for musl, which dist/aksnet-cni links against
+# (scripts/build-release.sh: a static musl binary starts about 1 ms faster than a static
+# glibc one on this kind of VM, docs/benchmarks.md). rustup's component, not a Debian
+# package; without rustup the release build falls back to a static glibc plugin.
+musl="$(uname -m)-unknown-linux-musl"
+if command -v rustup >/dev/null; then
+  if ! rustup target list --installed | grep -qx "$musl"; then
+    rustup target add "$musl" ||
+      echo "install-deps: rustup target add $musl failed; dist/aksnet-cni will link glibc" >&2
+  fi
+else
+  echo "install-deps: no rustup, so no $musl target; dist/aksnet-cni will link glibc" >&2
+fi
