@@ -158,7 +158,7 @@ struct Header {
 #[derive(Debug, Clone)]
 pub struct IpamStore {
     /// The directory of the state ([`state_dir`] of the data directory).
-    data_dir: PathBuf,
+    state_dir: PathBuf,
     network: String,
     state_path: PathBuf,
     lock_path: PathBuf,
@@ -218,7 +218,7 @@ impl IpamStore {
         validate_network_name(network)?;
         aksnet_fs::ensure_private_dir(dir)?;
         let store = IpamStore {
-            data_dir: dir.to_path_buf(),
+            state_dir: dir.to_path_buf(),
             network: network.to_string(),
             state_path: dir.join(format!("{network}{STATE_SUFFIX}")),
             lock_path: dir.join(format!("{network}{LOCK_SUFFIX}")),
@@ -239,8 +239,8 @@ impl IpamStore {
         &self.network
     }
     /// The directory the state is in ([`state_dir`] of the data directory).
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
     pub fn state_path(&self) -> &Path {
         &self.state_path
@@ -359,7 +359,7 @@ impl IpamStore {
         })?;
         let name = format!("{}{STATE_SUFFIX}", self.network);
         Ok(aksnet_fs::write_atomic_volatile(
-            &self.data_dir,
+            &self.state_dir,
             &name,
             &bytes,
             aksnet_fs::PRIVATE_FILE_MODE,
