@@ -34,9 +34,9 @@ const ACCEPTED_KEYS: &[&str] = &[
     "capabilities",
 ];
 
-/// Whether `key` is one the plugin reads or accepts.
-fn is_known_key(key: &str) -> bool {
-    ACCEPTED_KEYS.contains(&key) || raw::field_names().contains(&key)
+/// Whether `key` is one the plugin reads (`read`: the derive's field names) or accepts.
+fn is_known_key(key: &str, read: &[&str]) -> bool {
+    ACCEPTED_KEYS.contains(&key) || read.contains(&key)
 }
 
 /// A container attachment as GC names it.
@@ -240,7 +240,13 @@ impl PluginConfig {
         check_log_settings(&raw)?;
         let (requested_ips, requested_mac) = parse_requested(&raw)?;
         let prev_result = parse_prev_result(raw.prev_result.as_ref())?;
-        let ignored_keys = obj.keys().filter(|k| !is_known_key(k)).cloned().collect();
+        // The derive's field names, asked for once per call rather than once per key.
+        let read = raw::field_names();
+        let ignored_keys = obj
+            .keys()
+            .filter(|k| !is_known_key(k, read))
+            .cloned()
+            .collect();
         Ok(PluginConfig {
             version,
             name,
