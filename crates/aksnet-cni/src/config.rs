@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use aksnet_cniproto::{CniResult, CniVersion, Route};
 use aksnet_core::allocator::{Pool, Range, ValidPool};
+use aksnet_core::naming::POD_MTU;
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
@@ -168,14 +169,19 @@ pub(crate) fn show(v: &Value) -> String {
 
 /// `mtu`: absent, null or 0 is the default.
 fn parse_mtu(raw: &RawConfig) -> Result<Option<u32>, PluginError> {
-    match raw.mtu {
-        None | Some(0) => Ok(None),
-        // 68 is IPv4's minimum MTU (RFC 791); 65535 the veth maximum.
-        Some(m) if (68..=65535).contains(&m) => Ok(u32::try_from(m).ok()),
-        Some(m) => Err(bad(
+    let Some(given) = raw.mtu.filter(|m| *m != 0) else {
+        return Ok(None);
+    };
+    match u32::try_from(given) {
+        Ok(m) if POD_MTU.contains(&m) => Ok(Some(m)),
+        _ => Err(bad(
             "mtu",
-            m.to_string(),
-            "must be an integer from 68 to 65535 (0 = default)",
+            given.to_string(),
+            format!(
+                "must be an integer from {} to {} (0 = default)",
+                POD_MTU.start(),
+                POD_MTU.end()
+            ),
         )),
     }
 }

@@ -1,4 +1,8 @@
-//! Interface names derived from pod identity.
+//! Interface names derived from pod identity, and the MTUs a pod interface may take.
+
+/// The MTUs a pod's veth may be given: 68 is IPv4's minimum MTU (RFC 791), 65535 the
+/// veth maximum. The plugin's `mtu` and `aksnet install --mtu` both check this range.
+pub const POD_MTU: std::ops::RangeInclusive<u32> = 68..=65535;
 
 /// Prefix of every host-side veth in `nodesubnet` mode (Azure transparent mode).
 pub const AZURE_VETH_PREFIX: &str = "azv";

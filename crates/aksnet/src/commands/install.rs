@@ -463,11 +463,12 @@ fn uplink_mtu(a: &InstallArgs) -> Result<Option<u32>, InstallError> {
         return Ok(None);
     }
     if let Some(m) = a.mtu {
-        if !(68..=65535).contains(&m) {
+        let range = aksnet_core::naming::POD_MTU;
+        if !range.contains(&m) {
             return Err(InstallError::Flag {
                 flag: "mtu",
                 value: m.to_string(),
-                why: "must be from 68 to 65535".into(),
+                why: format!("must be from {} to {}", range.start(), range.end()),
             });
         }
         return Ok(Some(m));
