@@ -7,6 +7,7 @@
 //! Lock discipline (issue 2, item 3): the IPAM lock is held only inside
 //! `IpamStore::transact`, never across netlink work.
 
+pub mod arena;
 pub mod config;
 pub mod error;
 mod ipam;

@@ -4,6 +4,13 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use aksnet_cni::arena::{Arena, ARENA_BYTES};
+
+/// A bump arena: the process is short-lived (the `arena` module says why and what it
+/// bounds).
+#[global_allocator]
+static ALLOCATOR: Arena<ARENA_BYTES> = Arena::new();
+
 fn main() -> ExitCode {
     // stdout is the protocol channel: logs go to stderr only, and only when
     // asked for (libcni copies stderr through).

@@ -84,15 +84,91 @@ pub struct AllocationMeta {
     pub created_unix: u64,
 }
 
-/// One attachment's reservation as stored: the persisted record shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One attachment's reservation as stored: the persisted record shape. On the wire the
+/// metadata's fields sit beside the key's (`{"containerId", "ifname", "ips",
+/// "podNamespace", "podName", "createdUnix"}`), written by [`RecordView`] and read
+/// through a flat twin: `#[serde(flatten)]` would buffer every field of every record
+/// in an intermediate tree first, and the node's whole state is parsed by each ADD and
+/// DEL (docs/benchmarks.md, "IPAM state without flatten").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "FlatRecord")]
 pub struct AllocationRecord {
     pub container_id: String,
     pub ifname: String,
     pub ips: Vec<Lease>,
-    #[serde(flatten)]
     pub meta: AllocationMeta,
+}
+
+impl Serialize for AllocationRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RecordView {
+            container_id: &self.container_id,
+            ifname: &self.ifname,
+            ips: &self.ips,
+            meta: &self.meta,
+        }
+        .serialize(s)
+    }
+}
+
+/// [`AllocationRecord`] as read: the same fields, flat, moved into the record.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FlatRecord {
+    container_id: String,
+    ifname: String,
+    ips: Vec<Lease>,
+    #[serde(default)]
+    pod_namespace: Option<String>,
+    #[serde(default)]
+    pod_name: Option<String>,
+    #[serde(default)]
+    created_unix: u64,
+}
+
+impl From<FlatRecord> for AllocationRecord {
+    fn from(r: FlatRecord) -> Self {
+        Self {
+            container_id: r.container_id,
+            ifname: r.ifname,
+            ips: r.ips,
+            meta: AllocationMeta {
+                pod_namespace: r.pod_namespace,
+                pod_name: r.pod_name,
+                created_unix: r.created_unix,
+            },
+        }
+    }
+}
+
+/// One reservation borrowed from an [`Allocator`], serialised as an
+/// [`AllocationRecord`] without copying it ([`Allocator::record_views`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    pub container_id: &'a str,
+    pub ifname: &'a str,
+    pub ips: &'a [Lease],
+    pub meta: &'a AllocationMeta,
+}
+
+impl Serialize for RecordView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let m = self.meta;
+        let fields = 4 + usize::from(m.pod_namespace.is_some()) + usize::from(m.pod_name.is_some());
+        let mut st = s.serialize_struct("AllocationRecord", fields)?;
+        st.serialize_field("containerId", self.container_id)?;
+        st.serialize_field("ifname", self.ifname)?;
+        st.serialize_field("ips", self.ips)?;
+        if let Some(ns) = &m.pod_namespace {
+            st.serialize_field("podNamespace", ns)?;
+        }
+        if let Some(name) = &m.pod_name {
+            st.serialize_field("podName", name)?;
+        }
+        st.serialize_field("createdUnix", &m.created_unix)?;
+        st.end()
+    }
 }
 
 /// The round-robin cursor of one range set: the address reserved last from it.
@@ -799,6 +875,16 @@ impl Allocator {
                 meta: a.meta.clone(),
             })
             .collect()
+    }
+
+    /// The reservations, borrowed, ordered by attachment key: what the store writes.
+    pub fn record_views(&self) -> impl ExactSizeIterator<Item = RecordView<'_>> {
+        self.allocations.iter().map(|(k, a)| RecordView {
+            container_id: &k.container_id,
+            ifname: &k.ifname,
+            ips: &a.leases,
+            meta: &a.meta,
+        })
     }
 
     /// The persisted cursors, ordered by set.

@@ -80,7 +80,7 @@ use std::time::Duration;
 
 use aksnet_core::allocator::{AllocationRecord, Allocator, CursorRecord};
 use aksnet_core::pool::NODE_POOL_FILE;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::boot;
 use crate::error::IpamError;
@@ -127,7 +127,7 @@ const LOCK_SUFFIX: &str = ".lock";
 pub const MAX_STATE_BYTES: u64 = 64 << 20;
 
 /// The file as stored. Field order is the order written.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StateFile {
     kind: String,
@@ -341,16 +341,7 @@ impl IpamStore {
     /// The state is void after a reboot (`boot_id`), and a killed process cannot lose a
     /// rename, so an fsync would only make a power loss keep what the next boot discards.
     fn write_state(&self, state: &Allocator) -> Result<(), IpamError> {
-        let file = StateFile {
-            kind: STATE_KIND.to_string(),
-            version: STATE_VERSION,
-            network: self.network.clone(),
-            cursors: state.cursors(),
-            recently_released: state.recently_released(),
-            allocations: state.records(),
-            boot_id: boot::id().map(str::to_string),
-        };
-        let bytes = render_state(&file).map_err(|e| {
+        let bytes = render_state(&self.network, state, boot::id()).map_err(|e| {
             IpamError::io(
                 "serialise IPAM state for",
                 &self.state_path,
@@ -367,29 +358,36 @@ impl IpamStore {
     }
 }
 
-/// Renders the state as JSON with one allocation per line: readable with `grep` and
-/// `jq`, and about half the size of pretty-printed JSON (the file is read and written
-/// by every ADD and DEL).
-fn render_state(file: &StateFile) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(128 + 160 * file.allocations.len());
+/// Renders the state as the fields of [`StateFile`], in its order, with one allocation
+/// per line: readable with `grep` and `jq`, and about half the size of pretty-printed
+/// JSON. The records are serialised borrowed from the allocator
+/// (`Allocator::record_views`): the file is written by every ADD and DEL, and copying
+/// each record first cost as much as writing it.
+fn render_state(
+    network: &str,
+    state: &Allocator,
+    boot_id: Option<&str>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let records = state.record_views();
+    let mut out = Vec::with_capacity(128 + 160 * records.len());
     out.extend_from_slice(b"{\"kind\":");
-    serde_json::to_writer(&mut out, &file.kind)?;
+    serde_json::to_writer(&mut out, STATE_KIND)?;
     out.extend_from_slice(b",\"version\":");
-    serde_json::to_writer(&mut out, &file.version)?;
+    serde_json::to_writer(&mut out, &STATE_VERSION)?;
     out.extend_from_slice(b",\"network\":");
-    serde_json::to_writer(&mut out, &file.network)?;
+    serde_json::to_writer(&mut out, network)?;
     out.extend_from_slice(b",\n\"cursors\":");
-    serde_json::to_writer(&mut out, &file.cursors)?;
-    if let Some(boot) = &file.boot_id {
+    serde_json::to_writer(&mut out, &state.cursors())?;
+    if let Some(boot) = boot_id {
         out.extend_from_slice(b",\"bootId\":");
         serde_json::to_writer(&mut out, boot)?;
     }
     out.extend_from_slice(b",\n\"recentlyReleased\":");
-    serde_json::to_writer(&mut out, &file.recently_released)?;
+    serde_json::to_writer(&mut out, &state.recently_released())?;
     out.extend_from_slice(b",\n\"allocations\":[");
-    for (i, rec) in file.allocations.iter().enumerate() {
+    for (i, rec) in records.enumerate() {
         out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-        serde_json::to_writer(&mut out, rec)?;
+        serde_json::to_writer(&mut out, &rec)?;
     }
     out.extend_from_slice(b"\n]}\n");
     Ok(out)
