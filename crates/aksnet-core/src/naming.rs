@@ -17,8 +17,24 @@ pub fn azure_host_veth_name(pod_namespace: &str, pod_name: &str) -> String {
 /// `azv` + 11 hex digits of SHA-1(key); used with the container ID when the runtime
 /// gives no pod name (podman without Kubernetes, `ctr run --cni`).
 pub fn host_veth_name_from_key(key: &str) -> String {
-    let digest = sha1_smol::Sha1::from(key.as_bytes()).digest().to_string();
-    format!("{AZURE_VETH_PREFIX}{}", &digest[..11])
+    prefixed_sha1_hex(AZURE_VETH_PREFIX, key.as_bytes(), 11)
+}
+
+/// `prefix` + the first `digits` (at most 40) lower-case hex digits of SHA-1(`text`).
+/// Written digit by digit: DEL names the host veth of every attachment on the node
+/// to find who else uses a name, and formatting the whole digest through `fmt` cost
+/// more than hashing it.
+fn prefixed_sha1_hex(prefix: &str, text: &[u8], digits: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(text).digest().bytes();
+    let mut out = String::with_capacity(prefix.len() + digits);
+    out.push_str(prefix);
+    for i in 0..digits.min(2 * digest.len()) {
+        let byte = digest[i / 2];
+        let nibble = if i % 2 == 0 { byte >> 4 } else { byte & 0x0f };
+        out.push(char::from(HEX[usize::from(nibble)]));
+    }
+    out
 }
 
 /// Host veth name in `nodesubnet` mode for a pod's interface other than
@@ -40,19 +56,14 @@ pub fn container_host_veth_name(container_id: &str, ifname: &str) -> String {
 /// A file-name-safe digest of an attachment (CNI_CONTAINERID, CNI_IFNAME):
 /// 40 hex digits of SHA-1(container ID, NUL, ifname).
 pub fn attachment_digest(container_id: &str, ifname: &str) -> String {
-    sha1_smol::Sha1::from(format!("{container_id}\0{ifname}").as_bytes())
-        .digest()
-        .to_string()
+    prefixed_sha1_hex("", format!("{container_id}\0{ifname}").as_bytes(), 40)
 }
 
 /// Host veth name in `kubenet` mode: `veth` + 8 hex digits of SHA-1 of the
 /// attachment key (containerID + ifname), so DEL can find it without state and
 /// two attachments never collide in practice (15-byte IFNAMSIZ limit).
 pub fn kubenet_host_veth_name(container_id: &str, ifname: &str) -> String {
-    let digest = sha1_smol::Sha1::from(format!("{container_id}/{ifname}").as_bytes())
-        .digest()
-        .to_string();
-    format!("veth{}", &digest[..8])
+    prefixed_sha1_hex("veth", format!("{container_id}/{ifname}").as_bytes(), 8)
 }
 
 #[cfg(test)]
@@ -95,6 +106,21 @@ mod tests {
         assert_eq!(container_host_veth_name("a", "eth0").len(), 14);
         assert_eq!(attachment_digest("a", "eth0").len(), 40);
         assert_ne!(attachment_digest("a.b", "c"), attachment_digest("a", "b.c"));
+    }
+
+    #[test]
+    fn names_are_the_hex_digests_prefix_as_sha1_smol_formats_it() {
+        // Hosts keep links named by earlier versions, which formatted the digest with
+        // `Digest::to_string`: the names must not change.
+        for text in ["", "abc", "default.web-0", "container\0x\0eth0"] {
+            let full = sha1_smol::Sha1::from(text).digest().to_string();
+            assert_eq!(
+                prefixed_sha1_hex("p", text.as_bytes(), 40),
+                format!("p{full}")
+            );
+            assert_eq!(prefixed_sha1_hex("", text.as_bytes(), 11), full[..11]);
+            assert_eq!(prefixed_sha1_hex("x", text.as_bytes(), 99).len(), 41);
+        }
     }
 
     #[test]

@@ -41,16 +41,43 @@ pub fn get_sysctl(path: &str) -> Result<String> {
 
 /// Writes `value` to `/proc/sys/<path>`, skipping the write when the value
 /// is already set (a write can be refused on a read-only /proc even when it
-/// would change nothing).
+/// would change nothing). One open for both: every open walks the path, and a
+/// lookup under /proc/sys compares each cached entry of that name in every
+/// network namespace (`proc_sys_compare`, fs/proc/proc_sysctl.c), so on a node
+/// with hundreds of pods a walk costs tens of microseconds.
 pub fn set_sysctl(path: &str, value: &str) -> Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
     const OP: &str = "write sysctl";
     let file = sysctl_file(OP, path)?;
-    if let Ok(current) = std::fs::read_to_string(&file) {
-        if current.trim() == value {
-            return Ok(());
+    let write_err = |e| NetlinkError::io(OP, format!("{path}={value}"), e);
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+    {
+        Ok(f) => f,
+        // Not writable (a read-only /proc, no privilege): fine if already set.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EROFS | libc::EACCES | libc::EPERM)
+            ) =>
+        {
+            return match std::fs::read_to_string(&file) {
+                Ok(current) if current.trim() == value => Ok(()),
+                _ => Err(write_err(e)),
+            };
         }
+        Err(e) => return Err(write_err(e)),
+    };
+    let mut current = String::new();
+    if f.read_to_string(&mut current).is_ok() && current.trim() == value {
+        return Ok(());
     }
-    std::fs::write(&file, value).map_err(|e| NetlinkError::io(OP, format!("{path}={value}"), e))
+    // At offset 0: a sysctl write that does not start at the file's beginning is
+    // ignored (`kernel.sysctl_writes_strict`, Documentation/admin-guide/sysctl/kernel.rst).
+    f.write_all_at(value.as_bytes(), 0).map_err(write_err)
 }
 
 /// `net.ipv4.conf.<ifname>.proxy_arp`: nodesubnet's host veth answers the

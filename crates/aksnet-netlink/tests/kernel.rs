@@ -415,6 +415,21 @@ fn sysctls_are_written_inside_the_target_netns() {
     .unwrap()
     .unwrap();
     assert_eq!(values, ("1".to_string(), "1".to_string()));
+    // Changed back, and set again to the value it has (read, nothing written).
+    let again = run_in_netns(&host.netns, || -> aksnet_netlink::Result<_> {
+        set_proxy_arp("aksntsc", false)?;
+        let off = get_sysctl("net/ipv4/conf/aksntsc/proxy_arp")?;
+        set_proxy_arp("aksntsc", false)?;
+        set_accept_ra("aksntsc", 2)?;
+        Ok((
+            off,
+            get_sysctl("net/ipv4/conf/aksntsc/proxy_arp")?,
+            get_sysctl("net/ipv6/conf/aksntsc/accept_ra")?,
+        ))
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(again, ("0".into(), "0".into(), "2".into()));
     // The test thread's own namespace was not touched.
     assert_eq!(get_sysctl("net/ipv4/ip_forward").unwrap(), outside_forward);
     let missing = run_in_netns(&host.netns, || {
