@@ -369,7 +369,7 @@ fn render_state(
     boot_id: Option<&str>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let records = state.record_views();
-    let mut out = Vec::with_capacity(128 + 160 * records.len());
+    let mut out = Rendered(Vec::with_capacity(128 + 160 * records.len()));
     out.extend_from_slice(b"{\"kind\":");
     serde_json::to_writer(&mut out, STATE_KIND)?;
     out.extend_from_slice(b",\"version\":");
@@ -390,7 +390,44 @@ fn render_state(
         serde_json::to_writer(&mut out, &rec)?;
     }
     out.extend_from_slice(b"\n]}\n");
-    Ok(out)
+    Ok(out.0)
+}
+
+/// The state's bytes while they are rendered. serde_json hands its writer each record
+/// in dozens of pieces of one to a few bytes (quotes, colons, commas, digits), and
+/// `Vec::extend_from_slice` makes every piece a call to the C library's `memcpy`,
+/// which in musl (what the plugin is linked with) costs far more than the copy; short
+/// pieces are pushed byte by byte instead (docs/benchmarks.md, "IPAM state without
+/// flatten").
+struct Rendered(Vec<u8>);
+
+impl Rendered {
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        if bytes.len() <= 16 {
+            self.0.reserve(bytes.len());
+            for &b in bytes {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+    }
+}
+
+impl io::Write for Rendered {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Parses a state file; `expected_network` checks the `network` field.

@@ -72,6 +72,59 @@ fn allocations_persist_across_opens_and_file_has_version() {
     assert_eq!(v["allocations"][0]["containerId"], "b");
 }
 
+/// The bytes of the state file, as docs and tools (`jq`, `grep`) rely on them: field
+/// order, one allocation per line, metadata beside the key, absent metadata left out.
+/// Files written before the records were serialised without serde's `flatten` read the
+/// same.
+#[test]
+fn the_state_file_layout_is_byte_for_byte_the_documented_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = pool("10.244.1.0/24");
+    let store = IpamStore::open(tmp.path(), "kubenet").expect("open");
+    let meta = AllocationMeta {
+        pod_namespace: Some("default".into()),
+        pod_name: Some("web-0".into()),
+        created_unix: 1_767_225_600,
+    };
+    store
+        .transact(|s| -> Result<_, IpamError> {
+            s.allocate(&p, &key("b"), &[], meta.clone())?;
+            s.allocate(&p, &key("a"), &[], AllocationMeta::default())?;
+            Ok(())
+        })
+        .expect("allocate");
+    let text = fs::read_to_string(tmp.path().join("kubenet.json")).expect("read");
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    let expected = format!(
+        "{{\"kind\":\"aksnet-ipam-state\",\"version\":1,\"network\":\"kubenet\",\n\
+         \"cursors\":[{{\"set\":0,\"lastReserved\":\"10.244.1.3\"}}],\"bootId\":\"{}\",\n\
+         \"recentlyReleased\":[],\n\
+         \"allocations\":[\n\
+         {{\"containerId\":\"a\",\"ifname\":\"eth0\",\"ips\":[{{\"ip\":\"10.244.1.3\",\"set\":0}}],\"createdUnix\":0}},\n\
+         {{\"containerId\":\"b\",\"ifname\":\"eth0\",\"ips\":[{{\"ip\":\"10.244.1.2\",\"set\":0}}],\
+         \"podNamespace\":\"default\",\"podName\":\"web-0\",\"createdUnix\":1767225600}}\n\
+         ]}}\n",
+        boot.trim()
+    );
+    assert_eq!(text, expected);
+    // Read back: the metadata is where it was written.
+    let snap = store.snapshot().expect("snapshot");
+    assert_eq!(snap.meta(&key("b")), Some(&meta));
+    assert_eq!(snap.meta(&key("a")), Some(&AllocationMeta::default()));
+    // A record with its metadata fields in another order, or without them, still reads.
+    let other_order = text
+        .replace(
+            "\"podNamespace\":\"default\",\"podName\":\"web-0\",\"createdUnix\":1767225600",
+            "\"createdUnix\":1767225600,\"podName\":\"web-0\",\"podNamespace\":\"default\"",
+        )
+        .replace(",\"createdUnix\":0", "");
+    assert_ne!(other_order, text);
+    fs::write(tmp.path().join("kubenet.json"), &other_order).expect("rewrite");
+    let snap = store.snapshot().expect("snapshot of reordered fields");
+    assert_eq!(snap.meta(&key("b")), Some(&meta));
+    assert_eq!(snap.meta(&key("a")), Some(&AllocationMeta::default()));
+}
+
 #[test]
 fn unchanged_state_is_not_rewritten_and_changes_replace_the_inode() {
     let tmp = tempfile::tempdir().expect("tempdir");
