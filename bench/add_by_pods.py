@@ -68,10 +68,10 @@ def main():
         wall = []
         for nm in names:
             t = time.perf_counter()
-            ok, err, res = runner.add(f"{B.PREFIX}-{nm}", f"/run/netns/{nm}", "eth0", nm)
+            ok, _, res = runner.add(f"{B.PREFIX}-{nm}", f"/run/netns/{nm}", "eth0", nm)
             wall.append(time.perf_counter() - t)
             if not ok:
-                raise SystemExit(f"ADD of {nm} failed: {err}")
+                raise SystemExit(f"ADD of {nm} failed: {res}")
             results[nm] = res
         with open(os.path.join(datadir, "aksnet-cni.log")) as f:
             inproc = [json.loads(line)["durationMs"] for line in f if '"verb":"ADD"' in line]
@@ -80,6 +80,18 @@ def main():
         for b in range(0, args.n, 50):
             print(f"{b:3d}-{min(b + 49, args.n - 1):3d}  {statistics.median(wall[b:b + 50]) * 1000:6.2f}  "
                   f"{statistics.median(inproc[b:b + 50]):6.2f}")
+        # Peak RSS with the other pods on the node: DEL and ADD the last pod again under
+        # /usr/bin/time (the plugin's state is parsed whole by both).
+        last = names[-1]
+        runner.rss_file = os.path.join(datadir, "rss")
+        runner.delete(f"{B.PREFIX}-{last}", f"/run/netns/{last}", "eth0", last, results[last])
+        ok, _, res = runner.add(f"{B.PREFIX}-{last}", f"/run/netns/{last}", "eth0", last)
+        runner.rss_file = None
+        if not ok:
+            raise SystemExit(f"ADD of {last} failed: {res}")
+        results[last] = res
+        print(f"peak RSS with {args.n - 1} other pods on the node: ADD "
+              f"{runner.rss_kb['ADD'] / 1024:.1f} MB, DEL {runner.rss_kb['DEL'] / 1024:.1f} MB")
         for nm in names:
             runner.delete(f"{B.PREFIX}-{nm}", f"/run/netns/{nm}", "eth0", nm, results.get(nm))
     finally:

@@ -5,9 +5,10 @@
 //! the kernel takes all of its memory back at once. Every ADD and DEL parses and
 //! rewrites the node's IPAM state, several allocations per pod of the node, and musl's
 //! allocator, which the static plugin is linked with, returns freed pages to the kernel
-//! one group at a time (an `munmap` and, on the next use, page faults again): at 240 pods
-//! on the node that was half of the in-process time of an ADD (docs/benchmarks.md,
-//! "The plugin's allocator"). Here an allocation is one atomic add on an offset and a free
+//! one group at a time (an `munmap` and, on the next use, page faults again): with 200 to
+//! 250 pods on the node, this arena alone cut an ADD's in-process time by about a third
+//! (docs/benchmarks.md, "What grows with the pods on the node" and "The plugin's
+//! allocator"). Here an allocation is one atomic add on an offset and a free
 //! costs nothing; memory is given back only by the most recent allocation's free and
 //! realloc (the growth of the `Vec` or `String` being built, in place).
 //!

@@ -3,8 +3,8 @@
 //! `bridge` + `host-local` chain (docs/azure.md#kubenet). SNAT is not done
 //! here: on AKS `ipMasq` is false and ip-masq-agent masquerades (§3.3).
 
-use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
-use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, LeaseInfo};
+use aksnet_cniproto::{CniResult, Interface, IpConfig, Route};
+use aksnet_core::allocator::{AllocationMeta, AttachmentKey, LeaseInfo};
 use aksnet_core::naming::kubenet_host_veth_name;
 use aksnet_netlink::{Handle, Link, Route as KRoute, RouteProtocol, RouteScope, RT_TABLE_MAIN};
 use ipnet::IpNet;
@@ -15,7 +15,7 @@ use crate::undo::Undo;
 
 /// MTU of the bridge and veths when the config gives none.
 pub const DEFAULT_MTU: u32 = 1500;
-use crate::mode::{Addresses, Datapath};
+use crate::mode::{Addresses, Datapath, HostCheck, Setup};
 use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, HostEnd, PodNs};
 
 impl Datapath for KubenetConf {
@@ -26,15 +26,8 @@ impl Datapath for KubenetConf {
         })
     }
 
-    fn setup(
-        &self,
-        ctx: &AddCtx<'_>,
-        host: &mut Handle,
-        pod: &mut PodNs,
-        addresses: &[LeaseInfo],
-        undo: &mut Undo<'_>,
-    ) -> Result<CniResult, PluginError> {
-        setup(ctx, self, host, pod, addresses, undo)
+    fn setup(&self, s: Setup<'_, '_>) -> Result<CniResult, PluginError> {
+        setup(&s.ctx, self, s.host, s.pod, s.addresses, s.undo)
     }
 
     /// The host end's name derives from the attachment alone.
@@ -42,14 +35,13 @@ impl Datapath for KubenetConf {
         kubenet_host_veth_name(&key.container_id, &key.ifname)
     }
 
-    fn check_host(
-        &self,
-        args: &CmdArgs,
-        _state: &Allocator,
-        _ours: &[IpNet],
-        host: &mut Handle,
-        problems: &mut Vec<String>,
-    ) -> Result<(), PluginError> {
+    fn check_host(&self, c: HostCheck<'_>) -> Result<(), PluginError> {
+        let HostCheck {
+            args,
+            host,
+            problems,
+            ..
+        } = c;
         let name = kubenet_host_veth_name(&args.container_id, &args.ifname);
         let bridge = host.link_by_name(&self.bridge)?;
         match (host.link_by_name(&name)?, bridge) {
@@ -73,7 +65,7 @@ fn setup(
     infos: &[LeaseInfo],
     undo: &mut Undo<'_>,
 ) -> Result<CniResult, PluginError> {
-    let AddCtx { args, cfg, claim } = *ctx;
+    let AddCtx { args, cfg, .. } = *ctx;
     // AKS's kubenet template hard-codes 1500 (docs/azure.md#kubenet).
     let mtu = k.mtu.unwrap_or(DEFAULT_MTU);
     // The bridge is shared by every pod of the network and is never undone or
@@ -86,19 +78,14 @@ fn setup(
     let host_name = kubenet_host_veth_name(&args.container_id, &args.ifname);
     // Created up and already a port of the bridge: one request.
     let host_link = create_pod_veth(
+        ctx,
         host,
         &host_name,
-        &args.ifname,
         pod,
         mtu,
         HostEnd::BridgePort(bridge.index),
-        claim,
+        undo,
     )?;
-    let name_for_undo = host_name.clone();
-    undo.push("delete host veth", move || {
-        Handle::new()?.del_link_by_name(&name_for_undo)?;
-        Ok(())
-    });
     if k.hairpin_mode {
         host.set_hairpin(host_link.index, true)?;
     }

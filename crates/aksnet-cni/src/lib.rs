@@ -34,6 +34,7 @@ use serde_json::Value;
 use crate::config::PluginConfig;
 use crate::error::PluginError;
 use crate::ipam::{key, release, reserve};
+use crate::mode::{Exhausted, HostCheck, Setup};
 use crate::undo::Undo;
 pub use crate::veth::{delete_link_if_named, DELETE_LINK_ARG};
 use crate::veth::{open_pod, open_pod_with, remove_host_veth, requested_mac, AddCtx, Claim, PodNs};
@@ -172,7 +173,11 @@ fn add_attachment(
     let (leases, fresh) = reserve(store, &addresses.pool, args, cfg).map_err(|e| match e {
         PluginError::Ipam(ref i) => match i.exhausted_in_use() {
             Some(in_use) => mode
-                .no_free_address(cfg, &addresses, in_use as usize)
+                .no_free_address(Exhausted {
+                    cfg,
+                    addresses: &addresses,
+                    in_use: in_use as usize,
+                })
                 .unwrap_or(e),
             None => e,
         },
@@ -199,7 +204,13 @@ fn add_attachment(
     };
     let mut host = Handle::new()?;
     let built = mode
-        .setup(&ctx, &mut host, pod, &infos, &mut undo)
+        .setup(Setup {
+            ctx,
+            addresses: &infos,
+            host: &mut host,
+            pod,
+            undo: &mut undo,
+        })
         .and_then(|r| finish_add(cfg, &r, &mut undo).map(|()| r));
     match built {
         Ok(r) => {
@@ -346,9 +357,13 @@ fn check(args: &CmdArgs, cfg: &PluginConfig) -> Result<(), PluginError> {
             }
         }
     }
-    cfg.mode
-        .datapath()
-        .check_host(args, &state, &ours, &mut host, &mut problems)?;
+    cfg.mode.datapath().check_host(HostCheck {
+        args,
+        state: &state,
+        ours: &ours,
+        host: &mut host,
+        problems: &mut problems,
+    })?;
     if problems.is_empty() {
         Ok(())
     } else {

@@ -14,6 +14,37 @@ use crate::error::PluginError;
 use crate::undo::Undo;
 use crate::veth::{AddCtx, PodNs};
 
+/// What a mode's [`Datapath::setup`] works with: the call, the reserved
+/// addresses, the netlink handles of the node and of the pod, and the undo
+/// list on which each kernel change it makes pushes its inverse.
+pub(crate) struct Setup<'a, 'u> {
+    pub ctx: AddCtx<'a>,
+    pub addresses: &'a [LeaseInfo],
+    pub host: &'a mut Handle,
+    pub pod: &'a mut PodNs,
+    pub undo: &'a mut Undo<'u>,
+}
+
+/// An ADD that found no free address ([`Datapath::no_free_address`]): the
+/// configuration, the mode's addresses, and how many of them are in use.
+#[derive(Clone, Copy)]
+pub(crate) struct Exhausted<'a> {
+    pub cfg: &'a PluginConfig,
+    pub addresses: &'a Addresses,
+    pub in_use: usize,
+}
+
+/// What CHECK's host-side part ([`Datapath::check_host`]) compares: the call,
+/// the node's IPAM state, the attachment's addresses, the node's netlink
+/// handle, and the list it adds what differs to.
+pub(crate) struct HostCheck<'a> {
+    pub args: &'a CmdArgs,
+    pub state: &'a Allocator,
+    pub ours: &'a [IpNet],
+    pub host: &'a mut Handle,
+    pub problems: &'a mut Vec<String>,
+}
+
 /// The addresses a mode hands out on this node.
 pub(crate) struct Addresses {
     pub pool: ValidPool,
@@ -37,40 +68,20 @@ pub(crate) trait Datapath: Sync {
     /// The error ADD reports when `addresses` has no free address and
     /// `in_use` are taken; `None` keeps the IPAM's own. By default a node's
     /// up-front reservation is reported as that node being full.
-    fn no_free_address(
-        &self,
-        cfg: &PluginConfig,
-        addresses: &Addresses,
-        in_use: usize,
-    ) -> Option<PluginError> {
-        let _ = cfg;
-        node_full(addresses, in_use)
+    fn no_free_address(&self, at: Exhausted<'_>) -> Option<PluginError> {
+        node_full(at.addresses, at.in_use)
     }
 
     /// Builds the attachment's datapath for the reserved addresses. Each step
     /// that changes the kernel pushes its inverse on `undo`.
-    fn setup(
-        &self,
-        ctx: &AddCtx<'_>,
-        host: &mut Handle,
-        pod: &mut PodNs,
-        addresses: &[LeaseInfo],
-        undo: &mut Undo<'_>,
-    ) -> Result<CniResult, PluginError>;
+    fn setup(&self, s: Setup<'_, '_>) -> Result<CniResult, PluginError>;
 
     /// The host end of an attachment, from its key and what ADD stored with
     /// it (the pod's namespace and name).
     fn host_veth(&self, key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String;
 
     /// CHECK's host-side part: what differs from what ADD built.
-    fn check_host(
-        &self,
-        args: &CmdArgs,
-        state: &Allocator,
-        ours: &[IpNet],
-        host: &mut Handle,
-        problems: &mut Vec<String>,
-    ) -> Result<(), PluginError>;
+    fn check_host(&self, c: HostCheck<'_>) -> Result<(), PluginError>;
 }
 
 /// A node whose up-front reservation is all in use (code 100), when `addresses`
@@ -129,14 +140,8 @@ pub(crate) trait RoutedMode: Sync {
     fn routed_addresses(&self, cfg: &PluginConfig) -> Result<Addresses, PluginError>;
 
     /// See [`Datapath::no_free_address`].
-    fn routed_no_free_address(
-        &self,
-        cfg: &PluginConfig,
-        addresses: &Addresses,
-        in_use: usize,
-    ) -> Option<PluginError> {
-        let _ = cfg;
-        node_full(addresses, in_use)
+    fn routed_no_free_address(&self, at: Exhausted<'_>) -> Option<PluginError> {
+        node_full(at.addresses, at.in_use)
     }
 }
 
@@ -149,38 +154,19 @@ impl<T: RoutedMode> Datapath for T {
         self.routed_addresses(cfg)
     }
 
-    fn no_free_address(
-        &self,
-        cfg: &PluginConfig,
-        addresses: &Addresses,
-        in_use: usize,
-    ) -> Option<PluginError> {
-        self.routed_no_free_address(cfg, addresses, in_use)
+    fn no_free_address(&self, at: Exhausted<'_>) -> Option<PluginError> {
+        self.routed_no_free_address(at)
     }
 
-    fn setup(
-        &self,
-        ctx: &AddCtx<'_>,
-        host: &mut Handle,
-        pod: &mut PodNs,
-        addresses: &[LeaseInfo],
-        undo: &mut Undo<'_>,
-    ) -> Result<CniResult, PluginError> {
-        self.routed().setup(ctx, host, pod, addresses, undo)
+    fn setup(&self, s: Setup<'_, '_>) -> Result<CniResult, PluginError> {
+        self.routed().setup(s)
     }
 
     fn host_veth(&self, key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String {
         self.routed().host_veth(key, meta)
     }
 
-    fn check_host(
-        &self,
-        args: &CmdArgs,
-        state: &Allocator,
-        ours: &[IpNet],
-        host: &mut Handle,
-        problems: &mut Vec<String>,
-    ) -> Result<(), PluginError> {
-        self.routed().check_host(args, state, ours, host, problems)
+    fn check_host(&self, c: HostCheck<'_>) -> Result<(), PluginError> {
+        self.routed().check_host(c)
     }
 }

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use aksnet_cniproto::{CmdArgs, CniResult, Interface, IpConfig, Route};
-use aksnet_core::allocator::{AllocationMeta, Allocator, AttachmentKey, LeaseInfo};
+use aksnet_core::allocator::{AllocationMeta, AttachmentKey};
 use aksnet_core::naming::{
     azure_host_veth_name, container_host_veth_name, pod_interface_host_veth_name,
 };
@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
 use crate::ipam::key;
-use crate::mode::{node_pool_addresses, Addresses, Datapath};
+use crate::mode::{node_pool_addresses, Addresses, Datapath, HostCheck, Setup};
 use crate::undo::Undo;
 use crate::veth::{create_pod_veth, prepare_pod_link, AddCtx, HostEnd, PodNs};
 
@@ -85,14 +85,14 @@ impl Datapath for NodeSubnetConf {
         Ok(node_pool_addresses(cfg, "nodesubnet", "aksnet node join")?.1)
     }
 
-    fn setup(
-        &self,
-        ctx: &AddCtx<'_>,
-        host: &mut Handle,
-        pod: &mut PodNs,
-        addresses: &[LeaseInfo],
-        undo: &mut Undo<'_>,
-    ) -> Result<CniResult, PluginError> {
+    fn setup(&self, s: Setup<'_, '_>) -> Result<CniResult, PluginError> {
+        let Setup {
+            ctx,
+            addresses,
+            host,
+            pod,
+            undo,
+        } = s;
         let address =
             addresses
                 .first()
@@ -101,21 +101,21 @@ impl Datapath for NodeSubnetConf {
                     path: ctx.cfg.data_dir.join(NODE_POOL_FILE),
                     why: "the reserved address is not in the pool any more".into(),
                 })?;
-        setup(ctx, self, host, pod, address, undo)
+        setup(&ctx, self, host, pod, address, undo)
     }
 
     fn host_veth(&self, key: &AttachmentKey, meta: Option<&AllocationMeta>) -> String {
         host_veth_for(key, meta)
     }
 
-    fn check_host(
-        &self,
-        args: &CmdArgs,
-        state: &Allocator,
-        ours: &[IpNet],
-        host: &mut Handle,
-        problems: &mut Vec<String>,
-    ) -> Result<(), PluginError> {
+    fn check_host(&self, c: HostCheck<'_>) -> Result<(), PluginError> {
+        let HostCheck {
+            args,
+            state,
+            ours,
+            host,
+            problems,
+        } = c;
         let key = key(args);
         let name = host_veth_for(&key, state.meta(&key));
         let Some(link) = host.link_by_name(&name)? else {
@@ -190,23 +190,18 @@ fn setup(
     address: IpNet,
     undo: &mut Undo<'_>,
 ) -> Result<CniResult, PluginError> {
-    let AddCtx { args, cfg, claim } = *ctx;
+    let AddCtx { args, cfg, .. } = *ctx;
     let mtu = uplink_mtu(n, host, address)?;
     let host_name = host_veth_for_args(args);
     let host_link = create_pod_veth(
+        ctx,
         host,
         &host_name,
-        &args.ifname,
         pod,
         mtu,
         HostEnd::Mac(HOST_VETH_MAC),
-        claim,
+        undo,
     )?;
-    let name_for_undo = host_name.clone();
-    undo.push("delete host veth", move || {
-        Handle::new()?.del_link_by_name(&name_for_undo)?;
-        Ok(())
-    });
     aksnet_netlink::set_accept_ra(&host_name, 0)?;
     aksnet_netlink::set_proxy_arp(&host_name, true)?;
     // The node routes between pods and its uplink; AKS sets this in AgentBaker

@@ -13,7 +13,7 @@ use aksnet_core::podsubnet::Allocation;
 
 use crate::config::{NodeSubnetConf, PluginConfig};
 use crate::error::PluginError;
-use crate::mode::{node_full, node_pool_addresses, Addresses, RoutedMode};
+use crate::mode::{node_full, node_pool_addresses, Addresses, Exhausted, RoutedMode};
 
 /// podsubnet's settings: those of the routed datapath it shares with nodesubnet.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,14 +33,9 @@ impl RoutedMode for PodSubnetConf {
     /// A static node is full (its blocks are its for life); a dynamic one is
     /// waiting for its next batch.
     /// (Only on this failure path is the pool file read a second time.)
-    fn routed_no_free_address(
-        &self,
-        cfg: &PluginConfig,
-        addresses: &Addresses,
-        in_use: usize,
-    ) -> Option<PluginError> {
-        let (node, held) = addresses.node.clone()?;
-        let pool = aksnet_ipam::node_pool::read_node_pool(&cfg.data_dir).ok()??;
+    fn routed_no_free_address(&self, at: Exhausted<'_>) -> Option<PluginError> {
+        let (node, held) = at.addresses.node.clone()?;
+        let pool = aksnet_ipam::node_pool::read_node_pool(&at.cfg.data_dir).ok()??;
         let ps = pool.pod_subnet?;
         match ps.allocation {
             Allocation::Dynamic => Some(PluginError::PoolEmpty {
@@ -49,7 +44,7 @@ impl RoutedMode for PodSubnetConf {
                 held,
                 max_pods: pool.max_pods,
             }),
-            Allocation::Static => node_full(addresses, in_use),
+            Allocation::Static => node_full(at.addresses, at.in_use),
         }
     }
 }

@@ -7,6 +7,7 @@ use aksnet_netlink::{Handle, Netns};
 
 use crate::config::PluginConfig;
 use crate::error::PluginError;
+use crate::undo::Undo;
 
 pub(crate) fn open_netns(args: &CmdArgs) -> Result<Netns, PluginError> {
     let path = args.netns.clone().unwrap_or_default();
@@ -156,12 +157,6 @@ pub(crate) struct Claim<'a> {
     pub owner_of_host: &'a dyn Fn(&str) -> Result<Option<String>, PluginError>,
 }
 
-/// Creates the pod's veth pair: `host_name` in the host netns, the pod end
-/// created directly in `netns` as `ifname`. If a name is taken: the pod's
-/// ifname existing is the spec's duplicate-ADD error (SPEC.md section 2, ADD);
-/// a leftover host end of the same name (an ADD that died) is deleted and the
-/// pair created again, but one that another live attachment uses is never
-/// touched (unlike Azure's `AddEndpoints`, which deletes it).
 /// What a mode's `setup` works from: the call, the configuration and the
 /// claim on the attachment.
 #[derive(Clone, Copy)]
@@ -171,15 +166,40 @@ pub(crate) struct AddCtx<'a> {
     pub claim: &'a Claim<'a>,
 }
 
+/// Creates the pod's veth pair: `host_name` in the host netns, the pod end
+/// created directly in `netns` as the call's ifname, and pushes the host end's
+/// deletion on `undo`. If a name is taken: the pod's ifname existing is the
+/// spec's duplicate-ADD error (SPEC.md section 2, ADD); a leftover host end of
+/// the same name (an ADD that died) is deleted and the pair created again, but
+/// one that another live attachment uses is never touched (unlike Azure's
+/// `AddEndpoints`, which deletes it).
 pub(crate) fn create_pod_veth(
+    ctx: &AddCtx<'_>,
     host: &mut Handle,
     host_name: &str,
-    ifname: &str,
     pod: &mut PodNs,
     mtu: u32,
     end: HostEnd,
-    claim: &Claim<'_>,
+    undo: &mut Undo<'_>,
 ) -> Result<aksnet_netlink::Link, PluginError> {
+    let link = create_or_replace(ctx, host, host_name, pod, mtu, end)?;
+    let name_for_undo = host_name.to_string();
+    undo.push("delete host veth", move || {
+        Handle::new()?.del_link_by_name(&name_for_undo)?;
+        Ok(())
+    });
+    Ok(link)
+}
+
+fn create_or_replace(
+    ctx: &AddCtx<'_>,
+    host: &mut Handle,
+    host_name: &str,
+    pod: &mut PodNs,
+    mtu: u32,
+    end: HostEnd,
+) -> Result<aksnet_netlink::Link, PluginError> {
+    let (ifname, claim) = (ctx.args.ifname.as_str(), ctx.claim);
     match create(host, host_name, ifname, pod, mtu, end) {
         Ok(l) => Ok(l),
         Err(e) if e.is_exists() => {

@@ -124,6 +124,20 @@ struct VethSpec<'a> {
     master: Option<u32>,
 }
 
+impl<'a> VethSpec<'a> {
+    /// A pair with the kernel's MAC for the host end and no bridge.
+    fn plain(host_ifname: &'a str, peer_ifname: &'a str, peer_netns: &'a Netns, mtu: u32) -> Self {
+        Self {
+            host_ifname,
+            peer_ifname,
+            peer_netns,
+            mtu,
+            host_mac: None,
+            master: None,
+        }
+    }
+}
+
 pub(crate) fn veth_message(
     host_ifname: &str,
     peer_ifname: &str,
@@ -252,14 +266,8 @@ impl Handle {
         mtu: u32,
         host_mac: Option<[u8; 6]>,
     ) -> Result<Link> {
-        self.create_veth_inner(VethSpec {
-            host_ifname,
-            peer_ifname,
-            peer_netns,
-            mtu,
-            host_mac,
-            master: None,
-        })
+        let plain = VethSpec::plain(host_ifname, peer_ifname, peer_netns, mtu);
+        self.create_veth_inner(VethSpec { host_mac, ..plain })
     }
 
     /// [`Self::create_veth`] with the host end already a port of bridge
@@ -273,13 +281,10 @@ impl Handle {
         mtu: u32,
         bridge_index: u32,
     ) -> Result<Link> {
+        let plain = VethSpec::plain(host_ifname, peer_ifname, peer_netns, mtu);
         self.create_veth_inner(VethSpec {
-            host_ifname,
-            peer_ifname,
-            peer_netns,
-            mtu,
-            host_mac: None,
             master: Some(bridge_index),
+            ..plain
         })
     }
 

@@ -43,8 +43,9 @@ pub fn get_sysctl(path: &str) -> Result<String> {
 /// is already set (a write can be refused on a read-only /proc even when it
 /// would change nothing). One open for both: every open walks the path, and a
 /// lookup under /proc/sys compares each cached entry of that name in every
-/// network namespace (`proc_sys_compare`, fs/proc/proc_sysctl.c), so on a node
-/// with hundreds of pods a walk costs tens of microseconds.
+/// network namespace (`proc_sys_compare`, fs/proc/proc_sysctl.c), so a walk
+/// costs more the more pods the node has (docs/benchmarks.md, "What grows with
+/// the pods on the node").
 pub fn set_sysctl(path: &str, value: &str) -> Result<()> {
     use std::io::Read;
     use std::os::unix::fs::FileExt;
