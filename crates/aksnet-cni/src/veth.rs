@@ -182,26 +182,9 @@ pub(crate) fn create_pod_veth(
     end: HostEnd,
     undo: &mut Undo<'_>,
 ) -> Result<aksnet_netlink::Link, PluginError> {
-    let link = create_or_replace(ctx, host, host_name, pod, mtu, end)?;
-    let name_for_undo = host_name.to_string();
-    undo.push("delete host veth", move || {
-        Handle::new()?.del_link_by_name(&name_for_undo)?;
-        Ok(())
-    });
-    Ok(link)
-}
-
-fn create_or_replace(
-    ctx: &AddCtx<'_>,
-    host: &mut Handle,
-    host_name: &str,
-    pod: &mut PodNs,
-    mtu: u32,
-    end: HostEnd,
-) -> Result<aksnet_netlink::Link, PluginError> {
     let (ifname, claim) = (ctx.args.ifname.as_str(), ctx.claim);
-    match create(host, host_name, ifname, pod, mtu, end) {
-        Ok(l) => Ok(l),
+    let link = match create(host, host_name, ifname, pod, mtu, end) {
+        Ok(l) => l,
         Err(e) if e.is_exists() => {
             wait_for_pending_delete(ifname, pod, claim.fresh)?;
             // The pod's name is free, so the host name is taken. It may be
@@ -216,10 +199,16 @@ fn create_or_replace(
             }
             tracing::info!(link = host_name, "deleting a stale host veth");
             host.del_link_by_name(host_name)?;
-            Ok(create(host, host_name, ifname, pod, mtu, end)?)
+            create(host, host_name, ifname, pod, mtu, end)?
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    let name_for_undo = host_name.to_string();
+    undo.push("delete host veth", move || {
+        Handle::new()?.del_link_by_name(&name_for_undo)?;
+        Ok(())
+    });
+    Ok(link)
 }
 
 /// The pod's ifname exists. A fresh attachment may be looking at a pair an
