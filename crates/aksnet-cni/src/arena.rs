@@ -16,7 +16,9 @@
 //! pages touched become resident); once it is used up every further allocation goes to
 //! the system allocator, so a very large state file costs speed, not correctness. The
 //! arena is used only by the `aksnet-cni` binary (its `main.rs`), never by a long-lived
-//! process.
+//! process. On a host with strict overcommit (`vm.overcommit_memory=2`, proc(5)) the
+//! 16 MiB count towards the commit limit for each running plugin process, resident or
+//! not.
 
 // An allocator is unsafe code by definition (`GlobalAlloc` is an unsafe trait); every
 // unsafe block and impl below says why it holds.
