@@ -141,12 +141,11 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if self.owns(ptr) {
+            // In place when shrinking (the most recent allocation also gives its tail
+            // back) or when the most recent allocation grows.
             let offset = ptr as usize - self.base();
-            if new_size <= layout.size() || self.resize_last(offset, layout.size(), new_size) {
-                // Shrinking, or the growth of the most recent allocation: in place.
-                if new_size < layout.size() {
-                    self.resize_last(offset, layout.size(), new_size);
-                }
+            let moved_end = self.resize_last(offset, layout.size(), new_size);
+            if moved_end || new_size <= layout.size() {
                 return ptr;
             }
         }

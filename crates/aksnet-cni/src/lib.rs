@@ -415,10 +415,8 @@ fn gc(cfg: &PluginConfig) -> Result<(), PluginError> {
             a.release(k);
         }
         Ok::<_, PluginError>(
-            a.records()
-                .into_iter()
-                .flat_map(|r| r.ips)
-                .map(|l| l.ip)
+            a.record_views()
+                .flat_map(|r| r.ips.iter().map(|l| l.ip))
                 .collect::<Vec<_>>(),
         )
     })?;

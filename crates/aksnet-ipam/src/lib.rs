@@ -54,16 +54,15 @@ pub fn allocated_addresses(data_dir: &Path) -> Result<Vec<HeldAddress>, IpamErro
     let mut out = Vec::new();
     for network in networks_in(data_dir)? {
         let state = IpamStore::open(data_dir, &network)?.snapshot()?;
+        let network = &network;
         let mut held: Vec<HeldAddress> = state
-            .records()
-            .into_iter()
+            .record_views()
             .flat_map(|r| {
-                let network = network.clone();
-                r.ips.into_iter().map(move |l| HeldAddress {
+                r.ips.iter().map(move |l| HeldAddress {
                     network: network.clone(),
                     ip: l.ip,
-                    container_id: r.container_id.clone(),
-                    ifname: r.ifname.clone(),
+                    container_id: r.container_id.to_string(),
+                    ifname: r.ifname.to_string(),
                 })
             })
             .collect();
